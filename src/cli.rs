@@ -1,0 +1,197 @@
+//! Command-line arguments, in one place: parse, load settings, dispatch. No pipeline logic.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use chrono::{NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Overrides, Settings};
+use crate::generate::{GenerateOptions, generate};
+use crate::stages::{self, Context, Stage, StageOptions};
+
+/// loglake: raw logs → bronze/silver/gold Parquet lake → explained anomalies in SQL.
+///
+/// Stages run one by one (`loglake 02-silver --date 2026-11-20`) or together (`loglake run`).
+/// Each is idempotent: running it again for the same source and date gives the same result.
+#[derive(Debug, Parser)]
+#[command(name = "loglake", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file [default: config/loglake.toml when it exists].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Lake root folder (overrides lake.path).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub lake: Option<PathBuf>,
+    /// postgres://… or sqlite://… (overrides database.url; prefer LOGLAKE__DATABASE__URL for
+    /// URLs with passwords, which would otherwise show in process listings).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Source name: names the lake partitions (`source=<name>`) and picks `[sources.<name>]`.
+    #[arg(long, global = true, default_value = "default")]
+    pub source: String,
+    /// Batch date (YYYY-MM-DD), e.g. Airflow's {{ ds }} [default: today, UTC].
+    #[arg(long, global = true, value_name = "DATE", conflicts_with_all = ["from_date", "to_date"])]
+    pub date: Option<NaiveDate>,
+    /// First batch date of a range (backfills), inclusive.
+    #[arg(long, global = true, value_name = "DATE", requires = "to_date")]
+    pub from_date: Option<NaiveDate>,
+    /// Last batch date of a range, inclusive.
+    #[arg(long, global = true, value_name = "DATE", requires = "from_date")]
+    pub to_date: Option<NaiveDate>,
+    /// Raw file or folder to ingest (01-bronze, run); repeatable.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub input: Vec<PathBuf>,
+    /// Line format: a preset (generator, hdfs) or a format string such as
+    /// "<Date> <Time> <Level> <Component>: <Content>" (overrides the config).
+    #[arg(long, global = true)]
+    pub format: Option<String>,
+    /// Session key regex, e.g. 'blk_-?\d+' or 'req=(\S+)' (overrides the config).
+    #[arg(long, global = true, value_name = "REGEX")]
+    pub session_key: Option<String>,
+    /// Ground-truth labels (labels.jsonl from `generate`) for 06-report's precision/recall.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Log as JSON lines instead of text (for log collectors).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the lake layout and apply database migrations.
+    #[command(name = "00-init", alias = "init")]
+    Init,
+    /// Ingest raw files (plain or .gz) into bronze, losslessly.
+    #[command(name = "01-bronze", alias = "bronze")]
+    Bronze,
+    /// Parse bronze into silver events; unparseable lines go to quarantine.
+    #[command(name = "02-silver", alias = "silver")]
+    Silver,
+    /// Build gold feature tables (windows, sessions, events).
+    #[command(name = "03-gold", alias = "gold")]
+    Gold,
+    /// Train detectors on gold; save versioned models.
+    #[command(name = "04-train", alias = "train")]
+    Train,
+    /// Score gold with the latest models; write anomalies to the lake and the database.
+    #[command(name = "05-detect", alias = "detect")]
+    Detect,
+    /// Print a summary (and precision/recall with --labels).
+    #[command(name = "06-report", alias = "report")]
+    Report,
+    /// Run stages in order.
+    Run {
+        /// First stage to run.
+        #[arg(long, default_value = "00-init")]
+        from: String,
+        /// Last stage to run.
+        #[arg(long, default_value = "06-report")]
+        to: String,
+    },
+    /// Write synthetic logs with ground-truth anomaly labels.
+    Generate {
+        /// Output folder: logs go to <out>/logs/, labels to <out>/labels.jsonl.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Days of logs.
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+        /// First day [default: `--days` days before today].
+        #[arg(long, value_name = "DATE")]
+        start_date: Option<NaiveDate>,
+        /// Approximate lines per day.
+        #[arg(long, default_value_t = 100_000)]
+        lines_per_day: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,loglake=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn batch_dates(g: &GlobalArgs) -> Result<Vec<NaiveDate>> {
+    match (g.date, g.from_date, g.to_date) {
+        (Some(d), _, _) => Ok(vec![d]),
+        (None, Some(from), Some(to)) => {
+            if from > to {
+                bail!("--from-date {from} is after --to-date {to}");
+            }
+            Ok(from.iter_days().take_while(|d| *d <= to).collect())
+        }
+        _ => Ok(vec![Utc::now().date_naive()]),
+    }
+}
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_json);
+    run(cli)
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    if let Command::Generate { out, days, start_date, lines_per_day, seed } = &cli.command {
+        let start = start_date.unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(*days as i64));
+        let summary = generate(&GenerateOptions {
+            out_dir: out.join("logs"),
+            source: if g.source == "default" { "app".into() } else { g.source.clone() },
+            start,
+            days: *days,
+            lines_per_day: *lines_per_day,
+            seed: *seed,
+        })?;
+        std::fs::rename(&summary.labels_path, out.join("labels.jsonl"))?;
+        println!(
+            "generate: {} lines in {} file(s) under {}, {} labelled anomalies in {}",
+            summary.lines,
+            summary.files.len(),
+            out.join("logs").display(),
+            summary.labels,
+            out.join("labels.jsonl").display()
+        );
+        return Ok(());
+    }
+
+    let settings = Settings::load(
+        g.config.as_deref(),
+        &Overrides { lake: g.lake.clone(), database_url: g.database_url.clone() },
+    )?;
+    let options = StageOptions {
+        inputs: g.input.clone(),
+        format: g.format.clone(),
+        session_key: g.session_key.clone(),
+        labels: g.labels.clone(),
+    };
+    let ctx = Context::open(settings, g.source.clone(), batch_dates(g)?, options)?;
+    let result = match &cli.command {
+        Command::Init => stages::run_stage(&ctx, Stage::Init).map(|_| ()),
+        Command::Bronze => stages::run_stage(&ctx, Stage::Bronze).map(|_| ()),
+        Command::Silver => stages::run_stage(&ctx, Stage::Silver).map(|_| ()),
+        Command::Gold => stages::run_stage(&ctx, Stage::Gold).map(|_| ()),
+        Command::Train => stages::run_stage(&ctx, Stage::Train).map(|_| ()),
+        Command::Detect => stages::run_stage(&ctx, Stage::Detect).map(|_| ()),
+        Command::Report => stages::run_stage(&ctx, Stage::Report).map(|_| ()),
+        Command::Run { from, to } => stages::run_range(&ctx, Stage::parse(from)?, Stage::parse(to)?),
+        Command::Generate { .. } => unreachable!("handled above"),
+    };
+    ctx.db.close();
+    result
+}

@@ -1,0 +1,332 @@
+//! Settings: `config/loglake.toml`, then `LOGLAKE__SECTION__KEY` environment variables, then
+//! command-line flags, each layer overriding the one before (the `config` crate does the merge).
+//!
+//! Every setting has a default here, so an empty or missing config file is valid; the shipped
+//! `config/loglake.toml` repeats those defaults with a comment on each, and a test keeps the
+//! two in step. Secrets (the database URL's password) belong in the environment only, and are
+//! never printed: see [`redact_url`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration, one struct per `[section]` of `config/loglake.toml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub lake: LakeSettings,
+    pub database: DatabaseSettings,
+    pub parse: ParseSettings,
+    /// Per-source overrides of `[parse]`, keyed by source name: `[sources.hdfs]`.
+    pub sources: BTreeMap<String, SourceSettings>,
+    pub gold: GoldSettings,
+    pub train: TrainSettings,
+    pub detectors: DetectorSettings,
+    pub detect: DetectSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LakeSettings {
+    /// Root folder of the lake.
+    pub path: PathBuf,
+    /// Rows per bronze row group: bounds bronze's memory whatever the file size.
+    pub bronze_batch_rows: usize,
+}
+
+impl Default for LakeSettings {
+    fn default() -> Self {
+        Self { path: PathBuf::from("lake"), bronze_batch_rows: 65_536 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://…`; empty means the embedded SQLite file `<lake>/loglake.db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 4 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParseSettings {
+    /// A preset name (`generator`, `hdfs`, …) or a logparser-style format string.
+    pub format: String,
+    /// Regex that finds the session key in a message (first capture group if it has one).
+    /// Empty: no session features.
+    pub session_key: String,
+    /// Drain: similarity a message needs to join an existing template (0..1].
+    pub similarity_threshold: f64,
+    /// Drain: how many leading tokens route a message down the prefix tree.
+    pub tree_depth: usize,
+    /// Drain: children per tree node before new tokens share a wildcard child.
+    pub max_children: usize,
+}
+
+impl Default for ParseSettings {
+    fn default() -> Self {
+        Self {
+            format: "generator".into(),
+            session_key: String::new(),
+            similarity_threshold: 0.5,
+            tree_depth: 4,
+            max_children: 100,
+        }
+    }
+}
+
+/// What a `[sources.<name>]` table may override.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceSettings {
+    pub format: Option<String>,
+    pub session_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GoldSettings {
+    /// Length of the service × time windows, in minutes.
+    pub window_minutes: u32,
+    /// How many of the batch's most frequent templates get their own count column.
+    pub top_templates: usize,
+}
+
+impl Default for GoldSettings {
+    fn default() -> Self {
+        Self { window_minutes: 5, top_templates: 20 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Gold partitions from this many days before the batch date up to it train the models.
+    pub lookback_days: u32,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self { lookback_days: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorSettings {
+    pub isolation_forest: IsolationForestSettings,
+    pub zscore: ZScoreSettings,
+    pub rare_template: RareTemplateSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IsolationForestSettings {
+    pub enabled: bool,
+    /// Granularities it runs on (`window`, `session`).
+    pub granularities: Vec<String>,
+    pub n_trees: usize,
+    pub max_samples: usize,
+    /// `auto` (scikit-learn's: anomalous when the score exceeds 0.5) or a fraction in (0, 0.5].
+    pub contamination: String,
+    pub seed: u64,
+}
+
+impl Default for IsolationForestSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            granularities: vec!["session".into()],
+            n_trees: 100,
+            max_samples: 256,
+            contamination: "auto".into(),
+            seed: 42,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZScoreSettings {
+    pub enabled: bool,
+    pub granularities: Vec<String>,
+    /// Median/MAD instead of mean/std: one burst in the training data does not hide the next.
+    pub robust: bool,
+    /// |z| at or above this is anomalous.
+    pub threshold: f64,
+}
+
+impl Default for ZScoreSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            granularities: vec!["window".into(), "session".into()],
+            robust: true,
+            threshold: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RareTemplateSettings {
+    pub enabled: bool,
+    /// A template seen at most this many times in the training range is rare.
+    pub max_count: u64,
+    /// …and only when the training range has at least this many events, so that a tiny first
+    /// batch does not call everything rare.
+    pub min_events: u64,
+}
+
+impl Default for RareTemplateSettings {
+    fn default() -> Self {
+        Self { enabled: true, max_count: 2, min_events: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectSettings {
+    /// Sample raw lines kept in each anomaly's `details`.
+    pub sample_lines: usize,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        Self { sample_lines: 3 }
+    }
+}
+
+/// Flag values that override file and environment (only the ones given).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub lake: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    /// Load `path` (if given it must exist; if not, `config/loglake.toml` is used when present),
+    /// then `LOGLAKE__…` environment variables, then `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        let mut builder = config::Config::builder();
+        match path {
+            Some(p) => {
+                if !p.exists() {
+                    anyhow::bail!("config file {} does not exist (pass --config with an existing file, or omit it to use defaults)", p.display());
+                }
+                builder = builder.add_source(config::File::from(p.to_path_buf()));
+            }
+            None => {
+                let default = Path::new("config/loglake.toml");
+                if default.exists() {
+                    builder = builder.add_source(config::File::from(default.to_path_buf()));
+                }
+            }
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("LOGLAKE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("detectors.isolation_forest.granularities")
+                .with_list_parse_key("detectors.zscore.granularities"),
+        );
+        if let Some(lake) = &overrides.lake {
+            builder = builder.set_override("lake.path", lake.to_string_lossy().to_string())?;
+        }
+        if let Some(url) = &overrides.database_url {
+            builder = builder.set_override("database.url", url.clone())?;
+        }
+        let merged = builder.build().context("reading configuration")?;
+        let settings: Settings = merged
+            .try_deserialize()
+            .context("invalid configuration (see config/loglake.toml for every key and its default)")?;
+        Ok(settings)
+    }
+
+    /// The parse settings for one source: `[sources.<name>]` over `[parse]`.
+    pub fn parse_for(&self, source: &str) -> ParseSettings {
+        let mut parse = self.parse.clone();
+        if let Some(s) = self.sources.get(source) {
+            if let Some(f) = &s.format {
+                parse.format = f.clone();
+            }
+            if let Some(k) = &s.session_key {
+                parse.session_key = k.clone();
+            }
+        }
+        parse
+    }
+}
+
+/// Replace the password in a database URL with `***`, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}://{}:***{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://lake/loglake.db"), "sqlite://lake/loglake.db");
+    }
+
+    #[test]
+    fn shipped_config_matches_the_defaults() {
+        // The shipped file documents every key with its default value: if the two drift, users
+        // read one thing and get another.
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/loglake.toml")).unwrap();
+        let from_file: Settings = toml_like(&text);
+        let defaults = Settings::default();
+        assert_eq!(
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(&defaults).unwrap()
+        );
+    }
+
+    fn toml_like(text: &str) -> Settings {
+        config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap()
+    }
+
+    #[test]
+    fn sources_override_parse_defaults() {
+        let mut s = Settings::default();
+        s.sources.insert(
+            "hdfs".into(),
+            SourceSettings { format: Some("hdfs".into()), session_key: Some(r"(blk_-?\d+)".into()) },
+        );
+        assert_eq!(s.parse_for("hdfs").format, "hdfs");
+        assert_eq!(s.parse_for("other").format, "generator");
+    }
+}

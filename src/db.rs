@@ -1,0 +1,436 @@
+//! Database access: every SQL statement loglake runs is in this file.
+//!
+//! One code path serves PostgreSQL and the embedded SQLite default through sqlx's `Any`
+//! driver. The two dialects differ only in how a timestamp or JSON value is written, so each
+//! statement is written once with `$n` placeholders and the few typed values go through
+//! [`Dialect::ts`]/[`Dialect::json`]. Migrations are compiled into the binary (one folder per
+//! dialect under `migrations/`) so a deployed binary never depends on the source tree.
+//!
+//! The pipeline is synchronous (rayon does the parallel work); a small current-thread tokio
+//! runtime owned here drives sqlx, so async never leaks into the stages.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Row, SqlSafeStr};
+
+use crate::config::redact_url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// A placeholder that takes a timestamp written by [`format_ts`].
+    fn ts(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST(${n} AS TIMESTAMPTZ)"),
+            Dialect::Sqlite => format!("${n}"),
+        }
+    }
+    fn date(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST(${n} AS DATE)"),
+            Dialect::Sqlite => format!("${n}"),
+        }
+    }
+    fn json(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST(${n} AS JSONB)"),
+            Dialect::Sqlite => format!("${n}"),
+        }
+    }
+    /// A column read back as text, whatever its type in this dialect.
+    fn text(self, column: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST({column} AS TEXT)"),
+            Dialect::Sqlite => column.to_string(),
+        }
+    }
+}
+
+/// Timestamps as UTC text both dialects read: `2026-11-20 14:05:00.000` (+ zone for Postgres).
+pub fn format_ts(dialect: Dialect, ts: DateTime<Utc>) -> String {
+    let base = ts.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    match dialect {
+        Dialect::Postgres => format!("{base}+00:00"),
+        Dialect::Sqlite => base,
+    }
+}
+
+/// One stage run, as recorded in `pipeline_runs`.
+#[derive(Debug, Clone)]
+pub struct RunStart<'a> {
+    pub run_id: &'a str,
+    pub stage: &'a str,
+    pub source: &'a str,
+    pub batch_dates: &'a str,
+    pub started_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOutcome {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_quarantined: u64,
+    pub message: String,
+}
+
+/// A trained model, as registered in `models`.
+#[derive(Debug, Clone)]
+pub struct ModelRecord {
+    pub model_version: String,
+    pub source: String,
+    pub granularity: String,
+    pub detector: String,
+    pub created_at: DateTime<Utc>,
+    pub train_from: NaiveDate,
+    pub train_to: NaiveDate,
+    pub train_rows: u64,
+    pub features: String,
+    pub params: String,
+    pub threshold: f64,
+    pub path: String,
+}
+
+/// One row of the user-facing `anomalies` table (column names are a stable contract).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyRow {
+    pub anomaly_id: String,
+    pub run_id: String,
+    pub detected_at: DateTime<Utc>,
+    pub source: String,
+    pub batch_date: NaiveDate,
+    pub granularity: String,
+    pub entity_key: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub detector: String,
+    pub score: f64,
+    pub threshold: f64,
+    pub severity: String,
+    pub reason: String,
+    pub details: String,
+    pub model_version: String,
+    pub incident_id: Option<String>,
+}
+
+pub struct Database {
+    pool: AnyPool,
+    dialect: Dialect,
+    runtime: tokio::runtime::Runtime,
+    display_url: String,
+}
+
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+
+impl Database {
+    /// Connect to `url`, or to the embedded SQLite file when `url` is empty.
+    pub fn connect(url: &str, default_sqlite: &Path, max_connections: u32) -> Result<Self> {
+        let url = if url.trim().is_empty() {
+            if let Some(parent) = default_sqlite.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            format!("sqlite://{}", default_sqlite.display())
+        } else {
+            url.trim().to_string()
+        };
+        let dialect = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            anyhow::bail!(
+                "unsupported database URL {} (use postgres://… or sqlite://…, or leave it empty for the embedded SQLite file)",
+                redact_url(&url)
+            );
+        };
+        // A sqlite:// URL whose file does not exist yet is created, as users expect.
+        let connect_url = if dialect == Dialect::Sqlite && !url.contains("mode=") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url.clone()
+        };
+        sqlx::any::install_default_drivers();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the database runtime")?;
+        let display_url = redact_url(&url);
+        let pool = runtime
+            .block_on(
+                AnyPoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .acquire_timeout(std::time::Duration::from_secs(30))
+                    .connect(&connect_url),
+            )
+            .with_context(|| format!("connecting to the database at {display_url} (is it running, and is the URL right?)"))?;
+        if dialect == Dialect::Sqlite {
+            // WAL lets report/SQL readers work while a stage writes; a busy timeout instead of
+            // an immediate "database is locked" when two stages overlap.
+            runtime.block_on(async {
+                sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+                sqlx::query("PRAGMA busy_timeout=30000").execute(&pool).await?;
+                Ok::<_, sqlx::Error>(())
+            })?;
+        }
+        Ok(Self { pool, dialect, runtime, display_url })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn display_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// Apply pending migrations (idempotent).
+    pub fn migrate(&self) -> Result<()> {
+        let set = match self.dialect {
+            Dialect::Postgres => POSTGRES_MIGRATIONS,
+            Dialect::Sqlite => SQLITE_MIGRATIONS,
+        };
+        let migrations = set
+            .iter()
+            .map(|(v, d, sql)| {
+                Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, sql.into_sql_str(), false)
+            })
+            .collect();
+        let migrator = Migrator::with_migrations(migrations);
+        self.runtime
+            .block_on(migrator.run(&self.pool))
+            .with_context(|| format!("applying migrations to {}", self.display_url))?;
+        Ok(())
+    }
+
+    pub fn start_run(&self, run: &RunStart<'_>) -> Result<i64> {
+        let d = self.dialect;
+        let sql = format!(
+            "INSERT INTO pipeline_runs (run_id, stage, source, batch_dates, status, started_at) \
+             VALUES ($1, $2, $3, $4, 'running', {}) RETURNING id",
+            d.ts(5)
+        );
+        let row: AnyRow = self.runtime.block_on(
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(run.run_id.to_string())
+                .bind(run.stage.to_string())
+                .bind(run.source.to_string())
+                .bind(run.batch_dates.to_string())
+                .bind(format_ts(d, run.started_at))
+                .fetch_one(&self.pool),
+        )?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    pub fn finish_run(&self, id: i64, started: DateTime<Utc>, result: &Result<RunOutcome>) -> Result<()> {
+        let d = self.dialect;
+        let now = Utc::now();
+        let duration_ms = (now - started).num_milliseconds();
+        let sql = format!(
+            "UPDATE pipeline_runs SET status = $1, finished_at = {}, duration_ms = $3, rows_in = $4, \
+             rows_out = $5, rows_quarantined = $6, message = $7, error = $8 WHERE id = $9",
+            d.ts(2)
+        );
+        let (status, outcome, error) = match result {
+            Ok(o) => ("succeeded", o.clone(), None),
+            Err(e) => ("failed", RunOutcome::default(), Some(format!("{e:#}"))),
+        };
+        self.runtime.block_on(
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(status)
+                .bind(format_ts(d, now))
+                .bind(duration_ms)
+                .bind(outcome.rows_in as i64)
+                .bind(outcome.rows_out as i64)
+                .bind(outcome.rows_quarantined as i64)
+                .bind(outcome.message)
+                .bind(error)
+                .bind(id)
+                .execute(&self.pool),
+        )?;
+        Ok(())
+    }
+
+    pub fn register_model(&self, m: &ModelRecord) -> Result<()> {
+        let d = self.dialect;
+        let sql = format!(
+            "INSERT INTO models (model_version, source, granularity, detector, created_at, train_from, \
+             train_to, train_rows, features, params, threshold, path) \
+             VALUES ($1, $2, $3, $4, {}, {}, {}, $8, $9, $10, $11, $12) \
+             ON CONFLICT (model_version) DO NOTHING",
+            d.ts(5),
+            d.date(6),
+            d.date(7)
+        );
+        self.runtime.block_on(
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(m.model_version.clone())
+                .bind(m.source.clone())
+                .bind(m.granularity.clone())
+                .bind(m.detector.clone())
+                .bind(format_ts(d, m.created_at))
+                .bind(m.train_from.to_string())
+                .bind(m.train_to.to_string())
+                .bind(m.train_rows as i64)
+                .bind(m.features.clone())
+                .bind(m.params.clone())
+                .bind(m.threshold)
+                .bind(m.path.clone())
+                .execute(&self.pool),
+        )?;
+        Ok(())
+    }
+
+    /// Make the table's anomalies for (source, batch date) exactly `rows`: new ones inserted,
+    /// existing ones updated (keeping when and by which run they were first detected), ones a
+    /// re-run no longer raises deleted. One transaction, so readers never see a half state.
+    pub fn replace_anomalies(&self, source: &str, batch_date: NaiveDate, rows: &[AnomalyRow]) -> Result<usize> {
+        let d = self.dialect;
+        let insert = format!(
+            "INSERT INTO anomalies (anomaly_id, run_id, detected_at, source, batch_date, granularity, \
+             entity_key, window_start, window_end, detector, score, threshold, severity, reason, details, \
+             model_version, incident_id) \
+             VALUES ($1, $2, {}, $4, {}, $6, $7, {}, {}, $10, $11, $12, $13, $14, {}, $16, $17) \
+             ON CONFLICT (anomaly_id) DO UPDATE SET score = excluded.score, threshold = excluded.threshold, \
+             severity = excluded.severity, reason = excluded.reason, details = excluded.details, \
+             model_version = excluded.model_version, window_start = excluded.window_start, \
+             window_end = excluded.window_end, incident_id = excluded.incident_id",
+            d.ts(3),
+            d.date(5),
+            d.ts(8),
+            d.ts(9),
+            d.json(15)
+        );
+        let select_existing = format!(
+            "SELECT anomaly_id FROM anomalies WHERE source = $1 AND {} = $2",
+            d.text("batch_date")
+        );
+        let keep: std::collections::HashSet<&str> = rows.iter().map(|r| r.anomaly_id.as_str()).collect();
+        self.runtime.block_on(async {
+            let mut tx = self.pool.begin().await?;
+            let existing: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(select_existing))
+                .bind(source.to_string())
+                .bind(batch_date.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in existing {
+                let id: String = row.try_get(0)?;
+                if !keep.contains(id.as_str()) {
+                    sqlx::query("DELETE FROM anomalies WHERE anomaly_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for r in rows {
+                sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                    .bind(r.anomaly_id.clone())
+                    .bind(r.run_id.clone())
+                    .bind(format_ts(d, r.detected_at))
+                    .bind(r.source.clone())
+                    .bind(r.batch_date.to_string())
+                    .bind(r.granularity.clone())
+                    .bind(r.entity_key.clone())
+                    .bind(format_ts(d, r.window_start))
+                    .bind(format_ts(d, r.window_end))
+                    .bind(r.detector.clone())
+                    .bind(r.score)
+                    .bind(r.threshold)
+                    .bind(r.severity.clone())
+                    .bind(r.reason.clone())
+                    .bind(r.details.clone())
+                    .bind(r.model_version.clone())
+                    .bind(r.incident_id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })
+        .with_context(|| format!("writing anomalies to {}", self.display_url))?;
+        Ok(rows.len())
+    }
+
+    /// Anomaly counts grouped by (detector, granularity) for a source, for the report.
+    pub fn anomaly_counts(&self, source: &str) -> Result<Vec<(String, String, i64)>> {
+        let rows: Vec<AnyRow> = self.runtime.block_on(
+            sqlx::query(
+                "SELECT detector, granularity, COUNT(*) FROM anomalies WHERE source = $1 \
+                 GROUP BY detector, granularity ORDER BY detector, granularity",
+            )
+            .bind(source.to_string())
+            .fetch_all(&self.pool),
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<i64, _>(2)?)))
+            .collect()
+    }
+
+    /// Top anomalies by score relative to threshold, for the report: (entity, detector, severity, reason).
+    pub fn top_anomalies(&self, source: &str, limit: i64) -> Result<Vec<[String; 5]>> {
+        let sql = format!(
+            "SELECT {}, granularity, detector, severity, reason FROM anomalies WHERE source = $1 \
+             ORDER BY score / CASE WHEN threshold = 0 THEN 1 ELSE threshold END DESC, anomaly_id LIMIT $2",
+            self.dialect.text("window_start")
+        );
+        let rows: Vec<AnyRow> = self.runtime.block_on(
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(source.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool),
+        )?;
+        rows.iter()
+            .map(|r| Ok([r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?]))
+            .collect()
+    }
+
+    /// All anomaly rows of a source as comparable tuples (tests and the idempotence check).
+    pub fn anomaly_fingerprint(&self, source: &str) -> Result<Vec<(String, String, String, f64, String)>> {
+        let rows: Vec<AnyRow> = self.runtime.block_on(
+            sqlx::query(
+                "SELECT anomaly_id, entity_key, detector, score, reason FROM anomalies WHERE source = $1 \
+                 ORDER BY anomaly_id",
+            )
+            .bind(source.to_string())
+            .fetch_all(&self.pool),
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+            .collect()
+    }
+
+    /// Count of pipeline runs by status for a source (tests, report).
+    pub fn run_counts(&self, source: &str) -> Result<Vec<(String, i64)>> {
+        let rows: Vec<AnyRow> = self.runtime.block_on(
+            sqlx::query(
+                "SELECT status, COUNT(*) FROM pipeline_runs WHERE source = $1 GROUP BY status ORDER BY status",
+            )
+            .bind(source.to_string())
+            .fetch_all(&self.pool),
+        )?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?))).collect()
+    }
+
+    /// Run a read-only query returning one integer (tests and examples of user SQL).
+    pub fn query_i64(&self, sql: &str) -> Result<i64> {
+        let row: AnyRow = self
+            .runtime
+            .block_on(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&self.pool))?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    pub fn close(self) {
+        self.runtime.block_on(self.pool.close());
+    }
+}

@@ -1,0 +1,25 @@
+//! Detectors, each shaped like a linfa algorithm: `hyperparams.rs` (Params → ValidParams behind
+//! `ParamGuard::check`), `algorithm.rs` (`Fit`, `Predict`), `errors.rs`.
+//!
+//! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
+//! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
+//! - [`rare_template`]: events whose template the training data has (almost) never seen.
+//!
+//! The stages decide which detector runs on which granularity (`04-train`, `05-detect`); the
+//! detectors know only numbers.
+
+pub mod isolation_forest;
+pub mod rare_template;
+pub mod zscore;
+
+/// Severity from how far past its threshold a score is (score / threshold).
+pub fn severity(score: f64, threshold: f64) -> &'static str {
+    let ratio = if threshold.abs() > f64::EPSILON { score / threshold } else { f64::INFINITY };
+    if ratio >= 4.0 {
+        "critical"
+    } else if ratio >= 2.0 {
+        "high"
+    } else {
+        "medium"
+    }
+}

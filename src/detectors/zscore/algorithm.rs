@@ -1,0 +1,150 @@
+use linfa::dataset::{DatasetBase, Records};
+use linfa::traits::{Fit, PredictInplace};
+use ndarray::{Array2, ArrayBase, Data, Ix2};
+use serde::{Deserialize, Serialize};
+
+use super::hyperparams::{ZScoreParams, ZScoreValidParams};
+use super::ZScoreError;
+
+/// One feature's baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureBaseline {
+    pub center: f64,
+    pub scale: f64,
+}
+
+/// Fitted baselines; `predict` gives the z matrix (rows × features).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZScore {
+    pub baselines: Vec<FeatureBaseline>,
+    params: ZScoreValidParams,
+}
+
+impl ZScore {
+    pub fn params() -> ZScoreParams {
+        ZScoreParams::default()
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.params.threshold
+    }
+
+    pub fn hyperparams(&self) -> &ZScoreValidParams {
+        &self.params
+    }
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+}
+
+impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreValidParams {
+    type Object = ZScore;
+
+    fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<ZScore, ZScoreError> {
+        let x = dataset.records();
+        let n = x.nsamples();
+        if n < 2 {
+            return Err(ZScoreError::NotEnoughRows(n));
+        }
+        if !self.count_features.is_empty() && self.count_features.len() != x.ncols() {
+            return Err(ZScoreError::CountFeatures { got: self.count_features.len(), expected: x.ncols() });
+        }
+        let baselines = x
+            .columns()
+            .into_iter()
+            .enumerate()
+            .map(|(j, col)| {
+                let mut values: Vec<f64> = col.iter().copied().filter(|v| v.is_finite()).collect();
+                values.sort_by(|a, b| a.total_cmp(b));
+                let (center, mut scale) = if values.is_empty() {
+                    (0.0, 1.0)
+                } else if self.robust {
+                    let center = median(&values);
+                    let mut dev: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
+                    dev.sort_by(|a, b| a.total_cmp(b));
+                    let mad = median(&dev);
+                    let scale = if mad > 0.0 {
+                        1.4826 * mad
+                    } else {
+                        1.2533 * dev.iter().sum::<f64>() / dev.len() as f64
+                    };
+                    (center, scale)
+                } else {
+                    let mean = values.iter().sum::<f64>() / values.len() as f64;
+                    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1).max(1) as f64;
+                    (mean, var.sqrt())
+                };
+                if self.count_features.get(j).copied().unwrap_or(false) {
+                    scale = scale.max(center.max(1.0).sqrt());
+                }
+                // A constant feature: any change is notable, but not infinitely so.
+                if !(scale > 1e-9) {
+                    scale = (center.abs() * 1e-3).max(1e-6);
+                }
+                FeatureBaseline { center, scale }
+            })
+            .collect();
+        Ok(ZScore { baselines, params: self.clone() })
+    }
+}
+
+impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for ZScore {
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array2<f64>) {
+        assert_eq!(x.ncols(), self.baselines.len(), "z-score fitted on {} features, got {}", self.baselines.len(), x.ncols());
+        *y = Array2::from_shape_fn(x.dim(), |(i, j)| {
+            let b = &self.baselines[j];
+            (x[[i, j]] - b.center) / b.scale
+        });
+    }
+
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
+        Array2::zeros(x.dim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linfa::ParamGuard;
+    use linfa::traits::Predict;
+    use ndarray::array;
+
+    #[test]
+    fn robust_baseline_ignores_a_burst_in_training() {
+        // 9 normal windows and one burst: the median/MAD baseline stays at the normal level,
+        // so the burst keeps a large z, while mean/std is dragged towards it.
+        let x = array![[10.0], [11.0], [9.0], [10.0], [12.0], [8.0], [10.0], [11.0], [9.0], [200.0]];
+        let robust = ZScore::params().fit(&DatasetBase::from(x.clone())).unwrap();
+        assert_eq!(robust.baselines[0].center, 10.0);
+        // MAD of |x − 10| = [0,1,1,0,2,2,0,1,1,190] → median 1 → scale 1.4826.
+        assert!((robust.baselines[0].scale - 1.4826).abs() < 1e-12);
+        let z = robust.predict(&x);
+        assert!(z[[9, 0]] > 100.0);
+
+        let classic = ZScore::params().robust(false).fit(&DatasetBase::from(x.clone())).unwrap();
+        let zc = classic.predict(&x);
+        assert!(zc[[9, 0]] < 3.0, "mean/std hides the burst: z = {}", zc[[9, 0]]);
+    }
+
+    #[test]
+    fn count_features_get_a_poisson_floor() {
+        // Errors per window: almost always 0. Without the floor, 2 errors would be z ≈ 20.
+        let mut rows = vec![0.0; 99];
+        rows.push(2.0);
+        let x = Array2::from_shape_vec((100, 1), rows).unwrap();
+        let model = ZScore::params().count_features(vec![true]).fit(&DatasetBase::from(x.clone())).unwrap();
+        let z = model.predict(&array![[2.0], [40.0]]);
+        assert!(z[[0, 0]] < model.threshold());
+        assert!(z[[1, 0]] > model.threshold());
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        assert!(ZScore::params().threshold(0.0).check().is_err());
+        let x = array![[1.0, 2.0], [2.0, 3.0]];
+        let r: Result<ZScore, ZScoreError> = ZScore::params().count_features(vec![true]).fit(&DatasetBase::from(x));
+        assert!(matches!(r, Err(ZScoreError::CountFeatures { .. })));
+    }
+}

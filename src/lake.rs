@@ -1,0 +1,353 @@
+//! The lake: every path and every Parquet write of loglake goes through here.
+//!
+//! Layout (hive-style, readable as-is by DuckDB, Spark, pandas and Polars):
+//!
+//! ```text
+//! <root>/<layer>/<table>/source=<source>/date=<YYYY-MM-DD>/part-*.parquet   (zstd)
+//! <root>/models/<source>/<granularity>/<detector>/<version>/model.json
+//! <root>/reports/<date>/
+//! <root>/_staging/            work in progress; never read by anything
+//! ```
+//!
+//! `date` is the *batch* date: the logical date a scheduler passes (`--date`, Airflow's
+//! `{{ ds }}`), not the timestamp of each event, which lives in the rows. Keeping the two apart
+//! makes every stage a pure function of (source, batch date), which is what makes re-runs and
+//! backfills idempotent.
+//!
+//! Atomicity: a partition is written complete into `_staging/` and only then renamed into
+//! place, so readers and a killed stage never see a half-written partition. Replacing an
+//! existing partition takes two renames (old out, new in); a crash between them leaves the
+//! partition absent, never partial, and re-running the stage restores it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+/// The medallion layers, named by what they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// Raw lines, verbatim, with provenance.
+    Bronze,
+    /// Parsed, masked, templated events.
+    Silver,
+    /// Feature tables and anomalies.
+    Gold,
+    /// Lines that could not be parsed, with the reason.
+    Quarantine,
+}
+
+impl Layer {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Layer::Bronze => "bronze",
+            Layer::Silver => "silver",
+            Layer::Gold => "gold",
+            Layer::Quarantine => "quarantine",
+        }
+    }
+
+    pub const ALL: [Layer; 4] = [Layer::Bronze, Layer::Silver, Layer::Gold, Layer::Quarantine];
+}
+
+/// Table names, in one place so that writers and readers cannot disagree.
+pub mod tables {
+    pub const LINES: &str = "lines";
+    pub const EVENTS: &str = "events";
+    pub const TEMPLATES: &str = "templates";
+    pub const UNPARSED: &str = "unparsed";
+    pub const WINDOW_FEATURES: &str = "window_features";
+    pub const SESSION_FEATURES: &str = "session_features";
+    pub const SESSION_TEMPLATE_COUNTS: &str = "session_template_counts";
+    pub const EVENT_FEATURES: &str = "event_features";
+    pub const ANOMALIES: &str = "anomalies";
+}
+
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: PathBuf,
+}
+
+static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Lake {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Create the top-level folders. Idempotent.
+    pub fn ensure_layout(&self) -> Result<()> {
+        for layer in Layer::ALL {
+            fs::create_dir_all(self.root.join(layer.dir_name()))?;
+        }
+        for extra in ["models", "reports", "_staging"] {
+            fs::create_dir_all(self.root.join(extra))?;
+        }
+        Ok(())
+    }
+
+    /// The embedded database used when no URL is configured.
+    pub fn default_database_path(&self) -> PathBuf {
+        self.root.join("loglake.db")
+    }
+
+    pub fn table_dir(&self, layer: Layer, table: &str) -> PathBuf {
+        self.root.join(layer.dir_name()).join(table)
+    }
+
+    pub fn partition_dir(&self, layer: Layer, table: &str, source: &str, date: NaiveDate) -> PathBuf {
+        self.table_dir(layer, table)
+            .join(format!("source={source}"))
+            .join(format!("date={}", date.format("%Y-%m-%d")))
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    pub fn reports_dir(&self) -> PathBuf {
+        self.root.join("reports")
+    }
+
+    /// A fresh, unique folder under `_staging/` for work in progress.
+    fn staging_dir(&self, label: &str) -> Result<PathBuf> {
+        let n = STAGING_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = self
+            .root
+            .join("_staging")
+            .join(format!("{label}-{}-{nanos}-{n}", std::process::id()));
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Dates that have a partition of `table` for `source`, ascending.
+    pub fn partition_dates(&self, layer: Layer, table: &str, source: &str) -> Result<Vec<NaiveDate>> {
+        let dir = self.table_dir(layer, table).join(format!("source={source}"));
+        let mut dates = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else { return Ok(dates) };
+        for entry in entries {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(d) = name.strip_prefix("date=") {
+                if let Ok(date) = NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                    dates.push(date);
+                }
+            }
+        }
+        dates.sort();
+        Ok(dates)
+    }
+
+    /// Sources that have any partition of `table`.
+    pub fn sources(&self, layer: Layer, table: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let Ok(entries) = fs::read_dir(self.table_dir(layer, table)) else { return Ok(out) };
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().to_string();
+            if let Some(s) = name.strip_prefix("source=") {
+                out.push(s.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The Parquet files of one partition, sorted by name (so reads are in a stable order).
+    pub fn part_files(&self, layer: Layer, table: &str, source: &str, date: NaiveDate) -> Result<Vec<PathBuf>> {
+        let dir = self.partition_dir(layer, table, source, date);
+        let mut files = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else { return Ok(files) };
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Lazily scan `table` over the given dates; `None` when no partition exists.
+    ///
+    /// Columns `date` (the batch date, as a string) are added from the path, like a hive
+    /// reader would, because the files themselves do not repeat partition values.
+    pub fn scan(&self, layer: Layer, table: &str, source: &str, dates: &[NaiveDate]) -> Result<Option<LazyFrame>> {
+        let mut frames = Vec::new();
+        for &date in dates {
+            let files = self.part_files(layer, table, source, date)?;
+            if files.is_empty() {
+                continue;
+            }
+            let paths: Vec<PlRefPath> =
+                files.iter().map(|p| PlRefPath::new(p.to_string_lossy().to_string())).collect();
+            let args = ScanArgsParquet { allow_missing_columns: true, ..Default::default() };
+            let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("scanning {}", self.partition_dir(layer, table, source, date).display()))?
+                .with_column(lit(date.format("%Y-%m-%d").to_string()).alias("date"));
+            frames.push(lf);
+        }
+        if frames.is_empty() {
+            return Ok(None);
+        }
+        let union = concat(
+            frames,
+            UnionArgs { diagonal: true, ..Default::default() },
+        )?;
+        Ok(Some(union))
+    }
+
+    /// Replace one partition with `df`, atomically (see the module docs).
+    pub fn commit_partition(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+        df: &mut DataFrame,
+    ) -> Result<PathBuf> {
+        let staging = self.staging_dir(&format!("{}-{table}", layer.dir_name()))?;
+        write_parquet(df, &staging.join("part-00000.parquet"))?;
+        let target = self.partition_dir(layer, table, source, date);
+        self.swap_into_place(&staging, &target)?;
+        Ok(target)
+    }
+
+    /// Remove one partition (a re-run that now produces nothing must not leave stale rows).
+    pub fn drop_partition(&self, layer: Layer, table: &str, source: &str, date: NaiveDate) -> Result<()> {
+        let target = self.partition_dir(layer, table, source, date);
+        if target.exists() {
+            let trash = self.staging_dir("trash")?;
+            fs::rename(&target, trash.join("old"))?;
+            fs::remove_dir_all(&trash)?;
+        }
+        Ok(())
+    }
+
+    fn swap_into_place(&self, staging: &Path, target: &Path) -> Result<()> {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        if target.exists() {
+            let trash = self.staging_dir("trash")?;
+            fs::rename(target, trash.join("old"))
+                .with_context(|| format!("moving old {} aside", target.display()))?;
+            fs::rename(staging, target).with_context(|| format!("committing {}", target.display()))?;
+            fs::remove_dir_all(&trash)?;
+        } else {
+            fs::rename(staging, target).with_context(|| format!("committing {}", target.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Add one file to a partition without touching its other files (bronze appends one part
+    /// per ingested file). `write` fills a staging path; the result is renamed in whole.
+    pub fn commit_part_file(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+        file_name: &str,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
+        let staging = self.staging_dir(&format!("{}-{table}", layer.dir_name()))?;
+        let staged = staging.join(file_name);
+        write(&staged)?;
+        let dir = self.partition_dir(layer, table, source, date);
+        fs::create_dir_all(&dir)?;
+        let target = dir.join(file_name);
+        fs::rename(&staged, &target).with_context(|| format!("committing {}", target.display()))?;
+        fs::remove_dir_all(&staging)?;
+        Ok(target)
+    }
+
+    /// Write one small file (a model, a report) atomically: staged, then renamed into `dir`.
+    pub fn commit_file(&self, dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let staging = self.staging_dir("file")?;
+        let staged = staging.join(name);
+        fs::write(&staged, bytes).with_context(|| format!("writing {}", staged.display()))?;
+        fs::create_dir_all(dir)?;
+        let target = dir.join(name);
+        fs::rename(&staged, &target).with_context(|| format!("committing {}", target.display()))?;
+        fs::remove_dir_all(&staging)?;
+        Ok(target)
+    }
+
+    /// Rows in a set of Parquet files, from their footers only (no data is read).
+    pub fn row_count(files: &[PathBuf]) -> Result<u64> {
+        let mut total = 0u64;
+        for f in files {
+            let file = fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
+            let reader = parquet::file::reader::SerializedFileReader::new(file)
+                .with_context(|| format!("reading the Parquet footer of {}", f.display()))?;
+            use parquet::file::reader::FileReader;
+            total += reader.metadata().file_metadata().num_rows() as u64;
+        }
+        Ok(total)
+    }
+
+    /// Rows of `table` for a source over dates, from Parquet footers.
+    pub fn table_rows(&self, layer: Layer, table: &str, source: &str, dates: &[NaiveDate]) -> Result<u64> {
+        let mut files = Vec::new();
+        for &d in dates {
+            files.extend(self.part_files(layer, table, source, d)?);
+        }
+        Self::row_count(&files)
+    }
+}
+
+/// Write a DataFrame as one zstd Parquet file.
+pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(df)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Read one Parquet file eagerly.
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().to_string()), Default::default())?;
+    Ok(lf.collect()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_replaces_a_partition_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lake = Lake::new(tmp.path());
+        lake.ensure_layout().unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let mut first = df!("x" => [1i64, 2, 3]).unwrap();
+        lake.commit_partition(Layer::Silver, "t", "s", date, &mut first).unwrap();
+        let mut second = df!("x" => [7i64]).unwrap();
+        lake.commit_partition(Layer::Silver, "t", "s", date, &mut second).unwrap();
+
+        let files = lake.part_files(Layer::Silver, "t", "s", date).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(Lake::row_count(&files).unwrap(), 1);
+        let back = lake.scan(Layer::Silver, "t", "s", &[date]).unwrap().unwrap().collect().unwrap();
+        assert_eq!(back.column("x").unwrap().i64().unwrap().get(0), Some(7));
+        assert_eq!(back.column("date").unwrap().str().unwrap().get(0), Some("2026-11-20"));
+        // Nothing is left behind in staging.
+        assert_eq!(fs::read_dir(tmp.path().join("_staging")).unwrap().count(), 0);
+        assert_eq!(lake.partition_dates(Layer::Silver, "t", "s").unwrap(), vec![date]);
+    }
+}

@@ -1,0 +1,143 @@
+//! Saved models: what `04-train` writes under `lake/models/` and `05-detect` reads back.
+//!
+//! A model file holds the fitted detector and everything needed to use and explain it: the
+//! feature names in matrix order, the training range and row count, per-feature baselines
+//! for explanations, and the text of the templates its features refer to. The version is
+//! `<train_to>-<hash of the content>`: training again on the same data gives the same version
+//! (the lake does not change), and any change in data or parameters gives a new one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::detectors::isolation_forest::IsolationForest;
+use crate::detectors::rare_template::RareTemplate;
+use crate::detectors::zscore::{FeatureBaseline, ZScore};
+use crate::lake::Lake;
+
+/// Z-score baselines per group, most specific grouping first: a row uses the first grouping
+/// whose group had enough training rows (e.g. service × hour of day, else service, else all).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZScoreSet {
+    pub groupings: Vec<Vec<String>>,
+    /// Key: grouping index and the group's values, as `"<i>|v1|v2"`.
+    pub models: BTreeMap<String, ZScore>,
+}
+
+impl ZScoreSet {
+    pub fn key(grouping: usize, values: &[&str]) -> String {
+        let mut k = grouping.to_string();
+        for v in values {
+            k.push('|');
+            k.push_str(v);
+        }
+        k
+    }
+
+    /// The baseline for a row whose grouping columns have `values(column)`; and its key.
+    pub fn lookup<'a>(&'a self, values: impl Fn(&str) -> &'a str) -> Option<(&'a str, &'a ZScore)> {
+        for (i, grouping) in self.groupings.iter().enumerate() {
+            let vals: Vec<&str> = grouping.iter().map(|c| values(c)).collect();
+            if let Some((k, m)) = self.models.get_key_value(&Self::key(i, &vals)) {
+                return Some((k.as_str(), m));
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Model {
+    IsolationForest(IsolationForest),
+    #[serde(rename = "zscore")]
+    ZScore(ZScoreSet),
+    RareTemplate(RareTemplate),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedModel {
+    pub model_version: String,
+    pub source: String,
+    pub granularity: String,
+    pub detector: String,
+    pub created_at: DateTime<Utc>,
+    pub train_from: NaiveDate,
+    pub train_to: NaiveDate,
+    pub train_rows: u64,
+    pub features: Vec<String>,
+    /// Session template vocabulary (session models).
+    pub vocabulary: Vec<String>,
+    pub threshold: f64,
+    /// Robust (median, 1.4826·MAD) baseline of each feature over the training rows, used to
+    /// say which features made a row anomalous.
+    pub explain: Vec<FeatureBaseline>,
+    /// Template id → text for templates named by features.
+    pub templates: BTreeMap<String, String>,
+    pub params: serde_json::Value,
+    pub model: Model,
+}
+
+impl SavedModel {
+    /// Fill in `model_version` from the content (everything but the version and the time).
+    pub fn seal(&mut self) -> Result<()> {
+        let mut probe = self.clone();
+        probe.model_version = String::new();
+        probe.created_at = DateTime::<Utc>::UNIX_EPOCH;
+        let digest = Sha256::digest(serde_json::to_vec(&probe)?);
+        let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        self.model_version = format!("{}-{hash}", self.train_to.format("%Y%m%d"));
+        Ok(())
+    }
+
+    fn dir(lake: &Lake, source: &str, granularity: &str, detector: &str) -> PathBuf {
+        lake.models_dir().join(source).join(granularity).join(detector)
+    }
+
+    /// Save under `models/<source>/<granularity>/<detector>/<version>/model.json`; a version
+    /// that already exists is left as it is. Returns the path.
+    pub fn save(&self, lake: &Lake) -> Result<PathBuf> {
+        let dir = Self::dir(lake, &self.source, &self.granularity, &self.detector).join(&self.model_version);
+        let path = dir.join("model.json");
+        if path.exists() {
+            return Ok(path);
+        }
+        let json = serde_json::to_vec(self)?;
+        lake.commit_file(&dir, "model.json", &json)?;
+        Ok(path)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("model {} is not valid (retrain with 04-train)", path.display()))
+    }
+
+    /// The newest model (by training end, then creation time) trained on data up to `date`.
+    pub fn latest(lake: &Lake, source: &str, granularity: &str, detector: &str, date: NaiveDate) -> Result<Option<Self>> {
+        let dir = Self::dir(lake, source, granularity, detector);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
+        let mut best: Option<SavedModel> = None;
+        for entry in entries {
+            let path = entry?.path().join("model.json");
+            if !path.is_file() {
+                continue;
+            }
+            let m = Self::load(&path)?;
+            if m.train_to > date {
+                continue;
+            }
+            let newer = match &best {
+                None => true,
+                Some(b) => (m.train_to, m.created_at, &m.model_version) > (b.train_to, b.created_at, &b.model_version),
+            };
+            if newer {
+                best = Some(m);
+            }
+        }
+        Ok(best)
+    }
+}

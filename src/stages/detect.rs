@@ -1,0 +1,555 @@
+//! `05-detect`: score the batch's gold rows with the latest models, and write every anomaly,
+//! with its reason and evidence, to `gold/anomalies` and to the database's `anomalies` table.
+//!
+//! Each anomaly says in plain words what deviated and by how much (`reason`), and carries the
+//! evidence in `details`: the most deviating features (observed vs. baseline), and a few sample
+//! lines with where they are in the lake. Its id is a hash of (source, granularity, entity,
+//! window start, detector), so a re-run updates the same rows instead of adding new ones.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use linfa::traits::Predict;
+use ndarray::Array2;
+use polars::prelude::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::Context;
+use super::train::{ISOLATION_FOREST, RARE_TEMPLATE, ZSCORE};
+use crate::db::{AnomalyRow, RunOutcome};
+use crate::detectors::severity;
+use crate::detectors::zscore::FeatureBaseline;
+use crate::features::{self, EVENT, SESSION, WINDOW};
+use crate::lake::{Layer, tables};
+use crate::models::{Model, SavedModel};
+
+/// How many deviating features an anomaly's details list.
+const TOP_FEATURES: usize = 5;
+
+pub fn run(ctx: &Context) -> Result<RunOutcome> {
+    let mut outcome = RunOutcome::default();
+    let mut per_detector: BTreeMap<String, usize> = BTreeMap::new();
+    for &date in &ctx.dates {
+        let detector = Detector::new(ctx, date)?;
+        if detector.models.is_empty() {
+            anyhow::bail!("no trained model for source {:?} on or before {date}: run 04-train first", ctx.source);
+        }
+        let (scored, mut anomalies) = detector.detect_all()?;
+        anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
+        keep_first_detection(ctx, date, &mut anomalies)?;
+        for a in &anomalies {
+            *per_detector.entry(format!("{}/{}", a.granularity, a.detector)).or_default() += 1;
+        }
+        let mut frame = anomalies_frame(&anomalies)?;
+        ctx.lake.commit_partition(Layer::Gold, tables::ANOMALIES, &ctx.source, date, &mut frame)?;
+        ctx.db.replace_anomalies(&ctx.source, date, &anomalies)?;
+        outcome.rows_in += scored;
+        outcome.rows_out += anomalies.len() as u64;
+    }
+    let breakdown: Vec<String> = per_detector.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    outcome.message = format!(
+        "{} rows scored, {} anomalies ({})",
+        outcome.rows_in,
+        outcome.rows_out,
+        if breakdown.is_empty() { "none".to_string() } else { breakdown.join(", ") }
+    );
+    Ok(outcome)
+}
+
+/// A candidate before it becomes a row: who, when, how anomalous, and why.
+struct Finding {
+    granularity: &'static str,
+    entity_key: String,
+    service: String,
+    start_ms: i64,
+    end_ms: i64,
+    detector: String,
+    score: f64,
+    threshold: f64,
+    reason: String,
+    top: Vec<serde_json::Value>,
+    /// Which sample lines to show.
+    samples: SampleQuery,
+    model_version: String,
+    extra: serde_json::Value,
+}
+
+enum SampleQuery {
+    /// Lines of a service in a time range, preferring a template or a level.
+    Window { template: Option<String>, level: Option<&'static str> },
+    /// Lines of a session.
+    Session { key: String },
+    /// One line.
+    Line { file: String, line_no: u64 },
+}
+
+struct Detector<'a> {
+    ctx: &'a Context,
+    date: NaiveDate,
+    models: Vec<SavedModel>,
+}
+
+fn fmt_hm(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms).single().map(|t| t.format("%H:%M").to_string()).unwrap_or_default()
+}
+
+fn fmt_num(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 && v.abs() < 1e15 { format!("{}", v.round() as i64) } else { format!("{v:.2}") }
+}
+
+/// A feature's name as a person would say it.
+fn feature_label(feature: &str, templates: &BTreeMap<String, String>) -> String {
+    let template = |id: &str| templates.get(id).map(|t| format!("'{t}'")).unwrap_or_else(|| format!("template {id}"));
+    match feature {
+        "n_events" => "event volume".into(),
+        "n_error" => "ERROR count".into(),
+        "n_warn" => "WARN count".into(),
+        "n_info" => "INFO count".into(),
+        "n_debug" => "DEBUG count".into(),
+        "distinct_templates" | "n_distinct_templates" => "distinct templates".into(),
+        "duration_log" => "duration".into(),
+        "warn_rate" => "WARN rate".into(),
+        "error_rate" => "ERROR rate".into(),
+        f => {
+            if let Some(id) = f.strip_prefix("tpl_") {
+                format!("count of {}", template(id))
+            } else if let Some(id) = f.strip_prefix(features::TEMPLATE_COUNT_PREFIX) {
+                format!("occurrences of {}", template(id))
+            } else {
+                f.to_string()
+            }
+        }
+    }
+}
+
+/// Observed and baseline values in the feature's own unit (durations back from log scale).
+fn display_value(feature: &str, v: f64) -> String {
+    if feature == "duration_log" {
+        let ms = v.exp_m1();
+        if ms >= 1000.0 { format!("{:.1} s", ms / 1000.0) } else { format!("{ms:.0} ms") }
+    } else {
+        fmt_num(v)
+    }
+}
+
+/// Features of one row ranked by |z| against `baselines`, as evidence objects.
+fn top_features(
+    row: &[f64],
+    features: &[String],
+    baselines: &[FeatureBaseline],
+    templates: &BTreeMap<String, String>,
+) -> Vec<(f64, serde_json::Value, String)> {
+    let mut ranked: Vec<(usize, f64)> = row
+        .iter()
+        .zip(baselines)
+        .enumerate()
+        .map(|(j, (v, b))| (j, (v - b.center) / b.scale))
+        .filter(|(_, z)| z.is_finite() && *z != 0.0)
+        .collect();
+    ranked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+    ranked
+        .into_iter()
+        .take(TOP_FEATURES)
+        .map(|(j, z)| {
+            let f = &features[j];
+            let b = &baselines[j];
+            let label = feature_label(f, templates);
+            let spread = if f == "duration_log" { String::new() } else { format!("±{}", fmt_num(b.scale)) };
+            let text = format!(
+                "{label} {} vs baseline {}{spread} (z={z:.1})",
+                display_value(f, row[j]),
+                display_value(f, b.center)
+            );
+            let evidence = json!({
+                "feature": f, "label": label, "observed": row[j],
+                "baseline": b.center, "spread": b.scale, "z": (z * 100.0).round() / 100.0,
+            });
+            (z, evidence, text)
+        })
+        .collect()
+}
+
+impl<'a> Detector<'a> {
+    fn new(ctx: &'a Context, date: NaiveDate) -> Result<Self> {
+        let mut models = Vec::new();
+        for (granularity, detector) in [
+            (WINDOW, ZSCORE),
+            (WINDOW, ISOLATION_FOREST),
+            (SESSION, ZSCORE),
+            (SESSION, ISOLATION_FOREST),
+            (EVENT, RARE_TEMPLATE),
+        ] {
+            if let Some(m) = SavedModel::latest(&ctx.lake, &ctx.source, granularity, detector, date)? {
+                models.push(m);
+            }
+        }
+        Ok(Self { ctx, date, models })
+    }
+
+    fn detect_all(&self) -> Result<(u64, Vec<AnomalyRow>)> {
+        let mut findings = Vec::new();
+        let mut scored = 0u64;
+        let windows = self.read(tables::WINDOW_FEATURES)?;
+        let sessions = match (self.read(tables::SESSION_FEATURES)?, self.read(tables::SESSION_TEMPLATE_COUNTS)?) {
+            (Some(s), Some(c)) => Some((s, c)),
+            _ => None,
+        };
+        let events = self.read(tables::EVENT_FEATURES)?;
+        for model in &self.models {
+            match (model.granularity.as_str(), &model.model) {
+                (WINDOW, _) => {
+                    let Some(df) = &windows else { continue };
+                    scored += df.height() as u64;
+                    findings.extend(self.score_rows(model, df, WINDOW)?);
+                }
+                (SESSION, _) => {
+                    let Some((s, c)) = &sessions else { continue };
+                    let frame = features::session_frame(s, c, &model.vocabulary)?;
+                    scored += frame.height() as u64;
+                    findings.extend(self.score_rows(model, &frame, SESSION)?);
+                }
+                (EVENT, Model::RareTemplate(_)) => {
+                    let Some(df) = &events else { continue };
+                    scored += df.height() as u64;
+                    findings.extend(self.rare_events(model, df)?);
+                }
+                _ => {}
+            }
+        }
+        let samples = Samples::load(self.ctx, self.date, !findings.is_empty())?;
+        let detected_at = Utc::now();
+        let rows = findings
+            .into_iter()
+            .map(|f| self.to_row(f, &samples, detected_at))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((scored, rows))
+    }
+
+    fn read(&self, table: &str) -> Result<Option<DataFrame>> {
+        match self.ctx.lake.scan(Layer::Gold, table, &self.ctx.source, &[self.date])? {
+            Some(lf) => Ok(Some(lf.collect().map_err(anyhow::Error::from).with_context(|| format!("reading gold/{table}"))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Score window or session rows with a z-score set or an isolation forest.
+    fn score_rows(&self, model: &SavedModel, df: &DataFrame, granularity: &'static str) -> Result<Vec<Finding>> {
+        let x = features::matrix(df, &model.features)?;
+        let (key_col, start_col, end_col) = if granularity == WINDOW {
+            ("service", "window_start", "window_end")
+        } else {
+            ("session_key", "start", "end")
+        };
+        let keys = features::strings(df, key_col)?;
+        let services = features::strings(df, "service")?;
+        let starts = features::millis(df, start_col)?;
+        let ends = features::millis(df, end_col)?;
+        let mut group_values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Model::ZScore(set) = &model.model {
+            for c in set.groupings.iter().flatten() {
+                if !group_values.contains_key(c) {
+                    group_values.insert(c.clone(), features::strings(df, c)?);
+                }
+            }
+        }
+        let forest_scores = match &model.model {
+            Model::IsolationForest(f) => Some(f.predict(&x)),
+            _ => None,
+        };
+        let mut out = Vec::new();
+        for i in 0..df.height() {
+            let row: Vec<f64> = x.row(i).to_vec();
+            let (score, top, group) = match &model.model {
+                Model::ZScore(set) => {
+                    let Some((group, zmodel)) = set.lookup(|c| group_values.get(c).map(|v| v[i].as_str()).unwrap_or("")) else {
+                        continue;
+                    };
+                    let z: Array2<f64> = zmodel.predict(&x.slice(ndarray::s![i..i + 1, ..]).to_owned());
+                    let score = z.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    if score < model.threshold {
+                        continue;
+                    }
+                    (score, top_features(&row, &model.features, &zmodel.baselines, &model.templates), group.to_string())
+                }
+                Model::IsolationForest(_) => {
+                    let score = forest_scores.as_ref().map(|s| s[i]).unwrap_or(0.0);
+                    if score <= model.threshold {
+                        continue;
+                    }
+                    (score, top_features(&row, &model.features, &model.explain, &model.templates), String::new())
+                }
+                Model::RareTemplate(_) => continue,
+            };
+            let what = if granularity == WINDOW {
+                format!("in {} {}–{}", keys[i], fmt_hm(starts[i]), fmt_hm(ends[i]))
+            } else {
+                format!("in session {} ({})", keys[i], services[i])
+            };
+            let lead = top.first().map(|t| t.2.clone()).unwrap_or_else(|| "unusual combination of features".into());
+            let reason = match &model.model {
+                Model::IsolationForest(_) => {
+                    format!("isolation score {score:.2} > {:.2} {what}; most unusual: {lead}", model.threshold)
+                }
+                _ => format!("{lead} {what}"),
+            };
+            let top_feature = top.first().and_then(|t| t.1["feature"].as_str().map(|s| s.to_string()));
+            let samples = if granularity == WINDOW {
+                let template = top_feature.as_deref().and_then(|f| f.strip_prefix("tpl_")).map(|s| s.to_string());
+                let level = match top_feature.as_deref() {
+                    Some("n_error") | Some("error_rate") => Some("ERROR"),
+                    Some("n_warn") | Some("warn_rate") => Some("WARN"),
+                    _ => None,
+                };
+                SampleQuery::Window { template, level }
+            } else {
+                SampleQuery::Session { key: keys[i].clone() }
+            };
+            out.push(Finding {
+                granularity,
+                entity_key: keys[i].clone(),
+                service: services[i].clone(),
+                start_ms: starts[i],
+                end_ms: ends[i].max(starts[i]),
+                detector: model.detector.clone(),
+                score,
+                threshold: model.threshold,
+                reason,
+                top: top.into_iter().map(|t| t.1).collect(),
+                samples,
+                model_version: model.model_version.clone(),
+                extra: if group.is_empty() { json!({}) } else { json!({"baseline_group": group}) },
+            });
+        }
+        Ok(out)
+    }
+
+    fn rare_events(&self, model: &SavedModel, df: &DataFrame) -> Result<Vec<Finding>> {
+        let Model::RareTemplate(rare) = &model.model else { return Ok(Vec::new()) };
+        let ids = features::strings(df, "template_id")?;
+        let texts = features::strings(df, "template")?;
+        let files = features::strings(df, "file")?;
+        let services = features::strings(df, "service")?;
+        let line_nos = df.column("line_no")?.u64()?;
+        let ts = features::millis(df, "ts")?;
+        let mut out = Vec::new();
+        for i in 0..df.height() {
+            if !rare.is_rare(&ids[i]) {
+                continue;
+            }
+            let seen = rare.training_count(&ids[i]);
+            let line_no = line_nos.get(i).unwrap_or_default();
+            let how = if seen == 0 {
+                "never seen in training".to_string()
+            } else {
+                format!("seen {seen} time(s) in {} training events", rare.total_events)
+            };
+            out.push(Finding {
+                granularity: EVENT,
+                entity_key: format!("{}:{line_no}", files[i]),
+                service: services[i].clone(),
+                start_ms: ts[i],
+                end_ms: ts[i],
+                detector: model.detector.clone(),
+                score: rare.score(&ids[i]),
+                threshold: model.threshold,
+                reason: format!("rare template '{}' {how}, in {} at {}", texts[i], services[i], fmt_hm(ts[i])),
+                top: vec![json!({"feature": "template_id", "template_id": ids[i], "template": texts[i], "training_count": seen, "training_events": rare.total_events})],
+                samples: SampleQuery::Line { file: files[i].clone(), line_no },
+                model_version: model.model_version.clone(),
+                extra: json!({}),
+            });
+        }
+        Ok(out)
+    }
+
+    fn to_row(&self, f: Finding, samples: &Samples, detected_at: DateTime<Utc>) -> Result<AnomalyRow> {
+        let source = &self.ctx.source;
+        let id_input = format!("{source}|{}|{}|{}|{}", f.granularity, f.entity_key, f.start_ms, f.detector);
+        let anomaly_id: String = Sha256::digest(id_input.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let sample_lines = samples.find(self.ctx, &f, self.ctx.settings.detect.sample_lines);
+        let mut details = json!({
+            "top_features": f.top,
+            "samples": sample_lines,
+            "service": f.service,
+        });
+        if let (Some(d), Some(extra)) = (details.as_object_mut(), f.extra.as_object()) {
+            for (k, v) in extra {
+                d.insert(k.clone(), v.clone());
+            }
+        }
+        let ts = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+        Ok(AnomalyRow {
+            anomaly_id,
+            run_id: self.ctx.run_id.clone(),
+            detected_at,
+            source: source.clone(),
+            batch_date: self.date,
+            granularity: f.granularity.to_string(),
+            entity_key: f.entity_key,
+            window_start: ts(f.start_ms),
+            window_end: ts(f.end_ms),
+            detector: f.detector,
+            score: (f.score * 1e6).round() / 1e6,
+            threshold: (f.threshold * 1e6).round() / 1e6,
+            severity: severity(f.score, f.threshold).to_string(),
+            reason: f.reason,
+            details: details.to_string(),
+            model_version: f.model_version,
+            incident_id: None,
+        })
+    }
+}
+
+/// The batch's silver events, held in memory to pick sample lines for anomalies.
+struct Samples {
+    ts: Vec<i64>,
+    service: Vec<String>,
+    file: Vec<String>,
+    line_no: Vec<u64>,
+    level: Vec<String>,
+    template_id: Vec<String>,
+    message: Vec<String>,
+    /// Row indices sorted by time.
+    by_time: Vec<usize>,
+    partition: String,
+}
+
+impl Samples {
+    fn load(ctx: &Context, date: NaiveDate, needed: bool) -> Result<Self> {
+        let partition = format!("silver/{}/source={}/date={date}", tables::EVENTS, ctx.source);
+        let empty = Samples {
+            ts: vec![],
+            service: vec![],
+            file: vec![],
+            line_no: vec![],
+            level: vec![],
+            template_id: vec![],
+            message: vec![],
+            by_time: vec![],
+            partition: partition.clone(),
+        };
+        if !needed {
+            return Ok(empty);
+        }
+        let Some(lf) = ctx.lake.scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])? else { return Ok(empty) };
+        let df = lf
+            .select([col("ts"), col("service"), col("file"), col("line_no"), col("level"), col("template_id"), col("message")])
+            .collect().map_err(anyhow::Error::from).context("reading silver events for sample lines")?;
+        let ts = features::millis(&df, "ts")?;
+        let mut by_time: Vec<usize> = (0..ts.len()).collect();
+        by_time.sort_by_key(|&i| (ts[i], i));
+        Ok(Samples {
+            service: features::strings(&df, "service")?,
+            file: features::strings(&df, "file")?,
+            line_no: df.column("line_no")?.u64()?.iter().map(|v| v.unwrap_or_default()).collect(),
+            level: features::strings(&df, "level")?,
+            template_id: features::strings(&df, "template_id")?,
+            message: features::strings(&df, "message")?,
+            ts,
+            by_time,
+            partition,
+        })
+    }
+
+    /// Rows with start <= ts <= end, in time order.
+    fn in_range(&self, start: i64, end: i64) -> impl Iterator<Item = usize> + '_ {
+        let from = self.by_time.partition_point(|&i| self.ts[i] < start);
+        self.by_time[from..].iter().copied().take_while(move |&i| self.ts[i] <= end)
+    }
+
+    fn find(&self, ctx: &Context, f: &Finding, k: usize) -> Vec<serde_json::Value> {
+        let mut picked: Vec<usize> = Vec::new();
+        match &f.samples {
+            SampleQuery::Line { file, line_no } => {
+                picked.extend(self.in_range(f.start_ms, f.end_ms).filter(|&i| &self.file[i] == file && self.line_no[i] == *line_no).take(1));
+            }
+            SampleQuery::Window { template, level } => {
+                // Window end is exclusive.
+                let rows: Vec<usize> =
+                    self.in_range(f.start_ms, f.end_ms - 1).filter(|&i| self.service[i] == f.service).collect();
+                let preferred = rows.iter().copied().filter(|&i| {
+                    template.as_ref().is_some_and(|t| &self.template_id[i] == t)
+                        || level.is_some_and(|l| self.level[i] == l)
+                });
+                picked.extend(preferred.take(k));
+                if picked.is_empty() {
+                    picked.extend(rows.into_iter().take(k));
+                }
+            }
+            SampleQuery::Session { key } => {
+                let pattern = ctx.parse_settings().session_key;
+                let re = regex::Regex::new(&pattern).ok();
+                picked.extend(
+                    self.in_range(f.start_ms, f.end_ms)
+                        .filter(|&i| {
+                            re.as_ref().and_then(|r| r.captures(&self.message[i])).is_some_and(|c| {
+                                c.get(1).or_else(|| c.get(0)).is_some_and(|m| m.as_str() == key)
+                            })
+                        })
+                        .take(k),
+                );
+            }
+        }
+        picked
+            .into_iter()
+            .map(|i| {
+                json!({
+                    "ts": Utc.timestamp_millis_opt(self.ts[i]).single().map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    "level": self.level[i],
+                    "message": self.message[i],
+                    "file": self.file[i],
+                    "line_no": self.line_no[i],
+                    "lake_partition": self.partition,
+                })
+            })
+            .collect()
+    }
+}
+
+/// An anomaly raised again by a re-run keeps when, and by which run, it was first detected:
+/// re-running a batch leaves the lake and the table as they were.
+fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow]) -> Result<()> {
+    let Some(previous) = ctx.lake.scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &[date])? else { return Ok(()) };
+    let previous = previous.select([col("anomaly_id"), col("run_id"), col("detected_at")]).collect()?;
+    let ids = features::strings(&previous, "anomaly_id")?;
+    let runs = features::strings(&previous, "run_id")?;
+    let at = features::millis(&previous, "detected_at")?;
+    let first: std::collections::HashMap<&str, (usize, i64)> =
+        ids.iter().enumerate().map(|(i, id)| (id.as_str(), (i, at[i]))).collect();
+    for r in rows.iter_mut() {
+        if let Some(&(i, ms)) = first.get(r.anomaly_id.as_str()) {
+            r.run_id = runs[i].clone();
+            r.detected_at = Utc.timestamp_millis_opt(ms).single().unwrap_or(r.detected_at);
+        }
+    }
+    Ok(())
+}
+
+/// The anomalies as a gold table (same columns as the database table).
+fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
+    let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
+    let ts = |f: fn(&AnomalyRow) -> DateTime<Utc>, name: &str| -> Result<Column> {
+        Ok(Column::new(name.into(), rows.iter().map(|r| f(r).timestamp_millis()).collect::<Vec<i64>>()).cast(&utc)?)
+    };
+    let text = |f: fn(&AnomalyRow) -> &str, name: &str| Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>());
+    Ok(DataFrame::new_infer_height(vec![
+        text(|r| &r.anomaly_id, "anomaly_id"),
+        text(|r| &r.run_id, "run_id"),
+        ts(|r| r.detected_at, "detected_at")?,
+        text(|r| &r.source, "source"),
+        text(|r| &r.granularity, "granularity"),
+        text(|r| &r.entity_key, "entity_key"),
+        ts(|r| r.window_start, "window_start")?,
+        ts(|r| r.window_end, "window_end")?,
+        text(|r| &r.detector, "detector"),
+        Column::new("score".into(), rows.iter().map(|r| r.score).collect::<Vec<f64>>()),
+        Column::new("threshold".into(), rows.iter().map(|r| r.threshold).collect::<Vec<f64>>()),
+        text(|r| &r.severity, "severity"),
+        text(|r| &r.reason, "reason"),
+        text(|r| &r.details, "details"),
+        text(|r| &r.model_version, "model_version"),
+        Column::new("incident_id".into(), rows.iter().map(|r| r.incident_id.clone()).collect::<Vec<Option<String>>>()),
+    ])?)
+}

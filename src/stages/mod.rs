@@ -1,0 +1,209 @@
+//! The numbered stages, one module each, and what they share: the [`Context`] a stage runs in
+//! and [`run_stage`], which records every run in `pipeline_runs`.
+//!
+//! Every stage is a function of (source, batch date) and replaces its output partitions whole,
+//! so running it again for the same input gives the same lake, and a backfill is a loop over
+//! dates.
+
+pub mod bronze;
+pub mod detect;
+pub mod gold;
+pub mod init;
+pub mod report;
+pub mod silver;
+pub mod train;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use chrono::{NaiveDate, Utc};
+
+use crate::config::{ParseSettings, Settings};
+use crate::db::{Database, RunOutcome, RunStart};
+use crate::lake::Lake;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Init,
+    Bronze,
+    Silver,
+    Gold,
+    Train,
+    Detect,
+    Report,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] =
+        [Stage::Init, Stage::Bronze, Stage::Silver, Stage::Gold, Stage::Train, Stage::Detect, Stage::Report];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Init => "00-init",
+            Stage::Bronze => "01-bronze",
+            Stage::Silver => "02-silver",
+            Stage::Gold => "03-gold",
+            Stage::Train => "04-train",
+            Stage::Detect => "05-detect",
+            Stage::Report => "06-report",
+        }
+    }
+
+    /// Accepts `01-bronze`, `bronze`, `01` or `1`.
+    pub fn parse(s: &str) -> Result<Stage> {
+        let s = s.trim().to_ascii_lowercase();
+        for stage in Stage::ALL {
+            let name = stage.name();
+            let (num, word) = name.split_once('-').unwrap();
+            if s == name || s == word || s == num || s == num.trim_start_matches('0') || (num == "00" && s == "0") {
+                return Ok(stage);
+            }
+        }
+        let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+        bail!("unknown stage {s:?}: use one of {}", names.join(", "))
+    }
+}
+
+/// Inputs and overrides a stage may take from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct StageOptions {
+    /// Raw files or folders for `01-bronze`.
+    pub inputs: Vec<PathBuf>,
+    /// Overrides the source's format.
+    pub format: Option<String>,
+    /// Overrides the source's session key regex.
+    pub session_key: Option<String>,
+    /// Ground-truth labels for `06-report`.
+    pub labels: Option<PathBuf>,
+}
+
+pub struct Context {
+    pub settings: Settings,
+    pub lake: Lake,
+    pub db: Database,
+    pub source: String,
+    /// Batch dates, ascending.
+    pub dates: Vec<NaiveDate>,
+    pub run_id: String,
+    pub options: StageOptions,
+}
+
+impl Context {
+    pub fn open(settings: Settings, source: String, dates: Vec<NaiveDate>, options: StageOptions) -> Result<Self> {
+        if source.is_empty() || !source.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bail!("source name {source:?} must be non-empty and use only letters, digits, - and _ (it names lake folders)");
+        }
+        if dates.is_empty() {
+            bail!("no batch date: --from-date is after --to-date");
+        }
+        let lake = Lake::new(&settings.lake.path);
+        let db = Database::connect(
+            &settings.database.url,
+            &lake.default_database_path(),
+            settings.database.max_connections,
+        )?;
+        let run_id = format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
+        Ok(Self { settings, lake, db, source, dates, run_id, options })
+    }
+
+    /// Parse settings for this source with command-line overrides applied.
+    pub fn parse_settings(&self) -> ParseSettings {
+        let mut p = self.settings.parse_for(&self.source);
+        if let Some(f) = &self.options.format {
+            p.format = f.clone();
+        }
+        if let Some(k) = &self.options.session_key {
+            p.session_key = k.clone();
+        }
+        p
+    }
+
+    fn dates_label(&self) -> String {
+        match (self.dates.first(), self.dates.last()) {
+            (Some(a), Some(b)) if a == b => a.to_string(),
+            (Some(a), Some(b)) => format!("{a}..{b}"),
+            _ => String::new(),
+        }
+    }
+
+    /// Fail with a helpful message unless `00-init` has created the lake.
+    pub fn require_lake(&self) -> Result<()> {
+        if !self.lake.root().join("bronze").is_dir() {
+            bail!(
+                "the lake at {} is not initialised: run `loglake 00-init` (or `loglake run`) first",
+                self.lake.root().display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Run one stage, recording it in `pipeline_runs` (started, then succeeded or failed).
+pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
+    if stage == Stage::Init {
+        // The runs table does not exist before the migrations, so init records itself after.
+        let started = Utc::now();
+        let result = init::run(ctx);
+        if let Ok(id) = ctx.db.start_run(&RunStart {
+            run_id: &ctx.run_id,
+            stage: stage.name(),
+            source: &ctx.source,
+            batch_dates: &ctx.dates_label(),
+            started_at: started,
+        }) {
+            ctx.db.finish_run(id, started, &result)?;
+        }
+        return result;
+    }
+    ctx.require_lake()?;
+    let started = Utc::now();
+    let id = ctx.db.start_run(&RunStart {
+        run_id: &ctx.run_id,
+        stage: stage.name(),
+        source: &ctx.source,
+        batch_dates: &ctx.dates_label(),
+        started_at: started,
+    })?;
+    let result = match stage {
+        Stage::Init => unreachable!("handled above"),
+        Stage::Bronze => bronze::run(ctx),
+        Stage::Silver => silver::run(ctx),
+        Stage::Gold => gold::run(ctx),
+        Stage::Train => train::run(ctx),
+        Stage::Detect => detect::run(ctx),
+        Stage::Report => report::run(ctx),
+    };
+    ctx.db.finish_run(id, started, &result)?;
+    if let Ok(outcome) = &result {
+        tracing::info!(stage = stage.name(), source = %ctx.source, rows_in = outcome.rows_in, rows_out = outcome.rows_out, "stage finished");
+        println!("{}: {}", stage.name(), outcome.message);
+    }
+    result.map_err(|e| e.context(format!("{} failed", stage.name())))
+}
+
+/// Run stages `from..=to` in order, stopping at the first failure.
+pub fn run_range(ctx: &Context, from: Stage, to: Stage) -> Result<()> {
+    if from > to {
+        bail!("--from {} comes after --to {}", from.name(), to.name());
+    }
+    for stage in Stage::ALL.into_iter().filter(|s| *s >= from && *s <= to) {
+        run_stage(ctx, stage)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_names_parse_in_every_short_form() {
+        assert_eq!(Stage::parse("01-bronze").unwrap(), Stage::Bronze);
+        assert_eq!(Stage::parse("bronze").unwrap(), Stage::Bronze);
+        assert_eq!(Stage::parse("1").unwrap(), Stage::Bronze);
+        assert_eq!(Stage::parse("00").unwrap(), Stage::Init);
+        assert_eq!(Stage::parse("0").unwrap(), Stage::Init);
+        assert_eq!(Stage::parse("06-report").unwrap(), Stage::Report);
+        assert!(Stage::parse("07").is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! `02-silver`: bronze lines → parsed events in `silver/events`, their templates in
+//! `silver/templates`, and every line that does not parse in `quarantine/unparsed` with the
+//! reason. Every bronze row lands in exactly one of the two: bronze = silver + quarantine.
+//!
+//! Parsing itself lives behind [`crate::parse::Parser`]; this stage moves data in and out of
+//! the lake and checks the row balance.
+
+use anyhow::{Context as _, Result, bail};
+use polars::prelude::*;
+
+use super::Context;
+use crate::db::RunOutcome;
+use crate::lake::{Layer, tables};
+use crate::parse::{Parsed, Parser};
+
+pub fn run(ctx: &Context) -> Result<RunOutcome> {
+    let settings = ctx.parse_settings();
+    let mut outcome = RunOutcome::default();
+    let mut dates_done = 0;
+    for &date in &ctx.dates {
+        let Some(bronze) = ctx.lake.scan(Layer::Bronze, tables::LINES, &ctx.source, &[date])? else {
+            tracing::warn!(%date, "no bronze partition for this date; nothing to parse");
+            continue;
+        };
+        let parser = Parser::new(&settings, date)?;
+        let bronze = bronze
+            .select([col("line"), col("raw"), col("file"), col("line_no"), col("byte_offset")])
+            .collect().map_err(anyhow::Error::from).context("reading bronze")?;
+        let (events, quarantined) = parse_frame(&parser, &bronze)?;
+        let (n_in, n_events, n_bad) = (bronze.height(), events.height(), quarantined.height());
+        if n_in != n_events + n_bad {
+            bail!("row balance broken for {date}: {n_in} bronze rows, {n_events} events + {n_bad} quarantined");
+        }
+        let mut templates = templates_of(&events)?;
+        let mut events = events;
+        let mut quarantined = quarantined;
+        ctx.lake.commit_partition(Layer::Silver, tables::EVENTS, &ctx.source, date, &mut events)?;
+        ctx.lake.commit_partition(Layer::Silver, tables::TEMPLATES, &ctx.source, date, &mut templates)?;
+        ctx.lake.commit_partition(Layer::Quarantine, tables::UNPARSED, &ctx.source, date, &mut quarantined)?;
+        if n_bad > 0 {
+            tracing::warn!(%date, quarantined = n_bad, "lines quarantined (see quarantine/unparsed for reasons)");
+        }
+        outcome.rows_in += n_in as u64;
+        outcome.rows_out += n_events as u64;
+        outcome.rows_quarantined += n_bad as u64;
+        dates_done += 1;
+        tracing::info!(%date, events = n_events, templates = templates.height(), quarantined = n_bad, "silver partition written");
+    }
+    if dates_done == 0 {
+        bail!("no bronze data for source {:?} on {:?}: run 01-bronze first", ctx.source, ctx.dates);
+    }
+    outcome.message = format!(
+        "{} lines parsed into {} events, {} quarantined",
+        outcome.rows_in, outcome.rows_out, outcome.rows_quarantined
+    );
+    Ok(outcome)
+}
+
+/// Parse a bronze frame into (events, quarantined) frames.
+pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(DataFrame, DataFrame)> {
+    let line = bronze.column("line")?.str()?;
+    let raw = bronze.column("raw")?.binary()?;
+    let file = bronze.column("file")?.str()?;
+    let line_no = bronze.column("line_no")?.u64()?;
+    let byte_offset = bronze.column("byte_offset")?.u64()?;
+
+    let inputs: Vec<Result<&str, String>> = line
+        .iter()
+        .zip(raw.iter())
+        .map(|(l, r)| match (l, r) {
+            (_, Some(_)) => Err("invalid UTF-8".to_string()),
+            (Some(l), None) => Ok(l),
+            (None, None) => Err("missing line".to_string()),
+        })
+        .collect();
+    let parsed = parser.parse_batch(&inputs);
+
+    let n = parsed.len();
+    let mut ev = EventColumns::with_capacity(n);
+    let (mut q_file, mut q_line_no, mut q_offset, mut q_line, mut q_reason) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, p) in parsed.into_iter().enumerate() {
+        let f = file.get(i).unwrap_or_default();
+        let no = line_no.get(i).unwrap_or_default();
+        let off = byte_offset.get(i).unwrap_or_default();
+        match p {
+            Parsed::Event(e) => ev.push(f, no, off, e),
+            Parsed::Quarantined(reason) => {
+                q_file.push(f.to_string());
+                q_line_no.push(no);
+                q_offset.push(off);
+                q_line.push(line.get(i).unwrap_or_default().to_string());
+                q_reason.push(reason);
+            }
+        }
+    }
+    let quarantined = DataFrame::new_infer_height(vec![
+        Column::new("file".into(), q_file),
+        Column::new("line_no".into(), q_line_no),
+        Column::new("byte_offset".into(), q_offset),
+        Column::new("line".into(), q_line),
+        Column::new("reason".into(), q_reason),
+    ])?;
+    Ok((ev.finish()?, quarantined))
+}
+
+struct EventColumns {
+    file: Vec<String>,
+    line_no: Vec<u64>,
+    byte_offset: Vec<u64>,
+    ts: Vec<i64>,
+    level: Vec<&'static str>,
+    level_raw: Vec<String>,
+    service: Vec<String>,
+    message: Vec<String>,
+    masked: Vec<String>,
+    template_id: Vec<String>,
+    template: Vec<String>,
+    params: ListStringChunkedBuilder,
+}
+
+impl EventColumns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            file: Vec::with_capacity(n),
+            line_no: Vec::with_capacity(n),
+            byte_offset: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            level: Vec::with_capacity(n),
+            level_raw: Vec::with_capacity(n),
+            service: Vec::with_capacity(n),
+            message: Vec::with_capacity(n),
+            masked: Vec::with_capacity(n),
+            template_id: Vec::with_capacity(n),
+            template: Vec::with_capacity(n),
+            params: ListStringChunkedBuilder::new("params".into(), n, n * 2),
+        }
+    }
+
+    fn push(&mut self, file: &str, line_no: u64, byte_offset: u64, e: crate::parse::Event) {
+        self.file.push(file.to_string());
+        self.line_no.push(line_no);
+        self.byte_offset.push(byte_offset);
+        self.ts.push(e.header.ts_ms);
+        self.level.push(e.header.level);
+        self.level_raw.push(e.header.level_raw);
+        self.service.push(e.header.service);
+        self.message.push(e.header.message);
+        self.masked.push(e.masked);
+        self.template_id.push(e.template_id);
+        self.template.push(e.template);
+        self.params.append_values_iter(e.params.iter().map(|s| s.as_str()));
+    }
+
+    fn finish(mut self) -> Result<DataFrame> {
+        let ts = Column::new("ts".into(), self.ts)
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))?;
+        let params = self.params.finish().into_series().into_column();
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("file".into(), self.file),
+            Column::new("line_no".into(), self.line_no),
+            Column::new("byte_offset".into(), self.byte_offset),
+            ts,
+            Column::new("level".into(), self.level),
+            Column::new("level_raw".into(), self.level_raw),
+            Column::new("service".into(), self.service),
+            Column::new("message".into(), self.message),
+            Column::new("masked".into(), self.masked),
+            Column::new("template_id".into(), self.template_id),
+            Column::new("template".into(), self.template),
+            params,
+        ])?)
+    }
+}
+
+/// The batch's templates: id, text, count, first and last seen.
+fn templates_of(events: &DataFrame) -> Result<DataFrame> {
+    Ok(events
+        .clone()
+        .lazy()
+        .group_by([col("template_id")])
+        .agg([
+            col("template").first().alias("template"),
+            len().cast(DataType::UInt64).alias("count"),
+            col("ts").min().alias("first_seen"),
+            col("ts").max().alias("last_seen"),
+        ])
+        .sort(["template_id"], Default::default())
+        .collect()?)
+}

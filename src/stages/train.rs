@@ -1,0 +1,291 @@
+//! `04-train`: fit the enabled detectors on gold and save versioned models.
+//!
+//! Training data is every gold partition of the source from `train.lookback_days` before the
+//! last batch date up to it. Which detector runs on which granularity is configuration
+//! (`[detectors.*] granularities`); the defaults are:
+//!
+//! - window: robust z-scores per service × hour of day (falling back to per service when an
+//!   hour has too few windows), on counts; the daily curve is in the baseline, not an anomaly;
+//! - session: robust z-scores per service on length, duration, warnings, errors, and an
+//!   isolation forest on those plus the template count vector;
+//! - event: rare templates over the training range's template counts.
+//!
+//! Thresholds are unsupervised: a z limit, the forest's contamination rule, a rarity count.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result, bail};
+use chrono::{Duration, NaiveDate, Utc};
+use linfa::DatasetBase;
+use linfa::traits::Fit;
+use ndarray::{Array2, Axis};
+use polars::prelude::*;
+
+use super::Context;
+use crate::config::Settings;
+use crate::db::{ModelRecord, RunOutcome};
+use crate::detectors::isolation_forest::{Contamination, IsolationForest};
+use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
+use crate::detectors::zscore::{FeatureBaseline, ZScore};
+use crate::features::{self, EVENT, SESSION, WINDOW};
+use crate::lake::{Layer, tables};
+use crate::models::{Model, SavedModel, ZScoreSet};
+
+/// A z-score group needs this many training rows, or rows fall back to a coarser grouping.
+pub const MIN_GROUP_ROWS: usize = 8;
+
+pub const ISOLATION_FOREST: &str = "isolation_forest";
+pub const ZSCORE: &str = "zscore";
+pub const RARE_TEMPLATE: &str = "rare_template";
+
+pub fn run(ctx: &Context) -> Result<RunOutcome> {
+    let to = *ctx.dates.last().expect("at least one date");
+    let from = to - Duration::days(ctx.settings.train.lookback_days as i64);
+    let dates: Vec<NaiveDate> = ctx
+        .lake
+        .partition_dates(Layer::Gold, tables::EVENT_FEATURES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d >= from && *d <= to)
+        .collect();
+    if dates.is_empty() {
+        bail!("no gold data for source {:?} between {from} and {to}: run 03-gold first", ctx.source);
+    }
+    let (train_from, train_to) = (dates[0], *dates.last().unwrap());
+    let trainer = Trainer { ctx, dates: &dates, train_from, train_to };
+    let templates = trainer.template_texts()?;
+
+    let mut models = Vec::new();
+    let s = &ctx.settings.detectors;
+    let wants = |enabled: bool, grans: &[String], g: &str| enabled && grans.iter().any(|x| x == g);
+
+    if let Some(windows) = ctx.lake.scan(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source, &dates)? {
+        let windows = windows.collect().map_err(anyhow::Error::from).context("reading window features")?;
+        if wants(s.zscore.enabled, &s.zscore.granularities, WINDOW) {
+            let feats = features::window_zscore_features(&windows);
+            let groupings = vec![vec!["service".into(), "hour".into()], vec!["service".into()]];
+            models.push(trainer.zscore(WINDOW, &windows, feats, groupings, &templates)?);
+        }
+        if wants(s.isolation_forest.enabled, &s.isolation_forest.granularities, WINDOW) {
+            let feats = features::window_forest_features(&windows);
+            models.push(trainer.forest(WINDOW, &windows, feats, Vec::new(), &templates)?);
+        }
+    }
+
+    let sessions = ctx.lake.scan(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, &dates)?;
+    let counts = ctx.lake.scan(Layer::Gold, tables::SESSION_TEMPLATE_COUNTS, &ctx.source, &dates)?;
+    if let (Some(sessions), Some(counts)) = (sessions, counts) {
+        let sessions = sessions.collect().map_err(anyhow::Error::from).context("reading session features")?;
+        let counts = counts.collect().map_err(anyhow::Error::from).context("reading session template counts")?;
+        let vocabulary = features::session_vocabulary(&counts)?;
+        let frame = features::session_frame(&sessions, &counts, &vocabulary)?;
+        if wants(s.zscore.enabled, &s.zscore.granularities, SESSION) {
+            let feats = features::SESSION_NUMERIC.iter().map(|f| f.to_string()).collect();
+            let groupings = vec![vec!["service".into()], vec![]];
+            models.push(trainer.zscore(SESSION, &frame, feats, groupings, &templates)?);
+        }
+        if wants(s.isolation_forest.enabled, &s.isolation_forest.granularities, SESSION) {
+            let feats = features::session_features(&vocabulary);
+            models.push(trainer.forest(SESSION, &frame, feats, vocabulary.clone(), &templates)?);
+        }
+    }
+
+    if s.rare_template.enabled {
+        match trainer.rare_template()? {
+            Some(m) => models.push(m),
+            None => tracing::warn!("too few events to judge template rarity yet; rare_template not trained"),
+        }
+    }
+
+    if models.is_empty() {
+        bail!("no detector could be trained: enable one in [detectors] (and a session key for session detectors)");
+    }
+    let mut summary = Vec::new();
+    let mut rows = 0u64;
+    for mut m in models {
+        m.seal()?;
+        let path = m.save(&ctx.lake)?;
+        ctx.db.register_model(&ModelRecord {
+            model_version: m.model_version.clone(),
+            source: m.source.clone(),
+            granularity: m.granularity.clone(),
+            detector: m.detector.clone(),
+            created_at: m.created_at,
+            train_from: m.train_from,
+            train_to: m.train_to,
+            train_rows: m.train_rows,
+            features: serde_json::to_string(&m.features)?,
+            params: m.params.to_string(),
+            threshold: m.threshold,
+            path: path.to_string_lossy().to_string(),
+        })?;
+        rows += m.train_rows;
+        summary.push(format!("{}/{} {} ({} rows)", m.granularity, m.detector, m.model_version, m.train_rows));
+    }
+    Ok(RunOutcome {
+        rows_in: rows,
+        rows_out: summary.len() as u64,
+        rows_quarantined: 0,
+        message: format!("trained on {train_from}..{train_to}: {}", summary.join(", ")),
+    })
+}
+
+struct Trainer<'a> {
+    ctx: &'a Context,
+    dates: &'a [NaiveDate],
+    train_from: NaiveDate,
+    train_to: NaiveDate,
+}
+
+impl Trainer<'_> {
+    fn settings(&self) -> &Settings {
+        &self.ctx.settings
+    }
+
+    fn base(&self, granularity: &str, detector: &str, features: Vec<String>, rows: u64, model: Model) -> SavedModel {
+        SavedModel {
+            model_version: String::new(),
+            source: self.ctx.source.clone(),
+            granularity: granularity.into(),
+            detector: detector.into(),
+            created_at: Utc::now(),
+            train_from: self.train_from,
+            train_to: self.train_to,
+            train_rows: rows,
+            features,
+            vocabulary: Vec::new(),
+            threshold: 0.0,
+            explain: Vec::new(),
+            templates: BTreeMap::new(),
+            params: serde_json::Value::Null,
+            model,
+        }
+    }
+
+    /// Template id → text over the training range.
+    fn template_texts(&self) -> Result<BTreeMap<String, String>> {
+        let Some(events) = self.ctx.lake.scan(Layer::Gold, tables::EVENT_FEATURES, &self.ctx.source, self.dates)? else {
+            return Ok(BTreeMap::new());
+        };
+        let df = events
+            .group_by([col("template_id")])
+            .agg([col("template").first(), len().cast(DataType::Int64).alias("count")])
+            .collect().map_err(anyhow::Error::from).context("reading templates")?;
+        let ids = features::strings(&df, "template_id")?;
+        let texts = features::strings(&df, "template")?;
+        Ok(ids.into_iter().zip(texts).collect())
+    }
+
+    fn templates_for(features: &[String], all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        features
+            .iter()
+            .filter_map(|f| f.strip_prefix("tpl_").or_else(|| f.strip_prefix(features::TEMPLATE_COUNT_PREFIX)))
+            .filter_map(|id| all.get(id).map(|t| (id.to_string(), t.clone())))
+            .collect()
+    }
+
+    fn zscore(
+        &self,
+        granularity: &str,
+        df: &DataFrame,
+        features: Vec<String>,
+        groupings: Vec<Vec<String>>,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<SavedModel> {
+        let cfg = &self.settings().detectors.zscore;
+        let x = features::matrix(df, &features)?;
+        let counts: Vec<bool> = features.iter().map(|f| features::is_count_feature(f)).collect();
+        let params = ZScore::params().robust(cfg.robust).threshold(cfg.threshold).count_features(counts);
+        let mut models = BTreeMap::new();
+        for (gi, grouping) in groupings.iter().enumerate() {
+            let columns: Vec<Vec<String>> = grouping.iter().map(|c| features::strings(df, c)).collect::<Result<_>>()?;
+            let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for row in 0..df.height() {
+                let vals: Vec<&str> = columns.iter().map(|c| c[row].as_str()).collect();
+                groups.entry(ZScoreSet::key(gi, &vals)).or_default().push(row);
+            }
+            for (key, rows) in groups {
+                if rows.len() < MIN_GROUP_ROWS {
+                    continue;
+                }
+                let sub = x.select(Axis(0), &rows);
+                let fitted = params.fit(&DatasetBase::from(sub)).with_context(|| format!("z-score baseline for {key}"))?;
+                models.insert(key, fitted);
+            }
+        }
+        if models.is_empty() {
+            bail!("{granularity} z-score: fewer than {MIN_GROUP_ROWS} training rows; ingest more data");
+        }
+        let mut m = self.base(granularity, ZSCORE, features.clone(), df.height() as u64, Model::ZScore(ZScoreSet { groupings, models }));
+        m.threshold = cfg.threshold;
+        m.explain = robust_baselines(&x);
+        m.templates = Self::templates_for(&features, templates);
+        m.params = serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS});
+        Ok(m)
+    }
+
+    fn forest(
+        &self,
+        granularity: &str,
+        df: &DataFrame,
+        features: Vec<String>,
+        vocabulary: Vec<String>,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<SavedModel> {
+        let cfg = &self.settings().detectors.isolation_forest;
+        let contamination: Contamination = cfg
+            .contamination
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("detectors.isolation_forest.contamination: {e}"))?;
+        let x = features::matrix(df, &features)?;
+        let forest = IsolationForest::params()
+            .n_trees(cfg.n_trees)
+            .max_samples(cfg.max_samples)
+            .contamination(contamination)
+            .seed(cfg.seed)
+            .fit(&DatasetBase::from(x.clone()))
+            .with_context(|| format!("{granularity} isolation forest"))?;
+        let mut m = self.base(granularity, ISOLATION_FOREST, features.clone(), df.height() as u64, Model::IsolationForest(forest.clone()));
+        m.threshold = forest.threshold();
+        m.explain = robust_baselines(&x);
+        m.vocabulary = vocabulary;
+        m.templates = Self::templates_for(&features, templates);
+        m.params = serde_json::json!({
+            "n_trees": cfg.n_trees, "max_samples": cfg.max_samples,
+            "contamination": cfg.contamination, "seed": cfg.seed,
+        });
+        Ok(m)
+    }
+
+    fn rare_template(&self) -> Result<Option<SavedModel>> {
+        let cfg = &self.settings().detectors.rare_template;
+        let Some(events) = self.ctx.lake.scan(Layer::Gold, tables::EVENT_FEATURES, &self.ctx.source, self.dates)? else {
+            return Ok(None);
+        };
+        let df = events
+            .group_by([col("template_id")])
+            .agg([len().cast(DataType::Int64).alias("count")])
+            .collect().map_err(anyhow::Error::from).context("counting templates")?;
+        let ids = features::strings(&df, "template_id")?;
+        let n = df.column("count")?.i64()?;
+        let counts: TemplateCounts = ids.into_iter().zip(n.into_no_null_iter()).map(|(id, c)| (id, c as u64)).collect();
+        let total: u64 = counts.values().sum();
+        let model = match RareTemplate::params().max_count(cfg.max_count).min_events(cfg.min_events).fit(&counts) {
+            Ok(m) => m,
+            Err(crate::detectors::rare_template::RareTemplateError::TooFewEvents { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut m = self.base(EVENT, RARE_TEMPLATE, vec!["template_id".into()], total, Model::RareTemplate(model.clone()));
+        m.threshold = model.threshold();
+        m.params = serde_json::json!({"max_count": cfg.max_count, "min_events": cfg.min_events});
+        Ok(Some(m))
+    }
+}
+
+/// Median and 1.4826·MAD per column, for explanations.
+fn robust_baselines(x: &Array2<f64>) -> Vec<FeatureBaseline> {
+    let params = ZScore::params();
+    match params.fit(&DatasetBase::from(x.clone())) {
+        Ok(z) => z.baselines,
+        Err(_) => vec![FeatureBaseline { center: 0.0, scale: 1.0 }; x.ncols()],
+    }
+}
