@@ -124,7 +124,11 @@ fn init_logging(json: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn batch_dates(g: &GlobalArgs) -> Result<Vec<NaiveDate>> {
@@ -148,11 +152,23 @@ pub fn main() -> Result<()> {
 
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
-    if let Command::Generate { out, days, start_date, lines_per_day, seed } = &cli.command {
-        let start = start_date.unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(*days as i64));
+    if let Command::Generate {
+        out,
+        days,
+        start_date,
+        lines_per_day,
+        seed,
+    } = &cli.command
+    {
+        let start = start_date
+            .unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(*days as i64));
         let summary = generate(&GenerateOptions {
             out_dir: out.join("logs"),
-            source: if g.source == "default" { "app".into() } else { g.source.clone() },
+            source: if g.source == "default" {
+                "app".into()
+            } else {
+                g.source.clone()
+            },
             start,
             days: *days,
             lines_per_day: *lines_per_day,
@@ -172,7 +188,10 @@ pub fn run(cli: Cli) -> Result<()> {
 
     let settings = Settings::load(
         g.config.as_deref(),
-        &Overrides { lake: g.lake.clone(), database_url: g.database_url.clone() },
+        &Overrides {
+            lake: g.lake.clone(),
+            database_url: g.database_url.clone(),
+        },
     )?;
     let options = StageOptions {
         inputs: g.input.clone(),
@@ -189,7 +208,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train => stages::run_stage(&ctx, Stage::Train).map(|_| ()),
         Command::Detect => stages::run_stage(&ctx, Stage::Detect).map(|_| ()),
         Command::Report => stages::run_stage(&ctx, Stage::Report).map(|_| ()),
-        Command::Run { from, to } => stages::run_range(&ctx, Stage::parse(from)?, Stage::parse(to)?),
+        Command::Run { from, to } => {
+            stages::run_range(&ctx, Stage::parse(from)?, Stage::parse(to)?)
+        }
         Command::Generate { .. } => unreachable!("handled above"),
     };
     ctx.db.close();

@@ -38,7 +38,10 @@ pub struct LakeSettings {
 
 impl Default for LakeSettings {
     fn default() -> Self {
-        Self { path: PathBuf::from("lake"), bronze_batch_rows: 65_536 }
+        Self {
+            path: PathBuf::from("lake"),
+            bronze_batch_rows: 65_536,
+        }
     }
 }
 
@@ -52,7 +55,10 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 4 }
+        Self {
+            url: String::new(),
+            max_connections: 4,
+        }
     }
 }
 
@@ -103,7 +109,10 @@ pub struct GoldSettings {
 
 impl Default for GoldSettings {
     fn default() -> Self {
-        Self { window_minutes: 5, top_templates: 20 }
+        Self {
+            window_minutes: 5,
+            top_templates: 20,
+        }
     }
 }
 
@@ -126,6 +135,7 @@ pub struct DetectorSettings {
     pub isolation_forest: IsolationForestSettings,
     pub zscore: ZScoreSettings,
     pub rare_template: RareTemplateSettings,
+    pub sequence: SequenceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -144,7 +154,7 @@ pub struct IsolationForestSettings {
 impl Default for IsolationForestSettings {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             granularities: vec!["session".into()],
             n_trees: 100,
             max_samples: 256,
@@ -189,7 +199,34 @@ pub struct RareTemplateSettings {
 
 impl Default for RareTemplateSettings {
     fn default() -> Self {
-        Self { enabled: true, max_count: 2, min_events: 10_000 }
+        Self {
+            enabled: true,
+            max_count: 2,
+            min_events: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SequenceSettings {
+    pub enabled: bool,
+    /// A transition made by at most this many training sessions is rare…
+    pub max_sessions: u64,
+    /// …or by at most this share of them, whichever is larger.
+    pub max_rate: f64,
+    /// Only judge once the training range holds this many sessions.
+    pub min_sessions: u64,
+}
+
+impl Default for SequenceSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_sessions: 2,
+            max_rate: 1e-4,
+            min_sessions: 1000,
+        }
     }
 }
 
@@ -221,7 +258,10 @@ impl Settings {
         match path {
             Some(p) => {
                 if !p.exists() {
-                    anyhow::bail!("config file {} does not exist (pass --config with an existing file, or omit it to use defaults)", p.display());
+                    anyhow::bail!(
+                        "config file {} does not exist (pass --config with an existing file, or omit it to use defaults)",
+                        p.display()
+                    );
                 }
                 builder = builder.add_source(config::File::from(p.to_path_buf()));
             }
@@ -248,9 +288,9 @@ impl Settings {
             builder = builder.set_override("database.url", url.clone())?;
         }
         let merged = builder.build().context("reading configuration")?;
-        let settings: Settings = merged
-            .try_deserialize()
-            .context("invalid configuration (see config/loglake.toml for every key and its default)")?;
+        let settings: Settings = merged.try_deserialize().context(
+            "invalid configuration (see config/loglake.toml for every key and its default)",
+        )?;
         Ok(settings)
     }
 
@@ -271,7 +311,9 @@ impl Settings {
 
 /// Replace the password in a database URL with `***`, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let authority = &rest[..authority_end];
@@ -292,16 +334,24 @@ mod tests {
 
     #[test]
     fn redacts_passwords_only() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://lake/loglake.db"), "sqlite://lake/loglake.db");
+        assert_eq!(
+            redact_url("sqlite://lake/loglake.db"),
+            "sqlite://lake/loglake.db"
+        );
     }
 
     #[test]
     fn shipped_config_matches_the_defaults() {
         // The shipped file documents every key with its default value: if the two drift, users
         // read one thing and get another.
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/loglake.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/loglake.toml"))
+                .unwrap();
         let from_file: Settings = toml_like(&text);
         let defaults = Settings::default();
         assert_eq!(
@@ -324,7 +374,10 @@ mod tests {
         let mut s = Settings::default();
         s.sources.insert(
             "hdfs".into(),
-            SourceSettings { format: Some("hdfs".into()), session_key: Some(r"(blk_-?\d+)".into()) },
+            SourceSettings {
+                format: Some("hdfs".into()),
+                session_key: Some(r"(blk_-?\d+)".into()),
+            },
         );
         assert_eq!(s.parse_for("hdfs").format, "hdfs");
         assert_eq!(s.parse_for("other").format, "generator");

@@ -128,10 +128,16 @@ pub struct Database {
     display_url: String,
 }
 
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
 
 impl Database {
     /// Connect to `url`, or to the embedded SQLite file when `url` is empty.
@@ -179,12 +185,21 @@ impl Database {
             // WAL lets report/SQL readers work while a stage writes; a busy timeout instead of
             // an immediate "database is locked" when two stages overlap.
             runtime.block_on(async {
-                sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
-                sqlx::query("PRAGMA busy_timeout=30000").execute(&pool).await?;
+                sqlx::query("PRAGMA journal_mode=WAL")
+                    .execute(&pool)
+                    .await?;
+                sqlx::query("PRAGMA busy_timeout=30000")
+                    .execute(&pool)
+                    .await?;
                 Ok::<_, sqlx::Error>(())
             })?;
         }
-        Ok(Self { pool, dialect, runtime, display_url })
+        Ok(Self {
+            pool,
+            dialect,
+            runtime,
+            display_url,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -204,7 +219,13 @@ impl Database {
         let migrations = set
             .iter()
             .map(|(v, d, sql)| {
-                Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, sql.into_sql_str(), false)
+                Migration::new(
+                    *v,
+                    Cow::Borrowed(*d),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
             })
             .collect();
         let migrator = Migrator::with_migrations(migrations);
@@ -233,7 +254,12 @@ impl Database {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
-    pub fn finish_run(&self, id: i64, started: DateTime<Utc>, result: &Result<RunOutcome>) -> Result<()> {
+    pub fn finish_run(
+        &self,
+        id: i64,
+        started: DateTime<Utc>,
+        result: &Result<RunOutcome>,
+    ) -> Result<()> {
         let d = self.dialect;
         let now = Utc::now();
         let duration_ms = (now - started).num_milliseconds();
@@ -295,7 +321,12 @@ impl Database {
     /// Make the table's anomalies for (source, batch date) exactly `rows`: new ones inserted,
     /// existing ones updated (keeping when and by which run they were first detected), ones a
     /// re-run no longer raises deleted. One transaction, so readers never see a half state.
-    pub fn replace_anomalies(&self, source: &str, batch_date: NaiveDate, rows: &[AnomalyRow]) -> Result<usize> {
+    pub fn replace_anomalies(
+        &self,
+        source: &str,
+        batch_date: NaiveDate,
+        rows: &[AnomalyRow],
+    ) -> Result<usize> {
         let d = self.dialect;
         let insert = format!(
             "INSERT INTO anomalies (anomaly_id, run_id, detected_at, source, batch_date, granularity, \
@@ -316,49 +347,51 @@ impl Database {
             "SELECT anomaly_id FROM anomalies WHERE source = $1 AND {} = $2",
             d.text("batch_date")
         );
-        let keep: std::collections::HashSet<&str> = rows.iter().map(|r| r.anomaly_id.as_str()).collect();
-        self.runtime.block_on(async {
-            let mut tx = self.pool.begin().await?;
-            let existing: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(select_existing))
-                .bind(source.to_string())
-                .bind(batch_date.to_string())
-                .fetch_all(&mut *tx)
-                .await?;
-            for row in existing {
-                let id: String = row.try_get(0)?;
-                if !keep.contains(id.as_str()) {
-                    sqlx::query("DELETE FROM anomalies WHERE anomaly_id = $1")
-                        .bind(id)
+        let keep: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.anomaly_id.as_str()).collect();
+        self.runtime
+            .block_on(async {
+                let mut tx = self.pool.begin().await?;
+                let existing: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(select_existing))
+                    .bind(source.to_string())
+                    .bind(batch_date.to_string())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for row in existing {
+                    let id: String = row.try_get(0)?;
+                    if !keep.contains(id.as_str()) {
+                        sqlx::query("DELETE FROM anomalies WHERE anomaly_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                for r in rows {
+                    sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                        .bind(r.anomaly_id.clone())
+                        .bind(r.run_id.clone())
+                        .bind(format_ts(d, r.detected_at))
+                        .bind(r.source.clone())
+                        .bind(r.batch_date.to_string())
+                        .bind(r.granularity.clone())
+                        .bind(r.entity_key.clone())
+                        .bind(format_ts(d, r.window_start))
+                        .bind(format_ts(d, r.window_end))
+                        .bind(r.detector.clone())
+                        .bind(r.score)
+                        .bind(r.threshold)
+                        .bind(r.severity.clone())
+                        .bind(r.reason.clone())
+                        .bind(r.details.clone())
+                        .bind(r.model_version.clone())
+                        .bind(r.incident_id.clone())
                         .execute(&mut *tx)
                         .await?;
                 }
-            }
-            for r in rows {
-                sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
-                    .bind(r.anomaly_id.clone())
-                    .bind(r.run_id.clone())
-                    .bind(format_ts(d, r.detected_at))
-                    .bind(r.source.clone())
-                    .bind(r.batch_date.to_string())
-                    .bind(r.granularity.clone())
-                    .bind(r.entity_key.clone())
-                    .bind(format_ts(d, r.window_start))
-                    .bind(format_ts(d, r.window_end))
-                    .bind(r.detector.clone())
-                    .bind(r.score)
-                    .bind(r.threshold)
-                    .bind(r.severity.clone())
-                    .bind(r.reason.clone())
-                    .bind(r.details.clone())
-                    .bind(r.model_version.clone())
-                    .bind(r.incident_id.clone())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(())
-        })
-        .with_context(|| format!("writing anomalies to {}", self.display_url))?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(())
+            })
+            .with_context(|| format!("writing anomalies to {}", self.display_url))?;
         Ok(rows.len())
     }
 
@@ -391,12 +424,23 @@ impl Database {
                 .fetch_all(&self.pool),
         )?;
         rows.iter()
-            .map(|r| Ok([r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?]))
+            .map(|r| {
+                Ok([
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ])
+            })
             .collect()
     }
 
     /// All anomaly rows of a source as comparable tuples (tests and the idempotence check).
-    pub fn anomaly_fingerprint(&self, source: &str) -> Result<Vec<(String, String, String, f64, String)>> {
+    pub fn anomaly_fingerprint(
+        &self,
+        source: &str,
+    ) -> Result<Vec<(String, String, String, f64, String)>> {
         let rows: Vec<AnyRow> = self.runtime.block_on(
             sqlx::query(
                 "SELECT anomaly_id, entity_key, detector, score, reason FROM anomalies WHERE source = $1 \
@@ -406,7 +450,15 @@ impl Database {
             .fetch_all(&self.pool),
         )?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ))
+            })
             .collect()
     }
 
@@ -419,7 +471,9 @@ impl Database {
             .bind(source.to_string())
             .fetch_all(&self.pool),
         )?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
     }
 
     /// Run a read-only query returning one integer (tests and examples of user SQL).

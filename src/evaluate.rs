@@ -32,14 +32,26 @@ pub struct Scores {
 
 impl Scores {
     pub fn precision(&self) -> f64 {
-        if self.detections == 0 { 0.0 } else { self.true_positives as f64 / self.detections as f64 }
+        if self.detections == 0 {
+            0.0
+        } else {
+            self.true_positives as f64 / self.detections as f64
+        }
     }
     pub fn recall(&self) -> f64 {
-        if self.labels == 0 { 0.0 } else { self.labels_found as f64 / self.labels as f64 }
+        if self.labels == 0 {
+            0.0
+        } else {
+            self.labels_found as f64 / self.labels as f64
+        }
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 }
 
@@ -53,7 +65,9 @@ pub struct Evaluation {
 }
 
 fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn base_name(path: &str) -> &str {
@@ -66,15 +80,16 @@ fn matches(d: &Detection, l: &Label) -> bool {
     }
     match l.granularity.as_str() {
         "window" => {
-            let (Some(start), Some(end)) = (parse_ts(&l.start), parse_ts(&l.end)) else { return false };
+            let (Some(start), Some(end)) = (parse_ts(&l.start), parse_ts(&l.end)) else {
+                return false;
+            };
             d.entity_key == l.service && d.window_start < end && start < d.window_end
         }
         "session" => l.session_key.as_deref() == Some(d.entity_key.as_str()),
         "event" => match (&l.file, l.line) {
-            (Some(file), Some(line)) => d
-                .entity_key
-                .rsplit_once(':')
-                .is_some_and(|(f, n)| base_name(f) == base_name(file) && n.parse::<u64>().ok() == Some(line)),
+            (Some(file), Some(line)) => d.entity_key.rsplit_once(':').is_some_and(|(f, n)| {
+                base_name(f) == base_name(file) && n.parse::<u64>().ok() == Some(line)
+            }),
             _ => false,
         },
         _ => false,
@@ -93,10 +108,17 @@ pub fn evaluate(detections: &[Detection], labels: &[Label]) -> Evaluation {
                 found.insert(i);
             }
         }
-        let key = (d.granularity.clone(), d.entity_key.clone(), d.window_start.timestamp_millis());
+        let key = (
+            d.granularity.clone(),
+            d.entity_key.clone(),
+            d.window_start.timestamp_millis(),
+        );
         let e = entities.entry(key).or_insert(false);
         *e |= hit;
-        let per = eval.per_detector.entry(format!("{}/{}", d.detector, d.granularity)).or_default();
+        let per = eval
+            .per_detector
+            .entry(format!("{}/{}", d.detector, d.granularity))
+            .or_default();
         per.0 += hit as usize;
         per.1 += 1;
     }
@@ -155,7 +177,11 @@ mod tests {
         };
         let detections = vec![
             window("2026-11-20T10:00:00Z", "2026-11-20T10:05:00Z", "zscore"),
-            window("2026-11-20T10:00:00Z", "2026-11-20T10:05:00Z", "isolation_forest"),
+            window(
+                "2026-11-20T10:00:00Z",
+                "2026-11-20T10:05:00Z",
+                "isolation_forest",
+            ),
             window("2026-11-20T10:10:00Z", "2026-11-20T10:15:00Z", "zscore"),
             window("2026-11-20T14:00:00Z", "2026-11-20T14:05:00Z", "zscore"),
             Detection {

@@ -16,7 +16,13 @@ pub const SESSION: &str = "session";
 pub const EVENT: &str = "event";
 
 /// Session columns used as features besides the template counts.
-pub const SESSION_NUMERIC: &[&str] = &["duration_log", "n_events", "n_distinct_templates", "n_warn", "n_error"];
+pub const SESSION_NUMERIC: &[&str] = &[
+    "duration_log",
+    "n_events",
+    "n_distinct_templates",
+    "n_warn",
+    "n_error",
+];
 /// Prefix of session template-count features.
 pub const TEMPLATE_COUNT_PREFIX: &str = "tc_";
 /// At most this many templates become session features (the most common in training).
@@ -24,7 +30,11 @@ pub const MAX_SESSION_TEMPLATES: usize = 200;
 
 /// Whether a feature is a count (Poisson floor in z-scores).
 pub fn is_count_feature(name: &str) -> bool {
-    name.starts_with("n_") || name.starts_with("tpl_") || name.starts_with(TEMPLATE_COUNT_PREFIX) || name == "distinct_templates" || name == "new_templates"
+    name.starts_with("n_")
+        || name.starts_with("tpl_")
+        || name.starts_with(TEMPLATE_COUNT_PREFIX)
+        || name == "distinct_templates"
+        || name == "new_templates"
 }
 
 /// Window features for z-scores: counts only. Rates add nothing a count does not show, and
@@ -44,7 +54,9 @@ fn numeric_columns(df: &DataFrame, keep: impl Fn(&str) -> bool) -> Vec<String> {
         .iter()
         .filter(|c| c.dtype().is_primitive_numeric())
         .map(|c| c.name().to_string())
-        .filter(|c| !WINDOW_KEYS.contains(&c.as_str()) && !CALENDAR.contains(&c.as_str()) && keep(c))
+        .filter(|c| {
+            !WINDOW_KEYS.contains(&c.as_str()) && !CALENDAR.contains(&c.as_str()) && keep(c)
+        })
         .collect()
 }
 
@@ -52,7 +64,9 @@ fn numeric_columns(df: &DataFrame, keep: impl Fn(&str) -> bool) -> Vec<String> {
 pub fn matrix(df: &DataFrame, features: &[String]) -> Result<Array2<f64>> {
     let mut x = Array2::<f64>::zeros((df.height(), features.len()));
     for (j, name) in features.iter().enumerate() {
-        let Ok(column) = df.column(name) else { continue };
+        let Ok(column) = df.column(name) else {
+            continue;
+        };
         let values = column.cast(&DataType::Float64)?;
         for (i, v) in values.f64()?.iter().enumerate() {
             x[[i, j]] = v.unwrap_or(0.0);
@@ -63,27 +77,47 @@ pub fn matrix(df: &DataFrame, features: &[String]) -> Result<Array2<f64>> {
 
 /// Session frame with `duration_log` added and the template-count vectors joined in as
 /// `tc_<template>` columns for `vocabulary`.
-pub fn session_frame(sessions: &DataFrame, counts: &DataFrame, vocabulary: &[String]) -> Result<DataFrame> {
+pub fn session_frame(
+    sessions: &DataFrame,
+    counts: &DataFrame,
+    vocabulary: &[String],
+) -> Result<DataFrame> {
     let mut df = sessions.clone();
     // Durations are heavy-tailed: on a log scale a 30 s request stands out from 200 ms ones
     // by a few spreads rather than by thousands.
-    let duration_log: Vec<f64> = millis(&df, "duration_ms")?.iter().map(|&d| (d.max(0) as f64).ln_1p()).collect();
+    let duration_log: Vec<f64> = millis(&df, "duration_ms")?
+        .iter()
+        .map(|&d| (d.max(0) as f64).ln_1p())
+        .collect();
     df.with_column(Column::new("duration_log".into(), duration_log))?;
     let keys = df.column("session_key")?.str()?;
-    let row_of: HashMap<&str, usize> = keys.iter().enumerate().filter_map(|(i, k)| k.map(|k| (k, i))).collect();
-    let vocab_index: HashMap<&str, usize> = vocabulary.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    let row_of: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.map(|k| (k, i)))
+        .collect();
+    let vocab_index: HashMap<&str, usize> = vocabulary
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
     let mut cols = vec![vec![0i64; df.height()]; vocabulary.len()];
     let c_key = counts.column("session_key")?.str()?;
     let c_tpl = counts.column("template_id")?.str()?;
     let c_n = counts.column("count")?.i64()?;
     for i in 0..counts.height() {
-        let (Some(k), Some(t), Some(n)) = (c_key.get(i), c_tpl.get(i), c_n.get(i)) else { continue };
+        let (Some(k), Some(t), Some(n)) = (c_key.get(i), c_tpl.get(i), c_n.get(i)) else {
+            continue;
+        };
         if let (Some(&r), Some(&j)) = (row_of.get(k), vocab_index.get(t)) {
             cols[j][r] = n;
         }
     }
     for (t, values) in vocabulary.iter().zip(cols) {
-        df.with_column(Column::new(format!("{TEMPLATE_COUNT_PREFIX}{t}").into(), values))?;
+        df.with_column(Column::new(
+            format!("{TEMPLATE_COUNT_PREFIX}{t}").into(),
+            values,
+        ))?;
     }
     Ok(df)
 }
@@ -96,21 +130,32 @@ pub fn session_vocabulary(counts: &DataFrame) -> Result<Vec<String>> {
     }
     let mut ranked: Vec<(String, u64)> = sessions_per_template.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(ranked.into_iter().take(MAX_SESSION_TEMPLATES).map(|(t, _)| t).collect())
+    Ok(ranked
+        .into_iter()
+        .take(MAX_SESSION_TEMPLATES)
+        .map(|(t, _)| t)
+        .collect())
 }
 
 pub fn session_features(vocabulary: &[String]) -> Vec<String> {
     SESSION_NUMERIC
         .iter()
         .map(|s| s.to_string())
-        .chain(vocabulary.iter().map(|t| format!("{TEMPLATE_COUNT_PREFIX}{t}")))
+        .chain(
+            vocabulary
+                .iter()
+                .map(|t| format!("{TEMPLATE_COUNT_PREFIX}{t}")),
+        )
         .collect()
 }
 
 /// String values of a column (nulls as empty), for grouping keys.
 pub fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     let c = df.column(name)?.cast(&DataType::String)?;
-    Ok(c.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    Ok(c.str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
 }
 
 /// Epoch-millisecond values of a datetime column.

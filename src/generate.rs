@@ -113,13 +113,23 @@ struct Day<'a> {
 }
 
 fn rfc3339(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms).single().map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default()
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
 }
 
 impl Day<'_> {
     fn push(&mut self, ts_ms: i64, service: usize, level: u8, text: String) -> usize {
         self.seq += 1;
-        self.lines.push(Line { ts_ms, seq: self.seq, service: service as u8, level, text, label: None });
+        self.lines.push(Line {
+            ts_ms,
+            seq: self.seq,
+            service: service as u8,
+            level,
+            text,
+            label: None,
+        });
         self.lines.len() - 1
     }
 
@@ -145,7 +155,12 @@ impl Day<'_> {
     }
 
     fn ip(&mut self) -> String {
-        format!("10.{}.{}.{}", self.rng.gen_range(0..4), self.rng.gen_range(0..255), self.rng.gen_range(1..255))
+        format!(
+            "10.{}.{}.{}",
+            self.rng.gen_range(0..4),
+            self.rng.gen_range(0..255),
+            self.rng.gen_range(1..255)
+        )
     }
 
     /// The steps of one normal request of `service`: (level, text) in order.
@@ -158,42 +173,111 @@ impl Day<'_> {
                 let items = r.gen_range(1..9);
                 let total = r.gen_range(500..90000) as f64 / 100.0;
                 let provider = ["stripe", "adyen", "paypal"][r.gen_range(0..3)];
-                steps.push((INFO, format!("request started req={req} method=POST path=/checkout user=u{user}")));
-                steps.push((INFO, format!("cart loaded req={req} items={items} total={total:.2}")));
+                steps.push((
+                    INFO,
+                    format!("request started req={req} method=POST path=/checkout user=u{user}"),
+                ));
+                steps.push((
+                    INFO,
+                    format!("cart loaded req={req} items={items} total={total:.2}"),
+                ));
                 if r.gen_bool(0.10) {
-                    steps.push((WARN, format!("payment retry req={req} attempt={} provider={provider}", r.gen_range(1..3))));
+                    steps.push((
+                        WARN,
+                        format!(
+                            "payment retry req={req} attempt={} provider={provider}",
+                            r.gen_range(1..3)
+                        ),
+                    ));
                 }
-                steps.push((INFO, format!("payment authorized req={req} provider={provider} amount={total:.2}")));
-                steps.push((INFO, format!("order created req={req} order_id=o{}", r.gen_range(100000..999999))));
+                steps.push((
+                    INFO,
+                    format!("payment authorized req={req} provider={provider} amount={total:.2}"),
+                ));
+                steps.push((
+                    INFO,
+                    format!(
+                        "order created req={req} order_id=o{}",
+                        r.gen_range(100000..999999)
+                    ),
+                ));
             }
             1 => {
                 let amount = r.gen_range(100..50000) as f64 / 100.0;
                 let currency = ["EUR", "USD", "GBP"][r.gen_range(0..3)];
-                steps.push((INFO, format!("charge requested req={req} amount={amount:.2} currency={currency}")));
-                steps.push((INFO, format!("fraud check passed req={req} score={:.3}", r.r#gen::<f64>() * 0.3)));
-                steps.push((INFO, format!("charge captured req={req} txn=0x{:08x}", r.r#gen::<u32>())));
+                steps.push((
+                    INFO,
+                    format!("charge requested req={req} amount={amount:.2} currency={currency}"),
+                ));
+                steps.push((
+                    INFO,
+                    format!(
+                        "fraud check passed req={req} score={:.3}",
+                        r.r#gen::<f64>() * 0.3
+                    ),
+                ));
+                steps.push((
+                    INFO,
+                    format!("charge captured req={req} txn=0x{:08x}", r.r#gen::<u32>()),
+                ));
             }
             2 => {
                 let sku = format!("SKU-{}", r.gen_range(10000..99999));
                 steps.push((INFO, format!("stock lookup req={req} sku={sku}")));
                 if r.gen_bool(0.3) {
-                    steps.push((INFO, format!("cache miss req={req} sku={sku} loading from db")));
+                    steps.push((
+                        INFO,
+                        format!("cache miss req={req} sku={sku} loading from db"),
+                    ));
                 }
-                steps.push((INFO, format!("stock level req={req} sku={sku} qty={}", r.gen_range(0..500))));
+                steps.push((
+                    INFO,
+                    format!(
+                        "stock level req={req} sku={sku} qty={}",
+                        r.gen_range(0..500)
+                    ),
+                ));
             }
             3 => {
-                let ip = format!("10.{}.{}.{}", r.gen_range(0..4), r.gen_range(0..255), r.gen_range(1..255));
-                steps.push((INFO, format!("login attempt req={req} user=u{user} ip={ip}")));
+                let ip = format!(
+                    "10.{}.{}.{}",
+                    r.gen_range(0..4),
+                    r.gen_range(0..255),
+                    r.gen_range(1..255)
+                );
+                steps.push((
+                    INFO,
+                    format!("login attempt req={req} user=u{user} ip={ip}"),
+                ));
                 if r.gen_bool(0.05) {
-                    steps.push((WARN, format!("login failed req={req} user=u{user} reason=bad_password")));
+                    steps.push((
+                        WARN,
+                        format!("login failed req={req} user=u{user} reason=bad_password"),
+                    ));
                 } else {
-                    steps.push((INFO, format!("token issued req={req} user=u{user} ttl=3600")));
+                    steps.push((
+                        INFO,
+                        format!("token issued req={req} user=u{user} ttl=3600"),
+                    ));
                 }
             }
             _ => {
-                steps.push((INFO, format!("query received req={req} terms={} page={}", r.gen_range(1..6), r.gen_range(1..4))));
+                steps.push((
+                    INFO,
+                    format!(
+                        "query received req={req} terms={} page={}",
+                        r.gen_range(1..6),
+                        r.gen_range(1..4)
+                    ),
+                ));
                 for shard in 0..3 {
-                    steps.push((DEBUG, format!("index shard {shard} responded req={req} in {} ms", r.gen_range(2..40))));
+                    steps.push((
+                        DEBUG,
+                        format!(
+                            "index shard {shard} responded req={req} in {} ms",
+                            r.gen_range(2..40)
+                        ),
+                    ));
                 }
             }
         }
@@ -203,7 +287,12 @@ impl Day<'_> {
     /// Emit one request starting at `start_ms`. `stretch` multiplies step latencies.
     fn request(&mut self, service: usize, start_ms: i64, broken: bool, stretch: f64) -> String {
         self.next_req += 1;
-        let req = format!("{}{}-{:06x}", &SERVICES[service][..2], self.day_index, self.next_req);
+        let req = format!(
+            "{}{}-{:06x}",
+            &SERVICES[service][..2],
+            self.day_index,
+            self.next_req
+        );
         let mut steps = self.flow(service, &req);
         let mut truncated = false;
         if broken {
@@ -224,11 +313,22 @@ impl Day<'_> {
         for (level, text) in steps {
             warned |= level == WARN;
             self.push(t, service, level, text);
-            t += (self.rng.gen_range(3.0..45.0) * stretch) as i64;
+            // Step latencies are log-normal (median 15 ms), as service latencies are in practice.
+            let (u1, u2): (f64, f64) = (self.rng.r#gen::<f64>().max(1e-12), self.rng.r#gen());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            t += ((15.0 * (0.5 * z).exp()).max(1.0) * stretch) as i64;
         }
         if !truncated {
             let status = if service == 3 && warned { 401 } else { 200 };
-            self.push(t, service, INFO, format!("request completed req={req} status={status} duration_ms={}", t - start_ms));
+            self.push(
+                t,
+                service,
+                INFO,
+                format!(
+                    "request completed req={req} status={status} duration_ms={}",
+                    t - start_ms
+                ),
+            );
         }
         req
     }
@@ -249,17 +349,24 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     if opts.days == 0 {
         anyhow::bail!("--days must be at least 1");
     }
-    fs::create_dir_all(&opts.out_dir).with_context(|| format!("creating {}", opts.out_dir.display()))?;
+    fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("creating {}", opts.out_dir.display()))?;
     let mut labels: Vec<Label> = Vec::new();
     let mut files = Vec::new();
     let mut total_lines = 0u64;
     let background_per_day = (SERVICES.len() * 1440) as f64 * 1.25;
-    let requests_per_minute =
-        ((opts.lines_per_day as f64 - background_per_day).max(opts.lines_per_day as f64 * 0.2)) / 1440.0 / LINES_PER_REQUEST;
+    let requests_per_minute = ((opts.lines_per_day as f64 - background_per_day)
+        .max(opts.lines_per_day as f64 * 0.2))
+        / 1440.0
+        / LINES_PER_REQUEST;
 
     for d in 0..opts.days {
         let date = opts.start + chrono::Duration::days(d as i64);
-        let day_start = date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+        let day_start = date
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
         let file_name = format!("{}-{}.log", opts.source, date.format("%Y-%m-%d"));
         let label_base = labels.len();
         let mut day = Day {
@@ -314,23 +421,48 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
                 // Background: a health check a minute, GC pauses, rare upstream timeouts.
                 let at = minute_start + day.rng.gen_range(0..60_000);
                 let latency = day.rng.gen_range(1..20);
-                day.push(at, s, DEBUG, format!("health check ok latency_ms={latency}"));
+                day.push(
+                    at,
+                    s,
+                    DEBUG,
+                    format!("health check ok latency_ms={latency}"),
+                );
                 if day.rng.gen_bool(0.2) {
                     let at = minute_start + day.rng.gen_range(0..60_000);
                     let (pause, heap) = (day.rng.gen_range(5..120), day.rng.gen_range(200..2000));
-                    day.push(at, s, INFO, format!("gc pause {pause} ms heap_used={heap}MB"));
+                    day.push(
+                        at,
+                        s,
+                        INFO,
+                        format!("gc pause {pause} ms heap_used={heap}MB"),
+                    );
                 }
                 if day.rng.gen_bool(0.02) {
                     let at = minute_start + day.rng.gen_range(0..60_000);
-                    let (other, after) = (SERVICES[day.rng.gen_range(0..SERVICES.len())], day.rng.gen_range(1000..5000));
-                    day.push(at, s, ERROR, format!("upstream timeout calling {other} after {after} ms"));
+                    let (other, after) = (
+                        SERVICES[day.rng.gen_range(0..SERVICES.len())],
+                        day.rng.gen_range(1000..5000),
+                    );
+                    day.push(
+                        at,
+                        s,
+                        ERROR,
+                        format!("upstream timeout calling {other} after {after} ms"),
+                    );
                 }
                 if s == burst_service && m >= burst_start && m < burst_start + 10 {
                     for _ in 0..day.poisson(30.0) {
                         let at = minute_start + day.rng.gen_range(0..60_000);
                         let ip = day.ip();
                         let retry = day.rng.gen_range(1..6);
-                        day.push(at, s, ERROR, format!("database connection refused host={ip} pool=primary retry={retry}"));
+                        day.push(
+                            at,
+                            s,
+                            ERROR,
+                            format!(
+                                "database connection refused host={ip} pool=primary retry={retry}"
+                            ),
+                        );
                     }
                 }
             }
@@ -340,11 +472,21 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         for kind in ["broken_session", "latency_outlier"] {
             for _ in 0..3 {
                 let s = day.rng.gen_range(0..SERVICES.len());
-                let at = day_start + day.rng.gen_range(30..(23 * 60)) as i64 * 60_000 + day.rng.gen_range(0..60_000);
-                let (broken, stretch) = if kind == "broken_session" { (true, 1.0) } else { (false, day.rng.gen_range(500.0..1500.0)) };
+                let at = day_start
+                    + day.rng.gen_range(30..(23 * 60)) as i64 * 60_000
+                    + day.rng.gen_range(0..60_000);
+                let (broken, stretch) = if kind == "broken_session" {
+                    (true, 1.0)
+                } else {
+                    (false, day.rng.gen_range(500.0..1500.0))
+                };
                 let before = day.lines.len();
                 let req = day.request(s, at, broken, stretch);
-                let end = day.lines[before..].iter().map(|l| l.ts_ms).max().unwrap_or(at);
+                let end = day.lines[before..]
+                    .iter()
+                    .map(|l| l.ts_ms)
+                    .max()
+                    .unwrap_or(at);
                 day.labels.push(Label {
                     kind: kind.into(),
                     granularity: "session".into(),
@@ -361,15 +503,22 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         // Never-seen messages: two single lines.
         for k in 0..2 {
             let s = day.rng.gen_range(0..SERVICES.len());
-            let at = day_start + day.rng.gen_range(30..(23 * 60)) as i64 * 60_000 + day.rng.gen_range(0..60_000);
+            let at = day_start
+                + day.rng.gen_range(30..(23 * 60)) as i64 * 60_000
+                + day.rng.gen_range(0..60_000);
             let template = NEVER_SEEN[(d as usize * 2 + k) % NEVER_SEEN.len()];
             let mut text = String::new();
             let mut rest = template;
             while let Some(pos) = rest.find('{') {
                 text.push_str(&rest[..pos]);
-                let close = rest[pos..].find('}').map(|c| pos + c).unwrap_or(rest.len() - 1);
+                let close = rest[pos..]
+                    .find('}')
+                    .map(|c| pos + c)
+                    .unwrap_or(rest.len() - 1);
                 match &rest[pos..=close] {
-                    "{h}" => write!(text, "{:012x}", day.rng.r#gen::<u64>() & 0xffff_ffff_ffff).unwrap(),
+                    "{h}" => {
+                        write!(text, "{:012x}", day.rng.r#gen::<u64>() & 0xffff_ffff_ffff).unwrap()
+                    }
                     _ => write!(text, "{}", day.rng.gen_range(2..99999)).unwrap(),
                 }
                 rest = &rest[close + 1..];
@@ -406,7 +555,12 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         out.write_all(b"\n")?;
     }
     out.flush()?;
-    Ok(GenerateSummary { files, labels_path, lines: total_lines, labels: labels.len() })
+    Ok(GenerateSummary {
+        files,
+        labels_path,
+        lines: total_lines,
+        labels: labels.len(),
+    })
 }
 
 fn write_day(path: &Path, lines: &[Line], labels: &mut [Label]) -> Result<()> {
@@ -446,11 +600,15 @@ fn write_day(path: &Path, lines: &[Line], labels: &mut [Label]) -> Result<()> {
 
 /// Read `labels.jsonl`.
 pub fn read_labels(path: &Path) -> Result<Vec<Label>> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading labels {}", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("reading labels {}", path.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}: not a label", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{} line {}: not a label", path.display(), i + 1))
+        })
         .collect()
 }
 
@@ -470,8 +628,15 @@ mod tests {
             seed: 5,
         };
         let a = generate(&opts).unwrap();
-        let b = generate(&GenerateOptions { out_dir: dir.path().join("b"), ..opts.clone() }).unwrap();
-        assert_eq!(fs::read(&a.files[0]).unwrap(), fs::read(&b.files[0]).unwrap());
+        let b = generate(&GenerateOptions {
+            out_dir: dir.path().join("b"),
+            ..opts.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            fs::read(&a.files[0]).unwrap(),
+            fs::read(&b.files[0]).unwrap()
+        );
         assert!(a.lines > 30_000 && a.lines < 50_000, "{} lines", a.lines);
 
         let labels = read_labels(&a.labels_path).unwrap();
@@ -479,13 +644,23 @@ mod tests {
         // Event labels point at the very line that holds the never-seen message.
         let text = fs::read_to_string(&a.files[0]).unwrap();
         let all: Vec<&str> = text.lines().collect();
-        for l in labels.iter().filter(|l| l.kind == "never_seen" && l.file.as_deref() == Some("shop-2026-11-16.log")) {
+        for l in labels
+            .iter()
+            .filter(|l| l.kind == "never_seen" && l.file.as_deref() == Some("shop-2026-11-16.log"))
+        {
             let line = all[l.line.unwrap() as usize - 1];
             assert!(line.contains(" ERROR "), "{line}");
-            assert!(NEVER_SEEN.iter().any(|t| line.contains(t.split('{').next().unwrap())), "{line}");
+            assert!(
+                NEVER_SEEN
+                    .iter()
+                    .any(|t| line.contains(t.split('{').next().unwrap())),
+                "{line}"
+            );
         }
         // Session labels name a request that exists in the file.
-        for l in labels.iter().filter(|l| l.granularity == "session" && l.file.as_deref() == Some("shop-2026-11-16.log")) {
+        for l in labels.iter().filter(|l| {
+            l.granularity == "session" && l.file.as_deref() == Some("shop-2026-11-16.log")
+        }) {
             let key = l.session_key.as_ref().unwrap();
             assert!(text.contains(&format!("req={key} ")), "{key}");
         }

@@ -102,7 +102,13 @@ impl Lake {
         self.root.join(layer.dir_name()).join(table)
     }
 
-    pub fn partition_dir(&self, layer: Layer, table: &str, source: &str, date: NaiveDate) -> PathBuf {
+    pub fn partition_dir(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+    ) -> PathBuf {
         self.table_dir(layer, table)
             .join(format!("source={source}"))
             .join(format!("date={}", date.format("%Y-%m-%d")))
@@ -132,10 +138,19 @@ impl Lake {
     }
 
     /// Dates that have a partition of `table` for `source`, ascending.
-    pub fn partition_dates(&self, layer: Layer, table: &str, source: &str) -> Result<Vec<NaiveDate>> {
-        let dir = self.table_dir(layer, table).join(format!("source={source}"));
+    pub fn partition_dates(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+    ) -> Result<Vec<NaiveDate>> {
+        let dir = self
+            .table_dir(layer, table)
+            .join(format!("source={source}"));
         let mut dates = Vec::new();
-        let Ok(entries) = fs::read_dir(&dir) else { return Ok(dates) };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(dates);
+        };
         for entry in entries {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
@@ -152,7 +167,9 @@ impl Lake {
     /// Sources that have any partition of `table`.
     pub fn sources(&self, layer: Layer, table: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        let Ok(entries) = fs::read_dir(self.table_dir(layer, table)) else { return Ok(out) };
+        let Ok(entries) = fs::read_dir(self.table_dir(layer, table)) else {
+            return Ok(out);
+        };
         for entry in entries {
             let name = entry?.file_name().to_string_lossy().to_string();
             if let Some(s) = name.strip_prefix("source=") {
@@ -164,10 +181,18 @@ impl Lake {
     }
 
     /// The Parquet files of one partition, sorted by name (so reads are in a stable order).
-    pub fn part_files(&self, layer: Layer, table: &str, source: &str, date: NaiveDate) -> Result<Vec<PathBuf>> {
+    pub fn part_files(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+    ) -> Result<Vec<PathBuf>> {
         let dir = self.partition_dir(layer, table, source, date);
         let mut files = Vec::new();
-        let Ok(entries) = fs::read_dir(&dir) else { return Ok(files) };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(files);
+        };
         for entry in entries {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "parquet") {
@@ -182,19 +207,35 @@ impl Lake {
     ///
     /// Columns `date` (the batch date, as a string) are added from the path, like a hive
     /// reader would, because the files themselves do not repeat partition values.
-    pub fn scan(&self, layer: Layer, table: &str, source: &str, dates: &[NaiveDate]) -> Result<Option<LazyFrame>> {
+    pub fn scan(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        dates: &[NaiveDate],
+    ) -> Result<Option<LazyFrame>> {
         let mut frames = Vec::new();
         for &date in dates {
             let files = self.part_files(layer, table, source, date)?;
             if files.is_empty() {
                 continue;
             }
-            let paths: Vec<PlRefPath> =
-                files.iter().map(|p| PlRefPath::new(p.to_string_lossy().to_string())).collect();
-            let args = ScanArgsParquet { allow_missing_columns: true, ..Default::default() };
+            let paths: Vec<PlRefPath> = files
+                .iter()
+                .map(|p| PlRefPath::new(p.to_string_lossy().to_string()))
+                .collect();
+            let args = ScanArgsParquet {
+                allow_missing_columns: true,
+                ..Default::default()
+            };
             let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("scanning {}", self.partition_dir(layer, table, source, date).display()))?
+                .with_context(|| {
+                    format!(
+                        "scanning {}",
+                        self.partition_dir(layer, table, source, date).display()
+                    )
+                })?
                 .with_column(lit(date.format("%Y-%m-%d").to_string()).alias("date"));
             frames.push(lf);
         }
@@ -203,7 +244,10 @@ impl Lake {
         }
         let union = concat(
             frames,
-            UnionArgs { diagonal: true, ..Default::default() },
+            UnionArgs {
+                diagonal: true,
+                ..Default::default()
+            },
         )?;
         Ok(Some(union))
     }
@@ -225,7 +269,13 @@ impl Lake {
     }
 
     /// Remove one partition (a re-run that now produces nothing must not leave stale rows).
-    pub fn drop_partition(&self, layer: Layer, table: &str, source: &str, date: NaiveDate) -> Result<()> {
+    pub fn drop_partition(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+    ) -> Result<()> {
         let target = self.partition_dir(layer, table, source, date);
         if target.exists() {
             let trash = self.staging_dir("trash")?;
@@ -243,10 +293,12 @@ impl Lake {
             let trash = self.staging_dir("trash")?;
             fs::rename(target, trash.join("old"))
                 .with_context(|| format!("moving old {} aside", target.display()))?;
-            fs::rename(staging, target).with_context(|| format!("committing {}", target.display()))?;
+            fs::rename(staging, target)
+                .with_context(|| format!("committing {}", target.display()))?;
             fs::remove_dir_all(&trash)?;
         } else {
-            fs::rename(staging, target).with_context(|| format!("committing {}", target.display()))?;
+            fs::rename(staging, target)
+                .with_context(|| format!("committing {}", target.display()))?;
         }
         Ok(())
     }
@@ -299,7 +351,13 @@ impl Lake {
     }
 
     /// Rows of `table` for a source over dates, from Parquet footers.
-    pub fn table_rows(&self, layer: Layer, table: &str, source: &str, dates: &[NaiveDate]) -> Result<u64> {
+    pub fn table_rows(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        dates: &[NaiveDate],
+    ) -> Result<u64> {
         let mut files = Vec::new();
         for &d in dates {
             files.extend(self.part_files(layer, table, source, d)?);
@@ -321,7 +379,10 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
 
 /// Read one Parquet file eagerly.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
-    let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().to_string()), Default::default())?;
+    let lf = LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().to_string()),
+        Default::default(),
+    )?;
     Ok(lf.collect()?)
 }
 
@@ -336,18 +397,34 @@ mod tests {
         lake.ensure_layout().unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
         let mut first = df!("x" => [1i64, 2, 3]).unwrap();
-        lake.commit_partition(Layer::Silver, "t", "s", date, &mut first).unwrap();
+        lake.commit_partition(Layer::Silver, "t", "s", date, &mut first)
+            .unwrap();
         let mut second = df!("x" => [7i64]).unwrap();
-        lake.commit_partition(Layer::Silver, "t", "s", date, &mut second).unwrap();
+        lake.commit_partition(Layer::Silver, "t", "s", date, &mut second)
+            .unwrap();
 
         let files = lake.part_files(Layer::Silver, "t", "s", date).unwrap();
         assert_eq!(files.len(), 1);
         assert_eq!(Lake::row_count(&files).unwrap(), 1);
-        let back = lake.scan(Layer::Silver, "t", "s", &[date]).unwrap().unwrap().collect().unwrap();
+        let back = lake
+            .scan(Layer::Silver, "t", "s", &[date])
+            .unwrap()
+            .unwrap()
+            .collect()
+            .unwrap();
         assert_eq!(back.column("x").unwrap().i64().unwrap().get(0), Some(7));
-        assert_eq!(back.column("date").unwrap().str().unwrap().get(0), Some("2026-11-20"));
+        assert_eq!(
+            back.column("date").unwrap().str().unwrap().get(0),
+            Some("2026-11-20")
+        );
         // Nothing is left behind in staging.
-        assert_eq!(fs::read_dir(tmp.path().join("_staging")).unwrap().count(), 0);
-        assert_eq!(lake.partition_dates(Layer::Silver, "t", "s").unwrap(), vec![date]);
+        assert_eq!(
+            fs::read_dir(tmp.path().join("_staging")).unwrap().count(),
+            0
+        );
+        assert_eq!(
+            lake.partition_dates(Layer::Silver, "t", "s").unwrap(),
+            vec![date]
+        );
     }
 }

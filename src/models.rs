@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::detectors::isolation_forest::IsolationForest;
 use crate::detectors::rare_template::RareTemplate;
+use crate::detectors::sequence::RareTransition;
 use crate::detectors::zscore::{FeatureBaseline, ZScore};
 use crate::lake::Lake;
 
@@ -57,6 +58,7 @@ pub enum Model {
     #[serde(rename = "zscore")]
     ZScore(ZScoreSet),
     RareTemplate(RareTemplate),
+    Sequence(RareTransition),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,13 +97,17 @@ impl SavedModel {
     }
 
     fn dir(lake: &Lake, source: &str, granularity: &str, detector: &str) -> PathBuf {
-        lake.models_dir().join(source).join(granularity).join(detector)
+        lake.models_dir()
+            .join(source)
+            .join(granularity)
+            .join(detector)
     }
 
     /// Save under `models/<source>/<granularity>/<detector>/<version>/model.json`; a version
     /// that already exists is left as it is. Returns the path.
     pub fn save(&self, lake: &Lake) -> Result<PathBuf> {
-        let dir = Self::dir(lake, &self.source, &self.granularity, &self.detector).join(&self.model_version);
+        let dir = Self::dir(lake, &self.source, &self.granularity, &self.detector)
+            .join(&self.model_version);
         let path = dir.join("model.json");
         if path.exists() {
             return Ok(path);
@@ -112,14 +118,28 @@ impl SavedModel {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("model {} is not valid (retrain with 04-train)", path.display()))
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "model {} is not valid (retrain with 04-train)",
+                path.display()
+            )
+        })
     }
 
     /// The newest model (by training end, then creation time) trained on data up to `date`.
-    pub fn latest(lake: &Lake, source: &str, granularity: &str, detector: &str, date: NaiveDate) -> Result<Option<Self>> {
+    pub fn latest(
+        lake: &Lake,
+        source: &str,
+        granularity: &str,
+        detector: &str,
+        date: NaiveDate,
+    ) -> Result<Option<Self>> {
         let dir = Self::dir(lake, source, granularity, detector);
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(None);
+        };
         let mut best: Option<SavedModel> = None;
         for entry in entries {
             let path = entry?.path().join("model.json");
@@ -132,7 +152,10 @@ impl SavedModel {
             }
             let newer = match &best {
                 None => true,
-                Some(b) => (m.train_to, m.created_at, &m.model_version) > (b.train_to, b.created_at, &b.model_version),
+                Some(b) => {
+                    (m.train_to, m.created_at, &m.model_version)
+                        > (b.train_to, b.created_at, &b.model_version)
+                }
             };
             if newer {
                 best = Some(m);

@@ -4,17 +4,23 @@
 //! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
 //! - [`rare_template`]: events whose template the training data has (almost) never seen.
+//! - [`sequence`]: sessions that make a transition between events normal sessions never make.
 //!
 //! The stages decide which detector runs on which granularity (`04-train`, `05-detect`); the
 //! detectors know only numbers.
 
 pub mod isolation_forest;
 pub mod rare_template;
+pub mod sequence;
 pub mod zscore;
 
 /// Severity from how far past its threshold a score is (score / threshold).
 pub fn severity(score: f64, threshold: f64) -> &'static str {
-    let ratio = if threshold.abs() > f64::EPSILON { score / threshold } else { f64::INFINITY };
+    let ratio = if threshold.abs() > f64::EPSILON {
+        score / threshold
+    } else {
+        f64::INFINITY
+    };
     if ratio >= 4.0 {
         "critical"
     } else if ratio >= 2.0 {

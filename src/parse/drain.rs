@@ -46,8 +46,15 @@ fn is_variable(token: &str) -> bool {
 
 impl Drain {
     pub fn new(params: DrainParams) -> Self {
-        let params = DrainParams { depth: params.depth.max(3), ..params };
-        Self { params, root: Node::default(), clusters: Vec::new() }
+        let params = DrainParams {
+            depth: params.depth.max(3),
+            ..params
+        };
+        Self {
+            params,
+            root: Node::default(),
+            clusters: Vec::new(),
+        }
     }
 
     /// Add one (masked) message; returns its cluster id.
@@ -56,7 +63,11 @@ impl Drain {
         let max_children = self.params.max_children.max(2);
         let route_len = (self.params.depth - 2).min(tokens.len());
 
-        let mut node = self.root.children.entry(tokens.len().to_string()).or_default();
+        let mut node = self
+            .root
+            .children
+            .entry(tokens.len().to_string())
+            .or_default();
         for token in &tokens[..route_len] {
             let key = if is_variable(token) { WILDCARD } else { token };
             let key = if node.children.contains_key(key) {
@@ -96,7 +107,9 @@ impl Drain {
             }
             _ => {
                 let id = self.clusters.len();
-                self.clusters.push(Cluster { tokens: tokens.iter().map(|t| t.to_string()).collect() });
+                self.clusters.push(Cluster {
+                    tokens: tokens.iter().map(|t| t.to_string()).collect(),
+                });
                 node.clusters.push(id);
                 id
             }
@@ -140,7 +153,11 @@ mod tests {
     use super::*;
 
     fn drain() -> Drain {
-        Drain::new(DrainParams { depth: 4, similarity_threshold: 0.5, max_children: 100 })
+        Drain::new(DrainParams {
+            depth: 4,
+            similarity_threshold: 0.5,
+            max_children: 100,
+        })
     }
 
     #[test]

@@ -29,7 +29,10 @@ impl LineFormat {
     /// A preset name or a format string.
     pub fn from_spec(spec: &str) -> Result<Self> {
         let spec = spec.trim();
-        if let Some((_, fmt)) = PRESETS.iter().find(|(name, _)| name.eq_ignore_ascii_case(spec)) {
+        if let Some((_, fmt)) = PRESETS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(spec))
+        {
             return Self::compile(fmt);
         }
         if !spec.contains('<') {
@@ -61,8 +64,14 @@ impl LineFormat {
                         }
                         name.push(n);
                     }
-                    if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-                        bail!("bad field name <{name}> in format {format:?}: use letters, digits and _");
+                    if name.is_empty()
+                        || !name
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                    {
+                        bail!(
+                            "bad field name <{name}> in format {format:?}: use letters, digits and _"
+                        );
                     }
                     if !literal.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut literal)));
@@ -136,7 +145,11 @@ impl LineFormat {
         }
         pattern.push('$');
         let regex = Regex::new(&pattern)?;
-        Ok(Self { source: format.to_string(), regex, fields })
+        Ok(Self {
+            source: format.to_string(),
+            regex,
+            fields,
+        })
     }
 }
 
@@ -157,16 +170,28 @@ mod tests {
 
     #[test]
     fn escapes_and_optional_groups() {
-        let f = LineFormat::compile(r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>").unwrap();
-        let with = f.regex.captures("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown").unwrap();
+        let f = LineFormat::compile(
+            r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
+        )
+        .unwrap();
+        let with = f
+            .regex
+            .captures("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown")
+            .unwrap();
         assert_eq!(&with["Component"], "sshd(pam_unix)");
         assert_eq!(&with["PID"], "19939");
-        let without = f.regex.captures("Jun 14 15:16:02 combo kernel: Linux version").unwrap();
+        let without = f
+            .regex
+            .captures("Jun 14 15:16:02 combo kernel: Linux version")
+            .unwrap();
         assert_eq!(&without["Component"], "kernel");
         assert!(without.name("PID").is_none());
 
         let apache = LineFormat::compile(r"\[<Time>\] \[<Level>\] <Content>").unwrap();
-        let caps = apache.regex.captures("[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok").unwrap();
+        let caps = apache
+            .regex
+            .captures("[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok")
+            .unwrap();
         assert_eq!(&caps["Time"], "Sun Dec 04 04:47:44 2005");
         assert_eq!(&caps["Level"], "notice");
     }

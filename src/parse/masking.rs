@@ -33,9 +33,12 @@ fn mask_token(token: &str, out: &mut String, params: &mut Vec<String>) {
     }
     // Keep a key: `key=value`, `key:value` (but not `10.0.0.1:50010`, which is an address).
     if let Some(pos) = token.find(['=']).or_else(|| {
-        token
-            .find(':')
-            .filter(|&p| p > 0 && token[..p].bytes().all(|b| b.is_ascii_alphabetic() || b == b'_'))
+        token.find(':').filter(|&p| {
+            p > 0
+                && token[..p]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphabetic() || b == b'_')
+        })
     }) {
         let (key, value) = token.split_at(pos + 1);
         out.push_str(key);
@@ -45,9 +48,16 @@ fn mask_token(token: &str, out: &mut String, params: &mut Vec<String>) {
         return;
     }
     // Strip punctuation that wraps values: (x), [x], "x", trailing , ; .
-    let start = token.find(|c: char| !matches!(c, '(' | '[' | '{' | '"' | '\'' | '<')).unwrap_or(token.len());
+    let start = token
+        .find(|c: char| !matches!(c, '(' | '[' | '{' | '"' | '\'' | '<'))
+        .unwrap_or(token.len());
     let end = token
-        .rfind(|c: char| !matches!(c, ')' | ']' | '}' | '"' | '\'' | ',' | ';' | '.' | ':' | '>'))
+        .rfind(|c: char| {
+            !matches!(
+                c,
+                ')' | ']' | '}' | '"' | '\'' | ',' | ';' | '.' | ':' | '>'
+            )
+        })
         .map(|i| i + 1)
         .unwrap_or(start);
     if start >= end {
@@ -79,7 +89,9 @@ pub fn classify(core: &str) -> &'static str {
 fn is_number(s: &str) -> bool {
     let s = s.strip_prefix(['-', '+']).unwrap_or(s);
     // Allow a short unit suffix: 45ms, 12KB, 3.5s, 80%.
-    let digits_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',')).unwrap_or(s.len());
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+        .unwrap_or(s.len());
     if digits_end == 0 || !s[..digits_end].bytes().any(|b| b.is_ascii_digit()) {
         return false;
     }
@@ -95,7 +107,10 @@ fn is_ip(s: &str) -> bool {
         _ => s,
     };
     let parts: Vec<&str> = host.split('.').collect();
-    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -108,7 +123,8 @@ fn is_uuid(s: &str) -> bool {
 
 fn is_hex(s: &str) -> bool {
     let body = s.strip_prefix("0x").unwrap_or(s);
-    (s.starts_with("0x") && !body.is_empty() || body.len() >= 8) && body.bytes().all(|b| b.is_ascii_hexdigit())
+    (s.starts_with("0x") && !body.is_empty() || body.len() >= 8)
+        && body.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -117,12 +133,24 @@ mod tests {
 
     #[test]
     fn masks_values_and_keeps_them() {
-        let (m, p) = mask("Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010");
+        let (m, p) = mask(
+            "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010",
+        );
         assert_eq!(m, "Receiving block <*> src: <IP> dest: <IP>");
-        assert_eq!(p, vec!["blk_-1608999687919862906", "/10.250.19.102:54106", "/10.250.19.102:50010"]);
+        assert_eq!(
+            p,
+            vec![
+                "blk_-1608999687919862906",
+                "/10.250.19.102:54106",
+                "/10.250.19.102:50010"
+            ]
+        );
 
         let (m, p) = mask("request completed status=200 duration_ms=153 (took 3.5s)");
-        assert_eq!(m, "request completed status=<NUM> duration_ms=<NUM> (took <NUM>)");
+        assert_eq!(
+            m,
+            "request completed status=<NUM> duration_ms=<NUM> (took <NUM>)"
+        );
         assert_eq!(p, vec!["200", "153", "3.5s"]);
 
         let (m, _) = mask("txn 0x7f3a charged to 123e4567-e89b-12d3-a456-426614174000 ok");

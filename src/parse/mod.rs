@@ -62,9 +62,16 @@ impl Parser {
     pub fn new(settings: &ParseSettings, batch_date: NaiveDate) -> Result<Self> {
         let format = LineFormat::from_spec(&settings.format)?;
         if !format.fields.iter().any(|f| f == "Content") {
-            anyhow::bail!("format {:?} has no <Content> field: every format needs one for the message", settings.format);
+            anyhow::bail!(
+                "format {:?} has no <Content> field: every format needs one for the message",
+                settings.format
+            );
         }
-        if !format.fields.iter().any(|f| TIME_FIELDS.contains(&f.as_str())) {
+        if !format
+            .fields
+            .iter()
+            .any(|f| TIME_FIELDS.contains(&f.as_str()))
+        {
             anyhow::bail!(
                 "format {:?} has no time field: name one of {}",
                 settings.format,
@@ -108,14 +115,26 @@ impl Parser {
         let Some(ts_ms) = ts.parse(&time_text) else {
             return Err(format!("unparseable timestamp {time_text:?}"));
         };
-        let level_raw = caps.name("Level").map(|m| m.as_str().to_string()).unwrap_or_default();
+        let level_raw = caps
+            .name("Level")
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
         let service = caps
             .name("Service")
             .or_else(|| caps.name("Component"))
             .map(|m| m.as_str().to_string())
             .unwrap_or_else(|| "-".to_string());
-        let message = caps.name("Content").map(|m| m.as_str().trim().to_string()).unwrap_or_default();
-        Ok(Header { ts_ms, level: normalize_level(&level_raw), level_raw, service, message })
+        let message = caps
+            .name("Content")
+            .map(|m| m.as_str().trim().to_string())
+            .unwrap_or_default();
+        Ok(Header {
+            ts_ms,
+            level: normalize_level(&level_raw),
+            level_raw,
+            service,
+            message,
+        })
     }
 
     /// Parse a batch of lines. `None` entries are lines already known to be bad (e.g. invalid
@@ -170,7 +189,13 @@ impl Parser {
             .map(|(r, unique)| match (r, unique) {
                 (Ok((header, masked, params)), Some(u)) => {
                     let (id, text) = &templates[cluster_of[u]];
-                    Parsed::Event(Event { header, masked, params, template_id: id.clone(), template: text.clone() })
+                    Parsed::Event(Event {
+                        header,
+                        masked,
+                        params,
+                        template_id: id.clone(),
+                        template: text.clone(),
+                    })
                 }
                 (Err(reason), _) => Parsed::Quarantined(reason),
                 (Ok(_), None) => unreachable!("every parsed line has a distinct-message index"),
@@ -202,7 +227,10 @@ mod tests {
     use super::*;
 
     fn parser(format: &str) -> Parser {
-        let settings = ParseSettings { format: format.into(), ..Default::default() };
+        let settings = ParseSettings {
+            format: format.into(),
+            ..Default::default()
+        };
         Parser::new(&settings, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()).unwrap()
     }
 
@@ -217,7 +245,9 @@ mod tests {
         ];
         let input: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(*l)).collect();
         let out = p.parse_batch(&input);
-        let Parsed::Event(a) = &out[0] else { panic!("{:?}", out[0]) };
+        let Parsed::Event(a) = &out[0] else {
+            panic!("{:?}", out[0])
+        };
         let Parsed::Event(b) = &out[1] else { panic!() };
         assert_eq!(a.template_id, b.template_id);
         assert_eq!(a.template, "request started req=<*> path=/cart user=<*>");
@@ -225,25 +255,46 @@ mod tests {
         assert_eq!(a.header.service, "checkout");
         assert!(matches!(&out[2], Parsed::Quarantined(r) if r.contains("does not match")));
         let Parsed::Event(c) = &out[3] else { panic!() };
-        assert_eq!((c.header.level, c.header.level_raw.as_str()), ("WARN", "WARNING"));
+        assert_eq!(
+            (c.header.level, c.header.level_raw.as_str()),
+            ("WARN", "WARNING")
+        );
     }
 
     #[test]
     fn same_templates_whatever_the_thread_count() {
         let p = parser("generator");
         let lines: Vec<String> = (0..20_000)
-            .map(|i| format!("2026-11-20T10:00:00.000Z INFO svc{}: step {} done in {} ms", i % 3, i % 7, i))
+            .map(|i| {
+                format!(
+                    "2026-11-20T10:00:00.000Z INFO svc{}: step {} done in {} ms",
+                    i % 3,
+                    i % 7,
+                    i
+                )
+            })
             .collect();
         let input: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(l.as_str())).collect();
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| p.parse_batch(&input));
-        let many = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(|| p.parse_batch(&input));
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| p.parse_batch(&input));
+        let many = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap()
+            .install(|| p.parse_batch(&input));
         assert_eq!(one, many);
     }
 
     #[test]
     fn bad_timestamps_are_quarantined_with_the_reason() {
         let p = parser("hdfs");
-        let out = p.parse_batch(&[Ok("0811xx 203615 148 INFO dfs.DataNode: hello"), Err("invalid UTF-8".into())]);
+        let out = p.parse_batch(&[
+            Ok("0811xx 203615 148 INFO dfs.DataNode: hello"),
+            Err("invalid UTF-8".into()),
+        ]);
         assert!(matches!(&out[0], Parsed::Quarantined(r) if r.contains("unparseable timestamp")));
         assert_eq!(out[1], Parsed::Quarantined("invalid UTF-8".into()));
     }

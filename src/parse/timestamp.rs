@@ -35,7 +35,10 @@ pub struct TimestampParser {
 impl TimestampParser {
     pub fn new(batch_date: NaiveDate) -> Self {
         use chrono::Datelike;
-        Self { default_year: batch_date.year(), last_shape: 0 }
+        Self {
+            default_year: batch_date.year(),
+            last_shape: 0,
+        }
     }
 
     /// Epoch milliseconds (UTC), or `None` when no shape fits.
@@ -53,7 +56,9 @@ impl TimestampParser {
 
     fn try_shape(&self, i: usize, text: &str) -> Option<i64> {
         if i < SHAPES.len() {
-            return NaiveDateTime::parse_from_str(text, SHAPES[i]).ok().map(|t| t.and_utc().timestamp_millis());
+            return NaiveDateTime::parse_from_str(text, SHAPES[i])
+                .ok()
+                .map(|t| t.and_utc().timestamp_millis());
         }
         let i = i - SHAPES.len();
         if i < YEARLESS.len() {
@@ -64,7 +69,9 @@ impl TimestampParser {
         }
         match i - YEARLESS.len() {
             // ISO 8601 / RFC 3339 with an offset.
-            0 => DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis()),
+            0 => DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp_millis()),
             // Epoch seconds or milliseconds.
             _ => {
                 if !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -93,11 +100,23 @@ mod tests {
     fn parses_the_common_shapes() {
         let mut p = TimestampParser::new(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
         assert_eq!(p.parse("081109 203615"), Some(ms("2008-11-09T20:36:15Z")));
-        assert_eq!(p.parse("2026-11-18T14:05:03.123Z"), Some(ms("2026-11-18T14:05:03.123Z")));
-        assert_eq!(p.parse("2015-07-29 17:41:44,747"), Some(ms("2015-07-29T17:41:44.747Z")));
-        assert_eq!(p.parse("Sun Dec 04 04:47:44 2005"), Some(ms("2005-12-04T04:47:44Z")));
+        assert_eq!(
+            p.parse("2026-11-18T14:05:03.123Z"),
+            Some(ms("2026-11-18T14:05:03.123Z"))
+        );
+        assert_eq!(
+            p.parse("2015-07-29 17:41:44,747"),
+            Some(ms("2015-07-29T17:41:44.747Z"))
+        );
+        assert_eq!(
+            p.parse("Sun Dec 04 04:47:44 2005"),
+            Some(ms("2005-12-04T04:47:44Z"))
+        );
         assert_eq!(p.parse("Jun 14 15:16:01"), Some(ms("2026-06-14T15:16:01Z")));
-        assert_eq!(p.parse("2026-11-18T14:05:03+02:00"), Some(ms("2026-11-18T12:05:03Z")));
+        assert_eq!(
+            p.parse("2026-11-18T14:05:03+02:00"),
+            Some(ms("2026-11-18T12:05:03Z"))
+        );
         assert_eq!(p.parse("1700000000"), Some(1_700_000_000_000));
         assert_eq!(p.parse("not a time"), None);
     }

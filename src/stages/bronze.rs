@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use arrow::array::{ArrayRef, BinaryBuilder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
@@ -39,7 +41,11 @@ pub fn schema() -> SchemaRef {
         Field::new("file", DataType::Utf8, false),
         Field::new("byte_offset", DataType::UInt64, false),
         Field::new("line_no", DataType::UInt64, false),
-        Field::new("ingest_time", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        Field::new(
+            "ingest_time",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("file_sha256", DataType::Utf8, false),
     ]))
 }
@@ -48,9 +54,14 @@ pub fn schema() -> SchemaRef {
 /// sorted so that ingestion order is stable.
 pub fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))? {
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
+        {
             let path = entry?.path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 continue;
             }
             if path.is_dir() {
@@ -87,7 +98,11 @@ fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn open_lines(path: &Path) -> Result<Box<dyn BufRead>> {
@@ -96,7 +111,10 @@ fn open_lines(path: &Path) -> Result<Box<dyn BufRead>> {
     let n = file.read(&mut magic)?;
     let file = File::open(path)?;
     if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(file))))
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::read::MultiGzDecoder::new(file),
+        )))
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
     }
@@ -137,7 +155,13 @@ impl BatchBuilder {
         self.rows += 1;
     }
 
-    fn finish(&mut self, schema: &SchemaRef, file: &str, ingest_ms: i64, sha: &str) -> Result<RecordBatch> {
+    fn finish(
+        &mut self,
+        schema: &SchemaRef,
+        file: &str,
+        ingest_ms: i64,
+        sha: &str,
+    ) -> Result<RecordBatch> {
         let n = self.rows;
         self.rows = 0;
         let mut files = StringBuilder::with_capacity(n, n * file.len());
@@ -177,9 +201,12 @@ pub fn write_bronze_file(input: &Path, out: &Path, sha: &str, batch_rows: usize)
     let (mut offset, mut line_no) = (0u64, 0u64);
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("reading {} after line {line_no} (truncated or corrupt file?)", input.display()))?;
+        let n = reader.read_until(b'\n', &mut buf).with_context(|| {
+            format!(
+                "reading {} after line {line_no} (truncated or corrupt file?)",
+                input.display()
+            )
+        })?;
         if n == 0 {
             break;
         }
@@ -211,9 +238,19 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     }
     // Checksums already in this source's bronze, from part names (no data read).
     let mut known = std::collections::HashSet::new();
-    for d in ctx.lake.partition_dates(Layer::Bronze, tables::LINES, &ctx.source)? {
-        for part in ctx.lake.part_files(Layer::Bronze, tables::LINES, &ctx.source, d)? {
-            if let Some(stem) = part.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix("part-")) {
+    for d in ctx
+        .lake
+        .partition_dates(Layer::Bronze, tables::LINES, &ctx.source)?
+    {
+        for part in ctx
+            .lake
+            .part_files(Layer::Bronze, tables::LINES, &ctx.source, d)?
+        {
+            if let Some(stem) = part
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.strip_prefix("part-"))
+            {
                 known.insert(stem.to_string());
             }
         }
@@ -252,7 +289,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         rows_in: lines,
         rows_out: lines,
         rows_quarantined: 0,
-        message: format!("{ingested} file(s) ingested ({lines} lines), {skipped} already ingested and skipped, into {date}"),
+        message: format!(
+            "{ingested} file(s) ingested ({lines} lines), {skipped} already ingested and skipped, into {date}"
+        ),
     })
 }
 
@@ -270,12 +309,28 @@ mod tests {
         let n = write_bronze_file(&input, &out, "abc", 2).unwrap();
         assert_eq!(n, 4);
         let df = crate::lake::read_parquet(&out).unwrap();
-        let lines: Vec<_> = df.column("line").unwrap().str().unwrap().iter().map(|s| s.unwrap().to_string()).collect();
-        assert_eq!(lines, vec!["first\r", "second \u{fffd} bytes", "", "last no newline"]);
+        let lines: Vec<_> = df
+            .column("line")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            vec!["first\r", "second \u{fffd} bytes", "", "last no newline"]
+        );
         let raw = df.column("raw").unwrap().binary().unwrap();
         assert_eq!(raw.get(1), Some(&b"second \xff bytes"[..]));
         assert_eq!(raw.get(0), None);
-        let offsets: Vec<_> = df.column("byte_offset").unwrap().u64().unwrap().no_null_iter().collect();
+        let offsets: Vec<_> = df
+            .column("byte_offset")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .no_null_iter()
+            .collect();
         assert_eq!(offsets, vec![0, 7, 22, 23]);
     }
 
@@ -295,6 +350,9 @@ mod tests {
         let cut = dir.path().join("cut.log.gz");
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
         let err = write_bronze_file(&cut, &dir.path().join("b.parquet"), "x", 100).unwrap_err();
-        assert!(format!("{err:#}").contains("truncated or corrupt"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("truncated or corrupt"),
+            "{err:#}"
+        );
     }
 }

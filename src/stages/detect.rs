@@ -17,8 +17,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use super::train::{ISOLATION_FOREST, RARE_TEMPLATE, ZSCORE};
+use super::train::{ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE};
 use crate::db::{AnomalyRow, RunOutcome};
+use crate::detectors::sequence::{END, START};
 use crate::detectors::severity;
 use crate::detectors::zscore::FeatureBaseline;
 use crate::features::{self, EVENT, SESSION, WINDOW};
@@ -34,26 +35,44 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     for &date in &ctx.dates {
         let detector = Detector::new(ctx, date)?;
         if detector.models.is_empty() {
-            anyhow::bail!("no trained model for source {:?} on or before {date}: run 04-train first", ctx.source);
+            anyhow::bail!(
+                "no trained model for source {:?} on or before {date}: run 04-train first",
+                ctx.source
+            );
         }
         let (scored, mut anomalies) = detector.detect_all()?;
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
         keep_first_detection(ctx, date, &mut anomalies)?;
         for a in &anomalies {
-            *per_detector.entry(format!("{}/{}", a.granularity, a.detector)).or_default() += 1;
+            *per_detector
+                .entry(format!("{}/{}", a.granularity, a.detector))
+                .or_default() += 1;
         }
         let mut frame = anomalies_frame(&anomalies)?;
-        ctx.lake.commit_partition(Layer::Gold, tables::ANOMALIES, &ctx.source, date, &mut frame)?;
+        ctx.lake.commit_partition(
+            Layer::Gold,
+            tables::ANOMALIES,
+            &ctx.source,
+            date,
+            &mut frame,
+        )?;
         ctx.db.replace_anomalies(&ctx.source, date, &anomalies)?;
         outcome.rows_in += scored;
         outcome.rows_out += anomalies.len() as u64;
     }
-    let breakdown: Vec<String> = per_detector.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let breakdown: Vec<String> = per_detector
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
     outcome.message = format!(
         "{} rows scored, {} anomalies ({})",
         outcome.rows_in,
         outcome.rows_out,
-        if breakdown.is_empty() { "none".to_string() } else { breakdown.join(", ") }
+        if breakdown.is_empty() {
+            "none".to_string()
+        } else {
+            breakdown.join(", ")
+        }
     );
     Ok(outcome)
 }
@@ -78,7 +97,10 @@ struct Finding {
 
 enum SampleQuery {
     /// Lines of a service in a time range, preferring a template or a level.
-    Window { template: Option<String>, level: Option<&'static str> },
+    Window {
+        template: Option<String>,
+        level: Option<&'static str>,
+    },
     /// Lines of a session.
     Session { key: String },
     /// One line.
@@ -92,16 +114,28 @@ struct Detector<'a> {
 }
 
 fn fmt_hm(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms).single().map(|t| t.format("%H:%M").to_string()).unwrap_or_default()
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%H:%M").to_string())
+        .unwrap_or_default()
 }
 
 fn fmt_num(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 && v.abs() < 1e15 { format!("{}", v.round() as i64) } else { format!("{v:.2}") }
+    if (v - v.round()).abs() < 1e-9 && v.abs() < 1e15 {
+        format!("{}", v.round() as i64)
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 /// A feature's name as a person would say it.
 fn feature_label(feature: &str, templates: &BTreeMap<String, String>) -> String {
-    let template = |id: &str| templates.get(id).map(|t| format!("'{t}'")).unwrap_or_else(|| format!("template {id}"));
+    let template = |id: &str| {
+        templates
+            .get(id)
+            .map(|t| format!("'{t}'"))
+            .unwrap_or_else(|| format!("template {id}"))
+    };
     match feature {
         "n_events" => "event volume".into(),
         "n_error" => "ERROR count".into(),
@@ -128,7 +162,11 @@ fn feature_label(feature: &str, templates: &BTreeMap<String, String>) -> String 
 fn display_value(feature: &str, v: f64) -> String {
     if feature == "duration_log" {
         let ms = v.exp_m1();
-        if ms >= 1000.0 { format!("{:.1} s", ms / 1000.0) } else { format!("{ms:.0} ms") }
+        if ms >= 1000.0 {
+            format!("{:.1} s", ms / 1000.0)
+        } else {
+            format!("{ms:.0} ms")
+        }
     } else {
         fmt_num(v)
     }
@@ -156,7 +194,11 @@ fn top_features(
             let f = &features[j];
             let b = &baselines[j];
             let label = feature_label(f, templates);
-            let spread = if f == "duration_log" { String::new() } else { format!("±{}", fmt_num(b.scale)) };
+            let spread = if f == "duration_log" {
+                String::new()
+            } else {
+                format!("±{}", fmt_num(b.scale))
+            };
             let text = format!(
                 "{label} {} vs baseline {}{spread} (z={z:.1})",
                 display_value(f, row[j]),
@@ -179,9 +221,12 @@ impl<'a> Detector<'a> {
             (WINDOW, ISOLATION_FOREST),
             (SESSION, ZSCORE),
             (SESSION, ISOLATION_FOREST),
+            (SESSION, SEQUENCE),
             (EVENT, RARE_TEMPLATE),
         ] {
-            if let Some(m) = SavedModel::latest(&ctx.lake, &ctx.source, granularity, detector, date)? {
+            if let Some(m) =
+                SavedModel::latest(&ctx.lake, &ctx.source, granularity, detector, date)?
+            {
                 models.push(m);
             }
         }
@@ -192,7 +237,10 @@ impl<'a> Detector<'a> {
         let mut findings = Vec::new();
         let mut scored = 0u64;
         let windows = self.read(tables::WINDOW_FEATURES)?;
-        let sessions = match (self.read(tables::SESSION_FEATURES)?, self.read(tables::SESSION_TEMPLATE_COUNTS)?) {
+        let sessions = match (
+            self.read(tables::SESSION_FEATURES)?,
+            self.read(tables::SESSION_TEMPLATE_COUNTS)?,
+        ) {
             (Some(s), Some(c)) => Some((s, c)),
             _ => None,
         };
@@ -203,6 +251,11 @@ impl<'a> Detector<'a> {
                     let Some(df) = &windows else { continue };
                     scored += df.height() as u64;
                     findings.extend(self.score_rows(model, df, WINDOW)?);
+                }
+                (SESSION, Model::Sequence(_)) => {
+                    let Some((s, _)) = &sessions else { continue };
+                    scored += s.height() as u64;
+                    findings.extend(self.rare_transitions(model, s)?);
                 }
                 (SESSION, _) => {
                     let Some((s, c)) = &sessions else { continue };
@@ -228,14 +281,27 @@ impl<'a> Detector<'a> {
     }
 
     fn read(&self, table: &str) -> Result<Option<DataFrame>> {
-        match self.ctx.lake.scan(Layer::Gold, table, &self.ctx.source, &[self.date])? {
-            Some(lf) => Ok(Some(lf.collect().map_err(anyhow::Error::from).with_context(|| format!("reading gold/{table}"))?)),
+        match self
+            .ctx
+            .lake
+            .scan(Layer::Gold, table, &self.ctx.source, &[self.date])?
+        {
+            Some(lf) => Ok(Some(
+                lf.collect()
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("reading gold/{table}"))?,
+            )),
             None => Ok(None),
         }
     }
 
     /// Score window or session rows with a z-score set or an isolation forest.
-    fn score_rows(&self, model: &SavedModel, df: &DataFrame, granularity: &'static str) -> Result<Vec<Finding>> {
+    fn score_rows(
+        &self,
+        model: &SavedModel,
+        df: &DataFrame,
+        granularity: &'static str,
+    ) -> Result<Vec<Finding>> {
         let x = features::matrix(df, &model.features)?;
         let (key_col, start_col, end_col) = if granularity == WINDOW {
             ("service", "window_start", "window_end")
@@ -263,40 +329,62 @@ impl<'a> Detector<'a> {
             let row: Vec<f64> = x.row(i).to_vec();
             let (score, top, group) = match &model.model {
                 Model::ZScore(set) => {
-                    let Some((group, zmodel)) = set.lookup(|c| group_values.get(c).map(|v| v[i].as_str()).unwrap_or("")) else {
+                    let Some((group, zmodel)) =
+                        set.lookup(|c| group_values.get(c).map(|v| v[i].as_str()).unwrap_or(""))
+                    else {
                         continue;
                     };
-                    let z: Array2<f64> = zmodel.predict(&x.slice(ndarray::s![i..i + 1, ..]).to_owned());
+                    let z: Array2<f64> =
+                        zmodel.predict(&x.slice(ndarray::s![i..i + 1, ..]).to_owned());
                     let score = z.iter().fold(0.0f64, |m, v| m.max(v.abs()));
                     if score < model.threshold {
                         continue;
                     }
-                    (score, top_features(&row, &model.features, &zmodel.baselines, &model.templates), group.to_string())
+                    (
+                        score,
+                        top_features(&row, &model.features, &zmodel.baselines, &model.templates),
+                        group.to_string(),
+                    )
                 }
                 Model::IsolationForest(_) => {
                     let score = forest_scores.as_ref().map(|s| s[i]).unwrap_or(0.0);
                     if score <= model.threshold {
                         continue;
                     }
-                    (score, top_features(&row, &model.features, &model.explain, &model.templates), String::new())
+                    (
+                        score,
+                        top_features(&row, &model.features, &model.explain, &model.templates),
+                        String::new(),
+                    )
                 }
-                Model::RareTemplate(_) => continue,
+                Model::RareTemplate(_) | Model::Sequence(_) => continue,
             };
             let what = if granularity == WINDOW {
                 format!("in {} {}–{}", keys[i], fmt_hm(starts[i]), fmt_hm(ends[i]))
             } else {
                 format!("in session {} ({})", keys[i], services[i])
             };
-            let lead = top.first().map(|t| t.2.clone()).unwrap_or_else(|| "unusual combination of features".into());
+            let lead = top
+                .first()
+                .map(|t| t.2.clone())
+                .unwrap_or_else(|| "unusual combination of features".into());
             let reason = match &model.model {
                 Model::IsolationForest(_) => {
-                    format!("isolation score {score:.2} > {:.2} {what}; most unusual: {lead}", model.threshold)
+                    format!(
+                        "isolation score {score:.2} > {:.2} {what}; most unusual: {lead}",
+                        model.threshold
+                    )
                 }
                 _ => format!("{lead} {what}"),
             };
-            let top_feature = top.first().and_then(|t| t.1["feature"].as_str().map(|s| s.to_string()));
+            let top_feature = top
+                .first()
+                .and_then(|t| t.1["feature"].as_str().map(|s| s.to_string()));
             let samples = if granularity == WINDOW {
-                let template = top_feature.as_deref().and_then(|f| f.strip_prefix("tpl_")).map(|s| s.to_string());
+                let template = top_feature
+                    .as_deref()
+                    .and_then(|f| f.strip_prefix("tpl_"))
+                    .map(|s| s.to_string());
                 let level = match top_feature.as_deref() {
                     Some("n_error") | Some("error_rate") => Some("ERROR"),
                     Some("n_warn") | Some("warn_rate") => Some("WARN"),
@@ -304,7 +392,9 @@ impl<'a> Detector<'a> {
                 };
                 SampleQuery::Window { template, level }
             } else {
-                SampleQuery::Session { key: keys[i].clone() }
+                SampleQuery::Session {
+                    key: keys[i].clone(),
+                }
             };
             out.push(Finding {
                 granularity,
@@ -319,14 +409,74 @@ impl<'a> Detector<'a> {
                 top: top.into_iter().map(|t| t.1).collect(),
                 samples,
                 model_version: model.model_version.clone(),
-                extra: if group.is_empty() { json!({}) } else { json!({"baseline_group": group}) },
+                extra: if group.is_empty() {
+                    json!({})
+                } else {
+                    json!({"baseline_group": group})
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn rare_transitions(&self, model: &SavedModel, df: &DataFrame) -> Result<Vec<Finding>> {
+        let Model::Sequence(seq) = &model.model else {
+            return Ok(Vec::new());
+        };
+        let keys = features::strings(df, "session_key")?;
+        let services = features::strings(df, "service")?;
+        let sequences = features::strings(df, "template_sequence")?;
+        let starts = features::millis(df, "start")?;
+        let ends = features::millis(df, "end")?;
+        let name = |id: &str| match id {
+            START | END => id.to_string(),
+            _ => model
+                .templates
+                .get(id)
+                .map(|t| format!("'{t}'"))
+                .unwrap_or_else(|| id.to_string()),
+        };
+        let mut out = Vec::new();
+        for i in 0..df.height() {
+            let sequence: Vec<&str> = sequences[i].split(' ').filter(|t| !t.is_empty()).collect();
+            let Some((from, to, seen)) = seq.rarest(&sequence) else {
+                continue;
+            };
+            let how = if seen == 0 {
+                "never made by a training session".to_string()
+            } else {
+                format!("made by only {seen} of {} training sessions", seq.sessions)
+            };
+            out.push(Finding {
+                granularity: SESSION,
+                entity_key: keys[i].clone(),
+                service: services[i].clone(),
+                start_ms: starts[i],
+                end_ms: ends[i].max(starts[i]),
+                detector: model.detector.clone(),
+                score: seq.score(seen),
+                threshold: model.threshold,
+                reason: format!(
+                    "transition {} → {} {how}, in session {} ({}, {} events)",
+                    name(&from),
+                    name(&to),
+                    keys[i],
+                    services[i],
+                    sequence.len()
+                ),
+                top: vec![json!({"feature": "transition", "from": from, "to": to, "training_sessions_with": seen, "training_sessions": seq.sessions})],
+                samples: SampleQuery::Session { key: keys[i].clone() },
+                model_version: model.model_version.clone(),
+                extra: json!({}),
             });
         }
         Ok(out)
     }
 
     fn rare_events(&self, model: &SavedModel, df: &DataFrame) -> Result<Vec<Finding>> {
-        let Model::RareTemplate(rare) = &model.model else { return Ok(Vec::new()) };
+        let Model::RareTemplate(rare) = &model.model else {
+            return Ok(Vec::new());
+        };
         let ids = features::strings(df, "template_id")?;
         let texts = features::strings(df, "template")?;
         let files = features::strings(df, "file")?;
@@ -343,7 +493,10 @@ impl<'a> Detector<'a> {
             let how = if seen == 0 {
                 "never seen in training".to_string()
             } else {
-                format!("seen {seen} time(s) in {} training events", rare.total_events)
+                format!(
+                    "seen {seen} time(s) in {} training events",
+                    rare.total_events
+                )
             };
             out.push(Finding {
                 granularity: EVENT,
@@ -364,10 +517,21 @@ impl<'a> Detector<'a> {
         Ok(out)
     }
 
-    fn to_row(&self, f: Finding, samples: &Samples, detected_at: DateTime<Utc>) -> Result<AnomalyRow> {
+    fn to_row(
+        &self,
+        f: Finding,
+        samples: &Samples,
+        detected_at: DateTime<Utc>,
+    ) -> Result<AnomalyRow> {
         let source = &self.ctx.source;
-        let id_input = format!("{source}|{}|{}|{}|{}", f.granularity, f.entity_key, f.start_ms, f.detector);
-        let anomaly_id: String = Sha256::digest(id_input.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let id_input = format!(
+            "{source}|{}|{}|{}|{}",
+            f.granularity, f.entity_key, f.start_ms, f.detector
+        );
+        let anomaly_id: String = Sha256::digest(id_input.as_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let sample_lines = samples.find(self.ctx, &f, self.ctx.settings.detect.sample_lines);
         let mut details = json!({
             "top_features": f.top,
@@ -418,7 +582,11 @@ struct Samples {
 
 impl Samples {
     fn load(ctx: &Context, date: NaiveDate, needed: bool) -> Result<Self> {
-        let partition = format!("silver/{}/source={}/date={date}", tables::EVENTS, ctx.source);
+        let partition = format!(
+            "silver/{}/source={}/date={date}",
+            tables::EVENTS,
+            ctx.source
+        );
         let empty = Samples {
             ts: vec![],
             service: vec![],
@@ -433,17 +601,37 @@ impl Samples {
         if !needed {
             return Ok(empty);
         }
-        let Some(lf) = ctx.lake.scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])? else { return Ok(empty) };
+        let Some(lf) = ctx
+            .lake
+            .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
+        else {
+            return Ok(empty);
+        };
         let df = lf
-            .select([col("ts"), col("service"), col("file"), col("line_no"), col("level"), col("template_id"), col("message")])
-            .collect().map_err(anyhow::Error::from).context("reading silver events for sample lines")?;
+            .select([
+                col("ts"),
+                col("service"),
+                col("file"),
+                col("line_no"),
+                col("level"),
+                col("template_id"),
+                col("message"),
+            ])
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading silver events for sample lines")?;
         let ts = features::millis(&df, "ts")?;
         let mut by_time: Vec<usize> = (0..ts.len()).collect();
         by_time.sort_by_key(|&i| (ts[i], i));
         Ok(Samples {
             service: features::strings(&df, "service")?,
             file: features::strings(&df, "file")?,
-            line_no: df.column("line_no")?.u64()?.iter().map(|v| v.unwrap_or_default()).collect(),
+            line_no: df
+                .column("line_no")?
+                .u64()?
+                .iter()
+                .map(|v| v.unwrap_or_default())
+                .collect(),
             level: features::strings(&df, "level")?,
             template_id: features::strings(&df, "template_id")?,
             message: features::strings(&df, "message")?,
@@ -456,19 +644,28 @@ impl Samples {
     /// Rows with start <= ts <= end, in time order.
     fn in_range(&self, start: i64, end: i64) -> impl Iterator<Item = usize> + '_ {
         let from = self.by_time.partition_point(|&i| self.ts[i] < start);
-        self.by_time[from..].iter().copied().take_while(move |&i| self.ts[i] <= end)
+        self.by_time[from..]
+            .iter()
+            .copied()
+            .take_while(move |&i| self.ts[i] <= end)
     }
 
     fn find(&self, ctx: &Context, f: &Finding, k: usize) -> Vec<serde_json::Value> {
         let mut picked: Vec<usize> = Vec::new();
         match &f.samples {
             SampleQuery::Line { file, line_no } => {
-                picked.extend(self.in_range(f.start_ms, f.end_ms).filter(|&i| &self.file[i] == file && self.line_no[i] == *line_no).take(1));
+                picked.extend(
+                    self.in_range(f.start_ms, f.end_ms)
+                        .filter(|&i| &self.file[i] == file && self.line_no[i] == *line_no)
+                        .take(1),
+                );
             }
             SampleQuery::Window { template, level } => {
                 // Window end is exclusive.
-                let rows: Vec<usize> =
-                    self.in_range(f.start_ms, f.end_ms - 1).filter(|&i| self.service[i] == f.service).collect();
+                let rows: Vec<usize> = self
+                    .in_range(f.start_ms, f.end_ms - 1)
+                    .filter(|&i| self.service[i] == f.service)
+                    .collect();
                 let preferred = rows.iter().copied().filter(|&i| {
                     template.as_ref().is_some_and(|t| &self.template_id[i] == t)
                         || level.is_some_and(|l| self.level[i] == l)
@@ -484,9 +681,13 @@ impl Samples {
                 picked.extend(
                     self.in_range(f.start_ms, f.end_ms)
                         .filter(|&i| {
-                            re.as_ref().and_then(|r| r.captures(&self.message[i])).is_some_and(|c| {
-                                c.get(1).or_else(|| c.get(0)).is_some_and(|m| m.as_str() == key)
-                            })
+                            re.as_ref()
+                                .and_then(|r| r.captures(&self.message[i]))
+                                .is_some_and(|c| {
+                                    c.get(1)
+                                        .or_else(|| c.get(0))
+                                        .is_some_and(|m| m.as_str() == key)
+                                })
                         })
                         .take(k),
                 );
@@ -511,17 +712,30 @@ impl Samples {
 /// An anomaly raised again by a re-run keeps when, and by which run, it was first detected:
 /// re-running a batch leaves the lake and the table as they were.
 fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow]) -> Result<()> {
-    let Some(previous) = ctx.lake.scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &[date])? else { return Ok(()) };
-    let previous = previous.select([col("anomaly_id"), col("run_id"), col("detected_at")]).collect()?;
+    let Some(previous) = ctx
+        .lake
+        .scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &[date])?
+    else {
+        return Ok(());
+    };
+    let previous = previous
+        .select([col("anomaly_id"), col("run_id"), col("detected_at")])
+        .collect()?;
     let ids = features::strings(&previous, "anomaly_id")?;
     let runs = features::strings(&previous, "run_id")?;
     let at = features::millis(&previous, "detected_at")?;
-    let first: std::collections::HashMap<&str, (usize, i64)> =
-        ids.iter().enumerate().map(|(i, id)| (id.as_str(), (i, at[i]))).collect();
+    let first: std::collections::HashMap<&str, (usize, i64)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), (i, at[i])))
+        .collect();
     for r in rows.iter_mut() {
         if let Some(&(i, ms)) = first.get(r.anomaly_id.as_str()) {
             r.run_id = runs[i].clone();
-            r.detected_at = Utc.timestamp_millis_opt(ms).single().unwrap_or(r.detected_at);
+            r.detected_at = Utc
+                .timestamp_millis_opt(ms)
+                .single()
+                .unwrap_or(r.detected_at);
         }
     }
     Ok(())
@@ -531,9 +745,17 @@ fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow])
 fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
     let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
     let ts = |f: fn(&AnomalyRow) -> DateTime<Utc>, name: &str| -> Result<Column> {
-        Ok(Column::new(name.into(), rows.iter().map(|r| f(r).timestamp_millis()).collect::<Vec<i64>>()).cast(&utc)?)
+        Ok(Column::new(
+            name.into(),
+            rows.iter()
+                .map(|r| f(r).timestamp_millis())
+                .collect::<Vec<i64>>(),
+        )
+        .cast(&utc)?)
     };
-    let text = |f: fn(&AnomalyRow) -> &str, name: &str| Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>());
+    let text = |f: fn(&AnomalyRow) -> &str, name: &str| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>())
+    };
     Ok(DataFrame::new_infer_height(vec![
         text(|r| &r.anomaly_id, "anomaly_id"),
         text(|r| &r.run_id, "run_id"),
@@ -544,12 +766,23 @@ fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
         ts(|r| r.window_start, "window_start")?,
         ts(|r| r.window_end, "window_end")?,
         text(|r| &r.detector, "detector"),
-        Column::new("score".into(), rows.iter().map(|r| r.score).collect::<Vec<f64>>()),
-        Column::new("threshold".into(), rows.iter().map(|r| r.threshold).collect::<Vec<f64>>()),
+        Column::new(
+            "score".into(),
+            rows.iter().map(|r| r.score).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "threshold".into(),
+            rows.iter().map(|r| r.threshold).collect::<Vec<f64>>(),
+        ),
         text(|r| &r.severity, "severity"),
         text(|r| &r.reason, "reason"),
         text(|r| &r.details, "details"),
         text(|r| &r.model_version, "model_version"),
-        Column::new("incident_id".into(), rows.iter().map(|r| r.incident_id.clone()).collect::<Vec<Option<String>>>()),
+        Column::new(
+            "incident_id".into(),
+            rows.iter()
+                .map(|r| r.incident_id.clone())
+                .collect::<Vec<Option<String>>>(),
+        ),
     ])?)
 }

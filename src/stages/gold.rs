@@ -22,10 +22,19 @@ use crate::lake::{Layer, tables};
 pub const WINDOW_KEYS: &[&str] = &["service", "window_start", "window_end", "date"];
 /// Calendar columns: context for baselines, not evidence of an anomaly by themselves.
 pub const CALENDAR: &[&str] = &["hour", "weekday"];
-pub const SESSION_KEYS: &[&str] = &["session_key", "service", "start", "end", "template_sequence", "date"];
+pub const SESSION_KEYS: &[&str] = &[
+    "session_key",
+    "service",
+    "start",
+    "end",
+    "template_sequence",
+    "date",
+];
 
 fn is_error() -> Expr {
-    col("level").eq(lit("ERROR")).or(col("level").eq(lit("FATAL")))
+    col("level")
+        .eq(lit("ERROR"))
+        .or(col("level").eq(lit("FATAL")))
 }
 
 fn count_of(pred: Expr, name: &str) -> Expr {
@@ -38,34 +47,73 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut sessions_total = 0usize;
     let mut windows_total = 0usize;
     for &date in &ctx.dates {
-        let Some(events) = ctx.lake.scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])? else {
+        let Some(events) = ctx
+            .lake
+            .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
+        else {
             tracing::warn!(%date, "no silver partition for this date; nothing to do");
             continue;
         };
         let events = events.cache();
-        outcome.rows_in += ctx.lake.table_rows(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?;
+        outcome.rows_in +=
+            ctx.lake
+                .table_rows(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?;
 
         let mut windows = window_features(ctx, events.clone(), date)?;
         windows_total += windows.height();
-        ctx.lake.commit_partition(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source, date, &mut windows)?;
+        ctx.lake.commit_partition(
+            Layer::Gold,
+            tables::WINDOW_FEATURES,
+            &ctx.source,
+            date,
+            &mut windows,
+        )?;
 
         if parse.session_key.trim().is_empty() {
             // No sessions configured: make sure a re-run without a key leaves no stale sessions.
-            ctx.lake.drop_partition(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, date)?;
-            ctx.lake.drop_partition(Layer::Gold, tables::SESSION_TEMPLATE_COUNTS, &ctx.source, date)?;
+            ctx.lake
+                .drop_partition(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, date)?;
+            ctx.lake.drop_partition(
+                Layer::Gold,
+                tables::SESSION_TEMPLATE_COUNTS,
+                &ctx.source,
+                date,
+            )?;
         } else {
             let (mut sessions, mut counts) = session_features(events.clone(), &parse.session_key)?;
             sessions_total += sessions.height();
-            ctx.lake.commit_partition(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, date, &mut sessions)?;
-            ctx.lake.commit_partition(Layer::Gold, tables::SESSION_TEMPLATE_COUNTS, &ctx.source, date, &mut counts)?;
+            ctx.lake.commit_partition(
+                Layer::Gold,
+                tables::SESSION_FEATURES,
+                &ctx.source,
+                date,
+                &mut sessions,
+            )?;
+            ctx.lake.commit_partition(
+                Layer::Gold,
+                tables::SESSION_TEMPLATE_COUNTS,
+                &ctx.source,
+                date,
+                &mut counts,
+            )?;
         }
 
         let mut per_event = event_features(events)?;
-        ctx.lake.commit_partition(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, date, &mut per_event)?;
+        ctx.lake.commit_partition(
+            Layer::Gold,
+            tables::EVENT_FEATURES,
+            &ctx.source,
+            date,
+            &mut per_event,
+        )?;
         outcome.rows_out += (windows.height() + per_event.height()) as u64;
     }
     if outcome.rows_in == 0 {
-        bail!("no silver data for source {:?} on {:?}: run 02-silver first", ctx.source, ctx.dates);
+        bail!(
+            "no silver data for source {:?} on {:?}: run 02-silver first",
+            ctx.source,
+            ctx.dates
+        );
     }
     outcome.message = format!(
         "{} events → {windows_total} service windows, {sessions_total} sessions",
@@ -85,7 +133,10 @@ fn templates_before(ctx: &Context, date: NaiveDate) -> Result<Option<LazyFrame>>
     Ok(ctx
         .lake
         .scan(Layer::Silver, tables::TEMPLATES, &ctx.source, &earlier)?
-        .map(|lf| lf.select([col("template_id")]).unique(None, UniqueKeepStrategy::Any)))
+        .map(|lf| {
+            lf.select([col("template_id")])
+                .unique(None, UniqueKeepStrategy::Any)
+        }))
 }
 
 pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Result<DataFrame> {
@@ -101,7 +152,9 @@ pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Res
             SortMultipleOptions::default().with_order_descending_multi([true, false]),
         )
         .limit(top_k as IdxSize)
-        .collect().map_err(anyhow::Error::from).context("ranking templates")?
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("ranking templates")?
         .column("template_id")?
         .str()?
         .no_null_iter()
@@ -123,37 +176,64 @@ pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Res
     let ts_ms = col("ts").cast(DataType::Int64);
     let mut aggs = vec![
         len().cast(DataType::Int64).alias("n_events"),
-        count_of(col("level").eq(lit("DEBUG")).or(col("level").eq(lit("TRACE"))), "n_debug"),
+        count_of(
+            col("level")
+                .eq(lit("DEBUG"))
+                .or(col("level").eq(lit("TRACE"))),
+            "n_debug",
+        ),
         count_of(col("level").eq(lit("INFO")), "n_info"),
         count_of(col("level").eq(lit("WARN")), "n_warn"),
         count_of(is_error(), "n_error"),
-        col("template_id").n_unique().cast(DataType::Int64).alias("distinct_templates"),
+        col("template_id")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("distinct_templates"),
         count_of(
             col("is_new").and(col("ts").eq(col("ts").min().over([col("template_id")])?)),
             "new_templates",
         ),
     ];
     for t in &top {
-        aggs.push(count_of(col("template_id").eq(lit(t.as_str())), &format!("tpl_{t}")));
+        aggs.push(count_of(
+            col("template_id").eq(lit(t.as_str())),
+            &format!("tpl_{t}"),
+        ));
     }
     let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
     let windows = with_novelty
-        .with_column((ts_ms.floor_div(lit(window_ms)) * lit(window_ms)).alias("window_start_ms"))
+        .with_column((ts_ms.clone() - ts_ms % lit(window_ms)).alias("window_start_ms"))
         .group_by([col("service"), col("window_start_ms")])
         .agg(aggs)
         .with_columns([
-            col("window_start_ms").cast(utc.clone()).alias("window_start"),
-            (col("window_start_ms") + lit(window_ms)).cast(utc).alias("window_end"),
-            (col("n_warn").cast(DataType::Float64) / col("n_events").cast(DataType::Float64)).alias("warn_rate"),
-            (col("n_error").cast(DataType::Float64) / col("n_events").cast(DataType::Float64)).alias("error_rate"),
+            col("window_start_ms")
+                .cast(utc.clone())
+                .alias("window_start"),
+            (col("window_start_ms") + lit(window_ms))
+                .cast(utc)
+                .alias("window_end"),
+            (col("n_warn").cast(DataType::Float64) / col("n_events").cast(DataType::Float64))
+                .alias("warn_rate"),
+            (col("n_error").cast(DataType::Float64) / col("n_events").cast(DataType::Float64))
+                .alias("error_rate"),
         ])
         .with_columns([
-            col("window_start").dt().hour().cast(DataType::Int64).alias("hour"),
-            col("window_start").dt().weekday().cast(DataType::Int64).alias("weekday"),
+            col("window_start")
+                .dt()
+                .hour()
+                .cast(DataType::Int64)
+                .alias("hour"),
+            col("window_start")
+                .dt()
+                .weekday()
+                .cast(DataType::Int64)
+                .alias("weekday"),
         ])
         .drop(by_name(["window_start_ms"], true, false))
         .sort(["service", "window_start"], Default::default())
-        .collect().map_err(anyhow::Error::from).context("computing window features")?;
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("computing window features")?;
     // Key columns first: the table reads naturally in any SQL engine.
     let mut order: Vec<String> = vec!["service".into(), "window_start".into(), "window_end".into()];
     order.extend(
@@ -168,14 +248,20 @@ pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Res
 
 /// The capture group to extract: 1 when the pattern has one, else the whole match.
 fn session_group(pattern: &str) -> Result<usize> {
-    let re = regex::Regex::new(pattern).with_context(|| format!("invalid session key regex {pattern:?}"))?;
+    let re = regex::Regex::new(pattern)
+        .with_context(|| format!("invalid session key regex {pattern:?}"))?;
     Ok(if re.captures_len() > 1 { 1 } else { 0 })
 }
 
 pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, DataFrame)> {
     let group = session_group(pattern)?;
     let keyed = events
-        .with_column(col("message").str().extract(lit(pattern), group).alias("session_key"))
+        .with_column(
+            col("message")
+                .str()
+                .extract(lit(pattern), group)
+                .alias("session_key"),
+        )
         .filter(col("session_key").is_not_null())
         .cache();
     let sessions = keyed
@@ -186,19 +272,34 @@ pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, 
             col("ts").min().alias("start"),
             col("ts").max().alias("end"),
             len().cast(DataType::Int64).alias("n_events"),
-            col("template_id").n_unique().cast(DataType::Int64).alias("n_distinct_templates"),
+            col("template_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("n_distinct_templates"),
             count_of(col("level").eq(lit("WARN")), "n_warn"),
             count_of(is_error(), "n_error"),
-            col("template_id").sort_by([col("ts"), col("line_no")], Default::default()).alias("template_sequence"),
+            // Text, not a list: pandas (through pyarrow) cannot read Polars' list-of-string columns.
+            col("template_id")
+                .sort_by([col("ts"), col("line_no")], Default::default())
+                .str()
+                .join(" ", true)
+                .alias("template_sequence"),
         ])
-        .with_column((col("end").cast(DataType::Int64) - col("start").cast(DataType::Int64)).alias("duration_ms"))
+        .with_column(
+            (col("end").cast(DataType::Int64) - col("start").cast(DataType::Int64))
+                .alias("duration_ms"),
+        )
         .sort(["session_key"], Default::default())
-        .collect().map_err(anyhow::Error::from).context("computing session features")?;
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("computing session features")?;
     let counts = keyed
         .group_by([col("session_key"), col("template_id")])
         .agg([len().cast(DataType::Int64).alias("count")])
         .sort(["session_key", "template_id"], Default::default())
-        .collect().map_err(anyhow::Error::from).context("computing session template counts")?;
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("computing session template counts")?;
     Ok((sessions, counts))
 }
 
@@ -212,9 +313,14 @@ pub fn event_features(events: LazyFrame) -> Result<DataFrame> {
             col("level"),
             col("template_id"),
             col("template"),
-            len().over([col("template_id")])?.cast(DataType::Int64).alias("template_count"),
+            len()
+                .over([col("template_id")])?
+                .cast(DataType::Int64)
+                .alias("template_count"),
         ])
-        .collect().map_err(anyhow::Error::from).context("computing event features")?)
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("computing event features")?)
 }
 
 #[cfg(test)]
@@ -242,20 +348,46 @@ mod tests {
     fn sessions_follow_the_key_and_keep_order() {
         let (sessions, counts) = session_features(events(), r"req=(\d+)").unwrap();
         assert_eq!(sessions.height(), 2);
-        let s1 = sessions.filter(&sessions.column("session_key").unwrap().str().unwrap().equal("1")).unwrap();
-        assert_eq!(s1.column("n_events").unwrap().i64().unwrap().get(0), Some(3));
+        let s1 = sessions
+            .filter(
+                &sessions
+                    .column("session_key")
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .equal("1"),
+            )
+            .unwrap();
+        assert_eq!(
+            s1.column("n_events").unwrap().i64().unwrap().get(0),
+            Some(3)
+        );
         assert_eq!(s1.column("n_error").unwrap().i64().unwrap().get(0), Some(1));
-        assert_eq!(s1.column("duration_ms").unwrap().i64().unwrap().get(0), Some(2_000));
-        let seq = s1.column("template_sequence").unwrap().list().unwrap().get_as_series(0).unwrap();
-        let seq: Vec<&str> = seq.str().unwrap().no_null_iter().collect();
-        assert_eq!(seq, vec!["t1", "t2", "t3"]);
+        assert_eq!(
+            s1.column("duration_ms").unwrap().i64().unwrap().get(0),
+            Some(2_000)
+        );
+        assert_eq!(
+            s1.column("template_sequence")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0),
+            Some("t1 t2 t3")
+        );
         assert_eq!(counts.height(), 4);
     }
 
     #[test]
     fn event_features_count_templates() {
         let df = event_features(events()).unwrap();
-        let counts: Vec<i64> = df.column("template_count").unwrap().i64().unwrap().no_null_iter().collect();
+        let counts: Vec<i64> = df
+            .column("template_count")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .no_null_iter()
+            .collect();
         assert_eq!(counts, vec![2, 1, 1, 2, 1]);
     }
 }

@@ -9,7 +9,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     ctx.lake.ensure_layout()?;
     ctx.db.migrate()?;
     Ok(RunOutcome {
-        message: format!("lake ready at {}, database schema up to date at {}", ctx.lake.root().display(), ctx.db.display_url()),
+        message: format!(
+            "lake ready at {}, database schema up to date at {}",
+            ctx.lake.root().display(),
+            ctx.db.display_url()
+        ),
         ..Default::default()
     })
 }

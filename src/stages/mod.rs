@@ -34,8 +34,15 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] =
-        [Stage::Init, Stage::Bronze, Stage::Silver, Stage::Gold, Stage::Train, Stage::Detect, Stage::Report];
+    pub const ALL: [Stage; 7] = [
+        Stage::Init,
+        Stage::Bronze,
+        Stage::Silver,
+        Stage::Gold,
+        Stage::Train,
+        Stage::Detect,
+        Stage::Report,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -55,7 +62,12 @@ impl Stage {
         for stage in Stage::ALL {
             let name = stage.name();
             let (num, word) = name.split_once('-').unwrap();
-            if s == name || s == word || s == num || s == num.trim_start_matches('0') || (num == "00" && s == "0") {
+            if s == name
+                || s == word
+                || s == num
+                || s == num.trim_start_matches('0')
+                || (num == "00" && s == "0")
+            {
                 return Ok(stage);
             }
         }
@@ -89,9 +101,20 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn open(settings: Settings, source: String, dates: Vec<NaiveDate>, options: StageOptions) -> Result<Self> {
-        if source.is_empty() || !source.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            bail!("source name {source:?} must be non-empty and use only letters, digits, - and _ (it names lake folders)");
+    pub fn open(
+        settings: Settings,
+        source: String,
+        dates: Vec<NaiveDate>,
+        options: StageOptions,
+    ) -> Result<Self> {
+        if source.is_empty()
+            || !source
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "source name {source:?} must be non-empty and use only letters, digits, - and _ (it names lake folders)"
+            );
         }
         if dates.is_empty() {
             bail!("no batch date: --from-date is after --to-date");
@@ -102,8 +125,20 @@ impl Context {
             &lake.default_database_path(),
             settings.database.max_connections,
         )?;
-        let run_id = format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
-        Ok(Self { settings, lake, db, source, dates, run_id, options })
+        let run_id = format!(
+            "{}-{}",
+            Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+            std::process::id()
+        );
+        Ok(Self {
+            settings,
+            lake,
+            db,
+            source,
+            dates,
+            run_id,
+            options,
+        })
     }
 
     /// Parse settings for this source with command-line overrides applied.

@@ -19,7 +19,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut out = String::new();
     let src = &ctx.source;
     let dates = &ctx.dates;
-    let range = if dates.len() == 1 { dates[0].to_string() } else { format!("{}..{}", dates[0], dates[dates.len() - 1]) };
+    let range = if dates.len() == 1 {
+        dates[0].to_string()
+    } else {
+        format!("{}..{}", dates[0], dates[dates.len() - 1])
+    };
     writeln!(out, "loglake report — source {src}, batch {range}")?;
     writeln!(out, "\nrows per layer")?;
     let layers = [
@@ -38,14 +42,24 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         if table == tables::LINES {
             bronze_rows = n;
         }
-        writeln!(out, "  {:<32} {n:>12}", format!("{}/{table}", layer.dir_name()))?;
+        writeln!(
+            out,
+            "  {:<32} {n:>12}",
+            format!("{}/{table}", layer.dir_name())
+        )?;
     }
 
-    if let Some(q) = ctx.lake.scan(Layer::Quarantine, tables::UNPARSED, src, dates)? {
+    if let Some(q) = ctx
+        .lake
+        .scan(Layer::Quarantine, tables::UNPARSED, src, dates)?
+    {
         let reasons = q
             .group_by([col("reason")])
             .agg([len().alias("n")])
-            .sort_by_exprs([col("n")], SortMultipleOptions::default().with_order_descending(true))
+            .sort_by_exprs(
+                [col("n")],
+                SortMultipleOptions::default().with_order_descending(true),
+            )
             .limit(5)
             .collect()?;
         if reasons.height() > 0 {
@@ -60,7 +74,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 
     let mut detections = Vec::new();
     if let Some(a) = ctx.lake.scan(Layer::Gold, tables::ANOMALIES, src, dates)? {
-        let a = a.collect().map_err(anyhow::Error::from).context("reading gold/anomalies")?;
+        let a = a
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading gold/anomalies")?;
         let gran = features::strings(&a, "granularity")?;
         let det = features::strings(&a, "detector")?;
         let key = features::strings(&a, "entity_key")?;
@@ -70,12 +87,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         let mut by_detector: BTreeMap<String, usize> = BTreeMap::new();
         let mut by_service_day: BTreeMap<(String, String), usize> = BTreeMap::new();
         for i in 0..a.height() {
-            *by_detector.entry(format!("{}/{}", gran[i], det[i])).or_default() += 1;
+            *by_detector
+                .entry(format!("{}/{}", gran[i], det[i]))
+                .or_default() += 1;
             let service = serde_json::from_str::<serde_json::Value>(&details[i])
                 .ok()
                 .and_then(|d| d["service"].as_str().map(|s| s.to_string()))
                 .unwrap_or_default();
-            let day = chrono::DateTime::from_timestamp_millis(start[i]).map(|t| t.date_naive().to_string()).unwrap_or_default();
+            let day = chrono::DateTime::from_timestamp_millis(start[i])
+                .map(|t| t.date_naive().to_string())
+                .unwrap_or_default();
             *by_service_day.entry((day, service)).or_default() += 1;
             detections.push(Detection {
                 granularity: gran[i].clone(),
@@ -133,5 +154,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         );
     }
     print!("{out}");
-    Ok(RunOutcome { rows_in: bronze_rows, rows_out: detections.len() as u64, rows_quarantined: 0, message })
+    Ok(RunOutcome {
+        rows_in: bronze_rows,
+        rows_out: detections.len() as u64,
+        rows_quarantined: 0,
+        message,
+    })
 }

@@ -18,25 +18,56 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let mut dates_done = 0;
     for &date in &ctx.dates {
-        let Some(bronze) = ctx.lake.scan(Layer::Bronze, tables::LINES, &ctx.source, &[date])? else {
+        let Some(bronze) = ctx
+            .lake
+            .scan(Layer::Bronze, tables::LINES, &ctx.source, &[date])?
+        else {
             tracing::warn!(%date, "no bronze partition for this date; nothing to parse");
             continue;
         };
         let parser = Parser::new(&settings, date)?;
         let bronze = bronze
-            .select([col("line"), col("raw"), col("file"), col("line_no"), col("byte_offset")])
-            .collect().map_err(anyhow::Error::from).context("reading bronze")?;
+            .select([
+                col("line"),
+                col("raw"),
+                col("file"),
+                col("line_no"),
+                col("byte_offset"),
+            ])
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading bronze")?;
         let (events, quarantined) = parse_frame(&parser, &bronze)?;
         let (n_in, n_events, n_bad) = (bronze.height(), events.height(), quarantined.height());
         if n_in != n_events + n_bad {
-            bail!("row balance broken for {date}: {n_in} bronze rows, {n_events} events + {n_bad} quarantined");
+            bail!(
+                "row balance broken for {date}: {n_in} bronze rows, {n_events} events + {n_bad} quarantined"
+            );
         }
         let mut templates = templates_of(&events)?;
         let mut events = events;
         let mut quarantined = quarantined;
-        ctx.lake.commit_partition(Layer::Silver, tables::EVENTS, &ctx.source, date, &mut events)?;
-        ctx.lake.commit_partition(Layer::Silver, tables::TEMPLATES, &ctx.source, date, &mut templates)?;
-        ctx.lake.commit_partition(Layer::Quarantine, tables::UNPARSED, &ctx.source, date, &mut quarantined)?;
+        ctx.lake.commit_partition(
+            Layer::Silver,
+            tables::EVENTS,
+            &ctx.source,
+            date,
+            &mut events,
+        )?;
+        ctx.lake.commit_partition(
+            Layer::Silver,
+            tables::TEMPLATES,
+            &ctx.source,
+            date,
+            &mut templates,
+        )?;
+        ctx.lake.commit_partition(
+            Layer::Quarantine,
+            tables::UNPARSED,
+            &ctx.source,
+            date,
+            &mut quarantined,
+        )?;
         if n_bad > 0 {
             tracing::warn!(%date, quarantined = n_bad, "lines quarantined (see quarantine/unparsed for reasons)");
         }
@@ -47,7 +78,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         tracing::info!(%date, events = n_events, templates = templates.height(), quarantined = n_bad, "silver partition written");
     }
     if dates_done == 0 {
-        bail!("no bronze data for source {:?} on {:?}: run 01-bronze first", ctx.source, ctx.dates);
+        bail!(
+            "no bronze data for source {:?} on {:?}: run 01-bronze first",
+            ctx.source,
+            ctx.dates
+        );
     }
     outcome.message = format!(
         "{} lines parsed into {} events, {} quarantined",
@@ -116,7 +151,8 @@ struct EventColumns {
     masked: Vec<String>,
     template_id: Vec<String>,
     template: Vec<String>,
-    params: ListStringChunkedBuilder,
+    /// JSON array text: readable by every Parquet reader, unlike Polars' list-of-string.
+    params: Vec<String>,
 }
 
 impl EventColumns {
@@ -133,7 +169,7 @@ impl EventColumns {
             masked: Vec::with_capacity(n),
             template_id: Vec::with_capacity(n),
             template: Vec::with_capacity(n),
-            params: ListStringChunkedBuilder::new("params".into(), n, n * 2),
+            params: Vec::with_capacity(n),
         }
     }
 
@@ -149,13 +185,15 @@ impl EventColumns {
         self.masked.push(e.masked);
         self.template_id.push(e.template_id);
         self.template.push(e.template);
-        self.params.append_values_iter(e.params.iter().map(|s| s.as_str()));
+        self.params
+            .push(serde_json::to_string(&e.params).unwrap_or_else(|_| "[]".into()));
     }
 
-    fn finish(mut self) -> Result<DataFrame> {
-        let ts = Column::new("ts".into(), self.ts)
-            .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))?;
-        let params = self.params.finish().into_series().into_column();
+    fn finish(self) -> Result<DataFrame> {
+        let ts = Column::new("ts".into(), self.ts).cast(&DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        ))?;
         Ok(DataFrame::new_infer_height(vec![
             Column::new("file".into(), self.file),
             Column::new("line_no".into(), self.line_no),
@@ -168,7 +206,7 @@ impl EventColumns {
             Column::new("masked".into(), self.masked),
             Column::new("template_id".into(), self.template_id),
             Column::new("template".into(), self.template),
-            params,
+            Column::new("params".into(), self.params),
         ])?)
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! - window: robust z-scores per service × hour of day (falling back to per service when an
 //!   hour has too few windows), on counts; the daily curve is in the baseline, not an anomaly;
-//! - session: robust z-scores per service on length, duration, warnings, errors, and an
-//!   isolation forest on those plus the template count vector;
+//! - session: robust z-scores per service on length, duration, warnings, errors; rare
+//!   event-to-event transitions in the template sequence; (when enabled) an isolation forest on
+//!   those features plus the template count vector;
 //! - event: rare templates over the training range's template counts.
 //!
 //! Thresholds are unsupervised: a z limit, the forest's contamination rule, a rarity count.
@@ -26,6 +27,7 @@ use crate::config::Settings;
 use crate::db::{ModelRecord, RunOutcome};
 use crate::detectors::isolation_forest::{Contamination, IsolationForest};
 use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
+use crate::detectors::sequence::{RareTransition, SequenceError};
 use crate::detectors::zscore::{FeatureBaseline, ZScore};
 use crate::features::{self, EVENT, SESSION, WINDOW};
 use crate::lake::{Layer, tables};
@@ -37,6 +39,7 @@ pub const MIN_GROUP_ROWS: usize = 8;
 pub const ISOLATION_FOREST: &str = "isolation_forest";
 pub const ZSCORE: &str = "zscore";
 pub const RARE_TEMPLATE: &str = "rare_template";
+pub const SEQUENCE: &str = "sequence";
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let to = *ctx.dates.last().expect("at least one date");
@@ -48,56 +51,109 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .filter(|d| *d >= from && *d <= to)
         .collect();
     if dates.is_empty() {
-        bail!("no gold data for source {:?} between {from} and {to}: run 03-gold first", ctx.source);
+        bail!(
+            "no gold data for source {:?} between {from} and {to}: run 03-gold first",
+            ctx.source
+        );
     }
     let (train_from, train_to) = (dates[0], *dates.last().unwrap());
-    let trainer = Trainer { ctx, dates: &dates, train_from, train_to };
+    let trainer = Trainer {
+        ctx,
+        dates: &dates,
+        train_from,
+        train_to,
+    };
     let templates = trainer.template_texts()?;
 
     let mut models = Vec::new();
     let s = &ctx.settings.detectors;
     let wants = |enabled: bool, grans: &[String], g: &str| enabled && grans.iter().any(|x| x == g);
 
-    if let Some(windows) = ctx.lake.scan(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source, &dates)? {
-        let windows = windows.collect().map_err(anyhow::Error::from).context("reading window features")?;
+    if let Some(windows) =
+        ctx.lake
+            .scan(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source, &dates)?
+    {
+        let windows = windows
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading window features")?;
         if wants(s.zscore.enabled, &s.zscore.granularities, WINDOW) {
             let feats = features::window_zscore_features(&windows);
-            let groupings = vec![vec!["service".into(), "hour".into()], vec!["service".into()]];
+            let groupings = vec![
+                vec!["service".into(), "hour".into()],
+                vec!["service".into()],
+            ];
             models.push(trainer.zscore(WINDOW, &windows, feats, groupings, &templates)?);
         }
-        if wants(s.isolation_forest.enabled, &s.isolation_forest.granularities, WINDOW) {
+        if wants(
+            s.isolation_forest.enabled,
+            &s.isolation_forest.granularities,
+            WINDOW,
+        ) {
             let feats = features::window_forest_features(&windows);
             models.push(trainer.forest(WINDOW, &windows, feats, Vec::new(), &templates)?);
         }
     }
 
-    let sessions = ctx.lake.scan(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, &dates)?;
-    let counts = ctx.lake.scan(Layer::Gold, tables::SESSION_TEMPLATE_COUNTS, &ctx.source, &dates)?;
+    let sessions = ctx
+        .lake
+        .scan(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, &dates)?;
+    let counts = ctx.lake.scan(
+        Layer::Gold,
+        tables::SESSION_TEMPLATE_COUNTS,
+        &ctx.source,
+        &dates,
+    )?;
     if let (Some(sessions), Some(counts)) = (sessions, counts) {
-        let sessions = sessions.collect().map_err(anyhow::Error::from).context("reading session features")?;
-        let counts = counts.collect().map_err(anyhow::Error::from).context("reading session template counts")?;
+        let sessions = sessions
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading session features")?;
+        let counts = counts
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading session template counts")?;
         let vocabulary = features::session_vocabulary(&counts)?;
         let frame = features::session_frame(&sessions, &counts, &vocabulary)?;
         if wants(s.zscore.enabled, &s.zscore.granularities, SESSION) {
-            let feats = features::SESSION_NUMERIC.iter().map(|f| f.to_string()).collect();
+            let feats = features::SESSION_NUMERIC
+                .iter()
+                .map(|f| f.to_string())
+                .collect();
             let groupings = vec![vec!["service".into()], vec![]];
             models.push(trainer.zscore(SESSION, &frame, feats, groupings, &templates)?);
         }
-        if wants(s.isolation_forest.enabled, &s.isolation_forest.granularities, SESSION) {
+        if wants(
+            s.isolation_forest.enabled,
+            &s.isolation_forest.granularities,
+            SESSION,
+        ) {
             let feats = features::session_features(&vocabulary);
             models.push(trainer.forest(SESSION, &frame, feats, vocabulary.clone(), &templates)?);
+        }
+        if s.sequence.enabled {
+            match trainer.sequence(&sessions, &templates)? {
+                Some(m) => models.push(m),
+                None => tracing::warn!(
+                    "too few sessions to learn transitions yet; sequence detector not trained"
+                ),
+            }
         }
     }
 
     if s.rare_template.enabled {
         match trainer.rare_template()? {
             Some(m) => models.push(m),
-            None => tracing::warn!("too few events to judge template rarity yet; rare_template not trained"),
+            None => tracing::warn!(
+                "too few events to judge template rarity yet; rare_template not trained"
+            ),
         }
     }
 
     if models.is_empty() {
-        bail!("no detector could be trained: enable one in [detectors] (and a session key for session detectors)");
+        bail!(
+            "no detector could be trained: enable one in [detectors] (and a session key for session detectors)"
+        );
     }
     let mut summary = Vec::new();
     let mut rows = 0u64;
@@ -119,13 +175,19 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             path: path.to_string_lossy().to_string(),
         })?;
         rows += m.train_rows;
-        summary.push(format!("{}/{} {} ({} rows)", m.granularity, m.detector, m.model_version, m.train_rows));
+        summary.push(format!(
+            "{}/{} {} ({} rows)",
+            m.granularity, m.detector, m.model_version, m.train_rows
+        ));
     }
     Ok(RunOutcome {
         rows_in: rows,
         rows_out: summary.len() as u64,
         rows_quarantined: 0,
-        message: format!("trained on {train_from}..{train_to}: {}", summary.join(", ")),
+        message: format!(
+            "trained on {train_from}..{train_to}: {}",
+            summary.join(", ")
+        ),
     })
 }
 
@@ -141,7 +203,14 @@ impl Trainer<'_> {
         &self.ctx.settings
     }
 
-    fn base(&self, granularity: &str, detector: &str, features: Vec<String>, rows: u64, model: Model) -> SavedModel {
+    fn base(
+        &self,
+        granularity: &str,
+        detector: &str,
+        features: Vec<String>,
+        rows: u64,
+        model: Model,
+    ) -> SavedModel {
         SavedModel {
             model_version: String::new(),
             source: self.ctx.source.clone(),
@@ -163,22 +232,39 @@ impl Trainer<'_> {
 
     /// Template id → text over the training range.
     fn template_texts(&self) -> Result<BTreeMap<String, String>> {
-        let Some(events) = self.ctx.lake.scan(Layer::Gold, tables::EVENT_FEATURES, &self.ctx.source, self.dates)? else {
+        let Some(events) = self.ctx.lake.scan(
+            Layer::Gold,
+            tables::EVENT_FEATURES,
+            &self.ctx.source,
+            self.dates,
+        )?
+        else {
             return Ok(BTreeMap::new());
         };
         let df = events
             .group_by([col("template_id")])
-            .agg([col("template").first(), len().cast(DataType::Int64).alias("count")])
-            .collect().map_err(anyhow::Error::from).context("reading templates")?;
+            .agg([
+                col("template").first(),
+                len().cast(DataType::Int64).alias("count"),
+            ])
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading templates")?;
         let ids = features::strings(&df, "template_id")?;
         let texts = features::strings(&df, "template")?;
         Ok(ids.into_iter().zip(texts).collect())
     }
 
-    fn templates_for(features: &[String], all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    fn templates_for(
+        features: &[String],
+        all: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
         features
             .iter()
-            .filter_map(|f| f.strip_prefix("tpl_").or_else(|| f.strip_prefix(features::TEMPLATE_COUNT_PREFIX)))
+            .filter_map(|f| {
+                f.strip_prefix("tpl_")
+                    .or_else(|| f.strip_prefix(features::TEMPLATE_COUNT_PREFIX))
+            })
             .filter_map(|id| all.get(id).map(|t| (id.to_string(), t.clone())))
             .collect()
     }
@@ -193,29 +279,51 @@ impl Trainer<'_> {
     ) -> Result<SavedModel> {
         let cfg = &self.settings().detectors.zscore;
         let x = features::matrix(df, &features)?;
-        let counts: Vec<bool> = features.iter().map(|f| features::is_count_feature(f)).collect();
-        let params = ZScore::params().robust(cfg.robust).threshold(cfg.threshold).count_features(counts);
+        let counts: Vec<bool> = features
+            .iter()
+            .map(|f| features::is_count_feature(f))
+            .collect();
+        let params = ZScore::params()
+            .robust(cfg.robust)
+            .threshold(cfg.threshold)
+            .count_features(counts);
         let mut models = BTreeMap::new();
         for (gi, grouping) in groupings.iter().enumerate() {
-            let columns: Vec<Vec<String>> = grouping.iter().map(|c| features::strings(df, c)).collect::<Result<_>>()?;
+            let columns: Vec<Vec<String>> = grouping
+                .iter()
+                .map(|c| features::strings(df, c))
+                .collect::<Result<_>>()?;
             let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for row in 0..df.height() {
                 let vals: Vec<&str> = columns.iter().map(|c| c[row].as_str()).collect();
-                groups.entry(ZScoreSet::key(gi, &vals)).or_default().push(row);
+                groups
+                    .entry(ZScoreSet::key(gi, &vals))
+                    .or_default()
+                    .push(row);
             }
             for (key, rows) in groups {
                 if rows.len() < MIN_GROUP_ROWS {
                     continue;
                 }
                 let sub = x.select(Axis(0), &rows);
-                let fitted = params.fit(&DatasetBase::from(sub)).with_context(|| format!("z-score baseline for {key}"))?;
+                let fitted = params
+                    .fit(&DatasetBase::from(sub))
+                    .with_context(|| format!("z-score baseline for {key}"))?;
                 models.insert(key, fitted);
             }
         }
         if models.is_empty() {
-            bail!("{granularity} z-score: fewer than {MIN_GROUP_ROWS} training rows; ingest more data");
+            bail!(
+                "{granularity} z-score: fewer than {MIN_GROUP_ROWS} training rows; ingest more data"
+            );
         }
-        let mut m = self.base(granularity, ZSCORE, features.clone(), df.height() as u64, Model::ZScore(ZScoreSet { groupings, models }));
+        let mut m = self.base(
+            granularity,
+            ZSCORE,
+            features.clone(),
+            df.height() as u64,
+            Model::ZScore(ZScoreSet { groupings, models }),
+        );
         m.threshold = cfg.threshold;
         m.explain = robust_baselines(&x);
         m.templates = Self::templates_for(&features, templates);
@@ -232,10 +340,9 @@ impl Trainer<'_> {
         templates: &BTreeMap<String, String>,
     ) -> Result<SavedModel> {
         let cfg = &self.settings().detectors.isolation_forest;
-        let contamination: Contamination = cfg
-            .contamination
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("detectors.isolation_forest.contamination: {e}"))?;
+        let contamination: Contamination = cfg.contamination.parse().map_err(|e: String| {
+            anyhow::anyhow!("detectors.isolation_forest.contamination: {e}")
+        })?;
         let x = features::matrix(df, &features)?;
         let forest = IsolationForest::params()
             .n_trees(cfg.n_trees)
@@ -244,7 +351,13 @@ impl Trainer<'_> {
             .seed(cfg.seed)
             .fit(&DatasetBase::from(x.clone()))
             .with_context(|| format!("{granularity} isolation forest"))?;
-        let mut m = self.base(granularity, ISOLATION_FOREST, features.clone(), df.height() as u64, Model::IsolationForest(forest.clone()));
+        let mut m = self.base(
+            granularity,
+            ISOLATION_FOREST,
+            features.clone(),
+            df.height() as u64,
+            Model::IsolationForest(forest.clone()),
+        );
         m.threshold = forest.threshold();
         m.explain = robust_baselines(&x);
         m.vocabulary = vocabulary;
@@ -256,25 +369,82 @@ impl Trainer<'_> {
         Ok(m)
     }
 
+    fn sequence(
+        &self,
+        sessions: &DataFrame,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<Option<SavedModel>> {
+        let cfg = &self.settings().detectors.sequence;
+        let sequences = features::strings(sessions, "template_sequence")?;
+        let params = RareTransition::params()
+            .max_sessions(cfg.max_sessions)
+            .max_rate(cfg.max_rate)
+            .min_sessions(cfg.min_sessions);
+        let model = match params.fit(
+            sequences
+                .iter()
+                .map(|s| s.split(' ').filter(|t| !t.is_empty()).collect()),
+        ) {
+            Ok(m) => m,
+            Err(SequenceError::TooFewSessions { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut m = self.base(
+            SESSION,
+            SEQUENCE,
+            vec!["template_sequence".into()],
+            model.sessions,
+            Model::Sequence(model.clone()),
+        );
+        m.threshold = model.threshold();
+        m.templates = templates.clone();
+        m.params = serde_json::json!({"max_sessions": cfg.max_sessions, "max_rate": cfg.max_rate, "min_sessions": cfg.min_sessions});
+        Ok(Some(m))
+    }
+
     fn rare_template(&self) -> Result<Option<SavedModel>> {
         let cfg = &self.settings().detectors.rare_template;
-        let Some(events) = self.ctx.lake.scan(Layer::Gold, tables::EVENT_FEATURES, &self.ctx.source, self.dates)? else {
+        let Some(events) = self.ctx.lake.scan(
+            Layer::Gold,
+            tables::EVENT_FEATURES,
+            &self.ctx.source,
+            self.dates,
+        )?
+        else {
             return Ok(None);
         };
         let df = events
             .group_by([col("template_id")])
             .agg([len().cast(DataType::Int64).alias("count")])
-            .collect().map_err(anyhow::Error::from).context("counting templates")?;
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("counting templates")?;
         let ids = features::strings(&df, "template_id")?;
         let n = df.column("count")?.i64()?;
-        let counts: TemplateCounts = ids.into_iter().zip(n.into_no_null_iter()).map(|(id, c)| (id, c as u64)).collect();
+        let counts: TemplateCounts = ids
+            .into_iter()
+            .zip(n.into_no_null_iter())
+            .map(|(id, c)| (id, c as u64))
+            .collect();
         let total: u64 = counts.values().sum();
-        let model = match RareTemplate::params().max_count(cfg.max_count).min_events(cfg.min_events).fit(&counts) {
+        let model = match RareTemplate::params()
+            .max_count(cfg.max_count)
+            .min_events(cfg.min_events)
+            .fit(&counts)
+        {
             Ok(m) => m,
-            Err(crate::detectors::rare_template::RareTemplateError::TooFewEvents { .. }) => return Ok(None),
+            Err(crate::detectors::rare_template::RareTemplateError::TooFewEvents { .. }) => {
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
-        let mut m = self.base(EVENT, RARE_TEMPLATE, vec!["template_id".into()], total, Model::RareTemplate(model.clone()));
+        let mut m = self.base(
+            EVENT,
+            RARE_TEMPLATE,
+            vec!["template_id".into()],
+            total,
+            Model::RareTemplate(model.clone()),
+        );
         m.threshold = model.threshold();
         m.params = serde_json::json!({"max_count": cfg.max_count, "min_events": cfg.min_events});
         Ok(Some(m))
@@ -286,6 +456,12 @@ fn robust_baselines(x: &Array2<f64>) -> Vec<FeatureBaseline> {
     let params = ZScore::params();
     match params.fit(&DatasetBase::from(x.clone())) {
         Ok(z) => z.baselines,
-        Err(_) => vec![FeatureBaseline { center: 0.0, scale: 1.0 }; x.ncols()],
+        Err(_) => vec![
+            FeatureBaseline {
+                center: 0.0,
+                scale: 1.0
+            };
+            x.ncols()
+        ],
     }
 }

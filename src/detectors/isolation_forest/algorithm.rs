@@ -1,14 +1,14 @@
 use linfa::dataset::{DatasetBase, Records};
 use linfa::traits::{Fit, PredictInplace};
-use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, Ix2};
+use ndarray::{Array1, ArrayBase, ArrayView1, Data, Ix2};
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::hyperparams::{Contamination, IsolationForestParams, IsolationForestValidParams};
 use super::IsolationForestError;
+use super::hyperparams::{Contamination, IsolationForestParams, IsolationForestValidParams};
 
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
@@ -28,7 +28,12 @@ pub fn average_path_length(n: usize) -> f64 {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 enum Node {
     /// Rows with `x[feature] <= threshold` go left.
-    Split { feature: usize, threshold: f64, left: u32, right: u32 },
+    Split {
+        feature: usize,
+        threshold: f64,
+        left: u32,
+        right: u32,
+    },
     /// A leaf and how many training rows reached it.
     Leaf { size: usize },
 }
@@ -39,8 +44,15 @@ struct Tree {
 }
 
 impl Tree {
-    fn fit(x: &ArrayBase<impl Data<Elem = f64>, Ix2>, rows: Vec<usize>, max_depth: usize, rng: &mut Xoshiro256PlusPlus) -> Self {
-        let mut tree = Tree { nodes: Vec::with_capacity(2 * rows.len()) };
+    fn fit(
+        x: &ArrayBase<impl Data<Elem = f64>, Ix2>,
+        rows: Vec<usize>,
+        max_depth: usize,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Self {
+        let mut tree = Tree {
+            nodes: Vec::with_capacity(2 * rows.len()),
+        };
         tree.grow(x, rows, 0, max_depth, rng);
         tree
     }
@@ -83,7 +95,12 @@ impl Tree {
                 rows.iter().partition(|&&r| x[[r, feature]] <= threshold);
             let left = self.grow(x, left_rows, depth + 1, max_depth, rng);
             let right = self.grow(x, right_rows, depth + 1, max_depth, rng);
-            self.nodes[index as usize] = Node::Split { feature, threshold, left, right };
+            self.nodes[index as usize] = Node::Split {
+                feature,
+                threshold,
+                left,
+                right,
+            };
             return index;
         }
         index
@@ -95,8 +112,17 @@ impl Tree {
         let mut depth = 0usize;
         loop {
             match &self.nodes[i] {
-                Node::Split { feature, threshold, left, right } => {
-                    i = if row[*feature] <= *threshold { *left as usize } else { *right as usize };
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    i = if row[*feature] <= *threshold {
+                        *left as usize
+                    } else {
+                        *right as usize
+                    };
                     depth += 1;
                 }
                 Node::Leaf { size } => return depth as f64 + average_path_length(*size),
@@ -140,8 +166,8 @@ impl IsolationForest {
             .into_par_iter()
             .map(|r| {
                 let row = x.row(r);
-                let mean_depth =
-                    self.trees.iter().map(|t| t.path_length(row)).sum::<f64>() / self.trees.len() as f64;
+                let mean_depth = self.trees.iter().map(|t| t.path_length(row)).sum::<f64>()
+                    / self.trees.len() as f64;
                 2f64.powf(-mean_depth / norm)
             })
             .collect();
@@ -149,10 +175,15 @@ impl IsolationForest {
     }
 }
 
-impl<D: Data<Elem = f64> + Sync, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestError> for IsolationForestValidParams {
+impl<D: Data<Elem = f64> + Sync, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestError>
+    for IsolationForestValidParams
+{
     type Object = IsolationForest;
 
-    fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<IsolationForest, IsolationForestError> {
+    fn fit(
+        &self,
+        dataset: &DatasetBase<ArrayBase<D, Ix2>, T>,
+    ) -> Result<IsolationForest, IsolationForestError> {
         let x = dataset.records();
         let n = x.nsamples();
         if n < 2 {
@@ -168,7 +199,10 @@ impl<D: Data<Elem = f64> + Sync, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestErr
         let trees: Vec<Tree> = (0..self.n_trees)
             .into_par_iter()
             .map(|t| {
-                let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed.wrapping_add((t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                let mut rng = Xoshiro256PlusPlus::seed_from_u64(
+                    self.seed
+                        .wrapping_add((t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                );
                 let rows = sample(&mut rng, n, sub_sample).into_vec();
                 Tree::fit(x, rows, max_depth, &mut rng)
             })
@@ -202,9 +236,17 @@ fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-impl<D: Data<Elem = f64> + Sync> PredictInplace<ArrayBase<D, Ix2>, Array1<f64>> for IsolationForest {
+impl<D: Data<Elem = f64> + Sync> PredictInplace<ArrayBase<D, Ix2>, Array1<f64>>
+    for IsolationForest
+{
     fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<f64>) {
-        assert_eq!(x.ncols(), self.n_features, "isolation forest fitted on {} features, got {}", self.n_features, x.ncols());
+        assert_eq!(
+            x.ncols(),
+            self.n_features,
+            "isolation forest fitted on {} features, got {}",
+            self.n_features,
+            x.ncols()
+        );
         *y = self.score_rows(x);
     }
 
@@ -237,7 +279,13 @@ mod tests {
         // Two rows, ψ = 2: depth limit 1, every tree splits once, each leaf holds one row, so
         // every path is exactly 1 and s = 2^(−1/c(2)) = 0.5.
         let x = array![[0.0], [1.0]];
-        let model = IsolationForest::params().n_trees(10).seed(3).check().unwrap().fit(&DatasetBase::from(x.clone())).unwrap();
+        let model = IsolationForest::params()
+            .n_trees(10)
+            .seed(3)
+            .check()
+            .unwrap()
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
         let s = model.predict(&x);
         for v in s.iter() {
             assert!((v - 0.5).abs() < 1e-12, "{v}");
@@ -262,7 +310,10 @@ mod tests {
     #[test]
     fn known_outliers_score_highest_and_cross_the_threshold() {
         let (x, outliers) = cluster_with_outliers();
-        let model = IsolationForest::params().seed(1).fit(&DatasetBase::from(x.clone())).unwrap();
+        let model = IsolationForest::params()
+            .seed(1)
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
         let scores = model.predict(&x);
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
@@ -274,7 +325,11 @@ mod tests {
         let max_inlier = (0..1000).map(|i| scores[i]).fold(0.0, f64::max);
         for &o in &outliers {
             assert!(scores[o] > 0.68, "outlier {o} scored {}", scores[o]);
-            assert!(scores[o] > max_inlier, "outlier {o} scored {} below an inlier's {max_inlier}", scores[o]);
+            assert!(
+                scores[o] > max_inlier,
+                "outlier {o} scored {} below an inlier's {max_inlier}",
+                scores[o]
+            );
         }
     }
 
@@ -289,14 +344,23 @@ mod tests {
         let scores = model.predict(&x);
         let flagged = scores.iter().filter(|&&s| s > model.threshold()).count() as f64;
         let expected = 0.05 * x.len_of(Axis(0)) as f64;
-        assert!((flagged - expected).abs() <= 2.0, "{flagged} flagged, expected about {expected}");
+        assert!(
+            (flagged - expected).abs() <= 2.0,
+            "{flagged} flagged, expected about {expected}"
+        );
     }
 
     #[test]
     fn seeded_fits_are_identical_and_serializable() {
         let (x, _) = cluster_with_outliers();
-        let a = IsolationForest::params().seed(9).fit(&DatasetBase::from(x.clone())).unwrap();
-        let b = IsolationForest::params().seed(9).fit(&DatasetBase::from(x.clone())).unwrap();
+        let a = IsolationForest::params()
+            .seed(9)
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
+        let b = IsolationForest::params()
+            .seed(9)
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
         assert_eq!(a, b);
         let json = serde_json::to_string(&a).unwrap();
         let back: IsolationForest = serde_json::from_str(&json).unwrap();
@@ -306,7 +370,12 @@ mod tests {
     #[test]
     fn invalid_params_are_rejected() {
         assert!(IsolationForest::params().n_trees(0).check().is_err());
-        assert!(IsolationForest::params().contamination(Contamination::Fraction(0.7)).check().is_err());
+        assert!(
+            IsolationForest::params()
+                .contamination(Contamination::Fraction(0.7))
+                .check()
+                .is_err()
+        );
         assert!(matches!(
             IsolationForest::params().fit(&DatasetBase::from(array![[1.0]])),
             Err(IsolationForestError::NotEnoughRows(1))

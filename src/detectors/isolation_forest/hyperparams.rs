@@ -22,7 +22,9 @@ impl std::str::FromStr for Contamination {
         s.trim()
             .parse::<f64>()
             .map(Contamination::Fraction)
-            .map_err(|_| format!("contamination must be \"auto\" or a fraction such as 0.01, got {s:?}"))
+            .map_err(|_| {
+                format!("contamination must be \"auto\" or a fraction such as 0.01, got {s:?}")
+            })
     }
 }
 

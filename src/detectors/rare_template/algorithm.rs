@@ -3,8 +3,8 @@ use std::collections::BTreeMap;
 use linfa::ParamGuard;
 use serde::{Deserialize, Serialize};
 
-use super::hyperparams::{RareTemplateParams, RareTemplateValidParams};
 use super::RareTemplateError;
+use super::hyperparams::{RareTemplateParams, RareTemplateValidParams};
 
 /// Training records: how often each template id occurred.
 pub type TemplateCounts = BTreeMap<String, u64>;
@@ -51,9 +51,16 @@ impl RareTemplateValidParams {
     pub fn fit(&self, counts: &TemplateCounts) -> Result<RareTemplate, RareTemplateError> {
         let total: u64 = counts.values().sum();
         if total < self.min_events {
-            return Err(RareTemplateError::TooFewEvents { got: total, need: self.min_events });
+            return Err(RareTemplateError::TooFewEvents {
+                got: total,
+                need: self.min_events,
+            });
         }
-        Ok(RareTemplate { counts: counts.clone(), total_events: total, params: self.clone() })
+        Ok(RareTemplate {
+            counts: counts.clone(),
+            total_events: total,
+            params: self.clone(),
+        })
     }
 }
 
@@ -69,9 +76,17 @@ mod tests {
 
     #[test]
     fn flags_templates_seen_at_most_max_count_times() {
-        let counts: TemplateCounts =
-            [("common".to_string(), 10_000), ("twice".to_string(), 2), ("thrice".to_string(), 3)].into();
-        let model = RareTemplate::params().max_count(2).min_events(100).fit(&counts).unwrap();
+        let counts: TemplateCounts = [
+            ("common".to_string(), 10_000),
+            ("twice".to_string(), 2),
+            ("thrice".to_string(), 3),
+        ]
+        .into();
+        let model = RareTemplate::params()
+            .max_count(2)
+            .min_events(100)
+            .fit(&counts)
+            .unwrap();
         assert!(model.is_rare("twice"));
         assert!(model.is_rare("never-seen"));
         assert!(!model.is_rare("thrice"));

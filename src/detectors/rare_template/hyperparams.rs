@@ -14,7 +14,10 @@ pub struct RareTemplateParams(pub(crate) RareTemplateValidParams);
 
 impl Default for RareTemplateParams {
     fn default() -> Self {
-        Self(RareTemplateValidParams { max_count: 2, min_events: 10_000 })
+        Self(RareTemplateValidParams {
+            max_count: 2,
+            min_events: 10_000,
+        })
     }
 }
 

@@ -3,8 +3,8 @@ use linfa::traits::{Fit, PredictInplace};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 use serde::{Deserialize, Serialize};
 
-use super::hyperparams::{ZScoreParams, ZScoreValidParams};
 use super::ZScoreError;
+use super::hyperparams::{ZScoreParams, ZScoreValidParams};
 
 /// One feature's baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,7 +36,11 @@ impl ZScore {
 
 fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
-    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
 }
 
 impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreValidParams {
@@ -49,7 +53,10 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreVa
             return Err(ZScoreError::NotEnoughRows(n));
         }
         if !self.count_features.is_empty() && self.count_features.len() != x.ncols() {
-            return Err(ZScoreError::CountFeatures { got: self.count_features.len(), expected: x.ncols() });
+            return Err(ZScoreError::CountFeatures {
+                got: self.count_features.len(),
+                expected: x.ncols(),
+            });
         }
         let baselines = x
             .columns()
@@ -73,7 +80,8 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreVa
                     (center, scale)
                 } else {
                     let mean = values.iter().sum::<f64>() / values.len() as f64;
-                    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1).max(1) as f64;
+                    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                        / (values.len() - 1).max(1) as f64;
                     (mean, var.sqrt())
                 };
                 if self.count_features.get(j).copied().unwrap_or(false) {
@@ -86,13 +94,22 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreVa
                 FeatureBaseline { center, scale }
             })
             .collect();
-        Ok(ZScore { baselines, params: self.clone() })
+        Ok(ZScore {
+            baselines,
+            params: self.clone(),
+        })
     }
 }
 
 impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for ZScore {
     fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array2<f64>) {
-        assert_eq!(x.ncols(), self.baselines.len(), "z-score fitted on {} features, got {}", self.baselines.len(), x.ncols());
+        assert_eq!(
+            x.ncols(),
+            self.baselines.len(),
+            "z-score fitted on {} features, got {}",
+            self.baselines.len(),
+            x.ncols()
+        );
         *y = Array2::from_shape_fn(x.dim(), |(i, j)| {
             let b = &self.baselines[j];
             (x[[i, j]] - b.center) / b.scale
@@ -115,7 +132,18 @@ mod tests {
     fn robust_baseline_ignores_a_burst_in_training() {
         // 9 normal windows and one burst: the median/MAD baseline stays at the normal level,
         // so the burst keeps a large z, while mean/std is dragged towards it.
-        let x = array![[10.0], [11.0], [9.0], [10.0], [12.0], [8.0], [10.0], [11.0], [9.0], [200.0]];
+        let x = array![
+            [10.0],
+            [11.0],
+            [9.0],
+            [10.0],
+            [12.0],
+            [8.0],
+            [10.0],
+            [11.0],
+            [9.0],
+            [200.0]
+        ];
         let robust = ZScore::params().fit(&DatasetBase::from(x.clone())).unwrap();
         assert_eq!(robust.baselines[0].center, 10.0);
         // MAD of |x − 10| = [0,1,1,0,2,2,0,1,1,190] → median 1 → scale 1.4826.
@@ -123,9 +151,16 @@ mod tests {
         let z = robust.predict(&x);
         assert!(z[[9, 0]] > 100.0);
 
-        let classic = ZScore::params().robust(false).fit(&DatasetBase::from(x.clone())).unwrap();
+        let classic = ZScore::params()
+            .robust(false)
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
         let zc = classic.predict(&x);
-        assert!(zc[[9, 0]] < 3.0, "mean/std hides the burst: z = {}", zc[[9, 0]]);
+        assert!(
+            zc[[9, 0]] < 3.0,
+            "mean/std hides the burst: z = {}",
+            zc[[9, 0]]
+        );
     }
 
     #[test]
@@ -134,7 +169,10 @@ mod tests {
         let mut rows = vec![0.0; 99];
         rows.push(2.0);
         let x = Array2::from_shape_vec((100, 1), rows).unwrap();
-        let model = ZScore::params().count_features(vec![true]).fit(&DatasetBase::from(x.clone())).unwrap();
+        let model = ZScore::params()
+            .count_features(vec![true])
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
         let z = model.predict(&array![[2.0], [40.0]]);
         assert!(z[[0, 0]] < model.threshold());
         assert!(z[[1, 0]] > model.threshold());
@@ -144,7 +182,9 @@ mod tests {
     fn bad_params_are_rejected() {
         assert!(ZScore::params().threshold(0.0).check().is_err());
         let x = array![[1.0, 2.0], [2.0, 3.0]];
-        let r: Result<ZScore, ZScoreError> = ZScore::params().count_features(vec![true]).fit(&DatasetBase::from(x));
+        let r: Result<ZScore, ZScoreError> = ZScore::params()
+            .count_features(vec![true])
+            .fit(&DatasetBase::from(x));
         assert!(matches!(r, Err(ZScoreError::CountFeatures { .. })));
     }
 }

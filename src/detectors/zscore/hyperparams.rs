@@ -16,7 +16,11 @@ pub struct ZScoreParams(pub(crate) ZScoreValidParams);
 
 impl Default for ZScoreParams {
     fn default() -> Self {
-        Self(ZScoreValidParams { robust: true, threshold: 5.0, count_features: Vec::new() })
+        Self(ZScoreValidParams {
+            robust: true,
+            threshold: 5.0,
+            count_features: Vec::new(),
+        })
     }
 }
 

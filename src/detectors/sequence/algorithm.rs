@@ -1,0 +1,163 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use linfa::ParamGuard;
+use serde::{Deserialize, Serialize};
+
+use super::SequenceError;
+use super::hyperparams::{SequenceParams, SequenceValidParams};
+
+pub const START: &str = "START";
+pub const END: &str = "END";
+
+/// Fitted transition counts: for each (from, to), how many training sessions contain it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RareTransition {
+    /// Key `"from to"`.
+    pub sessions_with: BTreeMap<String, u64>,
+    pub sessions: u64,
+    params: SequenceValidParams,
+}
+
+/// The rarest transition of a sequence: (from, to, training sessions containing it).
+pub type Finding = (String, String, u64);
+
+fn transitions<'a>(sequence: &'a [&'a str]) -> impl Iterator<Item = (String, String)> + 'a {
+    let with_markers = std::iter::once(START)
+        .chain(sequence.iter().copied())
+        .chain(std::iter::once(END));
+    let shifted = sequence.iter().copied().chain(std::iter::once(END));
+    with_markers
+        .zip(shifted)
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+}
+
+fn key(a: &str, b: &str) -> String {
+    format!("{a} {b}")
+}
+
+impl RareTransition {
+    pub fn params() -> SequenceParams {
+        SequenceParams::default()
+    }
+
+    /// Sessions at or below this count make a transition rare.
+    pub fn limit(&self) -> u64 {
+        self.params
+            .max_sessions
+            .max((self.params.max_rate * self.sessions as f64).floor() as u64)
+    }
+
+    /// The rarest transition in `sequence` (ties: the first), if it is rare.
+    pub fn rarest(&self, sequence: &[&str]) -> Option<Finding> {
+        let mut best: Option<Finding> = None;
+        for (a, b) in transitions(sequence) {
+            let n = self.sessions_with.get(&key(&a, &b)).copied().unwrap_or(0);
+            if best.as_ref().is_none_or(|f| n < f.2) {
+                best = Some((a, b, n));
+            }
+        }
+        best.filter(|f| f.2 <= self.limit())
+    }
+
+    /// −log10 of the share of training sessions with the transition (0 seen counts as ½).
+    pub fn score(&self, sessions_with: u64) -> f64 {
+        -((sessions_with as f64).max(0.5) / self.sessions.max(1) as f64).log10()
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.score(self.limit())
+    }
+}
+
+impl SequenceValidParams {
+    pub fn fit<'a>(
+        &self,
+        sequences: impl IntoIterator<Item = Vec<&'a str>>,
+    ) -> Result<RareTransition, SequenceError> {
+        let mut sessions_with: BTreeMap<String, u64> = BTreeMap::new();
+        let mut sessions = 0u64;
+        for seq in sequences {
+            sessions += 1;
+            let distinct: BTreeSet<(String, String)> = transitions(&seq).collect();
+            for (a, b) in distinct {
+                *sessions_with.entry(key(&a, &b)).or_default() += 1;
+            }
+        }
+        if sessions < self.min_sessions {
+            return Err(SequenceError::TooFewSessions {
+                got: sessions,
+                need: self.min_sessions,
+            });
+        }
+        Ok(RareTransition {
+            sessions_with,
+            sessions,
+            params: self.clone(),
+        })
+    }
+}
+
+impl SequenceParams {
+    pub fn fit<'a>(
+        &self,
+        sequences: impl IntoIterator<Item = Vec<&'a str>>,
+    ) -> Result<RareTransition, SequenceError> {
+        self.check_ref()?.fit(sequences)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normal(i: usize) -> Vec<&'static str> {
+        // Two normal variants: 90 % go a→b→c, 10 % a→r→b→c (a retry).
+        if i % 10 == 0 {
+            vec!["a", "r", "b", "c"]
+        } else {
+            vec!["a", "b", "c"]
+        }
+    }
+
+    #[test]
+    fn flags_loops_and_early_stops_but_not_common_variants() {
+        let mut training: Vec<Vec<&str>> = (0..5000).map(normal).collect();
+        training.push(vec!["a", "b", "b", "b", "b", "c"]);
+        training.push(vec!["a"]);
+        let model = RareTransition::params().fit(training).unwrap();
+        assert_eq!(model.limit(), 2);
+        assert_eq!(model.rarest(&["a", "b", "c"]), None);
+        assert_eq!(model.rarest(&["a", "r", "b", "c"]), None);
+        assert_eq!(
+            model.rarest(&["a", "b", "b", "b", "b", "c"]),
+            Some(("b".into(), "b".into(), 1))
+        );
+        assert_eq!(model.rarest(&["a"]), Some(("a".into(), END.into(), 1)));
+        assert_eq!(
+            model.rarest(&["c", "a", "b"]),
+            Some((START.into(), "c".into(), 0))
+        );
+        assert!(model.score(0) > model.score(1));
+        assert!(model.score(1) >= model.threshold());
+    }
+
+    #[test]
+    fn the_limit_grows_with_the_training_range() {
+        let training: Vec<Vec<&str>> = (0..100_000).map(normal).collect();
+        let model = RareTransition::params()
+            .max_rate(1e-4)
+            .fit(training)
+            .unwrap();
+        assert_eq!(model.limit(), 10);
+    }
+
+    #[test]
+    fn too_little_data_is_refused() {
+        assert!(matches!(
+            RareTransition::params()
+                .min_sessions(10)
+                .fit(vec![vec!["a"]]),
+            Err(SequenceError::TooFewSessions { got: 1, need: 10 })
+        ));
+    }
+}
