@@ -163,7 +163,7 @@ pub fn run(cli: Cli) -> Result<()> {
         let start = start_date
             .unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(*days as i64));
         let summary = generate(&GenerateOptions {
-            out_dir: out.join("logs"),
+            out_dir: out.clone(),
             source: if g.source == "default" {
                 "app".into()
             } else {
@@ -174,14 +174,13 @@ pub fn run(cli: Cli) -> Result<()> {
             lines_per_day: *lines_per_day,
             seed: *seed,
         })?;
-        std::fs::rename(&summary.labels_path, out.join("labels.jsonl"))?;
         println!(
             "generate: {} lines in {} file(s) under {}, {} labelled anomalies in {}",
             summary.lines,
             summary.files.len(),
             out.join("logs").display(),
             summary.labels,
-            out.join("labels.jsonl").display()
+            summary.labels_path.display()
         );
         return Ok(());
     }

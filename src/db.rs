@@ -177,7 +177,7 @@ impl Database {
             .block_on(
                 AnyPoolOptions::new()
                     .max_connections(max_connections.max(1))
-                    .acquire_timeout(std::time::Duration::from_secs(30))
+                    .acquire_timeout(std::time::Duration::from_secs(10))
                     .connect(&connect_url),
             )
             .with_context(|| format!("connecting to the database at {display_url} (is it running, and is the URL right?)"))?;

@@ -16,8 +16,9 @@
 //! | `broken_session`  | session     | a request stops after its first step, or loops on a step  |
 //! | `latency_outlier` | session     | a request takes 15–60 s instead of a few hundred ms       |
 //!
-//! Output: `<out>/<source>-<YYYY-MM-DD>.log` per day (format preset `generator`, session key
-//! `req=(\S+)`), and `<out>/labels.jsonl`. Everything is seeded: the same options give the same
+//! Output: `<out>/logs/<source>-<YYYY-MM-DD>.log` per day (format preset `generator`, session
+//! key `req=(\S+)`), and `<out>/labels.jsonl` beside (not inside) the logs folder, so that
+//! ingesting the folder ingests only logs. Everything is seeded: the same options give the same
 //! bytes.
 
 use std::fmt::Write as _;
@@ -349,8 +350,8 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     if opts.days == 0 {
         anyhow::bail!("--days must be at least 1");
     }
-    fs::create_dir_all(&opts.out_dir)
-        .with_context(|| format!("creating {}", opts.out_dir.display()))?;
+    let logs_dir = opts.out_dir.join("logs");
+    fs::create_dir_all(&logs_dir).with_context(|| format!("creating {}", logs_dir.display()))?;
     let mut labels: Vec<Label> = Vec::new();
     let mut files = Vec::new();
     let mut total_lines = 0u64;
@@ -368,7 +369,6 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
             .and_utc()
             .timestamp_millis();
         let file_name = format!("{}-{}.log", opts.source, date.format("%Y-%m-%d"));
-        let label_base = labels.len();
         let mut day = Day {
             rng: Xoshiro256PlusPlus::seed_from_u64(opts.seed ^ (0x5EED_0000 + d as u64)),
             lines: Vec::with_capacity(opts.lines_per_day as usize + 1024),
@@ -541,9 +541,8 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         // Time order, then write; event labels learn their line numbers here.
         let mut lines = std::mem::take(&mut day.lines);
         lines.sort_unstable_by_key(|l| (l.ts_ms, l.seq));
-        let path = opts.out_dir.join(&file_name);
+        let path = logs_dir.join(&file_name);
         write_day(&path, &lines, &mut labels)?;
-        debug_assert!(labels.len() >= label_base);
         total_lines += lines.len() as u64;
         files.push(path);
     }

@@ -260,7 +260,7 @@ mod tests {
     use super::*;
     use linfa::ParamGuard;
     use linfa::traits::Predict;
-    use ndarray::{Axis, array};
+    use ndarray::{Array2, Axis, array};
 
     #[test]
     fn average_path_length_matches_hand_computed_values() {
