@@ -121,6 +121,9 @@ pub struct AnomalyRow {
     pub incident_id: Option<String>,
 }
 
+/// An anomaly as compared across runs: (id, entity, detector, score, reason).
+pub type AnomalyFingerprint = (String, String, String, f64, String);
+
 pub struct Database {
     pool: AnyPool,
     dialect: Dialect,
@@ -437,10 +440,7 @@ impl Database {
     }
 
     /// All anomaly rows of a source as comparable tuples (tests and the idempotence check).
-    pub fn anomaly_fingerprint(
-        &self,
-        source: &str,
-    ) -> Result<Vec<(String, String, String, f64, String)>> {
+    pub fn anomaly_fingerprint(&self, source: &str) -> Result<Vec<AnomalyFingerprint>> {
         let rows: Vec<AnyRow> = self.runtime.block_on(
             sqlx::query(
                 "SELECT anomaly_id, entity_key, detector, score, reason FROM anomalies WHERE source = $1 \

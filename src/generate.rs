@@ -580,9 +580,9 @@ fn write_day(path: &Path, lines: &[Line], labels: &mut [Label]) -> Result<()> {
                 .unwrap_or_default();
         }
         buf.clear();
-        let _ = write!(
+        let _ = writeln!(
             buf,
-            "{prefix}.{:03}Z {} {}: {}\n",
+            "{prefix}.{:03}Z {} {}: {}",
             line.ts_ms.rem_euclid(1000),
             LEVELS[line.level as usize],
             SERVICES[line.service as usize],

@@ -70,12 +70,11 @@ impl Drain {
             .or_default();
         for token in &tokens[..route_len] {
             let key = if is_variable(token) { WILDCARD } else { token };
-            let key = if node.children.contains_key(key) {
-                key
-            } else if node.children.len() + 1 < max_children || key == WILDCARD {
+            // A full node sends new tokens down the shared wildcard branch.
+            let fits = node.children.contains_key(key) || node.children.len() + 1 < max_children;
+            let key = if fits || key == WILDCARD {
                 key
             } else {
-                // The node is full: new tokens share the wildcard branch.
                 WILDCARD
             };
             node = node.children.entry(key.to_string()).or_default();

@@ -52,6 +52,9 @@ pub enum Parsed {
     Quarantined(String),
 }
 
+/// A line after header parsing and masking: (header, masked message, parameters).
+type Masked = (Header, String, Vec<String>);
+
 pub struct Parser {
     format: LineFormat,
     drain: DrainParams,
@@ -142,7 +145,7 @@ impl Parser {
     pub fn parse_batch(&self, lines: &[Result<&str, String>]) -> Vec<Parsed> {
         const CHUNK: usize = 4096;
         // Headers and masking in parallel; each chunk keeps its own timestamp-shape cache.
-        let staged: Vec<Result<(Header, String, Vec<String>), String>> = lines
+        let staged: Vec<Result<Masked, String>> = lines
             .par_chunks(CHUNK)
             .flat_map_iter(|chunk| {
                 let mut ts = TimestampParser::new(self.batch_date);

@@ -304,7 +304,7 @@ pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, 
 }
 
 pub fn event_features(events: LazyFrame) -> Result<DataFrame> {
-    Ok(events
+    events
         .select([
             col("file"),
             col("line_no"),
@@ -320,7 +320,7 @@ pub fn event_features(events: LazyFrame) -> Result<DataFrame> {
         ])
         .collect()
         .map_err(anyhow::Error::from)
-        .context("computing event features")?)
+        .context("computing event features")
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreVa
                     scale = scale.max(center.max(1.0).sqrt());
                 }
                 // A constant feature: any change is notable, but not infinitely so.
-                if !(scale > 1e-9) {
+                if scale.is_nan() || scale <= 1e-9 {
                     scale = (center.abs() * 1e-3).max(1e-6);
                 }
                 FeatureBaseline { center, scale }

@@ -53,7 +53,7 @@ impl ParamGuard for ZScoreParams {
     type Error = ZScoreError;
 
     fn check_ref(&self) -> Result<&Self::Checked, Self::Error> {
-        if !(self.0.threshold > 0.0) {
+        if self.0.threshold.is_nan() || self.0.threshold <= 0.0 {
             return Err(ZScoreError::Threshold(self.0.threshold));
         }
         Ok(&self.0)
