@@ -81,7 +81,7 @@ const INFO: u8 = 1;
 const WARN: u8 = 2;
 const ERROR: u8 = 3;
 /// Average lines per request, used to turn lines/day into a request rate.
-const LINES_PER_REQUEST: f64 = 4.6;
+const LINES_PER_REQUEST: f64 = 4.1;
 
 const NEVER_SEEN: [&str; 8] = [
     "out of memory: killed process {n} (java) total-vm {n}kB",

@@ -164,3 +164,64 @@ impl SavedModel {
         Ok(best)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::rare_template::TemplateCounts;
+
+    fn model(train_to: NaiveDate, count: u64) -> SavedModel {
+        let counts: TemplateCounts = [("t".to_string(), count)].into();
+        let rare = RareTemplate::params().min_events(1).fit(&counts).unwrap();
+        SavedModel {
+            model_version: String::new(),
+            source: "s".into(),
+            granularity: "event".into(),
+            detector: "rare_template".into(),
+            created_at: Utc::now(),
+            train_from: train_to,
+            train_to,
+            train_rows: count,
+            features: vec!["template_id".into()],
+            vocabulary: vec![],
+            threshold: rare.threshold(),
+            explain: vec![],
+            templates: BTreeMap::new(),
+            params: serde_json::Value::Null,
+            model: Model::RareTemplate(rare),
+        }
+    }
+
+    #[test]
+    fn versions_follow_content_and_latest_respects_the_batch_date() {
+        let d1 = NaiveDate::from_ymd_opt(2026, 11, 19).unwrap();
+        let d2 = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let (mut a, mut a_again, mut b) = (model(d1, 10), model(d1, 10), model(d2, 20));
+        a.seal().unwrap();
+        a_again.seal().unwrap();
+        b.seal().unwrap();
+        assert_eq!(
+            a.model_version, a_again.model_version,
+            "same content, same version"
+        );
+        assert!(a.model_version.starts_with("20261119-"));
+        assert_ne!(a.model_version, b.model_version);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let lake = Lake::new(tmp.path());
+        lake.ensure_layout().unwrap();
+        a.save(&lake).unwrap();
+        b.save(&lake).unwrap();
+        let on_d1 = SavedModel::latest(&lake, "s", "event", "rare_template", d1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            on_d1.model_version, a.model_version,
+            "a model trained on later data is not used for an earlier batch"
+        );
+        let on_d2 = SavedModel::latest(&lake, "s", "event", "rare_template", d2)
+            .unwrap()
+            .unwrap();
+        assert_eq!(on_d2, b);
+    }
+}
