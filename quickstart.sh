@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 
 demo=demo
 mkdir -p "$demo"
+# Stage summaries go to stdout; keep the log lines on stderr to warnings unless asked for more.
+export RUST_LOG="${RUST_LOG:-warn}"
 
 echo "==> building loglake (release; the first build takes several minutes)"
 cargo build --release --quiet
