@@ -19,6 +19,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
 use crate::config::redact_url;
+use crate::models::SavedModel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -80,23 +81,6 @@ pub struct RunOutcome {
     pub rows_out: u64,
     pub rows_quarantined: u64,
     pub message: String,
-}
-
-/// A trained model, as registered in `models`.
-#[derive(Debug, Clone)]
-pub struct ModelRecord {
-    pub model_version: String,
-    pub source: String,
-    pub granularity: String,
-    pub detector: String,
-    pub created_at: DateTime<Utc>,
-    pub train_from: NaiveDate,
-    pub train_to: NaiveDate,
-    pub train_rows: u64,
-    pub features: String,
-    pub params: String,
-    pub threshold: f64,
-    pub path: String,
 }
 
 /// One row of the user-facing `anomalies` table (column names are a stable contract).
@@ -291,7 +275,8 @@ impl Database {
         Ok(())
     }
 
-    pub fn register_model(&self, m: &ModelRecord) -> Result<()> {
+    /// Register a saved model (its file at `path`) in the `models` table; idempotent.
+    pub fn register_model(&self, m: &SavedModel, path: &str) -> Result<()> {
         let d = self.dialect;
         let sql = format!(
             "INSERT INTO models (model_version, source, granularity, detector, created_at, train_from, \
@@ -312,10 +297,10 @@ impl Database {
                 .bind(m.train_from.to_string())
                 .bind(m.train_to.to_string())
                 .bind(m.train_rows as i64)
-                .bind(m.features.clone())
-                .bind(m.params.clone())
+                .bind(serde_json::to_string(&m.features).unwrap_or_default())
+                .bind(m.params.to_string())
                 .bind(m.threshold)
-                .bind(m.path.clone())
+                .bind(path.to_string())
                 .execute(&self.pool),
         )?;
         Ok(())

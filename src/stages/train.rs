@@ -24,7 +24,7 @@ use polars::prelude::*;
 
 use super::Context;
 use crate::config::Settings;
-use crate::db::{ModelRecord, RunOutcome};
+use crate::db::RunOutcome;
 use crate::detectors::isolation_forest::{Contamination, IsolationForest};
 use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
 use crate::detectors::sequence::{RareTransition, SequenceError};
@@ -160,20 +160,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     for mut m in models {
         m.seal()?;
         let path = m.save(&ctx.lake)?;
-        ctx.db.register_model(&ModelRecord {
-            model_version: m.model_version.clone(),
-            source: m.source.clone(),
-            granularity: m.granularity.clone(),
-            detector: m.detector.clone(),
-            created_at: m.created_at,
-            train_from: m.train_from,
-            train_to: m.train_to,
-            train_rows: m.train_rows,
-            features: serde_json::to_string(&m.features)?,
-            params: m.params.to_string(),
-            threshold: m.threshold,
-            path: path.to_string_lossy().to_string(),
-        })?;
+        ctx.db.register_model(&m, &path.to_string_lossy())?;
         rows += m.train_rows;
         summary.push(format!(
             "{}/{} {} ({} rows)",

@@ -1,0 +1,90 @@
+//! The pipeline on real logs: the HDFS DataNode/NameNode sessions in `../shared/data`.
+//!
+//! Checks what must hold on any real data: every line parses (HDFS has one format), every
+//! labelled block id becomes one session, and the anomalies raised explain themselves.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::Parser;
+use loglake::cli::{Cli, run};
+use loglake::lake::{Lake, Layer, tables};
+
+fn shared(rel: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: the tests expect ../shared beside the checkout",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn hdfs_sessions_run_end_to_end() {
+    let log = shared("hdfs-sessions-dev/HDFS.log");
+    let labels = std::fs::read_to_string(shared("hdfs-sessions-dev/anomaly_label.csv")).unwrap();
+    let blocks = labels
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let lake_dir = tmp.path().join("lake");
+    let argv = [
+        "loglake",
+        "--lake",
+        lake_dir.to_str().unwrap(),
+        "--source",
+        "hdfs",
+        "--date",
+        "2026-11-21",
+        "run",
+        "--input",
+        log.to_str().unwrap(),
+        "--format",
+        "hdfs",
+        "--session-key",
+        r"blk_-?\d+",
+    ];
+    run(Cli::try_parse_from(argv).unwrap()).expect("pipeline on HDFS");
+
+    let lake = Lake::new(&lake_dir);
+    let d = [NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()];
+    assert_eq!(
+        lake.table_rows(Layer::Bronze, tables::LINES, "hdfs", &d)
+            .unwrap(),
+        48_940
+    );
+    assert_eq!(
+        lake.table_rows(Layer::Silver, tables::EVENTS, "hdfs", &d)
+            .unwrap(),
+        48_940
+    );
+    assert_eq!(
+        lake.table_rows(Layer::Quarantine, tables::UNPARSED, "hdfs", &d)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        lake.table_rows(Layer::Gold, tables::SESSION_FEATURES, "hdfs", &d)
+            .unwrap() as usize,
+        blocks
+    );
+
+    let a = lake
+        .scan(Layer::Gold, tables::ANOMALIES, "hdfs", &d)
+        .unwrap()
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert!(
+        a.height() > 0,
+        "no anomalies on a data set with 73 anomalous sessions"
+    );
+    let reasons = a.column("reason").unwrap().str().unwrap();
+    assert!(reasons.iter().all(|r| r.is_some_and(|r| r.len() > 20)));
+}
