@@ -25,38 +25,50 @@ use timestamp::{TIME_FIELDS, TimestampParser};
 /// Levels are normalised to this set; the original text is kept beside it.
 pub const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
-/// A parsed line, before templating.
+/// A parsed line, before templating. Text fields borrow from the line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Header {
+pub struct Header<'a> {
     pub ts_ms: i64,
     pub level: &'static str,
-    pub level_raw: String,
-    pub service: String,
-    pub message: String,
+    pub level_raw: &'a str,
+    pub service: &'a str,
+    pub message: &'a str,
 }
 
-/// A fully parsed event.
+/// A fully parsed event; `template` indexes the batch's [`Templates`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub header: Header,
+pub struct Event<'a> {
+    pub header: Header<'a>,
     pub masked: String,
     pub params: Vec<String>,
-    pub template_id: String,
-    pub template: String,
+    pub template: usize,
 }
 
 /// What became of one line.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Parsed {
-    Event(Event),
+pub enum Parsed<'a> {
+    Event(Event<'a>),
     Quarantined(String),
 }
 
+/// The batch's templates: (id, text), indexed by [`Event::template`].
+pub type Templates = Vec<(String, String)>;
+
 /// A line after header parsing and masking: (header, masked message, parameters).
-type Masked = (Header, String, Vec<String>);
+type Masked<'a> = (Header<'a>, String, Vec<String>);
+
+/// Where the fields the parser needs sit in the format's field list.
+#[derive(Debug, Clone)]
+struct FieldSlots {
+    time: Vec<usize>,
+    level: Option<usize>,
+    service: Option<usize>,
+    content: usize,
+}
 
 pub struct Parser {
     format: LineFormat,
+    slots: FieldSlots,
     drain: DrainParams,
     batch_date: NaiveDate,
 }
@@ -64,25 +76,32 @@ pub struct Parser {
 impl Parser {
     pub fn new(settings: &ParseSettings, batch_date: NaiveDate) -> Result<Self> {
         let format = LineFormat::from_spec(&settings.format)?;
-        if !format.fields.iter().any(|f| f == "Content") {
+        let slot = |name: &str| format.fields.iter().position(|f| f == name);
+        let Some(content) = slot("Content") else {
             anyhow::bail!(
                 "format {:?} has no <Content> field: every format needs one for the message",
                 settings.format
             );
-        }
-        if !format
-            .fields
-            .iter()
-            .any(|f| TIME_FIELDS.contains(&f.as_str()))
-        {
+        };
+        let time: Vec<usize> = (0..format.fields.len())
+            .filter(|&i| TIME_FIELDS.contains(&format.fields[i].as_str()))
+            .collect();
+        if time.is_empty() {
             anyhow::bail!(
                 "format {:?} has no time field: name one of {}",
                 settings.format,
                 TIME_FIELDS.join(", ")
             );
         }
+        let slots = FieldSlots {
+            time,
+            level: slot("Level"),
+            service: slot("Service").or(slot("Component")),
+            content,
+        };
         Ok(Self {
             format,
+            slots,
             drain: DrainParams {
                 depth: settings.tree_depth,
                 similarity_threshold: settings.similarity_threshold,
@@ -93,7 +112,11 @@ impl Parser {
     }
 
     /// Parse one line's header (no templating).
-    pub fn parse_header(&self, line: &str, ts: &mut TimestampParser) -> Result<Header, String> {
+    pub fn parse_header<'a>(
+        &self,
+        line: &'a str,
+        ts: &mut TimestampParser,
+    ) -> Result<Header<'a>, String> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             return Err("empty line".into());
@@ -101,51 +124,40 @@ impl Parser {
         if line.contains('\0') {
             return Err("line contains NUL bytes".into());
         }
-        let Some(caps) = self.format.regex.captures(line) else {
+        let Some(fields) = self.format.split(line) else {
             return Err(format!("does not match format {:?}", self.format.source));
         };
-        let mut time_text = String::new();
-        for field in &self.format.fields {
-            if TIME_FIELDS.contains(&field.as_str()) {
-                if let Some(m) = caps.name(field) {
-                    if !time_text.is_empty() {
-                        time_text.push(' ');
-                    }
-                    time_text.push_str(m.as_str());
-                }
-            }
-        }
-        let Some(ts_ms) = ts.parse(&time_text) else {
-            return Err(format!("unparseable timestamp {time_text:?}"));
+        let ts_ms = if let [one] = self.slots.time[..] {
+            let text = fields[one].unwrap_or_default();
+            ts.parse(text)
+                .ok_or_else(|| format!("unparseable timestamp {text:?}"))?
+        } else {
+            let parts: Vec<&str> = self.slots.time.iter().filter_map(|&i| fields[i]).collect();
+            let text = parts.join(" ");
+            ts.parse(&text)
+                .ok_or_else(|| format!("unparseable timestamp {text:?}"))?
         };
-        let level_raw = caps
-            .name("Level")
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_default();
-        let service = caps
-            .name("Service")
-            .or_else(|| caps.name("Component"))
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_else(|| "-".to_string());
-        let message = caps
-            .name("Content")
-            .map(|m| m.as_str().trim().to_string())
-            .unwrap_or_default();
+        let level_raw = self.slots.level.and_then(|i| fields[i]).unwrap_or_default();
+        let service = self.slots.service.and_then(|i| fields[i]).unwrap_or("-");
+        let message = fields[self.slots.content].unwrap_or_default().trim();
         Ok(Header {
             ts_ms,
-            level: normalize_level(&level_raw),
+            level: normalize_level(level_raw),
             level_raw,
             service,
             message,
         })
     }
 
-    /// Parse a batch of lines. `None` entries are lines already known to be bad (e.g. invalid
+    /// Parse a batch of lines. `Err` entries are lines already known to be bad (e.g. invalid
     /// UTF-8), quarantined with the reason given.
-    pub fn parse_batch(&self, lines: &[Result<&str, String>]) -> Vec<Parsed> {
+    pub fn parse_batch<'a>(
+        &self,
+        lines: &[Result<&'a str, String>],
+    ) -> (Vec<Parsed<'a>>, Templates) {
         const CHUNK: usize = 4096;
         // Headers and masking in parallel; each chunk keeps its own timestamp-shape cache.
-        let staged: Vec<Result<Masked, String>> = lines
+        let staged: Vec<Result<Masked<'a>, String>> = lines
             .par_chunks(CHUNK)
             .flat_map_iter(|chunk| {
                 let mut ts = TimestampParser::new(self.batch_date);
@@ -154,7 +166,7 @@ impl Parser {
                     .map(|line| {
                         let line = line.as_ref().map_err(|e| e.clone())?;
                         let header = self.parse_header(line, &mut ts)?;
-                        let (masked, params) = masking::mask(&header.message);
+                        let (masked, params) = masking::mask(header.message);
                         Ok((header, masked, params))
                     })
                     .collect::<Vec<_>>()
@@ -177,7 +189,7 @@ impl Parser {
             .collect();
         let mut miner = Drain::new(self.drain.clone());
         let cluster_of: Vec<usize> = order.iter().map(|m| miner.add(m)).collect();
-        let templates: Vec<(String, String)> = (0..miner.len())
+        let templates: Templates = (0..miner.len())
             .map(|c| {
                 let text = miner.template(c);
                 (template_id(&text), text)
@@ -186,24 +198,21 @@ impl Parser {
         drop(distinct);
         drop(order);
 
-        staged
+        let parsed = staged
             .into_iter()
             .zip(unique_of_line)
             .map(|(r, unique)| match (r, unique) {
-                (Ok((header, masked, params)), Some(u)) => {
-                    let (id, text) = &templates[cluster_of[u]];
-                    Parsed::Event(Event {
-                        header,
-                        masked,
-                        params,
-                        template_id: id.clone(),
-                        template: text.clone(),
-                    })
-                }
+                (Ok((header, masked, params)), Some(u)) => Parsed::Event(Event {
+                    header,
+                    masked,
+                    params,
+                    template: cluster_of[u],
+                }),
                 (Err(reason), _) => Parsed::Quarantined(reason),
                 (Ok(_), None) => unreachable!("every parsed line has a distinct-message index"),
             })
-            .collect()
+            .collect();
+        (parsed, templates)
     }
 }
 
@@ -247,21 +256,21 @@ mod tests {
             "2026-11-20T10:00:01.000Z WARNING payments: charge retry attempt=2",
         ];
         let input: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(*l)).collect();
-        let out = p.parse_batch(&input);
+        let (out, templates) = p.parse_batch(&input);
         let Parsed::Event(a) = &out[0] else {
             panic!("{:?}", out[0])
         };
         let Parsed::Event(b) = &out[1] else { panic!() };
-        assert_eq!(a.template_id, b.template_id);
-        assert_eq!(a.template, "request started req=<*> path=/cart user=<*>");
+        assert_eq!(a.template, b.template);
+        assert_eq!(
+            templates[a.template].1,
+            "request started req=<*> path=/cart user=<*>"
+        );
         assert_eq!(a.params, vec!["r1", "u12"]);
         assert_eq!(a.header.service, "checkout");
         assert!(matches!(&out[2], Parsed::Quarantined(r) if r.contains("does not match")));
         let Parsed::Event(c) = &out[3] else { panic!() };
-        assert_eq!(
-            (c.header.level, c.header.level_raw.as_str()),
-            ("WARN", "WARNING")
-        );
+        assert_eq!((c.header.level, c.header.level_raw), ("WARN", "WARNING"));
     }
 
     #[test]
@@ -294,7 +303,7 @@ mod tests {
     #[test]
     fn bad_timestamps_are_quarantined_with_the_reason() {
         let p = parser("hdfs");
-        let out = p.parse_batch(&[
+        let (out, _) = p.parse_batch(&[
             Ok("0811xx 203615 148 INFO dfs.DataNode: hello"),
             Err("invalid UTF-8".into()),
         ]);

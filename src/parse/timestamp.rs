@@ -43,6 +43,10 @@ impl TimestampParser {
 
     /// Epoch milliseconds (UTC), or `None` when no shape fits.
     pub fn parse(&mut self, text: &str) -> Option<i64> {
+        // The two most common shapes by far, read without a format interpreter.
+        if let Some(ms) = fast_iso(text.as_bytes()).or_else(|| fast_compact(text.as_bytes())) {
+            return Some(ms);
+        }
         let n_shapes = SHAPES.len() + YEARLESS.len() + 2;
         for k in 0..n_shapes {
             let i = (self.last_shape + k) % n_shapes;
@@ -88,6 +92,72 @@ impl TimestampParser {
     }
 }
 
+fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32)
+    })
+}
+
+fn to_millis(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<i64> {
+    let t = NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_milli_opt(h, mi, s, ms)?;
+    Some(t.and_utc().timestamp_millis())
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[.f…][Z]` (UTC; anything else, such as an offset, goes the slow way).
+fn fast_iso(b: &[u8]) -> Option<i64> {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut ms = 0;
+    if let Some((b'.' | b',', frac)) = rest.split_first() {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        let mut v = digits(&frac[..n.min(3)])?;
+        for _ in n.min(3)..3 {
+            v *= 10;
+        }
+        ms = v;
+        rest = &frac[n..];
+    }
+    if !(rest.is_empty() || rest == b"Z") {
+        return None;
+    }
+    to_millis(
+        digits(&b[0..4])? as i32,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+        ms,
+    )
+}
+
+/// `yymmdd hhmmss` (HDFS).
+fn fast_compact(b: &[u8]) -> Option<i64> {
+    if b.len() != 13 || b[6] != b' ' {
+        return None;
+    }
+    to_millis(
+        2000 + digits(&b[0..2])? as i32,
+        digits(&b[2..4])?,
+        digits(&b[4..6])?,
+        digits(&b[7..9])?,
+        digits(&b[9..11])?,
+        digits(&b[11..13])?,
+        0,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +189,14 @@ mod tests {
         );
         assert_eq!(p.parse("1700000000"), Some(1_700_000_000_000));
         assert_eq!(p.parse("not a time"), None);
+        assert_eq!(
+            p.parse("2026-11-18 14:05:03"),
+            Some(ms("2026-11-18T14:05:03Z"))
+        );
+        assert_eq!(
+            p.parse("2026-11-18T14:05:03.1Z"),
+            Some(ms("2026-11-18T14:05:03.100Z"))
+        );
+        assert_eq!(p.parse("2026-13-18T14:05:03Z"), None);
     }
 }

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use super::Context;
 use crate::db::RunOutcome;
 use crate::lake::{Layer, tables};
-use crate::parse::{Parsed, Parser};
+use crate::parse::{Event, Parsed, Parser, Templates};
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let settings = ctx.parse_settings();
@@ -108,10 +108,10 @@ pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(DataFrame, Da
             (None, None) => Err("missing line".to_string()),
         })
         .collect();
-    let parsed = parser.parse_batch(&inputs);
+    let (parsed, templates) = parser.parse_batch(&inputs);
 
     let n = parsed.len();
-    let mut ev = EventColumns::with_capacity(n);
+    let mut ev = EventColumns::with_capacity(n, &templates);
     let (mut q_file, mut q_line_no, mut q_offset, mut q_line, mut q_reason) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, p) in parsed.into_iter().enumerate() {
@@ -139,24 +139,27 @@ pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(DataFrame, Da
     Ok((ev.finish()?, quarantined))
 }
 
-struct EventColumns {
-    file: Vec<String>,
+/// Column buffers for silver events. Text borrows from the bronze frame and the batch's
+/// template table, so building a million-row batch allocates little beyond the masked text.
+struct EventColumns<'a> {
+    file: Vec<&'a str>,
     line_no: Vec<u64>,
     byte_offset: Vec<u64>,
     ts: Vec<i64>,
     level: Vec<&'static str>,
-    level_raw: Vec<String>,
-    service: Vec<String>,
-    message: Vec<String>,
+    level_raw: Vec<&'a str>,
+    service: Vec<&'a str>,
+    message: Vec<&'a str>,
     masked: Vec<String>,
-    template_id: Vec<String>,
-    template: Vec<String>,
+    template_id: Vec<&'a str>,
+    template: Vec<&'a str>,
     /// JSON array text: readable by every Parquet reader, unlike Polars' list-of-string.
     params: Vec<String>,
+    templates: &'a Templates,
 }
 
-impl EventColumns {
-    fn with_capacity(n: usize) -> Self {
+impl<'a> EventColumns<'a> {
+    fn with_capacity(n: usize, templates: &'a Templates) -> Self {
         Self {
             file: Vec::with_capacity(n),
             line_no: Vec::with_capacity(n),
@@ -170,11 +173,13 @@ impl EventColumns {
             template_id: Vec::with_capacity(n),
             template: Vec::with_capacity(n),
             params: Vec::with_capacity(n),
+            templates,
         }
     }
 
-    fn push(&mut self, file: &str, line_no: u64, byte_offset: u64, e: crate::parse::Event) {
-        self.file.push(file.to_string());
+    fn push(&mut self, file: &'a str, line_no: u64, byte_offset: u64, e: Event<'a>) {
+        let (id, text) = &self.templates[e.template];
+        self.file.push(file);
         self.line_no.push(line_no);
         self.byte_offset.push(byte_offset);
         self.ts.push(e.header.ts_ms);
@@ -183,8 +188,8 @@ impl EventColumns {
         self.service.push(e.header.service);
         self.message.push(e.header.message);
         self.masked.push(e.masked);
-        self.template_id.push(e.template_id);
-        self.template.push(e.template);
+        self.template_id.push(id);
+        self.template.push(text);
         self.params
             .push(serde_json::to_string(&e.params).unwrap_or_else(|_| "[]".into()));
     }
