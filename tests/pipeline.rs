@@ -356,3 +356,26 @@ fn postgres_passwords_are_never_printed() {
     );
     assert!(!all.contains("s3cr3t-pw"), "{all}");
 }
+
+#[test]
+fn environment_overrides_the_file_and_flags_override_both() {
+    let bin = env!("CARGO_BIN_EXE_loglake");
+    let tmp = tempfile::tempdir().unwrap();
+    let from_env = tmp.path().join("env-lake");
+    let from_flag = tmp.path().join("flag-lake");
+    let status = std::process::Command::new(bin)
+        .args(["00-init"])
+        .env("LOGLAKE__LAKE__PATH", &from_env)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(from_env.join("bronze").is_dir() && from_env.join("loglake.db").is_file());
+    let status = std::process::Command::new(bin)
+        .args(["--lake", from_flag.to_str().unwrap(), "00-init"])
+        .env("LOGLAKE__LAKE__PATH", tmp.path().join("unused"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(from_flag.join("bronze").is_dir());
+    assert!(!tmp.path().join("unused").exists());
+}

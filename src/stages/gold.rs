@@ -54,12 +54,30 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tracing::warn!(%date, "no silver partition for this date; nothing to do");
             continue;
         };
-        let events = events.cache();
+        // Read silver once: each feature table is its own query, and a lazy scan would be
+        // re-read by each of them.
+        let events = events
+            .select([
+                col("file"),
+                col("line_no"),
+                col("ts"),
+                col("service"),
+                col("level"),
+                col("message"),
+                col("template_id"),
+                col("template"),
+            ])
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading silver events")?
+            .lazy();
         outcome.rows_in +=
             ctx.lake
                 .table_rows(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?;
 
+        let t0 = std::time::Instant::now();
         let mut windows = window_features(ctx, events.clone(), date)?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "window features");
         windows_total += windows.height();
         ctx.lake.commit_partition(
             Layer::Gold,
@@ -80,7 +98,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 date,
             )?;
         } else {
+            let t0 = std::time::Instant::now();
             let (mut sessions, mut counts) = session_features(events.clone(), &parse.session_key)?;
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "session features");
             sessions_total += sessions.height();
             ctx.lake.commit_partition(
                 Layer::Gold,
@@ -98,7 +118,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             )?;
         }
 
+        let t0 = std::time::Instant::now();
         let mut per_event = event_features(events)?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "event features");
         ctx.lake.commit_partition(
             Layer::Gold,
             tables::EVENT_FEATURES,
@@ -263,7 +285,21 @@ pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, 
                 .alias("session_key"),
         )
         .filter(col("session_key").is_not_null())
-        .cache();
+        .select([
+            col("session_key"),
+            col("service"),
+            col("ts"),
+            col("level"),
+            col("template_id"),
+        ])
+        .sort(
+            ["ts"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("extracting session keys")?
+        .lazy();
     let sessions = keyed
         .clone()
         .group_by([col("session_key")])
@@ -279,8 +315,9 @@ pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, 
             count_of(col("level").eq(lit("WARN")), "n_warn"),
             count_of(is_error(), "n_error"),
             // Text, not a list: pandas (through pyarrow) cannot read Polars' list-of-string columns.
+            // Rows are in time order (sorted above) and group_by keeps row order within a
+            // group, so this is the session's sequence without a sort per session.
             col("template_id")
-                .sort_by([col("ts"), col("line_no")], Default::default())
                 .str()
                 .join(" ", true)
                 .alias("template_sequence"),

@@ -37,13 +37,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .collect()
             .map_err(anyhow::Error::from)
             .context("reading bronze")?;
+        let t0 = std::time::Instant::now();
         let (events, quarantined) = parse_frame(&parser, &bronze)?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "parsed");
         let (n_in, n_events, n_bad) = (bronze.height(), events.height(), quarantined.height());
         if n_in != n_events + n_bad {
             bail!(
                 "row balance broken for {date}: {n_in} bronze rows, {n_events} events + {n_bad} quarantined"
             );
         }
+        let t0 = std::time::Instant::now();
         let mut templates = templates_of(&events)?;
         let mut events = events;
         let mut quarantined = quarantined;
@@ -68,6 +71,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             date,
             &mut quarantined,
         )?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "written");
         if n_bad > 0 {
             tracing::warn!(%date, quarantined = n_bad, "lines quarantined (see quarantine/unparsed for reasons)");
         }
