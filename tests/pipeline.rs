@@ -379,3 +379,94 @@ fn environment_overrides_the_file_and_flags_override_both() {
     assert!(from_flag.join("bronze").is_dir());
     assert!(!tmp.path().join("unused").exists());
 }
+
+#[test]
+fn isolation_forest_trains_scores_and_explains_when_enabled() {
+    let bin = env!("CARGO_BIN_EXE_loglake");
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    generate(&GenerateOptions {
+        out_dir: raw.clone(),
+        source: "shop".into(),
+        start: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
+        days: 1,
+        lines_per_day: 30_000,
+        seed: 3,
+    })
+    .unwrap();
+    let lake_dir = tmp.path().join("lake");
+    let out = std::process::Command::new(bin)
+        .args([
+            "--lake",
+            lake_dir.to_str().unwrap(),
+            "--source",
+            "shop",
+            "--date",
+            DATE,
+            "run",
+            "--to",
+            "05-detect",
+        ])
+        .args([
+            "--input",
+            raw.join("logs").to_str().unwrap(),
+            "--format",
+            "generator",
+            "--session-key",
+            r"req=(\S+)",
+        ])
+        .env("LOGLAKE__DETECTORS__ISOLATION_FOREST__ENABLED", "true")
+        .env(
+            "LOGLAKE__DETECTORS__ISOLATION_FOREST__GRANULARITIES",
+            "session,window",
+        )
+        .env(
+            "LOGLAKE__DETECTORS__ISOLATION_FOREST__CONTAMINATION",
+            "0.01",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("session/isolation_forest"), "{stdout}");
+    assert!(stdout.contains("window/isolation_forest"), "{stdout}");
+
+    let lake = Lake::new(&lake_dir);
+    for granularity in ["session", "window"] {
+        let dir = lake_dir
+            .join("models/shop")
+            .join(granularity)
+            .join("isolation_forest");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "{}",
+            dir.display()
+        );
+    }
+    // With contamination 0.01 the forest flags about 1 % of the rows it was trained on, each
+    // with its score, the threshold and the most unusual features.
+    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
+    let sessions = db
+        .query_i64("SELECT COUNT(*) FROM anomalies WHERE detector = 'isolation_forest' AND granularity = 'session'")
+        .unwrap();
+    let total = lake
+        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
+        .unwrap() as i64;
+    assert!(
+        sessions > 0 && (sessions - total / 100).abs() <= total / 200 + 2,
+        "{sessions} of {total}"
+    );
+    let unexplained = db
+        .query_i64(
+            "SELECT COUNT(*) FROM anomalies WHERE detector = 'isolation_forest' \
+             AND (reason NOT LIKE 'isolation score % > %' OR score <= threshold)",
+        )
+        .unwrap();
+    assert_eq!(unexplained, 0);
+    db.close();
+}
