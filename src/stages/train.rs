@@ -63,7 +63,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         train_from,
         train_to,
     };
-    let templates = trainer.template_texts()?;
+    let stats = trainer.template_stats()?;
+    let templates: BTreeMap<String, String> = stats
+        .iter()
+        .map(|(id, (text, _))| (id.clone(), text.clone()))
+        .collect();
 
     let mut models = Vec::new();
     let s = &ctx.settings.detectors;
@@ -142,7 +146,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     }
 
     if s.rare_template.enabled {
-        match trainer.rare_template()? {
+        match trainer.rare_template(&stats)? {
             Some(m) => models.push(m),
             None => tracing::warn!(
                 "too few events to judge template rarity yet; rare_template not trained"
@@ -217,8 +221,8 @@ impl Trainer<'_> {
         }
     }
 
-    /// Template id → text over the training range.
-    fn template_texts(&self) -> Result<BTreeMap<String, String>> {
+    /// Each template's text and count over the training range, read once for all models.
+    fn template_stats(&self) -> Result<BTreeMap<String, (String, u64)>> {
         let Some(events) = self.ctx.lake.scan(
             Layer::Gold,
             tables::EVENT_FEATURES,
@@ -239,7 +243,13 @@ impl Trainer<'_> {
             .context("reading templates")?;
         let ids = features::strings(&df, "template_id")?;
         let texts = features::strings(&df, "template")?;
-        Ok(ids.into_iter().zip(texts).collect())
+        let counts = df.column("count")?.i64()?;
+        Ok(ids
+            .into_iter()
+            .zip(texts)
+            .zip(counts.iter())
+            .map(|((id, text), n)| (id, (text, n.unwrap_or(0) as u64)))
+            .collect())
     }
 
     fn templates_for(
@@ -389,30 +399,9 @@ impl Trainer<'_> {
         Ok(Some(m))
     }
 
-    fn rare_template(&self) -> Result<Option<SavedModel>> {
+    fn rare_template(&self, stats: &BTreeMap<String, (String, u64)>) -> Result<Option<SavedModel>> {
         let cfg = &self.settings().detectors.rare_template;
-        let Some(events) = self.ctx.lake.scan(
-            Layer::Gold,
-            tables::EVENT_FEATURES,
-            &self.ctx.source,
-            self.dates,
-        )?
-        else {
-            return Ok(None);
-        };
-        let df = events
-            .group_by([col("template_id")])
-            .agg([len().cast(DataType::Int64).alias("count")])
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("counting templates")?;
-        let ids = features::strings(&df, "template_id")?;
-        let n = df.column("count")?.i64()?;
-        let counts: TemplateCounts = ids
-            .into_iter()
-            .zip(n.into_no_null_iter())
-            .map(|(id, c)| (id, c as u64))
-            .collect();
+        let counts: TemplateCounts = stats.iter().map(|(id, (_, n))| (id.clone(), *n)).collect();
         let total: u64 = counts.values().sum();
         let model = match RareTemplate::params()
             .max_count(cfg.max_count)
