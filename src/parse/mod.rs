@@ -40,7 +40,8 @@ pub struct Header<'a> {
 pub struct Event<'a> {
     pub header: Header<'a>,
     pub masked: String,
-    pub params: Vec<String>,
+    /// The masked-out values, as a JSON array of strings.
+    pub params: String,
     pub template: usize,
 }
 
@@ -54,8 +55,8 @@ pub enum Parsed<'a> {
 /// The batch's templates: (id, text), indexed by [`Event::template`].
 pub type Templates = Vec<(String, String)>;
 
-/// A line after header parsing and masking: (header, masked message, parameters).
-type Masked<'a> = (Header<'a>, String, Vec<String>);
+/// A line after header parsing and masking: (header, masked message, parameters as JSON).
+type Masked<'a> = (Header<'a>, String, String);
 
 /// Where the fields the parser needs sit in the format's field list.
 #[derive(Debug, Clone)]
@@ -167,6 +168,7 @@ impl Parser {
                         let line = line.as_ref().map_err(|e| e.clone())?;
                         let header = self.parse_header(line, &mut ts)?;
                         let (masked, params) = masking::mask(header.message);
+                        let params = serde_json::to_string(&params).unwrap_or_else(|_| "[]".into());
                         Ok((header, masked, params))
                     })
                     .collect::<Vec<_>>()
@@ -266,7 +268,7 @@ mod tests {
             templates[a.template].1,
             "request started req=<*> path=/cart user=<*>"
         );
-        assert_eq!(a.params, vec!["r1", "u12"]);
+        assert_eq!(a.params, r#"["r1","u12"]"#);
         assert_eq!(a.header.service, "checkout");
         assert!(matches!(&out[2], Parsed::Quarantined(r) if r.contains("does not match")));
         let Parsed::Event(c) = &out[3] else { panic!() };

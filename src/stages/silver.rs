@@ -194,8 +194,7 @@ impl<'a> EventColumns<'a> {
         self.masked.push(e.masked);
         self.template_id.push(id);
         self.template.push(text);
-        self.params
-            .push(serde_json::to_string(&e.params).unwrap_or_else(|_| "[]".into()));
+        self.params.push(e.params);
     }
 
     fn finish(self) -> Result<DataFrame> {
