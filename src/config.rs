@@ -136,6 +136,7 @@ pub struct DetectorSettings {
     pub zscore: ZScoreSettings,
     pub rare_template: RareTemplateSettings,
     pub sequence: SequenceSettings,
+    pub clustering: ClusteringSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -226,6 +227,31 @@ impl Default for SequenceSettings {
             max_sessions: 2,
             max_rate: 1e-4,
             min_sessions: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusteringSettings {
+    pub enabled: bool,
+    /// k of k-means; at least the number of normal session behaviours.
+    pub n_clusters: usize,
+    /// A cluster holding less than this share of training sessions is rare.
+    pub min_cluster_share: f64,
+    /// Robust z of the distance to the cluster centre at which a session is far.
+    pub distance_threshold: f64,
+    pub seed: u64,
+}
+
+impl Default for ClusteringSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            n_clusters: 16,
+            min_cluster_share: 1e-3,
+            distance_threshold: 5.0,
+            seed: 42,
         }
     }
 }

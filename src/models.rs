@@ -14,6 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::detectors::clustering::Clustering;
 use crate::detectors::isolation_forest::IsolationForest;
 use crate::detectors::rare_template::RareTemplate;
 use crate::detectors::sequence::RareTransition;
@@ -59,6 +60,7 @@ pub enum Model {
     ZScore(ZScoreSet),
     RareTemplate(RareTemplate),
     Sequence(RareTransition),
+    Clustering(Clustering),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

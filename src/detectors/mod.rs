@@ -1,6 +1,7 @@
 //! Detectors, each shaped like a linfa algorithm: `hyperparams.rs` (Params → ValidParams behind
 //! `ParamGuard::check`), `algorithm.rs` (`Fit`, `Predict`), `errors.rs`.
 //!
+//! - [`clustering`]: k-means (linfa-clustering) on session count vectors: rare or distant clusters.
 //! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
 //! - [`rare_template`]: events whose template the training data has (almost) never seen.
@@ -9,6 +10,7 @@
 //! The stages decide which detector runs on which granularity (`04-train`, `05-detect`); the
 //! detectors know only numbers.
 
+pub mod clustering;
 pub mod isolation_forest;
 pub mod rare_template;
 pub mod sequence;

@@ -17,7 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use super::train::{ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE};
+use super::train::{CLUSTERING, ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE};
 use crate::db::{AnomalyRow, RunOutcome};
 use crate::detectors::sequence::{END, START};
 use crate::detectors::severity;
@@ -222,6 +222,7 @@ impl<'a> Detector<'a> {
             (SESSION, ZSCORE),
             (SESSION, ISOLATION_FOREST),
             (SESSION, SEQUENCE),
+            (SESSION, CLUSTERING),
             (EVENT, RARE_TEMPLATE),
         ] {
             if let Some(m) =
@@ -357,6 +358,17 @@ impl<'a> Detector<'a> {
                         String::new(),
                     )
                 }
+                Model::Clustering(c) => {
+                    let score = c.place(x.row(i)).score;
+                    if score < model.threshold {
+                        continue;
+                    }
+                    (
+                        score,
+                        top_features(&row, &model.features, &model.explain, &model.templates),
+                        String::new(),
+                    )
+                }
                 Model::RareTemplate(_) | Model::Sequence(_) => continue,
             };
             let what = if granularity == WINDOW {
@@ -374,6 +386,21 @@ impl<'a> Detector<'a> {
                         "isolation score {score:.2} > {:.2} {what}; most unusual: {lead}",
                         model.threshold
                     )
+                }
+                Model::Clustering(c) => {
+                    let p = c.place(x.row(i));
+                    let why = if p.share < c.min_cluster_share() {
+                        format!(
+                            "its template counts fall in a rare cluster ({:.3} % of training sessions)",
+                            p.share * 100.0
+                        )
+                    } else {
+                        format!(
+                            "its template counts lie {:.1} from their cluster's centre (usual {:.1}, z={:.1})",
+                            p.distance, c.distance_center, p.distance_z
+                        )
+                    };
+                    format!("{why} {what}; most unusual: {lead}")
                 }
                 _ => format!("{lead} {what}"),
             };

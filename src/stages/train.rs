@@ -25,6 +25,7 @@ use polars::prelude::*;
 use super::Context;
 use crate::config::Settings;
 use crate::db::RunOutcome;
+use crate::detectors::clustering::Clustering;
 use crate::detectors::isolation_forest::{Contamination, IsolationForest};
 use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
 use crate::detectors::sequence::{RareTransition, SequenceError};
@@ -40,6 +41,7 @@ pub const ISOLATION_FOREST: &str = "isolation_forest";
 pub const ZSCORE: &str = "zscore";
 pub const RARE_TEMPLATE: &str = "rare_template";
 pub const SEQUENCE: &str = "sequence";
+pub const CLUSTERING: &str = "clustering";
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let to = *ctx.dates.last().expect("at least one date");
@@ -134,6 +136,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         ) {
             let feats = features::session_features(&vocabulary);
             models.push(trainer.forest(SESSION, &frame, feats, vocabulary.clone(), &templates)?);
+        }
+        if s.clustering.enabled {
+            let feats: Vec<String> = vocabulary
+                .iter()
+                .map(|t| format!("{}{t}", features::TEMPLATE_COUNT_PREFIX))
+                .collect();
+            models.push(trainer.clustering(&frame, feats, vocabulary.clone(), &templates)?);
         }
         if s.sequence.enabled {
             match trainer.sequence(&sessions, &templates)? {
@@ -322,7 +331,7 @@ impl Trainer<'_> {
             Model::ZScore(ZScoreSet { groupings, models }),
         );
         m.threshold = cfg.threshold;
-        m.explain = robust_baselines(&x);
+        m.explain = robust_baselines(&x, &features);
         m.templates = Self::templates_for(&features, templates);
         m.params = serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS});
         Ok(m)
@@ -356,7 +365,7 @@ impl Trainer<'_> {
             Model::IsolationForest(forest.clone()),
         );
         m.threshold = forest.threshold();
-        m.explain = robust_baselines(&x);
+        m.explain = robust_baselines(&x, &features);
         m.vocabulary = vocabulary;
         m.templates = Self::templates_for(&features, templates);
         m.params = serde_json::json!({
@@ -399,6 +408,40 @@ impl Trainer<'_> {
         Ok(Some(m))
     }
 
+    fn clustering(
+        &self,
+        df: &DataFrame,
+        features: Vec<String>,
+        vocabulary: Vec<String>,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<SavedModel> {
+        let cfg = &self.settings().detectors.clustering;
+        let x = features::matrix(df, &features)?;
+        let model = Clustering::params()
+            .n_clusters(cfg.n_clusters)
+            .min_cluster_share(cfg.min_cluster_share)
+            .distance_threshold(cfg.distance_threshold)
+            .seed(cfg.seed)
+            .fit_matrix(&x)
+            .context("session clustering")?;
+        let mut m = self.base(
+            SESSION,
+            CLUSTERING,
+            features.clone(),
+            df.height() as u64,
+            Model::Clustering(model.clone()),
+        );
+        m.threshold = model.threshold();
+        m.explain = robust_baselines(&x, &features);
+        m.vocabulary = vocabulary;
+        m.templates = Self::templates_for(&features, templates);
+        m.params = serde_json::json!({
+            "n_clusters": cfg.n_clusters, "min_cluster_share": cfg.min_cluster_share,
+            "distance_threshold": cfg.distance_threshold, "seed": cfg.seed,
+        });
+        Ok(m)
+    }
+
     fn rare_template(&self, stats: &BTreeMap<String, (String, u64)>) -> Result<Option<SavedModel>> {
         let cfg = &self.settings().detectors.rare_template;
         let counts: TemplateCounts = stats.iter().map(|(id, (_, n))| (id.clone(), *n)).collect();
@@ -427,9 +470,14 @@ impl Trainer<'_> {
     }
 }
 
-/// Median and 1.4826·MAD per column, for explanations.
-fn robust_baselines(x: &Array2<f64>) -> Vec<FeatureBaseline> {
-    let params = ZScore::params();
+/// Median and 1.4826·MAD per column, for explanations (counts with a Poisson floor, so that
+/// "0 instead of the usual 1" reads as the one-event change it is, not as z = −9000).
+fn robust_baselines(x: &Array2<f64>, features: &[String]) -> Vec<FeatureBaseline> {
+    let counts: Vec<bool> = features
+        .iter()
+        .map(|f| features::is_count_feature(f))
+        .collect();
+    let params = ZScore::params().count_features(counts);
     match params.fit(&DatasetBase::from(x.clone())) {
         Ok(z) => z.baselines,
         Err(_) => vec![
