@@ -230,6 +230,30 @@ impl Trainer<'_> {
         }
     }
 
+    /// A model over a feature matrix, with what scoring and explanations need: feature order,
+    /// session vocabulary, per-feature baselines and the text of the templates features name.
+    #[allow(clippy::too_many_arguments)]
+    fn matrix_model(
+        &self,
+        granularity: &str,
+        detector: &str,
+        x: &Array2<f64>,
+        features: Vec<String>,
+        vocabulary: Vec<String>,
+        templates: &BTreeMap<String, String>,
+        model: Model,
+        threshold: f64,
+        params: serde_json::Value,
+    ) -> SavedModel {
+        let mut m = self.base(granularity, detector, features, x.nrows() as u64, model);
+        m.threshold = threshold;
+        m.explain = robust_baselines(x, &m.features);
+        m.templates = Self::templates_for(&m.features, templates);
+        m.vocabulary = vocabulary;
+        m.params = params;
+        m
+    }
+
     /// Each template's text and count over the training range, read once for all models.
     fn template_stats(&self) -> Result<BTreeMap<String, (String, u64)>> {
         let Some(events) = self.ctx.lake.scan(
@@ -323,18 +347,19 @@ impl Trainer<'_> {
                 "{granularity} z-score: fewer than {MIN_GROUP_ROWS} training rows; ingest more data"
             );
         }
-        let mut m = self.base(
+        let params = serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS});
+        let model = Model::ZScore(ZScoreSet { groupings, models });
+        Ok(self.matrix_model(
             granularity,
             ZSCORE,
-            features.clone(),
-            df.height() as u64,
-            Model::ZScore(ZScoreSet { groupings, models }),
-        );
-        m.threshold = cfg.threshold;
-        m.explain = robust_baselines(&x, &features);
-        m.templates = Self::templates_for(&features, templates);
-        m.params = serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS});
-        Ok(m)
+            &x,
+            features,
+            Vec::new(),
+            templates,
+            model,
+            cfg.threshold,
+            params,
+        ))
     }
 
     fn forest(
@@ -357,22 +382,23 @@ impl Trainer<'_> {
             .seed(cfg.seed)
             .fit(&DatasetBase::from(x.clone()))
             .with_context(|| format!("{granularity} isolation forest"))?;
-        let mut m = self.base(
-            granularity,
-            ISOLATION_FOREST,
-            features.clone(),
-            df.height() as u64,
-            Model::IsolationForest(forest.clone()),
-        );
-        m.threshold = forest.threshold();
-        m.explain = robust_baselines(&x, &features);
-        m.vocabulary = vocabulary;
-        m.templates = Self::templates_for(&features, templates);
-        m.params = serde_json::json!({
+        let params = serde_json::json!({
             "n_trees": cfg.n_trees, "max_samples": cfg.max_samples,
             "contamination": cfg.contamination, "seed": cfg.seed,
         });
-        Ok(m)
+        let threshold = forest.threshold();
+        let model = Model::IsolationForest(forest);
+        Ok(self.matrix_model(
+            granularity,
+            ISOLATION_FOREST,
+            &x,
+            features,
+            vocabulary,
+            templates,
+            model,
+            threshold,
+            params,
+        ))
     }
 
     fn sequence(
@@ -424,22 +450,15 @@ impl Trainer<'_> {
             .seed(cfg.seed)
             .fit_matrix(&x)
             .context("session clustering")?;
-        let mut m = self.base(
-            SESSION,
-            CLUSTERING,
-            features.clone(),
-            df.height() as u64,
-            Model::Clustering(model.clone()),
-        );
-        m.threshold = model.threshold();
-        m.explain = robust_baselines(&x, &features);
-        m.vocabulary = vocabulary;
-        m.templates = Self::templates_for(&features, templates);
-        m.params = serde_json::json!({
+        let params = serde_json::json!({
             "n_clusters": cfg.n_clusters, "min_cluster_share": cfg.min_cluster_share,
             "distance_threshold": cfg.distance_threshold, "seed": cfg.seed,
         });
-        Ok(m)
+        let threshold = model.threshold();
+        let model = Model::Clustering(model);
+        Ok(self.matrix_model(
+            SESSION, CLUSTERING, &x, features, vocabulary, templates, model, threshold, params,
+        ))
     }
 
     fn rare_template(&self, stats: &BTreeMap<String, (String, u64)>) -> Result<Option<SavedModel>> {
