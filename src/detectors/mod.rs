@@ -13,6 +13,7 @@
 pub mod clustering;
 pub mod isolation_forest;
 pub mod rare_template;
+pub mod robust;
 pub mod sequence;
 pub mod zscore;
 

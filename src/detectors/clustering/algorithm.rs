@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ClusteringError;
 use super::hyperparams::{ClusteringParams, ClusteringValidParams};
+use crate::detectors::robust::median_and_spread;
 
 /// A fitted clustering: centroids, each cluster's share of training rows, and the robust
 /// spread of training distances to their centroid.
@@ -40,17 +41,6 @@ fn distance(a: ArrayView1<f64>, b: &[f64]) -> f64 {
         .map(|(x, y)| (x - y) * (x - y))
         .sum::<f64>()
         .sqrt()
-}
-
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
 }
 
 impl Clustering {
@@ -131,16 +121,7 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ClusteringError> for Clus
             counts[c] += 1;
             distances.push(distance(x.row(i), &centroids[c]));
         }
-        distances.sort_by(|a, b| a.total_cmp(b));
-        let center = median(&distances);
-        let mut dev: Vec<f64> = distances.iter().map(|d| (d - center).abs()).collect();
-        dev.sort_by(|a, b| a.total_cmp(b));
-        let mad = median(&dev);
-        let spread = if mad > 0.0 {
-            1.4826 * mad
-        } else {
-            1.2533 * dev.iter().sum::<f64>() / n as f64
-        };
+        let (center, spread) = median_and_spread(&mut distances);
         // Counts are whole events: never call a session far for being less than one event
         // away from what its cluster usually looks like.
         let scale = spread.max(1.0 / self.distance_threshold);

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ZScoreError;
 use super::hyperparams::{ZScoreParams, ZScoreValidParams};
+use crate::detectors::robust::median_and_spread;
 
 /// One feature's baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,15 +35,6 @@ impl ZScore {
     }
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
 impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreValidParams {
     type Object = ZScore;
 
@@ -64,20 +56,10 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreVa
             .enumerate()
             .map(|(j, col)| {
                 let mut values: Vec<f64> = col.iter().copied().filter(|v| v.is_finite()).collect();
-                values.sort_by(|a, b| a.total_cmp(b));
                 let (center, mut scale) = if values.is_empty() {
                     (0.0, 1.0)
                 } else if self.robust {
-                    let center = median(&values);
-                    let mut dev: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
-                    dev.sort_by(|a, b| a.total_cmp(b));
-                    let mad = median(&dev);
-                    let scale = if mad > 0.0 {
-                        1.4826 * mad
-                    } else {
-                        1.2533 * dev.iter().sum::<f64>() / dev.len() as f64
-                    };
-                    (center, scale)
+                    median_and_spread(&mut values)
                 } else {
                     let mean = values.iter().sum::<f64>() / values.len() as f64;
                     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()

@@ -1,0 +1,50 @@
+//! Robust location and spread, shared by the detectors that need a baseline.
+
+/// Median of already sorted values (0 for none).
+pub fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Median and a robust estimate of σ: 1.4826·MAD, or, when the MAD is zero (a mostly
+/// constant series), 1.2533·mean absolute deviation from the median — Iglewicz & Hoaglin's
+/// fallback for the modified z-score. Sorts `values` in place.
+pub fn median_and_spread(values: &mut [f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let center = median(values);
+    let mut dev: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
+    dev.sort_by(|a, b| a.total_cmp(b));
+    let mad = median(&dev);
+    let spread = if mad > 0.0 {
+        1.4826 * mad
+    } else {
+        1.2533 * dev.iter().sum::<f64>() / dev.len() as f64
+    };
+    (center, spread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mad_and_its_fallback() {
+        let mut v = vec![10.0, 11.0, 9.0, 10.0, 12.0, 8.0, 10.0, 11.0, 9.0, 200.0];
+        assert_eq!(median_and_spread(&mut v), (10.0, 1.4826));
+        // MAD is zero: 1.2533 × mean |x − 0| = 1.2533 × 2/100.
+        let mut v = vec![0.0; 99];
+        v.push(2.0);
+        let (c, s) = median_and_spread(&mut v);
+        assert_eq!(c, 0.0);
+        assert!((s - 1.2533 * 0.02).abs() < 1e-12);
+    }
+}
