@@ -154,10 +154,10 @@ impl Lake {
         for entry in entries {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if let Some(d) = name.strip_prefix("date=") {
-                if let Ok(date) = NaiveDate::parse_from_str(d, "%Y-%m-%d") {
-                    dates.push(date);
-                }
+            if let Some(d) = name.strip_prefix("date=")
+                && let Ok(date) = NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            {
+                dates.push(date);
             }
         }
         dates.sort();

@@ -226,10 +226,10 @@ impl LineFormat {
     /// The fields of `line` in `fields` order (`None` for an optional field that is absent),
     /// or `None` when the line does not match.
     pub fn split<'a>(&self, line: &'a str) -> Option<Vec<Option<&'a str>>> {
-        if let Some(tokens) = &self.scanner {
-            if let Some(found) = scan(tokens, line, self.fields.len()) {
-                return Some(found);
-            }
+        if let Some(tokens) = &self.scanner
+            && let Some(found) = scan(tokens, line, self.fields.len())
+        {
+            return Some(found);
         }
         let caps = self.regex.captures(line)?;
         Some(

@@ -99,10 +99,10 @@ impl ParamGuard for IsolationForestParams {
         if p.max_samples < 2 {
             return Err(IsolationForestError::TooFewSamples(p.max_samples));
         }
-        if let Contamination::Fraction(c) = p.contamination {
-            if !(c > 0.0 && c <= 0.5) {
-                return Err(IsolationForestError::Contamination(c));
-            }
+        if let Contamination::Fraction(c) = p.contamination
+            && !(c > 0.0 && c <= 0.5)
+        {
+            return Err(IsolationForestError::Contamination(c));
         }
         Ok(p)
     }

@@ -112,7 +112,7 @@ mod tests {
 
     fn normal(i: usize) -> Vec<&'static str> {
         // Two normal variants: 90 % go a→b→c, 10 % a→r→b→c (a retry).
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             vec!["a", "r", "b", "c"]
         } else {
             vec!["a", "b", "c"]
