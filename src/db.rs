@@ -189,10 +189,6 @@ impl Database {
         })
     }
 
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     pub fn display_url(&self) -> &str {
         &self.display_url
     }
@@ -381,21 +377,6 @@ impl Database {
             })
             .with_context(|| format!("writing anomalies to {}", self.display_url))?;
         Ok(rows.len())
-    }
-
-    /// Anomaly counts grouped by (detector, granularity) for a source, for the report.
-    pub fn anomaly_counts(&self, source: &str) -> Result<Vec<(String, String, i64)>> {
-        let rows: Vec<AnyRow> = self.runtime.block_on(
-            sqlx::query(
-                "SELECT detector, granularity, COUNT(*) FROM anomalies WHERE source = $1 \
-                 GROUP BY detector, granularity ORDER BY detector, granularity",
-            )
-            .bind(source.to_string())
-            .fetch_all(&self.pool),
-        )?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<i64, _>(2)?)))
-            .collect()
     }
 
     /// Top anomalies by score relative to threshold, for the report: (entity, detector, severity, reason).

@@ -164,22 +164,6 @@ impl Lake {
         Ok(dates)
     }
 
-    /// Sources that have any partition of `table`.
-    pub fn sources(&self, layer: Layer, table: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let Ok(entries) = fs::read_dir(self.table_dir(layer, table)) else {
-            return Ok(out);
-        };
-        for entry in entries {
-            let name = entry?.file_name().to_string_lossy().to_string();
-            if let Some(s) = name.strip_prefix("source=") {
-                out.push(s.to_string());
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
     /// The Parquet files of one partition, sorted by name (so reads are in a stable order).
     pub fn part_files(
         &self,
