@@ -96,6 +96,26 @@ fn matches(d: &Detection, l: &Label) -> bool {
     }
 }
 
+/// The detections in an anomalies table (gold/anomalies has the database's columns).
+pub fn detections_from(anomalies: &polars::prelude::DataFrame) -> anyhow::Result<Vec<Detection>> {
+    use crate::features::{millis, strings};
+    let granularity = strings(anomalies, "granularity")?;
+    let entity = strings(anomalies, "entity_key")?;
+    let detector = strings(anomalies, "detector")?;
+    let start = millis(anomalies, "window_start")?;
+    let end = millis(anomalies, "window_end")?;
+    let ts = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    Ok((0..anomalies.height())
+        .map(|i| Detection {
+            granularity: granularity[i].clone(),
+            entity_key: entity[i].clone(),
+            window_start: ts(start[i]),
+            window_end: ts(end[i]),
+            detector: detector[i].clone(),
+        })
+        .collect())
+}
+
 pub fn evaluate(detections: &[Detection], labels: &[Label]) -> Evaluation {
     let mut eval = Evaluation::default();
     let mut entities: BTreeMap<(String, String, i64), bool> = BTreeMap::new();

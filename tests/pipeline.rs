@@ -12,10 +12,9 @@ use chrono::NaiveDate;
 use clap::Parser;
 use loglake::cli::{Cli, run};
 use loglake::db::Database;
-use loglake::evaluate::{Detection, evaluate};
+use loglake::evaluate::{Detection, detections_from, evaluate};
 use loglake::generate::{GenerateOptions, generate, read_labels};
 use loglake::lake::{Lake, Layer, tables};
-use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 const DATE: &str = "2026-11-21";
@@ -83,42 +82,7 @@ fn detections(lake: &Lake, source: &str) -> Vec<Detection> {
         .unwrap()
         .collect()
         .unwrap();
-    let s = |c: &str| {
-        a.column(c)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
-    let t = |c: &str| {
-        a.column(c)
-            .unwrap()
-            .cast(&DataType::Int64)
-            .unwrap()
-            .i64()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap())
-            .collect::<Vec<_>>()
-    };
-    let (g, k, d, ws, we) = (
-        s("granularity"),
-        s("entity_key"),
-        s("detector"),
-        t("window_start"),
-        t("window_end"),
-    );
-    (0..a.height())
-        .map(|i| Detection {
-            granularity: g[i].clone(),
-            entity_key: k[i].clone(),
-            window_start: chrono::DateTime::from_timestamp_millis(ws[i]).unwrap(),
-            window_end: chrono::DateTime::from_timestamp_millis(we[i]).unwrap(),
-            detector: d[i].clone(),
-        })
-        .collect()
+    detections_from(&a).unwrap()
 }
 
 /// Runs the whole pipeline twice and checks everything; `database_url` None = embedded SQLite.

@@ -10,7 +10,7 @@ use polars::prelude::*;
 
 use super::Context;
 use crate::db::RunOutcome;
-use crate::evaluate::{Detection, evaluate};
+use crate::evaluate::{detections_from, evaluate};
 use crate::features;
 use crate::generate::read_labels;
 use crate::lake::{Layer, tables};
@@ -78,33 +78,20 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .collect()
             .map_err(anyhow::Error::from)
             .context("reading gold/anomalies")?;
-        let gran = features::strings(&a, "granularity")?;
-        let det = features::strings(&a, "detector")?;
-        let key = features::strings(&a, "entity_key")?;
-        let start = features::millis(&a, "window_start")?;
-        let end = features::millis(&a, "window_end")?;
+        detections = detections_from(&a)?;
         let details = features::strings(&a, "details")?;
         let mut by_detector: BTreeMap<String, usize> = BTreeMap::new();
         let mut by_service_day: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for i in 0..a.height() {
+        for (d, details) in detections.iter().zip(&details) {
             *by_detector
-                .entry(format!("{}/{}", gran[i], det[i]))
+                .entry(format!("{}/{}", d.granularity, d.detector))
                 .or_default() += 1;
-            let service = serde_json::from_str::<serde_json::Value>(&details[i])
+            let service = serde_json::from_str::<serde_json::Value>(details)
                 .ok()
                 .and_then(|d| d["service"].as_str().map(|s| s.to_string()))
                 .unwrap_or_default();
-            let day = chrono::DateTime::from_timestamp_millis(start[i])
-                .map(|t| t.date_naive().to_string())
-                .unwrap_or_default();
+            let day = d.window_start.date_naive().to_string();
             *by_service_day.entry((day, service)).or_default() += 1;
-            detections.push(Detection {
-                granularity: gran[i].clone(),
-                entity_key: key[i].clone(),
-                window_start: chrono::DateTime::from_timestamp_millis(start[i]).unwrap_or_default(),
-                window_end: chrono::DateTime::from_timestamp_millis(end[i]).unwrap_or_default(),
-                detector: det[i].clone(),
-            });
         }
         writeln!(out, "\nanomalies per detector")?;
         for (k, v) in &by_detector {
