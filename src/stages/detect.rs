@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::Context;
 use super::train::{CLUSTERING, ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE};
 use crate::db::{AnomalyRow, RunOutcome};
+use crate::detectors::clustering::Placement;
 use crate::detectors::sequence::{END, START};
 use crate::detectors::severity;
 use crate::detectors::zscore::FeatureBaseline;
@@ -321,8 +322,13 @@ impl<'a> Detector<'a> {
                 }
             }
         }
+        // Scored once for all rows; the match below only reads them.
         let forest_scores = match &model.model {
             Model::IsolationForest(f) => Some(f.predict(&x)),
+            _ => None,
+        };
+        let placements: Option<Vec<Placement>> = match &model.model {
+            Model::Clustering(c) => Some(x.rows().into_iter().map(|r| c.place(r)).collect()),
             _ => None,
         };
         let mut out = Vec::new();
@@ -358,8 +364,8 @@ impl<'a> Detector<'a> {
                         String::new(),
                     )
                 }
-                Model::Clustering(c) => {
-                    let score = c.place(x.row(i)).score;
+                Model::Clustering(_) => {
+                    let score = placements.as_ref().map(|p| p[i].score).unwrap_or(0.0);
                     if score < model.threshold {
                         continue;
                     }
@@ -388,7 +394,9 @@ impl<'a> Detector<'a> {
                     )
                 }
                 Model::Clustering(c) => {
-                    let p = c.place(x.row(i));
+                    let Some(p) = placements.as_ref().map(|p| &p[i]) else {
+                        continue;
+                    };
                     let why = if p.share < c.min_cluster_share() {
                         format!(
                             "its template counts fall in a rare cluster ({:.3} % of training sessions)",
@@ -593,18 +601,24 @@ impl<'a> Detector<'a> {
     }
 }
 
-/// The batch's silver events, held in memory to pick sample lines for anomalies.
+/// The batch's silver events, held in memory to pick sample lines for anomalies. Text stays in
+/// Polars' columns and is read only for the rows picked: turning a million rows into owned
+/// strings would cost more than all the lookups together.
 struct Samples {
     ts: Vec<i64>,
-    service: Vec<String>,
-    file: Vec<String>,
     line_no: Vec<u64>,
-    level: Vec<String>,
-    template_id: Vec<String>,
-    message: Vec<String>,
+    service: StringChunked,
+    file: StringChunked,
+    level: StringChunked,
+    template_id: StringChunked,
+    message: StringChunked,
     /// Row indices sorted by time.
     by_time: Vec<usize>,
     partition: String,
+}
+
+fn text(column: &StringChunked, i: usize) -> &str {
+    column.get(i).unwrap_or_default()
 }
 
 impl Samples {
@@ -614,54 +628,56 @@ impl Samples {
             tables::EVENTS,
             ctx.source
         );
-        let empty = Samples {
-            ts: vec![],
-            service: vec![],
-            file: vec![],
-            line_no: vec![],
-            level: vec![],
-            template_id: vec![],
-            message: vec![],
-            by_time: vec![],
-            partition: partition.clone(),
+        let columns = [
+            "ts",
+            "line_no",
+            "service",
+            "file",
+            "level",
+            "template_id",
+            "message",
+        ];
+        let lf = if needed {
+            ctx.lake
+                .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
+        } else {
+            None
         };
-        if !needed {
-            return Ok(empty);
-        }
-        let Some(lf) = ctx
-            .lake
-            .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
-        else {
-            return Ok(empty);
+        let mut df = match lf {
+            Some(lf) => lf
+                .select(columns.map(col))
+                .collect()
+                .map_err(anyhow::Error::from)
+                .context("reading silver events for sample lines")?,
+            // Nothing to explain: an empty frame with the same columns.
+            None => DataFrame::new_infer_height(vec![
+                Column::new("ts".into(), Vec::<i64>::new()),
+                Column::new("line_no".into(), Vec::<u64>::new()),
+                Column::new("service".into(), Vec::<&str>::new()),
+                Column::new("file".into(), Vec::<&str>::new()),
+                Column::new("level".into(), Vec::<&str>::new()),
+                Column::new("template_id".into(), Vec::<&str>::new()),
+                Column::new("message".into(), Vec::<&str>::new()),
+            ])?,
         };
-        let df = lf
-            .select([
-                col("ts"),
-                col("service"),
-                col("file"),
-                col("line_no"),
-                col("level"),
-                col("template_id"),
-                col("message"),
-            ])
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("reading silver events for sample lines")?;
+        // One chunk per column keeps `get(i)` a direct lookup.
+        df.rechunk_mut_par();
         let ts = features::millis(&df, "ts")?;
         let mut by_time: Vec<usize> = (0..ts.len()).collect();
         by_time.sort_by_key(|&i| (ts[i], i));
+        let strings = |name: &str| -> Result<StringChunked> { Ok(df.column(name)?.str()?.clone()) };
         Ok(Samples {
-            service: features::strings(&df, "service")?,
-            file: features::strings(&df, "file")?,
             line_no: df
                 .column("line_no")?
                 .u64()?
                 .iter()
                 .map(|v| v.unwrap_or_default())
                 .collect(),
-            level: features::strings(&df, "level")?,
-            template_id: features::strings(&df, "template_id")?,
-            message: features::strings(&df, "message")?,
+            service: strings("service")?,
+            file: strings("file")?,
+            level: strings("level")?,
+            template_id: strings("template_id")?,
+            message: strings("message")?,
             ts,
             by_time,
             partition,
@@ -683,7 +699,7 @@ impl Samples {
             SampleQuery::Line { file, line_no } => {
                 picked.extend(
                     self.in_range(f.start_ms, f.end_ms)
-                        .filter(|&i| &self.file[i] == file && self.line_no[i] == *line_no)
+                        .filter(|&i| text(&self.file, i) == file && self.line_no[i] == *line_no)
                         .take(1),
                 );
             }
@@ -691,11 +707,13 @@ impl Samples {
                 // Window end is exclusive.
                 let rows: Vec<usize> = self
                     .in_range(f.start_ms, f.end_ms - 1)
-                    .filter(|&i| self.service[i] == f.service)
+                    .filter(|&i| text(&self.service, i) == f.service)
                     .collect();
                 let preferred = rows.iter().copied().filter(|&i| {
-                    template.as_ref().is_some_and(|t| &self.template_id[i] == t)
-                        || level.is_some_and(|l| self.level[i] == l)
+                    template
+                        .as_ref()
+                        .is_some_and(|t| text(&self.template_id, i) == t)
+                        || level.is_some_and(|l| text(&self.level, i) == l)
                 });
                 picked.extend(preferred.take(k));
                 if picked.is_empty() {
@@ -709,7 +727,7 @@ impl Samples {
                     self.in_range(f.start_ms, f.end_ms)
                         .filter(|&i| {
                             re.as_ref()
-                                .and_then(|r| r.captures(&self.message[i]))
+                                .and_then(|r| r.captures(text(&self.message, i)))
                                 .is_some_and(|c| {
                                     c.get(1)
                                         .or_else(|| c.get(0))
@@ -725,9 +743,9 @@ impl Samples {
             .map(|i| {
                 json!({
                     "ts": Utc.timestamp_millis_opt(self.ts[i]).single().map(|t| t.to_rfc3339()).unwrap_or_default(),
-                    "level": self.level[i],
-                    "message": self.message[i],
-                    "file": self.file[i],
+                    "level": text(&self.level, i),
+                    "message": text(&self.message, i),
+                    "file": text(&self.file, i),
                     "line_no": self.line_no[i],
                     "lake_partition": self.partition,
                 })
