@@ -137,7 +137,7 @@ pub fn session_vocabulary(counts: &DataFrame) -> Result<Vec<String>> {
         .collect())
 }
 
-pub fn session_features(vocabulary: &[String]) -> Vec<String> {
+pub fn session_feature_names(vocabulary: &[String]) -> Vec<String> {
     SESSION_NUMERIC
         .iter()
         .map(|s| s.to_string())

@@ -134,7 +134,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             &s.isolation_forest.granularities,
             SESSION,
         ) {
-            let feats = features::session_features(&vocabulary);
+            let feats = features::session_feature_names(&vocabulary);
             models.push(trainer.forest(SESSION, &frame, feats, vocabulary.clone(), &templates)?);
         }
         if s.clustering.enabled {
