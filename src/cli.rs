@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, Settings};
 use crate::generate::{GenerateOptions, generate};
+use crate::parse::accuracy;
 use crate::stages::{self, Context, Stage, StageOptions};
 
 /// loglake: raw logs → bronze/silver/gold Parquet lake → explained anomalies in SQL.
@@ -115,6 +116,22 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Score the silver parser's templates against ground truth (loghub grouping accuracy).
+    ///
+    /// Parses a raw log with the configured (or `--format`) parser and compares its template
+    /// groups with the true event ids: a loghub `*_structured.csv` or a file of one id per line.
+    ParseAccuracy {
+        /// Raw log file.
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// Ground truth: `*_structured.csv` (EventId column) or one event id per line.
+        #[arg(long, value_name = "FILE")]
+        truth: PathBuf,
+        /// Also list this many true events that were split or merged, with the templates
+        /// their lines landed in.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        show_mistakes: usize,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -192,6 +209,32 @@ pub fn run(cli: Cli) -> Result<()> {
             database_url: g.database_url.clone(),
         },
     )?;
+    if let Command::ParseAccuracy {
+        log,
+        truth,
+        show_mistakes,
+    } = &cli.command
+    {
+        let mut parse = settings.parse_for(&g.source);
+        if let Some(format) = &g.format {
+            parse.format = format.clone();
+        }
+        let date = batch_dates(g)?[0];
+        let parser = crate::parse::Parser::new(&parse, date)?;
+        let truth_ids = accuracy::read_truth(truth)?;
+        let m = accuracy::evaluate_parser(&parser, log, &truth_ids)?;
+        println!(
+            "parse-accuracy: {} lines, {} quarantined, {} templates ({} true events), grouping accuracy {:.4}",
+            m.lines, m.quarantined, m.templates, m.true_events, m.accuracy
+        );
+        for (event, templates) in m.mistakes.iter().take(*show_mistakes) {
+            println!("  true event {event}:");
+            for (template, n) in templates {
+                println!("    {n:>6}  {template}");
+            }
+        }
+        return Ok(());
+    }
     let options = StageOptions {
         inputs: g.input.clone(),
         format: g.format.clone(),
@@ -210,7 +253,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run { from, to } => {
             stages::run_range(&ctx, Stage::parse(from)?, Stage::parse(to)?)
         }
-        Command::Generate { .. } => unreachable!("handled above"),
+        Command::Generate { .. } | Command::ParseAccuracy { .. } => {
+            unreachable!("handled above")
+        }
     };
     ctx.db.close();
     result

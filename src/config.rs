@@ -76,6 +76,15 @@ pub struct ParseSettings {
     pub tree_depth: usize,
     /// Drain: children per tree node before new tokens share a wildcard child.
     pub max_children: usize,
+    /// A token position that takes at most this many values across otherwise equal messages
+    /// holds constants naming different events (`stored as bytes` / `stored as values`);
+    /// more values make it a variable (`Invalid user <*>`). See `parse::refine`.
+    pub max_constant_values: usize,
+    /// Zone of timestamps that do not carry an offset: an IANA name (`Europe/Berlin`) or UTC.
+    pub timezone: String,
+    /// Year of timestamps that have none (syslog's `Jun 14 15:16:01`); unset: the batch
+    /// date's year, or the year before for dates after the batch date.
+    pub year: Option<i32>,
 }
 
 impl Default for ParseSettings {
@@ -86,6 +95,9 @@ impl Default for ParseSettings {
             similarity_threshold: 0.5,
             tree_depth: 4,
             max_children: 100,
+            max_constant_values: 3,
+            timezone: "UTC".into(),
+            year: None,
         }
     }
 }

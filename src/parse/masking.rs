@@ -13,17 +13,146 @@ pub const HEX: &str = "<HEX>";
 pub const NUM: &str = "<NUM>";
 pub const ID: &str = "<*>";
 
+pub const DATE: &str = "<DATE>";
+pub const SIZE: &str = "<SIZE>";
+pub const DURATION: &str = "<DURATION>";
+
+const MONTHS: &[&str] = &[
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const WEEKDAYS: &[&str] = &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const SIZE_UNITS: &[&str] = &[
+    "B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "kB", "bytes",
+];
+const DURATION_UNITS: &[&str] = &["ns", "us", "µs", "ms", "s", "sec", "secs", "min", "h"];
+
 /// The masked message (single-spaced tokens) and the masked-out values in order.
+///
+/// Besides single tokens, three multi-token shapes are values: a date written out in words
+/// (`Sun Jul 10 03:55:15 2005` → `<DATE>`), a number followed by its unit (`32 KB` → `<SIZE>`,
+/// `45 ms` → `<DURATION>`), and a run of values of one kind (`blk_1 blk_2 blk_3`, a list
+/// whose length varies) → one placeholder, so the message keeps one shape.
 pub fn mask(message: &str) -> (String, Vec<String>) {
+    let tokens: Vec<&str> = message.split_ascii_whitespace().collect();
     let mut masked = String::with_capacity(message.len());
     let mut params = Vec::new();
-    for token in message.split_ascii_whitespace() {
+    let mut last_placeholder: Option<(usize, &'static str)> = None;
+    let mut i = 0;
+    while i < tokens.len() {
+        let start_len = masked.len();
         if !masked.is_empty() {
             masked.push(' ');
         }
-        mask_token(token, &mut masked, &mut params);
+        let token_start = masked.len();
+        let consumed = if let Some(n) = date_run(&tokens[i..]) {
+            masked.push_str(DATE);
+            params.push(tokens[i..i + n].join(" "));
+            n
+        } else if let Some((placeholder, open, close)) = unit_of(&tokens[i..]) {
+            masked.push_str(open);
+            masked.push_str(placeholder);
+            masked.push_str(close);
+            let value = format!("{} {}", tokens[i], tokens[i + 1]);
+            params.push(value[open.len()..value.len() - close.len()].to_string());
+            2
+        } else {
+            mask_token(tokens[i], &mut masked, &mut params);
+            1
+        };
+        // A value directly repeating the previous token's kind extends it (a list).
+        let this = &masked[token_start..];
+        let kind = placeholder_kind(this);
+        match (kind, last_placeholder) {
+            (Some(k), Some((_, prev))) if k == prev => {
+                masked.truncate(start_len);
+                let extra = params.pop().unwrap_or_default();
+                if let Some(last) = params.last_mut() {
+                    last.push(' ');
+                    last.push_str(&extra);
+                }
+            }
+            _ => last_placeholder = kind.map(|k| (token_start, k)),
+        }
+        i += consumed;
     }
     (masked, params)
+}
+
+/// The placeholder a masked token is made of entirely, if it is one.
+fn placeholder_kind(token: &str) -> Option<&'static str> {
+    [IP, UUID, HEX, NUM, ID, DATE, SIZE, DURATION]
+        .into_iter()
+        .find(|p| token == *p)
+}
+
+/// Length of a date in words at the start of `tokens`: `[Weekday] Month Day [hh:mm:ss]
+/// [Year]`, the month and a 1–2 digit day being required.
+fn date_run(tokens: &[&str]) -> Option<usize> {
+    let mut i = 0;
+    if tokens
+        .first()
+        .is_some_and(|t| WEEKDAYS.contains(&t.trim_end_matches(',')))
+    {
+        i += 1;
+    }
+    let month = tokens.get(i)?;
+    if !MONTHS.contains(month) {
+        return None;
+    }
+    let day = tokens.get(i + 1)?.trim_end_matches(',');
+    if day.is_empty() || day.len() > 2 || !day.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    i += 2;
+    if tokens.get(i).is_some_and(|t| is_clock(t)) {
+        i += 1;
+    }
+    if tokens
+        .get(i)
+        .is_some_and(|t| t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit()))
+    {
+        i += 1;
+    }
+    Some(i)
+}
+
+/// `hh:mm[:ss[.fff]]`
+fn is_clock(token: &str) -> bool {
+    let parts: Vec<&str> = token.split(':').collect();
+    (2..=3).contains(&parts.len())
+        && parts[..2]
+            .iter()
+            .all(|p| (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.get(2).is_none_or(|s| {
+            let secs = s.split(['.', ',']).next().unwrap_or_default();
+            secs.len() == 2 && secs.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// `<SIZE>` or `<DURATION>` when `tokens` starts with a plain number followed by a unit word,
+/// with the punctuation around the pair (`(12 KB),` → `(`, `),`) to keep.
+fn unit_of<'t>(tokens: &[&'t str]) -> Option<(&'static str, &'t str, &'t str)> {
+    let [number, unit_token, ..] = tokens else {
+        return None;
+    };
+    let n = number.trim_start_matches(['(', '[']);
+    let open = &number[..number.len() - n.len()];
+    if n.is_empty()
+        || !n.bytes().any(|b| b.is_ascii_digit())
+        || !n.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        return None;
+    }
+    let unit = unit_token.trim_end_matches([',', ')', ']', ';', '.']);
+    let close = &unit_token[unit.len()..];
+    let placeholder = if SIZE_UNITS.contains(&unit) {
+        SIZE
+    } else if DURATION_UNITS.contains(&unit) {
+        DURATION
+    } else {
+        return None;
+    };
+    Some((placeholder, open, close))
 }
 
 fn mask_token(token: &str, out: &mut String, params: &mut Vec<String>) {
@@ -155,6 +284,20 @@ mod tests {
 
         let (m, _) = mask("txn 0x7f3a charged to 123e4567-e89b-12d3-a456-426614174000 ok");
         assert_eq!(m, "txn <HEX> charged to <UUID> ok");
+        let (m, p) = mask("stored (estimated size 12.5 KB, free 3 MB) in 45 ms");
+        assert_eq!(
+            m,
+            "stored (estimated size <SIZE>, free <SIZE>) in <DURATION>"
+        );
+        assert_eq!(p, vec!["12.5 KB", "3 MB", "45 ms"]);
+        let (m, p) = mask("connection at Sun Jul 10 03:55:15 2005 ok");
+        assert_eq!(
+            (m.as_str(), p[0].as_str()),
+            ("connection at <DATE> ok", "Sun Jul 10 03:55:15 2005")
+        );
+        let (m, p) = mask("ask 10.0.0.1:50010 to delete blk_1 blk_22 blk_3");
+        assert_eq!(m, "ask <IP> to delete <*>");
+        assert_eq!(p, vec!["10.0.0.1:50010", "blk_1 blk_22 blk_3"]);
         let (m, p) = mask("no digits here");
         assert_eq!((m.as_str(), p.len()), ("no digits here", 0));
     }

@@ -5,9 +5,11 @@
 //! parsing and masking run in parallel (rayon); template mining runs once over the batch's
 //! distinct masked messages (see [`drain`]), so the output is the same for any thread count.
 
+pub mod accuracy;
 pub mod drain;
 pub mod format;
 pub mod masking;
+pub mod refine;
 pub mod timestamp;
 
 use std::collections::HashMap;
@@ -20,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::config::ParseSettings;
 use drain::{Drain, DrainParams};
 use format::LineFormat;
-use timestamp::{TIME_FIELDS, TimestampParser};
+use timestamp::{TIME_FIELDS, TimeContext, TimestampParser};
 
 /// Levels are normalised to this set; the original text is kept beside it.
 pub const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
@@ -71,7 +73,8 @@ pub struct Parser {
     format: LineFormat,
     slots: FieldSlots,
     drain: DrainParams,
-    batch_date: NaiveDate,
+    max_constant_values: usize,
+    time: TimeContext,
 }
 
 impl Parser {
@@ -108,7 +111,12 @@ impl Parser {
                 similarity_threshold: settings.similarity_threshold,
                 max_children: settings.max_children,
             },
-            batch_date,
+            max_constant_values: settings.max_constant_values,
+            time: TimeContext {
+                zone: timestamp::parse_zone(&settings.timezone).map_err(anyhow::Error::msg)?,
+                year: settings.year,
+                batch_date,
+            },
         })
     }
 
@@ -161,7 +169,7 @@ impl Parser {
         let staged: Vec<Result<Masked<'a>, String>> = lines
             .par_chunks(CHUNK)
             .flat_map_iter(|chunk| {
-                let mut ts = TimestampParser::new(self.batch_date);
+                let mut ts = TimestampParser::new(self.time);
                 chunk
                     .iter()
                     .map(|line| {
@@ -190,12 +198,12 @@ impl Parser {
             })
             .collect();
         let mut miner = Drain::new(self.drain.clone());
-        let cluster_of: Vec<usize> = order.iter().map(|m| miner.add(m)).collect();
-        let templates: Templates = (0..miner.len())
-            .map(|c| {
-                let text = miner.template(c);
-                (template_id(&text), text)
-            })
+        let drain_cluster_of: Vec<usize> = order.iter().map(|m| miner.add(m)).collect();
+        let (cluster_of, texts) =
+            refine::refine(&order, &drain_cluster_of, self.max_constant_values);
+        let templates: Templates = texts
+            .into_iter()
+            .map(|text| (template_id(&text), text))
             .collect();
         drop(distinct);
         drop(order);

@@ -1,56 +1,146 @@
 //! Timestamps: the header's date/time fields → UTC epoch milliseconds.
 //!
-//! The fields that carry time (`Timestamp`, `Date`, `Time`, `Month`, `Day`, `Year`) are joined
+//! The fields that carry time (`Timestamp`, `Year`, `Month`, `Date`, `Day`, `Time`) are joined
 //! with spaces in the order the format names them and tried against a list of shapes. The shape
-//! that worked last is tried first, so a file costs one attempt per line once it is known.
-//! Logs without a year (syslog's `Jun 14 15:16:01`) take the batch date's year.
+//! that worked last is tried first, so a file costs one attempt per line once it is known, and
+//! the most common shapes are read by hand without a format interpreter.
+//!
+//! Most logs write local time without saying which zone: those are read in the configured zone
+//! (`parse.timezone`, an IANA name such as `Europe/Berlin`, default UTC). A timestamp that
+//! carries its own offset (`Z`, `+02:00`, `-0700`) keeps it. Logs without a year (syslog's
+//! `Jun 14 15:16:01`, Android's `03-17 16:13:38.811`) take `parse.year` when set, otherwise the
+//! batch date's year — or the year before when that would put the line more than a day after
+//! the batch date (December lines read in January).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
 
 /// Field names that hold parts of the timestamp.
 pub const TIME_FIELDS: &[&str] = &["Timestamp", "Year", "Month", "Date", "Day", "Time"];
 
-/// Shapes tried in order (chrono format strings); `%Y ` prefixed ones are for year-less logs.
-const SHAPES: &[&str] = &[
-    "%Y-%m-%dT%H:%M:%S%.fZ",
-    "%y%m%d %H%M%S",
+/// Shapes with a year and no zone (chrono format strings), tried in order.
+const NAIVE_SHAPES: &[&str] = &[
     "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S,%3f",
     "%Y-%m-%dT%H:%M:%S%.f",
-    "%y/%m/%d %H:%M:%S",
-    "%a %b %d %H:%M:%S %Y",
-    "%Y%m%d-%H:%M:%S:%3f",
-    "%Y-%m-%d-%H.%M.%S%.f",
-    "%d/%b/%Y:%H:%M:%S",
+    "%Y-%m-%d-%H.%M.%S%.f", // BGL: 2005-06-03-15.42.50.675872
+    "%y/%m/%d %H:%M:%S",    // Spark: 17/06/09 20:10:40
+    "%a %b %d %H:%M:%S %Y", // Apache error: Sun Dec 04 04:47:44 2005
+    "%a %b %e %H:%M:%S %Y", // ctime with a space-padded day
+    "%Y.%m.%d %H:%M:%S",    // Thunderbird: 2005.11.09 12:01:01
+    "%Y %b %d %H:%M:%S",    // Mac/syslog with the year field: 2017 Jul 1 09:00:55
+    "%d/%b/%Y:%H:%M:%S",    // access log without the offset
+    "%Y/%m/%d %H:%M:%S%.f",
+    "%d.%m.%Y %H:%M:%S%.f",
+    "%m/%d/%Y %H:%M:%S%.f",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%Y%m%d %H:%M:%S%.f",
+    "%Y%m%d%H%M%S",
 ];
 
-const YEARLESS: &[&str] = &["%Y %b %d %H:%M:%S", "%Y %b %e %H:%M:%S"];
+/// Shapes that carry their own offset.
+const OFFSET_SHAPES: &[&str] = &[
+    "%d/%b/%Y:%H:%M:%S %z", // access log: 10/Oct/2000:13:55:36 -0700
+    "%Y-%m-%d %H:%M:%S%.f %z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%a %b %d %H:%M:%S %z %Y",
+];
+
+/// Shapes without a year; the year is prepended before parsing.
+const YEARLESS_SHAPES: &[&str] = &[
+    "%Y %b %d %H:%M:%S%.f", // syslog: Jun 14 15:16:01
+    "%Y %b %e %H:%M:%S%.f",
+    "%Y %m-%d %H:%M:%S%.f", // Android: 03-17 16:13:38.811
+    "%Y %m.%d %H:%M:%S",    // Proxifier: 10.30 16:49:06
+    "%Y %a %b %d %H:%M:%S",
+];
+
+/// One way of reading a timestamp; tried in this order, the last success first.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Naive(usize),
+    Offset(usize),
+    Yearless(usize),
+    Rfc3339,
+    Epoch,
+    HealthApp,
+}
+
+const ALL_SHAPES: usize = NAIVE_SHAPES.len() + OFFSET_SHAPES.len() + YEARLESS_SHAPES.len() + 3;
+
+fn shape(i: usize) -> Shape {
+    let mut i = i;
+    if i < NAIVE_SHAPES.len() {
+        return Shape::Naive(i);
+    }
+    i -= NAIVE_SHAPES.len();
+    if i < OFFSET_SHAPES.len() {
+        return Shape::Offset(i);
+    }
+    i -= OFFSET_SHAPES.len();
+    if i < YEARLESS_SHAPES.len() {
+        return Shape::Yearless(i);
+    }
+    match i - YEARLESS_SHAPES.len() {
+        0 => Shape::Rfc3339,
+        1 => Shape::Epoch,
+        _ => Shape::HealthApp,
+    }
+}
+
+/// How to read times that do not say their zone or year.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeContext {
+    pub zone: Tz,
+    /// Year for year-less timestamps; `None`: from the batch date.
+    pub year: Option<i32>,
+    pub batch_date: NaiveDate,
+}
+
+impl TimeContext {
+    pub fn utc(batch_date: NaiveDate) -> Self {
+        Self {
+            zone: Tz::UTC,
+            year: None,
+            batch_date,
+        }
+    }
+}
+
+/// Parse a configured zone name: an IANA name (`Europe/Berlin`) or `UTC`.
+pub fn parse_zone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>().map_err(|_| {
+        format!("unknown time zone {name:?}: use an IANA name such as \"UTC\" or \"Europe/Berlin\"")
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct TimestampParser {
-    default_year: i32,
+    ctx: TimeContext,
     last_shape: usize,
 }
 
 impl TimestampParser {
-    pub fn new(batch_date: NaiveDate) -> Self {
-        use chrono::Datelike;
-        Self {
-            default_year: batch_date.year(),
-            last_shape: 0,
-        }
+    pub fn new(ctx: TimeContext) -> Self {
+        Self { ctx, last_shape: 0 }
     }
 
     /// Epoch milliseconds (UTC), or `None` when no shape fits.
     pub fn parse(&mut self, text: &str) -> Option<i64> {
-        // The two most common shapes by far, read without a format interpreter.
-        if let Some(ms) = fast_iso(text.as_bytes()).or_else(|| fast_compact(text.as_bytes())) {
-            return Some(ms);
+        let text = text.trim();
+        let b = text.as_bytes();
+        if let Some((t, utc)) = fast_iso(b) {
+            return if utc {
+                Some(t.and_utc().timestamp_millis())
+            } else {
+                self.local(t)
+            };
         }
-        let n_shapes = SHAPES.len() + YEARLESS.len() + 2;
-        for k in 0..n_shapes {
-            let i = (self.last_shape + k) % n_shapes;
-            if let Some(ms) = self.try_shape(i, text) {
+        if let Some(naive) = fast_compact(b) {
+            return self.local(naive);
+        }
+        for k in 0..ALL_SHAPES {
+            let i = (self.last_shape + k) % ALL_SHAPES;
+            if let Some(ms) = self.try_shape(shape(i), text) {
                 self.last_shape = i;
                 return Some(ms);
             }
@@ -58,53 +148,128 @@ impl TimestampParser {
         None
     }
 
-    fn try_shape(&self, i: usize, text: &str) -> Option<i64> {
-        if i < SHAPES.len() {
-            return NaiveDateTime::parse_from_str(text, SHAPES[i])
-                .ok()
-                .map(|t| t.and_utc().timestamp_millis());
+    /// A wall-clock time in the configured zone → UTC millis. An ambiguous local time (the
+    /// hour repeated when clocks go back) takes the earlier instant; a skipped one (clocks
+    /// going forward) cannot have been written by a correct clock and is read as UTC offset
+    /// of the hour before.
+    fn local(&self, naive: NaiveDateTime) -> Option<i64> {
+        if self.ctx.zone == Tz::UTC {
+            return Some(naive.and_utc().timestamp_millis());
         }
-        let i = i - SHAPES.len();
-        if i < YEARLESS.len() {
-            let with_year = format!("{} {}", self.default_year, text);
-            return NaiveDateTime::parse_from_str(&with_year, YEARLESS[i])
-                .ok()
-                .map(|t| t.and_utc().timestamp_millis());
+        match self.ctx.zone.from_local_datetime(&naive) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.timestamp_millis()),
+            LocalResult::None => self
+                .ctx
+                .zone
+                .from_local_datetime(&(naive - chrono::Duration::hours(1)))
+                .earliest()
+                .map(|t| t.timestamp_millis() + 3_600_000),
         }
-        match i - YEARLESS.len() {
-            // ISO 8601 / RFC 3339 with an offset.
-            0 => DateTime::parse_from_rfc3339(text)
+    }
+
+    fn year_for(&self, month_day: Option<(u32, u32)>) -> i32 {
+        if let Some(y) = self.ctx.year {
+            return y;
+        }
+        let batch = self.ctx.batch_date;
+        match month_day.and_then(|(m, d)| NaiveDate::from_ymd_opt(batch.year(), m, d)) {
+            Some(date) if date > batch + chrono::Duration::days(1) => batch.year() - 1,
+            _ => batch.year(),
+        }
+    }
+
+    fn try_shape(&self, shape: Shape, text: &str) -> Option<i64> {
+        match shape {
+            Shape::Naive(i) => NaiveDateTime::parse_from_str(text, NAIVE_SHAPES[i])
+                .ok()
+                .and_then(|t| self.local(t)),
+            Shape::Offset(i) => DateTime::parse_from_str(text, OFFSET_SHAPES[i])
                 .ok()
                 .map(|t| t.timestamp_millis()),
-            // Epoch seconds or milliseconds.
-            _ => {
-                if !text.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                let v: i64 = text.parse().ok()?;
-                match text.len() {
-                    10 => Some(v * 1000),
-                    13 => Some(v),
-                    _ => None,
-                }
+            Shape::Yearless(i) => {
+                let year = self.ctx.year.unwrap_or(self.ctx.batch_date.year());
+                let with_year = format!("{year} {text}");
+                let t = NaiveDateTime::parse_from_str(&with_year, YEARLESS_SHAPES[i]).ok()?;
+                let year = self.year_for(Some((t.month(), t.day())));
+                let t = if year == t.year() {
+                    t
+                } else {
+                    t.with_year(year)?
+                };
+                self.local(t)
             }
+            Shape::Rfc3339 => DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp_millis()),
+            Shape::Epoch => epoch(text),
+            Shape::HealthApp => health_app(text).and_then(|t| self.local(t)),
         }
     }
 }
 
+/// Epoch seconds (10 digits, optional fraction) or milliseconds (13 digits).
+fn epoch(text: &str) -> Option<i64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let v: i64 = whole.parse().ok()?;
+    match whole.len() {
+        9 | 10 => {
+            let ms = frac
+                .bytes()
+                .take(3)
+                .fold((0i64, 100i64), |(acc, scale), b| {
+                    (acc + (b - b'0') as i64 * scale, scale / 10)
+                });
+            Some(v * 1000 + ms.0)
+        }
+        13 if frac.is_empty() => Some(v),
+        _ => None,
+    }
+}
+
+/// `20171223-22:15:29:606`, with fields that may drop their leading zeros (`22:53:7:6`).
+fn health_app(text: &str) -> Option<NaiveDateTime> {
+    let (date, time) = text.split_once('-')?;
+    if date.len() != 8 {
+        return None;
+    }
+    let d = date.as_bytes();
+    let mut parts = time.split(':');
+    let mut next = || -> Option<u32> {
+        let p = parts.next()?;
+        (!p.is_empty() && p.len() <= 3).then_some(())?;
+        digits(p.as_bytes())
+    };
+    let (h, mi, s, ms) = (next()?, next()?, next()?, next()?);
+    NaiveDate::from_ymd_opt(
+        digits(&d[0..4])? as i32,
+        digits(&d[4..6])?,
+        digits(&d[6..8])?,
+    )?
+    .and_hms_milli_opt(h, mi, s, ms)
+}
+
 fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() {
+        return None;
+    }
     b.iter().try_fold(0u32, |acc, &c| {
         c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32)
     })
 }
 
-fn to_millis(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<i64> {
-    let t = NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_milli_opt(h, mi, s, ms)?;
-    Some(t.and_utc().timestamp_millis())
+fn naive(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<NaiveDateTime> {
+    NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_milli_opt(h, mi, s, ms)
 }
 
-/// `YYYY-MM-DD[T ]HH:MM:SS[.f…][Z]` (UTC; anything else, such as an offset, goes the slow way).
-fn fast_iso(b: &[u8]) -> Option<i64> {
+/// `YYYY-MM-DD[T ]HH:MM:SS[.,f…][Z]`, and whether it said `Z` (UTC by its own word; without
+/// it the configured zone applies). An offset goes the general way.
+fn fast_iso(b: &[u8]) -> Option<(NaiveDateTime, bool)> {
     if b.len() < 19
         || b[4] != b'-'
         || b[7] != b'-'
@@ -114,7 +279,8 @@ fn fast_iso(b: &[u8]) -> Option<i64> {
     {
         return None;
     }
-    let mut rest = &b[19..];
+    let utc = *b.last()? == b'Z';
+    let mut rest = &b[19..b.len() - utc as usize];
     let mut ms = 0;
     if let Some((b'.' | b',', frac)) = rest.split_first() {
         let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
@@ -128,10 +294,10 @@ fn fast_iso(b: &[u8]) -> Option<i64> {
         ms = v;
         rest = &frac[n..];
     }
-    if !(rest.is_empty() || rest == b"Z") {
+    if !rest.is_empty() {
         return None;
     }
-    to_millis(
+    let t = naive(
         digits(&b[0..4])? as i32,
         digits(&b[5..7])?,
         digits(&b[8..10])?,
@@ -139,15 +305,16 @@ fn fast_iso(b: &[u8]) -> Option<i64> {
         digits(&b[14..16])?,
         digits(&b[17..19])?,
         ms,
-    )
+    )?;
+    Some((t, utc))
 }
 
 /// `yymmdd hhmmss` (HDFS).
-fn fast_compact(b: &[u8]) -> Option<i64> {
+fn fast_compact(b: &[u8]) -> Option<NaiveDateTime> {
     if b.len() != 13 || b[6] != b' ' {
         return None;
     }
-    to_millis(
+    naive(
         2000 + digits(&b[0..2])? as i32,
         digits(&b[2..4])?,
         digits(&b[4..6])?,
@@ -166,37 +333,74 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
     }
 
+    fn utc_parser() -> TimestampParser {
+        TimestampParser::new(TimeContext::utc(
+            NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        ))
+    }
+
     #[test]
-    fn parses_the_common_shapes() {
-        let mut p = TimestampParser::new(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
-        assert_eq!(p.parse("081109 203615"), Some(ms("2008-11-09T20:36:15Z")));
-        assert_eq!(
-            p.parse("2026-11-18T14:05:03.123Z"),
-            Some(ms("2026-11-18T14:05:03.123Z"))
-        );
-        assert_eq!(
-            p.parse("2015-07-29 17:41:44,747"),
-            Some(ms("2015-07-29T17:41:44.747Z"))
-        );
-        assert_eq!(
-            p.parse("Sun Dec 04 04:47:44 2005"),
-            Some(ms("2005-12-04T04:47:44Z"))
-        );
-        assert_eq!(p.parse("Jun 14 15:16:01"), Some(ms("2026-06-14T15:16:01Z")));
-        assert_eq!(
-            p.parse("2026-11-18T14:05:03+02:00"),
-            Some(ms("2026-11-18T12:05:03Z"))
-        );
+    fn parses_the_shapes_of_the_presets() {
+        let mut p = utc_parser();
+        let cases = [
+            ("081109 203615", "2008-11-09T20:36:15Z"),
+            ("2026-11-18T14:05:03.123Z", "2026-11-18T14:05:03.123Z"),
+            ("2015-07-29 17:41:44,747", "2015-07-29T17:41:44.747Z"),
+            ("Sun Dec 04 04:47:44 2005", "2005-12-04T04:47:44Z"),
+            ("Jun 14 15:16:01", "2026-06-14T15:16:01Z"),
+            ("Jul  1 09:00:55", "2026-07-01T09:00:55Z"),
+            ("2026-11-18T14:05:03+02:00", "2026-11-18T12:05:03Z"),
+            ("2005-06-03-15.42.50.675872", "2005-06-03T15:42:50.675Z"),
+            ("20171223-22:15:29:606", "2017-12-23T22:15:29.606Z"),
+            ("20171223-22:53:7:6", "2017-12-23T22:53:07.006Z"),
+            ("17/06/09 20:10:40", "2017-06-09T20:10:40Z"),
+            ("10/Oct/2000:13:55:36 -0700", "2000-10-10T20:55:36Z"),
+            ("03-17 16:13:38.811", "2026-03-17T16:13:38.811Z"),
+            ("10.30 16:49:06", "2026-10-30T16:49:06Z"),
+            ("2005.11.09 12:01:01", "2005-11-09T12:01:01Z"),
+            ("2016-09-28 04:30:30", "2016-09-28T04:30:30Z"),
+            ("2026-11-18T14:05:03.1Z", "2026-11-18T14:05:03.100Z"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(p.parse(text), Some(ms(expected)), "{text}");
+        }
         assert_eq!(p.parse("1700000000"), Some(1_700_000_000_000));
+        assert_eq!(p.parse("1700000000123"), Some(1_700_000_000_123));
+        assert_eq!(p.parse("1131566461.5"), Some(1_131_566_461_500));
         assert_eq!(p.parse("not a time"), None);
-        assert_eq!(
-            p.parse("2026-11-18 14:05:03"),
-            Some(ms("2026-11-18T14:05:03Z"))
-        );
-        assert_eq!(
-            p.parse("2026-11-18T14:05:03.1Z"),
-            Some(ms("2026-11-18T14:05:03.100Z"))
-        );
         assert_eq!(p.parse("2026-13-18T14:05:03Z"), None);
+    }
+
+    #[test]
+    fn zone_and_year_apply_where_the_log_is_silent() {
+        let mut p = TimestampParser::new(TimeContext {
+            zone: parse_zone("Europe/Berlin").unwrap(),
+            year: None,
+            batch_date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+        });
+        // Winter: UTC+1. The log's own offset wins over the zone.
+        assert_eq!(
+            p.parse("2026-01-02 10:00:00"),
+            Some(ms("2026-01-02T09:00:00Z"))
+        );
+        assert_eq!(
+            p.parse("2026-01-02T10:00:00Z"),
+            Some(ms("2026-01-02T10:00:00Z"))
+        );
+        assert_eq!(p.parse("081109 203615"), Some(ms("2008-11-09T19:36:15Z")));
+        // December lines read on 2 January belong to the year before.
+        assert_eq!(p.parse("Dec 31 23:00:00"), Some(ms("2025-12-31T22:00:00Z")));
+        assert_eq!(p.parse("Jan  2 10:00:00"), Some(ms("2026-01-02T09:00:00Z")));
+
+        let mut fixed = TimestampParser::new(TimeContext {
+            zone: Tz::UTC,
+            year: Some(2005),
+            batch_date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+        });
+        assert_eq!(
+            fixed.parse("Jun 14 15:16:01"),
+            Some(ms("2005-06-14T15:16:01Z"))
+        );
+        assert!(parse_zone("Mars/Olympus").is_err());
     }
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Grouping accuracy of the silver parser on the loghub 2k samples and on the HDFS session data,
+# all with the default configuration; only the format string differs per set (the formats are
+# the ones loghub publishes with the samples, see ../shared/data/README.md).
+#
+#   scripts/parse_accuracy.sh [DATA_DIR]      (default: ../shared/data)
+#
+# Prints one line per set and the mean over the loghub sets. Exits non-zero if a bar is missed:
+# mean >= 0.98, each set >= 0.95, HDFS events >= 0.99.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data}
+cargo build --release --quiet
+BIN=${CARGO_TARGET_DIR:-target}/release/loglake
+
+declare -A FORMATS=(
+  [HDFS]='<Date> <Time> <Pid> <Level> <Component>: <Content>'
+  [Apache]='\[<Time>\] \[<Level>\] <Content>'
+  [OpenSSH]='<Date> <Day> <Time> <Component> sshd\[<Pid>\]: <Content>'
+  [Linux]='<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>'
+  [Spark]='<Date> <Time> <Level> <Component>: <Content>'
+  [Zookeeper]='<Date> <Time> - <Level> \[<Node>:<Component>@<Id>\] - <Content>'
+  [HealthApp]='<Time>\|<Component>\|<Pid>\|<Content>'
+  [Mac]='<Month> <Date> <Time> <User> <Component>\[<PID>\]( \(<Address>\))?: <Content>'
+)
+
+sum=0; n=0; fail=0
+for set in HDFS Apache OpenSSH Linux Spark Zookeeper HealthApp Mac; do
+  dir="$DATA/loghub-2k/$set"
+  out=$("$BIN" parse-accuracy --format "${FORMATS[$set]}" \
+    --log "$dir/${set}_2k.log" --truth "$dir/${set}_2k.log_structured.csv")
+  acc=${out##* }
+  printf '%-10s %s\n' "$set" "${out#parse-accuracy: }"
+  sum=$(echo "$sum + $acc" | bc -l); n=$((n + 1))
+  if (( $(echo "$acc < 0.95" | bc -l) )); then fail=1; fi
+done
+mean=$(echo "$sum / $n" | bc -l)
+printf 'loghub-2k mean grouping accuracy: %.4f over %d sets\n' "$mean" "$n"
+if (( $(echo "$mean < 0.98" | bc -l) )); then fail=1; fi
+
+hdfs="$DATA/hdfs-sessions-dev"
+out=$("$BIN" parse-accuracy --format hdfs --log "$hdfs/HDFS.log" --truth "$hdfs/event_ids.txt")
+printf '%-10s %s\n' "HDFS-dev" "${out#parse-accuracy: }"
+acc=${out##* }
+if (( $(echo "$acc < 0.99" | bc -l) )); then fail=1; fi
+exit $fail

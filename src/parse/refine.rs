@@ -1,0 +1,276 @@
+//! Second pass over Drain's clusters: decide, position by position, whether a token that varies
+//! is a *variable* or one of a few *constants* that name different events.
+//!
+//! Drain's similarity threshold alone cannot tell `stored as bytes in memory` from `stored as
+//! values in memory` (two events) apart from `Invalid user admin` / `Invalid user oracle` (one
+//! event with a user name): both differ in one word. What does tell them apart is how many
+//! values the position takes. An event's variable slot sees many values; a word that picks one
+//! of a few events sees few. So one rule, applied both ways:
+//!
+//! - **split**: inside a Drain cluster, a position with at most `max_constant_values` distinct
+//!   values is constant, and the cluster splits by those values;
+//! - **merge**: clusters of the same length that agree everywhere except one position, where
+//!   together they take more than `max_constant_values` values, are one event with a variable
+//!   there. This also joins what Drain's prefix tree kept apart because the varying token came
+//!   first (`com.apple.Safari: … job` / `com.apple.CacheDelete: … job`).
+//!
+//! Values are compared with their placeholders unified (`rhost=<IP>` and `rhost=<*>` are the
+//! same value), since masking already decided those tokens are variable. The pass sees distinct
+//! masked messages in first-seen order and orders its output the same way, so it is as
+//! deterministic as Drain's pass.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use super::drain::WILDCARD;
+
+/// A merge needs this many constant words besides the varying one: two three-word messages
+/// that share two words (`cupsd startup succeeded`, `klogd startup succeeded`) are weak
+/// evidence of one event, while longer messages that differ in one slot rarely are not.
+const MIN_SHARED_WORDS: usize = 3;
+
+/// Whether a (unified) token holds a masked value.
+fn is_masked(token: &str) -> bool {
+    token.contains(WILDCARD)
+}
+
+/// A token with every `<…>` placeholder replaced by `<*>`.
+fn unify(token: &str) -> Cow<'_, str> {
+    if !token.contains('<') {
+        return Cow::Borrowed(token);
+    }
+    let mut out = String::with_capacity(token.len());
+    let mut rest = token;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('>') {
+            Some(len)
+                if rest[start + 1..start + len]
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b == b'*') =>
+            {
+                out.push_str(WILDCARD);
+                rest = &rest[start + len + 1..];
+            }
+            _ => {
+                out.push('<');
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// One refined group: its member messages (indices into the distinct messages) and, per
+/// position, the unified value all members share (`None` = varies).
+struct Group<'m> {
+    members: Vec<usize>,
+    pattern: Vec<Option<Cow<'m, str>>>,
+}
+
+/// Refine Drain's clusters. `messages` are the distinct masked messages, `cluster_of[i]` the
+/// Drain cluster of message `i`. Returns the refined group of every message and each group's
+/// template text, groups numbered by their first message.
+pub fn refine(
+    messages: &[&str],
+    cluster_of: &[usize],
+    max_constant_values: usize,
+) -> (Vec<usize>, Vec<String>) {
+    let tokens: Vec<Vec<&str>> = messages.iter().map(|m| m.split(' ').collect()).collect();
+    let unified: Vec<Vec<Cow<str>>> = tokens
+        .iter()
+        .map(|t| t.iter().map(|x| unify(x)).collect())
+        .collect();
+
+    // Drain clusters, in first-seen order.
+    let mut clusters: Vec<Vec<usize>> = Vec::new();
+    let mut slot_of_cluster: HashMap<usize, usize> = HashMap::new();
+    for (i, &c) in cluster_of.iter().enumerate() {
+        let slot = *slot_of_cluster.entry(c).or_insert_with(|| {
+            clusters.push(Vec::new());
+            clusters.len() - 1
+        });
+        clusters[slot].push(i);
+    }
+
+    // Split: positions with few values are constants.
+    let mut groups: Vec<Group> = Vec::new();
+    for members in clusters {
+        let len = unified[members[0]].len();
+        let constant_positions: Vec<usize> = (0..len)
+            .filter(|&p| {
+                let values: HashSet<&str> = members.iter().map(|&m| &*unified[m][p]).collect();
+                values.len() <= max_constant_values && !values.iter().any(|v| is_masked(v))
+            })
+            .collect();
+        let mut by_key: HashMap<Vec<&str>, usize> = HashMap::new();
+        let first_group = groups.len();
+        for &m in &members {
+            let key: Vec<&str> = constant_positions
+                .iter()
+                .map(|&p| &*unified[m][p])
+                .collect();
+            let g = *by_key.entry(key).or_insert_with(|| {
+                groups.push(Group {
+                    members: Vec::new(),
+                    pattern: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[g].members.push(m);
+        }
+        for g in &mut groups[first_group..] {
+            g.pattern = pattern_of(&g.members, &unified);
+        }
+    }
+
+    // Merge: groups equal but for one position that takes many values there.
+    loop {
+        let mut merged_any = false;
+        let max_len = groups.iter().map(|g| g.pattern.len()).max().unwrap_or(0);
+        for p in 0..max_len {
+            let mut buckets: HashMap<(usize, Vec<Option<&str>>), Vec<usize>> = HashMap::new();
+            for (gi, g) in groups.iter().enumerate() {
+                if p >= g.pattern.len() {
+                    continue;
+                }
+                let key: Vec<Option<&str>> = g
+                    .pattern
+                    .iter()
+                    .enumerate()
+                    .map(|(q, v)| if q == p { None } else { v.as_deref() })
+                    .collect();
+                buckets.entry((g.pattern.len(), key)).or_default().push(gi);
+            }
+            let mut absorbed_into: HashMap<usize, usize> = HashMap::new();
+            for bucket in buckets.into_values() {
+                if bucket.len() < 2 {
+                    continue;
+                }
+                let shared_words = groups[bucket[0]]
+                    .pattern
+                    .iter()
+                    .enumerate()
+                    .filter(|(q, v)| *q != p && v.as_deref().is_some_and(|v| !is_masked(v)))
+                    .count();
+                if shared_words < MIN_SHARED_WORDS {
+                    continue;
+                }
+                let varies = bucket
+                    .iter()
+                    .any(|&g| groups[g].pattern[p].as_deref().is_none_or(is_masked));
+                let values: HashSet<&str> = bucket
+                    .iter()
+                    .filter_map(|&g| groups[g].pattern[p].as_deref())
+                    .collect();
+                if varies || values.len() > max_constant_values {
+                    let target = *bucket.iter().min().expect("non-empty bucket");
+                    for &g in &bucket {
+                        if g != target {
+                            absorbed_into.insert(g, target);
+                        }
+                    }
+                }
+            }
+            if absorbed_into.is_empty() {
+                continue;
+            }
+            merged_any = true;
+            let mut moved: Vec<(usize, Vec<usize>)> = absorbed_into
+                .iter()
+                .map(|(&from, &to)| (to, std::mem::take(&mut groups[from].members)))
+                .collect();
+            moved.sort_by_key(|(to, m)| (*to, m.first().copied()));
+            for (to, members) in moved {
+                groups[to].members.extend(members);
+            }
+            groups.retain(|g| !g.members.is_empty());
+            for g in &mut groups {
+                g.members.sort_unstable();
+                g.pattern = pattern_of(&g.members, &unified);
+            }
+        }
+        if !merged_any {
+            break;
+        }
+    }
+
+    // Number groups by first member and write their templates.
+    groups.sort_by_key(|g| g.members[0]);
+    let mut group_of = vec![0; messages.len()];
+    let templates = groups
+        .iter()
+        .enumerate()
+        .map(|(gi, g)| {
+            for &m in &g.members {
+                group_of[m] = gi;
+            }
+            template_text(&g.members, &tokens, &g.pattern)
+        })
+        .collect();
+    (group_of, templates)
+}
+
+fn pattern_of<'m>(members: &[usize], unified: &[Vec<Cow<'m, str>>]) -> Vec<Option<Cow<'m, str>>> {
+    let first = &unified[members[0]];
+    (0..first.len())
+        .map(|p| {
+            members
+                .iter()
+                .all(|&m| unified[m][p] == first[p])
+                .then(|| first[p].clone())
+        })
+        .collect()
+}
+
+/// Each position: the members' raw token when they all share it, the unified one when they
+/// share that, else the wildcard.
+fn template_text(members: &[usize], tokens: &[Vec<&str>], pattern: &[Option<Cow<str>>]) -> String {
+    let first = &tokens[members[0]];
+    let words: Vec<&str> = pattern
+        .iter()
+        .enumerate()
+        .map(|(p, shared)| match shared {
+            Some(unified) if members.iter().all(|&m| tokens[m][p] == first[p]) => first[p],
+            Some(unified) => unified.as_ref(),
+            None => WILDCARD,
+        })
+        .collect();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unify_replaces_placeholders_only() {
+        assert_eq!(unify("rhost=<IP>"), "rhost=<*>");
+        assert_eq!(unify("(uid=<NUM>)"), "(uid=<*>)");
+        assert_eq!(unify("IOThunderbolt<x>"), "IOThunderbolt<x>");
+        assert_eq!(unify("plain"), "plain");
+    }
+
+    #[test]
+    fn few_values_split_and_many_values_merge() {
+        let messages = [
+            "stored as bytes in memory",
+            "stored as values in memory",
+            "stored as bytes in memory now",
+            "user alice logged in",
+            "user bob logged in",
+            "user carol logged in",
+            "user dave logged in",
+        ];
+        // Drain put the first two together and split every user into its own cluster.
+        let cluster_of = [0, 0, 1, 2, 3, 4, 5];
+        let (group_of, templates) = refine(&messages, &cluster_of, 3);
+        assert_ne!(group_of[0], group_of[1]);
+        assert_eq!(templates[group_of[0]], "stored as bytes in memory");
+        assert_eq!(templates[group_of[1]], "stored as values in memory");
+        assert!(group_of[3..].iter().all(|&g| g == group_of[3]));
+        assert_eq!(templates[group_of[3]], "user <*> logged in");
+        assert_eq!(templates.len(), 4);
+    }
+}
