@@ -156,7 +156,7 @@ fn unit_of<'t>(tokens: &[&'t str]) -> Option<(&'static str, &'t str, &'t str)> {
 }
 
 fn mask_token(token: &str, out: &mut String, params: &mut Vec<String>) {
-    if !token.bytes().any(|b| b.is_ascii_digit()) {
+    if !token.bytes().any(|b| b.is_ascii_digit()) || is_named_unit(token) {
         out.push_str(token);
         return;
     }
@@ -198,6 +198,17 @@ fn mask_token(token: &str, out: &mut String, params: &mut Vec<String>) {
     out.push_str(classify(core));
     params.push(core.to_string());
     out.push_str(&token[end..]);
+}
+
+/// A name with a one-digit suffix — `eth0`, `wl0`, `awdl0`, `IPV4`, `sda1` — names one of a
+/// few devices or protocols rather than carrying a value. Masking leaves it alone and the
+/// template miner decides from how many values the position takes (`parse::refine`).
+fn is_named_unit(token: &str) -> bool {
+    let core = token.trim_end_matches([',', ';', ':', '.', ')', ']']);
+    let b = core.as_bytes();
+    b.len() >= 3
+        && b[b.len() - 1].is_ascii_digit()
+        && b[..b.len() - 1].iter().all(|c| c.is_ascii_alphabetic())
 }
 
 /// The placeholder for a token core that contains a digit.

@@ -34,6 +34,16 @@ fn is_masked(token: &str) -> bool {
     token.contains(WILDCARD)
 }
 
+/// Values at one position where some hold a masked value and others are literal words are
+/// one variable that masking only partly recognised (`rhost=<IP>`, `rhost=csnsu.nsuok.edu`;
+/// `(<*>)` beside an empty `()`). All-masked values that differ in their literal part
+/// (`(uid=<*>)`, `LOGIN(uid=<*>)`) are not: they are a few constant shapes around a value,
+/// and follow the count rule.
+fn mixes_masked_and_literal(values: &HashSet<&str>) -> bool {
+    let masked = values.iter().filter(|v| is_masked(v)).count();
+    masked > 0 && masked < values.len()
+}
+
 /// A token with every `<…>` placeholder replaced by `<*>`.
 fn unify(token: &str) -> Cow<'_, str> {
     if !token.contains('<') {
@@ -101,7 +111,7 @@ pub fn refine(
         let constant_positions: Vec<usize> = (0..len)
             .filter(|&p| {
                 let values: HashSet<&str> = members.iter().map(|&m| &*unified[m][p]).collect();
-                values.len() <= max_constant_values && !values.iter().any(|v| is_masked(v))
+                values.len() <= max_constant_values && !mixes_masked_and_literal(&values)
             })
             .collect();
         let mut by_key: HashMap<Vec<&str>, usize> = HashMap::new();
@@ -157,13 +167,12 @@ pub fn refine(
                 if shared_words < MIN_SHARED_WORDS {
                     continue;
                 }
-                let varies = bucket
-                    .iter()
-                    .any(|&g| groups[g].pattern[p].as_deref().is_none_or(is_masked));
                 let values: HashSet<&str> = bucket
                     .iter()
                     .filter_map(|&g| groups[g].pattern[p].as_deref())
                     .collect();
+                let varies = bucket.iter().any(|&g| groups[g].pattern[p].is_none())
+                    || mixes_masked_and_literal(&values);
                 if varies || values.len() > max_constant_values {
                     let target = *bucket.iter().min().expect("non-empty bucket");
                     for &g in &bucket {
