@@ -245,8 +245,25 @@ impl Lake {
         date: NaiveDate,
         df: &mut DataFrame,
     ) -> Result<PathBuf> {
+        self.commit_partition_parts(layer, table, source, date, std::slice::from_mut(df))
+    }
+
+    /// [`Lake::commit_partition`] for a table given as several frames of the same schema,
+    /// written in parallel as `part-00000.parquet`, `part-00001.parquet`, … and committed
+    /// together. Readers see the parts as one table, in part order.
+    pub fn commit_partition_parts(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+        parts: &mut [DataFrame],
+    ) -> Result<PathBuf> {
+        use rayon::prelude::*;
         let staging = self.staging_dir(&format!("{}-{table}", layer.dir_name()))?;
-        write_parquet(df, &staging.join("part-00000.parquet"))?;
+        parts.par_iter_mut().enumerate().try_for_each(|(i, df)| {
+            write_parquet(df, &staging.join(format!("part-{i:05}.parquet")))
+        })?;
         let target = self.partition_dir(layer, table, source, date);
         self.swap_into_place(&staging, &target)?;
         Ok(target)
@@ -354,7 +371,7 @@ impl Lake {
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(ParquetCompression::Lz4Raw)
         .finish(df)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("writing {}", path.display()))?;

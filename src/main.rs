@@ -4,6 +4,13 @@
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: parsing a batch allocates and frees many
+/// short-lived buffers across threads, and glibc's malloc hands large freed blocks back to the
+/// kernel only to fault them in again; with mimalloc `02-silver` spends far less time in page
+/// faults (measured with `perf record` on a million HDFS lines).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match loglake::cli::main() {
         Ok(()) => ExitCode::SUCCESS,

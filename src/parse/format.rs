@@ -225,7 +225,7 @@ impl LineFormat {
 
     /// The fields of `line` in `fields` order (`None` for an optional field that is absent),
     /// or `None` when the line does not match.
-    pub fn split<'a>(&self, line: &'a str) -> Option<Vec<Option<&'a str>>> {
+    pub fn split<'a>(&self, line: &'a str) -> Option<Fields<'a>> {
         if let Some(tokens) = &self.scanner
             && let Some(found) = scan(tokens, line, self.fields.len())
         {
@@ -241,6 +241,9 @@ impl LineFormat {
     }
 }
 
+/// A line's fields, on the stack for formats of up to 12 fields (all the presets).
+pub type Fields<'a> = smallvec::SmallVec<[Option<&'a str>; 12]>;
+
 /// Pieces reduced to (is_field, literal text) when the format has no optional groups.
 fn pieces_summary(pieces: &[Piece]) -> Option<Vec<(bool, String)>> {
     pieces
@@ -255,8 +258,8 @@ fn pieces_summary(pieces: &[Piece]) -> Option<Vec<(bool, String)>> {
 
 /// Match `line` against the scanner tokens: each field is the shortest text its terminator
 /// allows, exactly what the regex's lazy groups choose when the rest of the line then matches.
-fn scan<'a>(tokens: &[Token], line: &'a str, n_fields: usize) -> Option<Vec<Option<&'a str>>> {
-    let mut out = vec![None; n_fields];
+fn scan<'a>(tokens: &[Token], line: &'a str, n_fields: usize) -> Option<Fields<'a>> {
+    let mut out: Fields<'a> = smallvec::smallvec![None; n_fields];
     let mut pos = 0usize;
     for token in tokens {
         let rest = &line[pos..];

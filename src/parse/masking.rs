@@ -33,9 +33,108 @@ const DURATION_UNITS: &[&str] = &["ns", "us", "µs", "ms", "s", "sec", "secs", "
 /// `45 ms` → `<DURATION>`), and a run of values of one kind (`blk_1 blk_2 blk_3`, a list
 /// whose length varies) → one placeholder, so the message keeps one shape.
 pub fn mask(message: &str) -> (String, Vec<String>) {
-    let tokens: Vec<&str> = message.split_ascii_whitespace().collect();
-    let mut masked = String::with_capacity(message.len());
     let mut params = Vec::new();
+    let mut masked = String::with_capacity(message.len());
+    mask_into(message, &mut masked, &mut params);
+    (masked, params)
+}
+
+/// [`mask`], with the values written straight into a JSON array of strings (what silver
+/// stores), without a string allocation per value.
+pub fn mask_to_json(message: &str) -> (String, String) {
+    let mut masked = String::new();
+    let params = mask_to_json_into(message, &mut masked);
+    (masked, params)
+}
+
+/// [`mask_to_json`] writing the masked message into `masked` (cleared first), so a caller
+/// masking many lines reuses one buffer.
+pub fn mask_to_json_into(message: &str, masked: &mut String) -> String {
+    let mut params = JsonParams::default();
+    masked.clear();
+    mask_into(message, masked, &mut params);
+    params.finish()
+}
+
+/// Where masked-out values go.
+trait ParamSink {
+    fn push(&mut self, value: &str);
+    /// Join the last two values with a space (a list continuing).
+    fn merge_last_two(&mut self);
+}
+
+impl ParamSink for Vec<String> {
+    fn push(&mut self, value: &str) {
+        Vec::push(self, value.to_string());
+    }
+    fn merge_last_two(&mut self) {
+        if self.len() >= 2 {
+            let last = self.pop().unwrap_or_default();
+            let prev = self.last_mut().expect("two values");
+            prev.push(' ');
+            prev.push_str(&last);
+        }
+    }
+}
+
+/// A JSON array under construction: `["a","b"`, closed by [`JsonParams::finish`].
+#[derive(Default)]
+struct JsonParams {
+    out: String,
+    /// Where the last and the one-before-last values start (at their `[` or `,`).
+    last_start: usize,
+    prev_start: usize,
+}
+
+impl JsonParams {
+    fn escape_into(out: &mut String, value: &str) {
+        for c in value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        if self.out.is_empty() {
+            return "[]".into();
+        }
+        self.out.push(']');
+        self.out
+    }
+}
+
+impl ParamSink for JsonParams {
+    fn push(&mut self, value: &str) {
+        self.prev_start = self.last_start;
+        self.last_start = self.out.len();
+        self.out.push(if self.out.is_empty() { '[' } else { ',' });
+        self.out.push('"');
+        Self::escape_into(&mut self.out, value);
+        self.out.push('"');
+    }
+    fn merge_last_two(&mut self) {
+        if self.last_start == 0 {
+            return;
+        }
+        // `…,"prev","last"` → `…,"prev last"`
+        let last = self.out[self.last_start + 2..self.out.len() - 1].to_string();
+        self.out.truncate(self.last_start - 1);
+        self.out.push(' ');
+        self.out.push_str(&last);
+        self.out.push('"');
+        self.last_start = self.prev_start;
+    }
+}
+
+fn mask_into(message: &str, masked: &mut String, params: &mut impl ParamSink) {
+    let tokens: smallvec::SmallVec<[&str; 48]> = message.split_ascii_whitespace().collect();
     let mut last_placeholder: Option<(usize, &'static str)> = None;
     let mut i = 0;
     while i < tokens.len() {
@@ -46,17 +145,17 @@ pub fn mask(message: &str) -> (String, Vec<String>) {
         let token_start = masked.len();
         let consumed = if let Some(n) = date_run(&tokens[i..]) {
             masked.push_str(DATE);
-            params.push(tokens[i..i + n].join(" "));
+            params.push(&tokens[i..i + n].join(" "));
             n
         } else if let Some((placeholder, open, close)) = unit_of(&tokens[i..]) {
             masked.push_str(open);
             masked.push_str(placeholder);
             masked.push_str(close);
             let value = format!("{} {}", tokens[i], tokens[i + 1]);
-            params.push(value[open.len()..value.len() - close.len()].to_string());
+            params.push(&value[open.len()..value.len() - close.len()]);
             2
         } else {
-            mask_token(tokens[i], &mut masked, &mut params);
+            mask_token(tokens[i], masked, params);
             1
         };
         // A value directly repeating the previous token's kind extends it (a list).
@@ -65,21 +164,19 @@ pub fn mask(message: &str) -> (String, Vec<String>) {
         match (kind, last_placeholder) {
             (Some(k), Some((_, prev))) if k == prev => {
                 masked.truncate(start_len);
-                let extra = params.pop().unwrap_or_default();
-                if let Some(last) = params.last_mut() {
-                    last.push(' ');
-                    last.push_str(&extra);
-                }
+                params.merge_last_two();
             }
             _ => last_placeholder = kind.map(|k| (token_start, k)),
         }
         i += consumed;
     }
-    (masked, params)
 }
 
 /// The placeholder a masked token is made of entirely, if it is one.
 fn placeholder_kind(token: &str) -> Option<&'static str> {
+    if !token.starts_with('<') {
+        return None;
+    }
     [IP, UUID, HEX, NUM, ID, DATE, SIZE, DURATION]
         .into_iter()
         .find(|p| token == *p)
@@ -88,6 +185,11 @@ fn placeholder_kind(token: &str) -> Option<&'static str> {
 /// Length of a date in words at the start of `tokens`: `[Weekday] Month Day [hh:mm:ss]
 /// [Year]`, the month and a 1–2 digit day being required.
 fn date_run(tokens: &[&str]) -> Option<usize> {
+    // Weekday and month names are three-letter capitalised words: most tokens fail here.
+    let first = tokens.first()?.as_bytes();
+    if first.len() < 3 || !first[0].is_ascii_uppercase() {
+        return None;
+    }
     let mut i = 0;
     if tokens
         .first()
@@ -135,6 +237,13 @@ fn unit_of<'t>(tokens: &[&'t str]) -> Option<(&'static str, &'t str, &'t str)> {
     let [number, unit_token, ..] = tokens else {
         return None;
     };
+    if !number
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'(' || b == b'[')
+    {
+        return None;
+    }
     let n = number.trim_start_matches(['(', '[']);
     let open = &number[..number.len() - n.len()];
     if n.is_empty()
@@ -155,7 +264,7 @@ fn unit_of<'t>(tokens: &[&'t str]) -> Option<(&'static str, &'t str, &'t str)> {
     Some((placeholder, open, close))
 }
 
-fn mask_token(token: &str, out: &mut String, params: &mut Vec<String>) {
+fn mask_token(token: &str, out: &mut String, params: &mut impl ParamSink) {
     if !token.bytes().any(|b| b.is_ascii_digit()) || is_named_unit(token) {
         out.push_str(token);
         return;
@@ -196,7 +305,7 @@ fn mask_token(token: &str, out: &mut String, params: &mut Vec<String>) {
     let core = &token[start..end];
     out.push_str(&token[..start]);
     out.push_str(classify(core));
-    params.push(core.to_string());
+    params.push(core);
     out.push_str(&token[end..]);
 }
 
@@ -309,6 +418,16 @@ mod tests {
         let (m, p) = mask("ask 10.0.0.1:50010 to delete blk_1 blk_22 blk_3");
         assert_eq!(m, "ask <IP> to delete <*>");
         assert_eq!(p, vec!["10.0.0.1:50010", "blk_1 blk_22 blk_3"]);
+        for message in [
+            "ask 10.0.0.1:50010 to delete blk_1 blk_22 blk_3 and \"q\" 7 at Sun Jul 10 03:55:15 2005",
+            "size 12 KB 13 KB then 1 2 3",
+            "",
+        ] {
+            let (m1, p) = mask(message);
+            let (m2, json) = mask_to_json(message);
+            assert_eq!(m1, m2);
+            assert_eq!(json, serde_json::to_string(&p).unwrap(), "{message}");
+        }
         let (m, p) = mask("no digits here");
         assert_eq!((m.as_str(), p.len()), ("no digits here", 0));
     }

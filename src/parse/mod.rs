@@ -12,7 +12,7 @@ pub mod masking;
 pub mod refine;
 pub mod timestamp;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use anyhow::Result;
 use chrono::NaiveDate;
@@ -25,7 +25,7 @@ use format::LineFormat;
 use timestamp::{TIME_FIELDS, TimeContext, TimestampParser};
 
 /// Levels are normalised to this set; the original text is kept beside it.
-pub const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+pub const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "FATAL"];
 
 /// A parsed line, before templating. Text fields borrow from the line.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,6 @@ pub struct Header<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
     pub header: Header<'a>,
-    pub masked: String,
     /// The masked-out values, as a JSON array of strings.
     pub params: String,
     pub template: usize,
@@ -57,8 +56,9 @@ pub enum Parsed<'a> {
 /// The batch's templates: (id, text), indexed by [`Event::template`].
 pub type Templates = Vec<(String, String)>;
 
-/// A line after header parsing and masking: (header, masked message, parameters as JSON).
-type Masked<'a> = (Header<'a>, String, String);
+/// A line after header parsing and masking: (header, index of its masked message among the
+/// chunk's distinct ones, parameters as JSON).
+type Masked<'a> = (Header<'a>, u32, String);
 
 /// Where the fields the parser needs sit in the format's field list.
 #[derive(Debug, Clone)]
@@ -160,41 +160,38 @@ impl Parser {
 
     /// Parse a batch of lines. `Err` entries are lines already known to be bad (e.g. invalid
     /// UTF-8), quarantined with the reason given.
+    ///
+    /// Three phases: headers and masking in parallel over chunks of lines, each chunk also
+    /// listing its distinct masked messages; then, serially, the chunks' distinct messages in
+    /// line order go to the template miner (cheap: a batch has few distinct messages after
+    /// masking); then, in parallel again, every line gets its template.
     pub fn parse_batch<'a>(
         &self,
         lines: &[Result<&'a str, String>],
     ) -> (Vec<Parsed<'a>>, Templates) {
-        const CHUNK: usize = 4096;
-        // Headers and masking in parallel; each chunk keeps its own timestamp-shape cache.
-        let staged: Vec<Result<Masked<'a>, String>> = lines
+        const CHUNK: usize = 16 * 1024;
+        let t0 = std::time::Instant::now();
+        let chunks: Vec<StagedChunk<'a>> = lines
             .par_chunks(CHUNK)
-            .flat_map_iter(|chunk| {
-                let mut ts = TimestampParser::new(self.time);
-                chunk
-                    .iter()
-                    .map(|line| {
-                        let line = line.as_ref().map_err(|e| e.clone())?;
-                        let header = self.parse_header(line, &mut ts)?;
-                        let (masked, params) = masking::mask(header.message);
-                        let params = serde_json::to_string(&params).unwrap_or_else(|_| "[]".into());
-                        Ok((header, masked, params))
-                    })
-                    .collect::<Vec<_>>()
-            })
+            .map(|chunk| self.stage_chunk(chunk))
             .collect();
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "headers and masking");
 
-        // Distinct masked messages in first-seen order → Drain, once each.
-        let mut distinct: HashMap<&str, usize> = HashMap::new();
+        let t0 = std::time::Instant::now();
+        let mut global: FxHashMap<&str, usize> = FxHashMap::default();
         let mut order: Vec<&str> = Vec::new();
-        let unique_of_line: Vec<Option<usize>> = staged
+        let global_of_local: Vec<Vec<usize>> = chunks
             .iter()
-            .map(|r| {
-                r.as_ref().ok().map(|(_, masked, _)| {
-                    *distinct.entry(masked.as_str()).or_insert_with(|| {
-                        order.push(masked.as_str());
-                        order.len() - 1
+            .map(|c| {
+                c.distinct
+                    .iter()
+                    .map(|masked| {
+                        *global.entry(masked.as_str()).or_insert_with(|| {
+                            order.push(masked.as_str());
+                            order.len() - 1
+                        })
                     })
-                })
+                    .collect()
             })
             .collect();
         let mut miner = Drain::new(self.drain.clone());
@@ -205,25 +202,69 @@ impl Parser {
             .into_iter()
             .map(|text| (template_id(&text), text))
             .collect();
-        drop(distinct);
+        drop(global);
         drop(order);
+        tracing::debug!(
+            ms = t0.elapsed().as_millis() as u64,
+            templates = templates.len(),
+            "templates mined"
+        );
 
-        let parsed = staged
-            .into_iter()
-            .zip(unique_of_line)
-            .map(|(r, unique)| match (r, unique) {
-                (Ok((header, masked, params)), Some(u)) => Parsed::Event(Event {
-                    header,
-                    masked,
-                    params,
-                    template: cluster_of[u],
-                }),
-                (Err(reason), _) => Parsed::Quarantined(reason),
-                (Ok(_), None) => unreachable!("every parsed line has a distinct-message index"),
+        let t0 = std::time::Instant::now();
+        let parsed: Vec<Parsed<'a>> = chunks
+            .into_par_iter()
+            .zip(global_of_local)
+            .flat_map_iter(|(chunk, globals)| {
+                let cluster_of = &cluster_of;
+                chunk.staged.into_iter().map(move |r| match r {
+                    Ok((header, local, params)) => Parsed::Event(Event {
+                        header,
+                        params,
+                        template: cluster_of[globals[local as usize]],
+                    }),
+                    Err(reason) => Parsed::Quarantined(reason),
+                })
             })
             .collect();
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "events assembled");
         (parsed, templates)
     }
+
+    /// Headers and masking for one chunk, and the chunk's distinct masked messages. A line's
+    /// masked text is written into one reused buffer and kept only when it is new to the
+    /// chunk, so a chunk allocates per distinct message rather than per line.
+    fn stage_chunk<'a>(&self, chunk: &[Result<&'a str, String>]) -> StagedChunk<'a> {
+        let mut ts = TimestampParser::new(self.time);
+        let mut local: FxHashMap<String, u32> = FxHashMap::default();
+        let mut distinct: Vec<String> = Vec::new();
+        let mut buffer = String::new();
+        let staged = chunk
+            .iter()
+            .map(|line| {
+                let line = line.as_ref().map_err(|e| e.clone())?;
+                let header = self.parse_header(line, &mut ts)?;
+                let params = masking::mask_to_json_into(header.message, &mut buffer);
+                let index = match local.get(buffer.as_str()) {
+                    Some(&i) => i,
+                    None => {
+                        let i = distinct.len() as u32;
+                        distinct.push(buffer.clone());
+                        local.insert(buffer.clone(), i);
+                        i
+                    }
+                };
+                Ok((header, index, params))
+            })
+            .collect();
+        StagedChunk { staged, distinct }
+    }
+}
+
+/// A chunk after headers and masking: per line the result, and the chunk's distinct masked
+/// messages in first-seen order (what [`Masked`]'s index points into).
+struct StagedChunk<'a> {
+    staged: Vec<Result<Masked<'a>, String>>,
+    distinct: Vec<String>,
 }
 
 /// Stable id of a template text: the first 8 bytes of its SHA-256, in hex.
@@ -234,14 +275,44 @@ pub fn template_id(template: &str) -> String {
 
 /// Map the many spellings of a level onto [`LEVELS`]; unknown or missing → `INFO`.
 pub fn normalize_level(raw: &str) -> &'static str {
-    match raw.trim().to_ascii_uppercase().as_str() {
-        "TRACE" | "FINEST" | "FINER" => "TRACE",
-        "DEBUG" | "FINE" | "DBG" => "DEBUG",
-        "WARN" | "WARNING" | "W" => "WARN",
-        "ERROR" | "ERR" | "E" | "SEVERE" => "ERROR",
-        "FATAL" | "CRITICAL" | "CRIT" | "EMERG" | "ALERT" | "PANIC" | "F" => "FATAL",
-        _ => "INFO",
-    }
+    const SPELLINGS: &[(&str, &str)] = &[
+        ("INFO", "INFO"),
+        ("I", "INFO"),
+        ("INFORMATION", "INFO"),
+        ("NOTICE", "NOTICE"),
+        ("TRACE", "TRACE"),
+        ("FINEST", "TRACE"),
+        ("FINER", "TRACE"),
+        ("VERBOSE", "TRACE"),
+        ("V", "TRACE"),
+        ("DEBUG", "DEBUG"),
+        ("FINE", "DEBUG"),
+        ("DBG", "DEBUG"),
+        ("D", "DEBUG"),
+        ("WARN", "WARN"),
+        ("WARNING", "WARN"),
+        ("W", "WARN"),
+        ("ERROR", "ERROR"),
+        ("ERR", "ERROR"),
+        ("E", "ERROR"),
+        ("SEVERE", "ERROR"),
+        ("FAILURE", "ERROR"),
+        ("FATAL", "FATAL"),
+        ("CRITICAL", "FATAL"),
+        ("CRIT", "FATAL"),
+        ("EMERG", "FATAL"),
+        ("EMERGENCY", "FATAL"),
+        ("ALERT", "FATAL"),
+        ("PANIC", "FATAL"),
+        ("F", "FATAL"),
+        ("A", "FATAL"),
+    ];
+    let raw = raw.trim();
+    SPELLINGS
+        .iter()
+        .find(|(spelling, _)| raw.eq_ignore_ascii_case(spelling))
+        .map(|(_, level)| *level)
+        .unwrap_or("INFO")
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use anyhow::{Context as _, Result, bail};
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::Context;
 use crate::db::RunOutcome;
@@ -26,6 +27,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             continue;
         };
         let parser = Parser::new(&settings, date)?;
+        let t_read = std::time::Instant::now();
         let bronze = bronze
             .select([
                 col("line"),
@@ -37,10 +39,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .collect()
             .map_err(anyhow::Error::from)
             .context("reading bronze")?;
+        tracing::debug!(ms = t_read.elapsed().as_millis() as u64, "bronze read");
         let t0 = std::time::Instant::now();
         let (events, quarantined) = parse_frame(&parser, &bronze)?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "parsed");
-        let (n_in, n_events, n_bad) = (bronze.height(), events.height(), quarantined.height());
+        let n_events: usize = events.iter().map(|e| e.height()).sum();
+        let (n_in, n_bad) = (bronze.height(), quarantined.height());
         if n_in != n_events + n_bad {
             bail!(
                 "row balance broken for {date}: {n_in} bronze rows, {n_events} events + {n_bad} quarantined"
@@ -50,7 +54,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         let mut templates = templates_of(&events)?;
         let mut events = events;
         let mut quarantined = quarantined;
-        ctx.lake.commit_partition(
+        ctx.lake.commit_partition_parts(
             Layer::Silver,
             tables::EVENTS,
             &ctx.source,
@@ -95,8 +99,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     Ok(outcome)
 }
 
-/// Parse a bronze frame into (events, quarantined) frames.
-pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(DataFrame, DataFrame)> {
+/// Parse a bronze frame into (events, quarantined) frames; events come as consecutive
+/// slices, written as one part file each.
+pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(Vec<DataFrame>, DataFrame)> {
     let line = bronze.column("line")?.str()?;
     let raw = bronze.column("raw")?.binary()?;
     let file = bronze.column("file")?.str()?;
@@ -113,38 +118,77 @@ pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(DataFrame, Da
         })
         .collect();
     let (parsed, templates) = parser.parse_batch(&inputs);
+    let t0 = std::time::Instant::now();
 
-    let n = parsed.len();
-    let mut ev = EventColumns::with_capacity(n, &templates);
-    let (mut q_file, mut q_line_no, mut q_offset, mut q_line, mut q_reason) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (i, p) in parsed.into_iter().enumerate() {
-        let f = file.get(i).unwrap_or_default();
-        let no = line_no.get(i).unwrap_or_default();
-        let off = byte_offset.get(i).unwrap_or_default();
-        match p {
-            Parsed::Event(e) => ev.push(f, no, off, e),
-            Parsed::Quarantined(reason) => {
-                q_file.push(f.to_string());
-                q_line_no.push(no);
-                q_offset.push(off);
-                q_line.push(line.get(i).unwrap_or_default().to_string());
-                q_reason.push(reason);
+    // Columns are built per slice of rows in parallel, then stacked (no copy: each slice
+    // becomes a chunk of the final columns).
+    const SLICE: usize = 128 * 1024;
+    let frames: Vec<(DataFrame, DataFrame)> = parsed
+        .par_chunks(SLICE)
+        .enumerate()
+        .map(|(k, slice)| {
+            let base = k * SLICE;
+            let mut ev = EventColumns::with_capacity(slice.len(), &templates);
+            let mut q = QuarantineColumns::default();
+            for (j, p) in slice.iter().enumerate() {
+                let i = base + j;
+                let f = file.get(i).unwrap_or_default();
+                let no = line_no.get(i).unwrap_or_default();
+                let off = byte_offset.get(i).unwrap_or_default();
+                match p {
+                    Parsed::Event(e) => ev.push(f, no, off, e),
+                    Parsed::Quarantined(reason) => {
+                        q.push(f, no, off, line.get(i).unwrap_or_default(), reason)
+                    }
+                }
             }
-        }
+            Ok((ev.finish()?, q.finish()?))
+        })
+        .collect::<Result<_>>()?;
+    let mut quarantined = QuarantineColumns::default().finish()?;
+    let mut events = Vec::with_capacity(frames.len());
+    for (e, q) in frames {
+        events.push(e);
+        quarantined.vstack_mut_owned(q)?;
     }
-    let quarantined = DataFrame::new_infer_height(vec![
-        Column::new("file".into(), q_file),
-        Column::new("line_no".into(), q_line_no),
-        Column::new("byte_offset".into(), q_offset),
-        Column::new("line".into(), q_line),
-        Column::new("reason".into(), q_reason),
-    ])?;
-    Ok((ev.finish()?, quarantined))
+    if events.is_empty() {
+        events.push(EventColumns::with_capacity(0, &templates).finish()?);
+    }
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "columns built");
+    Ok((events, quarantined))
+}
+
+#[derive(Default)]
+struct QuarantineColumns<'a> {
+    file: Vec<&'a str>,
+    line_no: Vec<u64>,
+    byte_offset: Vec<u64>,
+    line: Vec<&'a str>,
+    reason: Vec<&'a str>,
+}
+
+impl<'a> QuarantineColumns<'a> {
+    fn push(&mut self, file: &'a str, line_no: u64, offset: u64, line: &'a str, reason: &'a str) {
+        self.file.push(file);
+        self.line_no.push(line_no);
+        self.byte_offset.push(offset);
+        self.line.push(line);
+        self.reason.push(reason);
+    }
+
+    fn finish(self) -> Result<DataFrame> {
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("file".into(), self.file),
+            Column::new("line_no".into(), self.line_no),
+            Column::new("byte_offset".into(), self.byte_offset),
+            Column::new("line".into(), self.line),
+            Column::new("reason".into(), self.reason),
+        ])?)
+    }
 }
 
 /// Column buffers for silver events. Text borrows from the bronze frame and the batch's
-/// template table, so building a million-row batch allocates little beyond the masked text.
+/// template table, so building a million-row batch allocates little beyond the parameters.
 struct EventColumns<'a> {
     file: Vec<&'a str>,
     line_no: Vec<u64>,
@@ -154,11 +198,10 @@ struct EventColumns<'a> {
     level_raw: Vec<&'a str>,
     service: Vec<&'a str>,
     message: Vec<&'a str>,
-    masked: Vec<String>,
     template_id: Vec<&'a str>,
     template: Vec<&'a str>,
     /// JSON array text: readable by every Parquet reader, unlike Polars' list-of-string.
-    params: Vec<String>,
+    params: Vec<&'a str>,
     templates: &'a Templates,
 }
 
@@ -173,7 +216,6 @@ impl<'a> EventColumns<'a> {
             level_raw: Vec::with_capacity(n),
             service: Vec::with_capacity(n),
             message: Vec::with_capacity(n),
-            masked: Vec::with_capacity(n),
             template_id: Vec::with_capacity(n),
             template: Vec::with_capacity(n),
             params: Vec::with_capacity(n),
@@ -181,7 +223,7 @@ impl<'a> EventColumns<'a> {
         }
     }
 
-    fn push(&mut self, file: &'a str, line_no: u64, byte_offset: u64, e: Event<'a>) {
+    fn push(&mut self, file: &'a str, line_no: u64, byte_offset: u64, e: &'a Event<'a>) {
         let (id, text) = &self.templates[e.template];
         self.file.push(file);
         self.line_no.push(line_no);
@@ -191,10 +233,9 @@ impl<'a> EventColumns<'a> {
         self.level_raw.push(e.header.level_raw);
         self.service.push(e.header.service);
         self.message.push(e.header.message);
-        self.masked.push(e.masked);
         self.template_id.push(id);
         self.template.push(text);
-        self.params.push(e.params);
+        self.params.push(&e.params);
     }
 
     fn finish(self) -> Result<DataFrame> {
@@ -211,7 +252,6 @@ impl<'a> EventColumns<'a> {
             Column::new("level_raw".into(), self.level_raw),
             Column::new("service".into(), self.service),
             Column::new("message".into(), self.message),
-            Column::new("masked".into(), self.masked),
             Column::new("template_id".into(), self.template_id),
             Column::new("template".into(), self.template),
             Column::new("params".into(), self.params),
@@ -220,9 +260,12 @@ impl<'a> EventColumns<'a> {
 }
 
 /// The batch's templates: id, text, count, first and last seen.
-fn templates_of(events: &DataFrame) -> Result<DataFrame> {
-    Ok(events
-        .clone()
+fn templates_of(events: &[DataFrame]) -> Result<DataFrame> {
+    let mut all = events[0].select(["template_id", "template", "ts"])?;
+    for e in &events[1..] {
+        all.vstack_mut_owned(e.select(["template_id", "template", "ts"])?)?;
+    }
+    Ok(all
         .lazy()
         .group_by([col("template_id")])
         .agg([
