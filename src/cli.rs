@@ -220,9 +220,14 @@ pub fn run(cli: Cli) -> Result<()> {
             parse.format = format.clone();
         }
         let date = batch_dates(g)?[0];
-        let parser = crate::parse::Parser::new(&parse, date)?;
         let truth_ids = accuracy::read_truth(truth)?;
-        let m = accuracy::evaluate_parser(&parser, log, &truth_ids)?;
+        let m = accuracy::evaluate_parser(&parse, date, log, &truth_ids)?;
+        if let Some(d) = &m.detection {
+            println!(
+                "parse-accuracy: format auto-detected: {} ({} of the first {} lines)",
+                d.preset, d.matched, d.sampled
+            );
+        }
         println!(
             "parse-accuracy: {} lines, {} quarantined, {} templates ({} true events), grouping accuracy {:.4}",
             m.lines, m.quarantined, m.templates, m.true_events, m.accuracy

@@ -85,12 +85,21 @@ pub struct ParseSettings {
     /// Year of timestamps that have none (syslog's `Jun 14 15:16:01`); unset: the batch
     /// date's year, or the year before for dates after the batch date.
     pub year: Option<i32>,
+    /// Join continuation lines (indented stack frames, `Caused by:`, exception lines) onto
+    /// the event before them instead of quarantining them.
+    pub multiline: bool,
+    /// JSON / logfmt: candidate keys of each header field, comma-separated, first present
+    /// wins; dots reach into nested JSON objects.
+    pub timestamp_field: String,
+    pub level_field: String,
+    pub service_field: String,
+    pub message_field: String,
 }
 
 impl Default for ParseSettings {
     fn default() -> Self {
         Self {
-            format: "generator".into(),
+            format: "auto".into(),
             session_key: String::new(),
             similarity_threshold: 0.5,
             tree_depth: 4,
@@ -98,6 +107,11 @@ impl Default for ParseSettings {
             max_constant_values: 3,
             timezone: "UTC".into(),
             year: None,
+            multiline: true,
+            timestamp_field: "timestamp,time,ts,@timestamp,datetime,date".into(),
+            level_field: "level,severity,lvl,loglevel,log.level".into(),
+            service_field: "service,logger,component,app,name,source".into(),
+            message_field: "message,msg,log,text,event".into(),
         }
     }
 }
@@ -418,6 +432,6 @@ mod tests {
             },
         );
         assert_eq!(s.parse_for("hdfs").format, "hdfs");
-        assert_eq!(s.parse_for("other").format, "generator");
+        assert_eq!(s.parse_for("other").format, "auto");
     }
 }

@@ -12,7 +12,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Parsed, Parser};
+use chrono::NaiveDate;
+
+use super::{DETECTION_SAMPLE, Detection, Parsed, Parser};
+use crate::config::ParseSettings;
 
 /// Fraction of lines whose predicted group equals their true group. `predicted[i]` and
 /// `truth[i]` are the group keys of line `i`.
@@ -67,11 +70,18 @@ pub struct ParserAccuracy {
     /// For each true event that was not grouped exactly: (true id, [(template, lines)]),
     /// the templates its lines landed in. Largest mistakes first.
     pub mistakes: Vec<(String, Vec<(String, usize)>)>,
+    /// The preset `format = "auto"` chose.
+    pub detection: Option<Detection>,
 }
 
 /// Parse every line of `log` with `parser` and score its templates against `truth`. A
 /// quarantined line is its own group (so it is wrong unless its true event has one line).
-pub fn evaluate_parser(parser: &Parser, log: &Path, truth: &[String]) -> Result<ParserAccuracy> {
+pub fn evaluate_parser(
+    settings: &ParseSettings,
+    batch_date: NaiveDate,
+    log: &Path,
+    truth: &[String],
+) -> Result<ParserAccuracy> {
     let bytes = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
     let mut raw: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     if raw.last().is_some_and(|l| l.is_empty()) {
@@ -90,6 +100,12 @@ pub fn evaluate_parser(parser: &Parser, log: &Path, truth: &[String]) -> Result<
         .iter()
         .map(|l| std::str::from_utf8(l).map_err(|_| "invalid UTF-8".to_string()))
         .collect();
+    let sample: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.as_ref().ok().copied())
+        .take(DETECTION_SAMPLE)
+        .collect();
+    let (parser, detection) = Parser::for_sample(settings, batch_date, &sample)?;
     let (parsed, templates) = parser.parse_batch(&lines);
     let mut quarantined = 0;
     let predicted: Vec<String> = parsed
@@ -97,10 +113,11 @@ pub fn evaluate_parser(parser: &Parser, log: &Path, truth: &[String]) -> Result<
         .enumerate()
         .map(|(i, p)| match p {
             Parsed::Event(e) => templates[e.template].0.clone(),
-            Parsed::Quarantined(_) => {
+            Parsed::Quarantined(_) | Parsed::Continuation(_) => {
                 quarantined += 1;
                 format!("quarantined line {i}")
             }
+            Parsed::Joined => format!("joined line {i}"),
         })
         .collect();
     let true_events = truth.iter().collect::<std::collections::HashSet<_>>().len();
@@ -136,6 +153,7 @@ pub fn evaluate_parser(parser: &Parser, log: &Path, truth: &[String]) -> Result<
         total(b).cmp(&total(a)).then_with(|| a.0.cmp(&b.0))
     });
     Ok(ParserAccuracy {
+        detection,
         mistakes,
         lines: raw.len(),
         quarantined,

@@ -10,12 +10,100 @@
 use anyhow::{Result, bail};
 use regex::Regex;
 
-/// Built-in presets: name → format string.
+/// Built-in presets: name → format string. Field names matter: the time comes from the fields
+/// named in `timestamp::TIME_FIELDS`, the level from `Level` (or `Pri` for syslog, `Status`
+/// for access logs), the service from `Service` or `Component`, the message from `Content`.
+/// Fields a log repeats in another shape (BGL's and Thunderbird's second date) get other names
+/// so only one spelling of the time is read.
 pub const PRESETS: &[(&str, &str)] = &[
     // What `loglake generate` writes: ISO 8601 UTC timestamp, level, service, free text.
     ("generator", "<Timestamp> <Level> <Component>: <Content>"),
     ("hdfs", "<Date> <Time> <Pid> <Level> <Component>: <Content>"),
+    (
+        "hadoop",
+        "<Date> <Time> <Level> \\[<Process>\\] <Component>: <Content>",
+    ),
+    ("spark", "<Date> <Time> <Level> <Component>: <Content>"),
+    (
+        "zookeeper",
+        "<Date> <Time> - <Level> \\[<Node>:<Component>@<Id>\\] - <Content>",
+    ),
+    (
+        "bgl",
+        "<Label> <Timestamp> <Day_> <Node> <Time_> <NodeRepeat> RAS <Component> <Level> <Content>",
+    ),
+    (
+        "hpc",
+        "<LogId> <Node> <Component> <State> <Timestamp> <Flag> <Content>",
+    ),
+    (
+        "thunderbird",
+        "<Label> <Timestamp> <Date_> <User> <Month_> <Day_> <Time_> <Location> <Component>(\\[<Pid>\\])?: <Content>",
+    ),
+    // RFC 3164 syslog as files hold it (an optional <PRI> when written raw off the wire).
+    (
+        "syslog",
+        "(\\<<Pri>\\>)?<Month> <Date> <Time> <Host> <Component>(\\[<Pid>\\])?: <Content>",
+    ),
+    (
+        "rfc5424",
+        "\\<<Pri>\\><Version> <Timestamp> <Host> <Component> <Pid> <MsgId> <Content>",
+    ),
+    (
+        "openssh",
+        "<Month> <Day> <Time> <Host> <Component>\\[<Pid>\\]: <Content>",
+    ),
+    ("apache-error", "\\[<Time>\\] \\[<Level>\\] <Content>"),
+    (
+        "access-log",
+        "<Client> <Ident> <User> \\[<Timestamp>\\] \"<Content>\" <Status> <Size>( \"<Referer>\" \"<Agent>\")?",
+    ),
+    (
+        "android",
+        "<Date> <Time> <Pid> <Tid> <Level> <Component>: <Content>",
+    ),
+    (
+        "windows-cbs",
+        "<Date> <Time>, <Level> <Component> <Content>",
+    ),
+    ("healthapp", "<Time>|<Component>|<Pid>|<Content>"),
+    (
+        "mac",
+        "<Month> <Date> <Time> <User> <Component>\\[<Pid>\\]( \\(<Address>\\))?: <Content>",
+    ),
+    (
+        "openstack",
+        "<Logrecord> <Date> <Time> <Pid> <Level> <Component> \\[<Address>\\] <Content>",
+    ),
+    ("proxifier", "\\[<Time>\\] <Component> - <Content>"),
 ];
+
+/// Presets that are not format strings: one JSON object per line, and logfmt `key=value`
+/// pairs. Their fields are found by name (`parse.*_field` settings).
+pub const STRUCTURED_PRESETS: &[&str] = &["json", "logfmt"];
+
+/// Aliases users reach for.
+pub const PRESET_ALIASES: &[(&str, &str)] = &[
+    ("linux", "syslog"),
+    ("rfc3164", "syslog"),
+    ("apache", "apache-error"),
+    ("nginx", "access-log"),
+    ("combined", "access-log"),
+    ("cbs", "windows-cbs"),
+    ("ssh", "openssh"),
+];
+
+/// The format string of a preset name (after aliases), if it is one.
+pub fn preset(name: &str) -> Option<&'static str> {
+    let name = PRESET_ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, target)| target);
+    PRESETS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, f)| *f)
+}
 
 enum Piece {
     Literal(String),
@@ -56,14 +144,16 @@ impl LineFormat {
     /// A preset name or a format string.
     pub fn from_spec(spec: &str) -> Result<Self> {
         let spec = spec.trim();
-        if let Some((_, fmt)) = PRESETS
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(spec))
-        {
+        if let Some(fmt) = preset(spec) {
             return Self::compile(fmt);
         }
         if !spec.contains('<') {
-            let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            let names: Vec<&str> = PRESETS
+                .iter()
+                .map(|(n, _)| *n)
+                .chain(STRUCTURED_PRESETS.iter().copied())
+                .chain(["auto"])
+                .collect();
             bail!(
                 "unknown format {spec:?}: use a preset ({}) or a format string such as \"<Date> <Time> <Level> <Component>: <Content>\"",
                 names.join(", ")

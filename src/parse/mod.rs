@@ -10,7 +10,10 @@ pub mod drain;
 pub mod format;
 pub mod masking;
 pub mod refine;
+pub mod structured;
 pub mod timestamp;
+
+use std::borrow::Cow;
 
 use rustc_hash::FxHashMap;
 
@@ -27,14 +30,16 @@ use timestamp::{TIME_FIELDS, TimeContext, TimestampParser};
 /// Levels are normalised to this set; the original text is kept beside it.
 pub const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "FATAL"];
 
-/// A parsed line, before templating. Text fields borrow from the line.
+/// A parsed line, before templating. Text fields borrow from the line where they can
+/// (format strings), and own their text where the line escapes it (JSON, logfmt) or where
+/// continuation lines were joined onto the message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header<'a> {
     pub ts_ms: i64,
     pub level: &'static str,
-    pub level_raw: &'a str,
-    pub service: &'a str,
-    pub message: &'a str,
+    pub level_raw: Cow<'a, str>,
+    pub service: Cow<'a, str>,
+    pub message: Cow<'a, str>,
 }
 
 /// A fully parsed event; `template` indexes the batch's [`Templates`].
@@ -44,80 +49,168 @@ pub struct Event<'a> {
     /// The masked-out values, as a JSON array of strings.
     pub params: String,
     pub template: usize,
+    /// Raw lines this event spans: 1, plus its continuation lines (stack traces).
+    pub lines: u32,
 }
 
 /// What became of one line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed<'a> {
     Event(Event<'a>),
+    /// A continuation line, joined onto the message of the event before it.
+    Joined,
+    /// A continuation line before joining; [`Parser::parse_batch`] never returns one.
+    Continuation(&'a str),
     Quarantined(String),
 }
 
 /// The batch's templates: (id, text), indexed by [`Event::template`].
 pub type Templates = Vec<(String, String)>;
 
-/// A line after header parsing and masking: (header, index of its masked message among the
-/// chunk's distinct ones, parameters as JSON).
-type Masked<'a> = (Header<'a>, u32, String);
+/// A line after header parsing and masking.
+enum Staged<'a> {
+    /// The header, the index of its masked message among the chunk's distinct ones, and the
+    /// parameters as JSON.
+    Event(Header<'a>, u32, String),
+    Continuation(&'a str),
+    Bad(String),
+}
 
 /// Where the fields the parser needs sit in the format's field list.
 #[derive(Debug, Clone)]
 struct FieldSlots {
     time: Vec<usize>,
     level: Option<usize>,
+    /// Syslog priority: the level is its low three bits when there is no level field.
+    pri: Option<usize>,
+    /// HTTP status: 5xx is an error, 4xx a warning, when there is no level field.
+    status: Option<usize>,
     service: Option<usize>,
     content: usize,
 }
 
+/// How a line's header is read.
+enum HeaderReader {
+    Format(Box<LineFormat>, FieldSlots),
+    Structured(structured::Kind, structured::FieldMap),
+}
+
 pub struct Parser {
-    format: LineFormat,
-    slots: FieldSlots,
+    reader: HeaderReader,
+    /// The format as configured or detected (a preset name or a format string).
+    pub format_name: String,
     drain: DrainParams,
     max_constant_values: usize,
+    multiline: bool,
     time: TimeContext,
 }
 
+/// Which preset `format = "auto"` chose, and how well it fit the sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub preset: String,
+    pub matched: usize,
+    pub sampled: usize,
+}
+
+/// Lines from the start of a batch that auto-detection tries every preset on.
+pub const DETECTION_SAMPLE: usize = 2000;
+
 impl Parser {
+    /// A parser for a configured format. `format = "auto"` needs lines to look at: use
+    /// [`Parser::for_sample`].
     pub fn new(settings: &ParseSettings, batch_date: NaiveDate) -> Result<Self> {
-        let format = LineFormat::from_spec(&settings.format)?;
-        let slot = |name: &str| format.fields.iter().position(|f| f == name);
-        let Some(content) = slot("Content") else {
-            anyhow::bail!(
-                "format {:?} has no <Content> field: every format needs one for the message",
-                settings.format
-            );
+        let time = TimeContext {
+            zone: timestamp::parse_zone(&settings.timezone).map_err(anyhow::Error::msg)?,
+            year: settings.year,
+            batch_date,
         };
-        let time: Vec<usize> = (0..format.fields.len())
-            .filter(|&i| TIME_FIELDS.contains(&format.fields[i].as_str()))
-            .collect();
-        if time.is_empty() {
-            anyhow::bail!(
-                "format {:?} has no time field: name one of {}",
-                settings.format,
-                TIME_FIELDS.join(", ")
-            );
+        let spec = settings.format.trim();
+        if spec.eq_ignore_ascii_case("auto") {
+            anyhow::bail!("format \"auto\" needs sample lines to choose a preset from");
         }
-        let slots = FieldSlots {
-            time,
-            level: slot("Level"),
-            service: slot("Service").or(slot("Component")),
-            content,
+        let reader = if let Some(kind) = structured_kind(spec) {
+            HeaderReader::Structured(
+                kind,
+                structured::FieldMap::from_lists(
+                    &settings.timestamp_field,
+                    &settings.level_field,
+                    &settings.service_field,
+                    &settings.message_field,
+                ),
+            )
+        } else {
+            let format = LineFormat::from_spec(spec)?;
+            let slots = slots_of(&format, spec)?;
+            HeaderReader::Format(Box::new(format), slots)
         };
         Ok(Self {
-            format,
-            slots,
+            reader,
+            format_name: spec.to_string(),
             drain: DrainParams {
                 depth: settings.tree_depth,
                 similarity_threshold: settings.similarity_threshold,
                 max_children: settings.max_children,
             },
             max_constant_values: settings.max_constant_values,
-            time: TimeContext {
-                zone: timestamp::parse_zone(&settings.timezone).map_err(anyhow::Error::msg)?,
-                year: settings.year,
-                batch_date,
-            },
+            multiline: settings.multiline,
+            time,
         })
+    }
+
+    /// A parser for the configured format, or — with `format = "auto"` — for the preset that
+    /// reads the most of `sample` (ties go to the preset whose level field holds real levels,
+    /// then to the one with more fields, then to the earlier preset in the list). Returns what was detected, if anything.
+    pub fn for_sample(
+        settings: &ParseSettings,
+        batch_date: NaiveDate,
+        sample: &[&str],
+    ) -> Result<(Self, Option<Detection>)> {
+        if !settings.format.trim().eq_ignore_ascii_case("auto") {
+            return Ok((Self::new(settings, batch_date)?, None));
+        }
+        let candidates = format::PRESETS
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(format::STRUCTURED_PRESETS.iter().copied());
+        let mut best: Option<((usize, usize, usize), &str)> = None;
+        for name in candidates {
+            let mut candidate = settings.clone();
+            candidate.format = name.to_string();
+            let parser = Self::new(&candidate, batch_date)?;
+            let mut ts = TimestampParser::new(parser.time);
+            let (mut matched, mut with_level) = (0, 0);
+            for line in sample {
+                if let Ok(h) = parser.parse_header(line, &mut ts) {
+                    matched += 1;
+                    with_level += known_level(&h.level_raw).is_some() as usize;
+                }
+            }
+            // More fields read is the last tie-breaker: the more specific format wins.
+            let fields = match &parser.reader {
+                HeaderReader::Format(format, _) => format.fields.len(),
+                HeaderReader::Structured(..) => 4,
+            };
+            let score = (matched, with_level, fields);
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, name));
+            }
+        }
+        let ((matched, _, _), name) = best.expect("there are presets");
+        if matched == 0 {
+            anyhow::bail!(
+                "format \"auto\": no preset reads any of the first {} lines; set parse.format (or --format) to a format string such as \"<Date> <Time> <Level> <Component>: <Content>\"",
+                sample.len()
+            );
+        }
+        let mut chosen = settings.clone();
+        chosen.format = name.to_string();
+        let detection = Detection {
+            preset: name.to_string(),
+            matched,
+            sampled: sample.len(),
+        };
+        Ok((Self::new(&chosen, batch_date)?, Some(detection)))
     }
 
     /// Parse one line's header (no templating).
@@ -133,28 +226,64 @@ impl Parser {
         if line.contains('\0') {
             return Err("line contains NUL bytes".into());
         }
-        let Some(fields) = self.format.split(line) else {
-            return Err(format!("does not match format {:?}", self.format.source));
+        match &self.reader {
+            HeaderReader::Format(format, slots) => Self::format_header(format, slots, line, ts),
+            HeaderReader::Structured(kind, map) => {
+                let f = structured::read(*kind, map, line)?;
+                let ts_ms = ts
+                    .parse(&f.timestamp)
+                    .ok_or_else(|| format!("unparseable timestamp {:?}", f.timestamp))?;
+                Ok(Header {
+                    ts_ms,
+                    level: normalize_level(&f.level),
+                    level_raw: f.level,
+                    service: f.service,
+                    message: match f.message {
+                        Cow::Borrowed(m) => Cow::Borrowed(m.trim()),
+                        Cow::Owned(m) => Cow::Owned(m.trim().to_string()),
+                    },
+                })
+            }
+        }
+    }
+
+    fn format_header<'a>(
+        format: &LineFormat,
+        slots: &FieldSlots,
+        line: &'a str,
+        ts: &mut TimestampParser,
+    ) -> Result<Header<'a>, String> {
+        let Some(fields) = format.split(line) else {
+            return Err(format!("does not match format {:?}", format.source));
         };
-        let ts_ms = if let [one] = self.slots.time[..] {
+        let ts_ms = if let [one] = slots.time[..] {
             let text = fields[one].unwrap_or_default();
             ts.parse(text)
                 .ok_or_else(|| format!("unparseable timestamp {text:?}"))?
         } else {
-            let parts: Vec<&str> = self.slots.time.iter().filter_map(|&i| fields[i]).collect();
+            let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
             let text = parts.join(" ");
             ts.parse(&text)
                 .ok_or_else(|| format!("unparseable timestamp {text:?}"))?
         };
-        let level_raw = self.slots.level.and_then(|i| fields[i]).unwrap_or_default();
-        let service = self.slots.service.and_then(|i| fields[i]).unwrap_or("-");
-        let message = fields[self.slots.content].unwrap_or_default().trim();
+        let field = |slot: Option<usize>| slot.and_then(|i| fields[i]);
+        let (level, level_raw) = if let Some(raw) = field(slots.level) {
+            (normalize_level(raw), raw)
+        } else if let Some(pri) = field(slots.pri) {
+            (syslog_level(pri), pri)
+        } else if let Some(status) = field(slots.status) {
+            (http_level(status), status)
+        } else {
+            ("INFO", "")
+        };
+        let service = field(slots.service).unwrap_or("-");
+        let message = fields[slots.content].unwrap_or_default().trim();
         Ok(Header {
             ts_ms,
-            level: normalize_level(level_raw),
-            level_raw,
-            service,
-            message,
+            level,
+            level_raw: Cow::Borrowed(level_raw),
+            service: Cow::Borrowed(service),
+            message: Cow::Borrowed(message),
         })
     }
 
@@ -211,21 +340,24 @@ impl Parser {
         );
 
         let t0 = std::time::Instant::now();
-        let parsed: Vec<Parsed<'a>> = chunks
+        let mut parsed: Vec<Parsed<'a>> = chunks
             .into_par_iter()
             .zip(global_of_local)
             .flat_map_iter(|(chunk, globals)| {
                 let cluster_of = &cluster_of;
                 chunk.staged.into_iter().map(move |r| match r {
-                    Ok((header, local, params)) => Parsed::Event(Event {
+                    Staged::Event(header, local, params) => Parsed::Event(Event {
                         header,
                         params,
                         template: cluster_of[globals[local as usize]],
+                        lines: 1,
                     }),
-                    Err(reason) => Parsed::Quarantined(reason),
+                    Staged::Continuation(text) => Parsed::Continuation(text),
+                    Staged::Bad(reason) => Parsed::Quarantined(reason),
                 })
             })
             .collect();
+        join_continuations(&mut parsed);
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "events assembled");
         (parsed, templates)
     }
@@ -241,9 +373,18 @@ impl Parser {
         let staged = chunk
             .iter()
             .map(|line| {
-                let line = line.as_ref().map_err(|e| e.clone())?;
-                let header = self.parse_header(line, &mut ts)?;
-                let params = masking::mask_to_json_into(header.message, &mut buffer);
+                let line = match line {
+                    Ok(line) => *line,
+                    Err(reason) => return Staged::Bad(reason.clone()),
+                };
+                let header = match self.parse_header(line, &mut ts) {
+                    Ok(header) => header,
+                    Err(_) if self.multiline && is_continuation(line) => {
+                        return Staged::Continuation(line);
+                    }
+                    Err(reason) => return Staged::Bad(reason),
+                };
+                let params = masking::mask_to_json_into(&header.message, &mut buffer);
                 let index = match local.get(buffer.as_str()) {
                     Some(&i) => i,
                     None => {
@@ -253,18 +394,133 @@ impl Parser {
                         i
                     }
                 };
-                Ok((header, index, params))
+                Staged::Event(header, index, params)
             })
             .collect();
         StagedChunk { staged, distinct }
     }
 }
 
+/// Append each continuation line to the message of the last event before it (with a
+/// newline, as it was written) and count it in that event's `lines`.
+fn join_continuations(parsed: &mut [Parsed]) {
+    let mut last_event: Option<usize> = None;
+    for i in 0..parsed.len() {
+        if let Parsed::Continuation(text) = parsed[i] {
+            parsed[i] = Parsed::Joined;
+            match last_event {
+                Some(e) => {
+                    let Parsed::Event(event) = &mut parsed[e] else {
+                        unreachable!("last_event points at an event")
+                    };
+                    let message = event.header.message.to_mut();
+                    message.push('\n');
+                    message.push_str(text.strip_suffix('\r').unwrap_or(text));
+                    event.lines += 1;
+                }
+                None => {
+                    parsed[i] = Parsed::Quarantined(
+                        "continuation line with no event before it in the batch".into(),
+                    );
+                }
+            }
+        } else if matches!(parsed[i], Parsed::Event(_)) {
+            last_event = Some(i);
+        }
+    }
+}
+
 /// A chunk after headers and masking: per line the result, and the chunk's distinct masked
 /// messages in first-seen order (what [`Masked`]'s index points into).
 struct StagedChunk<'a> {
-    staged: Vec<Result<Masked<'a>, String>>,
+    staged: Vec<Staged<'a>>,
     distinct: Vec<String>,
+}
+
+fn structured_kind(spec: &str) -> Option<structured::Kind> {
+    if spec.eq_ignore_ascii_case("json") || spec.eq_ignore_ascii_case("jsonl") {
+        Some(structured::Kind::Json)
+    } else if spec.eq_ignore_ascii_case("logfmt") {
+        Some(structured::Kind::Logfmt)
+    } else {
+        None
+    }
+}
+
+fn slots_of(format: &LineFormat, spec: &str) -> Result<FieldSlots> {
+    let slot = |name: &str| format.fields.iter().position(|f| f == name);
+    let Some(content) = slot("Content") else {
+        anyhow::bail!(
+            "format {spec:?} has no <Content> field: every format needs one for the message"
+        );
+    };
+    let time: Vec<usize> = (0..format.fields.len())
+        .filter(|&i| TIME_FIELDS.contains(&format.fields[i].as_str()))
+        .collect();
+    if time.is_empty() {
+        anyhow::bail!(
+            "format {spec:?} has no time field: name one of {}",
+            TIME_FIELDS.join(", ")
+        );
+    }
+    Ok(FieldSlots {
+        time,
+        level: slot("Level"),
+        pri: slot("Pri"),
+        status: slot("Status"),
+        service: slot("Service").or(slot("Component")),
+        content,
+    })
+}
+
+/// Whether a line that is not an event header continues the event before it: indented
+/// (stack frames, wrapped text), or the lines Java and Python put between frames.
+pub fn is_continuation(line: &str) -> bool {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.trim().is_empty() {
+        return false;
+    }
+    if line.starts_with([' ', '\t']) {
+        return true;
+    }
+    const STARTS: &[&str] = &[
+        "Caused by:",
+        "Traceback (most recent call last)",
+        "During handling",
+    ];
+    if STARTS.iter().any(|s| line.starts_with(s)) {
+        return true;
+    }
+    // `java.lang.IllegalStateException: …`, `ValueError: …`: an exception's own line.
+    let head = line.split([':', ' ']).next().unwrap_or_default();
+    !head.is_empty()
+        && head
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$'))
+        && ["Exception", "Error", "Throwable"]
+            .iter()
+            .any(|s| head.ends_with(s))
+}
+
+/// Syslog `<PRI>`: facility × 8 + severity; severities 0–7 are emerg … debug.
+fn syslog_level(pri: &str) -> &'static str {
+    match pri.trim().parse::<u32>().map(|p| p % 8) {
+        Ok(0..=2) => "FATAL",
+        Ok(3) => "ERROR",
+        Ok(4) => "WARN",
+        Ok(5) => "NOTICE",
+        Ok(7) => "DEBUG",
+        _ => "INFO",
+    }
+}
+
+/// Access logs carry no level; the status says how the request went.
+fn http_level(status: &str) -> &'static str {
+    match status.as_bytes().first() {
+        Some(b'5') => "ERROR",
+        Some(b'4') => "WARN",
+        _ => "INFO",
+    }
 }
 
 /// Stable id of a template text: the first 8 bytes of its SHA-256, in hex.
@@ -275,44 +531,52 @@ pub fn template_id(template: &str) -> String {
 
 /// Map the many spellings of a level onto [`LEVELS`]; unknown or missing → `INFO`.
 pub fn normalize_level(raw: &str) -> &'static str {
-    const SPELLINGS: &[(&str, &str)] = &[
-        ("INFO", "INFO"),
-        ("I", "INFO"),
-        ("INFORMATION", "INFO"),
-        ("NOTICE", "NOTICE"),
-        ("TRACE", "TRACE"),
-        ("FINEST", "TRACE"),
-        ("FINER", "TRACE"),
-        ("VERBOSE", "TRACE"),
-        ("V", "TRACE"),
-        ("DEBUG", "DEBUG"),
-        ("FINE", "DEBUG"),
-        ("DBG", "DEBUG"),
-        ("D", "DEBUG"),
-        ("WARN", "WARN"),
-        ("WARNING", "WARN"),
-        ("W", "WARN"),
-        ("ERROR", "ERROR"),
-        ("ERR", "ERROR"),
-        ("E", "ERROR"),
-        ("SEVERE", "ERROR"),
-        ("FAILURE", "ERROR"),
-        ("FATAL", "FATAL"),
-        ("CRITICAL", "FATAL"),
-        ("CRIT", "FATAL"),
-        ("EMERG", "FATAL"),
-        ("EMERGENCY", "FATAL"),
-        ("ALERT", "FATAL"),
-        ("PANIC", "FATAL"),
-        ("F", "FATAL"),
-        ("A", "FATAL"),
-    ];
+    known_level(raw).unwrap_or("INFO")
+}
+
+/// Level spellings seen in the presets' logs → the normalised set [`LEVELS`].
+const SPELLINGS: &[(&str, &str)] = &[
+    ("INFO", "INFO"),
+    ("I", "INFO"),
+    ("INFORMATION", "INFO"),
+    ("NOTICE", "NOTICE"),
+    ("TRACE", "TRACE"),
+    ("FINEST", "TRACE"),
+    ("FINER", "TRACE"),
+    ("VERBOSE", "TRACE"),
+    ("V", "TRACE"),
+    ("DEBUG", "DEBUG"),
+    ("FINE", "DEBUG"),
+    ("DBG", "DEBUG"),
+    ("D", "DEBUG"),
+    ("WARN", "WARN"),
+    ("WARNING", "WARN"),
+    ("W", "WARN"),
+    ("ERROR", "ERROR"),
+    ("ERR", "ERROR"),
+    ("E", "ERROR"),
+    ("SEVERE", "ERROR"),
+    ("FAILURE", "ERROR"),
+    ("FATAL", "FATAL"),
+    ("CRITICAL", "FATAL"),
+    ("CRIT", "FATAL"),
+    ("EMERG", "FATAL"),
+    ("EMERGENCY", "FATAL"),
+    ("ALERT", "FATAL"),
+    ("PANIC", "FATAL"),
+    ("F", "FATAL"),
+    ("A", "FATAL"),
+];
+
+/// The normalised level of a spelling we know (`warning` → `WARN`; Apache's `core:error` →
+/// `ERROR`), or `None`.
+pub fn known_level(raw: &str) -> Option<&'static str> {
     let raw = raw.trim();
+    let raw = raw.rsplit_once(':').map_or(raw, |(_, l)| l);
     SPELLINGS
         .iter()
         .find(|(spelling, _)| raw.eq_ignore_ascii_case(spelling))
         .map(|(_, level)| *level)
-        .unwrap_or("INFO")
 }
 
 #[cfg(test)]
@@ -351,7 +615,10 @@ mod tests {
         assert_eq!(a.header.service, "checkout");
         assert!(matches!(&out[2], Parsed::Quarantined(r) if r.contains("does not match")));
         let Parsed::Event(c) = &out[3] else { panic!() };
-        assert_eq!((c.header.level, c.header.level_raw), ("WARN", "WARNING"));
+        assert_eq!(
+            (c.header.level, c.header.level_raw.as_ref()),
+            ("WARN", "WARNING")
+        );
     }
 
     #[test]
@@ -379,6 +646,262 @@ mod tests {
             .unwrap()
             .install(|| p.parse_batch(&input));
         assert_eq!(one, many);
+    }
+
+    /// One realistic line per preset (real public samples' shapes), with the service, level,
+    /// time and message each preset must read from it.
+    const PRESET_LINES: &[(&str, &str, &str, &str, &str, &str)] = &[
+        // (preset, line, service, level, UTC time, message)
+        (
+            "generator",
+            "2026-11-20T10:00:00.000Z INFO checkout: request started req=r1",
+            "checkout",
+            "INFO",
+            "2026-11-20T10:00:00Z",
+            "request started req=r1",
+        ),
+        (
+            "hdfs",
+            "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating",
+            "dfs.DataNode$PacketResponder",
+            "INFO",
+            "2008-11-09T20:36:15Z",
+            "PacketResponder 1 for block blk_38865049064139660 terminating",
+        ),
+        (
+            "hadoop",
+            "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created MRAppMaster for application appattempt_1445144423722_0020_000001",
+            "org.apache.hadoop.mapreduce.v2.app.MRAppMaster",
+            "INFO",
+            "2015-10-18T18:01:47.978Z",
+            "Created MRAppMaster for application appattempt_1445144423722_0020_000001",
+        ),
+        (
+            "spark",
+            "17/06/09 20:10:40 INFO executor.CoarseGrainedExecutorBackend: Registered signal handlers for [TERM, HUP, INT]",
+            "executor.CoarseGrainedExecutorBackend",
+            "INFO",
+            "2017-06-09T20:10:40Z",
+            "Registered signal handlers for [TERM, HUP, INT]",
+        ),
+        (
+            "zookeeper",
+            "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: 3200",
+            "0:0:0:0:0:0:0:2181:FastLeaderElection",
+            "INFO",
+            "2015-07-29T17:41:44.747Z",
+            "Notification time out: 3200",
+        ),
+        (
+            "bgl",
+            "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO instruction cache parity error corrected",
+            "KERNEL",
+            "INFO",
+            "2005-06-03T22:42:50Z",
+            "instruction cache parity error corrected",
+        ),
+        (
+            "hpc",
+            "134681 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change: Component \"alt0\" is in the unavailable state (HWID=1980)",
+            "unix.hw",
+            "INFO",
+            "2004-02-26T14:12:22Z",
+            "Component State Change: Component \"alt0\" is in the unavailable state (HWID=1980)",
+        ),
+        (
+            "thunderbird",
+            "- 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 crond(pam_unix)[2915]: session closed for user root",
+            "crond(pam_unix)",
+            "INFO",
+            "2005-11-09T20:01:01Z",
+            "session closed for user root",
+        ),
+        (
+            "syslog",
+            "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4",
+            "sshd(pam_unix)",
+            "INFO",
+            "2026-06-14T15:16:01Z",
+            "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4",
+        ),
+        (
+            "syslog",
+            "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+            "su",
+            "FATAL",
+            "2026-10-11T22:14:15Z",
+            "'su root' failed for lonvick on /dev/pts/8",
+        ),
+        (
+            "rfc5424",
+            "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\"] An application event log entry",
+            "evntslog",
+            "NOTICE",
+            "2003-10-11T22:14:15.003Z",
+            "[exampleSDID@32473 iut=\"3\"] An application event log entry",
+        ),
+        (
+            "openssh",
+            "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
+            "sshd",
+            "INFO",
+            "2025-12-10T06:55:46Z",
+            "reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
+        ),
+        (
+            "apache-error",
+            "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+            "-",
+            "ERROR",
+            "2005-12-04T04:47:44Z",
+            "mod_jk child workerEnv in error state 6",
+        ),
+        (
+            "access-log",
+            "127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif HTTP/1.0\" 503 2326 \"http://www.example.com/start.html\" \"Mozilla/4.08 [en] (Win98; I ;Nav)\"",
+            "-",
+            "ERROR",
+            "2000-10-10T20:55:36Z",
+            "GET /apache_pb.gif HTTP/1.0",
+        ),
+        (
+            "android",
+            "03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogsopening app wtoken = AppWindowToken{9f4ef63 token=Token{a64f992 ActivityRecord{de9231d u0 com.tencent.qt.qtl/.activity.info.NewsDetailXmlActivity t761}}}, allDrawn= false",
+            "WindowManager",
+            "DEBUG",
+            "2026-03-17T16:13:38.811Z",
+            "printFreezingDisplayLogsopening app wtoken = AppWindowToken{9f4ef63 token=Token{a64f992 ActivityRecord{de9231d u0 com.tencent.qt.qtl/.activity.info.NewsDetailXmlActivity t761}}}, allDrawn= false",
+        ),
+        (
+            "windows-cbs",
+            "2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack v6.1.7601.23505 with Core: C:\\Windows\\winsxs\\cbscore.dll",
+            "CBS",
+            "INFO",
+            "2016-09-28T04:30:30Z",
+            "Loaded Servicing Stack v6.1.7601.23505 with Core: C:\\Windows\\winsxs\\cbscore.dll",
+        ),
+        (
+            "healthapp",
+            "20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579",
+            "Step_LSC",
+            "INFO",
+            "2017-12-23T22:15:29.606Z",
+            "onStandStepChanged 3579",
+        ),
+        (
+            "mac",
+            "Jul  1 09:00:55 calvisitor-10-105-160-95 kernel[0]: IOThunderboltSwitch<0>(0x0)::listenerCallback - Thunderbolt HPD packet for route = 0x0 port = 11 unplug = 0",
+            "kernel",
+            "INFO",
+            "2026-07-01T09:00:55Z",
+            "IOThunderboltSwitch<0>(0x0)::listenerCallback - Thunderbolt HPD packet for route = 0x0 port = 11 unplug = 0",
+        ),
+        (
+            "openstack",
+            "nova-api.log.1.2017-05-16_13:53:08 2017-05-16 00:00:00.008 25746 INFO nova.osapi_compute.wsgi.server [req-38101a0b-2096-447d-96ea-a692162415ae 113d3a99c3da401fbd62cc2caa5b96d2 54fadb412c4e40cdbaed9335e4c35a9e - - -] 10.11.10.1 \"GET /v2/54fadb412c4e40cdbaed9335e4c35a9e/servers/detail HTTP/1.1\" status: 200 len: 1893 time: 0.2477829",
+            "nova.osapi_compute.wsgi.server",
+            "INFO",
+            "2017-05-16T00:00:00.008Z",
+            "10.11.10.1 \"GET /v2/54fadb412c4e40cdbaed9335e4c35a9e/servers/detail HTTP/1.1\" status: 200 len: 1893 time: 0.2477829",
+        ),
+        (
+            "proxifier",
+            "[10.30 16:49:06] chrome.exe - proxy.cse.cuhk.edu.hk:5070 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS",
+            "chrome.exe",
+            "INFO",
+            "2026-10-30T16:49:06Z",
+            "proxy.cse.cuhk.edu.hk:5070 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS",
+        ),
+        (
+            "json",
+            r#"{"time":"2026-11-20T10:00:00+01:00","level":"error","logger":"db","msg":"connection lost to 10.0.0.7"}"#,
+            "db",
+            "ERROR",
+            "2026-11-20T09:00:00Z",
+            "connection lost to 10.0.0.7",
+        ),
+        (
+            "logfmt",
+            r#"ts=1763632800 level=warn service=api msg="slow request" duration=1.2s"#,
+            "api",
+            "WARN",
+            "2025-11-20T10:00:00Z",
+            "slow request",
+        ),
+    ];
+
+    #[test]
+    fn every_preset_reads_its_log() {
+        for &(preset, line, service, level, time, message) in PRESET_LINES {
+            let p = parser(preset);
+            let mut ts = TimestampParser::new(p.time);
+            let h = p
+                .parse_header(line, &mut ts)
+                .unwrap_or_else(|e| panic!("{preset}: {e}\n{line}"));
+            assert_eq!(h.service, service, "{preset} service");
+            assert_eq!(h.level, level, "{preset} level");
+            assert_eq!(h.message, message, "{preset} message");
+            let expected = chrono::DateTime::parse_from_rfc3339(time)
+                .unwrap()
+                .timestamp_millis();
+            assert_eq!(h.ts_ms, expected, "{preset} time");
+        }
+    }
+
+    #[test]
+    fn auto_detection_picks_the_preset_of_each_sample() {
+        let settings = ParseSettings::default();
+        assert_eq!(settings.format, "auto");
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        for &(preset, line, ..) in PRESET_LINES {
+            let sample = vec![line; 5];
+            let (_, detection) = Parser::for_sample(&settings, date, &sample).unwrap();
+            let d = detection.expect("auto detects");
+            assert_eq!(d.matched, 5, "{preset}");
+            // Presets with the same shape (syslog / mac / openssh) read each other's lines
+            // equally well; the detected one must read the line to the same message.
+            let chosen = parser(&d.preset);
+            let own = parser(preset);
+            let mut ts = TimestampParser::new(chosen.time);
+            assert_eq!(
+                chosen.parse_header(line, &mut ts).unwrap().message,
+                own.parse_header(line, &mut ts).unwrap().message,
+                "{preset} detected as {}",
+                d.preset
+            );
+        }
+        let err = Parser::for_sample(&settings, date, &["no format at all"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("no preset reads"), "{err}");
+    }
+
+    #[test]
+    fn continuation_lines_join_the_event_before_them() {
+        let p = parser("generator");
+        let lines = [
+            "java.lang.IllegalStateException: orphan frame",
+            "2026-11-20T10:00:00.000Z ERROR api: request failed req=1",
+            "java.lang.NullPointerException: boom",
+            "\tat com.example.Api.handle(Api.java:42)",
+            "Caused by: java.io.IOException: closed",
+            "2026-11-20T10:00:01.000Z INFO api: request ok req=2",
+            "garbage that is no continuation",
+        ];
+        let input: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(*l)).collect();
+        let (out, _) = p.parse_batch(&input);
+        assert!(matches!(&out[0], Parsed::Quarantined(r) if r.contains("no event before it")));
+        let Parsed::Event(e) = &out[1] else {
+            panic!("{:?}", out[1])
+        };
+        assert_eq!(e.lines, 4);
+        assert_eq!(
+            e.header.message,
+            "request failed req=1\njava.lang.NullPointerException: boom\n\tat com.example.Api.handle(Api.java:42)\nCaused by: java.io.IOException: closed"
+        );
+        assert!(out[2..5].iter().all(|p| *p == Parsed::Joined));
+        assert!(matches!(&out[5], Parsed::Event(e) if e.lines == 1));
+        assert!(matches!(&out[6], Parsed::Quarantined(r) if r.contains("does not match")));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod gold;
 pub mod init;
 pub mod report;
 pub mod silver;
+pub mod template_store;
 pub mod train;
 
 use std::path::PathBuf;

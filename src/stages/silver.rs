@@ -10,9 +10,11 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::Context;
+use crate::config::ParseSettings;
 use crate::db::RunOutcome;
 use crate::lake::{Layer, tables};
-use crate::parse::{Event, Parsed, Parser, Templates};
+use crate::parse::{DETECTION_SAMPLE, Event, Parsed, Parser, Templates};
+use chrono::NaiveDate;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let settings = ctx.parse_settings();
@@ -26,7 +28,6 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tracing::warn!(%date, "no bronze partition for this date; nothing to parse");
             continue;
         };
-        let parser = Parser::new(&settings, date)?;
         let t_read = std::time::Instant::now();
         let bronze = bronze
             .select([
@@ -40,14 +41,23 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .map_err(anyhow::Error::from)
             .context("reading bronze")?;
         tracing::debug!(ms = t_read.elapsed().as_millis() as u64, "bronze read");
+        let parser = parser_for(&settings, date, &bronze)?;
         let t0 = std::time::Instant::now();
         let (events, quarantined) = parse_frame(&parser, &bronze)?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "parsed");
         let n_events: usize = events.iter().map(|e| e.height()).sum();
+        let n_event_lines: u64 = events
+            .iter()
+            .map(|e| {
+                e.column("line_count")
+                    .and_then(|c| c.as_materialized_series().sum::<u64>())
+                    .unwrap_or(0)
+            })
+            .sum();
         let (n_in, n_bad) = (bronze.height(), quarantined.height());
-        if n_in != n_events + n_bad {
+        if n_in as u64 != n_event_lines + n_bad as u64 {
             bail!(
-                "row balance broken for {date}: {n_in} bronze rows, {n_events} events + {n_bad} quarantined"
+                "row balance broken for {date}: {n_in} bronze rows, {n_event_lines} lines in {n_events} events + {n_bad} quarantined"
             );
         }
         let t0 = std::time::Instant::now();
@@ -85,6 +95,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         dates_done += 1;
         tracing::info!(%date, events = n_events, templates = templates.height(), quarantined = n_bad, "silver partition written");
     }
+    if dates_done > 0 {
+        let n = super::template_store::rebuild(&ctx.lake, &ctx.source)?;
+        tracing::info!(templates = n, "template store rebuilt");
+    }
     if dates_done == 0 {
         bail!(
             "no bronze data for source {:?} on {:?}: run 01-bronze first",
@@ -97,6 +111,25 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         outcome.rows_in, outcome.rows_out, outcome.rows_quarantined
     );
     Ok(outcome)
+}
+
+/// The configured parser, or with `format = "auto"` the preset that reads most of the first
+/// lines of the batch (logged, so an operator can pin it in the config).
+fn parser_for(settings: &ParseSettings, date: NaiveDate, bronze: &DataFrame) -> Result<Parser> {
+    let line = bronze.column("line")?.str()?;
+    let sample: Vec<&str> = line.iter().flatten().take(DETECTION_SAMPLE).collect();
+    let (parser, detection) = Parser::for_sample(settings, date, &sample)?;
+    if let Some(d) = detection {
+        tracing::info!(
+            %date,
+            preset = d.preset,
+            matched = d.matched,
+            sampled = d.sampled,
+            "format auto-detected: preset {:?} reads {} of the first {} lines (pin it with parse.format)",
+            d.preset, d.matched, d.sampled
+        );
+    }
+    Ok(parser)
 }
 
 /// Parse a bronze frame into (events, quarantined) frames; events come as consecutive
@@ -137,6 +170,8 @@ pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(Vec<DataFrame
                 let off = byte_offset.get(i).unwrap_or_default();
                 match p {
                     Parsed::Event(e) => ev.push(f, no, off, e),
+                    Parsed::Joined => {}
+                    Parsed::Continuation(_) => unreachable!("parse_batch joins continuations"),
                     Parsed::Quarantined(reason) => {
                         q.push(f, no, off, line.get(i).unwrap_or_default(), reason)
                     }
@@ -202,6 +237,7 @@ struct EventColumns<'a> {
     template: Vec<&'a str>,
     /// JSON array text: readable by every Parquet reader, unlike Polars' list-of-string.
     params: Vec<&'a str>,
+    line_count: Vec<u32>,
     templates: &'a Templates,
 }
 
@@ -219,6 +255,7 @@ impl<'a> EventColumns<'a> {
             template_id: Vec::with_capacity(n),
             template: Vec::with_capacity(n),
             params: Vec::with_capacity(n),
+            line_count: Vec::with_capacity(n),
             templates,
         }
     }
@@ -230,9 +267,10 @@ impl<'a> EventColumns<'a> {
         self.byte_offset.push(byte_offset);
         self.ts.push(e.header.ts_ms);
         self.level.push(e.header.level);
-        self.level_raw.push(e.header.level_raw);
-        self.service.push(e.header.service);
-        self.message.push(e.header.message);
+        self.level_raw.push(&e.header.level_raw);
+        self.service.push(&e.header.service);
+        self.message.push(&e.header.message);
+        self.line_count.push(e.lines);
         self.template_id.push(id);
         self.template.push(text);
         self.params.push(&e.params);
@@ -255,6 +293,7 @@ impl<'a> EventColumns<'a> {
             Column::new("template_id".into(), self.template_id),
             Column::new("template".into(), self.template),
             Column::new("params".into(), self.params),
+            Column::new("line_count".into(), self.line_count),
         ])?)
     }
 }

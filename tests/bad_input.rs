@@ -1,0 +1,150 @@
+//! Hostile input through 01-bronze and 02-silver: invalid UTF-8, NUL bytes, a 10 MB line, CRLF
+//! line ends, an empty file, lines in no known format, a stack trace. Nothing crashes, every
+//! bad line is quarantined with its reason, and every bronze line is accounted for: bronze
+//! rows = lines inside silver events (`line_count`) + quarantined rows.
+
+use std::io::Write;
+
+use clap::Parser as _;
+use loglake::cli::{Cli, run};
+use loglake::lake::{Lake, Layer, tables};
+
+fn loglake(args: &[&str]) -> anyhow::Result<()> {
+    let mut argv = vec!["loglake"];
+    argv.extend_from_slice(args);
+    run(Cli::try_parse_from(argv)?)
+}
+
+#[test]
+fn bad_lines_are_quarantined_with_reasons_and_every_line_is_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let good = |i: usize| {
+        format!(
+            "2026-11-21T10:00:{:02}.000Z INFO api: request {i} ok",
+            i % 60
+        )
+    };
+
+    let mut f = std::fs::File::create(raw.join("mixed.log")).unwrap();
+    for i in 0..50 {
+        writeln!(f, "{}", good(i)).unwrap();
+    }
+    f.write_all(b"2026-11-21T10:01:00.000Z INFO api: bad \xff\xfe bytes\n")
+        .unwrap();
+    f.write_all(b"2026-11-21T10:01:01.000Z INFO api: nul \0 inside\n")
+        .unwrap();
+    writeln!(
+        f,
+        "2026-11-21T10:01:02.000Z INFO api: huge {}",
+        "x".repeat(10 << 20)
+    )
+    .unwrap();
+    f.write_all(b"2026-11-21T10:01:03.000Z INFO api: windows line end\r\n")
+        .unwrap();
+    writeln!(f, "this line is in no known format").unwrap();
+    writeln!(f, "2026-11-21T99:99:99.000Z INFO api: impossible time").unwrap();
+    writeln!(f, "2026-11-21T10:01:04.000Z ERROR api: request failed").unwrap();
+    writeln!(f, "java.lang.IllegalStateException: boom").unwrap();
+    writeln!(f, "\tat com.example.Api.handle(Api.java:42)").unwrap();
+    drop(f);
+    std::fs::File::create(raw.join("empty.log")).unwrap();
+
+    let lake_dir = dir.path().join("lake");
+    let lake_arg = lake_dir.to_str().unwrap();
+    let base = [
+        "--lake",
+        lake_arg,
+        "--source",
+        "bad",
+        "--date",
+        "2026-11-21",
+        "--format",
+        "generator",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let args = with(&["--input", raw.to_str().unwrap(), "run", "--to", "02-silver"]);
+    loglake(&args.iter().map(String::as_str).collect::<Vec<_>>()).expect("bronze and silver run");
+
+    let lake = Lake::new(&lake_dir);
+    let d = [chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()];
+    let bronze = lake
+        .table_rows(Layer::Bronze, tables::LINES, "bad", &d)
+        .unwrap();
+    assert_eq!(bronze, 59, "50 good + 9 others; the empty file adds none");
+    let events = lake
+        .scan(Layer::Silver, tables::EVENTS, "bad", &d)
+        .unwrap()
+        .unwrap()
+        .collect()
+        .unwrap();
+    let lines_in_events: u64 = events
+        .column("line_count")
+        .unwrap()
+        .as_materialized_series()
+        .sum()
+        .unwrap();
+    let quarantine = lake
+        .scan(Layer::Quarantine, tables::UNPARSED, "bad", &d)
+        .unwrap()
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(bronze, lines_in_events + quarantine.height() as u64);
+
+    let reasons: Vec<String> = quarantine
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|r| r.unwrap_or_default().to_string())
+        .collect();
+    for expected in [
+        "invalid UTF-8",
+        "NUL",
+        "does not match format",
+        "unparseable timestamp",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "no {expected:?} in {reasons:?}"
+        );
+    }
+    assert_eq!(quarantine.height(), 4, "{reasons:?}");
+
+    // The 10 MB line and the CRLF line are events; the stack trace joined its event.
+    let messages: Vec<&str> = events
+        .column("message")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert!(messages.iter().any(|m| m.len() > 10 << 20));
+    assert!(messages.contains(&"windows line end"));
+    let failed = messages
+        .iter()
+        .position(|m| m.starts_with("request failed"))
+        .unwrap();
+    assert!(messages[failed].ends_with("at com.example.Api.handle(Api.java:42)"));
+    let counts = events.column("line_count").unwrap().u32().unwrap();
+    assert_eq!(counts.get(failed), Some(3));
+
+    // The template store has every template with its count.
+    let store = loglake::lake::read_parquet(
+        &lake_dir.join("silver/template_store/source=bad/store.parquet"),
+    )
+    .unwrap();
+    let total: u64 = store
+        .column("count")
+        .unwrap()
+        .as_materialized_series()
+        .sum()
+        .unwrap();
+    assert_eq!(total, events.height() as u64);
+}
