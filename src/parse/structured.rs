@@ -76,13 +76,7 @@ fn read_json<'a>(map: &FieldMap, line: &'a str) -> Result<StructuredFields<'a>, 
             }
         })
     };
-    fields(
-        map,
-        get(&map.timestamp),
-        get(&map.level),
-        get(&map.service),
-        get(&map.message),
-    )
+    fields(map, get)
 }
 
 fn read_logfmt<'a>(map: &FieldMap, line: &'a str) -> Result<StructuredFields<'a>, String> {
@@ -95,22 +89,20 @@ fn read_logfmt<'a>(map: &FieldMap, line: &'a str) -> Result<StructuredFields<'a>
                 .map(|(_, v)| v.clone())
         })
     };
-    fields(
-        map,
+    fields(map, get)
+}
+
+/// The header fields, each looked up by `get` from its candidate keys.
+fn fields<'a>(
+    map: &FieldMap,
+    get: impl Fn(&[String]) -> Option<Cow<'a, str>>,
+) -> Result<StructuredFields<'a>, String> {
+    let (timestamp, level, service, message) = (
         get(&map.timestamp),
         get(&map.level),
         get(&map.service),
         get(&map.message),
-    )
-}
-
-fn fields<'a>(
-    map: &FieldMap,
-    timestamp: Option<Cow<'a, str>>,
-    level: Option<Cow<'a, str>>,
-    service: Option<Cow<'a, str>>,
-    message: Option<Cow<'a, str>>,
-) -> Result<StructuredFields<'a>, String> {
+    );
     let Some(timestamp) = timestamp else {
         return Err(format!(
             "no time field (looked for {})",
