@@ -315,22 +315,28 @@ impl Lake {
         file_name: &str,
         write: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<PathBuf> {
-        let staging = self.staging_dir(&format!("{}-{table}", layer.dir_name()))?;
-        let staged = staging.join(file_name);
-        write(&staged)?;
         let dir = self.partition_dir(layer, table, source, date);
-        fs::create_dir_all(&dir)?;
-        let target = dir.join(file_name);
-        fs::rename(&staged, &target).with_context(|| format!("committing {}", target.display()))?;
-        fs::remove_dir_all(&staging)?;
-        Ok(target)
+        self.commit_file_with(&dir, file_name, write)
     }
 
     /// Write one small file (a model, a report) atomically: staged, then renamed into `dir`.
     pub fn commit_file(&self, dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        self.commit_file_with(dir, name, |staged| {
+            fs::write(staged, bytes).with_context(|| format!("writing {}", staged.display()))
+        })
+    }
+
+    /// [`Lake::commit_file`] for a file that `write` creates at the staging path it is given
+    /// (a Parquet table outside the date partitions, such as the template store).
+    pub fn commit_file_with(
+        &self,
+        dir: &Path,
+        name: &str,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
         let staging = self.staging_dir("file")?;
         let staged = staging.join(name);
-        fs::write(&staged, bytes).with_context(|| format!("writing {}", staged.display()))?;
+        write(&staged)?;
         fs::create_dir_all(dir)?;
         let target = dir.join(name);
         fs::rename(&staged, &target).with_context(|| format!("committing {}", target.display()))?;

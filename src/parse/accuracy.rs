@@ -113,7 +113,7 @@ pub fn evaluate_parser(
         .enumerate()
         .map(|(i, p)| match p {
             Parsed::Event(e) => templates[e.template].0.clone(),
-            Parsed::Quarantined(_) | Parsed::Continuation(_) => {
+            Parsed::Quarantined(_) => {
                 quarantined += 1;
                 format!("quarantined line {i}")
             }

@@ -33,16 +33,15 @@ const DURATION_UNITS: &[&str] = &["ns", "us", "µs", "ms", "s", "sec", "secs", "
 /// `45 ms` → `<DURATION>`), and a run of values of one kind (`blk_1 blk_2 blk_3`, a list
 /// whose length varies) → one placeholder, so the message keeps one shape.
 pub fn mask(message: &str) -> (String, Vec<String>) {
-    let mut params = Vec::new();
-    let mut masked = String::with_capacity(message.len());
-    mask_into(message, &mut masked, &mut params);
+    let (masked, json) = mask_to_json(message);
+    let params = serde_json::from_str(&json).expect("masking writes a JSON array of strings");
     (masked, params)
 }
 
 /// [`mask`], with the values written straight into a JSON array of strings (what silver
 /// stores), without a string allocation per value.
 pub fn mask_to_json(message: &str) -> (String, String) {
-    let mut masked = String::new();
+    let mut masked = String::with_capacity(message.len());
     let params = mask_to_json_into(message, &mut masked);
     (masked, params)
 }
@@ -54,27 +53,6 @@ pub fn mask_to_json_into(message: &str, masked: &mut String) -> String {
     masked.clear();
     mask_into(message, masked, &mut params);
     params.finish()
-}
-
-/// Where masked-out values go.
-trait ParamSink {
-    fn push(&mut self, value: &str);
-    /// Join the last two values with a space (a list continuing).
-    fn merge_last_two(&mut self);
-}
-
-impl ParamSink for Vec<String> {
-    fn push(&mut self, value: &str) {
-        Vec::push(self, value.to_string());
-    }
-    fn merge_last_two(&mut self) {
-        if self.len() >= 2 {
-            let last = self.pop().unwrap_or_default();
-            let prev = self.last_mut().expect("two values");
-            prev.push(' ');
-            prev.push_str(&last);
-        }
-    }
 }
 
 /// A JSON array under construction: `["a","b"`, closed by [`JsonParams::finish`].
@@ -108,9 +86,7 @@ impl JsonParams {
         self.out.push(']');
         self.out
     }
-}
 
-impl ParamSink for JsonParams {
     fn push(&mut self, value: &str) {
         self.prev_start = self.last_start;
         self.last_start = self.out.len();
@@ -119,6 +95,7 @@ impl ParamSink for JsonParams {
         Self::escape_into(&mut self.out, value);
         self.out.push('"');
     }
+    /// Join the last two values with a space (a list continuing).
     fn merge_last_two(&mut self) {
         if self.last_start == 0 {
             return;
@@ -133,7 +110,7 @@ impl ParamSink for JsonParams {
     }
 }
 
-fn mask_into(message: &str, masked: &mut String, params: &mut impl ParamSink) {
+fn mask_into(message: &str, masked: &mut String, params: &mut JsonParams) {
     let tokens: smallvec::SmallVec<[&str; 48]> = message.split_ascii_whitespace().collect();
     let mut last_placeholder: Option<(usize, &'static str)> = None;
     let mut i = 0;
@@ -264,7 +241,7 @@ fn unit_of<'t>(tokens: &[&'t str]) -> Option<(&'static str, &'t str, &'t str)> {
     Some((placeholder, open, close))
 }
 
-fn mask_token(token: &str, out: &mut String, params: &mut impl ParamSink) {
+fn mask_token(token: &str, out: &mut String, params: &mut JsonParams) {
     if !token.bytes().any(|b| b.is_ascii_digit()) || is_named_unit(token) {
         out.push_str(token);
         return;

@@ -59,8 +59,6 @@ pub enum Parsed<'a> {
     Event(Event<'a>),
     /// A continuation line, joined onto the message of the event before it.
     Joined,
-    /// A continuation line before joining; [`Parser::parse_batch`] never returns one.
-    Continuation(&'a str),
     Quarantined(String),
 }
 
@@ -72,7 +70,8 @@ enum Staged<'a> {
     /// The header, the index of its masked message among the chunk's distinct ones, and the
     /// parameters as JSON.
     Event(Header<'a>, u32, String),
-    Continuation(&'a str),
+    /// Continues the event before it; its text is in [`StagedChunk::continuations`].
+    Continuation,
     Bad(String),
 }
 
@@ -299,14 +298,11 @@ impl Parser {
         lines: &[Result<&'a str, String>],
     ) -> (Vec<Parsed<'a>>, Templates) {
         const CHUNK: usize = 16 * 1024;
-        let t0 = std::time::Instant::now();
         let chunks: Vec<StagedChunk<'a>> = lines
             .par_chunks(CHUNK)
             .map(|chunk| self.stage_chunk(chunk))
             .collect();
-        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "headers and masking");
 
-        let t0 = std::time::Instant::now();
         let mut global: FxHashMap<&str, usize> = FxHashMap::default();
         let mut order: Vec<&str> = Vec::new();
         let global_of_local: Vec<Vec<usize>> = chunks
@@ -333,13 +329,16 @@ impl Parser {
             .collect();
         drop(global);
         drop(order);
-        tracing::debug!(
-            ms = t0.elapsed().as_millis() as u64,
-            templates = templates.len(),
-            "templates mined"
-        );
 
-        let t0 = std::time::Instant::now();
+        let continuations: Vec<(usize, &'a str)> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(k, c)| {
+                c.continuations
+                    .iter()
+                    .map(move |&(j, text)| (k * CHUNK + j, text))
+            })
+            .collect();
         let mut parsed: Vec<Parsed<'a>> = chunks
             .into_par_iter()
             .zip(global_of_local)
@@ -352,13 +351,12 @@ impl Parser {
                         template: cluster_of[globals[local as usize]],
                         lines: 1,
                     }),
-                    Staged::Continuation(text) => Parsed::Continuation(text),
+                    Staged::Continuation => Parsed::Joined,
                     Staged::Bad(reason) => Parsed::Quarantined(reason),
                 })
             })
             .collect();
-        join_continuations(&mut parsed);
-        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "events assembled");
+        join_continuations(&mut parsed, &continuations);
         (parsed, templates)
     }
 
@@ -370,9 +368,11 @@ impl Parser {
         let mut local: FxHashMap<String, u32> = FxHashMap::default();
         let mut distinct: Vec<String> = Vec::new();
         let mut buffer = String::new();
+        let mut continuations = Vec::new();
         let staged = chunk
             .iter()
-            .map(|line| {
+            .enumerate()
+            .map(|(j, line)| {
                 let line = match line {
                     Ok(line) => *line,
                     Err(reason) => return Staged::Bad(reason.clone()),
@@ -380,7 +380,8 @@ impl Parser {
                 let header = match self.parse_header(line, &mut ts) {
                     Ok(header) => header,
                     Err(_) if self.multiline && is_continuation(line) => {
-                        return Staged::Continuation(line);
+                        continuations.push((j, line));
+                        return Staged::Continuation;
                     }
                     Err(reason) => return Staged::Bad(reason),
                 };
@@ -397,44 +398,54 @@ impl Parser {
                 Staged::Event(header, index, params)
             })
             .collect();
-        StagedChunk { staged, distinct }
-    }
-}
-
-/// Append each continuation line to the message of the last event before it (with a
-/// newline, as it was written) and count it in that event's `lines`.
-fn join_continuations(parsed: &mut [Parsed]) {
-    let mut last_event: Option<usize> = None;
-    for i in 0..parsed.len() {
-        if let Parsed::Continuation(text) = parsed[i] {
-            parsed[i] = Parsed::Joined;
-            match last_event {
-                Some(e) => {
-                    let Parsed::Event(event) = &mut parsed[e] else {
-                        unreachable!("last_event points at an event")
-                    };
-                    let message = event.header.message.to_mut();
-                    message.push('\n');
-                    message.push_str(text.strip_suffix('\r').unwrap_or(text));
-                    event.lines += 1;
-                }
-                None => {
-                    parsed[i] = Parsed::Quarantined(
-                        "continuation line with no event before it in the batch".into(),
-                    );
-                }
-            }
-        } else if matches!(parsed[i], Parsed::Event(_)) {
-            last_event = Some(i);
+        StagedChunk {
+            staged,
+            distinct,
+            continuations,
         }
     }
 }
 
-/// A chunk after headers and masking: per line the result, and the chunk's distinct masked
-/// messages in first-seen order (what [`Masked`]'s index points into).
+/// Append each continuation line (`(line index, text)`, in line order, already marked
+/// [`Parsed::Joined`]) to the message of the last event before it, with a newline as it was
+/// written, and count it in that event's `lines`. Only the lines up to the last continuation
+/// are looked at, once each.
+fn join_continuations(parsed: &mut [Parsed], continuations: &[(usize, &str)]) {
+    let mut last_event: Option<usize> = None;
+    let mut scanned = 0;
+    for &(i, text) in continuations {
+        for (k, p) in parsed.iter().enumerate().take(i).skip(scanned) {
+            if matches!(p, Parsed::Event(_)) {
+                last_event = Some(k);
+            }
+        }
+        scanned = i + 1;
+        match last_event {
+            Some(e) => {
+                let Parsed::Event(event) = &mut parsed[e] else {
+                    unreachable!("last_event points at an event")
+                };
+                let message = event.header.message.to_mut();
+                message.push('\n');
+                message.push_str(text.strip_suffix('\r').unwrap_or(text));
+                event.lines += 1;
+            }
+            None => {
+                parsed[i] = Parsed::Quarantined(
+                    "continuation line with no event before it in the batch".into(),
+                );
+            }
+        }
+    }
+}
+
+/// A chunk after headers and masking: per line the result, the chunk's distinct masked
+/// messages in first-seen order (what [`Staged::Event`]'s index points into), and its
+/// continuation lines with their index in the chunk.
 struct StagedChunk<'a> {
     staged: Vec<Staged<'a>>,
     distinct: Vec<String>,
+    continuations: Vec<(usize, &'a str)>,
 }
 
 fn structured_kind(spec: &str) -> Option<structured::Kind> {

@@ -186,19 +186,18 @@ pub fn refine(
                 continue;
             }
             merged_any = true;
-            let mut moved: Vec<(usize, Vec<usize>)> = absorbed_into
-                .iter()
-                .map(|(&from, &to)| (to, std::mem::take(&mut groups[from].members)))
-                .collect();
-            moved.sort_by_key(|(to, m)| (*to, m.first().copied()));
-            for (to, members) in moved {
+            // Members are re-sorted below, so the order groups are absorbed in does not
+            // matter; only the groups that grew need their pattern again.
+            let targets: HashSet<usize> = absorbed_into.values().copied().collect();
+            for (&from, &to) in &absorbed_into {
+                let members = std::mem::take(&mut groups[from].members);
                 groups[to].members.extend(members);
             }
-            groups.retain(|g| !g.members.is_empty());
-            for g in &mut groups {
-                g.members.sort_unstable();
-                g.pattern = pattern_of(&g.members, &unified);
+            for &t in &targets {
+                groups[t].members.sort_unstable();
+                groups[t].pattern = pattern_of(&groups[t].members, &unified);
             }
+            groups.retain(|g| !g.members.is_empty());
         }
         if !merged_any {
             break;

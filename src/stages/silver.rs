@@ -28,7 +28,6 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tracing::warn!(%date, "no bronze partition for this date; nothing to parse");
             continue;
         };
-        let t_read = std::time::Instant::now();
         let bronze = bronze
             .select([
                 col("line"),
@@ -40,7 +39,6 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .collect()
             .map_err(anyhow::Error::from)
             .context("reading bronze")?;
-        tracing::debug!(ms = t_read.elapsed().as_millis() as u64, "bronze read");
         let parser = parser_for(&settings, date, &bronze)?;
         let t0 = std::time::Instant::now();
         let (events, quarantined) = parse_frame(&parser, &bronze)?;
@@ -151,7 +149,6 @@ pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(Vec<DataFrame
         })
         .collect();
     let (parsed, templates) = parser.parse_batch(&inputs);
-    let t0 = std::time::Instant::now();
 
     // Columns are built per slice of rows in parallel, then stacked (no copy: each slice
     // becomes a chunk of the final columns).
@@ -171,7 +168,6 @@ pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(Vec<DataFrame
                 match p {
                     Parsed::Event(e) => ev.push(f, no, off, e),
                     Parsed::Joined => {}
-                    Parsed::Continuation(_) => unreachable!("parse_batch joins continuations"),
                     Parsed::Quarantined(reason) => {
                         q.push(f, no, off, line.get(i).unwrap_or_default(), reason)
                     }
@@ -189,7 +185,6 @@ pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(Vec<DataFrame
     if events.is_empty() {
         events.push(EventColumns::with_capacity(0, &templates).finish()?);
     }
-    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "columns built");
     Ok((events, quarantined))
 }
 

@@ -12,7 +12,7 @@
 use anyhow::{Context as _, Result};
 use polars::prelude::*;
 
-use crate::lake::{Lake, Layer, tables};
+use crate::lake::{Lake, Layer, tables, write_parquet};
 use crate::parse::drain::WILDCARD;
 
 pub const STORE_TABLE: &str = "template_store";
@@ -55,12 +55,7 @@ pub fn rebuild(lake: &Lake, source: &str) -> Result<usize> {
     let dir = lake
         .table_dir(Layer::Silver, STORE_TABLE)
         .join(format!("source={source}"));
-    let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes)
-        .finish(&mut store)
-        .map_err(anyhow::Error::from)
-        .context("encoding the template store")?;
-    lake.commit_file(&dir, STORE_FILE, &bytes)?;
+    lake.commit_file_with(&dir, STORE_FILE, |path| write_parquet(&mut store, path))?;
     Ok(store.height())
 }
 
