@@ -70,7 +70,11 @@ pub struct ParseSettings {
     /// Regex that finds the session key in a message (first capture group if it has one).
     /// Empty: no session features.
     pub session_key: String,
-    /// Drain: similarity a message needs to join an existing template (0..1].
+    /// Drain: similarity a message needs to join an existing template (0..1]. Stricter than
+    /// Drain's usual 0.4–0.5 because Drain here only groups near-identical messages; the
+    /// refine pass (`parse::refine`) joins clusters that differ in a slot with many values.
+    /// Clusters Drain joins too eagerly cannot be taken apart reliably afterwards (a slot
+    /// with four event-naming words looks like a variable), clusters it keeps apart can.
     pub similarity_threshold: f64,
     /// Drain: how many leading tokens route a message down the prefix tree.
     pub tree_depth: usize,
@@ -101,7 +105,7 @@ impl Default for ParseSettings {
         Self {
             format: "auto".into(),
             session_key: String::new(),
-            similarity_threshold: 0.5,
+            similarity_threshold: 0.6,
             tree_depth: 4,
             max_children: 100,
             max_constant_values: 3,

@@ -112,7 +112,8 @@ impl JsonParams {
 
 fn mask_into(message: &str, masked: &mut String, params: &mut JsonParams) {
     let tokens: smallvec::SmallVec<[&str; 48]> = message.split_ascii_whitespace().collect();
-    let mut last_placeholder: Option<(usize, &'static str)> = None;
+    // Where the previous masked token starts, if it holds a value.
+    let mut last_value: Option<usize> = None;
     let mut i = 0;
     while i < tokens.len() {
         let start_len = masked.len();
@@ -135,32 +136,27 @@ fn mask_into(message: &str, masked: &mut String, params: &mut JsonParams) {
             mask_token(tokens[i], masked, params);
             1
         };
-        // A value directly repeating the previous token's kind extends it (a list).
+        // A value directly repeating the previous token's shape extends it (a list):
+        // `<NUM> <NUM>`, `blk_<NUM> blk_<NUM>`.
         let this = &masked[token_start..];
-        let kind = placeholder_kind(this);
-        match (kind, last_placeholder) {
-            (Some(k), Some((_, prev))) if k == prev => {
-                masked.truncate(start_len);
-                params.merge_last_two();
-            }
-            _ => last_placeholder = kind.map(|k| (token_start, k)),
+        if is_value_shape(this) && last_value.is_some_and(|prev| masked[prev..start_len] == *this) {
+            masked.truncate(start_len);
+            params.merge_last_two();
+        } else {
+            last_value = is_value_shape(this).then_some(token_start);
         }
         i += consumed;
     }
 }
 
-/// The placeholder a masked token is made of entirely, if it is one.
-fn placeholder_kind(token: &str) -> Option<&'static str> {
-    if !token.starts_with('<') {
-        return None;
-    }
+/// Whether a masked token holds a value: a placeholder, alone or with a kept name or key
+/// (`<NUM>`, `blk_<NUM>`, `port=<NUM>`).
+fn is_value_shape(token: &str) -> bool {
     [IP, UUID, HEX, NUM, ID, DATE, SIZE, DURATION]
         .into_iter()
-        .find(|p| token == *p)
+        .any(|p| token.contains(p))
 }
 
-/// Length of a date in words at the start of `tokens`: `[Weekday] Month Day [hh:mm:ss]
-/// [Year]`, the month and a 1–2 digit day being required.
 fn date_run(tokens: &[&str]) -> Option<usize> {
     // Weekday and month names are three-letter capitalised words: most tokens fail here.
     let first = tokens.first()?.as_bytes();
@@ -246,15 +242,26 @@ fn mask_token(token: &str, out: &mut String, params: &mut JsonParams) {
         out.push_str(token);
         return;
     }
-    // Keep a key: `key=value`, `key:value` (but not `10.0.0.1:50010`, which is an address).
-    if let Some(pos) = token.find(['=']).or_else(|| {
-        token.find(':').filter(|&p| {
-            p > 0
-                && token[..p]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphabetic() || b == b'_')
+    // Keep a key: `key=value`, `key:value` (but not `10.0.0.1:50010`, which is an address),
+    // and a name called with a value, `deny(1)`, `com.apple.WebKit(9854)`.
+    if let Some(pos) = token
+        .find(['='])
+        .or_else(|| {
+            token.find(':').filter(|&p| {
+                p > 0
+                    && token[..p]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphabetic() || b == b'_')
+            })
         })
-    }) {
+        .or_else(|| {
+            token.find('(').filter(|&p| {
+                p > 0
+                    && token[..p].bytes().any(|b| b.is_ascii_alphabetic())
+                    && !token[..p].bytes().any(|b| b.is_ascii_digit())
+            })
+        })
+    {
         let (key, value) = token.split_at(pos + 1);
         out.push_str(key);
         if !value.is_empty() {
@@ -281,9 +288,38 @@ fn mask_token(token: &str, out: &mut String, params: &mut JsonParams) {
     }
     let core = &token[start..end];
     out.push_str(&token[..start]);
-    out.push_str(classify(core));
+    // A name with a numbered suffix (`…_block_invoke.434`, `worker-12`) keeps its name in
+    // the template: the name says which event it is, the number is the value. The parameter
+    // stays whole (`blk_-42`), since that is what an operator searches for.
+    let (name, value) = split_numbered_name(core);
+    out.push_str(name);
+    out.push_str(classify(value));
     params.push(core);
     out.push_str(&token[end..]);
+}
+
+/// `name.123` / `name_123` / `name-123` / `name#123` → (`name.`, `123`) when the name has at
+/// least three characters, a letter and no digit; anything else → (``, whole token).
+fn split_numbered_name(core: &str) -> (&str, &str) {
+    let Some(sep) = core.rfind(['.', '_', '-', '#']) else {
+        return ("", core);
+    };
+    // `blk_-42`: the `-` is the number's sign, not the separator.
+    let sep = match core[..sep].bytes().last() {
+        Some(b'_' | b'.' | b'#') if core.as_bytes()[sep] == b'-' => sep - 1,
+        _ => sep,
+    };
+    let (name, number) = (&core[..sep], &core[sep + 1..]);
+    let number = number.strip_prefix('-').unwrap_or(number);
+    // A path or URL ending in a number is a value as a whole.
+    let is_name = name.len() >= 3
+        && name.bytes().any(|b| b.is_ascii_alphabetic())
+        && !name.bytes().any(|b| b.is_ascii_digit() || b == b'/');
+    if is_name && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+        core.split_at(sep + 1)
+    } else {
+        ("", core)
+    }
 }
 
 /// A name with a one-digit suffix — `eth0`, `wl0`, `awdl0`, `IPV4`, `sda1` — names one of a
@@ -362,7 +398,7 @@ mod tests {
         let (m, p) = mask(
             "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010",
         );
-        assert_eq!(m, "Receiving block <*> src: <IP> dest: <IP>");
+        assert_eq!(m, "Receiving block blk_<NUM> src: <IP> dest: <IP>");
         assert_eq!(
             p,
             vec![
@@ -393,7 +429,7 @@ mod tests {
             ("connection at <DATE> ok", "Sun Jul 10 03:55:15 2005")
         );
         let (m, p) = mask("ask 10.0.0.1:50010 to delete blk_1 blk_22 blk_3");
-        assert_eq!(m, "ask <IP> to delete <*>");
+        assert_eq!(m, "ask <IP> to delete blk_<NUM>");
         assert_eq!(p, vec!["10.0.0.1:50010", "blk_1 blk_22 blk_3"]);
         for message in [
             "ask 10.0.0.1:50010 to delete blk_1 blk_22 blk_3 and \"q\" 7 at Sun Jul 10 03:55:15 2005",
@@ -405,6 +441,21 @@ mod tests {
             assert_eq!(m1, m2);
             assert_eq!(json, serde_json::to_string(&p).unwrap(), "{message}");
         }
+        // Names around values stay: a call's argument, a numbered suffix; paths are values.
+        let (m, p) = mask("Sandbox: com.apple.WebKit(9854) deny(1) file-read-data");
+        assert_eq!(
+            m,
+            "Sandbox: com.apple.WebKit(<NUM>) deny(<NUM>) file-read-data"
+        );
+        assert_eq!(p, vec!["9854", "1"]);
+        let (m, p) = mask("imp 1977 __tls_callback_write_block_invoke.434 error 22");
+        assert_eq!(
+            m,
+            "imp <NUM> __tls_callback_write_block_invoke.<NUM> error <NUM>"
+        );
+        assert_eq!(p[1], "__tls_callback_write_block_invoke.434");
+        let (m, _) = mask("file /mnt/data/current/blk_42 on x86_64 and v2-3");
+        assert_eq!(m, "file <*> on <*> and <*>");
         let (m, p) = mask("no digits here");
         assert_eq!((m.as_str(), p.len()), ("no digits here", 0));
     }

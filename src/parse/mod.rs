@@ -305,24 +305,33 @@ impl Parser {
 
         let mut global: FxHashMap<&str, usize> = FxHashMap::default();
         let mut order: Vec<&str> = Vec::new();
+        let mut weights: Vec<u64> = Vec::new();
         let global_of_local: Vec<Vec<usize>> = chunks
             .iter()
             .map(|c| {
                 c.distinct
                     .iter()
-                    .map(|masked| {
-                        *global.entry(masked.as_str()).or_insert_with(|| {
+                    .zip(&c.counts)
+                    .map(|(masked, &count)| {
+                        let g = *global.entry(masked.as_str()).or_insert_with(|| {
                             order.push(masked.as_str());
+                            weights.push(0);
                             order.len() - 1
-                        })
+                        });
+                        weights[g] += u64::from(count);
+                        g
                     })
                     .collect()
             })
             .collect();
         let mut miner = Drain::new(self.drain.clone());
         let drain_cluster_of: Vec<usize> = order.iter().map(|m| miner.add(m)).collect();
-        let (cluster_of, texts) =
-            refine::refine(&order, &drain_cluster_of, self.max_constant_values);
+        let (cluster_of, texts) = refine::refine(
+            &order,
+            &weights,
+            &drain_cluster_of,
+            self.max_constant_values,
+        );
         let templates: Templates = texts
             .into_iter()
             .map(|text| (template_id(&text), text))
@@ -367,6 +376,7 @@ impl Parser {
         let mut ts = TimestampParser::new(self.time);
         let mut local: FxHashMap<String, u32> = FxHashMap::default();
         let mut distinct: Vec<String> = Vec::new();
+        let mut counts: Vec<u32> = Vec::new();
         let mut buffer = String::new();
         let mut continuations = Vec::new();
         let staged = chunk
@@ -391,16 +401,19 @@ impl Parser {
                     None => {
                         let i = distinct.len() as u32;
                         distinct.push(buffer.clone());
+                        counts.push(0);
                         local.insert(buffer.clone(), i);
                         i
                     }
                 };
+                counts[index as usize] += 1;
                 Staged::Event(header, index, params)
             })
             .collect();
         StagedChunk {
             staged,
             distinct,
+            counts,
             continuations,
         }
     }
@@ -445,6 +458,8 @@ fn join_continuations(parsed: &mut [Parsed], continuations: &[(usize, &str)]) {
 struct StagedChunk<'a> {
     staged: Vec<Staged<'a>>,
     distinct: Vec<String>,
+    /// Lines per distinct message, parallel to `distinct`.
+    counts: Vec<u32>,
     continuations: Vec<(usize, &'a str)>,
 }
 

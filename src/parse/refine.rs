@@ -35,13 +35,36 @@ fn is_masked(token: &str) -> bool {
 }
 
 /// Values at one position where some hold a masked value and others are literal words are
-/// one variable that masking only partly recognised (`rhost=<IP>`, `rhost=csnsu.nsuok.edu`;
-/// `(<*>)` beside an empty `()`). All-masked values that differ in their literal part
-/// (`(uid=<*>)`, `LOGIN(uid=<*>)`) are not: they are a few constant shapes around a value,
-/// and follow the count rule.
-fn mixes_masked_and_literal(values: &HashSet<&str>) -> bool {
-    let masked = values.iter().filter(|v| is_masked(v)).count();
-    masked > 0 && masked < values.len()
+/// one variable that masking only partly recognised — when the data shows it: the value is
+/// sometimes missing (`rhost=<IP>` beside an empty `rhost=`; `(<*>)` beside `()`), several
+/// different literal words stand where a masked value also stands, or the masked value
+/// covers at least as many lines as the literal word (`for <*> [<IP>]` on 83 lines beside
+/// `for ns.example.com [<IP>]` on 2: a host name that happens to have no digit). A literal
+/// word on most lines beside a rare masked shape (`tty=NODEVssh` on 116 lines, `tty=:0` on
+/// one) is a constant with a rare alternative, and follows the count rule. All-masked values
+/// that differ in their literal part (`(uid=<*>)`, `LOGIN(uid=<*>)`) are likewise a few
+/// constant shapes around a value.
+///
+/// `values` maps each unified value to the number of lines it stands on.
+fn mixes_masked_and_literal(values: &HashMap<&str, u64>) -> bool {
+    let (mut masked, mut literal) = (Vec::new(), Vec::new());
+    let (mut masked_lines, mut literal_lines) = (0, 0);
+    for (&value, &lines) in values {
+        if is_masked(value) {
+            masked.push(value);
+            masked_lines += lines;
+        } else {
+            literal.push(value);
+            literal_lines += lines;
+        }
+    }
+    if masked.is_empty() || literal.is_empty() {
+        return false;
+    }
+    let value_missing = masked
+        .iter()
+        .any(|m| literal.iter().any(|l| m.replace(WILDCARD, "") == *l));
+    value_missing || literal.len() >= 2 || masked_lines >= literal_lines
 }
 
 /// A token with every `<…>` placeholder replaced by `<*>`.
@@ -76,6 +99,8 @@ fn unify(token: &str) -> Cow<'_, str> {
 /// position, the unified value all members share (`None` = varies).
 struct Group<'m> {
     members: Vec<usize>,
+    /// Lines the members stand for.
+    lines: u64,
     pattern: Vec<Option<Cow<'m, str>>>,
 }
 
@@ -84,6 +109,7 @@ struct Group<'m> {
 /// template text, groups numbered by their first message.
 pub fn refine(
     messages: &[&str],
+    weights: &[u64],
     cluster_of: &[usize],
     max_constant_values: usize,
 ) -> (Vec<usize>, Vec<String>) {
@@ -104,36 +130,23 @@ pub fn refine(
         clusters[slot].push(i);
     }
 
-    // Split: positions with few values are constants.
+    // Split: positions with few values are constants. The split is one level deep: a part's
+    // values are not recounted, since a smaller part sees fewer values of a true variable
+    // (`session opened for user <*> by (uid=<*>)` keeps three users once `by LOGIN(uid=0)` is
+    // split off) and would be cut by user.
     let mut groups: Vec<Group> = Vec::new();
     for members in clusters {
-        let len = unified[members[0]].len();
-        let constant_positions: Vec<usize> = (0..len)
-            .filter(|&p| {
-                let values: HashSet<&str> = members.iter().map(|&m| &*unified[m][p]).collect();
-                values.len() <= max_constant_values && !mixes_masked_and_literal(&values)
-            })
-            .collect();
-        let mut by_key: HashMap<Vec<&str>, usize> = HashMap::new();
-        let first_group = groups.len();
-        for &m in &members {
-            let key: Vec<&str> = constant_positions
-                .iter()
-                .map(|&p| &*unified[m][p])
-                .collect();
-            let g = *by_key.entry(key).or_insert_with(|| {
-                groups.push(Group {
-                    members: Vec::new(),
-                    pattern: Vec::new(),
-                });
-                groups.len() - 1
+        for part in split_by_constants(&members, weights, &unified, max_constant_values) {
+            let pattern = pattern_of(&part, &unified);
+            let lines = part.iter().map(|&m| weights[m]).sum();
+            groups.push(Group {
+                members: part,
+                lines,
+                pattern,
             });
-            groups[g].members.push(m);
-        }
-        for g in &mut groups[first_group..] {
-            g.pattern = pattern_of(&g.members, &unified);
         }
     }
+    groups.sort_by_key(|g| g.members[0]);
 
     // Merge: groups equal but for one position that takes many values there.
     loop {
@@ -167,10 +180,12 @@ pub fn refine(
                 if shared_words < MIN_SHARED_WORDS {
                     continue;
                 }
-                let values: HashSet<&str> = bucket
-                    .iter()
-                    .filter_map(|&g| groups[g].pattern[p].as_deref())
-                    .collect();
+                let mut values: HashMap<&str, u64> = HashMap::new();
+                for &g in &bucket {
+                    if let Some(v) = groups[g].pattern[p].as_deref() {
+                        *values.entry(v).or_default() += groups[g].lines;
+                    }
+                }
                 let varies = bucket.iter().any(|&g| groups[g].pattern[p].is_none())
                     || mixes_masked_and_literal(&values);
                 if varies || values.len() > max_constant_values {
@@ -192,6 +207,7 @@ pub fn refine(
             for (&from, &to) in &absorbed_into {
                 let members = std::mem::take(&mut groups[from].members);
                 groups[to].members.extend(members);
+                groups[to].lines += std::mem::take(&mut groups[from].lines);
             }
             for &t in &targets {
                 groups[t].members.sort_unstable();
@@ -218,6 +234,43 @@ pub fn refine(
         })
         .collect();
     (group_of, templates)
+}
+
+/// Split one group's members by the values of its constant positions (those with at most
+/// `max_constant_values` values that are not one partly-masked variable), keeping first-seen
+/// order within and across the parts.
+fn split_by_constants(
+    members: &[usize],
+    weights: &[u64],
+    unified: &[Vec<Cow<str>>],
+    max_constant_values: usize,
+) -> Vec<Vec<usize>> {
+    let len = unified[members[0]].len();
+    let constant_positions: Vec<usize> = (0..len)
+        .filter(|&p| {
+            let mut values: HashMap<&str, u64> = HashMap::new();
+            for &m in members {
+                *values.entry(&*unified[m][p]).or_default() += weights[m];
+            }
+            values.len() > 1
+                && values.len() <= max_constant_values
+                && !mixes_masked_and_literal(&values)
+        })
+        .collect();
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    let mut part_of_key: HashMap<Vec<&str>, usize> = HashMap::new();
+    for &m in members {
+        let key: Vec<&str> = constant_positions
+            .iter()
+            .map(|&p| &*unified[m][p])
+            .collect();
+        let part = *part_of_key.entry(key).or_insert_with(|| {
+            parts.push(Vec::new());
+            parts.len() - 1
+        });
+        parts[part].push(m);
+    }
+    parts
 }
 
 fn pattern_of<'m>(members: &[usize], unified: &[Vec<Cow<'m, str>>]) -> Vec<Option<Cow<'m, str>>> {
@@ -273,12 +326,47 @@ mod tests {
         ];
         // Drain put the first two together and split every user into its own cluster.
         let cluster_of = [0, 0, 1, 2, 3, 4, 5];
-        let (group_of, templates) = refine(&messages, &cluster_of, 3);
+        let (group_of, templates) = refine(&messages, &[1; 7], &cluster_of, 3);
         assert_ne!(group_of[0], group_of[1]);
         assert_eq!(templates[group_of[0]], "stored as bytes in memory");
         assert_eq!(templates[group_of[1]], "stored as values in memory");
         assert!(group_of[3..].iter().all(|&g| g == group_of[3]));
         assert_eq!(templates[group_of[3]], "user <*> logged in");
         assert_eq!(templates.len(), 4);
+    }
+
+    #[test]
+    fn partly_masked_positions_follow_the_lines_they_stand_on() {
+        let values = |pairs: &[(&'static str, u64)]| pairs.iter().copied().collect();
+        // A word on most lines beside a rare masked shape: a constant with an alternative.
+        assert!(!mixes_masked_and_literal(&values(&[
+            ("tty=NODEVssh", 116),
+            ("tty=<*>", 1)
+        ])));
+        // A masked value on most lines beside a word: a variable masking missed once.
+        assert!(mixes_masked_and_literal(&values(&[
+            ("<*>", 83),
+            ("ns.example.com", 2)
+        ])));
+        // The value missing, or several words beside a masked value: a variable.
+        assert!(mixes_masked_and_literal(&values(&[
+            ("rhost=<*>", 1),
+            ("rhost=", 9)
+        ])));
+        assert!(mixes_masked_and_literal(&values(&[
+            ("<*>", 1),
+            ("alpha", 5),
+            ("beta", 5)
+        ])));
+        // No masked value at all: the count rule decides.
+        assert!(!mixes_masked_and_literal(&values(&[("a", 1), ("b", 1)])));
+
+        // Through refine: the rare `tty=:0` line is its own event.
+        let messages = [
+            "authentication failure; tty=NODEVssh ruser= rhost=<IP>",
+            "authentication failure; tty=<*> ruser= rhost=",
+        ];
+        let (group_of, _) = refine(&messages, &[116, 1], &[0, 0], 3);
+        assert_ne!(group_of[0], group_of[1]);
     }
 }
