@@ -269,6 +269,29 @@ impl Lake {
         Ok(target)
     }
 
+    /// [`Lake::commit_partition_parts`] with part `i` made by `make(i)` just before it is
+    /// written (parts made and written in parallel), so a large table never sits in memory
+    /// whole: each part is dropped once written.
+    pub fn commit_partition_parts_with(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+        parts: usize,
+        make: impl Fn(usize) -> Result<DataFrame> + Sync,
+    ) -> Result<PathBuf> {
+        use rayon::prelude::*;
+        let staging = self.staging_dir(&format!("{}-{table}", layer.dir_name()))?;
+        (0..parts).into_par_iter().try_for_each(|i| {
+            let mut df = make(i)?;
+            write_parquet(&mut df, &staging.join(format!("part-{i:05}.parquet")))
+        })?;
+        let target = self.partition_dir(layer, table, source, date);
+        self.swap_into_place(&staging, &target)?;
+        Ok(target)
+    }
+
     /// Remove one partition (a re-run that now produces nothing must not leave stale rows).
     pub fn drop_partition(
         &self,

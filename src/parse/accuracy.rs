@@ -106,7 +106,8 @@ pub fn evaluate_parser(
         .take(DETECTION_SAMPLE)
         .collect();
     let (parser, detection) = Parser::for_sample(settings, batch_date, &sample)?;
-    let (parsed, templates) = parser.parse_batch(&lines);
+    let batch = parser.parse_batch(&lines);
+    let (parsed, templates) = (&batch.parsed, &batch.templates);
     let mut quarantined = 0;
     let predicted: Vec<String> = parsed
         .iter()

@@ -41,18 +41,23 @@ pub fn mask(message: &str) -> (String, Vec<String>) {
 /// [`mask`], with the values written straight into a JSON array of strings (what silver
 /// stores), without a string allocation per value.
 pub fn mask_to_json(message: &str) -> (String, String) {
-    let mut masked = String::with_capacity(message.len());
-    let params = mask_to_json_into(message, &mut masked);
-    (masked, params)
+    let (mut masked, mut json) = (String::new(), String::new());
+    mask_to_json_into(message, &mut masked, &mut json);
+    (masked, json)
 }
 
-/// [`mask_to_json`] writing the masked message into `masked` (cleared first), so a caller
-/// masking many lines reuses one buffer.
-pub fn mask_to_json_into(message: &str, masked: &mut String) -> String {
-    let mut params = JsonParams::default();
+/// [`mask_to_json`] writing the masked message into `masked` and the values into `json`
+/// (both cleared first), so a caller masking many lines reuses two buffers and allocates
+/// nothing per line.
+pub fn mask_to_json_into(message: &str, masked: &mut String, json: &mut String) {
+    json.clear();
+    let mut params = JsonParams {
+        out: std::mem::take(json),
+        ..JsonParams::default()
+    };
     masked.clear();
     mask_into(message, masked, &mut params);
-    params.finish()
+    *json = params.finish();
 }
 
 /// A JSON array under construction: `["a","b"`, closed by [`JsonParams::finish`].
@@ -81,7 +86,7 @@ impl JsonParams {
 
     fn finish(mut self) -> String {
         if self.out.is_empty() {
-            return "[]".into();
+            self.out.push('[');
         }
         self.out.push(']');
         self.out
@@ -121,6 +126,7 @@ fn mask_into(message: &str, masked: &mut String, params: &mut JsonParams) {
             masked.push(' ');
         }
         let token_start = masked.len();
+        let params_len = params.out.len();
         let consumed = if let Some(n) = date_run(&tokens[i..]) {
             masked.push_str(DATE);
             params.push(&tokens[i..i + n].join(" "));
@@ -137,24 +143,17 @@ fn mask_into(message: &str, masked: &mut String, params: &mut JsonParams) {
             1
         };
         // A value directly repeating the previous token's shape extends it (a list):
-        // `<NUM> <NUM>`, `blk_<NUM> blk_<NUM>`.
+        // `<NUM> <NUM>`, `blk_<NUM> blk_<NUM>`. A token holds a value when it added one.
+        let holds_value = params.out.len() != params_len;
         let this = &masked[token_start..];
-        if is_value_shape(this) && last_value.is_some_and(|prev| masked[prev..start_len] == *this) {
+        if holds_value && last_value.is_some_and(|prev| masked[prev..start_len] == *this) {
             masked.truncate(start_len);
             params.merge_last_two();
         } else {
-            last_value = is_value_shape(this).then_some(token_start);
+            last_value = holds_value.then_some(token_start);
         }
         i += consumed;
     }
-}
-
-/// Whether a masked token holds a value: a placeholder, alone or with a kept name or key
-/// (`<NUM>`, `blk_<NUM>`, `port=<NUM>`).
-fn is_value_shape(token: &str) -> bool {
-    [IP, UUID, HEX, NUM, ID, DATE, SIZE, DURATION]
-        .into_iter()
-        .any(|p| token.contains(p))
 }
 
 fn date_run(tokens: &[&str]) -> Option<usize> {

@@ -46,8 +46,8 @@ pub struct Header<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
     pub header: Header<'a>,
-    /// The masked-out values, as a JSON array of strings.
-    pub params: String,
+    /// The masked-out values, as a JSON array of strings: read them with [`Batch::params`].
+    pub params: ParamsRef,
     pub template: usize,
     /// Raw lines this event spans: 1, plus its continuation lines (stack traces).
     pub lines: u32,
@@ -65,11 +65,37 @@ pub enum Parsed<'a> {
 /// The batch's templates: (id, text), indexed by [`Event::template`].
 pub type Templates = Vec<(String, String)>;
 
+/// Where an event's parameters are in its batch: the JSON text of a whole chunk of lines is
+/// one string, so a batch of a million events makes a few dozen allocations for them, not a
+/// million (small allocations, each on fresh memory, were a large part of silver's time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamsRef {
+    chunk: u32,
+    start: u32,
+    end: u32,
+}
+
+/// A parsed batch: what became of each line, the templates, and the events' parameters.
+#[derive(Debug, PartialEq)]
+pub struct Batch<'a> {
+    pub parsed: Vec<Parsed<'a>>,
+    pub templates: Templates,
+    params: Vec<String>,
+}
+
+impl Batch<'_> {
+    /// An event's parameters, a JSON array of strings.
+    pub fn params(&self, event: &Event) -> &str {
+        let p = event.params;
+        &self.params[p.chunk as usize][p.start as usize..p.end as usize]
+    }
+}
+
 /// A line after header parsing and masking.
 enum Staged<'a> {
-    /// The header, the index of its masked message among the chunk's distinct ones, and the
-    /// parameters as JSON.
-    Event(Header<'a>, u32, String),
+    /// The header, the index of its masked message among the chunk's distinct ones, and
+    /// where its parameters (JSON) are in [`StagedChunk::params`].
+    Event(Header<'a>, u32, std::ops::Range<u32>),
     /// Continues the event before it; its text is in [`StagedChunk::continuations`].
     Continuation,
     Bad(String),
@@ -293,10 +319,7 @@ impl Parser {
     /// listing its distinct masked messages; then, serially, the chunks' distinct messages in
     /// line order go to the template miner (cheap: a batch has few distinct messages after
     /// masking); then, in parallel again, every line gets its template.
-    pub fn parse_batch<'a>(
-        &self,
-        lines: &[Result<&'a str, String>],
-    ) -> (Vec<Parsed<'a>>, Templates) {
+    pub fn parse_batch<'a>(&self, lines: &[Result<&'a str, String>]) -> Batch<'a> {
         const CHUNK: usize = 16 * 1024;
         let chunks: Vec<StagedChunk<'a>> = lines
             .par_chunks(CHUNK)
@@ -348,15 +371,28 @@ impl Parser {
                     .map(move |&(j, text)| (k * CHUNK + j, text))
             })
             .collect();
-        let mut parsed: Vec<Parsed<'a>> = chunks
+        let mut params: Vec<String> = Vec::with_capacity(chunks.len());
+        let staged: Vec<Vec<Staged<'a>>> = chunks
+            .into_iter()
+            .map(|c| {
+                params.push(c.params);
+                c.staged
+            })
+            .collect();
+        let mut parsed: Vec<Parsed<'a>> = staged
             .into_par_iter()
             .zip(global_of_local)
-            .flat_map_iter(|(chunk, globals)| {
+            .enumerate()
+            .flat_map_iter(|(k, (staged, globals))| {
                 let cluster_of = &cluster_of;
-                chunk.staged.into_iter().map(move |r| match r {
-                    Staged::Event(header, local, params) => Parsed::Event(Event {
+                staged.into_iter().map(move |r| match r {
+                    Staged::Event(header, local, range) => Parsed::Event(Event {
                         header,
-                        params,
+                        params: ParamsRef {
+                            chunk: k as u32,
+                            start: range.start,
+                            end: range.end,
+                        },
                         template: cluster_of[globals[local as usize]],
                         lines: 1,
                     }),
@@ -366,7 +402,11 @@ impl Parser {
             })
             .collect();
         join_continuations(&mut parsed, &continuations);
-        (parsed, templates)
+        Batch {
+            parsed,
+            templates,
+            params,
+        }
     }
 
     /// Headers and masking for one chunk, and the chunk's distinct masked messages. A line's
@@ -378,6 +418,8 @@ impl Parser {
         let mut distinct: Vec<String> = Vec::new();
         let mut counts: Vec<u32> = Vec::new();
         let mut buffer = String::new();
+        let mut json = String::new();
+        let mut params = String::with_capacity(chunk.len() * 32);
         let mut continuations = Vec::new();
         let staged = chunk
             .iter()
@@ -395,7 +437,10 @@ impl Parser {
                     }
                     Err(reason) => return Staged::Bad(reason),
                 };
-                let params = masking::mask_to_json_into(&header.message, &mut buffer);
+                masking::mask_to_json_into(&header.message, &mut buffer, &mut json);
+                let start = params.len() as u32;
+                params.push_str(&json);
+                let range = start..params.len() as u32;
                 let index = match local.get(buffer.as_str()) {
                     Some(&i) => i,
                     None => {
@@ -407,12 +452,13 @@ impl Parser {
                     }
                 };
                 counts[index as usize] += 1;
-                Staged::Event(header, index, params)
+                Staged::Event(header, index, range)
             })
             .collect();
         StagedChunk {
             staged,
             distinct,
+            params,
             counts,
             continuations,
         }
@@ -458,6 +504,8 @@ fn join_continuations(parsed: &mut [Parsed], continuations: &[(usize, &str)]) {
 struct StagedChunk<'a> {
     staged: Vec<Staged<'a>>,
     distinct: Vec<String>,
+    /// The chunk's events' parameters, JSON arrays one after another.
+    params: String,
     /// Lines per distinct message, parallel to `distinct`.
     counts: Vec<u32>,
     continuations: Vec<(usize, &'a str)>,
@@ -627,7 +675,8 @@ mod tests {
             "2026-11-20T10:00:01.000Z WARNING payments: charge retry attempt=2",
         ];
         let input: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(*l)).collect();
-        let (out, templates) = p.parse_batch(&input);
+        let batch = p.parse_batch(&input);
+        let (out, templates) = (&batch.parsed, &batch.templates);
         let Parsed::Event(a) = &out[0] else {
             panic!("{:?}", out[0])
         };
@@ -637,7 +686,7 @@ mod tests {
             templates[a.template].1,
             "request started req=<*> path=/cart user=<*>"
         );
-        assert_eq!(a.params, r#"["r1","u12"]"#);
+        assert_eq!(batch.params(a), r#"["r1","u12"]"#);
         assert_eq!(a.header.service, "checkout");
         assert!(matches!(&out[2], Parsed::Quarantined(r) if r.contains("does not match")));
         let Parsed::Event(c) = &out[3] else { panic!() };
@@ -915,7 +964,7 @@ mod tests {
             "garbage that is no continuation",
         ];
         let input: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(*l)).collect();
-        let (out, _) = p.parse_batch(&input);
+        let out = p.parse_batch(&input).parsed;
         assert!(matches!(&out[0], Parsed::Quarantined(r) if r.contains("no event before it")));
         let Parsed::Event(e) = &out[1] else {
             panic!("{:?}", out[1])
@@ -933,10 +982,12 @@ mod tests {
     #[test]
     fn bad_timestamps_are_quarantined_with_the_reason() {
         let p = parser("hdfs");
-        let (out, _) = p.parse_batch(&[
-            Ok("0811xx 203615 148 INFO dfs.DataNode: hello"),
-            Err("invalid UTF-8".into()),
-        ]);
+        let out = p
+            .parse_batch(&[
+                Ok("0811xx 203615 148 INFO dfs.DataNode: hello"),
+                Err("invalid UTF-8".into()),
+            ])
+            .parsed;
         assert!(matches!(&out[0], Parsed::Quarantined(r) if r.contains("unparseable timestamp")));
         assert_eq!(out[1], Parsed::Quarantined("invalid UTF-8".into()));
     }

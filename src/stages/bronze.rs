@@ -47,6 +47,10 @@ pub fn schema() -> SchemaRef {
             false,
         ),
         Field::new("file_sha256", DataType::Utf8, false),
+        // Why the rest of the file could not be read (a truncated or corrupt .gz): set on
+        // one last row holding whatever was read of its line, which silver quarantines
+        // with this reason. Null on every other row.
+        Field::new("read_error", DataType::Utf8, true),
     ]))
 }
 
@@ -125,6 +129,7 @@ struct BatchBuilder {
     raw: BinaryBuilder,
     byte_offset: UInt64Builder,
     line_no: UInt64Builder,
+    read_error: StringBuilder,
     rows: usize,
 }
 
@@ -135,11 +140,13 @@ impl BatchBuilder {
             raw: BinaryBuilder::new(),
             byte_offset: UInt64Builder::new(),
             line_no: UInt64Builder::new(),
+            read_error: StringBuilder::new(),
             rows: 0,
         }
     }
 
-    fn push(&mut self, bytes: &[u8], offset: u64, line_no: u64) {
+    fn push(&mut self, bytes: &[u8], offset: u64, line_no: u64, read_error: Option<&str>) {
+        self.read_error.append_option(read_error);
         match std::str::from_utf8(bytes) {
             Ok(s) => {
                 self.line.append_value(s);
@@ -180,6 +187,7 @@ impl BatchBuilder {
             Arc::new(self.line_no.finish()),
             Arc::new(ingest.finish()),
             Arc::new(shas.finish()),
+            Arc::new(self.read_error.finish()),
         ];
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
@@ -201,18 +209,27 @@ pub fn write_bronze_file(input: &Path, out: &Path, sha: &str, batch_rows: usize)
     let (mut offset, mut line_no) = (0u64, 0u64);
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).with_context(|| {
-            format!(
-                "reading {} after line {line_no} (truncated or corrupt file?)",
-                input.display()
-            )
-        })?;
+        let n = match reader.read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // Keep every line read so far; what was read of the broken line goes to one
+                // last row carrying the reason, which silver quarantines.
+                let reason = format!(
+                    "{} unreadable after line {line_no} (truncated or corrupt file?): {e}",
+                    input.display()
+                );
+                tracing::warn!(file = %input.display(), after_line = line_no, error = %e, "input cut short; the lines before it are ingested and the rest is quarantined");
+                line_no += 1;
+                batch.push(&buf, offset, line_no, Some(&reason));
+                break;
+            }
+        };
         if n == 0 {
             break;
         }
         line_no += 1;
         let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        batch.push(body, offset, line_no);
+        batch.push(body, offset, line_no, None);
         offset += n as u64;
         if batch.rows >= batch_rows {
             writer.write(&batch.finish(&schema, &file_name, ingest_ms, sha)?)?;
@@ -347,12 +364,31 @@ mod tests {
         let n = write_bronze_file(&gz, &dir.path().join("a.parquet"), "x", 100).unwrap();
         assert_eq!(n, 1000);
 
+        // A truncated file: the lines before the cut are kept, and one last row carries
+        // what was read of the broken line with the reason.
         let cut = dir.path().join("cut.log.gz");
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        let err = write_bronze_file(&cut, &dir.path().join("b.parquet"), "x", 100).unwrap_err();
+        let out = dir.path().join("b.parquet");
+        let n = write_bronze_file(&cut, &out, "x", 100).unwrap();
+        assert!(n > 10 && n < 1000, "{n}");
+        use polars::prelude::{ParquetReader, SerReader};
+        let df = ParquetReader::new(std::fs::File::open(&out).unwrap())
+            .finish()
+            .unwrap();
+        assert_eq!(df.height() as u64, n);
+        let errors = df.column("read_error").unwrap().str().unwrap();
+        assert_eq!(errors.null_count(), df.height() - 1);
         assert!(
-            format!("{err:#}").contains("truncated or corrupt"),
-            "{err:#}"
+            errors
+                .get(df.height() - 1)
+                .unwrap()
+                .contains("truncated or corrupt")
+        );
+        let lines = df.column("line").unwrap().str().unwrap();
+        assert_eq!(lines.get(0), Some("line 0"));
+        assert_eq!(
+            lines.get(df.height() - 2),
+            Some(format!("line {}", n - 2).as_str())
         );
     }
 }

@@ -7,13 +7,12 @@
 
 use anyhow::{Context as _, Result, bail};
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use super::Context;
 use crate::config::ParseSettings;
 use crate::db::RunOutcome;
 use crate::lake::{Layer, tables};
-use crate::parse::{DETECTION_SAMPLE, Event, Parsed, Parser, Templates};
+use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser};
 use chrono::NaiveDate;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
@@ -28,6 +27,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tracing::warn!(%date, "no bronze partition for this date; nothing to parse");
             continue;
         };
+        // Bronze written before `read_error` existed has no such column: all null.
+        let read_error = if bronze
+            .clone()
+            .collect_schema()
+            .map_err(anyhow::Error::from)?
+            .contains("read_error")
+        {
+            col("read_error")
+        } else {
+            lit(NULL).cast(DataType::String).alias("read_error")
+        };
         let bronze = bronze
             .select([
                 col("line"),
@@ -35,23 +45,24 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 col("file"),
                 col("line_no"),
                 col("byte_offset"),
+                read_error,
             ])
             .collect()
             .map_err(anyhow::Error::from)
             .context("reading bronze")?;
         let parser = parser_for(&settings, date, &bronze)?;
         let t0 = std::time::Instant::now();
-        let (events, quarantined) = parse_frame(&parser, &bronze)?;
+        let columns = BronzeColumns::of(&bronze)?;
+        let batch = parser.parse_batch(&columns.inputs());
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "parsed");
-        let n_events: usize = events.iter().map(|e| e.height()).sum();
-        let n_event_lines: u64 = events
-            .iter()
-            .map(|e| {
-                e.column("line_count")
-                    .and_then(|c| c.as_materialized_series().sum::<u64>())
-                    .unwrap_or(0)
-            })
-            .sum();
+        let (mut n_events, mut n_event_lines) = (0usize, 0u64);
+        for p in &batch.parsed {
+            if let Parsed::Event(e) = p {
+                n_events += 1;
+                n_event_lines += u64::from(e.lines);
+            }
+        }
+        let mut quarantined = quarantine_frame(&batch, &columns)?;
         let (n_in, n_bad) = (bronze.height(), quarantined.height());
         if n_in as u64 != n_event_lines + n_bad as u64 {
             bail!(
@@ -59,15 +70,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             );
         }
         let t0 = std::time::Instant::now();
-        let mut templates = templates_of(&events)?;
-        let mut events = events;
-        let mut quarantined = quarantined;
-        ctx.lake.commit_partition_parts(
+        let mut templates = template_stats(&batch)?;
+        // Events are built and written one slice of rows at a time (in parallel), so a
+        // slice's columns are freed as soon as its part file is written.
+        let slices = batch.parsed.len().div_ceil(EVENT_SLICE).max(1);
+        ctx.lake.commit_partition_parts_with(
             Layer::Silver,
             tables::EVENTS,
             &ctx.source,
             date,
-            &mut events,
+            slices,
+            |k| event_frame(&batch, &columns, k),
         )?;
         ctx.lake.commit_partition(
             Layer::Silver,
@@ -130,62 +143,87 @@ fn parser_for(settings: &ParseSettings, date: NaiveDate, bronze: &DataFrame) -> 
     Ok(parser)
 }
 
-/// Parse a bronze frame into (events, quarantined) frames; events come as consecutive
-/// slices, written as one part file each.
-pub fn parse_frame(parser: &Parser, bronze: &DataFrame) -> Result<(Vec<DataFrame>, DataFrame)> {
-    let line = bronze.column("line")?.str()?;
-    let raw = bronze.column("raw")?.binary()?;
-    let file = bronze.column("file")?.str()?;
-    let line_no = bronze.column("line_no")?.u64()?;
-    let byte_offset = bronze.column("byte_offset")?.u64()?;
+/// Rows per silver part file (and per unit of parallel column building).
+const EVENT_SLICE: usize = 128 * 1024;
 
-    let inputs: Vec<Result<&str, String>> = line
-        .iter()
-        .zip(raw.iter())
-        .map(|(l, r)| match (l, r) {
-            (_, Some(_)) => Err("invalid UTF-8".to_string()),
-            (Some(l), None) => Ok(l),
-            (None, None) => Err("missing line".to_string()),
-        })
-        .collect();
-    let (parsed, templates) = parser.parse_batch(&inputs);
+/// The bronze columns silver reads, typed.
+struct BronzeColumns<'a> {
+    line: &'a StringChunked,
+    raw: &'a BinaryChunked,
+    file: &'a StringChunked,
+    line_no: &'a UInt64Chunked,
+    byte_offset: &'a UInt64Chunked,
+    read_error: &'a StringChunked,
+}
 
-    // Columns are built per slice of rows in parallel, then stacked (no copy: each slice
-    // becomes a chunk of the final columns).
-    const SLICE: usize = 128 * 1024;
-    let frames: Vec<(DataFrame, DataFrame)> = parsed
-        .par_chunks(SLICE)
-        .enumerate()
-        .map(|(k, slice)| {
-            let base = k * SLICE;
-            let mut ev = EventColumns::with_capacity(slice.len(), &templates);
-            let mut q = QuarantineColumns::default();
-            for (j, p) in slice.iter().enumerate() {
-                let i = base + j;
-                let f = file.get(i).unwrap_or_default();
-                let no = line_no.get(i).unwrap_or_default();
-                let off = byte_offset.get(i).unwrap_or_default();
-                match p {
-                    Parsed::Event(e) => ev.push(f, no, off, e),
-                    Parsed::Joined => {}
-                    Parsed::Quarantined(reason) => {
-                        q.push(f, no, off, line.get(i).unwrap_or_default(), reason)
-                    }
-                }
-            }
-            Ok((ev.finish()?, q.finish()?))
+impl<'a> BronzeColumns<'a> {
+    fn of(bronze: &'a DataFrame) -> Result<Self> {
+        Ok(Self {
+            line: bronze.column("line")?.str()?,
+            raw: bronze.column("raw")?.binary()?,
+            file: bronze.column("file")?.str()?,
+            line_no: bronze.column("line_no")?.u64()?,
+            byte_offset: bronze.column("byte_offset")?.u64()?,
+            read_error: bronze.column("read_error")?.str()?,
         })
-        .collect::<Result<_>>()?;
-    let mut quarantined = QuarantineColumns::default().finish()?;
-    let mut events = Vec::with_capacity(frames.len());
-    for (e, q) in frames {
-        events.push(e);
-        quarantined.vstack_mut_owned(q)?;
     }
-    if events.is_empty() {
-        events.push(EventColumns::with_capacity(0, &templates).finish()?);
+
+    /// Each line, or why it cannot be parsed at all.
+    fn inputs(&self) -> Vec<Result<&'a str, String>> {
+        self.line
+            .iter()
+            .zip(self.raw.iter())
+            .zip(self.read_error.iter())
+            .map(|((l, r), e)| match (l, r, e) {
+                (_, _, Some(e)) => Err(e.to_string()),
+                (_, Some(_), None) => Err("invalid UTF-8".to_string()),
+                (Some(l), None, None) => Ok(l),
+                (None, None, None) => Err("missing line".to_string()),
+            })
+            .collect()
     }
-    Ok((events, quarantined))
+
+    /// File, line number and byte offset of row `i`.
+    fn provenance(&self, i: usize) -> (&'a str, u64, u64) {
+        (
+            self.file.get(i).unwrap_or_default(),
+            self.line_no.get(i).unwrap_or_default(),
+            self.byte_offset.get(i).unwrap_or_default(),
+        )
+    }
+}
+
+/// The events of slice `k` (rows `k * EVENT_SLICE ..`) as a silver events frame.
+fn event_frame(batch: &Batch, bronze: &BronzeColumns, k: usize) -> Result<DataFrame> {
+    let base = k * EVENT_SLICE;
+    let end = (base + EVENT_SLICE).min(batch.parsed.len());
+    let slice = &batch.parsed[base.min(end)..end];
+    let mut ev = EventColumns::with_capacity(slice.len(), batch);
+    for (j, p) in slice.iter().enumerate() {
+        if let Parsed::Event(e) = p {
+            let (file, line_no, offset) = bronze.provenance(base + j);
+            ev.push(file, line_no, offset, e);
+        }
+    }
+    ev.finish()
+}
+
+/// The quarantined lines with their reasons.
+fn quarantine_frame(batch: &Batch, bronze: &BronzeColumns) -> Result<DataFrame> {
+    let mut q = QuarantineColumns::default();
+    for (i, p) in batch.parsed.iter().enumerate() {
+        if let Parsed::Quarantined(reason) = p {
+            let (file, line_no, offset) = bronze.provenance(i);
+            q.push(
+                file,
+                line_no,
+                offset,
+                bronze.line.get(i).unwrap_or_default(),
+                reason,
+            );
+        }
+    }
+    q.finish()
 }
 
 #[derive(Default)]
@@ -233,11 +271,11 @@ struct EventColumns<'a> {
     /// JSON array text: readable by every Parquet reader, unlike Polars' list-of-string.
     params: Vec<&'a str>,
     line_count: Vec<u32>,
-    templates: &'a Templates,
+    batch: &'a Batch<'a>,
 }
 
 impl<'a> EventColumns<'a> {
-    fn with_capacity(n: usize, templates: &'a Templates) -> Self {
+    fn with_capacity(n: usize, batch: &'a Batch<'a>) -> Self {
         Self {
             file: Vec::with_capacity(n),
             line_no: Vec::with_capacity(n),
@@ -251,12 +289,12 @@ impl<'a> EventColumns<'a> {
             template: Vec::with_capacity(n),
             params: Vec::with_capacity(n),
             line_count: Vec::with_capacity(n),
-            templates,
+            batch,
         }
     }
 
     fn push(&mut self, file: &'a str, line_no: u64, byte_offset: u64, e: &'a Event<'a>) {
-        let (id, text) = &self.templates[e.template];
+        let (id, text) = &self.batch.templates[e.template];
         self.file.push(file);
         self.line_no.push(line_no);
         self.byte_offset.push(byte_offset);
@@ -268,7 +306,7 @@ impl<'a> EventColumns<'a> {
         self.line_count.push(e.lines);
         self.template_id.push(id);
         self.template.push(text);
-        self.params.push(&e.params);
+        self.params.push(self.batch.params(e));
     }
 
     fn finish(self) -> Result<DataFrame> {
@@ -294,20 +332,45 @@ impl<'a> EventColumns<'a> {
 }
 
 /// The batch's templates: id, text, count, first and last seen.
-fn templates_of(events: &[DataFrame]) -> Result<DataFrame> {
-    let mut all = events[0].select(["template_id", "template", "ts"])?;
-    for e in &events[1..] {
-        all.vstack_mut_owned(e.select(["template_id", "template", "ts"])?)?;
+fn template_stats(batch: &Batch) -> Result<DataFrame> {
+    // (count, first seen, last seen) per template index.
+    let mut stats = vec![(0u64, i64::MAX, i64::MIN); batch.templates.len()];
+    for p in &batch.parsed {
+        if let Parsed::Event(e) = p {
+            let s = &mut stats[e.template];
+            s.0 += 1;
+            s.1 = s.1.min(e.header.ts_ms);
+            s.2 = s.2.max(e.header.ts_ms);
+        }
     }
-    Ok(all
-        .lazy()
-        .group_by([col("template_id")])
-        .agg([
-            col("template").first().alias("template"),
-            len().cast(DataType::UInt64).alias("count"),
-            col("ts").min().alias("first_seen"),
-            col("ts").max().alias("last_seen"),
-        ])
-        .sort(["template_id"], Default::default())
-        .collect()?)
+    let mut rows: Vec<(&str, &str, (u64, i64, i64))> = batch
+        .templates
+        .iter()
+        .zip(stats)
+        .filter(|(_, s)| s.0 > 0)
+        .map(|((id, text), s)| (id.as_str(), text.as_str(), s))
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    let ts = |name: &str, values: Vec<i64>| {
+        Column::new(name.into(), values).cast(&DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        ))
+    };
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new(
+            "template_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "template".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "count".into(),
+            rows.iter().map(|r| r.2.0).collect::<Vec<_>>(),
+        ),
+        ts("first_seen", rows.iter().map(|r| r.2.1).collect())?,
+        ts("last_seen", rows.iter().map(|r| r.2.2).collect())?,
+    ])?)
 }
