@@ -52,8 +52,8 @@ pub struct GlobalArgs {
     /// Raw file or folder to ingest (01-bronze, run); repeatable.
     #[arg(long, global = true, value_name = "PATH")]
     pub input: Vec<PathBuf>,
-    /// Line format: a preset (generator, hdfs) or a format string such as
-    /// "<Date> <Time> <Level> <Component>: <Content>" (overrides the config).
+    /// Line format: "auto", a preset (hdfs, syslog, json, … see README) or a format string
+    /// such as "<Date> <Time> <Level> <Component>: <Content>" (overrides the config).
     #[arg(long, global = true)]
     pub format: Option<String>,
     /// Session key regex, e.g. 'blk_-?\d+' or 'req=(\S+)' (overrides the config).
