@@ -166,6 +166,7 @@ pub struct DetectorSettings {
     pub zscore: ZScoreSettings,
     pub rare_template: RareTemplateSettings,
     pub sequence: SequenceSettings,
+    pub invariants: InvariantsSettings,
     pub clustering: ClusteringSettings,
 }
 
@@ -256,6 +257,36 @@ impl Default for SequenceSettings {
             enabled: true,
             max_sessions: 2,
             max_rate: 1e-4,
+            min_sessions: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InvariantsSettings {
+    pub enabled: bool,
+    /// Share of the sessions having either event in which `p × count(a) = q × count(b)`
+    /// must hold to be an invariant.
+    pub min_support: f64,
+    /// Templates present in at least this share of sessions take part in invariants.
+    pub min_frequency: f64,
+    /// Largest p and q tried.
+    pub max_ratio: u32,
+    /// A template present in at most this share of training sessions is rare.
+    pub rare_share: f64,
+    /// Only judge once the training range holds this many sessions.
+    pub min_sessions: u64,
+}
+
+impl Default for InvariantsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_support: 0.98,
+            min_frequency: 0.05,
+            max_ratio: 3,
+            rare_share: 0.005,
             min_sessions: 1000,
         }
     }

@@ -163,3 +163,12 @@ pub fn millis(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
     let c = df.column(name)?.cast(&DataType::Int64)?;
     Ok(c.i64()?.iter().map(|v| v.unwrap_or_default()).collect())
 }
+
+/// A session's template counts from its `template_sequence` (space-separated template ids).
+pub fn template_counts(sequence: &str) -> std::collections::HashMap<&str, u64> {
+    let mut counts = std::collections::HashMap::new();
+    for t in sequence.split(' ').filter(|t| !t.is_empty()) {
+        *counts.entry(t).or_default() += 1;
+    }
+    counts
+}

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::detectors::clustering::Clustering;
+use crate::detectors::invariants::SessionInvariants;
 use crate::detectors::isolation_forest::IsolationForest;
 use crate::detectors::rare_template::RareTemplate;
 use crate::detectors::sequence::RareTransition;
@@ -60,6 +61,7 @@ pub enum Model {
     ZScore(ZScoreSet),
     RareTemplate(RareTemplate),
     Sequence(RareTransition),
+    Invariants(SessionInvariants),
     Clustering(Clustering),
 }
 

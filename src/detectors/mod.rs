@@ -6,11 +6,14 @@
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
 //! - [`rare_template`]: events whose template the training data has (almost) never seen.
 //! - [`sequence`]: sessions that make a transition between events normal sessions never make.
+//! - [`invariants`]: sessions that break the count relations normal sessions keep, or have an
+//!   event almost no session has.
 //!
 //! The stages decide which detector runs on which granularity (`04-train`, `05-detect`); the
 //! detectors know only numbers.
 
 pub mod clustering;
+pub mod invariants;
 pub mod isolation_forest;
 pub mod rare_template;
 pub mod robust;

@@ -17,9 +17,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use super::train::{CLUSTERING, ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE};
+use super::train::{CLUSTERING, INVARIANTS, ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE};
 use crate::db::{AnomalyRow, RunOutcome};
 use crate::detectors::clustering::Placement;
+use crate::detectors::invariants::Violation;
 use crate::detectors::sequence::{END, START};
 use crate::detectors::severity;
 use crate::detectors::zscore::FeatureBaseline;
@@ -223,6 +224,7 @@ impl<'a> Detector<'a> {
             (SESSION, ZSCORE),
             (SESSION, ISOLATION_FOREST),
             (SESSION, SEQUENCE),
+            (SESSION, INVARIANTS),
             (SESSION, CLUSTERING),
             (EVENT, RARE_TEMPLATE),
         ] {
@@ -258,6 +260,11 @@ impl<'a> Detector<'a> {
                     let Some((s, _)) = &sessions else { continue };
                     scored += s.height() as u64;
                     findings.extend(self.rare_transitions(model, s)?);
+                }
+                (SESSION, Model::Invariants(_)) => {
+                    let Some((s, _)) = &sessions else { continue };
+                    scored += s.height() as u64;
+                    findings.extend(self.broken_invariants(model, s)?);
                 }
                 (SESSION, _) => {
                     let Some((s, c)) = &sessions else { continue };
@@ -375,7 +382,7 @@ impl<'a> Detector<'a> {
                         String::new(),
                     )
                 }
-                Model::RareTemplate(_) | Model::Sequence(_) => continue,
+                Model::RareTemplate(_) | Model::Sequence(_) | Model::Invariants(_) => continue,
             };
             let what = if granularity == WINDOW {
                 format!("in {} {}–{}", keys[i], fmt_hm(starts[i]), fmt_hm(ends[i]))
@@ -458,11 +465,13 @@ impl<'a> Detector<'a> {
         let Model::Sequence(seq) = &model.model else {
             return Ok(Vec::new());
         };
-        let keys = features::strings(df, "session_key")?;
-        let services = features::strings(df, "service")?;
-        let sequences = features::strings(df, "template_sequence")?;
-        let starts = features::millis(df, "start")?;
-        let ends = features::millis(df, "end")?;
+        let SessionColumns {
+            keys,
+            services,
+            sequences,
+            starts,
+            ends,
+        } = SessionColumns::of(df)?;
         let name = |id: &str| match id {
             START | END => id.to_string(),
             _ => model
@@ -501,6 +510,98 @@ impl<'a> Detector<'a> {
                 ),
                 top: vec![json!({"feature": "transition", "from": from, "to": to, "training_sessions_with": seen, "training_sessions": seq.sessions})],
                 samples: SampleQuery::Session { key: keys[i].clone() },
+                model_version: model.model_version.clone(),
+                extra: json!({}),
+            });
+        }
+        Ok(out)
+    }
+
+    fn broken_invariants(&self, model: &SavedModel, df: &DataFrame) -> Result<Vec<Finding>> {
+        let Model::Invariants(inv) = &model.model else {
+            return Ok(Vec::new());
+        };
+        let SessionColumns {
+            keys,
+            services,
+            sequences,
+            starts,
+            ends,
+        } = SessionColumns::of(df)?;
+        let name = |id: &str| {
+            model
+                .templates
+                .get(id)
+                .map(|t| format!("'{t}'"))
+                .unwrap_or_else(|| id.to_string())
+        };
+        let pct = |share: f64| format!("{:.1}%", 100.0 * share);
+        let mut out = Vec::new();
+        for i in 0..df.height() {
+            let violations = inv.check(&features::template_counts(&sequences[i]));
+            let Some(strongest) = violations.first() else {
+                continue;
+            };
+            let what = match strongest {
+                Violation::Broken {
+                    invariant: v,
+                    count_a,
+                    count_b,
+                } => format!(
+                    "{} × count of {} = {} × count of {} holds in {} of training sessions, here {} vs {}",
+                    v.p,
+                    name(&v.a),
+                    v.q,
+                    name(&v.b),
+                    pct(v.support),
+                    count_a,
+                    count_b
+                ),
+                Violation::Rare {
+                    template,
+                    sessions_with,
+                } => format!(
+                    "contains {}, present in {} of {} training sessions ({})",
+                    name(template),
+                    sessions_with,
+                    inv.sessions,
+                    pct(*sessions_with as f64 / inv.sessions.max(1) as f64)
+                ),
+            };
+            let evidence: Vec<serde_json::Value> = violations
+                .iter()
+                .take(5)
+                .map(|v| match v {
+                    Violation::Broken {
+                        invariant,
+                        count_a,
+                        count_b,
+                    } => json!({"feature": "invariant", "a": invariant.a, "b": invariant.b, "p": invariant.p, "q": invariant.q, "support": invariant.support, "count_a": count_a, "count_b": count_b}),
+                    Violation::Rare {
+                        template,
+                        sessions_with,
+                    } => json!({"feature": "rare_template", "template_id": template, "template": model.templates.get(template), "training_sessions_with": sessions_with, "training_sessions": inv.sessions}),
+                })
+                .collect();
+            out.push(Finding {
+                granularity: SESSION,
+                entity_key: keys[i].clone(),
+                service: services[i].clone(),
+                start_ms: starts[i],
+                end_ms: ends[i].max(starts[i]),
+                detector: model.detector.clone(),
+                score: inv.score_of(strongest),
+                threshold: model.threshold,
+                reason: format!(
+                    "{what}, in session {} ({}; {} violation(s))",
+                    keys[i],
+                    services[i],
+                    violations.len()
+                ),
+                top: evidence,
+                samples: SampleQuery::Session {
+                    key: keys[i].clone(),
+                },
                 model_version: model.model_version.clone(),
                 extra: json!({}),
             });
@@ -615,6 +716,27 @@ struct Samples {
     /// Row indices sorted by time.
     by_time: Vec<usize>,
     partition: String,
+}
+
+/// The session features the sequence-based detectors read.
+struct SessionColumns {
+    keys: Vec<String>,
+    services: Vec<String>,
+    sequences: Vec<String>,
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+}
+
+impl SessionColumns {
+    fn of(df: &DataFrame) -> Result<Self> {
+        Ok(Self {
+            keys: features::strings(df, "session_key")?,
+            services: features::strings(df, "service")?,
+            sequences: features::strings(df, "template_sequence")?,
+            starts: features::millis(df, "start")?,
+            ends: features::millis(df, "end")?,
+        })
+    }
 }
 
 fn text(column: &StringChunked, i: usize) -> &str {

@@ -26,6 +26,7 @@ use super::Context;
 use crate::config::Settings;
 use crate::db::RunOutcome;
 use crate::detectors::clustering::Clustering;
+use crate::detectors::invariants::{InvariantsError, SessionInvariants};
 use crate::detectors::isolation_forest::{Contamination, IsolationForest};
 use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
 use crate::detectors::sequence::{RareTransition, SequenceError};
@@ -41,6 +42,7 @@ pub const ISOLATION_FOREST: &str = "isolation_forest";
 pub const ZSCORE: &str = "zscore";
 pub const RARE_TEMPLATE: &str = "rare_template";
 pub const SEQUENCE: &str = "sequence";
+pub const INVARIANTS: &str = "invariants";
 pub const CLUSTERING: &str = "clustering";
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
@@ -143,6 +145,14 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .map(|t| format!("{}{t}", features::TEMPLATE_COUNT_PREFIX))
                 .collect();
             models.push(trainer.clustering(&frame, feats, vocabulary.clone(), &templates)?);
+        }
+        if s.invariants.enabled {
+            match trainer.invariants(&sessions, &templates)? {
+                Some(m) => models.push(m),
+                None => tracing::warn!(
+                    "too few sessions to learn count invariants yet; invariants detector not trained"
+                ),
+            }
         }
         if s.sequence.enabled {
             match trainer.sequence(&sessions, &templates)? {
@@ -431,6 +441,42 @@ impl Trainer<'_> {
         m.threshold = model.threshold();
         m.templates = templates.clone();
         m.params = serde_json::json!({"max_sessions": cfg.max_sessions, "max_rate": cfg.max_rate, "min_sessions": cfg.min_sessions});
+        Ok(Some(m))
+    }
+
+    fn invariants(
+        &self,
+        sessions: &DataFrame,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<Option<SavedModel>> {
+        let cfg = &self.settings().detectors.invariants;
+        let sequences = features::strings(sessions, "template_sequence")?;
+        let params = SessionInvariants::params()
+            .min_support(cfg.min_support)
+            .min_frequency(cfg.min_frequency)
+            .max_ratio(cfg.max_ratio)
+            .rare_share(cfg.rare_share)
+            .min_sessions(cfg.min_sessions);
+        let model = match params.fit(sequences.iter().map(|s| features::template_counts(s))) {
+            Ok(m) => m,
+            Err(InvariantsError::TooFewSessions { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(
+            invariants = model.invariants.len(),
+            sessions = model.sessions,
+            "count invariants mined"
+        );
+        let mut m = self.base(
+            SESSION,
+            INVARIANTS,
+            vec!["template_sequence".into()],
+            model.sessions,
+            Model::Invariants(model.clone()),
+        );
+        m.threshold = model.threshold();
+        m.templates = templates.clone();
+        m.params = serde_json::json!({"min_support": cfg.min_support, "min_frequency": cfg.min_frequency, "max_ratio": cfg.max_ratio, "rare_share": cfg.rare_share, "min_sessions": cfg.min_sessions});
         Ok(Some(m))
     }
 
