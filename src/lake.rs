@@ -243,35 +243,17 @@ impl Lake {
         table: &str,
         source: &str,
         date: NaiveDate,
-        df: &mut DataFrame,
+        df: &DataFrame,
     ) -> Result<PathBuf> {
-        self.commit_partition_parts(layer, table, source, date, std::slice::from_mut(df))
+        // A DataFrame clone shares its column buffers: nothing is copied.
+        self.commit_partition_parts_with(layer, table, source, date, 1, |_| Ok(df.clone()))
     }
 
-    /// [`Lake::commit_partition`] for a table given as several frames of the same schema,
-    /// written in parallel as `part-00000.parquet`, `part-00001.parquet`, … and committed
-    /// together. Readers see the parts as one table, in part order.
-    pub fn commit_partition_parts(
-        &self,
-        layer: Layer,
-        table: &str,
-        source: &str,
-        date: NaiveDate,
-        parts: &mut [DataFrame],
-    ) -> Result<PathBuf> {
-        use rayon::prelude::*;
-        let staging = self.staging_dir(&format!("{}-{table}", layer.dir_name()))?;
-        parts.par_iter_mut().enumerate().try_for_each(|(i, df)| {
-            write_parquet(df, &staging.join(format!("part-{i:05}.parquet")))
-        })?;
-        let target = self.partition_dir(layer, table, source, date);
-        self.swap_into_place(&staging, &target)?;
-        Ok(target)
-    }
-
-    /// [`Lake::commit_partition_parts`] with part `i` made by `make(i)` just before it is
-    /// written (parts made and written in parallel), so a large table never sits in memory
-    /// whole: each part is dropped once written.
+    /// Replace one partition with a table written as `parts` part files, `part-00000.parquet`,
+    /// `part-00001.parquet`, … (readers see them as one table, in part order), committed
+    /// together. Part `i` is made by `make(i)` just before it is written, parts are made and
+    /// written in parallel, and each is dropped once written, so a large table never sits in
+    /// memory whole.
     pub fn commit_partition_parts_with(
         &self,
         layer: Layer,
@@ -426,11 +408,11 @@ mod tests {
         let lake = Lake::new(tmp.path());
         lake.ensure_layout().unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let mut first = df!("x" => [1i64, 2, 3]).unwrap();
-        lake.commit_partition(Layer::Silver, "t", "s", date, &mut first)
+        let first = df!("x" => [1i64, 2, 3]).unwrap();
+        lake.commit_partition(Layer::Silver, "t", "s", date, &first)
             .unwrap();
-        let mut second = df!("x" => [7i64]).unwrap();
-        lake.commit_partition(Layer::Silver, "t", "s", date, &mut second)
+        let second = df!("x" => [7i64]).unwrap();
+        lake.commit_partition(Layer::Silver, "t", "s", date, &second)
             .unwrap();
 
         let files = lake.part_files(Layer::Silver, "t", "s", date).unwrap();

@@ -3,7 +3,8 @@
 //! This is the one boundary the silver stage talks to: [`Parser::parse_batch`] takes a batch of
 //! raw lines and returns, per line, either an event or the reason it was quarantined. Header
 //! parsing and masking run in parallel (rayon); template mining runs once over the batch's
-//! distinct masked messages (see [`drain`]), so the output is the same for any thread count.
+//! distinct masked messages (see [`drain`], then [`refine`]), so the output is the same for
+//! any thread count.
 
 pub mod accuracy;
 pub mod drain;

@@ -50,14 +50,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .entry(format!("{}/{}", a.granularity, a.detector))
                 .or_default() += 1;
         }
-        let mut frame = anomalies_frame(&anomalies)?;
-        ctx.lake.commit_partition(
-            Layer::Gold,
-            tables::ANOMALIES,
-            &ctx.source,
-            date,
-            &mut frame,
-        )?;
+        let frame = anomalies_frame(&anomalies)?;
+        ctx.lake
+            .commit_partition(Layer::Gold, tables::ANOMALIES, &ctx.source, date, &frame)?;
         ctx.db.replace_anomalies(&ctx.source, date, &anomalies)?;
         outcome.rows_in += scored;
         outcome.rows_out += anomalies.len() as u64;
@@ -131,13 +126,17 @@ fn fmt_num(v: f64) -> String {
 }
 
 /// A feature's name as a person would say it.
+/// A template as a reason names it: its text in quotes, or `template <id>` if the model does
+/// not know it.
+fn template_name(templates: &BTreeMap<String, String>, id: &str) -> String {
+    templates
+        .get(id)
+        .map(|t| format!("'{t}'"))
+        .unwrap_or_else(|| format!("template {id}"))
+}
+
 fn feature_label(feature: &str, templates: &BTreeMap<String, String>) -> String {
-    let template = |id: &str| {
-        templates
-            .get(id)
-            .map(|t| format!("'{t}'"))
-            .unwrap_or_else(|| format!("template {id}"))
-    };
+    let template = |id: &str| template_name(templates, id);
     match feature {
         "n_events" => "event volume".into(),
         "n_error" => "ERROR count".into(),
@@ -474,11 +473,7 @@ impl<'a> Detector<'a> {
         } = SessionColumns::of(df)?;
         let name = |id: &str| match id {
             START | END => id.to_string(),
-            _ => model
-                .templates
-                .get(id)
-                .map(|t| format!("'{t}'"))
-                .unwrap_or_else(|| id.to_string()),
+            _ => template_name(&model.templates, id),
         };
         let mut out = Vec::new();
         for i in 0..df.height() {
@@ -528,13 +523,7 @@ impl<'a> Detector<'a> {
             starts,
             ends,
         } = SessionColumns::of(df)?;
-        let name = |id: &str| {
-            model
-                .templates
-                .get(id)
-                .map(|t| format!("'{t}'"))
-                .unwrap_or_else(|| id.to_string())
-        };
+        let name = |id: &str| template_name(&model.templates, id);
         let pct = |share: f64| format!("{:.1}%", 100.0 * share);
         let mut out = Vec::new();
         for i in 0..df.height() {

@@ -76,7 +76,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .table_rows(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?;
 
         let t0 = std::time::Instant::now();
-        let mut windows = window_features(ctx, events.clone(), date)?;
+        let windows = window_features(ctx, events.clone(), date)?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "window features");
         windows_total += windows.height();
         ctx.lake.commit_partition(
@@ -84,7 +84,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tables::WINDOW_FEATURES,
             &ctx.source,
             date,
-            &mut windows,
+            &windows,
         )?;
 
         if parse.session_key.trim().is_empty() {
@@ -99,7 +99,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             )?;
         } else {
             let t0 = std::time::Instant::now();
-            let (mut sessions, mut counts) = session_features(events.clone(), &parse.session_key)?;
+            let (sessions, counts) = session_features(events.clone(), &parse.session_key)?;
             tracing::debug!(ms = t0.elapsed().as_millis() as u64, "session features");
             sessions_total += sessions.height();
             ctx.lake.commit_partition(
@@ -107,26 +107,26 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 tables::SESSION_FEATURES,
                 &ctx.source,
                 date,
-                &mut sessions,
+                &sessions,
             )?;
             ctx.lake.commit_partition(
                 Layer::Gold,
                 tables::SESSION_TEMPLATE_COUNTS,
                 &ctx.source,
                 date,
-                &mut counts,
+                &counts,
             )?;
         }
 
         let t0 = std::time::Instant::now();
-        let mut per_event = event_features(events)?;
+        let per_event = event_features(events)?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "event features");
         ctx.lake.commit_partition(
             Layer::Gold,
             tables::EVENT_FEATURES,
             &ctx.source,
             date,
-            &mut per_event,
+            &per_event,
         )?;
         outcome.rows_out += (windows.height() + per_event.height()) as u64;
     }

@@ -62,7 +62,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 n_event_lines += u64::from(e.lines);
             }
         }
-        let mut quarantined = quarantine_frame(&batch, &columns)?;
+        let quarantined = quarantine_frame(&batch, &columns)?;
         let (n_in, n_bad) = (bronze.height(), quarantined.height());
         if n_in as u64 != n_event_lines + n_bad as u64 {
             bail!(
@@ -70,7 +70,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             );
         }
         let t0 = std::time::Instant::now();
-        let mut templates = template_stats(&batch)?;
+        let templates = template_stats(&batch)?;
         // Events are built and written one slice of rows at a time (in parallel), so a
         // slice's columns are freed as soon as its part file is written.
         let slices = batch.parsed.len().div_ceil(EVENT_SLICE).max(1);
@@ -87,14 +87,14 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tables::TEMPLATES,
             &ctx.source,
             date,
-            &mut templates,
+            &templates,
         )?;
         ctx.lake.commit_partition(
             Layer::Quarantine,
             tables::UNPARSED,
             &ctx.source,
             date,
-            &mut quarantined,
+            &quarantined,
         )?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "written");
         if n_bad > 0 {

@@ -63,6 +63,7 @@ impl SessionInvariants {
 
     /// Everything a session (template → count) breaks, strongest first.
     pub fn check(&self, counts: &HashMap<&str, u64>) -> Vec<Violation> {
+        let limit = self.rare_limit();
         let mut out: Vec<Violation> = Vec::new();
         for inv in &self.invariants {
             let ca = counts.get(inv.a.as_str()).copied().unwrap_or(0);
@@ -71,7 +72,7 @@ impl SessionInvariants {
             // keeps its own ratio (a retry on a few percent of requests) is not a failure.
             if (ca > 0 || cb > 0)
                 && inv.p * ca != inv.q * cb
-                && inv.broken_as.get(&pattern(ca, cb)).copied().unwrap_or(0) <= self.rare_limit()
+                && inv.broken_as.get(&pattern(ca, cb)).copied().unwrap_or(0) <= limit
             {
                 out.push(Violation::Broken {
                     invariant: inv.clone(),
@@ -80,7 +81,6 @@ impl SessionInvariants {
                 });
             }
         }
-        let limit = self.rare_limit();
         let mut present: Vec<&&str> = counts.keys().collect();
         present.sort();
         for t in present {
@@ -92,32 +92,33 @@ impl SessionInvariants {
                 });
             }
         }
-        out.sort_by(|x, y| self.score_of(y).total_cmp(&self.score_of(x)));
-        out
+        let mut scored: Vec<(f64, Violation)> =
+            out.into_iter().map(|v| (self.score_of(&v), v)).collect();
+        scored.sort_by(|x, y| y.0.total_cmp(&x.0));
+        scored.into_iter().map(|(_, v)| v).collect()
     }
 
     /// −log10 of the share of training sessions that behave like this: for a broken
-    /// invariant, the share breaking it; for a rare template, the share having it (none
-    /// counts as half a session).
+    /// invariant, the share breaking it; for a rare template, the share having it.
     pub fn score_of(&self, v: &Violation) -> f64 {
-        let share = match v {
-            Violation::Broken { invariant, .. } => {
-                (1.0 - invariant.support).max(0.5 / self.sessions.max(1) as f64)
-            }
+        match v {
+            Violation::Broken { invariant, .. } => self.score_for_share(1.0 - invariant.support),
             Violation::Rare { sessions_with, .. } => {
-                (*sessions_with as f64).max(0.5) / self.sessions.max(1) as f64
+                self.score_for_share(*sessions_with as f64 / self.sessions.max(1) as f64)
             }
-        };
-        -share.log10()
+        }
     }
 
     /// The lowest score a violation can have: every violation is at or above it.
     pub fn threshold(&self) -> f64 {
-        let broken = -(1.0 - self.params.min_support)
-            .max(0.5 / self.sessions.max(1) as f64)
-            .log10();
-        let rare = -((self.rare_limit() as f64).max(0.5) / self.sessions.max(1) as f64).log10();
+        let broken = self.score_for_share(1.0 - self.params.min_support);
+        let rare = self.score_for_share(self.rare_limit() as f64 / self.sessions.max(1) as f64);
         broken.min(rare)
+    }
+
+    /// −log10 of a share of training sessions, none counting as half a session.
+    fn score_for_share(&self, share: f64) -> f64 {
+        -share.max(0.5 / self.sessions.max(1) as f64).log10()
     }
 }
 
