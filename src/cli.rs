@@ -59,7 +59,9 @@ pub struct GlobalArgs {
     /// Session key regex, e.g. 'blk_-?\d+' or 'req=(\S+)' (overrides the config).
     #[arg(long, global = true, value_name = "REGEX")]
     pub session_key: Option<String>,
-    /// Ground-truth labels (labels.jsonl from `generate`) for 06-report's precision/recall.
+    /// Ground-truth labels for 06-report's evaluation (precision, recall, F1, ROC-AUC, PR-AUC):
+    /// labels.jsonl from `generate`, session labels (loghub's BlockId,Label CSV) or per-line
+    /// labels (LineId,Label CSV).
     #[arg(long, global = true, value_name = "FILE")]
     pub labels: Option<PathBuf>,
     /// Log as JSON lines instead of text (for log collectors).

@@ -168,6 +168,36 @@ pub struct DetectorSettings {
     pub sequence: SequenceSettings,
     pub invariants: InvariantsSettings,
     pub clustering: ClusteringSettings,
+    pub ensemble: EnsembleSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnsembleSettings {
+    pub enabled: bool,
+    /// Detector → weight of its calibrated score (score ÷ its threshold); see
+    /// `detectors::ensemble` for why the defaults differ.
+    pub weights: BTreeMap<String, f64>,
+    /// Weight of a detector not in `weights`.
+    pub default_weight: f64,
+}
+
+impl Default for EnsembleSettings {
+    fn default() -> Self {
+        let weights = [
+            ("invariants", 1.0),
+            ("rare_template", 1.0),
+            ("sequence", 0.5),
+            ("zscore", 0.5),
+            ("clustering", 0.5),
+            ("isolation_forest", 0.5),
+        ];
+        Self {
+            enabled: true,
+            weights: weights.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            default_weight: 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -286,7 +316,7 @@ impl Default for InvariantsSettings {
             min_support: 0.98,
             min_frequency: 0.05,
             max_ratio: 3,
-            rare_share: 0.005,
+            rare_share: 0.01,
             min_sessions: 1000,
         }
     }
@@ -322,11 +352,16 @@ impl Default for ClusteringSettings {
 pub struct DetectSettings {
     /// Sample raw lines kept in each anomaly's `details`.
     pub sample_lines: usize,
+    /// Anomalies of one service this close in time (minutes) belong to one incident.
+    pub incident_gap_minutes: u32,
 }
 
 impl Default for DetectSettings {
     fn default() -> Self {
-        Self { sample_lines: 3 }
+        Self {
+            sample_lines: 3,
+            incident_gap_minutes: 30,
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
 use crate::config::redact_url;
+use crate::incidents::Incident;
 use crate::models::SavedModel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +106,28 @@ pub struct AnomalyRow {
     pub incident_id: Option<String>,
 }
 
+/// One row of the `evaluations` table: one detector at one granularity against one label set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluationRow {
+    pub source: String,
+    pub date_from: NaiveDate,
+    pub date_to: NaiveDate,
+    pub labels: String,
+    pub detector: String,
+    pub granularity: String,
+    pub run_id: String,
+    pub evaluated_at: DateTime<Utc>,
+    pub entities: u64,
+    pub positives: u64,
+    pub flagged: u64,
+    pub true_positives: u64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub roc_auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+}
+
 /// An anomaly as compared across runs: (id, entity, detector, score, reason).
 pub type AnomalyFingerprint = (String, String, String, f64, String);
 
@@ -115,16 +138,30 @@ pub struct Database {
     display_url: String,
 }
 
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "incidents and evaluations",
+        include_str!("../migrations/postgres/0002_incidents_evaluations.sql"),
+    ),
+];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "incidents and evaluations",
+        include_str!("../migrations/sqlite/0002_incidents_evaluations.sql"),
+    ),
+];
 
 impl Database {
     /// Connect to `url`, or to the embedded SQLite file when `url` is empty.
@@ -380,6 +417,123 @@ impl Database {
     }
 
     /// Top anomalies by score relative to threshold, for the report: (entity, detector, severity, reason).
+    /// Replace one batch's incidents: rows no longer produced are removed, the others
+    /// updated — except `status`, which belongs to the operator.
+    pub fn replace_incidents(
+        &self,
+        source: &str,
+        batch_date: NaiveDate,
+        incidents: &[Incident],
+    ) -> Result<()> {
+        let d = self.dialect;
+        let insert = format!(
+            "INSERT INTO incidents (incident_id, source, batch_date, service, started_at, ended_at, \
+             anomalies, entities, repeats, detectors, severity, max_score_ratio, title) \
+             VALUES ($1, $2, {}, $4, {}, {}, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (incident_id) DO UPDATE SET started_at = excluded.started_at, \
+             ended_at = excluded.ended_at, anomalies = excluded.anomalies, entities = excluded.entities, \
+             repeats = excluded.repeats, detectors = excluded.detectors, severity = excluded.severity, \
+             max_score_ratio = excluded.max_score_ratio, title = excluded.title",
+            d.date(3),
+            d.ts(5),
+            d.ts(6)
+        );
+        let select_existing = format!(
+            "SELECT incident_id FROM incidents WHERE source = $1 AND {} = $2",
+            d.text("batch_date")
+        );
+        let keep: std::collections::HashSet<&str> =
+            incidents.iter().map(|i| i.incident_id.as_str()).collect();
+        self.runtime
+            .block_on(async {
+                let mut tx = self.pool.begin().await?;
+                let existing: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(select_existing))
+                    .bind(source.to_string())
+                    .bind(batch_date.to_string())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for row in existing {
+                    let id: String = row.try_get(0)?;
+                    if !keep.contains(id.as_str()) {
+                        sqlx::query("DELETE FROM incidents WHERE incident_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                for i in incidents {
+                    sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                        .bind(i.incident_id.clone())
+                        .bind(i.source.clone())
+                        .bind(i.batch_date.to_string())
+                        .bind(i.service.clone())
+                        .bind(format_ts(d, i.started_at))
+                        .bind(format_ts(d, i.ended_at))
+                        .bind(i.anomalies as i64)
+                        .bind(i.entities as i64)
+                        .bind(i.repeats as i64)
+                        .bind(i.detectors.clone())
+                        .bind(i.severity.clone())
+                        .bind(i.max_score_ratio)
+                        .bind(i.title.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(())
+            })
+            .with_context(|| format!("writing incidents to {}", self.display_url))?;
+        Ok(())
+    }
+
+    /// Insert or update evaluation rows (keyed by source, dates, labels, detector, granularity).
+    pub fn upsert_evaluations(&self, rows: &[EvaluationRow]) -> Result<()> {
+        let d = self.dialect;
+        let insert = format!(
+            "INSERT INTO evaluations (source, date_from, date_to, labels, detector, granularity, run_id, \
+             evaluated_at, entities, positives, flagged, true_positives, precision, recall, f1, roc_auc, pr_auc) \
+             VALUES ($1, {}, {}, $4, $5, $6, $7, {}, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             ON CONFLICT (source, date_from, date_to, labels, detector, granularity) DO UPDATE SET \
+             run_id = excluded.run_id, evaluated_at = excluded.evaluated_at, entities = excluded.entities, \
+             positives = excluded.positives, flagged = excluded.flagged, \
+             true_positives = excluded.true_positives, precision = excluded.precision, \
+             recall = excluded.recall, f1 = excluded.f1, roc_auc = excluded.roc_auc, pr_auc = excluded.pr_auc",
+            d.date(2),
+            d.date(3),
+            d.ts(8)
+        );
+        self.runtime
+            .block_on(async {
+                let mut tx = self.pool.begin().await?;
+                for r in rows {
+                    sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                        .bind(r.source.clone())
+                        .bind(r.date_from.to_string())
+                        .bind(r.date_to.to_string())
+                        .bind(r.labels.clone())
+                        .bind(r.detector.clone())
+                        .bind(r.granularity.clone())
+                        .bind(r.run_id.clone())
+                        .bind(format_ts(d, r.evaluated_at))
+                        .bind(r.entities as i64)
+                        .bind(r.positives as i64)
+                        .bind(r.flagged as i64)
+                        .bind(r.true_positives as i64)
+                        .bind(r.precision)
+                        .bind(r.recall)
+                        .bind(r.f1)
+                        .bind(r.roc_auc)
+                        .bind(r.pr_auc)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(())
+            })
+            .with_context(|| format!("writing evaluations to {}", self.display_url))?;
+        Ok(())
+    }
+
     pub fn top_anomalies(&self, source: &str, limit: i64) -> Result<Vec<[String; 5]>> {
         let sql = format!(
             "SELECT {}, granularity, detector, severity, reason FROM anomalies WHERE source = $1 \

@@ -1,4 +1,10 @@
-//! Scoring detections against ground-truth labels (the generator's `labels.jsonl`).
+//! Scoring detections against ground-truth labels.
+//!
+//! Labels come in three shapes ([`LabelSet::read`]): the generator's `labels.jsonl`; loghub's
+//! session labels (`BlockId,Label` — any key column beside a `Label` column); and per-line
+//! labels (`LineId,Label`, optionally with a `file` column). [`metrics`] turns every scored
+//! entity of one detector (the `gold/scores` table: flagged or not) into precision, recall,
+//! F1, ROC-AUC and PR-AUC.
 //!
 //! A detection matches a label of its own granularity when it points at the same thing:
 //! a window detection of the label's service overlapping the label's interval; a session
@@ -6,11 +12,238 @@
 //! Precision counts distinct detected entities (several detectors flagging the same window
 //! count once); recall counts labels found by at least one detection.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
 
+use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
-use crate::generate::Label;
+use crate::generate::{Label, read_labels};
+
+/// Ground truth in one of the shapes loghub and the generator use.
+#[derive(Debug, Clone)]
+pub enum LabelSet {
+    /// The generator's labels: windows, sessions and events, each with a kind.
+    Generator(Vec<Label>),
+    /// Session key → anomalous (loghub HDFS `anomaly_label.csv`).
+    Sessions(HashMap<String, bool>),
+    /// (file base name or "", line number) → anomalous.
+    Lines(HashMap<(String, u64), bool>),
+}
+
+/// A label cell read as anomalous or not: `Anomaly`/`Normal`, `1`/`0`, `true`/`false`, and
+/// BGL's convention where `-` is normal and an alert category is not.
+fn is_anomalous(cell: &str) -> bool {
+    let c = cell.trim().trim_matches('"').to_ascii_lowercase();
+    !matches!(
+        c.as_str(),
+        "normal" | "0" | "false" | "-" | "" | "no" | "benign"
+    )
+}
+
+impl LabelSet {
+    /// Read labels, recognising the shape from the extension and the CSV header.
+    pub fn read(path: &Path) -> Result<Self> {
+        let is_jsonl = path
+            .extension()
+            .is_some_and(|e| e == "jsonl" || e == "json");
+        if is_jsonl {
+            return Ok(Self::Generator(read_labels(path)?));
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading labels {}", path.display()))?;
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        let find = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
+        let Some(label) = find(&["label", "labels", "is_anomaly", "anomaly", "alert"]) else {
+            bail!(
+                "{}: no label column (expected a header such as BlockId,Label or LineId,Label)",
+                path.display()
+            );
+        };
+        let line = find(&["lineid", "line_id", "line", "line_no"]);
+        let file = find(&["file", "filename", "path"]);
+        let key = (0..header.len()).find(|&i| i != label && Some(i) != line && Some(i) != file);
+        let cells = |l: &str| -> Vec<String> {
+            l.split(',')
+                .map(|c| c.trim().trim_matches('"').to_string())
+                .collect()
+        };
+        if let Some(line_col) = line {
+            let mut out = HashMap::new();
+            for (n, l) in lines.enumerate() {
+                let c = cells(l);
+                let no: u64 = c
+                    .get(line_col)
+                    .and_then(|v| v.parse().ok())
+                    .with_context(|| {
+                        format!(
+                            "{} line {}: line number missing or not a number",
+                            path.display(),
+                            n + 2
+                        )
+                    })?;
+                let f = file
+                    .and_then(|i| c.get(i))
+                    .map(|f| base_name(f).to_string())
+                    .unwrap_or_default();
+                out.insert((f, no), c.get(label).is_some_and(|v| is_anomalous(v)));
+            }
+            return Ok(Self::Lines(out));
+        }
+        let Some(key) = key else {
+            bail!("{}: no key column beside the label column", path.display());
+        };
+        Ok(Self::Sessions(
+            lines
+                .map(|l| {
+                    let c = cells(l);
+                    (
+                        c.get(key).cloned().unwrap_or_default(),
+                        c.get(label).is_some_and(|v| is_anomalous(v)),
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    /// The generator's labels, if these are they.
+    pub fn generator(&self) -> Option<&[Label]> {
+        match self {
+            Self::Generator(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a scored entity is anomalous under a label set; `None` when the labels say nothing
+/// about that granularity.
+pub struct Truth<'a> {
+    pub labels: &'a LabelSet,
+    /// Window length, to know where a window entity ends.
+    pub window_ms: i64,
+    /// Per-line labels: (service, window start) of windows holding an anomalous line.
+    pub anomalous_windows: HashSet<(String, i64)>,
+}
+
+impl Truth<'_> {
+    pub fn of(&self, granularity: &str, entity_key: &str, start_ms: i64) -> Option<bool> {
+        match self.labels {
+            LabelSet::Generator(labels) => {
+                let ts = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+                let d = Detection {
+                    granularity: granularity.to_string(),
+                    entity_key: entity_key.to_string(),
+                    window_start: ts(start_ms),
+                    window_end: ts(if granularity == "window" {
+                        start_ms + self.window_ms
+                    } else {
+                        start_ms
+                    }),
+                    detector: String::new(),
+                };
+                Some(labels.iter().any(|l| matches(&d, l)))
+            }
+            LabelSet::Sessions(map) => {
+                (granularity == "session").then(|| map.get(entity_key).copied().unwrap_or(false))
+            }
+            LabelSet::Lines(map) => match granularity {
+                "event" => {
+                    let (file, line) = entity_key.rsplit_once(':')?;
+                    let line: u64 = line.parse().ok()?;
+                    let hit = map
+                        .get(&(base_name(file).to_string(), line))
+                        .or_else(|| map.get(&(String::new(), line)));
+                    Some(hit.copied().unwrap_or(false))
+                }
+                "window" => Some(
+                    self.anomalous_windows
+                        .contains(&(entity_key.to_string(), start_ms)),
+                ),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Threshold and ranking quality of one detector at one granularity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub entities: u64,
+    pub positives: u64,
+    pub flagged: u64,
+    pub true_positives: u64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// None when the entities are all positive or all negative.
+    pub roc_auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+}
+
+/// One scored entity: (score, flagged by the detector, anomalous by the labels).
+pub type Judged = (f64, bool, bool);
+
+/// Metrics from (score, flagged, anomalous) per entity. ROC-AUC is the Mann–Whitney
+/// probability that a random anomalous entity outscores a random normal one (ties count ½);
+/// PR-AUC is average precision, with tied scores taken as one step.
+pub fn metrics(entities: &[Judged]) -> Metrics {
+    let n = entities.len() as u64;
+    let positives = entities.iter().filter(|e| e.2).count() as u64;
+    let flagged = entities.iter().filter(|e| e.1).count() as u64;
+    let tp = entities.iter().filter(|e| e.1 && e.2).count() as u64;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let (precision, recall) = (ratio(tp, flagged), ratio(tp, positives));
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    let (mut roc_auc, mut pr_auc) = (None, None);
+    let negatives = n - positives;
+    if positives > 0 && negatives > 0 {
+        let mut sorted: Vec<(f64, bool)> = entities.iter().map(|e| (e.0, e.2)).collect();
+        sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Walk tie groups from the highest score down.
+        let (mut above_neg, mut rank_sum, mut seen_tp, mut seen, mut ap) =
+            (0u64, 0.0, 0u64, 0u64, 0.0);
+        let mut i = 0;
+        while i < sorted.len() {
+            let mut j = i;
+            while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+                j += 1;
+            }
+            let group_pos = sorted[i..j].iter().filter(|e| e.1).count() as u64;
+            let group_neg = (j - i) as u64 - group_pos;
+            // Each positive here beats the negatives below and ties half of those beside it.
+            rank_sum += group_pos as f64
+                * ((negatives - above_neg - group_neg) as f64 + 0.5 * group_neg as f64);
+            above_neg += group_neg;
+            seen_tp += group_pos;
+            seen += (j - i) as u64;
+            ap += (group_pos as f64 / positives as f64) * (seen_tp as f64 / seen as f64);
+            i = j;
+        }
+        roc_auc = Some(rank_sum / (positives as f64 * negatives as f64));
+        pr_auc = Some(ap);
+    }
+    Metrics {
+        entities: n,
+        positives,
+        flagged,
+        true_positives: tp,
+        precision,
+        recall,
+        f1,
+        roc_auc,
+        pr_auc,
+    }
+}
 
 /// One detected entity, as the anomalies table has it.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +392,62 @@ pub fn evaluate(detections: &[Detection], labels: &[Label]) -> Evaluation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auc_and_average_precision_match_hand_computed_values() {
+        // Scores 0.9 (+), 0.8 (−), 0.7 (+), 0.1 (−): 3 of 4 positive-negative pairs ordered.
+        let m = metrics(&[
+            (0.9, true, true),
+            (0.8, true, false),
+            (0.7, false, true),
+            (0.1, false, false),
+        ]);
+        assert!((m.roc_auc.unwrap() - 0.75).abs() < 1e-12);
+        // AP = ½·(1/1) + ½·(2/3).
+        assert!((m.pr_auc.unwrap() - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+        assert_eq!((m.flagged, m.true_positives), (2, 1));
+        assert!((m.f1 - 0.5).abs() < 1e-12);
+        // All tied: chance.
+        let tied = metrics(&[(0.0, false, true), (0.0, false, false)]);
+        assert_eq!(tied.roc_auc, Some(0.5));
+        assert_eq!(metrics(&[(1.0, true, true)]).roc_auc, None);
+    }
+
+    #[test]
+    fn label_files_of_each_shape_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = dir.path().join("anomaly_label.csv");
+        std::fs::write(&sessions, "BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\n").unwrap();
+        let set = LabelSet::read(&sessions).unwrap();
+        let truth = Truth {
+            labels: &set,
+            window_ms: 0,
+            anomalous_windows: HashSet::new(),
+        };
+        assert_eq!(truth.of("session", "blk_2", 0), Some(true));
+        assert_eq!(truth.of("session", "blk_1", 0), Some(false));
+        assert_eq!(truth.of("window", "svc", 0), None);
+
+        let lines = dir.path().join("lines.csv");
+        std::fs::write(&lines, "LineId,Label\n1,-\n2,KERNDTLB\n").unwrap();
+        let set = LabelSet::read(&lines).unwrap();
+        let truth = Truth {
+            labels: &set,
+            window_ms: 0,
+            anomalous_windows: HashSet::new(),
+        };
+        assert_eq!(truth.of("event", "logs/bgl.log:2", 0), Some(true));
+        assert_eq!(truth.of("event", "logs/bgl.log:1", 0), Some(false));
+
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "a,b\n1,2\n").unwrap();
+        assert!(
+            LabelSet::read(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("no label column")
+        );
+    }
 
     fn ts(s: &str) -> DateTime<Utc> {
         parse_ts(s).unwrap()

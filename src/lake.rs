@@ -64,6 +64,9 @@ pub mod tables {
     pub const SESSION_TEMPLATE_COUNTS: &str = "session_template_counts";
     pub const EVENT_FEATURES: &str = "event_features";
     pub const ANOMALIES: &str = "anomalies";
+    /// Every detector's score for every entity it judged, flagged or not: what the ensemble
+    /// and the ROC/PR curves of `06-report` read.
+    pub const SCORES: &str = "scores";
 }
 
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@ pub mod detectors;
 pub mod evaluate;
 pub mod features;
 pub mod generate;
+pub mod incidents;
 pub mod lake;
 pub mod models;
 pub mod parse;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::detectors::clustering::Clustering;
-use crate::detectors::invariants::SessionInvariants;
+use crate::detectors::invariants::ServiceInvariants;
 use crate::detectors::isolation_forest::IsolationForest;
 use crate::detectors::rare_template::RareTemplate;
 use crate::detectors::sequence::RareTransition;
@@ -61,7 +61,7 @@ pub enum Model {
     ZScore(ZScoreSet),
     RareTemplate(RareTemplate),
     Sequence(RareTransition),
-    Invariants(SessionInvariants),
+    Invariants(ServiceInvariants),
     Clustering(Clustering),
 }
 

@@ -216,6 +216,50 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
     let succeeded = db.run_counts(source).unwrap();
     assert_eq!(succeeded, vec![("succeeded".to_string(), 7)]);
 
+    // The ensemble alone finds every injected kind; every anomaly belongs to an incident, and
+    // an incident groups several of them.
+    let ensemble: Vec<Detection> = found
+        .iter()
+        .filter(|d| d.detector == "ensemble")
+        .cloned()
+        .collect();
+    let by_ensemble = evaluate(&ensemble, &read_labels(&labels).unwrap());
+    for (kind, (hit, total)) in &by_ensemble.per_kind {
+        assert!(*hit > 0, "ensemble found no {kind} (0 of {total})");
+    }
+    assert!(
+        by_ensemble.overall.precision() >= 0.8,
+        "{:?}",
+        by_ensemble.per_detector
+    );
+    let count = |sql: &str| db.query_i64(&sql.replace("{source}", source)).unwrap();
+    assert_eq!(
+        count("SELECT COUNT(*) FROM anomalies WHERE source = '{source}' AND incident_id IS NULL"),
+        0
+    );
+    let incidents = count("SELECT COUNT(*) FROM incidents WHERE source = '{source}'");
+    assert!(
+        incidents > 0 && (incidents as usize) < a.height(),
+        "{incidents} incidents"
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM anomalies a WHERE source = '{source}' AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.incident_id = a.incident_id)"
+        ),
+        0
+    );
+    // 06-report --labels wrote ranking quality per detector; the ensemble ranks sessions well.
+    assert!(
+        count("SELECT COUNT(*) FROM evaluations WHERE source = '{source}' AND roc_auc IS NOT NULL")
+            >= 5
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM evaluations WHERE source = '{source}' AND detector = 'ensemble' AND granularity = 'session' AND roc_auc >= 0.9 AND f1 >= 0.8"
+        ),
+        1
+    );
+
     // A second run changes nothing: same lake bytes, same anomalies.
     let before = lake_snapshot(&lake_dir);
     loglake(&run_args).expect("second pipeline run");

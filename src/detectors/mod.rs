@@ -8,11 +8,14 @@
 //! - [`sequence`]: sessions that make a transition between events normal sessions never make.
 //! - [`invariants`]: sessions that break the count relations normal sessions keep, or have an
 //!   event almost no session has.
+//! - [`ensemble`]: one verdict per entity from the others' scores, each calibrated against its
+//!   own threshold and weighted by how much a lone flag from it means.
 //!
 //! The stages decide which detector runs on which granularity (`04-train`, `05-detect`); the
 //! detectors know only numbers.
 
 pub mod clustering;
+pub mod ensemble;
 pub mod invariants;
 pub mod isolation_forest;
 pub mod rare_template;

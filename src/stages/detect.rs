@@ -6,10 +6,11 @@
 //! lines with where they are in the lake. Its id is a hash of (source, granularity, entity,
 //! window start, detector), so a re-run updates the same rows instead of adding new ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use linfa::ParamGuard;
 use linfa::traits::Predict;
 use ndarray::Array2;
 use polars::prelude::*;
@@ -17,9 +18,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use super::train::{CLUSTERING, INVARIANTS, ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE};
+use super::train::{
+    CLUSTERING, ENSEMBLE, INVARIANTS, ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE,
+};
 use crate::db::{AnomalyRow, RunOutcome};
 use crate::detectors::clustering::Placement;
+use crate::detectors::ensemble::{EnsembleParams, Vote};
 use crate::detectors::invariants::Violation;
 use crate::detectors::sequence::{END, START};
 use crate::detectors::severity;
@@ -34,6 +38,7 @@ const TOP_FEATURES: usize = 5;
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let mut per_detector: BTreeMap<String, usize> = BTreeMap::new();
+    let mut outcome_incidents = 0;
     for &date in &ctx.dates {
         let detector = Detector::new(ctx, date)?;
         if detector.models.is_empty() {
@@ -42,9 +47,18 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 ctx.source
             );
         }
-        let (scored, mut anomalies) = detector.detect_all()?;
+        let (scored, mut anomalies, scores) = detector.detect_all()?;
+        ctx.lake.commit_partition(
+            Layer::Gold,
+            tables::SCORES,
+            &ctx.source,
+            date,
+            &scores_frame(&scores)?,
+        )?;
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
         keep_first_detection(ctx, date, &mut anomalies)?;
+        let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
+        let incidents = crate::incidents::assign(&mut anomalies, gap);
         for a in &anomalies {
             *per_detector
                 .entry(format!("{}/{}", a.granularity, a.detector))
@@ -54,6 +68,8 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         ctx.lake
             .commit_partition(Layer::Gold, tables::ANOMALIES, &ctx.source, date, &frame)?;
         ctx.db.replace_anomalies(&ctx.source, date, &anomalies)?;
+        ctx.db.replace_incidents(&ctx.source, date, &incidents)?;
+        outcome_incidents += incidents.len();
         outcome.rows_in += scored;
         outcome.rows_out += anomalies.len() as u64;
     }
@@ -62,7 +78,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
     outcome.message = format!(
-        "{} rows scored, {} anomalies ({})",
+        "{} rows scored, {} anomalies in {outcome_incidents} incidents ({})",
         outcome.rows_in,
         outcome.rows_out,
         if breakdown.is_empty() {
@@ -92,6 +108,7 @@ struct Finding {
     extra: serde_json::Value,
 }
 
+#[derive(Clone)]
 enum SampleQuery {
     /// Lines of a service in a time range, preferring a template or a level.
     Window {
@@ -102,6 +119,44 @@ enum SampleQuery {
     Session { key: String },
     /// One line.
     Line { file: String, line_no: u64 },
+}
+
+/// One detector's score for one entity, flagged or not.
+struct EntityScore {
+    granularity: &'static str,
+    entity_key: String,
+    start_ms: i64,
+    detector: String,
+    score: f64,
+    threshold: f64,
+}
+
+impl EntityScore {
+    fn new(
+        model: &SavedModel,
+        granularity: &'static str,
+        entity_key: &str,
+        start_ms: i64,
+        score: f64,
+    ) -> Self {
+        Self {
+            granularity,
+            entity_key: entity_key.to_string(),
+            start_ms,
+            detector: model.detector.clone(),
+            score,
+            threshold: model.threshold,
+        }
+    }
+}
+
+/// The granularity constant with this name.
+fn granularity_name(name: &str) -> &'static str {
+    match name {
+        WINDOW => WINDOW,
+        SESSION => SESSION,
+        _ => EVENT,
+    }
 }
 
 struct Detector<'a> {
@@ -184,7 +239,7 @@ fn top_features(
         .iter()
         .zip(baselines)
         .enumerate()
-        .map(|(j, (v, b))| (j, (v - b.center) / b.scale))
+        .map(|(j, (v, b))| (j, b.z(*v)))
         .filter(|(_, z)| z.is_finite() && *z != 0.0)
         .collect();
     ranked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
@@ -236,8 +291,9 @@ impl<'a> Detector<'a> {
         Ok(Self { ctx, date, models })
     }
 
-    fn detect_all(&self) -> Result<(u64, Vec<AnomalyRow>)> {
+    fn detect_all(&self) -> Result<(u64, Vec<AnomalyRow>, Vec<EntityScore>)> {
         let mut findings = Vec::new();
+        let mut scores = Vec::new();
         let mut scored = 0u64;
         let windows = self.read(tables::WINDOW_FEATURES)?;
         let sessions = match (
@@ -253,39 +309,144 @@ impl<'a> Detector<'a> {
                 (WINDOW, _) => {
                     let Some(df) = &windows else { continue };
                     scored += df.height() as u64;
-                    findings.extend(self.score_rows(model, df, WINDOW)?);
+                    findings.extend(self.score_rows(model, df, WINDOW, &mut scores)?);
                 }
                 (SESSION, Model::Sequence(_)) => {
                     let Some((s, _)) = &sessions else { continue };
                     scored += s.height() as u64;
-                    findings.extend(self.rare_transitions(model, s)?);
+                    findings.extend(self.rare_transitions(model, s, &mut scores)?);
                 }
                 (SESSION, Model::Invariants(_)) => {
                     let Some((s, _)) = &sessions else { continue };
                     scored += s.height() as u64;
-                    findings.extend(self.broken_invariants(model, s)?);
+                    findings.extend(self.broken_invariants(model, s, &mut scores)?);
                 }
                 (SESSION, _) => {
                     let Some((s, c)) = &sessions else { continue };
                     let frame = features::session_frame(s, c, &model.vocabulary)?;
                     scored += frame.height() as u64;
-                    findings.extend(self.score_rows(model, &frame, SESSION)?);
+                    findings.extend(self.score_rows(model, &frame, SESSION, &mut scores)?);
                 }
                 (EVENT, Model::RareTemplate(_)) => {
                     let Some(df) = &events else { continue };
                     scored += df.height() as u64;
-                    findings.extend(self.rare_events(model, df)?);
+                    findings.extend(self.rare_events(model, df, &mut scores)?);
                 }
                 _ => {}
             }
         }
+        let ensemble = self.ensemble(&findings, &mut scores)?;
+        findings.extend(ensemble);
         let samples = Samples::load(self.ctx, self.date, !findings.is_empty())?;
         let detected_at = Utc::now();
         let rows = findings
             .into_iter()
             .map(|f| self.to_row(f, &samples, detected_at))
             .collect::<Result<Vec<_>>>()?;
-        Ok((scored, rows))
+        Ok((scored, rows, scores))
+    }
+
+    /// One `ensemble` finding per entity whose weighted, calibrated evidence reaches 1, and
+    /// the ensemble's score for every scored entity (appended to `scores`).
+    fn ensemble(
+        &self,
+        findings: &[Finding],
+        scores: &mut Vec<EntityScore>,
+    ) -> Result<Vec<Finding>> {
+        let cfg = &self.ctx.settings.detectors.ensemble;
+        if !cfg.enabled {
+            return Ok(Vec::new());
+        }
+        let params = EnsembleParams::default()
+            .weights(&cfg.weights)
+            .default_weight(cfg.default_weight)
+            .check()
+            .context("detectors.ensemble")?;
+        let mut scored_by: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut votes: HashMap<(&str, &str, i64), Vec<Vote>> = HashMap::new();
+        for s in scores.iter() {
+            scored_by
+                .entry(s.granularity)
+                .or_default()
+                .insert(s.detector.as_str());
+            votes
+                .entry((s.granularity, s.entity_key.as_str(), s.start_ms))
+                .or_default()
+                .push(Vote {
+                    detector: &s.detector,
+                    score: s.score,
+                    threshold: s.threshold,
+                });
+        }
+        let mut flagged: HashMap<(&str, &str, i64), Vec<&Finding>> = HashMap::new();
+        for f in findings {
+            flagged
+                .entry((f.granularity, f.entity_key.as_str(), f.start_ms))
+                .or_default()
+                .push(f);
+        }
+        let mut out = Vec::new();
+        let mut ensemble_scores = Vec::new();
+        // Sorted so the table's rows come out in the same order on every run.
+        let mut keys: Vec<&(&str, &str, i64)> = votes.keys().collect();
+        keys.sort();
+        for key in keys {
+            let (granularity, entity_key, start_ms) = *key;
+            let members = flagged.get(key).map(Vec::as_slice).unwrap_or_default();
+            let verdict = if members.is_empty() {
+                None
+            } else {
+                Some(params.combine(&votes[key], scored_by[granularity].iter().copied()))
+            };
+            let score = verdict.as_ref().map(|v| v.score).unwrap_or(0.0);
+            ensemble_scores.push(EntityScore {
+                granularity: granularity_name(granularity),
+                entity_key: entity_key.to_string(),
+                start_ms,
+                detector: ENSEMBLE.to_string(),
+                score,
+                threshold: 1.0,
+            });
+            let Some(verdict) = verdict.filter(|v| v.is_anomalous()) else {
+                continue;
+            };
+            let lead = verdict.contributions[0].detector.as_str();
+            let Some(strongest) = members.iter().find(|f| f.detector == lead) else {
+                continue;
+            };
+            let by: Vec<String> = verdict
+                .contributions
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({:.2}× its threshold, weight {})",
+                        c.detector, c.calibrated, c.weight
+                    )
+                })
+                .collect();
+            out.push(Finding {
+                granularity: strongest.granularity,
+                entity_key: entity_key.to_string(),
+                service: strongest.service.clone(),
+                start_ms,
+                end_ms: members.iter().map(|f| f.end_ms).max().unwrap_or(start_ms),
+                detector: ENSEMBLE.to_string(),
+                score: verdict.score,
+                threshold: 1.0,
+                reason: format!(
+                    "evidence {:.2} from {}; {}",
+                    verdict.score,
+                    by.join(", "),
+                    strongest.reason
+                ),
+                top: strongest.top.clone(),
+                samples: strongest.samples.clone(),
+                model_version: strongest.model_version.clone(),
+                extra: json!({"contributions": verdict.contributions}),
+            });
+        }
+        scores.extend(ensemble_scores);
+        Ok(out)
     }
 
     fn read(&self, table: &str) -> Result<Option<DataFrame>> {
@@ -309,6 +470,7 @@ impl<'a> Detector<'a> {
         model: &SavedModel,
         df: &DataFrame,
         granularity: &'static str,
+        scores: &mut Vec<EntityScore>,
     ) -> Result<Vec<Finding>> {
         let x = features::matrix(df, &model.features)?;
         let (key_col, start_col, end_col) = if granularity == WINDOW {
@@ -350,6 +512,13 @@ impl<'a> Detector<'a> {
                     let z: Array2<f64> =
                         zmodel.predict(&x.slice(ndarray::s![i..i + 1, ..]).to_owned());
                     let score = z.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    scores.push(EntityScore::new(
+                        model,
+                        granularity,
+                        &keys[i],
+                        starts[i],
+                        score,
+                    ));
                     if score < model.threshold {
                         continue;
                     }
@@ -361,6 +530,13 @@ impl<'a> Detector<'a> {
                 }
                 Model::IsolationForest(_) => {
                     let score = forest_scores.as_ref().map(|s| s[i]).unwrap_or(0.0);
+                    scores.push(EntityScore::new(
+                        model,
+                        granularity,
+                        &keys[i],
+                        starts[i],
+                        score,
+                    ));
                     if score <= model.threshold {
                         continue;
                     }
@@ -372,6 +548,13 @@ impl<'a> Detector<'a> {
                 }
                 Model::Clustering(_) => {
                     let score = placements.as_ref().map(|p| p[i].score).unwrap_or(0.0);
+                    scores.push(EntityScore::new(
+                        model,
+                        granularity,
+                        &keys[i],
+                        starts[i],
+                        score,
+                    ));
                     if score < model.threshold {
                         continue;
                     }
@@ -460,7 +643,12 @@ impl<'a> Detector<'a> {
         Ok(out)
     }
 
-    fn rare_transitions(&self, model: &SavedModel, df: &DataFrame) -> Result<Vec<Finding>> {
+    fn rare_transitions(
+        &self,
+        model: &SavedModel,
+        df: &DataFrame,
+        scores: &mut Vec<EntityScore>,
+    ) -> Result<Vec<Finding>> {
         let Model::Sequence(seq) = &model.model else {
             return Ok(Vec::new());
         };
@@ -478,7 +666,10 @@ impl<'a> Detector<'a> {
         let mut out = Vec::new();
         for i in 0..df.height() {
             let sequence: Vec<&str> = sequences[i].split(' ').filter(|t| !t.is_empty()).collect();
-            let Some((from, to, seen)) = seq.rarest(&sequence) else {
+            let rarest = seq.rarest_transition(&sequence);
+            let score = rarest.as_ref().map(|r| seq.score(r.2)).unwrap_or(0.0);
+            scores.push(EntityScore::new(model, SESSION, &keys[i], starts[i], score));
+            let Some((from, to, seen)) = rarest.filter(|r| r.2 <= seq.limit()) else {
                 continue;
             };
             let how = if seen == 0 {
@@ -493,7 +684,7 @@ impl<'a> Detector<'a> {
                 start_ms: starts[i],
                 end_ms: ends[i].max(starts[i]),
                 detector: model.detector.clone(),
-                score: seq.score(seen),
+                score,
                 threshold: model.threshold,
                 reason: format!(
                     "transition {} → {} {how}, in session {} ({}, {} events)",
@@ -512,8 +703,13 @@ impl<'a> Detector<'a> {
         Ok(out)
     }
 
-    fn broken_invariants(&self, model: &SavedModel, df: &DataFrame) -> Result<Vec<Finding>> {
-        let Model::Invariants(inv) = &model.model else {
+    fn broken_invariants(
+        &self,
+        model: &SavedModel,
+        df: &DataFrame,
+        scores: &mut Vec<EntityScore>,
+    ) -> Result<Vec<Finding>> {
+        let Model::Invariants(by_service) = &model.model else {
             return Ok(Vec::new());
         };
         let SessionColumns {
@@ -527,7 +723,10 @@ impl<'a> Detector<'a> {
         let pct = |share: f64| format!("{:.1}%", 100.0 * share);
         let mut out = Vec::new();
         for i in 0..df.height() {
+            let inv = by_service.for_service(&services[i]);
             let violations = inv.check(&features::template_counts(&sequences[i]));
+            let score = violations.first().map(|v| inv.score_of(v)).unwrap_or(0.0);
+            scores.push(EntityScore::new(model, SESSION, &keys[i], starts[i], score));
             let Some(strongest) = violations.first() else {
                 continue;
             };
@@ -550,10 +749,15 @@ impl<'a> Detector<'a> {
                     template,
                     sessions_with,
                 } => format!(
-                    "contains {}, present in {} of {} training sessions ({})",
+                    "contains {}, present in {} of {} training sessions{} ({})",
                     name(template),
                     sessions_with,
                     inv.sessions,
+                    if by_service.by_service.contains_key(&services[i]) {
+                        format!(" of {}", services[i])
+                    } else {
+                        String::new()
+                    },
                     pct(*sessions_with as f64 / inv.sessions.max(1) as f64)
                 ),
             };
@@ -579,7 +783,7 @@ impl<'a> Detector<'a> {
                 start_ms: starts[i],
                 end_ms: ends[i].max(starts[i]),
                 detector: model.detector.clone(),
-                score: inv.score_of(strongest),
+                score,
                 threshold: model.threshold,
                 reason: format!(
                     "{what}, in session {} ({}; {} violation(s))",
@@ -598,7 +802,12 @@ impl<'a> Detector<'a> {
         Ok(out)
     }
 
-    fn rare_events(&self, model: &SavedModel, df: &DataFrame) -> Result<Vec<Finding>> {
+    fn rare_events(
+        &self,
+        model: &SavedModel,
+        df: &DataFrame,
+        scores: &mut Vec<EntityScore>,
+    ) -> Result<Vec<Finding>> {
         let Model::RareTemplate(rare) = &model.model else {
             return Ok(Vec::new());
         };
@@ -610,11 +819,14 @@ impl<'a> Detector<'a> {
         let ts = features::millis(df, "ts")?;
         let mut out = Vec::new();
         for i in 0..df.height() {
+            let line_no = line_nos.get(i).unwrap_or_default();
+            let entity_key = format!("{}:{line_no}", files[i]);
+            let score = rare.score(&ids[i]);
+            scores.push(EntityScore::new(model, EVENT, &entity_key, ts[i], score));
             if !rare.is_rare(&ids[i]) {
                 continue;
             }
             let seen = rare.training_count(&ids[i]);
-            let line_no = line_nos.get(i).unwrap_or_default();
             let how = if seen == 0 {
                 "never seen in training".to_string()
             } else {
@@ -625,12 +837,12 @@ impl<'a> Detector<'a> {
             };
             out.push(Finding {
                 granularity: EVENT,
-                entity_key: format!("{}:{line_no}", files[i]),
+                entity_key,
                 service: services[i].clone(),
                 start_ms: ts[i],
                 end_ms: ts[i],
                 detector: model.detector.clone(),
-                score: rare.score(&ids[i]),
+                score,
                 threshold: model.threshold,
                 reason: format!("rare template '{}' {how}, in {} at {}", texts[i], services[i], fmt_hm(ts[i])),
                 top: vec![json!({"feature": "template_id", "template_id": ids[i], "template": texts[i], "training_count": seen, "training_events": rare.total_events})],
@@ -895,6 +1107,44 @@ fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow])
         }
     }
     Ok(())
+}
+
+/// Every entity's score per detector, as a gold table.
+fn scores_frame(scores: &[EntityScore]) -> Result<DataFrame> {
+    let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new(
+            "granularity".into(),
+            scores.iter().map(|s| s.granularity).collect::<Vec<&str>>(),
+        ),
+        Column::new(
+            "entity_key".into(),
+            scores
+                .iter()
+                .map(|s| s.entity_key.as_str())
+                .collect::<Vec<&str>>(),
+        ),
+        Column::new(
+            "window_start".into(),
+            scores.iter().map(|s| s.start_ms).collect::<Vec<i64>>(),
+        )
+        .cast(&utc)?,
+        Column::new(
+            "detector".into(),
+            scores
+                .iter()
+                .map(|s| s.detector.as_str())
+                .collect::<Vec<&str>>(),
+        ),
+        Column::new(
+            "score".into(),
+            scores.iter().map(|s| s.score).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "threshold".into(),
+            scores.iter().map(|s| s.threshold).collect::<Vec<f64>>(),
+        ),
+    ])?)
 }
 
 /// The anomalies as a gold table (same columns as the database table).

@@ -9,10 +9,11 @@ use anyhow::{Context as _, Result};
 use polars::prelude::*;
 
 use super::Context;
+use super::train::ENSEMBLE;
+use crate::db::EvaluationRow;
 use crate::db::RunOutcome;
-use crate::evaluate::{detections_from, evaluate};
+use crate::evaluate::{Judged, LabelSet, Metrics, Truth, detections_from, evaluate, metrics};
 use crate::features;
-use crate::generate::read_labels;
 use crate::lake::{Layer, tables};
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
@@ -113,32 +114,93 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 
     let mut message = format!("{bronze_rows} bronze rows, {} anomalies", detections.len());
     if let Some(path) = &ctx.options.labels {
-        let labels = read_labels(path)?;
-        let e = evaluate(&detections, &labels);
+        let labels = LabelSet::read(path)?;
         writeln!(out, "\nevaluation against {}", path.display())?;
+        let per_detector = score_against(ctx, &labels, path)?;
         writeln!(
             out,
-            "  overall   precision {:.3}  recall {:.3}  F1 {:.3}  ({} of {} detected entities match a label; {} of {} labels found)",
-            e.overall.precision(),
-            e.overall.recall(),
-            e.overall.f1(),
-            e.overall.true_positives,
-            e.overall.detections,
-            e.overall.labels_found,
-            e.overall.labels
+            "  {:<30} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "detector/granularity",
+            "entities",
+            "positive",
+            "flagged",
+            "precision",
+            "recall",
+            "F1",
+            "ROC-AUC",
+            "PR-AUC"
         )?;
-        for (kind, (found, total)) in &e.per_kind {
-            writeln!(out, "  recall    {kind:<18} {found}/{total}")?;
+        let auc = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+        for ((detector, granularity), m) in &per_detector {
+            writeln!(
+                out,
+                "  {:<30} {:>9} {:>9} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>8} {:>8}",
+                format!("{detector}/{granularity}"),
+                m.entities,
+                m.positives,
+                m.flagged,
+                m.precision,
+                m.recall,
+                m.f1,
+                auc(m.roc_auc),
+                auc(m.pr_auc)
+            )?;
         }
-        for (det, (hit, total)) in &e.per_detector {
-            writeln!(out, "  precision {det:<28} {hit}/{total}")?;
+        if let Some(generated) = labels.generator() {
+            let e = evaluate(&detections, generated);
+            writeln!(
+                out,
+                "  any detector: precision {:.3}  recall {:.3}  F1 {:.3}  ({} of {} detected entities match a label; {} of {} labels found)",
+                e.overall.precision(),
+                e.overall.recall(),
+                e.overall.f1(),
+                e.overall.true_positives,
+                e.overall.detections,
+                e.overall.labels_found,
+                e.overall.labels
+            )?;
+            // Per injected type, at its own granularity: the ensemble's precision there and
+            // the share of that type's labels the ensemble found.
+            let ensemble: Vec<_> = detections
+                .iter()
+                .filter(|d| d.detector == ENSEMBLE)
+                .cloned()
+                .collect();
+            let found = evaluate(&ensemble, generated);
+            let mut granularity_of: BTreeMap<&str, &str> = BTreeMap::new();
+            for l in generated {
+                granularity_of.insert(&l.kind, &l.granularity);
+            }
+            for (kind, (hit, total)) in &found.per_kind {
+                let g = granularity_of
+                    .get(kind.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                let precision = per_detector
+                    .get(&(ENSEMBLE.to_string(), g.to_string()))
+                    .map(|m| m.precision)
+                    .unwrap_or(0.0);
+                let recall = *hit as f64 / (*total).max(1) as f64;
+                let f1 = if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                };
+                writeln!(
+                    out,
+                    "  type {kind:<18} ({g}) ensemble found {hit}/{total}, precision at {g} {precision:.3}, F1 {f1:.3}"
+                )?;
+            }
+            message = format!(
+                "{message}; precision {:.3} recall {:.3} F1 {:.3}",
+                e.overall.precision(),
+                e.overall.recall(),
+                e.overall.f1()
+            );
         }
-        message = format!(
-            "{message}; precision {:.3} recall {:.3} F1 {:.3}",
-            e.overall.precision(),
-            e.overall.recall(),
-            e.overall.f1()
-        );
+        if let Some(m) = per_detector.get(&(ENSEMBLE.to_string(), "session".to_string())) {
+            message = format!("{message}; ensemble/session F1 {:.3}", m.f1);
+        }
     }
     print!("{out}");
     Ok(RunOutcome {
@@ -147,4 +209,108 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         rows_quarantined: 0,
         message,
     })
+}
+
+/// Every scored entity of the batch against the labels, per detector and granularity; the
+/// results go to the `evaluations` table too.
+fn score_against(
+    ctx: &Context,
+    labels: &LabelSet,
+    path: &std::path::Path,
+) -> Result<BTreeMap<(String, String), Metrics>> {
+    let window_ms = i64::from(ctx.settings.gold.window_minutes) * 60_000;
+    let mut anomalous_windows = std::collections::HashSet::new();
+    if let LabelSet::Lines(lines) = labels {
+        // Windows holding an anomalous line, from where silver put each line.
+        if let Some(events) =
+            ctx.lake
+                .scan(Layer::Silver, tables::EVENTS, &ctx.source, &ctx.dates)?
+        {
+            let ev = events
+                .select([col("file"), col("line_no"), col("ts"), col("service")])
+                .collect()?;
+            let files = features::strings(&ev, "file")?;
+            let services = features::strings(&ev, "service")?;
+            let ts = features::millis(&ev, "ts")?;
+            let line_no = ev.column("line_no")?.u64()?;
+            for i in 0..ev.height() {
+                let no = line_no.get(i).unwrap_or_default();
+                let base = files[i]
+                    .rsplit(['/', '\\'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let hit = lines
+                    .get(&(base, no))
+                    .or_else(|| lines.get(&(String::new(), no)))
+                    .copied()
+                    .unwrap_or(false);
+                if hit {
+                    anomalous_windows
+                        .insert((services[i].clone(), ts[i] - ts[i].rem_euclid(window_ms)));
+                }
+            }
+        }
+    }
+    let truth = Truth {
+        labels,
+        window_ms,
+        anomalous_windows,
+    };
+    let Some(scores) = ctx
+        .lake
+        .scan(Layer::Gold, tables::SCORES, &ctx.source, &ctx.dates)?
+    else {
+        anyhow::bail!("no gold/scores for {}: run 05-detect first", ctx.source);
+    };
+    let scores = scores
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading gold/scores")?;
+    let granularity = features::strings(&scores, "granularity")?;
+    let entity = features::strings(&scores, "entity_key")?;
+    let detector = features::strings(&scores, "detector")?;
+    let start = features::millis(&scores, "window_start")?;
+    let score = scores.column("score")?.f64()?;
+    let threshold = scores.column("threshold")?.f64()?;
+    let mut by: BTreeMap<(String, String), Vec<Judged>> = BTreeMap::new();
+    for i in 0..scores.height() {
+        let Some(y) = truth.of(&granularity[i], &entity[i], start[i]) else {
+            continue;
+        };
+        let (s, t) = (
+            score.get(i).unwrap_or(0.0),
+            threshold.get(i).unwrap_or(f64::INFINITY),
+        );
+        by.entry((detector[i].clone(), granularity[i].clone()))
+            .or_default()
+            .push((s, s >= t, y));
+    }
+    let per: BTreeMap<(String, String), Metrics> =
+        by.into_iter().map(|(k, v)| (k, metrics(&v))).collect();
+    let now = chrono::Utc::now();
+    let rows: Vec<EvaluationRow> = per
+        .iter()
+        .map(|((detector, granularity), m)| EvaluationRow {
+            source: ctx.source.clone(),
+            date_from: ctx.dates[0],
+            date_to: ctx.dates[ctx.dates.len() - 1],
+            labels: path.display().to_string(),
+            detector: detector.clone(),
+            granularity: granularity.clone(),
+            run_id: ctx.run_id.clone(),
+            evaluated_at: now,
+            entities: m.entities,
+            positives: m.positives,
+            flagged: m.flagged,
+            true_positives: m.true_positives,
+            precision: m.precision,
+            recall: m.recall,
+            f1: m.f1,
+            roc_auc: m.roc_auc,
+            pr_auc: m.pr_auc,
+        })
+        .collect();
+    ctx.db.upsert_evaluations(&rows)?;
+    Ok(per)
 }

@@ -44,6 +44,8 @@ pub const RARE_TEMPLATE: &str = "rare_template";
 pub const SEQUENCE: &str = "sequence";
 pub const INVARIANTS: &str = "invariants";
 pub const CLUSTERING: &str = "clustering";
+/// Not trained: `05-detect` combines the others' scores.
+pub const ENSEMBLE: &str = "ensemble";
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let to = *ctx.dates.last().expect("at least one date");
@@ -451,27 +453,34 @@ impl Trainer<'_> {
     ) -> Result<Option<SavedModel>> {
         let cfg = &self.settings().detectors.invariants;
         let sequences = features::strings(sessions, "template_sequence")?;
+        let services = features::strings(sessions, "service")?;
         let params = SessionInvariants::params()
             .min_support(cfg.min_support)
             .min_frequency(cfg.min_frequency)
             .max_ratio(cfg.max_ratio)
             .rare_share(cfg.rare_share)
             .min_sessions(cfg.min_sessions);
-        let model = match params.fit(sequences.iter().map(|s| features::template_counts(s))) {
+        let model = match params.fit_by_service(
+            services
+                .iter()
+                .zip(&sequences)
+                .map(|(service, s)| (service.as_str(), features::template_counts(s))),
+        ) {
             Ok(m) => m,
             Err(InvariantsError::TooFewSessions { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         tracing::info!(
-            invariants = model.invariants.len(),
-            sessions = model.sessions,
+            invariants = model.all.invariants.len(),
+            services = model.by_service.len(),
+            sessions = model.sessions(),
             "count invariants mined"
         );
         let mut m = self.base(
             SESSION,
             INVARIANTS,
             vec!["template_sequence".into()],
-            model.sessions,
+            model.sessions(),
             Model::Invariants(model.clone()),
         );
         m.threshold = model.threshold();
@@ -548,7 +557,8 @@ fn robust_baselines(x: &Array2<f64>, features: &[String]) -> Vec<FeatureBaseline
         Err(_) => vec![
             FeatureBaseline {
                 center: 0.0,
-                scale: 1.0
+                scale: 1.0,
+                stabilized: None,
             };
             x.ncols()
         ],

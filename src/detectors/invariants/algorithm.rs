@@ -214,7 +214,69 @@ impl InvariantsValidParams {
     }
 }
 
+/// One model per service with enough sessions, and one over all sessions for the rest.
+///
+/// Rarity only means something within one workflow: a payment retry in 10 % of checkout
+/// requests is a normal branch, yet under 1 % of all sessions once four other services share
+/// the count; and every event of a small service would look rare against the whole system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInvariants {
+    pub by_service: BTreeMap<String, SessionInvariants>,
+    pub all: SessionInvariants,
+}
+
+impl ServiceInvariants {
+    /// The model judging a session of `service`.
+    pub fn for_service(&self, service: &str) -> &SessionInvariants {
+        self.by_service.get(service).unwrap_or(&self.all)
+    }
+
+    /// The lowest threshold among the models: every violation scores at or above it.
+    pub fn threshold(&self) -> f64 {
+        self.by_service
+            .values()
+            .map(SessionInvariants::threshold)
+            .fold(self.all.threshold(), f64::min)
+    }
+
+    pub fn sessions(&self) -> u64 {
+        self.all.sessions
+    }
+}
+
+impl InvariantsValidParams {
+    /// Fit per service (services with at least `min_sessions` sessions) and over all
+    /// sessions; each session given as (service, template → count).
+    pub fn fit_by_service<'a>(
+        &self,
+        sessions: impl IntoIterator<Item = (&'a str, HashMap<&'a str, u64>)>,
+    ) -> Result<ServiceInvariants, InvariantsError> {
+        let mut groups: BTreeMap<&str, Vec<HashMap<&str, u64>>> = BTreeMap::new();
+        let mut all = Vec::new();
+        for (service, counts) in sessions {
+            groups.entry(service).or_default().push(counts.clone());
+            all.push(counts);
+        }
+        let all = self.fit(all)?;
+        let mut by_service = BTreeMap::new();
+        for (service, group) in groups {
+            // A single service is the whole system: its model is `all`.
+            if group.len() as u64 >= self.min_sessions && group.len() as u64 != all.sessions {
+                by_service.insert(service.to_string(), self.fit(group)?);
+            }
+        }
+        Ok(ServiceInvariants { by_service, all })
+    }
+}
+
 impl InvariantsParams {
+    pub fn fit_by_service<'a>(
+        &self,
+        sessions: impl IntoIterator<Item = (&'a str, HashMap<&'a str, u64>)>,
+    ) -> Result<ServiceInvariants, InvariantsError> {
+        self.check_ref()?.fit_by_service(sessions)
+    }
+
     pub fn fit<'a>(
         &self,
         sessions: impl IntoIterator<Item = HashMap<&'a str, u64>>,
@@ -329,6 +391,36 @@ mod tests {
                 .check(&session(&[("alloc", 1), ("recv", 5), ("ack", 3)]))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn rarity_is_judged_within_the_session_s_service() {
+        // Service "pay" (1,000 sessions) retries in 10 % of its sessions; with 9,200 sessions
+        // of "shop" that is 0.98 % of all sessions, under the 1 % rarity share.
+        let mut sessions: Vec<(&str, HashMap<&str, u64>)> =
+            (0..9200).map(|i| ("shop", normal(i))).collect();
+        for i in 0..1000 {
+            let mut s = session(&[("charge", 1), ("done", 1)]);
+            if i % 10 == 0 {
+                s.insert("retry", 1);
+            }
+            sessions.push(("pay", s));
+        }
+        let model = InvariantsParams::default()
+            .rare_share(0.01)
+            .fit_by_service(sessions)
+            .unwrap();
+        let retried = session(&[("charge", 1), ("retry", 1), ("done", 1)]);
+        assert!(
+            !model.all.check(&retried).is_empty(),
+            "rare across all sessions"
+        );
+        assert!(model.for_service("pay").check(&retried).is_empty());
+        let crashed = session(&[("charge", 1), ("crash", 1)]);
+        assert!(!model.for_service("pay").check(&crashed).is_empty());
+        // A service too small for its own model is judged against all sessions.
+        assert_eq!(model.for_service("rare-service"), &model.all);
+        assert!(model.threshold() <= model.all.threshold());
     }
 
     #[test]

@@ -27,7 +27,7 @@ impl Default for InvariantsParams {
             min_support: 0.98,
             min_frequency: 0.05,
             max_ratio: 3,
-            rare_share: 0.005,
+            rare_share: 0.01,
             min_sessions: 1000,
         })
     }

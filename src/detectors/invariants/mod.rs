@@ -12,6 +12,10 @@
 //! `rare_share` of the training sessions. On real systems those are the error paths
 //! (exceptions, "unexpected error …"), while the normal paths run in most sessions.
 //!
+//! Rarity is judged within the session's service when the service has enough sessions of its
+//! own (see [`ServiceInvariants`]): a branch that is common in one workflow is not an error
+//! because other services outnumber it.
+//!
 //! Both thresholds are unsupervised statistics of the training sessions: an invariant must
 //! hold in `min_support` of the sessions it concerns, and rarity is a share of sessions. No
 //! label is read.
@@ -20,6 +24,6 @@ mod algorithm;
 mod errors;
 mod hyperparams;
 
-pub use algorithm::{Invariant, SessionInvariants, Violation};
+pub use algorithm::{Invariant, ServiceInvariants, SessionInvariants, Violation};
 pub use errors::InvariantsError;
 pub use hyperparams::{InvariantsParams, InvariantsValidParams};

@@ -49,6 +49,12 @@ impl RareTransition {
 
     /// The rarest transition in `sequence` (ties: the first), if it is rare.
     pub fn rarest(&self, sequence: &[&str]) -> Option<Finding> {
+        self.rarest_transition(sequence)
+            .filter(|f| f.2 <= self.limit())
+    }
+
+    /// The session's least common transition, rare or not.
+    pub fn rarest_transition(&self, sequence: &[&str]) -> Option<Finding> {
         let mut best: Option<Finding> = None;
         for (a, b) in transitions(sequence) {
             let n = self.sessions_with.get(&key(&a, &b)).copied().unwrap_or(0);
@@ -56,7 +62,7 @@ impl RareTransition {
                 best = Some((a, b, n));
             }
         }
-        best.filter(|f| f.2 <= self.limit())
+        best
     }
 
     /// −log10 of the share of training sessions with the transition (0 seen counts as ½).

@@ -12,6 +12,24 @@ use crate::detectors::robust::median_and_spread;
 pub struct FeatureBaseline {
     pub center: f64,
     pub scale: f64,
+    /// Count features: (center, scale) on the Anscombe scale `2·√(x + 3/8)`, where z is
+    /// computed (see the module documentation). `center`/`scale` stay in counts, for reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stabilized: Option<(f64, f64)>,
+}
+
+/// Anscombe's variance-stabilising transform: a Poisson count's image has variance ≈ 1.
+pub fn anscombe(count: f64) -> f64 {
+    2.0 * (count.max(0.0) + 0.375).sqrt()
+}
+
+impl FeatureBaseline {
+    pub fn z(&self, x: f64) -> f64 {
+        match self.stabilized {
+            Some((center, scale)) => (anscombe(x) - center) / scale,
+            None => (x - self.center) / self.scale,
+        }
+    }
 }
 
 /// Fitted baselines; `predict` gives the z matrix (rows × features).
@@ -66,14 +84,32 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreVa
                         / (values.len() - 1).max(1) as f64;
                     (mean, var.sqrt())
                 };
-                if self.count_features.get(j).copied().unwrap_or(false) {
+                let is_count = self.count_features.get(j).copied().unwrap_or(false);
+                let stabilized = if is_count && !values.is_empty() {
                     scale = scale.max(center.max(1.0).sqrt());
-                }
+                    let mut a: Vec<f64> = values.iter().map(|v| anscombe(*v)).collect();
+                    let (ca, sa) = if self.robust {
+                        median_and_spread(&mut a)
+                    } else {
+                        let mean = a.iter().sum::<f64>() / a.len() as f64;
+                        let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                            / (a.len() - 1).max(1) as f64;
+                        (mean, var.sqrt())
+                    };
+                    // Poisson noise alone has spread 1 on this scale.
+                    Some((ca, if sa.is_nan() { 1.0 } else { sa.max(1.0) }))
+                } else {
+                    None
+                };
                 // A constant feature: any change is notable, but not infinitely so.
                 if scale.is_nan() || scale <= 1e-9 {
                     scale = (center.abs() * 1e-3).max(1e-6);
                 }
-                FeatureBaseline { center, scale }
+                FeatureBaseline {
+                    center,
+                    scale,
+                    stabilized,
+                }
             })
             .collect();
         Ok(ZScore {
@@ -92,10 +128,7 @@ impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for ZSc
             self.baselines.len(),
             x.ncols()
         );
-        *y = Array2::from_shape_fn(x.dim(), |(i, j)| {
-            let b = &self.baselines[j];
-            (x[[i, j]] - b.center) / b.scale
-        });
+        *y = Array2::from_shape_fn(x.dim(), |(i, j)| self.baselines[j].z(x[[i, j]]));
     }
 
     fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
@@ -158,6 +191,20 @@ mod tests {
         let z = model.predict(&array![[2.0], [40.0]]);
         assert!(z[[0, 0]] < model.threshold());
         assert!(z[[1, 0]] > model.threshold());
+    }
+
+    #[test]
+    fn small_counts_are_judged_by_their_skewed_noise() {
+        // Usually 1 (Poisson-like 0–3): 6 is a 1-in-1,700 chance event, not a 5σ one; 30 is.
+        let rows: Vec<f64> = (0..200).map(|i| [0.0, 1.0, 1.0, 2.0, 1.0][i % 5]).collect();
+        let x = Array2::from_shape_vec((200, 1), rows).unwrap();
+        let model = ZScore::params()
+            .count_features(vec![true])
+            .fit(&DatasetBase::from(x))
+            .unwrap();
+        let z = model.predict(&array![[6.0], [30.0]]);
+        assert!(z[[0, 0]] < 3.0, "z = {}", z[[0, 0]]);
+        assert!(z[[1, 0]] > model.threshold(), "z = {}", z[[1, 0]]);
     }
 
     #[test]

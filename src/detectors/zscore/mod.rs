@@ -6,9 +6,13 @@
 //! (a feature that is mostly constant) the scale falls back to 1.2533·mean absolute deviation,
 //! the same estimator's fallback in Iglewicz & Hoaglin's modified z-score.
 //!
-//! Count features get a Poisson floor: their scale is at least √max(center, 1), because a
-//! count's own sampling noise is that large; without it a window with 3 errors instead of the
-//! usual 0 would look like a 100σ event.
+//! Count features are judged on Anscombe's variance-stabilising scale `2·√(x + 3/8)`, where a
+//! Poisson count has spread ≈ 1 whatever its mean, with the spread floored at 1. A count's own
+//! sampling noise is that large — without the floor, 3 errors in a window that usually has 0
+//! would look like a 100σ event — and a small count's noise is skewed: 6 where 1 is usual
+//! happens in about 1 window in 1,700 by chance alone (Poisson), which z = (6 − 1)/√1 = 5
+//! would call a 5σ event. On the stabilised scale it is z ≈ 2.7, while a real spike (789
+//! events where 96 are usual) stays at z ≈ 36.
 
 mod algorithm;
 mod errors;

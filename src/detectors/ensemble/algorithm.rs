@@ -1,0 +1,176 @@
+use serde::Serialize;
+
+use super::hyperparams::EnsembleValidParams;
+
+/// One detector's score for an entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vote<'a> {
+    pub detector: &'a str,
+    pub score: f64,
+    pub threshold: f64,
+}
+
+impl Vote<'_> {
+    /// The score in units of the detector's own threshold (1 = where it alone would alarm).
+    pub fn calibrated(&self) -> f64 {
+        if self.threshold.abs() > f64::EPSILON {
+            self.score / self.threshold
+        } else if self.score > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    }
+
+    pub fn flags(&self) -> bool {
+        self.calibrated() >= 1.0
+    }
+}
+
+/// What one flagging detector adds to a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contribution {
+    pub detector: String,
+    pub calibrated: f64,
+    pub weight: f64,
+}
+
+/// The combined evidence for an entity; anomalous when `score >= 1`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub score: f64,
+    pub contributions: Vec<Contribution>,
+}
+
+impl Verdict {
+    pub fn is_anomalous(&self) -> bool {
+        self.score >= 1.0
+    }
+}
+
+impl EnsembleValidParams {
+    pub fn weight_of(&self, detector: &str) -> f64 {
+        self.weights
+            .get(detector)
+            .copied()
+            .unwrap_or(self.default_weight)
+    }
+
+    /// Combine the votes on one entity. `scored_by` names every detector that scored the
+    /// entity's granularity (flagging or not): the evidence is measured against the most
+    /// trusted of them, so a granularity with a single detector follows that detector.
+    pub fn combine<'a>(
+        &self,
+        votes: &[Vote<'_>],
+        scored_by: impl IntoIterator<Item = &'a str>,
+    ) -> Verdict {
+        let top = scored_by
+            .into_iter()
+            .map(|d| self.weight_of(d))
+            .fold(0.0f64, f64::max);
+        if top <= 0.0 {
+            return Verdict {
+                score: 0.0,
+                contributions: Vec::new(),
+            };
+        }
+        let mut contributions: Vec<Contribution> = votes
+            .iter()
+            .filter(|v| v.flags() && self.weight_of(v.detector) > 0.0)
+            .map(|v| Contribution {
+                detector: v.detector.to_string(),
+                // Capped at 4 × its threshold: one extreme score (z = 1000 on a count that is
+                // usually 0) says no more than a clear one.
+                calibrated: v.calibrated().min(4.0),
+                weight: self.weight_of(v.detector),
+            })
+            .collect();
+        contributions.sort_by(|a, b| {
+            (b.weight * b.calibrated)
+                .total_cmp(&(a.weight * a.calibrated))
+                .then_with(|| a.detector.cmp(&b.detector))
+        });
+        let score = contributions
+            .iter()
+            .map(|c| c.weight * c.calibrated)
+            .sum::<f64>()
+            / top;
+        Verdict {
+            score,
+            contributions,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use linfa::ParamGuard;
+
+    use super::super::{EnsembleError, EnsembleParams};
+    use super::*;
+
+    fn params() -> EnsembleValidParams {
+        EnsembleParams::default()
+            .weight("invariants", 1.0)
+            .weight("zscore", 0.5)
+            .weight("clustering", 0.5)
+            .check()
+            .unwrap()
+    }
+
+    fn vote(detector: &str, calibrated: f64) -> Vote<'_> {
+        Vote {
+            detector,
+            score: calibrated * 2.0,
+            threshold: 2.0,
+        }
+    }
+
+    const ALL: [&str; 3] = ["invariants", "zscore", "clustering"];
+
+    #[test]
+    fn a_trusted_detector_convicts_alone_a_weak_one_needs_support() {
+        let p = params();
+        assert!(p.combine(&[vote("invariants", 1.1)], ALL).is_anomalous());
+        assert!(!p.combine(&[vote("zscore", 1.5)], ALL).is_anomalous());
+        // Twice its own threshold, or with a second weak detector.
+        assert!(p.combine(&[vote("zscore", 2.0)], ALL).is_anomalous());
+        let both = p.combine(&[vote("zscore", 1.0), vote("clustering", 1.2)], ALL);
+        assert!(both.is_anomalous());
+        assert_eq!(both.contributions[0].detector, "clustering");
+        // Scores below a detector's own threshold add nothing.
+        assert!(
+            !p.combine(&[vote("zscore", 1.5), vote("clustering", 0.9)], ALL)
+                .is_anomalous()
+        );
+    }
+
+    #[test]
+    fn a_granularity_with_one_detector_follows_it() {
+        let p = params();
+        assert!(p.combine(&[vote("zscore", 1.0)], ["zscore"]).is_anomalous());
+        assert!(
+            !p.combine(&[vote("zscore", 0.99)], ["zscore"])
+                .is_anomalous()
+        );
+    }
+
+    #[test]
+    fn one_extreme_score_is_capped() {
+        let p = params();
+        let v = p.combine(&[vote("zscore", 1000.0)], ALL);
+        assert_eq!(v.score, 2.0);
+    }
+
+    #[test]
+    fn bad_weights_are_refused() {
+        assert!(matches!(
+            EnsembleParams::default().weight("zscore", -1.0).check(),
+            Err(EnsembleError::Weight { .. })
+        ));
+        assert!(matches!(
+            EnsembleParams::default().default_weight(0.0).check(),
+            Err(EnsembleError::AllZero)
+        ));
+    }
+}

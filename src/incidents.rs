@@ -1,0 +1,239 @@
+//! Grouping anomalies into incidents.
+//!
+//! An operator does not want forty rows for one outage: a volume spike seen by two detectors in
+//! three consecutive windows, and the sessions that failed during it, are one incident. Anomalies
+//! of the same service whose time ranges lie within `gap` of each other form one incident
+//! (single linkage in time); within it, an anomaly whose detector already raised the same kind
+//! of finding (same feature, template, relation or transition) is counted as a repeat instead of
+//! being news. Incident ids hash the source, service and first anomaly, so re-running a batch
+//! gives the same ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::db::AnomalyRow;
+
+/// One row of the `incidents` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub incident_id: String,
+    pub source: String,
+    pub batch_date: NaiveDate,
+    pub service: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub anomalies: u64,
+    pub entities: u64,
+    pub repeats: u64,
+    pub detectors: String,
+    pub severity: String,
+    pub max_score_ratio: f64,
+    pub title: String,
+}
+
+/// The service an anomaly concerns (as its details record it).
+fn service_of(details: &serde_json::Value) -> String {
+    details["service"].as_str().unwrap_or_default().to_string()
+}
+
+/// What kind of finding an anomaly is, beyond which entity: the detector and the leading
+/// evidence (feature and the template, relation or transition it names).
+fn signature(row: &AnomalyRow, details: &serde_json::Value) -> String {
+    let top = &details["top_features"][0];
+    // The ensemble restates its strongest member's finding: the same kind, not a new one.
+    let detector = details["contributions"][0]["detector"]
+        .as_str()
+        .unwrap_or(&row.detector);
+    let parts: Vec<String> = ["feature", "template_id", "a", "b", "from", "to"]
+        .iter()
+        .filter_map(|k| top[*k].as_str().map(|v| v.to_string()))
+        .collect();
+    format!("{}|{detector}|{}", row.granularity, parts.join("|"))
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 3,
+        "high" => 2,
+        "medium" => 1,
+        _ => 0,
+    }
+}
+
+/// Group `rows` (one source and batch) into incidents and set each row's `incident_id`.
+pub fn assign(rows: &mut [AnomalyRow], gap: Duration) -> Vec<Incident> {
+    let details: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.details).unwrap_or_default())
+        .collect();
+    let mut by_service: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, d) in details.iter().enumerate() {
+        by_service.entry(service_of(d)).or_default().push(i);
+    }
+    let mut incidents = Vec::new();
+    for (service, mut idx) in by_service {
+        idx.sort_by(|&a, &b| {
+            (rows[a].window_start, &rows[a].anomaly_id)
+                .cmp(&(rows[b].window_start, &rows[b].anomaly_id))
+        });
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut end = DateTime::<Utc>::MIN_UTC;
+        for i in idx {
+            if groups.is_empty() || rows[i].window_start > end + gap {
+                groups.push(Vec::new());
+            }
+            end = end.max(rows[i].window_end).max(rows[i].window_start);
+            if let Some(g) = groups.last_mut() {
+                g.push(i);
+            }
+        }
+        for group in groups {
+            let first = &rows[group[0]];
+            let id_input = format!(
+                "{}|{}|{}|{}",
+                first.source, service, first.window_start, first.anomaly_id
+            );
+            let incident_id: String = Sha256::digest(id_input.as_bytes())[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let mut seen = BTreeSet::new();
+            let mut repeats = 0;
+            let mut entities = BTreeSet::new();
+            let mut detectors = BTreeSet::new();
+            let ratio = |r: &AnomalyRow| {
+                if r.threshold.abs() > f64::EPSILON {
+                    r.score / r.threshold
+                } else {
+                    r.score
+                }
+            };
+            let mut lead = group[0];
+            for &i in &group {
+                if !seen.insert(signature(&rows[i], &details[i])) {
+                    repeats += 1;
+                }
+                entities.insert((rows[i].granularity.clone(), rows[i].entity_key.clone()));
+                detectors.insert(rows[i].detector.clone());
+                let better = (severity_rank(&rows[i].severity), ratio(&rows[i]))
+                    > (severity_rank(&rows[lead].severity), ratio(&rows[lead]));
+                if better {
+                    lead = i;
+                }
+            }
+            let lead_row = &rows[lead];
+            let title = if group.len() == 1 {
+                lead_row.reason.clone()
+            } else {
+                format!(
+                    "{} anomalies in {} ({} distinct); strongest: {}",
+                    group.len(),
+                    if service.is_empty() { "-" } else { &service },
+                    group.len() - repeats,
+                    lead_row.reason
+                )
+            };
+            incidents.push(Incident {
+                incident_id: incident_id.clone(),
+                source: first.source.clone(),
+                batch_date: first.batch_date,
+                service: service.clone(),
+                started_at: group
+                    .iter()
+                    .map(|&i| rows[i].window_start)
+                    .min()
+                    .unwrap_or_default(),
+                ended_at: group
+                    .iter()
+                    .map(|&i| rows[i].window_end)
+                    .max()
+                    .unwrap_or_default(),
+                anomalies: group.len() as u64,
+                entities: entities.len() as u64,
+                repeats: repeats as u64,
+                detectors: detectors.into_iter().collect::<Vec<_>>().join(","),
+                severity: lead_row.severity.clone(),
+                max_score_ratio: (ratio(lead_row) * 1e6).round() / 1e6,
+                title,
+            });
+            for &i in &group {
+                rows[i].incident_id = Some(incident_id.clone());
+            }
+        }
+    }
+    incidents.sort_by(|a, b| (a.started_at, &a.incident_id).cmp(&(b.started_at, &b.incident_id)));
+    incidents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn row(id: &str, service: &str, minute: u32, detector: &str, feature: &str) -> AnomalyRow {
+        let at = |m: u32| {
+            Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap() + Duration::minutes(m as i64)
+        };
+        AnomalyRow {
+            anomaly_id: id.into(),
+            run_id: "r".into(),
+            detected_at: at(0),
+            source: "app".into(),
+            batch_date: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            granularity: "window".into(),
+            entity_key: service.into(),
+            window_start: at(minute),
+            window_end: at(minute + 5),
+            detector: detector.into(),
+            score: 10.0,
+            threshold: 5.0,
+            severity: "high".into(),
+            reason: format!("{feature} high in {service}"),
+            details:
+                serde_json::json!({"service": service, "top_features": [{"feature": feature}]})
+                    .to_string(),
+            model_version: "v".into(),
+            incident_id: None,
+        }
+    }
+
+    #[test]
+    fn close_anomalies_of_a_service_form_one_incident_with_repeats_counted() {
+        let mut rows = vec![
+            row("a", "checkout", 0, "zscore", "n_events"),
+            row("b", "checkout", 5, "zscore", "n_events"),
+            row("c", "checkout", 10, "zscore", "n_events"),
+            row("d", "checkout", 10, "zscore", "n_error"),
+            // 3 hours later: a new incident.
+            row("e", "checkout", 190, "zscore", "n_events"),
+            // Same time, other service: its own incident.
+            row("f", "search", 5, "zscore", "n_events"),
+        ];
+        let incidents = assign(&mut rows, Duration::minutes(15));
+        assert_eq!(incidents.len(), 3);
+        let first = &incidents.iter().find(|i| i.anomalies == 4).unwrap();
+        assert_eq!(first.service, "checkout");
+        assert_eq!(first.repeats, 2, "b and c repeat a; d is a new finding");
+        assert_eq!(first.ended_at - first.started_at, Duration::minutes(15));
+        assert!(
+            first
+                .title
+                .starts_with("4 anomalies in checkout (2 distinct)")
+        );
+        let ids: BTreeSet<_> = rows
+            .iter()
+            .map(|r| r.incident_id.clone().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(rows[0].incident_id, rows[3].incident_id);
+        assert_ne!(rows[0].incident_id, rows[4].incident_id);
+        // Same input, same ids.
+        let mut again = rows.clone();
+        for r in &mut again {
+            r.incident_id = None;
+        }
+        assert_eq!(assign(&mut again, Duration::minutes(15)), incidents);
+    }
+}
