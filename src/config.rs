@@ -126,6 +126,10 @@ impl Default for ParseSettings {
 pub struct SourceSettings {
     pub format: Option<String>,
     pub session_key: Option<String>,
+    /// Overrides `[gold] granularities` for this source.
+    pub granularities: Option<Vec<String>>,
+    /// Overrides `[gold] window_minutes` for this source.
+    pub window_minutes: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -135,6 +139,8 @@ pub struct GoldSettings {
     pub window_minutes: u32,
     /// How many of the batch's most frequent templates get their own count column.
     pub top_templates: usize,
+    /// Granularities trained and detected on: "window", "session", "event".
+    pub granularities: Vec<String>,
 }
 
 impl Default for GoldSettings {
@@ -142,6 +148,7 @@ impl Default for GoldSettings {
         Self {
             window_minutes: 5,
             top_templates: 20,
+            granularities: vec!["window".into(), "session".into(), "event".into()],
         }
     }
 }
@@ -401,7 +408,8 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("detectors.isolation_forest.granularities")
-                .with_list_parse_key("detectors.zscore.granularities"),
+                .with_list_parse_key("detectors.zscore.granularities")
+                .with_list_parse_key("gold.granularities"),
         );
         if let Some(lake) = &overrides.lake {
             builder = builder.set_override("lake.path", lake.to_string_lossy().to_string())?;
@@ -414,6 +422,20 @@ impl Settings {
             "invalid configuration (see config/loglake.toml for every key and its default)",
         )?;
         Ok(settings)
+    }
+
+    /// The gold settings for one source: `[sources.<name>]` over `[gold]`.
+    pub fn gold_for(&self, source: &str) -> GoldSettings {
+        let mut gold = self.gold.clone();
+        if let Some(s) = self.sources.get(source) {
+            if let Some(g) = &s.granularities {
+                gold.granularities = g.clone();
+            }
+            if let Some(w) = s.window_minutes {
+                gold.window_minutes = w;
+            }
+        }
+        gold
     }
 
     /// The parse settings for one source: `[sources.<name>]` over `[parse]`.
@@ -499,9 +521,14 @@ mod tests {
             SourceSettings {
                 format: Some("hdfs".into()),
                 session_key: Some(r"(blk_-?\d+)".into()),
+                granularities: Some(vec!["session".into()]),
+                window_minutes: None,
             },
         );
         assert_eq!(s.parse_for("hdfs").format, "hdfs");
         assert_eq!(s.parse_for("other").format, "auto");
+        assert_eq!(s.gold_for("hdfs").granularities, vec!["session"]);
+        assert_eq!(s.gold_for("hdfs").window_minutes, 5);
+        assert_eq!(s.gold_for("other").granularities.len(), 3);
     }
 }

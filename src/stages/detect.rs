@@ -272,6 +272,7 @@ fn top_features(
 impl<'a> Detector<'a> {
     fn new(ctx: &'a Context, date: NaiveDate) -> Result<Self> {
         let mut models = Vec::new();
+        let granularities = ctx.settings.gold_for(&ctx.source).granularities;
         for (granularity, detector) in [
             (WINDOW, ZSCORE),
             (WINDOW, ISOLATION_FOREST),
@@ -282,6 +283,9 @@ impl<'a> Detector<'a> {
             (SESSION, CLUSTERING),
             (EVENT, RARE_TEMPLATE),
         ] {
+            if !granularities.iter().any(|g| g == granularity) {
+                continue;
+            }
             if let Some(m) =
                 SavedModel::latest(&ctx.lake, &ctx.source, granularity, detector, date)?
             {

@@ -162,8 +162,9 @@ fn templates_before(ctx: &Context, date: NaiveDate) -> Result<Option<LazyFrame>>
 }
 
 pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Result<DataFrame> {
-    let window_ms = ctx.settings.gold.window_minutes.max(1) as i64 * 60_000;
-    let top_k = ctx.settings.gold.top_templates;
+    let gold = ctx.settings.gold_for(&ctx.source);
+    let window_ms = gold.window_minutes.max(1) as i64 * 60_000;
+    let top_k = gold.top_templates;
 
     let top: Vec<String> = events
         .clone()

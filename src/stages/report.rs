@@ -218,7 +218,7 @@ fn score_against(
     labels: &LabelSet,
     path: &std::path::Path,
 ) -> Result<BTreeMap<(String, String), Metrics>> {
-    let window_ms = i64::from(ctx.settings.gold.window_minutes) * 60_000;
+    let window_ms = i64::from(ctx.settings.gold_for(&ctx.source).window_minutes) * 60_000;
     let mut anomalous_windows = std::collections::HashSet::new();
     if let LabelSet::Lines(lines) = labels {
         // Windows holding an anomalous line, from where silver put each line.

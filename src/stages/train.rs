@@ -77,7 +77,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 
     let mut models = Vec::new();
     let s = &ctx.settings.detectors;
-    let wants = |enabled: bool, grans: &[String], g: &str| enabled && grans.iter().any(|x| x == g);
+    // A detector runs on a granularity when it is enabled for it and the source has it.
+    let source_granularities = ctx.settings.gold_for(&ctx.source).granularities;
+    let has = |g: &str| source_granularities.iter().any(|x| x == g);
+    let wants = |enabled: bool, grans: &[String], g: &str| {
+        enabled && grans.iter().any(|x| x == g) && has(g)
+    };
 
     if let Some(windows) =
         ctx.lake
@@ -141,14 +146,14 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             let feats = features::session_feature_names(&vocabulary);
             models.push(trainer.forest(SESSION, &frame, feats, vocabulary.clone(), &templates)?);
         }
-        if s.clustering.enabled {
+        if s.clustering.enabled && has(SESSION) {
             let feats: Vec<String> = vocabulary
                 .iter()
                 .map(|t| format!("{}{t}", features::TEMPLATE_COUNT_PREFIX))
                 .collect();
             models.push(trainer.clustering(&frame, feats, vocabulary.clone(), &templates)?);
         }
-        if s.invariants.enabled {
+        if s.invariants.enabled && has(SESSION) {
             match trainer.invariants(&sessions, &templates)? {
                 Some(m) => models.push(m),
                 None => tracing::warn!(
@@ -156,7 +161,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 ),
             }
         }
-        if s.sequence.enabled {
+        if s.sequence.enabled && has(SESSION) {
             match trainer.sequence(&sessions, &templates)? {
                 Some(m) => models.push(m),
                 None => tracing::warn!(
@@ -166,7 +171,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         }
     }
 
-    if s.rare_template.enabled {
+    if s.rare_template.enabled && has(EVENT) {
         match trainer.rare_template(&stats)? {
             Some(m) => models.push(m),
             None => tracing::warn!(
