@@ -163,6 +163,39 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Delete one batch's rows of `table` whose id is not in `keep`: a re-run replaces what an
+/// earlier run of the same batch wrote, instead of leaving rows it no longer produces.
+async fn delete_stale(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    d: Dialect,
+    table: &str,
+    id_column: &str,
+    source: &str,
+    batch_date: NaiveDate,
+    keep: &std::collections::HashSet<&str>,
+) -> Result<(), sqlx::Error> {
+    let select = format!(
+        "SELECT {id_column} FROM {table} WHERE source = $1 AND {} = $2",
+        d.text("batch_date")
+    );
+    let existing: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(select))
+        .bind(source.to_string())
+        .bind(batch_date.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+    let delete = format!("DELETE FROM {table} WHERE {id_column} = $1");
+    for row in existing {
+        let id: String = row.try_get(0)?;
+        if !keep.contains(id.as_str()) {
+            sqlx::query(sqlx::AssertSqlSafe(delete.clone()))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 impl Database {
     /// Connect to `url`, or to the embedded SQLite file when `url` is empty.
     pub fn connect(url: &str, default_sqlite: &Path, max_connections: u32) -> Result<Self> {
@@ -364,29 +397,21 @@ impl Database {
             d.ts(9),
             d.json(15)
         );
-        let select_existing = format!(
-            "SELECT anomaly_id FROM anomalies WHERE source = $1 AND {} = $2",
-            d.text("batch_date")
-        );
         let keep: std::collections::HashSet<&str> =
             rows.iter().map(|r| r.anomaly_id.as_str()).collect();
         self.runtime
             .block_on(async {
                 let mut tx = self.pool.begin().await?;
-                let existing: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(select_existing))
-                    .bind(source.to_string())
-                    .bind(batch_date.to_string())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                for row in existing {
-                    let id: String = row.try_get(0)?;
-                    if !keep.contains(id.as_str()) {
-                        sqlx::query("DELETE FROM anomalies WHERE anomaly_id = $1")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                delete_stale(
+                    &mut tx,
+                    d,
+                    "anomalies",
+                    "anomaly_id",
+                    source,
+                    batch_date,
+                    &keep,
+                )
+                .await?;
                 for r in rows {
                     sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
                         .bind(r.anomaly_id.clone())
@@ -438,29 +463,21 @@ impl Database {
             d.ts(5),
             d.ts(6)
         );
-        let select_existing = format!(
-            "SELECT incident_id FROM incidents WHERE source = $1 AND {} = $2",
-            d.text("batch_date")
-        );
         let keep: std::collections::HashSet<&str> =
             incidents.iter().map(|i| i.incident_id.as_str()).collect();
         self.runtime
             .block_on(async {
                 let mut tx = self.pool.begin().await?;
-                let existing: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(select_existing))
-                    .bind(source.to_string())
-                    .bind(batch_date.to_string())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                for row in existing {
-                    let id: String = row.try_get(0)?;
-                    if !keep.contains(id.as_str()) {
-                        sqlx::query("DELETE FROM incidents WHERE incident_id = $1")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                delete_stale(
+                    &mut tx,
+                    d,
+                    "incidents",
+                    "incident_id",
+                    source,
+                    batch_date,
+                    &keep,
+                )
+                .await?;
                 for i in incidents {
                     sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
                         .bind(i.incident_id.clone())
