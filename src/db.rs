@@ -19,6 +19,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
 use crate::config::redact_url;
+use crate::evaluate::Metrics;
 use crate::incidents::Incident;
 use crate::models::SavedModel;
 
@@ -117,15 +118,7 @@ pub struct EvaluationRow {
     pub granularity: String,
     pub run_id: String,
     pub evaluated_at: DateTime<Utc>,
-    pub entities: u64,
-    pub positives: u64,
-    pub flagged: u64,
-    pub true_positives: u64,
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
-    pub roc_auc: Option<f64>,
-    pub pr_auc: Option<f64>,
+    pub metrics: Metrics,
 }
 
 /// An anomaly as compared across runs: (id, entity, detector, score, reason).
@@ -523,6 +516,7 @@ impl Database {
             .block_on(async {
                 let mut tx = self.pool.begin().await?;
                 for r in rows {
+                    let m = &r.metrics;
                     sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
                         .bind(r.source.clone())
                         .bind(r.date_from.to_string())
@@ -532,15 +526,15 @@ impl Database {
                         .bind(r.granularity.clone())
                         .bind(r.run_id.clone())
                         .bind(format_ts(d, r.evaluated_at))
-                        .bind(r.entities as i64)
-                        .bind(r.positives as i64)
-                        .bind(r.flagged as i64)
-                        .bind(r.true_positives as i64)
-                        .bind(r.precision)
-                        .bind(r.recall)
-                        .bind(r.f1)
-                        .bind(r.roc_auc)
-                        .bind(r.pr_auc)
+                        .bind(m.entities as i64)
+                        .bind(m.positives as i64)
+                        .bind(m.flagged as i64)
+                        .bind(m.true_positives as i64)
+                        .bind(m.precision)
+                        .bind(m.recall)
+                        .bind(m.f1)
+                        .bind(m.roc_auc)
+                        .bind(m.pr_auc)
                         .execute(&mut *tx)
                         .await?;
                 }

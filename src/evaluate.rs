@@ -27,8 +27,8 @@ pub enum LabelSet {
     Generator(Vec<Label>),
     /// Session key → anomalous (loghub HDFS `anomaly_label.csv`).
     Sessions(HashMap<String, bool>),
-    /// (file base name or "", line number) → anomalous.
-    Lines(HashMap<(String, u64), bool>),
+    /// File base name ("" when the labels name no file) → line number → anomalous.
+    Lines(HashMap<String, HashMap<u64, bool>>),
 }
 
 /// A label cell read as anomalous or not: `Anomaly`/`Normal`, `1`/`0`, `true`/`false`, and
@@ -75,7 +75,7 @@ impl LabelSet {
                 .collect()
         };
         if let Some(line_col) = line {
-            let mut out = HashMap::new();
+            let mut out: HashMap<String, HashMap<u64, bool>> = HashMap::new();
             for (n, l) in lines.enumerate() {
                 let c = cells(l);
                 let no: u64 = c
@@ -92,7 +92,9 @@ impl LabelSet {
                     .and_then(|i| c.get(i))
                     .map(|f| base_name(f).to_string())
                     .unwrap_or_default();
-                out.insert((f, no), c.get(label).is_some_and(|v| is_anomalous(v)));
+                out.entry(f)
+                    .or_default()
+                    .insert(no, c.get(label).is_some_and(|v| is_anomalous(v)));
             }
             return Ok(Self::Lines(out));
         }
@@ -110,6 +112,18 @@ impl LabelSet {
                 })
                 .collect(),
         ))
+    }
+
+    /// Per-line labels: whether line `line` of `file` (a path; its base name is matched) is
+    /// labelled anomalous. Labels that name no file apply to any file.
+    pub fn line_is_anomalous(&self, file: &str, line: u64) -> bool {
+        let Self::Lines(map) = self else {
+            return false;
+        };
+        let in_file = |f: &str| map.get(f).and_then(|m| m.get(&line)).copied();
+        in_file(base_name(file))
+            .or_else(|| in_file(""))
+            .unwrap_or(false)
     }
 
     /// The generator's labels, if these are they.
@@ -136,30 +150,25 @@ impl Truth<'_> {
         match self.labels {
             LabelSet::Generator(labels) => {
                 let ts = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
-                let d = Detection {
-                    granularity: granularity.to_string(),
-                    entity_key: entity_key.to_string(),
-                    window_start: ts(start_ms),
-                    window_end: ts(if granularity == "window" {
-                        start_ms + self.window_ms
-                    } else {
-                        start_ms
-                    }),
-                    detector: String::new(),
+                let end_ms = if granularity == "window" {
+                    start_ms + self.window_ms
+                } else {
+                    start_ms
                 };
-                Some(labels.iter().any(|l| matches(&d, l)))
+                let (start, end) = (ts(start_ms), ts(end_ms));
+                Some(
+                    labels
+                        .iter()
+                        .any(|l| matches_entity(granularity, entity_key, start, end, l)),
+                )
             }
             LabelSet::Sessions(map) => {
                 (granularity == "session").then(|| map.get(entity_key).copied().unwrap_or(false))
             }
-            LabelSet::Lines(map) => match granularity {
+            LabelSet::Lines(_) => match granularity {
                 "event" => {
                     let (file, line) = entity_key.rsplit_once(':')?;
-                    let line: u64 = line.parse().ok()?;
-                    let hit = map
-                        .get(&(base_name(file).to_string(), line))
-                        .or_else(|| map.get(&(String::new(), line)));
-                    Some(hit.copied().unwrap_or(false))
+                    Some(self.labels.line_is_anomalous(file, line.parse().ok()?))
                 }
                 "window" => Some(
                     self.anomalous_windows
@@ -308,7 +317,24 @@ fn base_name(path: &str) -> &str {
 }
 
 fn matches(d: &Detection, l: &Label) -> bool {
-    if d.granularity != l.granularity {
+    matches_entity(
+        &d.granularity,
+        &d.entity_key,
+        d.window_start,
+        d.window_end,
+        l,
+    )
+}
+
+/// Whether the entity (granularity, key, time range) is what label `l` points at.
+fn matches_entity(
+    granularity: &str,
+    entity_key: &str,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    l: &Label,
+) -> bool {
+    if granularity != l.granularity {
         return false;
     }
     match l.granularity.as_str() {
@@ -316,11 +342,11 @@ fn matches(d: &Detection, l: &Label) -> bool {
             let (Some(start), Some(end)) = (parse_ts(&l.start), parse_ts(&l.end)) else {
                 return false;
             };
-            d.entity_key == l.service && d.window_start < end && start < d.window_end
+            entity_key == l.service && window_start < end && start < window_end
         }
-        "session" => l.session_key.as_deref() == Some(d.entity_key.as_str()),
+        "session" => l.session_key.as_deref() == Some(entity_key),
         "event" => match (&l.file, l.line) {
-            (Some(file), Some(line)) => d.entity_key.rsplit_once(':').is_some_and(|(f, n)| {
+            (Some(file), Some(line)) => entity_key.rsplit_once(':').is_some_and(|(f, n)| {
                 base_name(f) == base_name(file) && n.parse::<u64>().ok() == Some(line)
             }),
             _ => false,

@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::db::AnomalyRow;
+use crate::detectors::calibrated;
 
 /// One row of the `incidents` table.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,13 +104,7 @@ pub fn assign(rows: &mut [AnomalyRow], gap: Duration) -> Vec<Incident> {
             let mut repeats = 0;
             let mut entities = BTreeSet::new();
             let mut detectors = BTreeSet::new();
-            let ratio = |r: &AnomalyRow| {
-                if r.threshold.abs() > f64::EPSILON {
-                    r.score / r.threshold
-                } else {
-                    r.score
-                }
-            };
+            let ratio = |r: &AnomalyRow| calibrated(r.score, r.threshold);
             let mut lead = group[0];
             for &i in &group {
                 if !seen.insert(signature(&rows[i], &details[i])) {

@@ -23,13 +23,21 @@ pub mod robust;
 pub mod sequence;
 pub mod zscore;
 
+/// A score in units of its detector's threshold: 1 is where the detector alone raises an
+/// alarm. A zero threshold makes any positive score infinitely far past it.
+pub fn calibrated(score: f64, threshold: f64) -> f64 {
+    if threshold.abs() > f64::EPSILON {
+        score / threshold
+    } else if score > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
+}
+
 /// Severity from how far past its threshold a score is (score / threshold).
 pub fn severity(score: f64, threshold: f64) -> &'static str {
-    let ratio = if threshold.abs() > f64::EPSILON {
-        score / threshold
-    } else {
-        f64::INFINITY
-    };
+    let ratio = calibrated(score, threshold);
     if ratio >= 4.0 {
         "critical"
     } else if ratio >= 2.0 {

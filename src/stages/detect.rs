@@ -121,41 +121,33 @@ enum SampleQuery {
     Line { file: String, line_no: u64 },
 }
 
-/// One detector's score for one entity, flagged or not.
-struct EntityScore {
+/// One detector's score for one entity, flagged or not. The detector name borrows from the
+/// model: there is one of these per entity and detector, a million per million events.
+struct EntityScore<'m> {
     granularity: &'static str,
     entity_key: String,
     start_ms: i64,
-    detector: String,
+    detector: &'m str,
     score: f64,
     threshold: f64,
 }
 
-impl EntityScore {
+impl<'m> EntityScore<'m> {
     fn new(
-        model: &SavedModel,
+        model: &'m SavedModel,
         granularity: &'static str,
-        entity_key: &str,
+        entity_key: impl Into<String>,
         start_ms: i64,
         score: f64,
     ) -> Self {
         Self {
             granularity,
-            entity_key: entity_key.to_string(),
+            entity_key: entity_key.into(),
             start_ms,
-            detector: model.detector.clone(),
+            detector: &model.detector,
             score,
             threshold: model.threshold,
         }
-    }
-}
-
-/// The granularity constant with this name.
-fn granularity_name(name: &str) -> &'static str {
-    match name {
-        WINDOW => WINDOW,
-        SESSION => SESSION,
-        _ => EVENT,
     }
 }
 
@@ -295,7 +287,7 @@ impl<'a> Detector<'a> {
         Ok(Self { ctx, date, models })
     }
 
-    fn detect_all(&self) -> Result<(u64, Vec<AnomalyRow>, Vec<EntityScore>)> {
+    fn detect_all(&self) -> Result<(u64, Vec<AnomalyRow>, Vec<EntityScore<'_>>)> {
         let mut findings = Vec::new();
         let mut scores = Vec::new();
         let mut scored = 0u64;
@@ -352,10 +344,10 @@ impl<'a> Detector<'a> {
 
     /// One `ensemble` finding per entity whose weighted, calibrated evidence reaches 1, and
     /// the ensemble's score for every scored entity (appended to `scores`).
-    fn ensemble(
+    fn ensemble<'m>(
         &self,
         findings: &[Finding],
-        scores: &mut Vec<EntityScore>,
+        scores: &mut Vec<EntityScore<'m>>,
     ) -> Result<Vec<Finding>> {
         let cfg = &self.ctx.settings.detectors.ensemble;
         if !cfg.enabled {
@@ -366,18 +358,18 @@ impl<'a> Detector<'a> {
             .default_weight(cfg.default_weight)
             .check()
             .context("detectors.ensemble")?;
-        let mut scored_by: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        let mut votes: HashMap<(&str, &str, i64), Vec<Vote>> = HashMap::new();
+        let mut scored_by: BTreeMap<&'static str, BTreeSet<&str>> = BTreeMap::new();
+        let mut votes: HashMap<(&'static str, &str, i64), Vec<Vote>> = HashMap::new();
         for s in scores.iter() {
             scored_by
                 .entry(s.granularity)
                 .or_default()
-                .insert(s.detector.as_str());
+                .insert(s.detector);
             votes
                 .entry((s.granularity, s.entity_key.as_str(), s.start_ms))
                 .or_default()
                 .push(Vote {
-                    detector: &s.detector,
+                    detector: s.detector,
                     score: s.score,
                     threshold: s.threshold,
                 });
@@ -392,7 +384,7 @@ impl<'a> Detector<'a> {
         let mut out = Vec::new();
         let mut ensemble_scores = Vec::new();
         // Sorted so the table's rows come out in the same order on every run.
-        let mut keys: Vec<&(&str, &str, i64)> = votes.keys().collect();
+        let mut keys: Vec<&(&'static str, &str, i64)> = votes.keys().collect();
         keys.sort();
         for key in keys {
             let (granularity, entity_key, start_ms) = *key;
@@ -404,10 +396,10 @@ impl<'a> Detector<'a> {
             };
             let score = verdict.as_ref().map(|v| v.score).unwrap_or(0.0);
             ensemble_scores.push(EntityScore {
-                granularity: granularity_name(granularity),
+                granularity,
                 entity_key: entity_key.to_string(),
                 start_ms,
-                detector: ENSEMBLE.to_string(),
+                detector: ENSEMBLE,
                 score,
                 threshold: 1.0,
             });
@@ -469,12 +461,12 @@ impl<'a> Detector<'a> {
     }
 
     /// Score window or session rows with a z-score set or an isolation forest.
-    fn score_rows(
+    fn score_rows<'m>(
         &self,
-        model: &SavedModel,
+        model: &'m SavedModel,
         df: &DataFrame,
         granularity: &'static str,
-        scores: &mut Vec<EntityScore>,
+        scores: &mut Vec<EntityScore<'m>>,
     ) -> Result<Vec<Finding>> {
         let x = features::matrix(df, &model.features)?;
         let (key_col, start_col, end_col) = if granularity == WINDOW {
@@ -505,6 +497,15 @@ impl<'a> Detector<'a> {
         };
         let mut out = Vec::new();
         for i in 0..df.height() {
+            let mut record = |score: f64| {
+                scores.push(EntityScore::new(
+                    model,
+                    granularity,
+                    &keys[i],
+                    starts[i],
+                    score,
+                ))
+            };
             let row: Vec<f64> = x.row(i).to_vec();
             let (score, top, group) = match &model.model {
                 Model::ZScore(set) => {
@@ -516,13 +517,7 @@ impl<'a> Detector<'a> {
                     let z: Array2<f64> =
                         zmodel.predict(&x.slice(ndarray::s![i..i + 1, ..]).to_owned());
                     let score = z.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                    scores.push(EntityScore::new(
-                        model,
-                        granularity,
-                        &keys[i],
-                        starts[i],
-                        score,
-                    ));
+                    record(score);
                     if score < model.threshold {
                         continue;
                     }
@@ -534,13 +529,7 @@ impl<'a> Detector<'a> {
                 }
                 Model::IsolationForest(_) => {
                     let score = forest_scores.as_ref().map(|s| s[i]).unwrap_or(0.0);
-                    scores.push(EntityScore::new(
-                        model,
-                        granularity,
-                        &keys[i],
-                        starts[i],
-                        score,
-                    ));
+                    record(score);
                     if score <= model.threshold {
                         continue;
                     }
@@ -552,13 +541,7 @@ impl<'a> Detector<'a> {
                 }
                 Model::Clustering(_) => {
                     let score = placements.as_ref().map(|p| p[i].score).unwrap_or(0.0);
-                    scores.push(EntityScore::new(
-                        model,
-                        granularity,
-                        &keys[i],
-                        starts[i],
-                        score,
-                    ));
+                    record(score);
                     if score < model.threshold {
                         continue;
                     }
@@ -647,32 +630,36 @@ impl<'a> Detector<'a> {
         Ok(out)
     }
 
-    fn rare_transitions(
+    fn rare_transitions<'m>(
         &self,
-        model: &SavedModel,
+        model: &'m SavedModel,
         df: &DataFrame,
-        scores: &mut Vec<EntityScore>,
+        scores: &mut Vec<EntityScore<'m>>,
     ) -> Result<Vec<Finding>> {
         let Model::Sequence(seq) = &model.model else {
             return Ok(Vec::new());
         };
-        let SessionColumns {
-            keys,
-            services,
-            sequences,
-            starts,
-            ends,
-        } = SessionColumns::of(df)?;
+        let cols = SessionColumns::of(df)?;
+        let (keys, services) = (&cols.keys, &cols.services);
         let name = |id: &str| match id {
             START | END => id.to_string(),
             _ => template_name(&model.templates, id),
         };
         let mut out = Vec::new();
         for i in 0..df.height() {
-            let sequence: Vec<&str> = sequences[i].split(' ').filter(|t| !t.is_empty()).collect();
+            let sequence: Vec<&str> = cols.sequences[i]
+                .split(' ')
+                .filter(|t| !t.is_empty())
+                .collect();
             let rarest = seq.rarest_transition(&sequence);
             let score = rarest.as_ref().map(|r| seq.score(r.2)).unwrap_or(0.0);
-            scores.push(EntityScore::new(model, SESSION, &keys[i], starts[i], score));
+            scores.push(EntityScore::new(
+                model,
+                SESSION,
+                &keys[i],
+                cols.starts[i],
+                score,
+            ));
             let Some((from, to, seen)) = rarest.filter(|r| r.2 <= seq.limit()) else {
                 continue;
             };
@@ -681,56 +668,47 @@ impl<'a> Detector<'a> {
             } else {
                 format!("made by only {seen} of {} training sessions", seq.sessions)
             };
-            out.push(Finding {
-                granularity: SESSION,
-                entity_key: keys[i].clone(),
-                service: services[i].clone(),
-                start_ms: starts[i],
-                end_ms: ends[i].max(starts[i]),
-                detector: model.detector.clone(),
-                score,
-                threshold: model.threshold,
-                reason: format!(
-                    "transition {} → {} {how}, in session {} ({}, {} events)",
-                    name(&from),
-                    name(&to),
-                    keys[i],
-                    services[i],
-                    sequence.len()
-                ),
-                top: vec![json!({"feature": "transition", "from": from, "to": to, "training_sessions_with": seen, "training_sessions": seq.sessions})],
-                samples: SampleQuery::Session { key: keys[i].clone() },
-                model_version: model.model_version.clone(),
-                extra: json!({}),
-            });
+            let reason = format!(
+                "transition {} → {} {how}, in session {} ({}, {} events)",
+                name(&from),
+                name(&to),
+                keys[i],
+                services[i],
+                sequence.len()
+            );
+            let top = vec![
+                json!({"feature": "transition", "from": from, "to": to, "training_sessions_with": seen, "training_sessions": seq.sessions}),
+            ];
+            out.push(cols.finding(i, model, score, reason, top));
         }
         Ok(out)
     }
 
-    fn broken_invariants(
+    fn broken_invariants<'m>(
         &self,
-        model: &SavedModel,
+        model: &'m SavedModel,
         df: &DataFrame,
-        scores: &mut Vec<EntityScore>,
+        scores: &mut Vec<EntityScore<'m>>,
     ) -> Result<Vec<Finding>> {
         let Model::Invariants(by_service) = &model.model else {
             return Ok(Vec::new());
         };
-        let SessionColumns {
-            keys,
-            services,
-            sequences,
-            starts,
-            ends,
-        } = SessionColumns::of(df)?;
+        let cols = SessionColumns::of(df)?;
+        let (keys, services) = (&cols.keys, &cols.services);
         let name = |id: &str| template_name(&model.templates, id);
         let pct = |share: f64| format!("{:.1}%", 100.0 * share);
         let mut out = Vec::new();
         for i in 0..df.height() {
             let inv = by_service.for_service(&services[i]);
-            let violations = inv.check(&features::template_counts(&sequences[i]));
+            let violations = inv.check(&features::template_counts(&cols.sequences[i]));
             let score = violations.first().map(|v| inv.score_of(v)).unwrap_or(0.0);
-            scores.push(EntityScore::new(model, SESSION, &keys[i], starts[i], score));
+            scores.push(EntityScore::new(
+                model,
+                SESSION,
+                &keys[i],
+                cols.starts[i],
+                score,
+            ));
             let Some(strongest) = violations.first() else {
                 continue;
             };
@@ -780,37 +758,22 @@ impl<'a> Detector<'a> {
                     } => json!({"feature": "rare_template", "template_id": template, "template": model.templates.get(template), "training_sessions_with": sessions_with, "training_sessions": inv.sessions}),
                 })
                 .collect();
-            out.push(Finding {
-                granularity: SESSION,
-                entity_key: keys[i].clone(),
-                service: services[i].clone(),
-                start_ms: starts[i],
-                end_ms: ends[i].max(starts[i]),
-                detector: model.detector.clone(),
-                score,
-                threshold: model.threshold,
-                reason: format!(
-                    "{what}, in session {} ({}; {} violation(s))",
-                    keys[i],
-                    services[i],
-                    violations.len()
-                ),
-                top: evidence,
-                samples: SampleQuery::Session {
-                    key: keys[i].clone(),
-                },
-                model_version: model.model_version.clone(),
-                extra: json!({}),
-            });
+            let reason = format!(
+                "{what}, in session {} ({}; {} violation(s))",
+                keys[i],
+                services[i],
+                violations.len()
+            );
+            out.push(cols.finding(i, model, score, reason, evidence));
         }
         Ok(out)
     }
 
-    fn rare_events(
+    fn rare_events<'m>(
         &self,
-        model: &SavedModel,
+        model: &'m SavedModel,
         df: &DataFrame,
-        scores: &mut Vec<EntityScore>,
+        scores: &mut Vec<EntityScore<'m>>,
     ) -> Result<Vec<Finding>> {
         let Model::RareTemplate(rare) = &model.model else {
             return Ok(Vec::new());
@@ -826,10 +789,17 @@ impl<'a> Detector<'a> {
             let line_no = line_nos.get(i).unwrap_or_default();
             let entity_key = format!("{}:{line_no}", files[i]);
             let score = rare.score(&ids[i]);
-            scores.push(EntityScore::new(model, EVENT, &entity_key, ts[i], score));
             if !rare.is_rare(&ids[i]) {
+                scores.push(EntityScore::new(model, EVENT, entity_key, ts[i], score));
                 continue;
             }
+            scores.push(EntityScore::new(
+                model,
+                EVENT,
+                entity_key.clone(),
+                ts[i],
+                score,
+            ));
             let seen = rare.training_count(&ids[i]);
             let how = if seen == 0 {
                 "never seen in training".to_string()
@@ -933,6 +903,34 @@ struct SessionColumns {
 }
 
 impl SessionColumns {
+    /// A finding on session `i` by a session model.
+    fn finding(
+        &self,
+        i: usize,
+        model: &SavedModel,
+        score: f64,
+        reason: String,
+        top: Vec<serde_json::Value>,
+    ) -> Finding {
+        Finding {
+            granularity: SESSION,
+            entity_key: self.keys[i].clone(),
+            service: self.services[i].clone(),
+            start_ms: self.starts[i],
+            end_ms: self.ends[i].max(self.starts[i]),
+            detector: model.detector.clone(),
+            score,
+            threshold: model.threshold,
+            reason,
+            top,
+            samples: SampleQuery::Session {
+                key: self.keys[i].clone(),
+            },
+            model_version: model.model_version.clone(),
+            extra: json!({}),
+        }
+    }
+
     fn of(df: &DataFrame) -> Result<Self> {
         Ok(Self {
             keys: features::strings(df, "session_key")?,
@@ -1114,7 +1112,7 @@ fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow])
 }
 
 /// Every entity's score per detector, as a gold table.
-fn scores_frame(scores: &[EntityScore]) -> Result<DataFrame> {
+fn scores_frame(scores: &[EntityScore<'_>]) -> Result<DataFrame> {
     let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
     Ok(DataFrame::new_infer_height(vec![
         Column::new(
@@ -1135,10 +1133,7 @@ fn scores_frame(scores: &[EntityScore]) -> Result<DataFrame> {
         .cast(&utc)?,
         Column::new(
             "detector".into(),
-            scores
-                .iter()
-                .map(|s| s.detector.as_str())
-                .collect::<Vec<&str>>(),
+            scores.iter().map(|s| s.detector).collect::<Vec<&str>>(),
         ),
         Column::new(
             "score".into(),

@@ -220,7 +220,7 @@ fn score_against(
 ) -> Result<BTreeMap<(String, String), Metrics>> {
     let window_ms = i64::from(ctx.settings.gold_for(&ctx.source).window_minutes) * 60_000;
     let mut anomalous_windows = std::collections::HashSet::new();
-    if let LabelSet::Lines(lines) = labels {
+    if let LabelSet::Lines(_) = labels {
         // Windows holding an anomalous line, from where silver put each line.
         if let Some(events) =
             ctx.lake
@@ -234,18 +234,7 @@ fn score_against(
             let ts = features::millis(&ev, "ts")?;
             let line_no = ev.column("line_no")?.u64()?;
             for i in 0..ev.height() {
-                let no = line_no.get(i).unwrap_or_default();
-                let base = files[i]
-                    .rsplit(['/', '\\'])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let hit = lines
-                    .get(&(base, no))
-                    .or_else(|| lines.get(&(String::new(), no)))
-                    .copied()
-                    .unwrap_or(false);
-                if hit {
+                if labels.line_is_anomalous(&files[i], line_no.get(i).unwrap_or_default()) {
                     anomalous_windows
                         .insert((services[i].clone(), ts[i] - ts[i].rem_euclid(window_ms)));
                 }
@@ -300,15 +289,7 @@ fn score_against(
             granularity: granularity.clone(),
             run_id: ctx.run_id.clone(),
             evaluated_at: now,
-            entities: m.entities,
-            positives: m.positives,
-            flagged: m.flagged,
-            true_positives: m.true_positives,
-            precision: m.precision,
-            recall: m.recall,
-            f1: m.f1,
-            roc_auc: m.roc_auc,
-            pr_auc: m.pr_auc,
+            metrics: m.clone(),
         })
         .collect();
     ctx.db.upsert_evaluations(&rows)?;

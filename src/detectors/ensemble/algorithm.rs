@@ -13,13 +13,7 @@ pub struct Vote<'a> {
 impl Vote<'_> {
     /// The score in units of the detector's own threshold (1 = where it alone would alarm).
     pub fn calibrated(&self) -> f64 {
-        if self.threshold.abs() > f64::EPSILON {
-            self.score / self.threshold
-        } else if self.score > 0.0 {
-            f64::INFINITY
-        } else {
-            0.0
-        }
+        crate::detectors::calibrated(self.score, self.threshold)
     }
 
     pub fn flags(&self) -> bool {

@@ -129,6 +129,13 @@ impl InvariantsValidParams {
         sessions: impl IntoIterator<Item = HashMap<&'a str, u64>>,
     ) -> Result<SessionInvariants, InvariantsError> {
         let sessions: Vec<HashMap<&str, u64>> = sessions.into_iter().collect();
+        self.fit_sessions(&sessions.iter().collect::<Vec<_>>())
+    }
+
+    fn fit_sessions(
+        &self,
+        sessions: &[&HashMap<&str, u64>],
+    ) -> Result<SessionInvariants, InvariantsError> {
         let n = sessions.len() as u64;
         if n < self.min_sessions {
             return Err(InvariantsError::TooFewSessions {
@@ -137,7 +144,7 @@ impl InvariantsValidParams {
             });
         }
         let mut sessions_with: BTreeMap<String, u64> = BTreeMap::new();
-        for s in &sessions {
+        for s in sessions {
             for t in s.keys() {
                 *sessions_with.entry(t.to_string()).or_default() += 1;
             }
@@ -155,7 +162,7 @@ impl InvariantsValidParams {
         // count(a) : count(b) occurs. Sessions with only one of the two break every ratio.
         let mut ratios: HashMap<(usize, usize, u64, u64), u64> = HashMap::new();
         let mut both: HashMap<(usize, usize), u64> = HashMap::new();
-        for s in &sessions {
+        for s in sessions {
             let mut present: Vec<(usize, u64)> = s
                 .iter()
                 .filter_map(|(t, &c)| index.get(t).map(|&i| (i, c)))
@@ -196,7 +203,7 @@ impl InvariantsValidParams {
                 });
             }
         }
-        for s in &sessions {
+        for s in sessions {
             for inv in &mut invariants {
                 let ca = s.get(inv.a.as_str()).copied().unwrap_or(0);
                 let cb = s.get(inv.b.as_str()).copied().unwrap_or(0);
@@ -251,18 +258,17 @@ impl InvariantsValidParams {
         &self,
         sessions: impl IntoIterator<Item = (&'a str, HashMap<&'a str, u64>)>,
     ) -> Result<ServiceInvariants, InvariantsError> {
-        let mut groups: BTreeMap<&str, Vec<HashMap<&str, u64>>> = BTreeMap::new();
-        let mut all = Vec::new();
-        for (service, counts) in sessions {
-            groups.entry(service).or_default().push(counts.clone());
-            all.push(counts);
+        let sessions: Vec<(&str, HashMap<&str, u64>)> = sessions.into_iter().collect();
+        let mut groups: BTreeMap<&str, Vec<&HashMap<&str, u64>>> = BTreeMap::new();
+        for (service, counts) in &sessions {
+            groups.entry(service).or_default().push(counts);
         }
-        let all = self.fit(all)?;
+        let all = self.fit_sessions(&sessions.iter().map(|(_, c)| c).collect::<Vec<_>>())?;
         let mut by_service = BTreeMap::new();
         for (service, group) in groups {
             // A single service is the whole system: its model is `all`.
             if group.len() as u64 >= self.min_sessions && group.len() as u64 != all.sessions {
-                by_service.insert(service.to_string(), self.fit(group)?);
+                by_service.insert(service.to_string(), self.fit_sessions(&group)?);
             }
         }
         Ok(ServiceInvariants { by_service, all })

@@ -53,6 +53,20 @@ impl ZScore {
     }
 }
 
+impl ZScoreValidParams {
+    /// Median and 1.4826·MAD when robust, else mean and sample standard deviation, of a
+    /// non-empty column (reordered in place by the median).
+    fn center_and_scale(&self, values: &mut [f64]) -> (f64, f64) {
+        if self.robust {
+            return median_and_spread(values);
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+            / (values.len() - 1).max(1) as f64;
+        (mean, var.sqrt())
+    }
+}
+
 impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreValidParams {
     type Object = ZScore;
 
@@ -76,26 +90,14 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreVa
                 let mut values: Vec<f64> = col.iter().copied().filter(|v| v.is_finite()).collect();
                 let (center, mut scale) = if values.is_empty() {
                     (0.0, 1.0)
-                } else if self.robust {
-                    median_and_spread(&mut values)
                 } else {
-                    let mean = values.iter().sum::<f64>() / values.len() as f64;
-                    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
-                        / (values.len() - 1).max(1) as f64;
-                    (mean, var.sqrt())
+                    self.center_and_scale(&mut values)
                 };
                 let is_count = self.count_features.get(j).copied().unwrap_or(false);
                 let stabilized = if is_count && !values.is_empty() {
                     scale = scale.max(center.max(1.0).sqrt());
                     let mut a: Vec<f64> = values.iter().map(|v| anscombe(*v)).collect();
-                    let (ca, sa) = if self.robust {
-                        median_and_spread(&mut a)
-                    } else {
-                        let mean = a.iter().sum::<f64>() / a.len() as f64;
-                        let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
-                            / (a.len() - 1).max(1) as f64;
-                        (mean, var.sqrt())
-                    };
+                    let (ca, sa) = self.center_and_scale(&mut a);
                     // Poisson noise alone has spread 1 on this scale.
                     Some((ca, if sa.is_nan() { 1.0 } else { sa.max(1.0) }))
                 } else {
