@@ -343,7 +343,8 @@ impl<'a> Detector<'a> {
     }
 
     /// One `ensemble` finding per entity whose weighted, calibrated evidence reaches 1, and
-    /// the ensemble's score for every scored entity (appended to `scores`).
+    /// the ensemble's score for every entity some detector flagged (appended to `scores`;
+    /// every other entity's ensemble score is 0).
     fn ensemble<'m>(
         &self,
         findings: &[Finding],
@@ -358,6 +359,15 @@ impl<'a> Detector<'a> {
             .default_weight(cfg.default_weight)
             .check()
             .context("detectors.ensemble")?;
+        // Only entities some detector flagged can have evidence: the ensemble judges those
+        // and leaves the rest (nearly every entity) alone, scoring 0.
+        let mut flagged: HashMap<(&'static str, &str, i64), Vec<&Finding>> = HashMap::new();
+        for f in findings {
+            flagged
+                .entry((f.granularity, f.entity_key.as_str(), f.start_ms))
+                .or_default()
+                .push(f);
+        }
         let mut scored_by: BTreeMap<&'static str, BTreeSet<&str>> = BTreeMap::new();
         let mut votes: HashMap<(&'static str, &str, i64), Vec<Vote>> = HashMap::new();
         for s in scores.iter() {
@@ -365,47 +375,38 @@ impl<'a> Detector<'a> {
                 .entry(s.granularity)
                 .or_default()
                 .insert(s.detector);
-            votes
-                .entry((s.granularity, s.entity_key.as_str(), s.start_ms))
-                .or_default()
-                .push(Vote {
+            let key = (s.granularity, s.entity_key.as_str(), s.start_ms);
+            if flagged.contains_key(&key) {
+                votes.entry(key).or_default().push(Vote {
                     detector: s.detector,
                     score: s.score,
                     threshold: s.threshold,
                 });
-        }
-        let mut flagged: HashMap<(&str, &str, i64), Vec<&Finding>> = HashMap::new();
-        for f in findings {
-            flagged
-                .entry((f.granularity, f.entity_key.as_str(), f.start_ms))
-                .or_default()
-                .push(f);
+            }
         }
         let mut out = Vec::new();
         let mut ensemble_scores = Vec::new();
         // Sorted so the table's rows come out in the same order on every run.
-        let mut keys: Vec<&(&'static str, &str, i64)> = votes.keys().collect();
+        let mut keys: Vec<&(&'static str, &str, i64)> = flagged.keys().collect();
         keys.sort();
         for key in keys {
             let (granularity, entity_key, start_ms) = *key;
-            let members = flagged.get(key).map(Vec::as_slice).unwrap_or_default();
-            let verdict = if members.is_empty() {
-                None
-            } else {
-                Some(params.combine(&votes[key], scored_by[granularity].iter().copied()))
+            let members = &flagged[key];
+            let Some(entity_votes) = votes.get(key) else {
+                continue;
             };
-            let score = verdict.as_ref().map(|v| v.score).unwrap_or(0.0);
+            let verdict = params.combine(entity_votes, scored_by[granularity].iter().copied());
             ensemble_scores.push(EntityScore {
                 granularity,
                 entity_key: entity_key.to_string(),
                 start_ms,
                 detector: ENSEMBLE,
-                score,
+                score: verdict.score,
                 threshold: 1.0,
             });
-            let Some(verdict) = verdict.filter(|v| v.is_anomalous()) else {
+            if !verdict.is_anomalous() {
                 continue;
-            };
+            }
             let lead = verdict.contributions[0].detector.as_str();
             let Some(strongest) = members.iter().find(|f| f.detector == lead) else {
                 continue;

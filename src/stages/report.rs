@@ -263,6 +263,11 @@ fn score_against(
     let score = scores.column("score")?.f64()?;
     let threshold = scores.column("threshold")?.f64()?;
     let mut by: BTreeMap<(String, String), Vec<Judged>> = BTreeMap::new();
+    // Per granularity: the entities as the first detector scoring it saw them (every detector
+    // at a granularity scores all its rows), as (row, anomalous).
+    type Rows<'s> = (&'s str, Vec<(usize, bool)>);
+    let mut universe: BTreeMap<&str, Rows> = BTreeMap::new();
+    let mut ensemble_judged = std::collections::HashSet::new();
     for i in 0..scores.height() {
         let Some(y) = truth.of(&granularity[i], &entity[i], start[i]) else {
             continue;
@@ -271,9 +276,32 @@ fn score_against(
             score.get(i).unwrap_or(0.0),
             threshold.get(i).unwrap_or(f64::INFINITY),
         );
-        by.entry((detector[i].clone(), granularity[i].clone()))
-            .or_default()
-            .push((s, s >= t, y));
+        if detector[i] == ENSEMBLE {
+            ensemble_judged.insert((&granularity[i], &entity[i], start[i]));
+        }
+        let judged = by
+            .entry((detector[i].clone(), granularity[i].clone()))
+            .or_default();
+        judged.push((s, s >= t, y));
+        if detector[i] != ENSEMBLE {
+            let u = universe.entry(&granularity[i]).or_default();
+            if u.0 == detector[i] || u.0.is_empty() {
+                u.0 = &detector[i];
+                u.1.push((i, y));
+            }
+        }
+    }
+    // The ensemble writes scores only for entities some detector flagged; every other entity
+    // of the granularity has ensemble score 0.
+    if ctx.settings.detectors.ensemble.enabled {
+        for (g, (_, rows)) in &universe {
+            let judged = by.entry((ENSEMBLE.to_string(), g.to_string())).or_default();
+            for &(i, y) in rows {
+                if !ensemble_judged.contains(&(&granularity[i], &entity[i], start[i])) {
+                    judged.push((0.0, false, y));
+                }
+            }
+        }
     }
     let per: BTreeMap<(String, String), Metrics> =
         by.into_iter().map(|(k, v)| (k, metrics(&v))).collect();
