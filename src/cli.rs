@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, Settings};
 use crate::generate::{GenerateOptions, generate};
+use crate::lake::lock::OnLocked;
 use crate::parse::accuracy;
 use crate::stages::{self, Context, Stage, StageOptions};
 
@@ -67,6 +68,36 @@ pub struct GlobalArgs {
     /// Log as JSON lines instead of text (for log collectors).
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// Log format: text (default) or json. `--log-format json` is the same as `--log-json`.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+    /// Exit code when the stage has nothing to do for the batch date (overrides
+    /// [run] skip_exit_code; 0 by default for cron, 99 for Airflow's BashOperator, which then
+    /// marks the task skipped).
+    #[arg(long, global = true, value_name = "CODE")]
+    pub skip_exit_code: Option<u8>,
+    /// When another loglake process holds the lake: wait for it or fail at once (overrides
+    /// [run] on_locked).
+    #[arg(long, global = true, value_name = "WHAT")]
+    pub on_locked: Option<OnLocked>,
+}
+
+/// How a command ended, for the process's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Work done: exit 0.
+    Done,
+    /// Nothing to do for the batch date: exit with `[run] skip_exit_code`.
+    NothingToDo { exit_code: u8 },
+}
+
+impl Completion {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Completion::Done => 0,
+            Completion::NothingToDo { exit_code } => exit_code,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,13 +194,13 @@ fn batch_dates(g: &GlobalArgs) -> Result<Vec<NaiveDate>> {
     }
 }
 
-pub fn main() -> Result<()> {
+pub fn main() -> Result<Completion> {
     let cli = Cli::parse();
-    init_logging(cli.global.log_json);
+    init_logging(cli.global.log_json || cli.global.log_format.as_deref() == Some("json"));
     run(cli)
 }
 
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(cli: Cli) -> Result<Completion> {
     let g = &cli.global;
     if let Command::Generate {
         out,
@@ -201,7 +232,7 @@ pub fn run(cli: Cli) -> Result<()> {
             summary.labels,
             summary.labels_path.display()
         );
-        return Ok(());
+        return Ok(Completion::Done);
     }
 
     let settings = Settings::load(
@@ -209,6 +240,8 @@ pub fn run(cli: Cli) -> Result<()> {
         &Overrides {
             lake: g.lake.clone(),
             database_url: g.database_url.clone(),
+            on_locked: g.on_locked,
+            skip_exit_code: g.skip_exit_code,
         },
     )?;
     if let Command::ParseAccuracy {
@@ -240,7 +273,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("    {n:>6}  {template}");
             }
         }
-        return Ok(());
+        return Ok(Completion::Done);
     }
     let options = StageOptions {
         inputs: g.input.clone(),
@@ -248,15 +281,19 @@ pub fn run(cli: Cli) -> Result<()> {
         session_key: g.session_key.clone(),
         labels: g.labels.clone(),
     };
+    let skip = Completion::NothingToDo {
+        exit_code: settings.run.skip_exit_code,
+    };
     let ctx = Context::open(settings, g.source.clone(), batch_dates(g)?, options)?;
-    let result = match &cli.command {
-        Command::Init => stages::run_stage(&ctx, Stage::Init).map(|_| ()),
-        Command::Bronze => stages::run_stage(&ctx, Stage::Bronze).map(|_| ()),
-        Command::Silver => stages::run_stage(&ctx, Stage::Silver).map(|_| ()),
-        Command::Gold => stages::run_stage(&ctx, Stage::Gold).map(|_| ()),
-        Command::Train => stages::run_stage(&ctx, Stage::Train).map(|_| ()),
-        Command::Detect => stages::run_stage(&ctx, Stage::Detect).map(|_| ()),
-        Command::Report => stages::run_stage(&ctx, Stage::Report).map(|_| ()),
+    let one = |stage| stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do);
+    let nothing_to_do = match &cli.command {
+        Command::Init => one(Stage::Init),
+        Command::Bronze => one(Stage::Bronze),
+        Command::Silver => one(Stage::Silver),
+        Command::Gold => one(Stage::Gold),
+        Command::Train => one(Stage::Train),
+        Command::Detect => one(Stage::Detect),
+        Command::Report => one(Stage::Report),
         Command::Run { from, to } => {
             stages::run_range(&ctx, Stage::parse(from)?, Stage::parse(to)?)
         }
@@ -265,5 +302,9 @@ pub fn run(cli: Cli) -> Result<()> {
         }
     };
     ctx.db.close();
-    result
+    Ok(if nothing_to_do? {
+        skip
+    } else {
+        Completion::Done
+    })
 }

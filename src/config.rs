@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::lake::lock::OnLocked;
+
 /// The whole configuration, one struct per `[section]` of `config/loglake.toml`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +27,34 @@ pub struct Settings {
     pub train: TrainSettings,
     pub detectors: DetectorSettings,
     pub detect: DetectSettings,
+    pub run: RunSettings,
+}
+
+/// How stage commands behave as batch jobs: locking, exit codes, metrics.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSettings {
+    /// When another loglake process holds the lake's lock: wait for it, or fail at once.
+    pub on_locked: OnLocked,
+    /// How long `wait` waits before failing.
+    pub lock_timeout_seconds: u64,
+    /// Exit code when a stage has nothing to do for the batch date. 0 for cron; 99 makes
+    /// Airflow's BashOperator mark the task skipped.
+    pub skip_exit_code: u8,
+    /// Prometheus textfile (for node_exporter's textfile collector) rewritten after each
+    /// stage; empty: none.
+    pub metrics_textfile: PathBuf,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            on_locked: OnLocked::Wait,
+            lock_timeout_seconds: 3600,
+            skip_exit_code: 0,
+            metrics_textfile: PathBuf::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -158,11 +188,18 @@ impl Default for GoldSettings {
 pub struct TrainSettings {
     /// Gold partitions from this many days before the batch date up to it train the models.
     pub lookback_days: u32,
+    /// Keep using the latest model while it was trained on data no older than this many days
+    /// before the batch date (04-train then has nothing to do); 0 retrains on every run.
+    /// A daily schedule with 7 retrains weekly.
+    pub retrain_every_days: u32,
 }
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        Self { lookback_days: 30 }
+        Self {
+            lookback_days: 30,
+            retrain_every_days: 0,
+        }
     }
 }
 
@@ -377,6 +414,8 @@ impl Default for DetectSettings {
 pub struct Overrides {
     pub lake: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub on_locked: Option<OnLocked>,
+    pub skip_exit_code: Option<u8>,
 }
 
 impl Settings {
@@ -416,6 +455,16 @@ impl Settings {
         }
         if let Some(url) = &overrides.database_url {
             builder = builder.set_override("database.url", url.clone())?;
+        }
+        if let Some(on_locked) = overrides.on_locked {
+            let name = match on_locked {
+                OnLocked::Wait => "wait",
+                OnLocked::Fail => "fail",
+            };
+            builder = builder.set_override("run.on_locked", name)?;
+        }
+        if let Some(code) = overrides.skip_exit_code {
+            builder = builder.set_override("run.skip_exit_code", i64::from(code))?;
         }
         let merged = builder.build().context("reading configuration")?;
         let settings: Settings = merged.try_deserialize().context(

@@ -83,6 +83,21 @@ pub struct RunOutcome {
     pub rows_out: u64,
     pub rows_quarantined: u64,
     pub message: String,
+    /// The stage found nothing to do for its batch dates (no input that day, no upstream
+    /// partition, a model still fresh): recorded as `skipped`, and the process exits with
+    /// `[run] skip_exit_code`.
+    pub nothing_to_do: bool,
+}
+
+impl RunOutcome {
+    /// A stage that had nothing to do, and why (the reason becomes the run's message).
+    pub fn nothing_to_do(reason: impl Into<String>) -> Self {
+        Self {
+            message: format!("nothing to do: {}", reason.into()),
+            nothing_to_do: true,
+            ..Default::default()
+        }
+    }
 }
 
 /// One row of the user-facing `anomalies` table (column names are a stable contract).
@@ -142,6 +157,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "incidents and evaluations",
         include_str!("../migrations/postgres/0002_incidents_evaluations.sql"),
     ),
+    (
+        3,
+        "skipped runs, analyst views, reader role",
+        include_str!("../migrations/postgres/0003_operations.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -153,6 +173,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "incidents and evaluations",
         include_str!("../migrations/sqlite/0002_incidents_evaluations.sql"),
+    ),
+    (
+        3,
+        "skipped runs, analyst views",
+        include_str!("../migrations/sqlite/0003_operations.sql"),
     ),
 ];
 
@@ -315,6 +340,7 @@ impl Database {
             d.ts(2)
         );
         let (status, outcome, error) = match result {
+            Ok(o) if o.nothing_to_do => ("skipped", o.clone(), None),
             Ok(o) => ("succeeded", o.clone(), None),
             Err(e) => ("failed", RunOutcome::default(), Some(format!("{e:#}"))),
         };
@@ -332,6 +358,24 @@ impl Database {
                 .execute(&self.pool),
         )?;
         Ok(())
+    }
+
+    /// Mark the `running` rows of a run that died (its run id ends in the dead process's pid)
+    /// as failed, so `pipeline_runs` does not show a crashed stage as running forever.
+    /// Returns how many rows changed.
+    pub fn fail_abandoned_runs(&self, pid: u32, since: &str) -> Result<u64> {
+        let sql = "UPDATE pipeline_runs SET status = 'failed', error = $1 \
+                   WHERE status = 'running' AND run_id LIKE $2";
+        let error = format!(
+            "the loglake process (pid {pid}, started {since}) ended before this stage finished; a later run recovered its lock"
+        );
+        let done = self.runtime.block_on(
+            sqlx::query(sql)
+                .bind(error)
+                .bind(format!("%-{pid}"))
+                .execute(&self.pool),
+        )?;
+        Ok(done.rows_affected())
     }
 
     /// Register a saved model (its file at `path`) in the `models` table; idempotent.
@@ -613,6 +657,33 @@ impl Database {
             .runtime
             .block_on(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&self.pool))?;
         Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Run a read-only query and return every value as text (NULL as an empty string): for
+    /// the HTML report's tables, tests, and examples of user SQL.
+    pub fn query_strings(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        let rows: Vec<AnyRow> = self
+            .runtime
+            .block_on(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(&self.pool))
+            .with_context(|| format!("querying {}", self.display_url))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| {
+                        if let Ok(v) = r.try_get::<Option<String>, _>(i) {
+                            v.unwrap_or_default()
+                        } else if let Ok(v) = r.try_get::<Option<i64>, _>(i) {
+                            v.map(|v| v.to_string()).unwrap_or_default()
+                        } else if let Ok(v) = r.try_get::<Option<f64>, _>(i) {
+                            v.map(|v| v.to_string()).unwrap_or_default()
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
     }
 
     pub fn close(self) {

@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     match loglake::cli::main() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(done) => ExitCode::from(done.exit_code()),
         Err(err) => {
             // One line, the whole cause chain: cron mails and Airflow task logs show this, and
             // a reader should not need RUST_LOG to learn why a stage failed.

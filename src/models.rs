@@ -132,6 +132,45 @@ impl SavedModel {
         })
     }
 
+    /// The latest training end date of any of `source`'s models trained on data up to `date`.
+    ///
+    /// Read from folder names alone (versions start with the training end date), so deciding
+    /// whether to retrain loads no model.
+    pub fn latest_train_to(
+        lake: &Lake,
+        source: &str,
+        date: NaiveDate,
+    ) -> Result<Option<NaiveDate>> {
+        let mut latest = None;
+        let root = lake.models_dir().join(source);
+        let dirs = |p: &std::path::Path| -> Vec<std::path::PathBuf> {
+            std::fs::read_dir(p)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for granularity in dirs(&root) {
+            for detector in dirs(&granularity) {
+                for version in dirs(&detector) {
+                    let name = version.file_name().unwrap_or_default().to_string_lossy();
+                    let trained_to = name
+                        .get(..8)
+                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok());
+                    if let Some(d) = trained_to.filter(|d| *d <= date)
+                        && version.join("model.json").is_file()
+                    {
+                        latest = latest.max(Some(d));
+                    }
+                }
+            }
+        }
+        Ok(latest)
+    }
+
     /// The newest model (by training end, then creation time) trained on data up to `date`.
     pub fn latest(
         lake: &Lake,

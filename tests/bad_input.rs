@@ -12,7 +12,7 @@ use loglake::lake::{Lake, Layer, tables};
 fn loglake(args: &[&str]) -> anyhow::Result<()> {
     let mut argv = vec!["loglake"];
     argv.extend_from_slice(args);
-    run(Cli::try_parse_from(argv)?)
+    run(Cli::try_parse_from(argv)?).map(|_| ())
 }
 
 #[test]

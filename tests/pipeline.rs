@@ -22,7 +22,7 @@ const DATE: &str = "2026-11-21";
 fn loglake(args: &[&str]) -> anyhow::Result<()> {
     let mut argv = vec!["loglake"];
     argv.extend_from_slice(args);
-    run(Cli::try_parse_from(argv)?)
+    run(Cli::try_parse_from(argv)?).map(|_| ())
 }
 
 fn date() -> NaiveDate {

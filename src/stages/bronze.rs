@@ -251,7 +251,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     }
     let files = list_inputs(&ctx.options.inputs)?;
     if files.is_empty() {
-        bail!("no files found under {:?}", ctx.options.inputs);
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "no files under {:?} (no logs arrived for {date}?)",
+            ctx.options.inputs
+        )));
     }
     // Checksums already in this source's bronze, from part names (no data read).
     let mut known = std::collections::HashSet::new();
@@ -302,6 +305,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         progress.inc(1);
     }
     progress.finish_and_clear();
+    if ingested == 0 {
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "all {skipped} file(s) already ingested (same checksums)"
+        )));
+    }
     Ok(RunOutcome {
         rows_in: lines,
         rows_out: lines,
@@ -309,6 +317,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         message: format!(
             "{ingested} file(s) ingested ({lines} lines), {skipped} already ingested and skipped, into {date}"
         ),
+        ..Default::default()
     })
 }
 

@@ -39,7 +39,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let mut per_detector: BTreeMap<String, usize> = BTreeMap::new();
     let mut outcome_incidents = 0;
+    let mut dates_done = 0;
     for &date in &ctx.dates {
+        if ctx
+            .lake
+            .part_files(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, date)?
+            .is_empty()
+        {
+            tracing::warn!(%date, "no gold partition for this date; nothing to score");
+            continue;
+        }
+        dates_done += 1;
         let detector = Detector::new(ctx, date)?;
         if detector.models.is_empty() {
             anyhow::bail!(
@@ -77,6 +87,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
+    if dates_done == 0 {
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "no gold data for source {:?} on {} (run 03-gold first, or no logs arrived)",
+            ctx.source,
+            ctx.dates_label()
+        )));
+    }
     outcome.message = format!(
         "{} rows scored, {} anomalies in {outcome_incidents} incidents ({})",
         outcome.rows_in,

@@ -10,7 +10,7 @@
 //! - `gold/event_features`: one row per event: where it is in the lake, its template and how
 //!   often that template occurs in the batch.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
@@ -131,11 +131,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         outcome.rows_out += (windows.height() + per_event.height()) as u64;
     }
     if outcome.rows_in == 0 {
-        bail!(
-            "no silver data for source {:?} on {:?}: run 02-silver first",
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "no silver data for source {:?} on {} (run 02-silver first, or no logs arrived)",
             ctx.source,
-            ctx.dates
-        );
+            ctx.dates_label()
+        )));
     }
     outcome.message = format!(
         "{} events → {windows_total} service windows, {sessions_total} sessions",

@@ -9,6 +9,7 @@ pub mod bronze;
 pub mod detect;
 pub mod gold;
 pub mod init;
+pub mod metrics;
 pub mod report;
 pub mod silver;
 pub mod template_store;
@@ -22,6 +23,7 @@ use chrono::{NaiveDate, Utc};
 use crate::config::{ParseSettings, Settings};
 use crate::db::{Database, RunOutcome, RunStart};
 use crate::lake::Lake;
+use crate::lake::lock::LakeLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
@@ -93,6 +95,8 @@ pub struct StageOptions {
 pub struct Context {
     pub settings: Settings,
     pub lake: Lake,
+    /// Held for the whole command: one writer per lake (see [`crate::lake::lock`]).
+    _lock: LakeLock,
     pub db: Database,
     pub source: String,
     /// Batch dates, ascending.
@@ -121,11 +125,31 @@ impl Context {
             bail!("no batch date: --from-date is after --to-date");
         }
         let lake = Lake::new(&settings.lake.path);
+        let lock = LakeLock::acquire(
+            lake.root(),
+            settings.run.on_locked,
+            std::time::Duration::from_secs(settings.run.lock_timeout_seconds),
+        )?;
+        let leftovers = lake.clear_staging(&lock)?;
         let db = Database::connect(
             &settings.database.url,
             &lake.default_database_path(),
             settings.database.max_connections,
         )?;
+        if let Some(previous) = &lock.recovered_from {
+            // Before 00-init the runs table may not exist yet: nothing to mark then.
+            let abandoned = db
+                .fail_abandoned_runs(previous.pid, &previous.since)
+                .unwrap_or(0);
+            tracing::warn!(
+                pid = previous.pid,
+                host = %previous.host,
+                since = %previous.since,
+                staging_entries_removed = leftovers,
+                runs_marked_failed = abandoned,
+                "the previous writer of this lake did not exit cleanly; the system released its lock, its unfinished work was discarded (committed partitions are intact) and its running stages marked failed"
+            );
+        }
         let run_id = format!(
             "{}-{}",
             Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
@@ -134,6 +158,7 @@ impl Context {
         Ok(Self {
             settings,
             lake,
+            _lock: lock,
             db,
             source,
             dates,
@@ -154,7 +179,7 @@ impl Context {
         p
     }
 
-    fn dates_label(&self) -> String {
+    pub fn dates_label(&self) -> String {
         match (self.dates.first(), self.dates.last()) {
             (Some(a), Some(b)) if a == b => a.to_string(),
             (Some(a), Some(b)) => format!("{a}..{b}"),
@@ -176,56 +201,68 @@ impl Context {
 
 /// Run one stage, recording it in `pipeline_runs` (started, then succeeded or failed).
 pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
-    if stage == Stage::Init {
-        // The runs table does not exist before the migrations, so init records itself after.
-        let started = Utc::now();
-        let result = init::run(ctx);
-        if let Ok(id) = ctx.db.start_run(&RunStart {
-            run_id: &ctx.run_id,
-            stage: stage.name(),
-            source: &ctx.source,
-            batch_dates: &ctx.dates_label(),
-            started_at: started,
-        }) {
-            ctx.db.finish_run(id, started, &result)?;
-        }
-        return result;
-    }
-    ctx.require_lake()?;
     let started = Utc::now();
-    let id = ctx.db.start_run(&RunStart {
+    let start = RunStart {
         run_id: &ctx.run_id,
         stage: stage.name(),
         source: &ctx.source,
         batch_dates: &ctx.dates_label(),
         started_at: started,
-    })?;
-    let result = match stage {
-        Stage::Init => unreachable!("handled above"),
-        Stage::Bronze => bronze::run(ctx),
-        Stage::Silver => silver::run(ctx),
-        Stage::Gold => gold::run(ctx),
-        Stage::Train => train::run(ctx),
-        Stage::Detect => detect::run(ctx),
-        Stage::Report => report::run(ctx),
     };
-    ctx.db.finish_run(id, started, &result)?;
+    let result = if stage == Stage::Init {
+        // The runs table does not exist before the migrations, so init records itself after.
+        let result = init::run(ctx);
+        if let Ok(id) = ctx.db.start_run(&start) {
+            ctx.db.finish_run(id, started, &result)?;
+        }
+        result
+    } else {
+        ctx.require_lake()?;
+        // A lake initialised by an older loglake gets this version's schema before the first
+        // write, so upgrading the binary never leaves a stage writing to tables it predates.
+        ctx.db.migrate()?;
+        let id = ctx.db.start_run(&start)?;
+        let result = match stage {
+            Stage::Init => unreachable!("handled above"),
+            Stage::Bronze => bronze::run(ctx),
+            Stage::Silver => silver::run(ctx),
+            Stage::Gold => gold::run(ctx),
+            Stage::Train => train::run(ctx),
+            Stage::Detect => detect::run(ctx),
+            Stage::Report => report::run(ctx),
+        };
+        ctx.db.finish_run(id, started, &result)?;
+        result
+    };
+    let seconds = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
+    if let Err(e) = metrics::record(ctx, stage, seconds, &result) {
+        // Metrics are for dashboards; a full disk there must not fail the batch.
+        tracing::warn!(error = %format!("{e:#}"), "could not write the metrics textfile");
+    }
     if let Ok(outcome) = &result {
-        tracing::info!(stage = stage.name(), source = %ctx.source, rows_in = outcome.rows_in, rows_out = outcome.rows_out, "stage finished");
+        tracing::info!(stage = stage.name(), source = %ctx.source, rows_in = outcome.rows_in, rows_out = outcome.rows_out, rows_quarantined = outcome.rows_quarantined, seconds, skipped = outcome.nothing_to_do, "stage finished");
         println!("{}: {}", stage.name(), outcome.message);
     }
     result.map_err(|e| e.context(format!("{} failed", stage.name())))
 }
 
-/// Run stages `from..=to` in order, stopping at the first failure.
-pub fn run_range(ctx: &Context, from: Stage, to: Stage) -> Result<()> {
+/// Run stages `from..=to` in order, stopping at the first failure. Returns whether every
+/// stage that moves data (all but 00-init and 06-report) had nothing to do: then the whole
+/// run had nothing to do, and exits like a stage that had nothing to do.
+pub fn run_range(ctx: &Context, from: Stage, to: Stage) -> Result<bool> {
     if from > to {
         bail!("--from {} comes after --to {}", from.name(), to.name());
     }
+    let mut worked = false;
+    let mut moving_stages = 0;
     for stage in Stage::ALL.into_iter().filter(|s| *s >= from && *s <= to) {
-        run_stage(ctx, stage)?;
+        let outcome = run_stage(ctx, stage)?;
+        if !matches!(stage, Stage::Init | Stage::Report) {
+            moving_stages += 1;
+            worked |= !outcome.nothing_to_do;
+        }
     }
-    Ok(())
+    Ok(moving_stages > 0 && !worked)
 }
 
 #[cfg(test)]

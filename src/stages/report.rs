@@ -208,6 +208,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         rows_out: detections.len() as u64,
         rows_quarantined: 0,
         message,
+        ..Default::default()
     })
 }
 

@@ -111,11 +111,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         tracing::info!(templates = n, "template store rebuilt");
     }
     if dates_done == 0 {
-        bail!(
-            "no bronze data for source {:?} on {:?}: run 01-bronze first",
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "no bronze data for source {:?} on {} (run 01-bronze first, or no logs arrived)",
             ctx.source,
-            ctx.dates
-        );
+            ctx.dates_label()
+        )));
     }
     outcome.message = format!(
         "{} lines parsed into {} events, {} quarantined",

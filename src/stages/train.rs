@@ -57,10 +57,19 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .filter(|d| *d >= from && *d <= to)
         .collect();
     if dates.is_empty() {
-        bail!(
-            "no gold data for source {:?} between {from} and {to}: run 03-gold first",
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "no gold data for source {:?} between {from} and {to} (run 03-gold first)",
             ctx.source
-        );
+        )));
+    }
+    let every = ctx.settings.train.retrain_every_days;
+    if every > 0
+        && let Some(last) = SavedModel::latest_train_to(&ctx.lake, &ctx.source, to)?
+        && (to - last).num_days() < i64::from(every)
+    {
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "the latest models were trained on data up to {last}, less than [train] retrain_every_days = {every} days before {to}"
+        )));
     }
     let (train_from, train_to) = (dates[0], *dates.last().unwrap());
     let trainer = Trainer {
@@ -205,6 +214,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             "trained on {train_from}..{train_to}: {}",
             summary.join(", ")
         ),
+        ..Default::default()
     })
 }
 

@@ -19,6 +19,8 @@
 //! existing partition takes two renames (old out, new in); a crash between them leaves the
 //! partition absent, never partial, and re-running the stage restores it.
 
+pub mod lock;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,6 +125,28 @@ impl Lake {
 
     pub fn reports_dir(&self) -> PathBuf {
         self.root.join("reports")
+    }
+
+    /// Remove everything under `_staging/`: only a writer holding the [`lock::LakeLock`] may
+    /// call this, and then anything there was left by a writer that crashed mid-commit.
+    /// Returns how many entries were removed.
+    pub fn clear_staging(&self, _held: &lock::LakeLock) -> Result<usize> {
+        let dir = self.root.join("_staging");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            }
+            .with_context(|| format!("removing staging leftover {}", path.display()))?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// A fresh, unique folder under `_staging/` for work in progress.

@@ -1,0 +1,298 @@
+//! Running loglake as a batch job: the lake lock (a second writer fails or waits, a killed
+//! writer's lock is recovered), exit codes for "nothing to do" (0 for cron, 99 opt-in for
+//! Airflow), `pipeline_runs` status, and the Prometheus textfile.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use loglake::generate::{GenerateOptions, generate};
+use loglake::lake::lock::{LakeLock, OnLocked};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loglake");
+
+fn generated(dir: &Path, lines_per_day: u64) -> PathBuf {
+    let raw = dir.join("raw");
+    generate(&GenerateOptions {
+        out_dir: raw.clone(),
+        source: "shop".into(),
+        start: NaiveDate::from_ymd_opt(2026, 11, 19).unwrap(),
+        days: 1,
+        lines_per_day,
+        seed: 11,
+    })
+    .unwrap();
+    raw.join("logs")
+}
+
+fn loglake(lake: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+        .args(["--date", "2026-11-19", "--format", "generator"])
+        .args(["--session-key", r"req=(\S+)"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn error_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("loglake: error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn sqlite(lake: &Path, sql: &str) -> Vec<Vec<String>> {
+    let db = loglake::db::Database::connect("", &lake.join("loglake.db"), 1).unwrap();
+    db.query_strings(sql).unwrap()
+}
+
+#[test]
+fn a_second_writer_fails_with_the_holder_named_or_waits_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    assert!(loglake(&lake, &["00-init"]).status.success());
+
+    let held = LakeLock::acquire(&lake, OnLocked::Fail, Duration::ZERO).unwrap();
+    let out = loglake(&lake, &["--on-locked", "fail", "06-report"]);
+    assert_eq!(out.status.code(), Some(1));
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("is locked by pid")
+            && errors[0].contains(&std::process::id().to_string()),
+        "{}",
+        errors[0]
+    );
+    // The same through the environment, the way a crontab would set it.
+    let out = Command::new(BIN)
+        .args(["--lake", lake.to_str().unwrap(), "06-report"])
+        .env("LOGLAKE__RUN__ON_LOCKED", "fail")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    // Waiting (the default): the stage runs once the holder lets go.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(held);
+    });
+    let t0 = Instant::now();
+    let out = loglake(&lake, &["06-report"]);
+    release.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(600));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for it"));
+}
+
+#[test]
+fn a_killed_writer_leaves_a_lake_the_next_run_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = generated(tmp.path(), 300_000);
+    let lake = tmp.path().join("lake");
+    assert!(loglake(&lake, &["00-init"]).status.success());
+
+    let mut child = Command::new(BIN)
+        .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+        .args(["--date", "2026-11-19", "--format", "generator"])
+        .args([
+            "run",
+            "--from",
+            "01-bronze",
+            "--input",
+            logs.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it holds the lock and has started a stage (a `running` row exists).
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let holder = std::fs::read_to_string(lake.join("_lock")).unwrap_or_default();
+        let running = holder.contains(&format!("\"pid\":{pid}"))
+            && !sqlite(
+                &lake,
+                "SELECT stage FROM pipeline_runs WHERE status = 'running'",
+            )
+            .is_empty();
+        if running {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer never started a stage"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the writer ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL: no destructor, no cleanup, like an OOM kill
+    child.wait().unwrap();
+
+    // The record is still there; the kernel has released the lock itself.
+    let record = std::fs::read_to_string(lake.join("_lock")).unwrap();
+    assert!(record.contains(&format!("\"pid\":{pid}")), "{record}");
+
+    let out = Command::new(BIN)
+        .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+        .args(["--date", "2026-11-19", "--format", "generator"])
+        .args(["--on-locked", "fail"])
+        .args([
+            "run",
+            "--from",
+            "01-bronze",
+            "--to",
+            "03-gold",
+            "--input",
+            logs.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("did not exit cleanly"), "{stderr}");
+    // Nothing left half-written, nothing shown as running forever.
+    assert_eq!(std::fs::read_dir(lake.join("_staging")).unwrap().count(), 0);
+    assert!(
+        sqlite(
+            &lake,
+            "SELECT id FROM pipeline_runs WHERE status = 'running'"
+        )
+        .is_empty()
+    );
+    let failed = sqlite(
+        &lake,
+        "SELECT error FROM pipeline_runs WHERE status = 'failed'",
+    );
+    assert!(
+        failed.iter().any(|r| r[0].contains(&format!("pid {pid}"))),
+        "{failed:?}"
+    );
+    // A clean exit leaves no holder record behind.
+    assert_eq!(std::fs::read_to_string(lake.join("_lock")).unwrap(), "");
+    // And the lake the recovered run built is complete: every line reached silver.
+    let lines = sqlite(
+        &lake,
+        "SELECT rows_in, rows_out FROM pipeline_runs WHERE stage = '02-silver' AND status = 'succeeded'",
+    );
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0][0], lines[0][1]);
+}
+
+#[test]
+fn nothing_to_do_exits_zero_by_default_and_the_configured_code_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = generated(tmp.path(), 20_000);
+    let lake = tmp.path().join("lake");
+    let input = logs.to_str().unwrap();
+    let metrics = tmp.path().join("metrics/loglake.prom");
+    let with_metrics = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+            .args(["--date", "2026-11-19", "--format", "generator"])
+            .args(["--session-key", r"req=(\S+)"])
+            .args(args)
+            .env("LOGLAKE__RUN__METRICS_TEXTFILE", &metrics)
+            .output()
+            .unwrap()
+    };
+    let out = with_metrics(&["run", "--input", input]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Same files again: bronze has nothing to do.
+    let out = loglake(&lake, &["01-bronze", "--input", input]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"));
+    let out = loglake(
+        &lake,
+        &["--skip-exit-code", "99", "01-bronze", "--input", input],
+    );
+    assert_eq!(out.status.code(), Some(99));
+    assert!(error_lines(&out).is_empty());
+
+    // A date with no data: silver, gold and detect have nothing to do.
+    for stage in ["02-silver", "03-gold", "05-detect"] {
+        let out = Command::new(BIN)
+            .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+            .args(["--date", "2026-11-20", stage])
+            .env("LOGLAKE__RUN__SKIP_EXIT_CODE", "99")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(99), "{stage}");
+    }
+    // A model trained on the 19th is fresh enough on the 20th with weekly retraining...
+    let train = |date: &str| {
+        Command::new(BIN)
+            .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+            .args(["--date", date, "--skip-exit-code", "99", "04-train"])
+            .args(["--session-key", r"req=(\S+)"])
+            .env("LOGLAKE__TRAIN__RETRAIN_EVERY_DAYS", "7")
+            .output()
+            .unwrap()
+    };
+    assert_eq!(train("2026-11-20").status.code(), Some(99));
+    // ...and stale a week later, when the gold of the 19th is still within the lookback.
+    assert_eq!(train("2026-11-26").status.code(), Some(0));
+
+    // A real failure is still 1, whatever the skip code.
+    let out = loglake(
+        &lake,
+        &[
+            "--skip-exit-code",
+            "99",
+            "01-bronze",
+            "--input",
+            "/no/such/dir",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    let rows = sqlite(
+        &lake,
+        "SELECT status, count(*) FROM pipeline_runs GROUP BY status ORDER BY status",
+    );
+    let count = |s: &str| rows.iter().find(|r| r[0] == s).map(|r| r[1].clone());
+    assert_eq!(count("skipped").as_deref(), Some("6"), "{rows:?}");
+    assert_eq!(count("failed").as_deref(), Some("1"), "{rows:?}");
+
+    // The textfile has every stage of the first run, in the exposition format.
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    for stage in [
+        "01-bronze",
+        "02-silver",
+        "03-gold",
+        "04-train",
+        "05-detect",
+        "06-report",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "loglake_stage_success{{source=\"shop\",stage=\"{stage}\"}} 1"
+            )),
+            "{stage}: {text}"
+        );
+    }
+    let anomalies: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("loglake_anomalies{source=\"shop\"} "))
+        .expect("anomalies series")
+        .parse()
+        .unwrap();
+    assert!(anomalies > 0.0, "{text}");
+    assert!(text.contains("# TYPE loglake_stage_duration_seconds gauge"));
+}
