@@ -659,6 +659,14 @@ impl Database {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
+    /// Run one statement that returns no rows (administration, tests); returns rows affected.
+    pub fn execute(&self, sql: &str) -> Result<u64> {
+        let done = self
+            .runtime
+            .block_on(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&self.pool))?;
+        Ok(done.rows_affected())
+    }
+
     /// Run a read-only query and return every value as text (NULL as an empty string): for
     /// the HTML report's tables, tests, and examples of user SQL.
     pub fn query_strings(&self, sql: &str) -> Result<Vec<Vec<String>>> {

@@ -216,6 +216,47 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
     let succeeded = db.run_counts(source).unwrap();
     assert_eq!(succeeded, vec![("succeeded".to_string(), 7)]);
 
+    // The views answer the common questions and agree with the tables they summarise.
+    assert_eq!(
+        count_in(
+            &db,
+            "SELECT CAST(COALESCE(SUM(anomalies), 0) AS BIGINT) FROM anomalies_per_day WHERE source = '{source}'",
+            source
+        ),
+        a.height() as i64
+    );
+    assert_eq!(
+        count_in(
+            &db,
+            "SELECT COUNT(DISTINCT detector) FROM anomalies_per_day WHERE source = '{source}' AND service <> ''",
+            source
+        ),
+        count_in(
+            &db,
+            "SELECT COUNT(DISTINCT detector) FROM anomalies WHERE source = '{source}'",
+            source
+        )
+    );
+    assert_eq!(
+        count_in(
+            &db,
+            "SELECT COUNT(*) FROM open_incidents WHERE source = '{source}'",
+            source
+        ),
+        count_in(
+            &db,
+            "SELECT COUNT(*) FROM incidents WHERE source = '{source}'",
+            source
+        )
+    );
+    let latest = db
+        .query_strings(&format!(
+            "SELECT stage, status FROM latest_stage_runs WHERE source = '{source}' ORDER BY stage"
+        ))
+        .unwrap();
+    assert_eq!(latest.len(), 7, "{latest:?}");
+    assert!(latest.iter().all(|r| r[1] == "succeeded"), "{latest:?}");
+
     // The ensemble alone finds every injected kind; every anomaly belongs to an incident, and
     // an incident groups several of them.
     let ensemble: Vec<Detection> = found
@@ -278,6 +319,10 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
     db.close();
 }
 
+fn count_in(db: &Database, sql: &str, source: &str) -> i64 {
+    db.query_i64(&sql.replace("{source}", source)).unwrap()
+}
+
 #[test]
 fn pipeline_on_embedded_sqlite() {
     pipeline_case("shop", None);
@@ -292,6 +337,77 @@ fn pipeline_on_postgres() {
     // A source of its own, so that reruns of the suite against one server do not collide.
     let source = format!("pg{}", std::process::id());
     pipeline_case(&source, Some(&url));
+    analysts_read_but_cannot_write(&url, &source);
+}
+
+/// The migrations' `loglake_reader` role: a login in it reads every table and view and can
+/// change nothing.
+fn analysts_read_but_cannot_write(url: &str, source: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let unused = tmp.path().join("unused.db");
+    let writer = Database::connect(url, &unused, 1).unwrap();
+    let analyst = format!("loglake_analyst_{}", std::process::id());
+    writer
+        .execute(&format!(
+            "CREATE ROLE {analyst} LOGIN PASSWORD 'analyst-pw' IN ROLE loglake_reader"
+        ))
+        .unwrap();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host_and_db = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let reader_url = format!("{scheme}://{analyst}:analyst-pw@{host_and_db}");
+    let reader = Database::connect(&reader_url, &unused, 1).unwrap();
+    for view in [
+        "anomalies",
+        "recent_anomalies",
+        "anomalies_per_day",
+        "open_incidents",
+        "incidents",
+        "pipeline_runs",
+        "latest_stage_runs",
+        "evaluations",
+        "models",
+    ] {
+        let n = reader
+            .query_i64(&format!("SELECT COUNT(*) FROM {view}"))
+            .unwrap_or_else(|e| panic!("the reader cannot read {view}: {e:#}"));
+        assert!(n >= 0);
+    }
+    assert!(
+        count_in(
+            &reader,
+            "SELECT COUNT(*) FROM anomalies WHERE source = '{source}'",
+            source
+        ) > 0
+    );
+    let attempts = [
+        format!("DELETE FROM anomalies WHERE source = '{source}'"),
+        format!("UPDATE incidents SET status = 'closed' WHERE source = '{source}'"),
+        "INSERT INTO pipeline_runs (run_id, stage, source, batch_dates, status, started_at) VALUES ('x', 'x', 'x', 'x', 'running', now())".to_string(),
+        "TRUNCATE anomalies".to_string(),
+        "CREATE TABLE analyst_scratch (x int)".to_string(),
+        "DROP VIEW recent_anomalies".to_string(),
+    ];
+    for sql in &attempts {
+        let err = reader
+            .execute(sql)
+            .expect_err(&format!("the reader could run: {sql}"));
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("permission denied") || msg.contains("must be owner"),
+            "{sql}: {msg}"
+        );
+    }
+    // Nothing changed.
+    assert!(
+        count_in(
+            &writer,
+            "SELECT COUNT(*) FROM anomalies WHERE source = '{source}'",
+            source
+        ) > 0
+    );
+    reader.close();
+    writer.execute(&format!("DROP ROLE {analyst}")).unwrap();
+    writer.close();
 }
 
 #[test]
