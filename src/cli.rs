@@ -65,6 +65,10 @@ pub struct GlobalArgs {
     /// labels (LineId,Label CSV).
     #[arg(long, global = true, value_name = "FILE")]
     pub labels: Option<PathBuf>,
+    /// 06-report also writes a self-contained HTML page (charts, templates, incidents) to
+    /// <lake>/reports/<date>/index.html.
+    #[arg(long, global = true)]
+    pub html: bool,
     /// Log as JSON lines instead of text (for log collectors).
     #[arg(long, global = true)]
     pub log_json: bool,
@@ -280,6 +284,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         format: g.format.clone(),
         session_key: g.session_key.clone(),
         labels: g.labels.clone(),
+        html: g.html,
     };
     let skip = Completion::NothingToDo {
         exit_code: settings.run.skip_exit_code,

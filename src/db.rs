@@ -614,6 +614,49 @@ impl Database {
             .collect()
     }
 
+    /// Incidents of `source` with batch dates in `from..=to`, most severe and largest first,
+    /// every column as text: incident id, service, started, ended, severity, anomalies,
+    /// repeats, detectors, status, title.
+    pub fn incidents_between(
+        &self,
+        source: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<[String; 10]>> {
+        let d = self.dialect;
+        let sql = format!(
+            "SELECT incident_id, service, {}, {}, severity, {}, {}, detectors, status, title \
+             FROM incidents WHERE source = $1 AND batch_date BETWEEN {} AND {} \
+             ORDER BY max_score_ratio DESC, anomalies DESC, started_at",
+            d.text("started_at"),
+            d.text("ended_at"),
+            d.text("anomalies"),
+            d.text("repeats"),
+            d.date(2),
+            d.date(3)
+        );
+        let rows: Vec<AnyRow> = self.runtime.block_on(
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(source.to_string())
+                .bind(from.to_string())
+                .bind(to.to_string())
+                .fetch_all(&self.pool),
+        )?;
+        rows.iter()
+            .map(|r| {
+                let mut out: [String; 10] = Default::default();
+                for (i, v) in out.iter_mut().enumerate() {
+                    *v = match r.try_get::<String, _>(i) {
+                        Ok(s) => s,
+                        // SQLite keeps integers as integers whatever the cast.
+                        Err(_) => r.try_get::<i64, _>(i)?.to_string(),
+                    };
+                }
+                Ok(out)
+            })
+            .collect()
+    }
+
     /// All anomaly rows of a source as comparable tuples (tests and the idempotence check).
     pub fn anomaly_fingerprint(&self, source: &str) -> Result<Vec<AnomalyFingerprint>> {
         let rows: Vec<AnyRow> = self.runtime.block_on(

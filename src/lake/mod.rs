@@ -29,6 +29,20 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+/// Replace the file at `path` with `text` in one step (write a temporary sibling, then rename
+/// it over the old file): readers — a browser, node_exporter — see the old or the new file,
+/// never half of one.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
+}
+
 /// The medallion layers, named by what they hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {

@@ -13,10 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::{Context, Stage};
 use crate::db::RunOutcome;
+use crate::lake::write_atomically;
 
 /// The series this module writes: name, help text.
 const METRICS: &[(&str, &str)] = &[
@@ -125,15 +126,6 @@ fn render(series: &BTreeMap<String, String>) -> String {
         }
     }
     out
-}
-
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
 }
 
 /// Label values escape backslash, double quote and newline (Prometheus exposition format).

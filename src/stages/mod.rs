@@ -90,6 +90,8 @@ pub struct StageOptions {
     pub session_key: Option<String>,
     /// Ground-truth labels for `06-report`.
     pub labels: Option<PathBuf>,
+    /// `06-report` also writes the HTML report.
+    pub html: bool,
 }
 
 pub struct Context {

@@ -8,6 +8,9 @@ use std::fmt::Write as _;
 use anyhow::{Context as _, Result};
 use polars::prelude::*;
 
+mod html;
+mod svg;
+
 use super::Context;
 use super::train::ENSEMBLE;
 use crate::db::EvaluationRow;
@@ -201,6 +204,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         if let Some(m) = per_detector.get(&(ENSEMBLE.to_string(), "session".to_string())) {
             message = format!("{message}; ensemble/session F1 {:.3}", m.f1);
         }
+    }
+    if ctx.options.html {
+        let path = html::write(ctx)?;
+        writeln!(out, "\nhtml report: {}", path.display())?;
     }
     print!("{out}");
     Ok(RunOutcome {
