@@ -285,6 +285,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         session_key: g.session_key.clone(),
         labels: g.labels.clone(),
         html: g.html,
+        json_logs: g.log_json || g.log_format.as_deref() == Some("json"),
     };
     let skip = Completion::NothingToDo {
         exit_code: settings.run.skip_exit_code,

@@ -275,15 +275,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             }
         }
     }
-    let progress = indicatif::ProgressBar::new(files.len() as u64);
+    let total = files.len() as u64;
     let (mut ingested, mut skipped, mut lines) = (0usize, 0usize, 0u64);
-    for file in &files {
+    for (i, file) in files.iter().enumerate() {
+        ctx.progress
+            .step(format!("file {}/{total}: {}", i + 1, file.display()));
         let sha = sha256_file(file)?;
         let part_key = sha[..32].to_string();
         if known.contains(&part_key) {
             tracing::info!(file = %file.display(), "already ingested (same checksum); skipped");
             skipped += 1;
-            progress.inc(1);
             continue;
         }
         let mut n = 0;
@@ -302,9 +303,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         tracing::info!(file = %file.display(), lines = n, "ingested");
         ingested += 1;
         lines += n;
-        progress.inc(1);
     }
-    progress.finish_and_clear();
     if ingested == 0 {
         return Ok(RunOutcome::nothing_to_do(format!(
             "all {skipped} file(s) already ingested (same checksums)"

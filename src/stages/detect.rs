@@ -50,6 +50,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             continue;
         }
         dates_done += 1;
+        ctx.progress.step(format!("scoring {date}"));
         let detector = Detector::new(ctx, date)?;
         if detector.models.is_empty() {
             anyhow::bail!(

@@ -47,6 +47,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut sessions_total = 0usize;
     let mut windows_total = 0usize;
     for &date in &ctx.dates {
+        ctx.progress.step(format!("building features for {date}"));
         let Some(events) = ctx
             .lake
             .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?

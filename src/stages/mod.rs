@@ -10,6 +10,7 @@ pub mod detect;
 pub mod gold;
 pub mod init;
 pub mod metrics;
+pub mod progress;
 pub mod report;
 pub mod silver;
 pub mod template_store;
@@ -92,6 +93,8 @@ pub struct StageOptions {
     pub labels: Option<PathBuf>,
     /// `06-report` also writes the HTML report.
     pub html: bool,
+    /// Logs are JSON lines (for a collector): no spinner even on a terminal.
+    pub json_logs: bool,
 }
 
 pub struct Context {
@@ -105,6 +108,8 @@ pub struct Context {
     pub dates: Vec<NaiveDate>,
     pub run_id: String,
     pub options: StageOptions,
+    /// The terminal's spinner (hidden under cron and Airflow).
+    pub progress: progress::Progress,
 }
 
 impl Context {
@@ -165,6 +170,7 @@ impl Context {
             source,
             dates,
             run_id,
+            progress: progress::Progress::new(options.json_logs),
             options,
         })
     }
@@ -211,6 +217,7 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
         batch_dates: &ctx.dates_label(),
         started_at: started,
     };
+    ctx.progress.start(stage.name());
     let result = if stage == Stage::Init {
         // The runs table does not exist before the migrations, so init records itself after.
         let result = init::run(ctx);
@@ -236,6 +243,7 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
         ctx.db.finish_run(id, started, &result)?;
         result
     };
+    ctx.progress.finish();
     let seconds = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
     if let Err(e) = metrics::record(ctx, stage, seconds, &result) {
         // Metrics are for dashboards; a full disk there must not fail the batch.

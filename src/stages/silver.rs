@@ -20,6 +20,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let mut dates_done = 0;
     for &date in &ctx.dates {
+        ctx.progress.step(format!("reading bronze {date}"));
         let Some(bronze) = ctx
             .lake
             .scan(Layer::Bronze, tables::LINES, &ctx.source, &[date])?
@@ -50,6 +51,8 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .collect()
             .map_err(anyhow::Error::from)
             .context("reading bronze")?;
+        ctx.progress
+            .step(format!("parsing {date} ({} lines)", bronze.height()));
         let parser = parser_for(&settings, date, &bronze)?;
         let t0 = std::time::Instant::now();
         let columns = BronzeColumns::of(&bronze)?;
@@ -70,6 +73,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             );
         }
         let t0 = std::time::Instant::now();
+        ctx.progress.step(format!("writing silver {date}"));
         let templates = template_stats(&batch)?;
         // Events are built and written one slice of rows at a time (in parallel), so a
         // slice's columns are freed as soon as its part file is written.

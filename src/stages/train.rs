@@ -334,6 +334,9 @@ impl Trainer<'_> {
         groupings: Vec<Vec<String>>,
         templates: &BTreeMap<String, String>,
     ) -> Result<SavedModel> {
+        self.ctx
+            .progress
+            .step(format!("training {granularity}/zscore"));
         let cfg = &self.settings().detectors.zscore;
         let x = features::matrix(df, &features)?;
         let counts: Vec<bool> = features
@@ -397,6 +400,9 @@ impl Trainer<'_> {
         vocabulary: Vec<String>,
         templates: &BTreeMap<String, String>,
     ) -> Result<SavedModel> {
+        self.ctx
+            .progress
+            .step(format!("training {granularity}/isolation_forest"));
         let cfg = &self.settings().detectors.isolation_forest;
         let contamination: Contamination = cfg.contamination.parse().map_err(|e: String| {
             anyhow::anyhow!("detectors.isolation_forest.contamination: {e}")
@@ -433,6 +439,7 @@ impl Trainer<'_> {
         sessions: &DataFrame,
         templates: &BTreeMap<String, String>,
     ) -> Result<Option<SavedModel>> {
+        self.ctx.progress.step("training session/sequence");
         let cfg = &self.settings().detectors.sequence;
         let sequences = features::strings(sessions, "template_sequence")?;
         let params = RareTransition::params()
@@ -466,6 +473,7 @@ impl Trainer<'_> {
         sessions: &DataFrame,
         templates: &BTreeMap<String, String>,
     ) -> Result<Option<SavedModel>> {
+        self.ctx.progress.step("training session/invariants");
         let cfg = &self.settings().detectors.invariants;
         let sequences = features::strings(sessions, "template_sequence")?;
         let services = features::strings(sessions, "service")?;
@@ -511,6 +519,7 @@ impl Trainer<'_> {
         vocabulary: Vec<String>,
         templates: &BTreeMap<String, String>,
     ) -> Result<SavedModel> {
+        self.ctx.progress.step("training session/clustering");
         let cfg = &self.settings().detectors.clustering;
         let x = features::matrix(df, &features)?;
         let model = Clustering::params()
@@ -532,6 +541,7 @@ impl Trainer<'_> {
     }
 
     fn rare_template(&self, stats: &BTreeMap<String, (String, u64)>) -> Result<Option<SavedModel>> {
+        self.ctx.progress.step("training event/rare_template");
         let cfg = &self.settings().detectors.rare_template;
         let counts: TemplateCounts = stats.iter().map(|(id, (_, n))| (id.clone(), *n)).collect();
         let total: u64 = counts.values().sum();
