@@ -296,3 +296,60 @@ fn nothing_to_do_exits_zero_by_default_and_the_configured_code_on_request() {
     assert!(anomalies > 0.0, "{text}");
     assert!(text.contains("# TYPE loglake_stage_duration_seconds gauge"));
 }
+
+#[test]
+fn the_cron_wrapper_logs_per_date_and_prints_only_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = generated(tmp.path(), 20_000);
+    let log_dir = tmp.path().join("cron-logs");
+    let cron = |date: &str, input: &Path| {
+        Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/loglake-cron.sh"
+        ))
+        .arg(date)
+        .env("LOGLAKE_BIN", BIN)
+        .env("LOGLAKE_INPUT", input)
+        .env("LOGLAKE_LOG_DIR", &log_dir)
+        .env(
+            "LOGLAKE_ARGS",
+            format!(
+                "--lake {} --source shop --format generator",
+                tmp.path().join("lake").display()
+            ),
+        )
+        .output()
+        .unwrap()
+    };
+    let ok = cron("2026-11-19", &logs);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(
+        ok.stdout.is_empty() && ok.stderr.is_empty(),
+        "a good batch prints nothing"
+    );
+    let log = std::fs::read_to_string(log_dir.join("loglake-2026-11-19.log")).unwrap();
+    assert!(log.contains("05-detect:") && log.contains("=== ") && log.contains("exit 0"));
+    assert!(
+        tmp.path()
+            .join("lake/reports/2026-11-19/index.html")
+            .is_file()
+    );
+
+    let failed = cron("2026-11-20", &tmp.path().join("missing"));
+    assert_eq!(failed.status.code(), Some(1));
+    let mail = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        mail.contains("loglake batch 2026-11-20 failed (exit 1)"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("loglake: error:") && mail.contains("does not exist"),
+        "{mail}"
+    );
+    assert!(mail.contains("loglake-2026-11-20.log"), "{mail}");
+}
