@@ -176,7 +176,7 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,loglake=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::stages::progress::LogWriter)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = if json {
         builder.json().try_init()

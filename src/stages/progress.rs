@@ -7,10 +7,32 @@
 //! once per stage.
 
 use std::borrow::Cow;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The spinner on screen, if any, so that log lines can clear it before they print.
+static ON_SCREEN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// stderr for the log subscriber: each log line is printed with the spinner lifted, so the two
+/// never share a terminal line.
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = ON_SCREEN.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf).map(|()| buf.len())),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -26,6 +48,9 @@ impl Progress {
                 ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} [{elapsed}]")
                     .expect("static template"),
             );
+            if let Ok(mut on_screen) = ON_SCREEN.lock() {
+                *on_screen = Some(bar.clone());
+            }
             bar
         } else {
             ProgressBar::hidden()
