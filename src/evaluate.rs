@@ -143,6 +143,8 @@ pub struct Truth<'a> {
     pub window_ms: i64,
     /// Per-line labels: (service, window start) of windows holding an anomalous line.
     pub anomalous_windows: HashSet<(String, i64)>,
+    /// Per-line labels: keys of sessions holding an anomalous line.
+    pub anomalous_sessions: HashSet<String>,
 }
 
 impl Truth<'_> {
@@ -174,6 +176,7 @@ impl Truth<'_> {
                     self.anomalous_windows
                         .contains(&(entity_key.to_string(), start_ms)),
                 ),
+                "session" => Some(self.anomalous_sessions.contains(entity_key)),
                 _ => None,
             },
         }
@@ -449,6 +452,7 @@ mod tests {
             labels: &set,
             window_ms: 0,
             anomalous_windows: HashSet::new(),
+            anomalous_sessions: HashSet::new(),
         };
         assert_eq!(truth.of("session", "blk_2", 0), Some(true));
         assert_eq!(truth.of("session", "blk_1", 0), Some(false));
@@ -461,9 +465,13 @@ mod tests {
             labels: &set,
             window_ms: 0,
             anomalous_windows: HashSet::new(),
+            // As 06-report derives it: the sessions whose messages include an anomalous line.
+            anomalous_sessions: HashSet::from(["job-7".to_string()]),
         };
         assert_eq!(truth.of("event", "logs/bgl.log:2", 0), Some(true));
         assert_eq!(truth.of("event", "logs/bgl.log:1", 0), Some(false));
+        assert_eq!(truth.of("session", "job-7", 0), Some(true));
+        assert_eq!(truth.of("session", "job-8", 0), Some(false));
 
         let bad = dir.path().join("bad.csv");
         std::fs::write(&bad, "a,b\n1,2\n").unwrap();

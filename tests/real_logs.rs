@@ -115,4 +115,59 @@ fn hdfs_sessions_run_end_to_end() {
             "{name} on HDFS sessions: precision {precision:.3}, recall {recall:.3}"
         );
     }
+
+    // Per-line labels give the same session truth as the session labels: turn the block
+    // labels into one label per line (a line is anomalous when its block is), evaluate with
+    // each file, and compare what 06-report derived for every session detector.
+    let block = regex::Regex::new(r"blk_-?\d+").unwrap();
+    let mut per_line = String::from("LineId,Label\n");
+    for (i, line) in std::fs::read_to_string(&log).unwrap().lines().enumerate() {
+        let bad = block
+            .find(line)
+            .is_some_and(|m| anomalous.contains(m.as_str()));
+        per_line.push_str(&format!(
+            "{},{}\n",
+            i + 1,
+            if bad { "Anomaly" } else { "-" }
+        ));
+    }
+    let line_labels = tmp.path().join("HDFS_line_labels.csv");
+    std::fs::write(&line_labels, per_line).unwrap();
+    for labels in [
+        shared("hdfs-sessions-dev/anomaly_label.csv"),
+        line_labels.clone(),
+    ] {
+        let argv = [
+            "loglake",
+            "--lake",
+            lake_dir.to_str().unwrap(),
+            "--source",
+            "hdfs",
+            "--date",
+            "2026-11-21",
+            "--session-key",
+            r"blk_-?\d+",
+            "--labels",
+            labels.to_str().unwrap(),
+            "06-report",
+        ];
+        run(Cli::try_parse_from(argv).unwrap()).expect("report with labels");
+    }
+    let db = loglake::db::Database::connect("", &lake_dir.join("loglake.db"), 1).unwrap();
+    let session_rows = |labels: &str| {
+        db.query_strings(&format!(
+            "SELECT detector, entities, positives, flagged, true_positives FROM evaluations \
+             WHERE source = 'hdfs' AND granularity = 'session' AND labels LIKE '%{labels}' ORDER BY detector"
+        ))
+        .unwrap()
+    };
+    let from_sessions = session_rows("anomaly_label.csv");
+    let from_lines = session_rows("HDFS_line_labels.csv");
+    assert!(from_sessions.len() >= 4, "{from_sessions:?}");
+    assert_eq!(from_sessions, from_lines);
+    assert!(
+        from_lines
+            .iter()
+            .all(|r| r[2] == anomalous.len().to_string())
+    );
 }

@@ -277,15 +277,16 @@ fn session_group(pattern: &str) -> Result<usize> {
     Ok(if re.captures_len() > 1 { 1 } else { 0 })
 }
 
-pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, DataFrame)> {
+/// The session key of each event's message: the regex's first capture group if it has one,
+/// else the whole match; null when the message has none.
+pub fn session_key_expr(pattern: &str) -> Result<Expr> {
     let group = session_group(pattern)?;
+    Ok(col("message").str().extract(lit(pattern), group))
+}
+
+pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, DataFrame)> {
     let keyed = events
-        .with_column(
-            col("message")
-                .str()
-                .extract(lit(pattern), group)
-                .alias("session_key"),
-        )
+        .with_column(session_key_expr(pattern)?.alias("session_key"))
         .filter(col("session_key").is_not_null())
         .select([
             col("session_key"),

@@ -228,23 +228,41 @@ fn score_against(
 ) -> Result<BTreeMap<(String, String), Metrics>> {
     let window_ms = i64::from(ctx.settings.gold_for(&ctx.source).window_minutes) * 60_000;
     let mut anomalous_windows = std::collections::HashSet::new();
+    let mut anomalous_sessions = std::collections::HashSet::new();
     if let LabelSet::Lines(_) = labels {
-        // Windows holding an anomalous line, from where silver put each line.
+        // Windows and sessions holding an anomalous line, from where silver put each line
+        // and the session key its message carries (the same extraction as 03-gold's).
         if let Some(events) =
             ctx.lake
                 .scan(Layer::Silver, tables::EVENTS, &ctx.source, &ctx.dates)?
         {
+            let pattern = ctx.parse_settings().session_key;
+            let session = if pattern.trim().is_empty() {
+                lit(NULL).cast(DataType::String)
+            } else {
+                super::gold::session_key_expr(&pattern)?
+            };
             let ev = events
-                .select([col("file"), col("line_no"), col("ts"), col("service")])
+                .select([
+                    col("file"),
+                    col("line_no"),
+                    col("ts"),
+                    col("service"),
+                    session.alias("session_key"),
+                ])
                 .collect()?;
             let files = features::strings(&ev, "file")?;
             let services = features::strings(&ev, "service")?;
+            let sessions = features::strings(&ev, "session_key")?;
             let ts = features::millis(&ev, "ts")?;
             let line_no = ev.column("line_no")?.u64()?;
             for i in 0..ev.height() {
                 if labels.line_is_anomalous(&files[i], line_no.get(i).unwrap_or_default()) {
                     anomalous_windows
                         .insert((services[i].clone(), ts[i] - ts[i].rem_euclid(window_ms)));
+                    if !sessions[i].is_empty() {
+                        anomalous_sessions.insert(sessions[i].clone());
+                    }
                 }
             }
         }
@@ -253,6 +271,7 @@ fn score_against(
         labels,
         window_ms,
         anomalous_windows,
+        anomalous_sessions,
     };
     let Some(scores) = ctx
         .lake
