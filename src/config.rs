@@ -376,6 +376,9 @@ pub struct ClusteringSettings {
     pub min_cluster_share: f64,
     /// Robust z of the distance to the cluster centre at which a session is far.
     pub distance_threshold: f64,
+    /// Cluster counts on the log scale ln(1 + count), where distance measures how many times
+    /// more or less often a template occurs rather than how many more events.
+    pub log_counts: bool,
     pub seed: u64,
 }
 
@@ -386,6 +389,7 @@ impl Default for ClusteringSettings {
             n_clusters: 16,
             min_cluster_share: 1e-3,
             distance_threshold: 5.0,
+            log_counts: true,
             seed: 42,
         }
     }

@@ -599,8 +599,15 @@ impl<'a> Detector<'a> {
                         )
                     } else {
                         format!(
-                            "its template counts lie {:.1} from their cluster's centre (usual {:.1}, z={:.1})",
-                            p.distance, c.distance_center, p.distance_z
+                            "its template counts lie {:.1} from their cluster's centre{} (usual {:.1}, z={:.1})",
+                            p.distance,
+                            if c.log_counts() {
+                                " on the log scale"
+                            } else {
+                                ""
+                            },
+                            c.distance_center,
+                            p.distance_z
                         )
                     };
                     format!("{why} {what}; most unusual: {lead}")

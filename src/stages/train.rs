@@ -526,12 +526,14 @@ impl Trainer<'_> {
             .n_clusters(cfg.n_clusters)
             .min_cluster_share(cfg.min_cluster_share)
             .distance_threshold(cfg.distance_threshold)
+            .log_counts(cfg.log_counts)
             .seed(cfg.seed)
             .fit_matrix(&x)
             .context("session clustering")?;
         let params = serde_json::json!({
             "n_clusters": cfg.n_clusters, "min_cluster_share": cfg.min_cluster_share,
-            "distance_threshold": cfg.distance_threshold, "seed": cfg.seed,
+            "distance_threshold": cfg.distance_threshold, "log_counts": cfg.log_counts,
+            "seed": cfg.seed,
         });
         let threshold = model.threshold();
         let model = Model::Clustering(model);

@@ -56,12 +56,27 @@ impl Clustering {
         self.params.min_cluster_share
     }
 
+    /// Whether distances are measured on ln(1 + count).
+    pub fn log_counts(&self) -> bool {
+        self.params.log_counts
+    }
+
+    /// A row as the model compares it: counts on the log scale when `log_counts` is on.
+    fn scaled(&self, row: ArrayView1<f64>) -> Array1<f64> {
+        if self.params.log_counts {
+            row.mapv(|v| v.max(0.0).ln_1p())
+        } else {
+            row.to_owned()
+        }
+    }
+
     pub fn place(&self, row: ArrayView1<f64>) -> Placement {
+        let row = self.scaled(row);
         let (cluster, dist) = self
             .centroids
             .iter()
             .enumerate()
-            .map(|(i, c)| (i, distance(row, c)))
+            .map(|(i, c)| (i, distance(row.view(), c)))
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
             .unwrap_or((0, 0.0));
         let share = self.shares.get(cluster).copied().unwrap_or(0.0);
@@ -90,7 +105,15 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ClusteringError> for Clus
         if n < 2 {
             return Err(ClusteringError::NotEnoughRows(n));
         }
-        let x: Array2<f64> = x.to_owned();
+        // Why the log scale: count vectors of sessions scale with workload (a block read forty
+        // times has ten times the reads of one read four times) while what makes a session
+        // odd is its shape — a step missing, a step that never happens, a loop. ln(1 + c)
+        // keeps 0 → 1 a full step and turns proportional differences into equal distances.
+        let x: Array2<f64> = if self.log_counts {
+            x.mapv(|v| v.max(0.0).ln_1p())
+        } else {
+            x.to_owned()
+        };
         let k = self.n_clusters.min(n);
         let mut rng = Xoshiro256Plus::seed_from_u64(self.seed);
         // Centroids from a seeded sample bound the cost on large training ranges; shares and
@@ -123,8 +146,10 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ClusteringError> for Clus
         }
         let (center, spread) = median_and_spread(&mut distances);
         // Counts are whole events: never call a session far for being less than one event
-        // away from what its cluster usually looks like.
-        let scale = spread.max(1.0 / self.distance_threshold);
+        // away from what its cluster usually looks like (on the log scale, the step from 0 to
+        // 1 event, ln 2).
+        let one_event = if self.log_counts { 2f64.ln() } else { 1.0 };
+        let scale = spread.max(one_event / self.distance_threshold);
         Ok(Clustering {
             centroids,
             shares: counts.iter().map(|&c| c as f64 / n as f64).collect(),
@@ -189,6 +214,49 @@ mod tests {
             let flagged = (0..3000).filter(|&i| scores[i] >= 1.0).count();
             assert_eq!(flagged, 0, "k={k}");
         }
+    }
+
+    #[test]
+    fn on_the_log_scale_workload_is_not_shape() {
+        // Two behaviours in varying volume: reads scale from 1 to 40 per session.
+        let mut rows: Vec<[f64; 4]> = Vec::new();
+        for i in 0..3000u32 {
+            let reads = f64::from(1 + (i * 7919) % 40);
+            rows.push(if i % 2 == 0 {
+                [1.0, reads, 0.0, 0.0]
+            } else {
+                [1.0, reads, 1.0, 0.0]
+            });
+        }
+        rows.push([1.0, 60.0, 0.0, 0.0]); // busier than any, same shape
+        rows.push([1.0, 3.0, 1.0, 2.0]); // a step no training session had, twice
+        let x = Array2::from_shape_vec((rows.len(), 4), rows.concat()).unwrap();
+        let scores = |log: bool| {
+            Clustering::params()
+                .n_clusters(8)
+                .log_counts(log)
+                .fit_matrix(&x)
+                .unwrap()
+                .predict(&x)
+        };
+        let (log, raw) = (scores(true), scores(false));
+        eprintln!(
+            "log {} {} raw {} {}",
+            log[3000], log[3001], raw[3000], raw[3001]
+        );
+        assert!(
+            log[3001] >= 1.0,
+            "a new step is far on the log scale: {}",
+            log[3001]
+        );
+        assert!(log[3000] < 1.0, "more of the same is not: {}", log[3000]);
+        // On raw counts the busy session is the farthest of all.
+        assert!(
+            raw[3000] >= 1.0 && raw[3000] > raw[3001],
+            "{} {}",
+            raw[3000],
+            raw[3001]
+        );
     }
 
     #[test]

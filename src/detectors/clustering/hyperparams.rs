@@ -10,6 +10,9 @@ pub struct ClusteringValidParams {
     pub(crate) distance_threshold: f64,
     pub(crate) max_iterations: u64,
     pub(crate) seed: u64,
+    /// Rows are compared as ln(1 + count). Models saved before this existed used raw counts.
+    #[serde(default)]
+    pub(crate) log_counts: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +26,7 @@ impl Default for ClusteringParams {
             distance_threshold: 5.0,
             max_iterations: 100,
             seed: 42,
+            log_counts: true,
         })
     }
 }
@@ -42,6 +46,10 @@ impl ClusteringParams {
     }
     pub fn seed(mut self, seed: u64) -> Self {
         self.0.seed = seed;
+        self
+    }
+    pub fn log_counts(mut self, on: bool) -> Self {
+        self.0.log_counts = on;
         self
     }
 }
