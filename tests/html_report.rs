@@ -6,11 +6,12 @@
 //! Chromium is required when `LOGLAKE_REQUIRE_CHROMIUM` is set (CI installs it and sets it);
 //! otherwise the browser half is skipped with a note when no Chromium is installed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::NaiveDate;
-use loglake::generate::{GenerateOptions, generate};
 use loglake::lake::{Lake, Layer, tables};
 use polars::prelude::*;
 
@@ -64,16 +65,7 @@ fn headless(browser: &Path, profile: &Path) -> Command {
 #[test]
 fn the_html_report_is_self_contained_and_renders_its_charts_in_chromium() {
     let tmp = tempfile::tempdir().unwrap();
-    let raw = tmp.path().join("raw");
-    generate(&GenerateOptions {
-        out_dir: raw.clone(),
-        source: "shop".into(),
-        start: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
-        days: 2,
-        lines_per_day: 20_000,
-        seed: 5,
-    })
-    .unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-18", 2, 20_000, 5);
     let lake = tmp.path().join("lake");
     for day in ["2026-11-18", "2026-11-19"] {
         let file = raw.join("logs").join(format!("shop-{day}.log"));

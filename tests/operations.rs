@@ -2,28 +2,18 @@
 //! writer's lock is recovered), exit codes for "nothing to do" (0 for cron, 99 opt-in for
 //! Airflow), `pipeline_runs` status, and the Prometheus textfile.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
-use loglake::generate::{GenerateOptions, generate};
 use loglake::lake::lock::{LakeLock, OnLocked};
 
 const BIN: &str = env!("CARGO_BIN_EXE_loglake");
 
 fn generated(dir: &Path, lines_per_day: u64) -> PathBuf {
-    let raw = dir.join("raw");
-    generate(&GenerateOptions {
-        out_dir: raw.clone(),
-        source: "shop".into(),
-        start: NaiveDate::from_ymd_opt(2026, 11, 19).unwrap(),
-        days: 1,
-        lines_per_day,
-        seed: 11,
-    })
-    .unwrap();
-    raw.join("logs")
+    common::generated(dir, "2026-11-19", 1, lines_per_day, 11).join("logs")
 }
 
 fn loglake(lake: &Path, args: &[&str]) -> Output {

@@ -5,6 +5,8 @@
 //! against the generator's labels), every bronze row lands in silver or quarantine, a re-run
 //! changes neither the lake nor the anomalies table, and every anomaly explains itself.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,7 @@ use clap::Parser;
 use loglake::cli::{Cli, run};
 use loglake::db::Database;
 use loglake::evaluate::{Detection, detections_from, evaluate};
-use loglake::generate::{GenerateOptions, generate, read_labels};
+use loglake::generate::read_labels;
 use loglake::lake::{Lake, Layer, tables};
 use sha2::{Digest, Sha256};
 
@@ -31,16 +33,7 @@ fn date() -> NaiveDate {
 
 /// Generated logs plus one file of lines no parser should accept.
 fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
-    let raw = dir.join("raw");
-    generate(&GenerateOptions {
-        out_dir: raw.clone(),
-        source: "shop".into(),
-        start: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
-        days: 2,
-        lines_per_day: 60_000,
-        seed: 2024,
-    })
-    .unwrap();
+    let raw = common::generated(dir, "2026-11-18", 2, 60_000, 2024);
     std::fs::write(
         raw.join("zz-bad.log"),
         b"not a log line at all\n\xff\xfe invalid utf-8\n\n",
@@ -508,16 +501,7 @@ fn environment_overrides_the_file_and_flags_override_both() {
 fn isolation_forest_trains_scores_and_explains_when_enabled() {
     let bin = env!("CARGO_BIN_EXE_loglake");
     let tmp = tempfile::tempdir().unwrap();
-    let raw = tmp.path().join("raw");
-    generate(&GenerateOptions {
-        out_dir: raw.clone(),
-        source: "shop".into(),
-        start: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
-        days: 1,
-        lines_per_day: 30_000,
-        seed: 3,
-    })
-    .unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-18", 1, 30_000, 3);
     let lake_dir = tmp.path().join("lake");
     let out = std::process::Command::new(bin)
         .args([

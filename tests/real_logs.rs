@@ -34,23 +34,24 @@ fn hdfs_sessions_run_end_to_end() {
 
     let tmp = tempfile::tempdir().unwrap();
     let lake_dir = tmp.path().join("lake");
-    let argv = [
-        "loglake",
-        "--lake",
-        lake_dir.to_str().unwrap(),
-        "--source",
-        "hdfs",
-        "--date",
-        "2026-11-21",
-        "run",
-        "--input",
-        log.to_str().unwrap(),
-        "--format",
-        "hdfs",
-        "--session-key",
-        r"blk_-?\d+",
-    ];
-    run(Cli::try_parse_from(argv).unwrap()).expect("pipeline on HDFS");
+    // The lake, source, batch date and session key every command here shares.
+    let loglake = |args: &[&str]| {
+        let mut argv = vec![
+            "loglake",
+            "--lake",
+            lake_dir.to_str().unwrap(),
+            "--source",
+            "hdfs",
+            "--date",
+            "2026-11-21",
+            "--session-key",
+            r"blk_-?\d+",
+        ];
+        argv.extend_from_slice(args);
+        run(Cli::try_parse_from(argv).unwrap()).map(|_| ())
+    };
+    loglake(&["run", "--input", log.to_str().unwrap(), "--format", "hdfs"])
+        .expect("pipeline on HDFS");
 
     let lake = Lake::new(&lake_dir);
     let d = [NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()];
@@ -137,21 +138,7 @@ fn hdfs_sessions_run_end_to_end() {
         shared("hdfs-sessions-dev/anomaly_label.csv"),
         line_labels.clone(),
     ] {
-        let argv = [
-            "loglake",
-            "--lake",
-            lake_dir.to_str().unwrap(),
-            "--source",
-            "hdfs",
-            "--date",
-            "2026-11-21",
-            "--session-key",
-            r"blk_-?\d+",
-            "--labels",
-            labels.to_str().unwrap(),
-            "06-report",
-        ];
-        run(Cli::try_parse_from(argv).unwrap()).expect("report with labels");
+        loglake(&["--labels", labels.to_str().unwrap(), "06-report"]).expect("report with labels");
     }
     let db = loglake::db::Database::connect("", &lake_dir.join("loglake.db"), 1).unwrap();
     let session_rows = |labels: &str| {

@@ -196,29 +196,22 @@ td code {{ font-size: 12px; word-break: break-all; }}
         page.push('\n');
     }
 
-    writeln!(page, "<h2 id=\"detectors\">Anomalies per detector</h2>")?;
-    if per_detector.is_empty() {
-        writeln!(page, "<p>No anomalies in this batch.</p>")?;
-    } else {
-        page.push_str(&svg::bars(
-            "chart-detectors",
-            "anomaly rows per granularity/detector",
-            &per_detector,
-            svg::RED,
-        ));
-    }
-
-    writeln!(page, "<h2 id=\"templates\">Top templates</h2>")?;
-    if top.is_empty() {
-        writeln!(page, "<p>No silver templates for this batch.</p>")?;
-    } else {
-        page.push_str(&svg::bars(
-            "chart-templates",
-            "events per template (top 15)",
-            &top,
-            svg::BLUE,
-        ));
-    }
+    bar_section(
+        &mut page,
+        ("detectors", "Anomalies per detector"),
+        "No anomalies in this batch.",
+        ("chart-detectors", "anomaly rows per granularity/detector"),
+        &per_detector,
+        svg::RED,
+    );
+    bar_section(
+        &mut page,
+        ("templates", "Top templates"),
+        "No silver templates for this batch.",
+        ("chart-templates", "events per template (top 15)"),
+        &top,
+        svg::BLUE,
+    );
     writeln!(page, "<h2 id=\"new-templates\">New templates</h2>")?;
     if first_batch {
         writeln!(
@@ -310,6 +303,23 @@ td code {{ font-size: 12px; word-break: break-all; }}
     write_atomically(&path, &page)?;
     write_index(&dir)?;
     Ok(dir.join("index.html"))
+}
+
+/// A section of the page: its heading, then a bar chart of `items`, or `empty` when none.
+fn bar_section(
+    page: &mut String,
+    (id, heading): (&str, &str),
+    empty: &str,
+    (class, title): (&str, &str),
+    items: &[(String, f64)],
+    color: &str,
+) {
+    let _ = writeln!(page, "<h2 id=\"{id}\">{heading}</h2>");
+    if items.is_empty() {
+        let _ = writeln!(page, "<p>{empty}</p>");
+    } else {
+        page.push_str(&svg::bars(class, title, items, color));
+    }
 }
 
 /// Events and errors per service and time bucket, from gold window features; the bucket is
