@@ -492,7 +492,8 @@ impl Database {
             "INSERT INTO incidents (incident_id, source, batch_date, service, started_at, ended_at, \
              anomalies, entities, repeats, detectors, severity, max_score_ratio, title) \
              VALUES ($1, $2, {}, $4, {}, {}, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (incident_id) DO UPDATE SET started_at = excluded.started_at, \
+             ON CONFLICT (incident_id) DO UPDATE SET batch_date = excluded.batch_date, \
+             started_at = excluded.started_at, \
              ended_at = excluded.ended_at, anomalies = excluded.anomalies, entities = excluded.entities, \
              repeats = excluded.repeats, detectors = excluded.detectors, severity = excluded.severity, \
              max_score_ratio = excluded.max_score_ratio, title = excluded.title",
@@ -626,14 +627,16 @@ impl Database {
         let d = self.dialect;
         let sql = format!(
             "SELECT incident_id, service, {}, {}, severity, {}, {}, detectors, status, title \
-             FROM incidents WHERE source = $1 AND batch_date BETWEEN {} AND {} \
+             FROM incidents WHERE source = $1 AND (batch_date BETWEEN {d2} AND {d3} \
+             OR incident_id IN (SELECT incident_id FROM anomalies WHERE source = $1 \
+             AND batch_date BETWEEN {d2} AND {d3})) \
              ORDER BY max_score_ratio DESC, anomalies DESC, started_at",
             d.text("started_at"),
             d.text("ended_at"),
             d.text("anomalies"),
             d.text("repeats"),
-            d.date(2),
-            d.date(3)
+            d2 = d.date(2),
+            d3 = d.date(3)
         );
         let rows: Vec<AnyRow> = self.runtime.block_on(
             sqlx::query(sqlx::AssertSqlSafe(sql))

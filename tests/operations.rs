@@ -343,3 +343,91 @@ fn the_cron_wrapper_logs_per_date_and_prints_only_failures() {
     );
     assert!(mail.contains("loglake-2026-11-20.log"), "{mail}");
 }
+
+#[test]
+fn an_outage_across_midnight_is_one_incident_across_two_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-18", 2, 20_000, 17);
+    // An outage that crosses midnight: checkout logs something it never logs at 23:50, and
+    // something else it never logs at 00:10 — each in its own day's batch.
+    let burst = |day: &str, line: &str| -> PathBuf {
+        let path = tmp.path().join(format!("outage-{day}.log"));
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        path
+    };
+    let lake = tmp.path().join("lake");
+    for (day, burst) in [
+        (
+            "2026-11-18",
+            burst(
+                "2026-11-18",
+                "2026-11-18T23:50:00.000Z ERROR checkout: watchdog detected hard lockup on cpu3",
+            ),
+        ),
+        (
+            "2026-11-19",
+            burst(
+                "2026-11-19",
+                "2026-11-19T00:10:00.000Z ERROR checkout: circuit breaker opened for upstream ledger",
+            ),
+        ),
+    ] {
+        let logs = raw.join("logs").join(format!("shop-{day}.log"));
+        let out = Command::new(BIN)
+            .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+            .args(["--date", day, "--format", "generator"])
+            .args(["--session-key", r"req=(\S+)"])
+            .args(["run", "--to", "05-detect"])
+            .args([
+                "--input",
+                logs.to_str().unwrap(),
+                "--input",
+                burst.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // One incident holds anomalies of both batches, dated by the batch it began in.
+    let spanning = sqlite(
+        &lake,
+        "SELECT incident_id FROM anomalies WHERE source = 'shop' GROUP BY incident_id \
+         HAVING COUNT(DISTINCT batch_date) = 2",
+    );
+    assert_eq!(spanning.len(), 1, "{spanning:?}");
+    let id = &spanning[0][0];
+    let row = sqlite(
+        &lake,
+        &format!(
+            "SELECT batch_date, service, started_at, ended_at, anomalies FROM incidents WHERE incident_id = '{id}'"
+        ),
+    );
+    assert_eq!(row.len(), 1);
+    let [batch, service, started, ended, n] = &row[0][..] else {
+        panic!("{row:?}")
+    };
+    assert_eq!(
+        (batch.as_str(), service.as_str()),
+        ("2026-11-18", "checkout")
+    );
+    assert!(
+        started.starts_with("2026-11-18 23:") && ended.starts_with("2026-11-19 00:"),
+        "{started} {ended}"
+    );
+    let members = sqlite(
+        &lake,
+        &format!("SELECT COUNT(*) FROM anomalies WHERE incident_id = '{id}'"),
+    );
+    assert_eq!(&members[0][0], n);
+    // No anomaly points at an incident that does not exist.
+    let dangling = sqlite(
+        &lake,
+        "SELECT COUNT(*) FROM anomalies a WHERE NOT EXISTS \
+         (SELECT 1 FROM incidents i WHERE i.incident_id = a.incident_id)",
+    );
+    assert_eq!(dangling[0][0], "0");
+}

@@ -69,7 +69,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
         keep_first_detection(ctx, date, &mut anomalies)?;
         let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
-        let incidents = crate::incidents::assign(&mut anomalies, gap);
+        // Incidents reach across batches: this batch's first anomalies of a service may
+        // continue an earlier batch's incident, and later batches may already continue ours.
+        let others = other_batches_anomalies(ctx, date)?;
+        let earlier: Vec<AnomalyRow> = others
+            .iter()
+            .filter(|r| r.batch_date < date)
+            .cloned()
+            .collect();
+        crate::incidents::assign_ids(&mut anomalies, gap, &crate::incidents::tails(&earlier));
+        let incidents = crate::incidents::summarize(&anomalies, &others);
         for a in &anomalies {
             *per_detector
                 .entry(format!("{}/{}", a.granularity, a.detector))
@@ -1135,6 +1144,82 @@ fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow])
         }
     }
     Ok(())
+}
+
+/// The anomalies of every other batch of the source, from the lake: what incidents across
+/// batch boundaries are assembled from. Small — anomalies are rare by construction — so read
+/// whole rather than filtered.
+fn other_batches_anomalies(ctx: &Context, date: NaiveDate) -> Result<Vec<AnomalyRow>> {
+    let dates: Vec<NaiveDate> = ctx
+        .lake
+        .partition_dates(Layer::Gold, tables::ANOMALIES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d != date)
+        .collect();
+    if dates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(frame) = ctx
+        .lake
+        .scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &dates)?
+    else {
+        return Ok(Vec::new());
+    };
+    let df = frame
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading other batches' gold/anomalies")?;
+    anomaly_rows(&df)
+}
+
+/// Rows of a gold/anomalies frame (with the partition's `date` column) as [`AnomalyRow`]s.
+fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
+    let text = |name: &str| features::strings(df, name);
+    let ms = |name: &str| features::millis(df, name);
+    let at = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+    let (ids, runs, sources, grans, keys, dets) = (
+        text("anomaly_id")?,
+        text("run_id")?,
+        text("source")?,
+        text("granularity")?,
+        text("entity_key")?,
+        text("detector")?,
+    );
+    let (sev, reasons, details, versions, dates) = (
+        text("severity")?,
+        text("reason")?,
+        text("details")?,
+        text("model_version")?,
+        text("date")?,
+    );
+    let (detected, starts, ends) = (ms("detected_at")?, ms("window_start")?, ms("window_end")?);
+    let score = df.column("score")?.f64()?;
+    let threshold = df.column("threshold")?.f64()?;
+    let incident = df.column("incident_id")?.str()?;
+    (0..df.height())
+        .map(|i| {
+            Ok(AnomalyRow {
+                anomaly_id: ids[i].clone(),
+                run_id: runs[i].clone(),
+                detected_at: at(detected[i]),
+                source: sources[i].clone(),
+                batch_date: NaiveDate::parse_from_str(&dates[i], "%Y-%m-%d")
+                    .with_context(|| format!("partition date {:?}", dates[i]))?,
+                granularity: grans[i].clone(),
+                entity_key: keys[i].clone(),
+                window_start: at(starts[i]),
+                window_end: at(ends[i]),
+                detector: dets[i].clone(),
+                score: score.get(i).unwrap_or(0.0),
+                threshold: threshold.get(i).unwrap_or(0.0),
+                severity: sev[i].clone(),
+                reason: reasons[i].clone(),
+                details: details[i].clone(),
+                model_version: versions[i].clone(),
+                incident_id: incident.get(i).map(str::to_string),
+            })
+        })
+        .collect()
 }
 
 /// Every entity's score per detector, as a gold table.
