@@ -15,21 +15,8 @@ use chrono::NaiveDate;
 use loglake::lake::{Lake, Layer, tables};
 use polars::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_loglake");
-
 fn loglake(lake: &Path, date: &str, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
-        .args(["--date", date, "--format", "generator"])
-        .args(["--session-key", r"req=(\S+)"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::shop_ok(lake, date, args);
 }
 
 fn chromium() -> Option<PathBuf> {

@@ -373,23 +373,19 @@ fn an_outage_across_midnight_is_one_incident_across_two_batches() {
         ),
     ] {
         let logs = raw.join("logs").join(format!("shop-{day}.log"));
-        let out = Command::new(BIN)
-            .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
-            .args(["--date", day, "--format", "generator"])
-            .args(["--session-key", r"req=(\S+)"])
-            .args(["run", "--to", "05-detect"])
-            .args([
+        let (logs, burst) = (logs.to_str().unwrap(), burst.to_str().unwrap());
+        common::shop_ok(
+            &lake,
+            day,
+            &[
+                "run",
+                "--to",
+                "05-detect",
                 "--input",
-                logs.to_str().unwrap(),
+                logs,
                 "--input",
-                burst.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+                burst,
+            ],
         );
     }
     // One incident holds anomalies of both batches, dated by the batch it began in.

@@ -1,4 +1,6 @@
-//! What several integration tests share: generated logs with labels.
+//! What several integration tests share: generated logs with labels, and running loglake on them.
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -19,4 +21,22 @@ pub fn generated(dir: &Path, start: &str, days: u32, lines_per_day: u64, seed: u
     })
     .unwrap();
     raw
+}
+
+/// `loglake` on lake `lake` for source `shop` (generator format, `req=` sessions), batch
+/// `date`, with `args`; panics with its stderr unless it succeeds.
+pub fn shop_ok(lake: &Path, date: &str, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+        .args(["--date", date, "--format", "generator"])
+        .args(["--session-key", r"req=(\S+)"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
