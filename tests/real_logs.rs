@@ -91,7 +91,7 @@ fn hdfs_sessions_run_end_to_end() {
 
     // Session detectors against the labels (they never read them): sessions flagged vs
     // anomalous blocks. Measured with the defaults: invariants precision 0.880, recall 1.000;
-    // ensemble 0.811 / 1.000. The floors leave room for small template changes, not for a
+    // ensemble 0.839 / 1.000. The floors leave room for small template changes, not for a
     // detector that stopped working.
     let anomalous: std::collections::HashSet<&str> = labels
         .lines()
@@ -100,8 +100,7 @@ fn hdfs_sessions_run_end_to_end() {
     let detector = a.column("detector").unwrap().str().unwrap();
     let keys = a.column("entity_key").unwrap().str().unwrap();
     let granularity = a.column("granularity").unwrap().str().unwrap();
-    for (name, min_precision, min_recall) in [("invariants", 0.85, 0.95), ("ensemble", 0.75, 0.95)]
-    {
+    for (name, min_precision, min_recall) in [("invariants", 0.85, 0.95), ("ensemble", 0.8, 0.95)] {
         let flagged: std::collections::HashSet<&str> = detector
             .iter()
             .zip(keys.iter())
