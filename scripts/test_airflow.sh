@@ -5,7 +5,9 @@
 #   day 1  every task succeeds and anomalies land in the database;
 #   day 2  04-train is skipped (models are fresh under weekly retraining), the rest succeed;
 #   day 3  no logs arrived (an empty folder): the data stages are skipped via exit code 99,
-#          00-init and 06-report succeed, nothing fails.
+#          00-init and 06-report succeed, nothing fails;
+#   day 4  the day's log folder is missing: 01-bronze fails with loglake's one-line reason in
+#          its task log, the stages after it are upstream_failed, and `dags test` exits non-zero.
 #
 # Usage: scripts/test_airflow.sh            (builds loglake with cargo unless LOGLAKE_BIN is set)
 # Env:   AIRFLOW_VERSION (default 3.3.2), LOGLAKE_AIRFLOW_VENV (default ~/.cache/loglake-airflow-venv)
@@ -106,6 +108,15 @@ expect_states 2026-11-20 "00-init=success 01-bronze=success 02-silver=success 03
 run_day 2026-11-21
 expect_states 2026-11-21 "00-init=success 01-bronze=skipped 02-silver=skipped 03-gold=skipped 04-train=skipped 05-detect=skipped 06-report=success"
 
+# At INFO, the task's output (loglake's error line) reaches the log.
+if AIRFLOW__LOGGING__LOGGING_LEVEL=INFO "$airflow" dags test loglake 2026-11-22 >"$work/run-2026-11-22.log" 2>&1; then
+  echo "airflow-test: FAIL: the run for a missing log folder succeeded" >&2
+  exit 1
+fi
+expect_states 2026-11-22 "00-init=success 01-bronze=failed 02-silver=upstream_failed 03-gold=upstream_failed 04-train=upstream_failed 05-detect=upstream_failed 06-report=upstream_failed"
+grep -q "loglake: error: 01-bronze failed: input .*2026-11-22 does not exist" "$work/run-2026-11-22.log" \
+  || { echo "airflow-test: FAIL: no loglake error line in the failed task's log" >&2; exit 1; }
+
 # Anomalies landed in the database (the embedded SQLite file of the lake) for both days.
 python3 - "$LOGLAKE_LAKE/loglake.db" <<'EOF'
 import sqlite3, sys
@@ -114,7 +125,8 @@ per_day = dict(con.execute("SELECT batch_date, count(*) FROM anomalies GROUP BY 
 runs = dict(con.execute("SELECT status, count(*) FROM pipeline_runs GROUP BY status"))
 print(f"airflow-test: anomalies per batch date {per_day}; pipeline_runs by status {runs}")
 assert per_day.get("2026-11-19", 0) > 0 and per_day.get("2026-11-20", 0) > 0, per_day
-assert runs.get("failed", 0) == 0 and runs.get("running", 0) == 0, runs
+# One failed stage run: day 4's 01-bronze; nothing left running.
+assert runs.get("failed", 0) == 1 and runs.get("running", 0) == 0, runs
 EOF
 
 echo "airflow-test: passed in $(( $(date +%s) - t_start ))s (Airflow $airflow_version)"
