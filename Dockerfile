@@ -3,7 +3,8 @@
 #   build    compiles loglake in the Rust image (dependencies first, so editing src/ does
 #            not recompile polars and sqlx);
 #   runtime  (default) a slim Debian with the binary, the default config and the DAG, run as
-#            an unprivileged user: ~100 MB instead of the ~2 GB build image;
+#            an unprivileged user: Debian slim plus the 86 MB stripped binary, instead of the
+#            multi-GB build image;
 #   airflow  Apache Airflow with loglake on PATH and the DAG in its dags folder, for the
 #            compose file's `airflow` profile.
 # Airflow version of the `airflow` target (the DAG is tested against 3.3.2).
