@@ -2,11 +2,10 @@
 # Multi-stage build.
 #   build    compiles loglake in the Rust image (dependencies first, so editing src/ does
 #            not recompile polars and sqlx);
-#   runtime  (default) a slim Debian with the binary, the default config and the DAG, run as
-#            an unprivileged user: Debian slim plus the 86 MB stripped binary, instead of the
-#            multi-GB build image;
 #   airflow  Apache Airflow with loglake on PATH and the DAG in its dags folder, for the
-#            compose file's `airflow` profile.
+#            compose file's `airflow` profile;
+#   runtime  the default (last) stage: Debian slim with the 86 MB stripped binary and the
+#            default config, run as an unprivileged user, instead of the multi-GB build image.
 # Airflow version of the `airflow` target (the DAG is tested against 3.3.2).
 ARG AIRFLOW_VERSION=3.3.2
 
@@ -20,6 +19,12 @@ RUN mkdir -p src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
 COPY src ./src
 COPY migrations ./migrations
 RUN cargo build --release --locked --bin loglake && strip target/release/loglake
+
+FROM apache/airflow:${AIRFLOW_VERSION}-python3.11 AS airflow
+COPY --from=build /src/target/release/loglake /usr/local/bin/loglake
+COPY config /opt/loglake/config
+COPY --chown=airflow:root airflow/dags /opt/airflow/dags
+ENV LOGLAKE_CONFIG=/opt/loglake/config/loglake.toml
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tini \
@@ -35,9 +40,3 @@ VOLUME ["/app/lake"]
 # staged partitions are then released and discarded cleanly.
 ENTRYPOINT ["/usr/bin/tini", "--", "loglake"]
 CMD ["--help"]
-
-FROM apache/airflow:${AIRFLOW_VERSION}-python3.11 AS airflow
-COPY --from=build /src/target/release/loglake /usr/local/bin/loglake
-COPY config /opt/loglake/config
-COPY --chown=airflow:root airflow/dags /opt/airflow/dags
-ENV LOGLAKE_CONFIG=/opt/loglake/config/loglake.toml

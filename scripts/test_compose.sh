@@ -56,6 +56,7 @@ check(mounts.get("/app/lake") == "lake" and {v["target"]: v.get("source") for v 
 
 stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", dockerfile, re.M | re.I)
 check({"build", "runtime", "airflow"} <= set(stages), f"Dockerfile stages {stages}")
+check(stages[-1] == "runtime", "runtime is the last stage, so a plain `docker build .` builds it")
 runtime = dockerfile.split("AS runtime", 1)[1].split("\nFROM ", 1)[0]
 users = re.findall(r"^USER\s+(\S+)", runtime, re.M)
 check(users and users[-1].split(":")[0] not in ("0", "root"), f"runtime stage runs as a non-root user ({users})")
