@@ -104,6 +104,13 @@ impl Completion {
     }
 }
 
+impl GlobalArgs {
+    /// Logs are JSON lines (`--log-json` or `--log-format json`).
+    fn json_logs(&self) -> bool {
+        self.log_json || self.log_format.as_deref() == Some("json")
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the lake layout and apply database migrations.
@@ -200,7 +207,7 @@ fn batch_dates(g: &GlobalArgs) -> Result<Vec<NaiveDate>> {
 
 pub fn main() -> Result<Completion> {
     let cli = Cli::parse();
-    init_logging(cli.global.log_json || cli.global.log_format.as_deref() == Some("json"));
+    init_logging(cli.global.json_logs());
     run(cli)
 }
 
@@ -285,7 +292,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         session_key: g.session_key.clone(),
         labels: g.labels.clone(),
         html: g.html,
-        json_logs: g.log_json || g.log_format.as_deref() == Some("json"),
+        json_logs: g.json_logs(),
     };
     let skip = Completion::NothingToDo {
         exit_code: settings.run.skip_exit_code,

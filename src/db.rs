@@ -360,19 +360,19 @@ impl Database {
         Ok(())
     }
 
-    /// Mark the `running` rows of a run that died (its run id ends in the dead process's pid)
-    /// as failed, so `pipeline_runs` does not show a crashed stage as running forever.
-    /// Returns how many rows changed.
-    pub fn fail_abandoned_runs(&self, pid: u32, since: &str) -> Result<u64> {
+    /// Mark the `running` rows of run `run_id`, whose process died, as failed, so
+    /// `pipeline_runs` does not show a crashed stage as running forever. Returns how many rows
+    /// changed.
+    pub fn fail_abandoned_runs(&self, run_id: &str, pid: u32) -> Result<u64> {
         let sql = "UPDATE pipeline_runs SET status = 'failed', error = $1 \
-                   WHERE status = 'running' AND run_id LIKE $2";
+                   WHERE status = 'running' AND run_id = $2";
         let error = format!(
-            "the loglake process (pid {pid}, started {since}) ended before this stage finished; a later run recovered its lock"
+            "the loglake process (pid {pid}) ended before this stage finished; a later run recovered its lock"
         );
         let done = self.runtime.block_on(
             sqlx::query(sql)
                 .bind(error)
-                .bind(format!("%-{pid}"))
+                .bind(run_id.to_string())
                 .execute(&self.pool),
         )?;
         Ok(done.rows_affected())

@@ -75,7 +75,7 @@ pub struct Tail {
 
 /// The incidents `earlier` (anomalies of earlier batches, with their incident ids) reach
 /// into, one tail per incident.
-pub fn tails(earlier: &[AnomalyRow]) -> Vec<Tail> {
+pub fn tails<'a>(earlier: impl IntoIterator<Item = &'a AnomalyRow>) -> Vec<Tail> {
     let mut by_id: BTreeMap<&str, Tail> = BTreeMap::new();
     for r in earlier {
         let Some(id) = r.incident_id.as_deref() else {

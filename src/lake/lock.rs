@@ -44,6 +44,9 @@ pub struct Holder {
     pub host: String,
     pub command: String,
     pub since: String,
+    /// The holder's run id in `pipeline_runs`, once it has one.
+    #[serde(default)]
+    pub run_id: Option<String>,
 }
 
 impl Holder {
@@ -58,6 +61,7 @@ impl Holder {
             host,
             command,
             since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            run_id: None,
         }
     }
 
@@ -140,6 +144,14 @@ impl LakeLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Add the holder's run id to its record, so that whoever recovers the lock after a crash
+    /// can close exactly this run's rows in `pipeline_runs`.
+    pub fn record_run(&mut self, run_id: &str) -> Result<()> {
+        let mut holder = Holder::current();
+        holder.run_id = Some(run_id.to_string());
+        write_holder(&mut self.file, Some(&holder))
     }
 }
 

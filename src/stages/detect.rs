@@ -72,12 +72,8 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         // Incidents reach across batches: this batch's first anomalies of a service may
         // continue an earlier batch's incident, and later batches may already continue ours.
         let others = other_batches_anomalies(ctx, date)?;
-        let earlier: Vec<AnomalyRow> = others
-            .iter()
-            .filter(|r| r.batch_date < date)
-            .cloned()
-            .collect();
-        crate::incidents::assign_ids(&mut anomalies, gap, &crate::incidents::tails(&earlier));
+        let tails = crate::incidents::tails(others.iter().filter(|r| r.batch_date < date));
+        crate::incidents::assign_ids(&mut anomalies, gap, &tails);
         let incidents = crate::incidents::summarize(&anomalies, &others);
         for a in &anomalies {
             *per_detector

@@ -132,12 +132,18 @@ impl Context {
             bail!("no batch date: --from-date is after --to-date");
         }
         let lake = Lake::new(&settings.lake.path);
-        let lock = LakeLock::acquire(
+        let mut lock = LakeLock::acquire(
             lake.root(),
             settings.run.on_locked,
             std::time::Duration::from_secs(settings.run.lock_timeout_seconds),
         )?;
+        let run_id = format!(
+            "{}-{}",
+            Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+            std::process::id()
+        );
         let leftovers = lake.clear_staging(&lock)?;
+        lock.record_run(&run_id)?;
         let db = Database::connect(
             &settings.database.url,
             &lake.default_database_path(),
@@ -145,9 +151,10 @@ impl Context {
         )?;
         if let Some(previous) = &lock.recovered_from {
             // Before 00-init the runs table may not exist yet: nothing to mark then.
-            let abandoned = db
-                .fail_abandoned_runs(previous.pid, &previous.since)
-                .unwrap_or(0);
+            let abandoned = match &previous.run_id {
+                Some(id) => db.fail_abandoned_runs(id, previous.pid).unwrap_or(0),
+                None => 0,
+            };
             tracing::warn!(
                 pid = previous.pid,
                 host = %previous.host,
@@ -157,11 +164,6 @@ impl Context {
                 "the previous writer of this lake did not exit cleanly; the system released its lock, its unfinished work was discarded (committed partitions are intact) and its running stages marked failed"
             );
         }
-        let run_id = format!(
-            "{}-{}",
-            Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
-            std::process::id()
-        );
         Ok(Self {
             settings,
             lake,
