@@ -117,6 +117,12 @@ expect_states 2026-11-22 "00-init=success 01-bronze=failed 02-silver=upstream_fa
 grep -q "loglake: error: 01-bronze failed: input .*2026-11-22 does not exist" "$work/run-2026-11-22.log" \
   || { echo "airflow-test: FAIL: no loglake error line in the failed task's log" >&2; exit 1; }
 
+# The report task wrote each day's HTML page.
+for d in 2026-11-19 2026-11-20; do
+  grep -q "<svg class=\"chart chart-volume\"" "$LOGLAKE_LAKE/reports/$d/index.html" \
+    || { echo "airflow-test: FAIL: no HTML report with charts for $d" >&2; exit 1; }
+done
+
 # Anomalies landed in the database (the embedded SQLite file of the lake) for both days.
 python3 - "$LOGLAKE_LAKE/loglake.db" <<'EOF'
 import sqlite3, sys

@@ -68,6 +68,9 @@ def _loglake_command(stage: str) -> str:
     if stage == "01-bronze":
         # Templated: the default reads one folder per logical date.
         command += " --input " + _env("LOGLAKE_INPUT", "/data/logs/{{ ds }}")
+    if stage == "06-report":
+        # The day's HTML page, <lake>/reports/<ds>/index.html.
+        command += " --html"
     return command
 
 
