@@ -16,20 +16,32 @@ pub fn median(sorted: &[f64]) -> f64 {
 /// constant series), 1.2533·mean absolute deviation from the median — Iglewicz & Hoaglin's
 /// fallback for the modified z-score. Sorts `values` in place.
 pub fn median_and_spread(values: &mut [f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (0.0, 0.0);
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let center = median(values);
-    let mut dev: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
-    dev.sort_by(|a, b| a.total_cmp(b));
+    let (center, dev) = median_and_deviations(values);
     let mad = median(&dev);
     let spread = if mad > 0.0 {
         1.4826 * mad
+    } else if dev.is_empty() {
+        0.0
     } else {
         1.2533 * dev.iter().sum::<f64>() / dev.len() as f64
     };
     (center, spread)
+}
+
+/// Median and 1.4826·MAD, with no fallback: 0 when more than half the values are equal.
+/// For callers that have a noise floor of their own. Sorts `values` in place.
+pub fn median_and_mad(values: &mut [f64]) -> (f64, f64) {
+    let (center, dev) = median_and_deviations(values);
+    (center, 1.4826 * median(&dev))
+}
+
+/// The median and the sorted absolute deviations from it.
+fn median_and_deviations(values: &mut [f64]) -> (f64, Vec<f64>) {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let center = median(values);
+    let mut dev: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
+    dev.sort_by(|a, b| a.total_cmp(b));
+    (center, dev)
 }
 
 #[cfg(test)]

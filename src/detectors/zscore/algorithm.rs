@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ZScoreError;
 use super::hyperparams::{ZScoreParams, ZScoreValidParams};
-use crate::detectors::robust::median_and_spread;
+use crate::detectors::robust::{median_and_mad, median_and_spread};
 
 /// One feature's baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,16 +88,27 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ZScoreError> for ZScoreVa
             .enumerate()
             .map(|(j, col)| {
                 let mut values: Vec<f64> = col.iter().copied().filter(|v| v.is_finite()).collect();
+                let is_count = self.count_features.get(j).copied().unwrap_or(false);
+                // Counts have a noise floor of their own (Poisson: √mean, or 1 on Anscombe's
+                // scale). For them a zero MAD — a count that is almost always the same — keeps
+                // that floor: the mean-deviation fallback would let the few windows that
+                // differ, the bursts to be found, set the spread.
+                let robust_count = is_count && self.robust;
                 let (center, mut scale) = if values.is_empty() {
                     (0.0, 1.0)
+                } else if robust_count {
+                    median_and_mad(&mut values)
                 } else {
                     self.center_and_scale(&mut values)
                 };
-                let is_count = self.count_features.get(j).copied().unwrap_or(false);
                 let stabilized = if is_count && !values.is_empty() {
                     scale = scale.max(center.max(1.0).sqrt());
                     let mut a: Vec<f64> = values.iter().map(|v| anscombe(*v)).collect();
-                    let (ca, sa) = self.center_and_scale(&mut a);
+                    let (ca, sa) = if robust_count {
+                        median_and_mad(&mut a)
+                    } else {
+                        self.center_and_scale(&mut a)
+                    };
                     // Poisson noise alone has spread 1 on this scale.
                     Some((ca, if sa.is_nan() { 1.0 } else { sa.max(1.0) }))
                 } else {
@@ -207,6 +218,27 @@ mod tests {
         let z = model.predict(&array![[6.0], [30.0]]);
         assert!(z[[0, 0]] < 3.0, "z = {}", z[[0, 0]]);
         assert!(z[[1, 0]] > model.threshold(), "z = {}", z[[1, 0]]);
+    }
+
+    #[test]
+    fn a_burst_in_a_third_of_a_small_training_group_still_stands_out() {
+        // One day of history for one hour of one service: 8 quiet windows and the 4 windows
+        // of the burst itself. The MAD is 0; the count's Poisson floor, not the burst, sets
+        // the spread.
+        let mut rows = vec![0.0; 8];
+        rows.extend([30.0; 4]);
+        let x = Array2::from_shape_vec((12, 1), rows).unwrap();
+        let model = ZScore::params()
+            .count_features(vec![true])
+            .fit(&DatasetBase::from(x))
+            .unwrap();
+        assert_eq!(
+            model.baselines[0].scale, 1.0,
+            "raw spread: the Poisson floor √1"
+        );
+        let z = model.predict(&array![[30.0], [2.0]]);
+        assert!(z[[0, 0]] > model.threshold(), "z = {}", z[[0, 0]]);
+        assert!(z[[1, 0]] < model.threshold(), "z = {}", z[[1, 0]]);
     }
 
     #[test]
