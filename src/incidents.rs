@@ -99,12 +99,6 @@ pub fn tails<'a>(earlier: impl IntoIterator<Item = &'a AnomalyRow>) -> Vec<Tail>
     by_id.into_values().collect()
 }
 
-/// Group `rows` (one source and batch) into incidents and set each row's `incident_id`.
-pub fn assign(rows: &mut [AnomalyRow], gap: Duration) -> Vec<Incident> {
-    assign_ids(rows, gap, &[]);
-    summarize(rows, &[])
-}
-
 /// Set each row's `incident_id`: per service, anomalies whose times lie within `gap` of the
 /// chain before them share one; a service's first chain continues the latest of `tails`
 /// (incidents of earlier batches) of that service that ends within `gap` before it starts,
@@ -248,6 +242,12 @@ pub fn summarize(rows: &[AnomalyRow], others: &[AnomalyRow]) -> Vec<Incident> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One batch on its own: ids, then incident rows.
+    fn assign(rows: &mut [AnomalyRow], gap: Duration) -> Vec<Incident> {
+        assign_ids(rows, gap, &[]);
+        summarize(rows, &[])
+    }
     use chrono::TimeZone;
 
     fn row(id: &str, service: &str, minute: u32, detector: &str, feature: &str) -> AnomalyRow {

@@ -78,6 +78,8 @@ impl Holder {
 pub struct LakeLock {
     file: File,
     path: PathBuf,
+    /// This process's record, as written into the file.
+    holder: Holder,
     /// The record a crashed previous holder left behind, if any.
     pub recovered_from: Option<Holder>,
 }
@@ -134,10 +136,12 @@ impl LakeLock {
             }
         }
         let recovered_from = read_holder(&mut file);
-        write_holder(&mut file, Some(&Holder::current()))?;
+        let holder = Holder::current();
+        write_holder(&mut file, Some(&holder))?;
         Ok(Self {
             file,
             path,
+            holder,
             recovered_from,
         })
     }
@@ -149,9 +153,8 @@ impl LakeLock {
     /// Add the holder's run id to its record, so that whoever recovers the lock after a crash
     /// can close exactly this run's rows in `pipeline_runs`.
     pub fn record_run(&mut self, run_id: &str) -> Result<()> {
-        let mut holder = Holder::current();
-        holder.run_id = Some(run_id.to_string());
-        write_holder(&mut self.file, Some(&holder))
+        self.holder.run_id = Some(run_id.to_string());
+        write_holder(&mut self.file, Some(&self.holder))
     }
 }
 

@@ -684,13 +684,7 @@ impl<'a> Detector<'a> {
                 .collect();
             let rarest = seq.rarest_transition(&sequence);
             let score = rarest.as_ref().map(|r| seq.score(r.2)).unwrap_or(0.0);
-            scores.push(EntityScore::new(
-                model,
-                SESSION,
-                &keys[i],
-                cols.starts[i],
-                score,
-            ));
+            scores.push(cols.score(i, model, score));
             let Some((from, to, seen)) = rarest.filter(|r| r.2 <= seq.limit()) else {
                 continue;
             };
@@ -733,13 +727,7 @@ impl<'a> Detector<'a> {
             let inv = by_service.for_service(&services[i]);
             let violations = inv.check(&features::template_counts(&cols.sequences[i]));
             let score = violations.first().map(|v| inv.score_of(v)).unwrap_or(0.0);
-            scores.push(EntityScore::new(
-                model,
-                SESSION,
-                &keys[i],
-                cols.starts[i],
-                score,
-            ));
+            scores.push(cols.score(i, model, score));
             let Some(strongest) = violations.first() else {
                 continue;
             };
@@ -934,6 +922,11 @@ struct SessionColumns {
 }
 
 impl SessionColumns {
+    /// Session `i`'s score by a session model.
+    fn score<'m>(&self, i: usize, model: &'m SavedModel, score: f64) -> EntityScore<'m> {
+        EntityScore::new(model, SESSION, &self.keys[i], self.starts[i], score)
+    }
+
     /// A finding on session `i` by a session model.
     fn finding(
         &self,

@@ -62,8 +62,17 @@ struct BatchTemplates {
     first_batch: bool,
 }
 
+/// What the text report has already read, so the page does not read it again.
+pub struct BatchRead<'a> {
+    pub lines: u64,
+    pub events: u64,
+    pub quarantined: u64,
+    /// The batch's gold/anomalies, if any.
+    pub anomalies: Option<&'a DataFrame>,
+}
+
 /// Write the page; returns its path.
-pub fn write(ctx: &Context) -> Result<PathBuf> {
+pub fn write(ctx: &Context, read: &BatchRead) -> Result<PathBuf> {
     let src = &ctx.source;
     let dates = &ctx.dates;
     let (first, last) = (dates[0], dates[dates.len() - 1]);
@@ -75,22 +84,14 @@ pub fn write(ctx: &Context) -> Result<PathBuf> {
         marks,
         per_detector,
         headline,
-    } = anomalies(ctx)?;
+    } = anomalies(read.anomalies)?;
     let BatchTemplates {
         top,
         new,
         first_batch,
     } = templates(ctx)?;
     let incidents = ctx.db.incidents_between(src, first, last)?;
-    let lines = ctx
-        .lake
-        .table_rows(Layer::Bronze, tables::LINES, src, dates)?;
-    let events = ctx
-        .lake
-        .table_rows(Layer::Silver, tables::EVENTS, src, dates)?;
-    let quarantined = ctx
-        .lake
-        .table_rows(Layer::Quarantine, tables::UNPARSED, src, dates)?;
+    let (lines, events, quarantined) = (read.lines, read.events, read.quarantined);
     let n_anomalies: usize = per_detector.iter().map(|(_, n)| *n as usize).sum();
 
     let mut page = String::new();
@@ -382,33 +383,19 @@ fn volumes(ctx: &Context, window_ms: i64) -> Result<(Volumes, i64)> {
 
 /// The batch's anomalies: the marks to draw (ensemble verdicts when the ensemble ran, else
 /// every detector's rows), rows per granularity/detector, and what the marks show.
-fn anomalies(ctx: &Context) -> Result<BatchAnomalies> {
-    let Some(a) = ctx
-        .lake
-        .scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &ctx.dates)?
-    else {
+fn anomalies(a: Option<&DataFrame>) -> Result<BatchAnomalies> {
+    let Some(a) = a else {
         return Ok(BatchAnomalies {
             marks: Vec::new(),
             per_detector: Vec::new(),
             headline: "no anomalies",
         });
     };
-    let a = a
-        .select([
-            col("granularity"),
-            col("detector"),
-            col("window_start"),
-            col("reason"),
-            col("details"),
-        ])
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading gold/anomalies")?;
-    let granularity = features::strings(&a, "granularity")?;
-    let detector = features::strings(&a, "detector")?;
-    let starts = features::millis(&a, "window_start")?;
-    let reasons = features::strings(&a, "reason")?;
-    let details = features::strings(&a, "details")?;
+    let granularity = features::strings(a, "granularity")?;
+    let detector = features::strings(a, "detector")?;
+    let starts = features::millis(a, "window_start")?;
+    let reasons = features::strings(a, "reason")?;
+    let details = features::strings(a, "details")?;
     let mut per_detector: BTreeMap<String, usize> = BTreeMap::new();
     for (g, d) in granularity.iter().zip(&detector) {
         *per_detector.entry(format!("{g}/{d}")).or_default() += 1;

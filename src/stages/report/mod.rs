@@ -40,12 +40,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         (Layer::Gold, tables::EVENT_FEATURES),
         (Layer::Gold, tables::ANOMALIES),
     ];
-    let mut bronze_rows = 0;
+    let mut rows = BTreeMap::new();
     for (layer, table) in layers {
         let n = ctx.lake.table_rows(layer, table, src, dates)?;
-        if table == tables::LINES {
-            bronze_rows = n;
-        }
+        rows.insert(table, n);
         writeln!(
             out,
             "  {:<32} {n:>12}",
@@ -76,14 +74,19 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         }
     }
 
+    let bronze_rows = rows[tables::LINES];
     let mut detections = Vec::new();
-    if let Some(a) = ctx.lake.scan(Layer::Gold, tables::ANOMALIES, src, dates)? {
-        let a = a
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("reading gold/anomalies")?;
-        detections = detections_from(&a)?;
-        let details = features::strings(&a, "details")?;
+    let anomalies = match ctx.lake.scan(Layer::Gold, tables::ANOMALIES, src, dates)? {
+        Some(a) => Some(
+            a.collect()
+                .map_err(anyhow::Error::from)
+                .context("reading gold/anomalies")?,
+        ),
+        None => None,
+    };
+    if let Some(a) = &anomalies {
+        detections = detections_from(a)?;
+        let details = features::strings(a, "details")?;
         let mut by_detector: BTreeMap<String, usize> = BTreeMap::new();
         let mut by_service_day: BTreeMap<(String, String), usize> = BTreeMap::new();
         for (d, details) in detections.iter().zip(&details) {
@@ -206,7 +209,15 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         }
     }
     if ctx.options.html {
-        let path = html::write(ctx)?;
+        let path = html::write(
+            ctx,
+            &html::BatchRead {
+                lines: rows[tables::LINES],
+                events: rows[tables::EVENTS],
+                quarantined: rows[tables::UNPARSED],
+                anomalies: anomalies.as_ref(),
+            },
+        )?;
         writeln!(out, "\nhtml report: {}", path.display())?;
     }
     print!("{out}");
