@@ -208,6 +208,7 @@ impl Default for TrainSettings {
 pub struct DetectorSettings {
     pub isolation_forest: IsolationForestSettings,
     pub zscore: ZScoreSettings,
+    pub percentile: PercentileSettings,
     pub rare_template: RareTemplateSettings,
     pub sequence: SequenceSettings,
     pub invariants: InvariantsSettings,
@@ -233,6 +234,7 @@ impl Default for EnsembleSettings {
             ("rare_template", 1.0),
             ("sequence", 0.5),
             ("zscore", 0.5),
+            ("percentile", 0.5),
             ("clustering", 0.5),
             ("isolation_forest", 0.5),
         ];
@@ -288,6 +290,28 @@ impl Default for ZScoreSettings {
             granularities: vec!["window".into(), "session".into()],
             robust: true,
             threshold: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PercentileSettings {
+    pub enabled: bool,
+    pub granularities: Vec<String>,
+    /// Upper quantile of a count's usual range (the lower one is 1 − quantile).
+    pub quantile: f64,
+    /// How far past the range, in tail widths (median → quantile), raises an anomaly.
+    pub threshold: f64,
+}
+
+impl Default for PercentileSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            granularities: vec!["window".into()],
+            quantile: 0.99,
+            threshold: 1.0,
         }
     }
 }
@@ -452,6 +476,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("detectors.isolation_forest.granularities")
                 .with_list_parse_key("detectors.zscore.granularities")
+                .with_list_parse_key("detectors.percentile.granularities")
                 .with_list_parse_key("gold.granularities"),
         );
         if let Some(lake) = &overrides.lake {

@@ -37,10 +37,10 @@ pub fn is_count_feature(name: &str) -> bool {
         || name == "new_templates"
 }
 
-/// Window features for z-scores: counts only. Rates add nothing a count does not show, and
+/// Window features for z-scores and percentile baselines: counts only. Rates add nothing a count does not show, and
 /// `new_templates` is left to the rare-template detector, because the first batch of a source
 /// sees every template as new.
-pub fn window_zscore_features(df: &DataFrame) -> Vec<String> {
+pub fn window_count_features(df: &DataFrame) -> Vec<String> {
     numeric_columns(df, |c| is_count_feature(c) && c != "new_templates")
 }
 
@@ -137,10 +137,14 @@ pub fn session_vocabulary(counts: &DataFrame) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The session features that are not template counts, as owned names.
+pub fn session_numeric_features() -> Vec<String> {
+    SESSION_NUMERIC.iter().map(|s| s.to_string()).collect()
+}
+
 pub fn session_feature_names(vocabulary: &[String]) -> Vec<String> {
-    SESSION_NUMERIC
-        .iter()
-        .map(|s| s.to_string())
+    session_numeric_features()
+        .into_iter()
         .chain(
             vocabulary
                 .iter()

@@ -17,21 +17,24 @@ use sha2::{Digest, Sha256};
 use crate::detectors::clustering::Clustering;
 use crate::detectors::invariants::ServiceInvariants;
 use crate::detectors::isolation_forest::IsolationForest;
+use crate::detectors::percentile::PercentileBaseline;
 use crate::detectors::rare_template::RareTemplate;
 use crate::detectors::sequence::RareTransition;
 use crate::detectors::zscore::{FeatureBaseline, ZScore};
 use crate::lake::Lake;
 
-/// Z-score baselines per group, most specific grouping first: a row uses the first grouping
-/// whose group had enough training rows (e.g. service × hour of day, else service, else all).
+/// Baselines per group, most specific grouping first: a row uses the first grouping whose
+/// group had enough training rows (e.g. service × hour of day, else service, else all).
+/// Used by the z-score and percentile detectors, whose baselines only mean something within
+/// one service's rhythm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ZScoreSet {
+pub struct Grouped<M> {
     pub groupings: Vec<Vec<String>>,
     /// Key: grouping index and the group's values, as `"<i>|v1|v2"`.
-    pub models: BTreeMap<String, ZScore>,
+    pub models: BTreeMap<String, M>,
 }
 
-impl ZScoreSet {
+impl<M> Grouped<M> {
     pub fn key(grouping: usize, values: &[&str]) -> String {
         let mut k = grouping.to_string();
         for v in values {
@@ -42,7 +45,7 @@ impl ZScoreSet {
     }
 
     /// The baseline for a row whose grouping columns have `values(column)`; and its key.
-    pub fn lookup<'a>(&'a self, values: impl Fn(&str) -> &'a str) -> Option<(&'a str, &'a ZScore)> {
+    pub fn lookup<'a>(&'a self, values: impl Fn(&str) -> &'a str) -> Option<(&'a str, &'a M)> {
         for (i, grouping) in self.groupings.iter().enumerate() {
             let vals: Vec<&str> = grouping.iter().map(|c| values(c)).collect();
             if let Some((k, m)) = self.models.get_key_value(&Self::key(i, &vals)) {
@@ -58,7 +61,8 @@ impl ZScoreSet {
 pub enum Model {
     IsolationForest(IsolationForest),
     #[serde(rename = "zscore")]
-    ZScore(ZScoreSet),
+    ZScore(Grouped<ZScore>),
+    Percentile(Grouped<PercentileBaseline>),
     RareTemplate(RareTemplate),
     Sequence(RareTransition),
     Invariants(ServiceInvariants),

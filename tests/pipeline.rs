@@ -167,6 +167,17 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
     for (kind, (hit, total)) in &e.per_kind {
         assert!(*hit > 0, "no {kind} found (0 of {total})");
     }
+    // The percentile baseline ran on windows, and what it flags was injected.
+    let (hit, flagged) = e
+        .per_detector
+        .get("percentile/window")
+        .copied()
+        .unwrap_or_default();
+    assert!(
+        flagged > 0 && hit as f64 >= 0.8 * flagged as f64,
+        "percentile/window matched {hit} of {flagged}: {:?}",
+        e.per_detector
+    );
 
     // Every anomaly explains itself, and the database holds exactly the lake's anomalies.
     let a = lake

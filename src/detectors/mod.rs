@@ -4,6 +4,7 @@
 //! - [`clustering`]: k-means (linfa-clustering) on session count vectors: rare or distant clusters.
 //! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
+//! - [`percentile`]: counts outside the range (low/high quantile) the training rows kept to.
 //! - [`rare_template`]: events whose template the training data has (almost) never seen.
 //! - [`sequence`]: sessions that make a transition between events normal sessions never make.
 //! - [`invariants`]: sessions that break the count relations normal sessions keep, or have an
@@ -18,6 +19,7 @@ pub mod clustering;
 pub mod ensemble;
 pub mod invariants;
 pub mod isolation_forest;
+pub mod percentile;
 pub mod rare_template;
 pub mod robust;
 pub mod sequence;

@@ -12,6 +12,16 @@ pub fn median(sorted: &[f64]) -> f64 {
     }
 }
 
+/// Linear-interpolated quantile of sorted values (numpy's default); NaN for none.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
 /// Median and a robust estimate of σ: 1.4826·MAD, or, when the MAD is zero (a mostly
 /// constant series), 1.2533·mean absolute deviation from the median — Iglewicz & Hoaglin's
 /// fallback for the modified z-score. Sorts `values` in place.

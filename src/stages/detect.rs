@@ -19,12 +19,13 @@ use sha2::{Digest, Sha256};
 
 use super::Context;
 use super::train::{
-    CLUSTERING, ENSEMBLE, INVARIANTS, ISOLATION_FOREST, RARE_TEMPLATE, SEQUENCE, ZSCORE,
+    CLUSTERING, ENSEMBLE, INVARIANTS, ISOLATION_FOREST, PERCENTILE, RARE_TEMPLATE, SEQUENCE, ZSCORE,
 };
 use crate::db::{AnomalyRow, RunOutcome};
 use crate::detectors::clustering::Placement;
 use crate::detectors::ensemble::{EnsembleParams, Vote};
 use crate::detectors::invariants::Violation;
+use crate::detectors::percentile::PercentileBaseline;
 use crate::detectors::sequence::{END, START};
 use crate::detectors::severity;
 use crate::detectors::zscore::FeatureBaseline;
@@ -195,7 +196,6 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// A feature's name as a person would say it.
 /// A template as a reason names it: its text in quotes, or `template <id>` if the model does
 /// not know it.
 fn template_name(templates: &BTreeMap<String, String>, id: &str) -> String {
@@ -205,6 +205,7 @@ fn template_name(templates: &BTreeMap<String, String>, id: &str) -> String {
         .unwrap_or_else(|| format!("template {id}"))
 }
 
+/// A feature's name as a person would say it.
 fn feature_label(feature: &str, templates: &BTreeMap<String, String>) -> String {
     let template = |id: &str| template_name(templates, id);
     match feature {
@@ -284,14 +285,86 @@ fn top_features(
         .collect()
 }
 
+/// Features of one row outside their percentile range, furthest first, as evidence objects.
+fn outside_range(
+    row: &[f64],
+    scores: &[f64],
+    features: &[String],
+    baseline: &PercentileBaseline,
+    granularity: &str,
+    templates: &BTreeMap<String, String>,
+) -> Vec<(f64, serde_json::Value, String)> {
+    let mut ranked: Vec<(usize, f64)> = scores
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, s)| s.is_finite() && *s > 0.0)
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let q = baseline.hyperparams().quantile();
+    let unit = if granularity == WINDOW {
+        "windows"
+    } else {
+        "sessions"
+    };
+    ranked
+        .into_iter()
+        .take(TOP_FEATURES)
+        .map(|(j, score)| {
+            let f = &features[j];
+            let r = &baseline.ranges[j];
+            let label = feature_label(f, templates);
+            let (side, bound, pct) = if row[j] > r.high {
+                ("above", r.high, q)
+            } else {
+                ("below", r.low, 1.0 - q)
+            };
+            let text = format!(
+                "{label} {} {side} its {} percentile {} (median {}) of {} training {unit}",
+                display_value(f, row[j]),
+                ordinal(pct * 100.0),
+                display_value(f, bound),
+                display_value(f, r.median),
+                baseline.rows
+            );
+            let evidence = json!({
+                "feature": f, "label": label, "observed": row[j],
+                "baseline": r.median, "low": r.low, "high": r.high, "quantile": q,
+                "training_rows": baseline.rows,
+                "tail_widths": (score * 100.0).round() / 100.0,
+            });
+            (score, evidence, text)
+        })
+        .collect()
+}
+
+/// "99th", "1st", "99.5th": a percentile as people write it.
+fn ordinal(p: f64) -> String {
+    let n = fmt_num((p * 10.0).round() / 10.0);
+    let suffix = if n.contains('.') {
+        "th"
+    } else {
+        match (p.round() as i64 % 100, p.round() as i64 % 10) {
+            (11..=13, _) => "th",
+            (_, 1) => "st",
+            (_, 2) => "nd",
+            (_, 3) => "rd",
+            _ => "th",
+        }
+    };
+    format!("{n}{suffix}")
+}
+
 impl<'a> Detector<'a> {
     fn new(ctx: &'a Context, date: NaiveDate) -> Result<Self> {
         let mut models = Vec::new();
         let granularities = ctx.settings.gold_for(&ctx.source).granularities;
         for (granularity, detector) in [
             (WINDOW, ZSCORE),
+            (WINDOW, PERCENTILE),
             (WINDOW, ISOLATION_FOREST),
             (SESSION, ZSCORE),
+            (SESSION, PERCENTILE),
             (SESSION, ISOLATION_FOREST),
             (SESSION, SEQUENCE),
             (SESSION, INVARIANTS),
@@ -503,11 +576,14 @@ impl<'a> Detector<'a> {
         let starts = features::millis(df, start_col)?;
         let ends = features::millis(df, end_col)?;
         let mut group_values: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        if let Model::ZScore(set) = &model.model {
-            for c in set.groupings.iter().flatten() {
-                if !group_values.contains_key(c) {
-                    group_values.insert(c.clone(), features::strings(df, c)?);
-                }
+        let groupings = match &model.model {
+            Model::ZScore(set) => set.groupings.as_slice(),
+            Model::Percentile(set) => set.groupings.as_slice(),
+            _ => &[],
+        };
+        for c in groupings.iter().flatten() {
+            if !group_values.contains_key(c) {
+                group_values.insert(c.clone(), features::strings(df, c)?);
             }
         }
         // Scored once for all rows; the match below only reads them.
@@ -548,6 +624,30 @@ impl<'a> Detector<'a> {
                     (
                         score,
                         top_features(&row, &model.features, &zmodel.baselines, &model.templates),
+                        group.to_string(),
+                    )
+                }
+                Model::Percentile(set) => {
+                    let Some((group, baseline)) =
+                        set.lookup(|c| group_values.get(c).map(|v| v[i].as_str()).unwrap_or(""))
+                    else {
+                        continue;
+                    };
+                    let (score, each) = baseline.score_row(&row);
+                    record(score);
+                    if score < model.threshold {
+                        continue;
+                    }
+                    (
+                        score,
+                        outside_range(
+                            &row,
+                            &each,
+                            &model.features,
+                            baseline,
+                            granularity,
+                            &model.templates,
+                        ),
                         group.to_string(),
                     )
                 }

@@ -4,21 +4,23 @@
 //! last batch date up to it. Which detector runs on which granularity is configuration
 //! (`[detectors.*] granularities`); the defaults are:
 //!
-//! - window: robust z-scores per service × hour of day (falling back to per service when an
-//!   hour has too few windows), on counts; the daily curve is in the baseline, not an anomaly;
+//! - window: robust z-scores and percentile ranges per service × hour of day (falling back to
+//!   per service when an hour has too few windows), on counts; the daily curve is in the
+//!   baseline, not an anomaly;
 //! - session: robust z-scores per service on length, duration, warnings, errors; rare
 //!   event-to-event transitions in the template sequence; (when enabled) an isolation forest on
 //!   those features plus the template count vector;
 //! - event: rare templates over the training range's template counts.
 //!
-//! Thresholds are unsupervised: a z limit, the forest's contamination rule, a rarity count.
+//! Thresholds are unsupervised: a z limit, a distance past a training quantile, the forest's
+//! contamination rule, a rarity count.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result, bail};
 use chrono::{Duration, NaiveDate, Utc};
-use linfa::DatasetBase;
 use linfa::traits::Fit;
+use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array2, Axis};
 use polars::prelude::*;
 
@@ -28,18 +30,20 @@ use crate::db::RunOutcome;
 use crate::detectors::clustering::Clustering;
 use crate::detectors::invariants::{InvariantsError, SessionInvariants};
 use crate::detectors::isolation_forest::{Contamination, IsolationForest};
+use crate::detectors::percentile::PercentileBaseline;
 use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
 use crate::detectors::sequence::{RareTransition, SequenceError};
 use crate::detectors::zscore::{FeatureBaseline, ZScore};
 use crate::features::{self, EVENT, SESSION, WINDOW};
 use crate::lake::{Layer, tables};
-use crate::models::{Model, SavedModel, ZScoreSet};
+use crate::models::{Grouped, Model, SavedModel};
 
 /// A z-score group needs this many training rows, or rows fall back to a coarser grouping.
 pub const MIN_GROUP_ROWS: usize = 8;
 
 pub const ISOLATION_FOREST: &str = "isolation_forest";
 pub const ZSCORE: &str = "zscore";
+pub const PERCENTILE: &str = "percentile";
 pub const RARE_TEMPLATE: &str = "rare_template";
 pub const SEQUENCE: &str = "sequence";
 pub const INVARIANTS: &str = "invariants";
@@ -102,12 +106,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .map_err(anyhow::Error::from)
             .context("reading window features")?;
         if wants(s.zscore.enabled, &s.zscore.granularities, WINDOW) {
-            let feats = features::window_zscore_features(&windows);
-            let groupings = vec![
-                vec!["service".into(), "hour".into()],
-                vec!["service".into()],
-            ];
-            models.push(trainer.zscore(WINDOW, &windows, feats, groupings, &templates)?);
+            let feats = features::window_count_features(&windows);
+            models.push(trainer.zscore(WINDOW, &windows, feats, window_groupings(), &templates)?);
+        }
+        if wants(s.percentile.enabled, &s.percentile.granularities, WINDOW) {
+            let feats = features::window_count_features(&windows);
+            if let Some(m) =
+                trainer.percentile(WINDOW, &windows, feats, window_groupings(), &templates)?
+            {
+                models.push(m);
+            }
         }
         if wants(
             s.isolation_forest.enabled,
@@ -140,12 +148,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         let vocabulary = features::session_vocabulary(&counts)?;
         let frame = features::session_frame(&sessions, &counts, &vocabulary)?;
         if wants(s.zscore.enabled, &s.zscore.granularities, SESSION) {
-            let feats = features::SESSION_NUMERIC
-                .iter()
-                .map(|f| f.to_string())
-                .collect();
-            let groupings = vec![vec!["service".into()], vec![]];
-            models.push(trainer.zscore(SESSION, &frame, feats, groupings, &templates)?);
+            let feats = features::session_numeric_features();
+            models.push(trainer.zscore(SESSION, &frame, feats, session_groupings(), &templates)?);
+        }
+        if wants(s.percentile.enabled, &s.percentile.granularities, SESSION) {
+            let feats = features::session_numeric_features();
+            if let Some(m) =
+                trainer.percentile(SESSION, &frame, feats, session_groupings(), &templates)?
+            {
+                models.push(m);
+            }
         }
         if wants(
             s.isolation_forest.enabled,
@@ -339,46 +351,23 @@ impl Trainer<'_> {
             .step(format!("training {granularity}/zscore"));
         let cfg = &self.settings().detectors.zscore;
         let x = features::matrix(df, &features)?;
-        let counts: Vec<bool> = features
-            .iter()
-            .map(|f| features::is_count_feature(f))
-            .collect();
         let params = ZScore::params()
             .robust(cfg.robust)
             .threshold(cfg.threshold)
-            .count_features(counts);
-        let mut models = BTreeMap::new();
-        for (gi, grouping) in groupings.iter().enumerate() {
-            let columns: Vec<Vec<String>> = grouping
-                .iter()
-                .map(|c| features::strings(df, c))
-                .collect::<Result<_>>()?;
-            let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-            for row in 0..df.height() {
-                let vals: Vec<&str> = columns.iter().map(|c| c[row].as_str()).collect();
-                groups
-                    .entry(ZScoreSet::key(gi, &vals))
-                    .or_default()
-                    .push(row);
-            }
-            for (key, rows) in groups {
-                if rows.len() < MIN_GROUP_ROWS {
-                    continue;
-                }
-                let sub = x.select(Axis(0), &rows);
-                let fitted = params
-                    .fit(&DatasetBase::from(sub))
-                    .with_context(|| format!("z-score baseline for {key}"))?;
-                models.insert(key, fitted);
-            }
-        }
+            .count_features(count_flags(&features))
+            .check()?;
+        let models = fit_grouped(df, &x, &groupings, MIN_GROUP_ROWS, |sub, key| {
+            params
+                .fit(&DatasetBase::from(sub))
+                .with_context(|| format!("z-score baseline for {key}"))
+        })?;
         if models.is_empty() {
             bail!(
                 "{granularity} z-score: fewer than {MIN_GROUP_ROWS} training rows; ingest more data"
             );
         }
         let params = serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS});
-        let model = Model::ZScore(ZScoreSet { groupings, models });
+        let model = Model::ZScore(Grouped { groupings, models });
         Ok(self.matrix_model(
             granularity,
             ZSCORE,
@@ -390,6 +379,54 @@ impl Trainer<'_> {
             cfg.threshold,
             params,
         ))
+    }
+
+    /// Percentile ranges per group; `None` when no group has the rows its quantile needs
+    /// yet (a warning, not a failure: the other detectors still run).
+    fn percentile(
+        &self,
+        granularity: &str,
+        df: &DataFrame,
+        features: Vec<String>,
+        groupings: Vec<Vec<String>>,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<Option<SavedModel>> {
+        self.ctx
+            .progress
+            .step(format!("training {granularity}/percentile"));
+        let cfg = &self.settings().detectors.percentile;
+        let x = features::matrix(df, &features)?;
+        let params = PercentileBaseline::params()
+            .quantile(cfg.quantile)
+            .threshold(cfg.threshold)
+            .count_features(count_flags(&features))
+            .check()?;
+        let min_rows = params.min_rows();
+        let models = fit_grouped(df, &x, &groupings, min_rows, |sub, key| {
+            params
+                .fit(&DatasetBase::from(sub))
+                .with_context(|| format!("percentile baseline for {key}"))
+        })?;
+        if models.is_empty() {
+            tracing::warn!(
+                "{granularity} percentile: no group has the {min_rows} training rows a {} quantile needs yet; not trained",
+                cfg.quantile
+            );
+            return Ok(None);
+        }
+        let params = serde_json::json!({"quantile": cfg.quantile, "threshold": cfg.threshold, "min_group_rows": min_rows});
+        let model = Model::Percentile(Grouped { groupings, models });
+        Ok(Some(self.matrix_model(
+            granularity,
+            PERCENTILE,
+            &x,
+            features,
+            Vec::new(),
+            templates,
+            model,
+            cfg.threshold,
+            params,
+        )))
     }
 
     fn forest(
@@ -571,14 +608,66 @@ impl Trainer<'_> {
     }
 }
 
+/// Window baselines per service × hour of day (the daily curve is in the baseline), else per
+/// service when an hour has too few training windows.
+fn window_groupings() -> Vec<Vec<String>> {
+    vec![
+        vec!["service".into(), "hour".into()],
+        vec!["service".into()],
+    ]
+}
+
+/// Session baselines per service, else over all sessions.
+fn session_groupings() -> Vec<Vec<String>> {
+    vec![vec!["service".into()], vec![]]
+}
+
+/// Which features are counts, in matrix order.
+fn count_flags(features: &[String]) -> Vec<bool> {
+    features
+        .iter()
+        .map(|f| features::is_count_feature(f))
+        .collect()
+}
+
+/// One model per group of each grouping, keyed by [`Grouped::key`]. Groups with fewer than
+/// `min_rows` training rows get none: their rows fall back to the next, coarser grouping.
+fn fit_grouped<M>(
+    df: &DataFrame,
+    x: &Array2<f64>,
+    groupings: &[Vec<String>],
+    min_rows: usize,
+    mut fit: impl FnMut(Array2<f64>, &str) -> Result<M>,
+) -> Result<BTreeMap<String, M>> {
+    let mut models = BTreeMap::new();
+    for (gi, grouping) in groupings.iter().enumerate() {
+        let columns: Vec<Vec<String>> = grouping
+            .iter()
+            .map(|c| features::strings(df, c))
+            .collect::<Result<_>>()?;
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for row in 0..df.height() {
+            let vals: Vec<&str> = columns.iter().map(|c| c[row].as_str()).collect();
+            groups
+                .entry(Grouped::<M>::key(gi, &vals))
+                .or_default()
+                .push(row);
+        }
+        for (key, rows) in groups {
+            if rows.len() < min_rows {
+                continue;
+            }
+            let fitted = fit(x.select(Axis(0), &rows), &key)?;
+            models.insert(key, fitted);
+        }
+    }
+    Ok(models)
+}
+
 /// Median and 1.4826·MAD per column, for explanations (counts with a Poisson floor, so that
 /// "0 instead of the usual 1" reads as the one-event change it is, not as z = −9000).
 fn robust_baselines(x: &Array2<f64>, features: &[String]) -> Vec<FeatureBaseline> {
-    let counts: Vec<bool> = features
-        .iter()
-        .map(|f| features::is_count_feature(f))
-        .collect();
-    let params = ZScore::params().count_features(counts);
+    let params = ZScore::params().count_features(count_flags(features));
     match params.fit(&DatasetBase::from(x.clone())) {
         Ok(z) => z.baselines,
         Err(_) => vec![

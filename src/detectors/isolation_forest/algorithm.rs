@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::IsolationForestError;
 use super::hyperparams::{Contamination, IsolationForestParams, IsolationForestValidParams};
+use crate::detectors::robust::quantile_sorted;
 
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
@@ -224,16 +225,6 @@ impl<D: Data<Elem = f64> + Sync, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestErr
         };
         Ok(forest)
     }
-}
-
-/// Linear-interpolated quantile of sorted values (numpy's default).
-fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 impl<D: Data<Elem = f64> + Sync> PredictInplace<ArrayBase<D, Ix2>, Array1<f64>>
