@@ -210,6 +210,7 @@ pub struct DetectorSettings {
     pub zscore: ZScoreSettings,
     pub percentile: PercentileSettings,
     pub rare_template: RareTemplateSettings,
+    pub severity: SeveritySettings,
     pub sequence: SequenceSettings,
     pub invariants: InvariantsSettings,
     pub clustering: ClusteringSettings,
@@ -232,6 +233,7 @@ impl Default for EnsembleSettings {
         let weights = [
             ("invariants", 1.0),
             ("rare_template", 1.0),
+            ("severity", 1.0),
             ("sequence", 0.5),
             ("zscore", 0.5),
             ("percentile", 0.5),
@@ -312,6 +314,32 @@ impl Default for PercentileSettings {
             granularities: vec!["window".into()],
             quantile: 0.99,
             threshold: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeveritySettings {
+    pub enabled: bool,
+    /// Lines at this level or above are judged (TRACE … FATAL).
+    pub min_level: String,
+    /// A template logged at a line's level or above at most this many times in training…
+    pub max_count: u64,
+    /// …or in at most this share of its training lines, is not routine at that level.
+    pub max_share: f64,
+    /// Only judge once the training range holds this many events.
+    pub min_events: u64,
+}
+
+impl Default for SeveritySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_level: "ERROR".into(),
+            max_count: 2,
+            max_share: 0.01,
+            min_events: 10_000,
         }
     }
 }

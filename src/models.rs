@@ -20,6 +20,7 @@ use crate::detectors::isolation_forest::IsolationForest;
 use crate::detectors::percentile::PercentileBaseline;
 use crate::detectors::rare_template::RareTemplate;
 use crate::detectors::sequence::RareTransition;
+use crate::detectors::severity::SeverityRule;
 use crate::detectors::zscore::{FeatureBaseline, ZScore};
 use crate::lake::Lake;
 
@@ -64,6 +65,7 @@ pub enum Model {
     ZScore(Grouped<ZScore>),
     Percentile(Grouped<PercentileBaseline>),
     RareTemplate(RareTemplate),
+    Severity(SeverityRule),
     Sequence(RareTransition),
     Invariants(ServiceInvariants),
     Clustering(Clustering),

@@ -6,6 +6,7 @@
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
 //! - [`percentile`]: counts outside the range (low/high quantile) the training rows kept to.
 //! - [`rare_template`]: events whose template the training data has (almost) never seen.
+//! - [`severity`]: ERROR-or-worse events that are not routine at that level in training.
 //! - [`sequence`]: sessions that make a transition between events normal sessions never make.
 //! - [`invariants`]: sessions that break the count relations normal sessions keep, or have an
 //!   event almost no session has.
@@ -23,6 +24,7 @@ pub mod percentile;
 pub mod rare_template;
 pub mod robust;
 pub mod sequence;
+pub mod severity;
 pub mod zscore;
 
 /// A score in units of its detector's threshold: 1 is where the detector alone raises an

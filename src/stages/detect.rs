@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 
 use super::Context;
 use super::train::{
-    CLUSTERING, ENSEMBLE, INVARIANTS, ISOLATION_FOREST, PERCENTILE, RARE_TEMPLATE, SEQUENCE, ZSCORE,
+    CLUSTERING, ENSEMBLE, INVARIANTS, ISOLATION_FOREST, PERCENTILE, RARE_TEMPLATE, SEQUENCE,
+    SEVERITY, ZSCORE,
 };
 use crate::db::{AnomalyRow, RunOutcome};
 use crate::detectors::clustering::Placement;
@@ -370,6 +371,7 @@ impl<'a> Detector<'a> {
             (SESSION, INVARIANTS),
             (SESSION, CLUSTERING),
             (EVENT, RARE_TEMPLATE),
+            (EVENT, SEVERITY),
         ] {
             if !granularities.iter().any(|g| g == granularity) {
                 continue;
@@ -423,6 +425,11 @@ impl<'a> Detector<'a> {
                     let Some(df) = &events else { continue };
                     scored += df.height() as u64;
                     findings.extend(self.rare_events(model, df, &mut scores)?);
+                }
+                (EVENT, Model::Severity(_)) => {
+                    let Some(df) = &events else { continue };
+                    scored += df.height() as u64;
+                    findings.extend(self.severe_events(model, df, &mut scores)?);
                 }
                 _ => {}
             }
@@ -675,7 +682,10 @@ impl<'a> Detector<'a> {
                         String::new(),
                     )
                 }
-                Model::RareTemplate(_) | Model::Sequence(_) | Model::Invariants(_) => continue,
+                Model::RareTemplate(_)
+                | Model::Severity(_)
+                | Model::Sequence(_)
+                | Model::Invariants(_) => continue,
             };
             let what = if granularity == WINDOW {
                 format!("in {} {}–{}", keys[i], fmt_hm(starts[i]), fmt_hm(ends[i]))
@@ -897,29 +907,16 @@ impl<'a> Detector<'a> {
         let Model::RareTemplate(rare) = &model.model else {
             return Ok(Vec::new());
         };
-        let ids = features::strings(df, "template_id")?;
-        let texts = features::strings(df, "template")?;
-        let files = features::strings(df, "file")?;
-        let services = features::strings(df, "service")?;
-        let line_nos = df.column("line_no")?.u64()?;
-        let ts = features::millis(df, "ts")?;
+        let ev = EventColumns::of(df)?;
         let mut out = Vec::new();
         for i in 0..df.height() {
-            let line_no = line_nos.get(i).unwrap_or_default();
-            let entity_key = format!("{}:{line_no}", files[i]);
-            let score = rare.score(&ids[i]);
-            if !rare.is_rare(&ids[i]) {
-                scores.push(EntityScore::new(model, EVENT, entity_key, ts[i], score));
+            let id = &ev.ids[i];
+            let score = rare.score(id);
+            scores.push(ev.score(i, model, score));
+            if !rare.is_rare(id) {
                 continue;
             }
-            scores.push(EntityScore::new(
-                model,
-                EVENT,
-                entity_key.clone(),
-                ts[i],
-                score,
-            ));
-            let seen = rare.training_count(&ids[i]);
+            let seen = rare.training_count(id);
             let how = if seen == 0 {
                 "never seen in training".to_string()
             } else {
@@ -928,21 +925,56 @@ impl<'a> Detector<'a> {
                     rare.total_events
                 )
             };
-            out.push(Finding {
-                granularity: EVENT,
-                entity_key,
-                service: services[i].clone(),
-                start_ms: ts[i],
-                end_ms: ts[i],
-                detector: model.detector.clone(),
+            out.push(ev.finding(
+                i,
+                model,
                 score,
-                threshold: model.threshold,
-                reason: format!("rare template '{}' {how}, in {} at {}", texts[i], services[i], fmt_hm(ts[i])),
-                top: vec![json!({"feature": "template_id", "template_id": ids[i], "template": texts[i], "training_count": seen, "training_events": rare.total_events})],
-                samples: SampleQuery::Line { file: files[i].clone(), line_no },
-                model_version: model.model_version.clone(),
-                extra: json!({}),
-            });
+                format!("rare template '{}' {how}", ev.texts[i]),
+                json!({"feature": "template_id", "template_id": id, "template": ev.texts[i], "training_count": seen, "training_events": rare.total_events}),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn severe_events<'m>(
+        &self,
+        model: &'m SavedModel,
+        df: &DataFrame,
+        scores: &mut Vec<EntityScore<'m>>,
+    ) -> Result<Vec<Finding>> {
+        let Model::Severity(rule) = &model.model else {
+            return Ok(Vec::new());
+        };
+        let ev = EventColumns::of(df)?;
+        let levels = features::strings(df, "level")?;
+        let mut out = Vec::new();
+        for (i, level) in levels.iter().enumerate() {
+            let (id, level) = (&ev.ids[i], level.as_str());
+            let score = rule.score(id, level);
+            scores.push(ev.score(i, model, score));
+            if score < rule.threshold() {
+                continue;
+            }
+            let at_level = rule.at_or_above(id, level);
+            let all = rule.occurrences(id);
+            let or_above = if level == "FATAL" { "" } else { " or above" };
+            let how = match rule.usual_level(id) {
+                None => "a template never seen in training".to_string(),
+                Some(usual) if usual != level => format!(
+                    "a template logged at {level}{or_above} {at_level} time(s) in training, {all} time(s) in all (usually at {usual})"
+                ),
+                Some(_) => format!(
+                    "a template logged {at_level} time(s) at {level}{or_above} in {} training events",
+                    rule.total_events
+                ),
+            };
+            out.push(ev.finding(
+                i,
+                model,
+                score,
+                format!("{level} line '{}': {how}", ev.texts[i]),
+                json!({"feature": "level", "level": level, "template_id": id, "template": ev.texts[i], "training_at_level": at_level, "training_count": all, "usual_level": rule.usual_level(id), "routine_limit": rule.limit(id)}),
+            ));
         }
         Ok(out)
     }
@@ -1013,6 +1045,72 @@ struct Samples {
 }
 
 /// The session features the sequence-based detectors read.
+/// The columns of `gold/event_features` every event detector reads.
+struct EventColumns {
+    ids: Vec<String>,
+    texts: Vec<String>,
+    files: Vec<String>,
+    services: Vec<String>,
+    line_nos: Vec<u64>,
+    ts: Vec<i64>,
+}
+
+impl EventColumns {
+    fn of(df: &DataFrame) -> Result<Self> {
+        Ok(Self {
+            ids: features::strings(df, "template_id")?,
+            texts: features::strings(df, "template")?,
+            files: features::strings(df, "file")?,
+            services: features::strings(df, "service")?,
+            line_nos: df
+                .column("line_no")?
+                .u64()?
+                .iter()
+                .map(|v| v.unwrap_or_default())
+                .collect(),
+            ts: features::millis(df, "ts")?,
+        })
+    }
+
+    /// An event's entity key: where it is, `file:line`.
+    fn key(&self, i: usize) -> String {
+        format!("{}:{}", self.files[i], self.line_nos[i])
+    }
+
+    fn score<'m>(&self, i: usize, model: &'m SavedModel, score: f64) -> EntityScore<'m> {
+        EntityScore::new(model, EVENT, self.key(i), self.ts[i], score)
+    }
+
+    /// A finding on event `i`; `what` is completed with the service and time.
+    fn finding(
+        &self,
+        i: usize,
+        model: &SavedModel,
+        score: f64,
+        what: String,
+        evidence: serde_json::Value,
+    ) -> Finding {
+        Finding {
+            granularity: EVENT,
+            entity_key: self.key(i),
+            service: self.services[i].clone(),
+            start_ms: self.ts[i],
+            end_ms: self.ts[i],
+            detector: model.detector.clone(),
+            score,
+            threshold: model.threshold,
+            reason: format!("{what}, in {} at {}", self.services[i], fmt_hm(self.ts[i])),
+            top: vec![evidence],
+            samples: SampleQuery::Line {
+                file: self.files[i].clone(),
+                line_no: self.line_nos[i],
+            },
+            model_version: model.model_version.clone(),
+            extra: json!({}),
+        }
+    }
+}
+
 struct SessionColumns {
     keys: Vec<String>,
     services: Vec<String>,

@@ -33,6 +33,7 @@ use crate::detectors::isolation_forest::{Contamination, IsolationForest};
 use crate::detectors::percentile::PercentileBaseline;
 use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
 use crate::detectors::sequence::{RareTransition, SequenceError};
+use crate::detectors::severity::{LevelCounts, SeverityError, SeverityRule};
 use crate::detectors::zscore::{FeatureBaseline, ZScore};
 use crate::features::{self, EVENT, SESSION, WINDOW};
 use crate::lake::{Layer, tables};
@@ -45,6 +46,7 @@ pub const ISOLATION_FOREST: &str = "isolation_forest";
 pub const ZSCORE: &str = "zscore";
 pub const PERCENTILE: &str = "percentile";
 pub const RARE_TEMPLATE: &str = "rare_template";
+pub const SEVERITY: &str = "severity";
 pub const SEQUENCE: &str = "sequence";
 pub const INVARIANTS: &str = "invariants";
 pub const CLUSTERING: &str = "clustering";
@@ -197,6 +199,15 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             Some(m) => models.push(m),
             None => tracing::warn!(
                 "too few events to judge template rarity yet; rare_template not trained"
+            ),
+        }
+    }
+
+    if s.severity.enabled && has(EVENT) {
+        match trainer.severity()? {
+            Some(m) => models.push(m),
+            None => tracing::warn!(
+                "too few events to tell routine errors from unusual ones yet; severity not trained"
             ),
         }
     }
@@ -604,6 +615,58 @@ impl Trainer<'_> {
         );
         m.threshold = model.threshold();
         m.params = serde_json::json!({"max_count": cfg.max_count, "min_events": cfg.min_events});
+        Ok(Some(m))
+    }
+
+    /// Per template, its training lines at each level.
+    fn severity(&self) -> Result<Option<SavedModel>> {
+        self.ctx.progress.step("training event/severity");
+        let cfg = &self.settings().detectors.severity;
+        let Some(events) = self.ctx.lake.scan(
+            Layer::Gold,
+            tables::EVENT_FEATURES,
+            &self.ctx.source,
+            self.dates,
+        )?
+        else {
+            return Ok(None);
+        };
+        let df = events
+            .group_by([col("template_id"), col("level")])
+            .agg([len().cast(DataType::Int64).alias("count")])
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading template levels")?;
+        let ids = features::strings(&df, "template_id")?;
+        let levels = features::strings(&df, "level")?;
+        let mut counts = LevelCounts::new();
+        for ((id, level), n) in ids
+            .into_iter()
+            .zip(levels)
+            .zip(df.column("count")?.i64()?.iter())
+        {
+            *counts.entry(id).or_default().entry(level).or_default() += n.unwrap_or(0) as u64;
+        }
+        let rule = match SeverityRule::params()
+            .min_level(&cfg.min_level)
+            .max_count(cfg.max_count)
+            .max_share(cfg.max_share)
+            .min_events(cfg.min_events)
+            .fit(&counts)
+        {
+            Ok(r) => r,
+            Err(SeverityError::TooFewEvents { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut m = self.base(
+            EVENT,
+            SEVERITY,
+            vec!["template_id".into(), "level".into()],
+            rule.total_events,
+            Model::Severity(rule.clone()),
+        );
+        m.threshold = rule.threshold();
+        m.params = serde_json::json!({"min_level": cfg.min_level, "max_count": cfg.max_count, "max_share": cfg.max_share, "min_events": cfg.min_events});
         Ok(Some(m))
     }
 }
