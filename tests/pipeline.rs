@@ -297,6 +297,20 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
         count("SELECT COUNT(*) FROM evaluations WHERE source = '{source}' AND roc_auc IS NOT NULL")
             >= 5
     );
+    // Every detector of a granularity is judged on all its entities, also those that score
+    // only some (the severity rule writes rows only for ERROR-or-worse lines).
+    assert_eq!(
+        count(
+            "SELECT COUNT(DISTINCT entities) FROM evaluations WHERE source = '{source}' AND granularity = 'event'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM evaluations WHERE source = '{source}' AND granularity = 'event' AND detector = 'severity' AND recall = 1"
+        ),
+        1
+    );
     assert_eq!(
         count(
             "SELECT COUNT(*) FROM evaluations WHERE source = '{source}' AND detector = 'ensemble' AND granularity = 'session' AND roc_auc >= 0.9 AND f1 >= 0.8"

@@ -7,6 +7,7 @@
 //! window start, detector), so a re-run updates the same rows instead of adding new ones.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -150,7 +151,8 @@ enum SampleQuery {
 /// model: there is one of these per entity and detector, a million per million events.
 struct EntityScore<'m> {
     granularity: &'static str,
-    entity_key: String,
+    /// Shared: the event detectors score the same million keys.
+    entity_key: Arc<str>,
     start_ms: i64,
     detector: &'m str,
     score: f64,
@@ -161,7 +163,7 @@ impl<'m> EntityScore<'m> {
     fn new(
         model: &'m SavedModel,
         granularity: &'static str,
-        entity_key: impl Into<String>,
+        entity_key: impl Into<Arc<str>>,
         start_ms: i64,
         score: f64,
     ) -> Self {
@@ -398,6 +400,7 @@ impl<'a> Detector<'a> {
             _ => None,
         };
         let events = self.read(tables::EVENT_FEATURES)?;
+        let event_columns = events.as_ref().map(EventColumns::of).transpose()?;
         for model in &self.models {
             match (model.granularity.as_str(), &model.model) {
                 (WINDOW, _) => {
@@ -422,14 +425,14 @@ impl<'a> Detector<'a> {
                     findings.extend(self.score_rows(model, &frame, SESSION, &mut scores)?);
                 }
                 (EVENT, Model::RareTemplate(_)) => {
-                    let Some(df) = &events else { continue };
-                    scored += df.height() as u64;
-                    findings.extend(self.rare_events(model, df, &mut scores)?);
+                    let Some(ev) = &event_columns else { continue };
+                    scored += ev.len() as u64;
+                    findings.extend(self.rare_events(model, ev, &mut scores)?);
                 }
                 (EVENT, Model::Severity(_)) => {
-                    let Some(df) = &events else { continue };
-                    scored += df.height() as u64;
-                    findings.extend(self.severe_events(model, df, &mut scores)?);
+                    let Some(ev) = &event_columns else { continue };
+                    scored += ev.len() as u64;
+                    findings.extend(self.severe_events(model, ev, &mut scores)?);
                 }
                 _ => {}
             }
@@ -478,7 +481,7 @@ impl<'a> Detector<'a> {
                 .entry(s.granularity)
                 .or_default()
                 .insert(s.detector);
-            let key = (s.granularity, s.entity_key.as_str(), s.start_ms);
+            let key = (s.granularity, &*s.entity_key, s.start_ms);
             if flagged.contains_key(&key) {
                 votes.entry(key).or_default().push(Vote {
                     detector: s.detector,
@@ -501,7 +504,7 @@ impl<'a> Detector<'a> {
             let verdict = params.combine(entity_votes, scored_by[granularity].iter().copied());
             ensemble_scores.push(EntityScore {
                 granularity,
-                entity_key: entity_key.to_string(),
+                entity_key: entity_key.into(),
                 start_ms,
                 detector: ENSEMBLE,
                 score: verdict.score,
@@ -608,7 +611,7 @@ impl<'a> Detector<'a> {
                 scores.push(EntityScore::new(
                     model,
                     granularity,
-                    &keys[i],
+                    keys[i].as_str(),
                     starts[i],
                     score,
                 ))
@@ -901,16 +904,15 @@ impl<'a> Detector<'a> {
     fn rare_events<'m>(
         &self,
         model: &'m SavedModel,
-        df: &DataFrame,
+        ev: &EventColumns,
         scores: &mut Vec<EntityScore<'m>>,
     ) -> Result<Vec<Finding>> {
         let Model::RareTemplate(rare) = &model.model else {
             return Ok(Vec::new());
         };
-        let ev = EventColumns::of(df)?;
         let mut out = Vec::new();
-        for i in 0..df.height() {
-            let id = &ev.ids[i];
+        for i in 0..ev.len() {
+            let id = ev.ids[i];
             let score = rare.score(id);
             scores.push(ev.score(i, model, score));
             if !rare.is_rare(id) {
@@ -929,8 +931,8 @@ impl<'a> Detector<'a> {
                 i,
                 model,
                 score,
-                format!("rare template '{}' {how}", ev.texts[i]),
-                json!({"feature": "template_id", "template_id": id, "template": ev.texts[i], "training_count": seen, "training_events": rare.total_events}),
+                format!("rare template '{}' {how}", ev.template(i)),
+                json!({"feature": "template_id", "template_id": id, "template": ev.template(i), "training_count": seen, "training_events": rare.total_events}),
             ));
         }
         Ok(out)
@@ -939,17 +941,20 @@ impl<'a> Detector<'a> {
     fn severe_events<'m>(
         &self,
         model: &'m SavedModel,
-        df: &DataFrame,
+        ev: &EventColumns,
         scores: &mut Vec<EntityScore<'m>>,
     ) -> Result<Vec<Finding>> {
         let Model::Severity(rule) = &model.model else {
             return Ok(Vec::new());
         };
-        let ev = EventColumns::of(df)?;
-        let levels = features::strings(df, "level")?;
         let mut out = Vec::new();
-        for (i, level) in levels.iter().enumerate() {
-            let (id, level) = (&ev.ids[i], level.as_str());
+        for i in 0..ev.len() {
+            let (id, level) = (ev.ids[i], ev.levels[i]);
+            // Lines below min_level are not judged and get no score row (06-report counts
+            // them as 0): a million rows of zeros would cost more than the rule itself.
+            if !rule.judges(level) {
+                continue;
+            }
             let score = rule.score(id, level);
             scores.push(ev.score(i, model, score));
             if score < rule.threshold() {
@@ -972,8 +977,8 @@ impl<'a> Detector<'a> {
                 i,
                 model,
                 score,
-                format!("{level} line '{}': {how}", ev.texts[i]),
-                json!({"feature": "level", "level": level, "template_id": id, "template": ev.texts[i], "training_at_level": at_level, "training_count": all, "usual_level": rule.usual_level(id), "routine_limit": rule.limit(id)}),
+                format!("{level} line '{}': {how}", ev.template(i)),
+                json!({"feature": "level", "level": level, "template_id": id, "template": ev.template(i), "training_at_level": at_level, "training_count": all, "usual_level": rule.usual_level(id), "routine_limit": rule.limit(id)}),
             ));
         }
         Ok(out)
@@ -1045,40 +1050,64 @@ struct Samples {
 }
 
 /// The session features the sequence-based detectors read.
-/// The columns of `gold/event_features` every event detector reads.
-struct EventColumns {
-    ids: Vec<String>,
-    texts: Vec<String>,
-    files: Vec<String>,
-    services: Vec<String>,
+/// The columns of `gold/event_features` every event detector reads, read once for all of
+/// them: strings borrow from the frame, and each event's key is built once and shared.
+struct EventColumns<'a> {
+    ids: Vec<&'a str>,
+    levels: Vec<&'a str>,
+    services: Vec<&'a str>,
+    keys: Vec<Arc<str>>,
+    files: Vec<&'a str>,
     line_nos: Vec<u64>,
     ts: Vec<i64>,
+    templates: &'a StringChunked,
 }
 
-impl EventColumns {
-    fn of(df: &DataFrame) -> Result<Self> {
-        Ok(Self {
-            ids: features::strings(df, "template_id")?,
-            texts: features::strings(df, "template")?,
-            files: features::strings(df, "file")?,
-            services: features::strings(df, "service")?,
-            line_nos: df
-                .column("line_no")?
-                .u64()?
+impl<'a> EventColumns<'a> {
+    fn of(df: &'a DataFrame) -> Result<Self> {
+        let text = |name: &str| -> Result<Vec<&'a str>> {
+            Ok(df
+                .column(name)?
+                .str()?
                 .iter()
                 .map(|v| v.unwrap_or_default())
-                .collect(),
+                .collect())
+        };
+        let files = text("file")?;
+        let line_nos: Vec<u64> = df
+            .column("line_no")?
+            .u64()?
+            .iter()
+            .map(|v| v.unwrap_or_default())
+            .collect();
+        let keys = files
+            .iter()
+            .zip(&line_nos)
+            .map(|(f, n)| Arc::from(format!("{f}:{n}")))
+            .collect();
+        Ok(Self {
+            ids: text("template_id")?,
+            levels: text("level")?,
+            services: text("service")?,
+            keys,
+            files,
+            line_nos,
             ts: features::millis(df, "ts")?,
+            templates: df.column("template")?.str()?,
         })
     }
 
-    /// An event's entity key: where it is, `file:line`.
-    fn key(&self, i: usize) -> String {
-        format!("{}:{}", self.files[i], self.line_nos[i])
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Event `i`'s template text (read only for the few events a detector flags).
+    fn template(&self, i: usize) -> &'a str {
+        self.templates.get(i).unwrap_or_default()
     }
 
     fn score<'m>(&self, i: usize, model: &'m SavedModel, score: f64) -> EntityScore<'m> {
-        EntityScore::new(model, EVENT, self.key(i), self.ts[i], score)
+        EntityScore::new(model, EVENT, self.keys[i].clone(), self.ts[i], score)
     }
 
     /// A finding on event `i`; `what` is completed with the service and time.
@@ -1092,8 +1121,8 @@ impl EventColumns {
     ) -> Finding {
         Finding {
             granularity: EVENT,
-            entity_key: self.key(i),
-            service: self.services[i].clone(),
+            entity_key: self.keys[i].to_string(),
+            service: self.services[i].to_string(),
             start_ms: self.ts[i],
             end_ms: self.ts[i],
             detector: model.detector.clone(),
@@ -1102,7 +1131,7 @@ impl EventColumns {
             reason: format!("{what}, in {} at {}", self.services[i], fmt_hm(self.ts[i])),
             top: vec![evidence],
             samples: SampleQuery::Line {
-                file: self.files[i].clone(),
+                file: self.files[i].to_string(),
                 line_no: self.line_nos[i],
             },
             model_version: model.model_version.clone(),
@@ -1122,7 +1151,7 @@ struct SessionColumns {
 impl SessionColumns {
     /// Session `i`'s score by a session model.
     fn score<'m>(&self, i: usize, model: &'m SavedModel, score: f64) -> EntityScore<'m> {
-        EntityScore::new(model, SESSION, &self.keys[i], self.starts[i], score)
+        EntityScore::new(model, SESSION, self.keys[i].as_str(), self.starts[i], score)
     }
 
     /// A finding on session `i` by a session model.
@@ -1419,10 +1448,7 @@ fn scores_frame(scores: &[EntityScore<'_>]) -> Result<DataFrame> {
         ),
         Column::new(
             "entity_key".into(),
-            scores
-                .iter()
-                .map(|s| s.entity_key.as_str())
-                .collect::<Vec<&str>>(),
+            scores.iter().map(|s| &*s.entity_key).collect::<Vec<&str>>(),
         ),
         Column::new(
             "window_start".into(),

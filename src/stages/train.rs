@@ -349,6 +349,29 @@ impl Trainer<'_> {
             .collect()
     }
 
+    /// The feature matrix and one fitted baseline per group with at least `min_rows` rows
+    /// (see [`fit_grouped`]), for the grouped-baseline detectors.
+    #[allow(clippy::too_many_arguments)]
+    fn fit_baselines<M>(
+        &self,
+        granularity: &str,
+        detector: &str,
+        df: &DataFrame,
+        features: &[String],
+        groupings: &[Vec<String>],
+        min_rows: usize,
+        fit: impl Fn(Array2<f64>) -> Result<M>,
+    ) -> Result<(Array2<f64>, BTreeMap<String, M>)> {
+        self.ctx
+            .progress
+            .step(format!("training {granularity}/{detector}"));
+        let x = features::matrix(df, features)?;
+        let models = fit_grouped(df, &x, groupings, min_rows, |sub, key| {
+            fit(sub).with_context(|| format!("{granularity} {detector} baseline for group {key}"))
+        })?;
+        Ok((x, models))
+    }
+
     fn zscore(
         &self,
         granularity: &str,
@@ -357,21 +380,21 @@ impl Trainer<'_> {
         groupings: Vec<Vec<String>>,
         templates: &BTreeMap<String, String>,
     ) -> Result<SavedModel> {
-        self.ctx
-            .progress
-            .step(format!("training {granularity}/zscore"));
         let cfg = &self.settings().detectors.zscore;
-        let x = features::matrix(df, &features)?;
         let params = ZScore::params()
             .robust(cfg.robust)
             .threshold(cfg.threshold)
             .count_features(count_flags(&features))
             .check()?;
-        let models = fit_grouped(df, &x, &groupings, MIN_GROUP_ROWS, |sub, key| {
-            params
-                .fit(&DatasetBase::from(sub))
-                .with_context(|| format!("z-score baseline for {key}"))
-        })?;
+        let (x, models) = self.fit_baselines(
+            granularity,
+            ZSCORE,
+            df,
+            &features,
+            &groupings,
+            MIN_GROUP_ROWS,
+            |sub| params.fit(&DatasetBase::from(sub)).map_err(Into::into),
+        )?;
         if models.is_empty() {
             bail!(
                 "{granularity} z-score: fewer than {MIN_GROUP_ROWS} training rows; ingest more data"
@@ -402,22 +425,22 @@ impl Trainer<'_> {
         groupings: Vec<Vec<String>>,
         templates: &BTreeMap<String, String>,
     ) -> Result<Option<SavedModel>> {
-        self.ctx
-            .progress
-            .step(format!("training {granularity}/percentile"));
         let cfg = &self.settings().detectors.percentile;
-        let x = features::matrix(df, &features)?;
         let params = PercentileBaseline::params()
             .quantile(cfg.quantile)
             .threshold(cfg.threshold)
             .count_features(count_flags(&features))
             .check()?;
         let min_rows = params.min_rows();
-        let models = fit_grouped(df, &x, &groupings, min_rows, |sub, key| {
-            params
-                .fit(&DatasetBase::from(sub))
-                .with_context(|| format!("percentile baseline for {key}"))
-        })?;
+        let (x, models) = self.fit_baselines(
+            granularity,
+            PERCENTILE,
+            df,
+            &features,
+            &groupings,
+            min_rows,
+            |sub| params.fit(&DatasetBase::from(sub)).map_err(Into::into),
+        )?;
         if models.is_empty() {
             tracing::warn!(
                 "{granularity} percentile: no group has the {min_rows} training rows a {} quantile needs yet; not trained",

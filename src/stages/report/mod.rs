@@ -2,7 +2,7 @@
 //! quarantined, anomalies per detector, service and day, the top anomalies — and, when labels
 //! are given (`--labels labels.jsonl`), precision, recall and F1 against them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
@@ -300,12 +300,12 @@ fn score_against(
     let start = features::millis(&scores, "window_start")?;
     let score = scores.column("score")?.f64()?;
     let threshold = scores.column("threshold")?.f64()?;
+    // Detectors score the entities they judge: most score every entity of their granularity,
+    // the ensemble only those some detector flagged, the severity rule only lines at its
+    // level. An entity a detector did not score has score 0 from it; a granularity's entities
+    // are those of the detector that scored the most of them.
     let mut by: BTreeMap<(String, String), Vec<Judged>> = BTreeMap::new();
-    // Per granularity: the entities as the first detector scoring it saw them (every detector
-    // at a granularity scores all its rows), as (row, anomalous).
-    type Rows<'s> = (&'s str, Vec<(usize, bool)>);
-    let mut universe: BTreeMap<&str, Rows> = BTreeMap::new();
-    let mut ensemble_judged = std::collections::HashSet::new();
+    let mut rows_of: BTreeMap<(&str, &str), Vec<(usize, bool)>> = BTreeMap::new();
     for i in 0..scores.height() {
         let Some(y) = truth.of(&granularity[i], &entity[i], start[i]) else {
             continue;
@@ -314,30 +314,40 @@ fn score_against(
             score.get(i).unwrap_or(0.0),
             threshold.get(i).unwrap_or(f64::INFINITY),
         );
-        if detector[i] == ENSEMBLE {
-            ensemble_judged.insert((&granularity[i], &entity[i], start[i]));
-        }
-        let judged = by
-            .entry((detector[i].clone(), granularity[i].clone()))
-            .or_default();
-        judged.push((s, s >= t, y));
-        if detector[i] != ENSEMBLE {
-            let u = universe.entry(&granularity[i]).or_default();
-            if u.0 == detector[i] || u.0.is_empty() {
-                u.0 = &detector[i];
-                u.1.push((i, y));
-            }
+        by.entry((detector[i].clone(), granularity[i].clone()))
+            .or_default()
+            .push((s, s >= t, y));
+        rows_of
+            .entry((&granularity[i], &detector[i]))
+            .or_default()
+            .push((i, y));
+    }
+    let mut universe: BTreeMap<&str, &[(usize, bool)]> = BTreeMap::new();
+    for ((g, _), rows) in &rows_of {
+        let u = universe.entry(g).or_default();
+        if rows.len() > u.len() {
+            *u = rows;
         }
     }
-    // The ensemble writes scores only for entities some detector flagged; every other entity
-    // of the granularity has ensemble score 0.
     if ctx.settings.detectors.ensemble.enabled {
-        for (g, (_, rows)) in &universe {
-            let judged = by.entry((ENSEMBLE.to_string(), g.to_string())).or_default();
-            for &(i, y) in rows {
-                if !ensemble_judged.contains(&(&granularity[i], &entity[i], start[i])) {
-                    judged.push((0.0, false, y));
-                }
+        for g in universe.keys() {
+            by.entry((ENSEMBLE.to_string(), g.to_string())).or_default();
+        }
+    }
+    for ((d, g), judged) in by.iter_mut() {
+        let all = universe.get(g.as_str()).copied().unwrap_or_default();
+        let own = rows_of
+            .get(&(g.as_str(), d.as_str()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if own.len() >= all.len() {
+            continue;
+        }
+        let scored: HashSet<(&str, i64)> =
+            own.iter().map(|&(i, _)| (&*entity[i], start[i])).collect();
+        for &(i, y) in all {
+            if !scored.contains(&(&*entity[i], start[i])) {
+                judged.push((0.0, false, y));
             }
         }
     }
