@@ -226,6 +226,9 @@ pub struct EnsembleSettings {
     pub weights: BTreeMap<String, f64>,
     /// Weight of a detector not in `weights`.
     pub default_weight: f64,
+    /// Detector → the evidence it reads; of detectors reading the same evidence only the
+    /// strongest flag counts (a detector not named is a view of its own).
+    pub views: BTreeMap<String, String>,
 }
 
 impl Default for EnsembleSettings {
@@ -240,10 +243,24 @@ impl Default for EnsembleSettings {
             ("clustering", 0.5),
             ("isolation_forest", 0.5),
         ];
+        let views = [
+            ("invariants", "counts"),
+            ("zscore", "counts"),
+            ("percentile", "counts"),
+            ("clustering", "counts"),
+            ("isolation_forest", "counts"),
+            ("sequence", "order"),
+            ("rare_template", "template"),
+            ("severity", "template"),
+        ];
         Self {
             enabled: true,
             weights: weights.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             default_weight: 1.0,
+            views: views
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 }

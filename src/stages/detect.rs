@@ -462,6 +462,7 @@ impl<'a> Detector<'a> {
         }
         let params = EnsembleParams::default()
             .weights(&cfg.weights)
+            .views(&cfg.views)
             .default_weight(cfg.default_weight)
             .check()
             .context("detectors.ensemble")?;
@@ -521,10 +522,17 @@ impl<'a> Detector<'a> {
                 .contributions
                 .iter()
                 .map(|c| {
-                    format!(
-                        "{} ({:.2}× its threshold, weight {})",
-                        c.detector, c.calibrated, c.weight
-                    )
+                    if c.counted {
+                        format!(
+                            "{} ({:.2}× its threshold, weight {})",
+                            c.detector, c.calibrated, c.weight
+                        )
+                    } else {
+                        format!(
+                            "{} ({:.2}×, not added: same {} evidence)",
+                            c.detector, c.calibrated, c.view
+                        )
+                    }
                 })
                 .collect();
             out.push(Finding {

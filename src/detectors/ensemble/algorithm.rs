@@ -27,6 +27,10 @@ pub struct Contribution {
     pub detector: String,
     pub calibrated: f64,
     pub weight: f64,
+    /// The evidence it reads; of several flagging detectors of one view only the strongest
+    /// is `counted`.
+    pub view: String,
+    pub counted: bool,
 }
 
 /// The combined evidence for an entity; anomalous when `score >= 1`.
@@ -43,6 +47,11 @@ impl Verdict {
 }
 
 impl EnsembleValidParams {
+    /// The evidence a detector reads (its own name when not configured).
+    pub fn view_of<'a>(&'a self, detector: &'a str) -> &'a str {
+        self.views.get(detector).map_or(detector, String::as_str)
+    }
+
     pub fn weight_of(&self, detector: &str) -> f64 {
         self.weights
             .get(detector)
@@ -77,6 +86,8 @@ impl EnsembleValidParams {
                 // usually 0) says no more than a clear one.
                 calibrated: v.calibrated().min(4.0),
                 weight: self.weight_of(v.detector),
+                view: self.view_of(v.detector).to_string(),
+                counted: false,
             })
             .collect();
         contributions.sort_by(|a, b| {
@@ -84,8 +95,14 @@ impl EnsembleValidParams {
                 .total_cmp(&(a.weight * a.calibrated))
                 .then_with(|| a.detector.cmp(&b.detector))
         });
+        // Strongest first, so the first of each view is the one that counts.
+        let mut seen_views = std::collections::BTreeSet::new();
+        for c in &mut contributions {
+            c.counted = seen_views.insert(c.view.clone());
+        }
         let score = contributions
             .iter()
+            .filter(|c| c.counted)
             .map(|c| c.weight * c.calibrated)
             .sum::<f64>()
             / top;
@@ -108,6 +125,10 @@ mod tests {
             .weight("invariants", 1.0)
             .weight("zscore", 0.5)
             .weight("clustering", 0.5)
+            .weight("sequence", 0.5)
+            .view("zscore", "counts")
+            .view("clustering", "counts")
+            .view("sequence", "order")
             .check()
             .unwrap()
     }
@@ -120,7 +141,7 @@ mod tests {
         }
     }
 
-    const ALL: [&str; 3] = ["invariants", "zscore", "clustering"];
+    const ALL: [&str; 4] = ["invariants", "zscore", "clustering", "sequence"];
 
     #[test]
     fn a_trusted_detector_convicts_alone_a_weak_one_needs_support() {
@@ -129,14 +150,33 @@ mod tests {
         assert!(!p.combine(&[vote("zscore", 1.5)], ALL).is_anomalous());
         // Twice its own threshold, or with a second weak detector.
         assert!(p.combine(&[vote("zscore", 2.0)], ALL).is_anomalous());
-        let both = p.combine(&[vote("zscore", 1.0), vote("clustering", 1.2)], ALL);
+        let both = p.combine(&[vote("sequence", 1.0), vote("clustering", 1.2)], ALL);
         assert!(both.is_anomalous());
         assert_eq!(both.contributions[0].detector, "clustering");
         // Scores below a detector's own threshold add nothing.
         assert!(
-            !p.combine(&[vote("zscore", 1.5), vote("clustering", 0.9)], ALL)
+            !p.combine(&[vote("sequence", 1.5), vote("clustering", 0.9)], ALL)
                 .is_anomalous()
         );
+    }
+
+    #[test]
+    fn detectors_reading_the_same_evidence_are_one_witness() {
+        let p = params();
+        // z-score and clustering both read the counts: 15 WARN lines are one finding, seen
+        // twice, and the stronger of the two is what counts.
+        let same = p.combine(&[vote("zscore", 1.3), vote("clustering", 1.1)], ALL);
+        assert!(!same.is_anomalous(), "{same:?}");
+        assert_eq!(same.score, 0.65);
+        assert!(same.contributions[0].counted && !same.contributions[1].counted);
+        // Counts and order are two witnesses.
+        assert!(
+            p.combine(&[vote("sequence", 1.1), vote("clustering", 1.1)], ALL)
+                .is_anomalous()
+        );
+        // A detector with no view configured is its own.
+        let q = EnsembleParams::default().check().unwrap();
+        assert_eq!(q.view_of("zscore"), "zscore");
     }
 
     #[test]

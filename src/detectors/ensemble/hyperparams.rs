@@ -11,6 +11,11 @@ pub struct EnsembleValidParams {
     /// `default_weight`.
     pub(crate) weights: BTreeMap<String, f64>,
     pub(crate) default_weight: f64,
+    /// Detector → the evidence it reads (e.g. `counts`, `order`, `template`). Detectors of
+    /// one view are one witness: only the strongest of them counts. A detector not named is
+    /// a view of its own.
+    #[serde(default)]
+    pub(crate) views: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +26,7 @@ impl Default for EnsembleParams {
         Self(EnsembleValidParams {
             weights: BTreeMap::new(),
             default_weight: 1.0,
+            views: BTreeMap::new(),
         })
     }
 }
@@ -34,6 +40,16 @@ impl EnsembleParams {
         self.0
             .weights
             .extend(weights.iter().map(|(k, v)| (k.clone(), *v)));
+        self
+    }
+    pub fn view(mut self, detector: &str, view: &str) -> Self {
+        self.0.views.insert(detector.to_string(), view.to_string());
+        self
+    }
+    pub fn views(mut self, views: &BTreeMap<String, String>) -> Self {
+        self.0
+            .views
+            .extend(views.iter().map(|(k, v)| (k.clone(), v.clone())));
         self
     }
     pub fn default_weight(mut self, weight: f64) -> Self {
