@@ -400,8 +400,10 @@ impl Trainer<'_> {
                 "{granularity} z-score: fewer than {MIN_GROUP_ROWS} training rows; ingest more data"
             );
         }
+        let mut set = Grouped { groupings, models };
+        pool_hourly_spreads(&mut set);
         let params = serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS});
-        let model = Model::ZScore(Grouped { groupings, models });
+        let model = Model::ZScore(set);
         Ok(self.matrix_model(
             granularity,
             ZSCORE,
@@ -708,6 +710,58 @@ fn session_groupings() -> Vec<Vec<String>> {
     vec![vec!["service".into()], vec![]]
 }
 
+/// Raise each hour-of-day group's count spreads to the median over its service's hours.
+///
+/// Lines come in clumps — a request writes several INFO lines, so a service's INFO count per
+/// window varies 3–5 times more than a Poisson count (variance/mean measured on generated
+/// traffic) — and one hour of one day holds only 12 windows: a quiet hour can show a MAD
+/// well below the service's usual spread by chance, and then a night-time window with no
+/// request (0 INFO lines where 12 are typical) reads as z = −6. The median over the
+/// service's 24 hours is a steadier estimate of that dispersion; counts that really are
+/// Poisson (errors) keep a spread near 1, so bursts stay as visible as before.
+fn pool_hourly_spreads(set: &mut Grouped<ZScore>) {
+    let Some(hourly) = set
+        .groupings
+        .iter()
+        .position(|g| g.last().is_some_and(|c| c == "hour"))
+    else {
+        return;
+    };
+    let prefix = format!("{hourly}|");
+    // The group's key without its hour: "0|svc|14" → "0|svc".
+    let parent = |key: &str| key.rsplit_once('|').map(|(p, _)| p.to_string());
+    let mut spreads: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
+    for (key, model) in &set.models {
+        let Some(p) = parent(key).filter(|_| key.starts_with(&prefix)) else {
+            continue;
+        };
+        for (j, b) in model.baselines.iter().enumerate() {
+            if let Some((_, spread)) = b.stabilized {
+                spreads.entry((p.clone(), j)).or_default().push(spread);
+            }
+        }
+    }
+    let pooled: BTreeMap<(String, usize), f64> = spreads
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            (k, crate::detectors::robust::median(&v))
+        })
+        .collect();
+    for (key, model) in set.models.iter_mut() {
+        let Some(p) = parent(key).filter(|_| key.starts_with(&prefix)) else {
+            continue;
+        };
+        for (j, b) in model.baselines.iter_mut().enumerate() {
+            if let (Some((center, spread)), Some(floor)) =
+                (b.stabilized, pooled.get(&(p.clone(), j)))
+            {
+                b.stabilized = Some((center, spread.max(*floor)));
+            }
+        }
+    }
+}
+
 /// Which features are counts, in matrix order.
 fn count_flags(features: &[String]) -> Vec<bool> {
     features
@@ -764,5 +818,56 @@ fn robust_baselines(x: &Array2<f64>, features: &[String]) -> Vec<FeatureBaseline
             };
             x.ncols()
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use linfa::traits::Predict;
+    use ndarray::array;
+
+    use super::*;
+
+    /// A count baseline fitted on one hour's windows.
+    fn hour(values: &[f64]) -> ZScore {
+        let x = Array2::from_shape_vec((values.len(), 1), values.to_vec()).unwrap();
+        ZScore::params()
+            .count_features(vec![true])
+            .fit(&DatasetBase::from(x))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_quiet_hour_borrows_its_services_usual_spread() {
+        // Hour 1 happened to be steady (12 ± 1); the service's other hours swing the way
+        // clumped request traffic does.
+        let steady: Vec<f64> = (0..12).map(|i| [11.0, 12.0, 13.0][i % 3]).collect();
+        let clumped: Vec<f64> = (0..12).map(|i| [4.0, 12.0, 22.0, 9.0][i % 4]).collect();
+        let mut set = Grouped {
+            groupings: window_groupings(),
+            models: BTreeMap::from([
+                ("0|auth|1".to_string(), hour(&steady)),
+                ("0|auth|2".to_string(), hour(&clumped)),
+                ("0|auth|3".to_string(), hour(&clumped)),
+                ("0|search|1".to_string(), hour(&steady)),
+                ("1|auth".to_string(), hour(&steady)),
+            ]),
+        };
+        let zero_at_one =
+            |set: &Grouped<ZScore>, key: &str| set.models[key].predict(&array![[0.0]])[[0, 0]];
+        let before = zero_at_one(&set, "0|auth|1");
+        assert!(
+            before < -5.0,
+            "a window with no request reads as z = {before}"
+        );
+        pool_hourly_spreads(&mut set);
+        let spread = |key: &str| set.models[key].baselines[0].stabilized.unwrap().1;
+        assert_eq!(spread("0|auth|1"), spread("0|auth|2"));
+        let after = zero_at_one(&set, "0|auth|1");
+        assert!(after > -5.0, "after pooling: z = {after}");
+        // A spike still stands out; other services and the per-service fallback keep theirs.
+        assert!(set.models["0|auth|1"].predict(&array![[100.0]])[[0, 0]] > 5.0);
+        assert!(zero_at_one(&set, "0|search|1") < -5.0);
+        assert!(zero_at_one(&set, "1|auth") < -5.0);
     }
 }
