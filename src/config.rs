@@ -171,6 +171,8 @@ pub struct GoldSettings {
     pub top_templates: usize,
     /// Granularities trained and detected on: "window", "session", "event".
     pub granularities: Vec<String>,
+    /// Days of earlier windows behind the same-hour baseline columns; 0: none.
+    pub baseline_days: u32,
 }
 
 impl Default for GoldSettings {
@@ -179,6 +181,7 @@ impl Default for GoldSettings {
             window_minutes: 5,
             top_templates: 20,
             granularities: vec!["window".into(), "session".into(), "event".into()],
+            baseline_days: 7,
         }
     }
 }

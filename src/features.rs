@@ -8,7 +8,7 @@ use anyhow::Result;
 use ndarray::Array2;
 use polars::prelude::*;
 
-use crate::stages::gold::{CALENDAR, WINDOW_KEYS};
+use crate::stages::gold::{CONTEXT, WINDOW_KEYS};
 
 /// The granularities a detector can work on.
 pub const WINDOW: &str = "window";
@@ -54,9 +54,7 @@ fn numeric_columns(df: &DataFrame, keep: impl Fn(&str) -> bool) -> Vec<String> {
         .iter()
         .filter(|c| c.dtype().is_primitive_numeric())
         .map(|c| c.name().to_string())
-        .filter(|c| {
-            !WINDOW_KEYS.contains(&c.as_str()) && !CALENDAR.contains(&c.as_str()) && keep(c)
-        })
+        .filter(|c| !WINDOW_KEYS.contains(&c.as_str()) && !CONTEXT.contains(&c.as_str()) && keep(c))
         .collect()
 }
 

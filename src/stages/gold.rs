@@ -2,7 +2,9 @@
 //!
 //! - `gold/window_features`: one row per service × fixed window (default 5 minutes): volume,
 //!   per-level counts and rates, distinct templates, templates never seen in earlier batches,
-//!   counts of the batch's most frequent templates (`tpl_<template id>`), hour and weekday.
+//!   counts of the batch's most frequent templates (`tpl_<template id>`), hour and weekday, and
+//!   the same service's median volume and errors per window at that hour over the previous
+//!   `baseline_days` days (`events_same_hour`, `errors_same_hour`; null without history).
 //! - `gold/session_features` (when a session key is configured): one row per session key:
 //!   service, start, end, duration, length, distinct templates, warnings, errors, and the
 //!   template sequence; `gold/session_template_counts` holds its template count vector in long
@@ -20,8 +22,9 @@ use crate::lake::{Layer, tables};
 
 /// Columns of `window_features` that identify a row rather than measure it.
 pub const WINDOW_KEYS: &[&str] = &["service", "window_start", "window_end", "date"];
-/// Calendar columns: context for baselines, not evidence of an anomaly by themselves.
-pub const CALENDAR: &[&str] = &["hour", "weekday"];
+/// Context columns: the calendar and the same-hour baselines describe when a window is and
+/// what is usual then, not evidence of an anomaly by themselves.
+pub const CONTEXT: &[&str] = &["hour", "weekday", "events_same_hour", "errors_same_hour"];
 pub const SESSION_KEYS: &[&str] = &[
     "session_key",
     "service",
@@ -162,6 +165,38 @@ fn templates_before(ctx: &Context, date: NaiveDate) -> Result<Option<LazyFrame>>
         }))
 }
 
+/// Per service and hour of day, the median volume and error count of a window over the
+/// `days` days before `date` (the gold partitions present when this batch is built): what is
+/// usual at this time of day, beside each window, for SQL and reports. `None` with no history
+/// (or `days` = 0); the columns are then null.
+fn same_hour_baselines(ctx: &Context, date: NaiveDate, days: u32) -> Result<Option<LazyFrame>> {
+    if days == 0 {
+        return Ok(None);
+    }
+    let from = date - chrono::Duration::days(i64::from(days));
+    let earlier: Vec<NaiveDate> = ctx
+        .lake
+        .partition_dates(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d >= from && *d < date)
+        .collect();
+    Ok(ctx
+        .lake
+        .scan(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source, &earlier)?
+        .map(|lf| {
+            lf.group_by([col("service"), col("hour")]).agg([
+                col("n_events")
+                    .cast(DataType::Float64)
+                    .median()
+                    .alias("events_same_hour"),
+                col("n_error")
+                    .cast(DataType::Float64)
+                    .median()
+                    .alias("errors_same_hour"),
+            ])
+        }))
+}
+
 pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Result<DataFrame> {
     let gold = ctx.settings.gold_for(&ctx.source);
     let window_ms = gold.window_minutes.max(1) as i64 * 60_000;
@@ -253,11 +288,23 @@ pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Res
                 .cast(DataType::Int64)
                 .alias("weekday"),
         ])
-        .drop(by_name(["window_start_ms"], true, false))
-        .sort(["service", "window_start"], Default::default())
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("computing window features")?;
+        .drop(by_name(["window_start_ms"], true, false));
+    let windows = match same_hour_baselines(ctx, date, gold.baseline_days)? {
+        Some(baselines) => windows.join(
+            baselines,
+            [col("service"), col("hour")],
+            [col("service"), col("hour")],
+            JoinArgs::new(JoinType::Left),
+        ),
+        None => windows.with_columns([
+            lit(NULL).cast(DataType::Float64).alias("events_same_hour"),
+            lit(NULL).cast(DataType::Float64).alias("errors_same_hour"),
+        ]),
+    }
+    .sort(["service", "window_start"], Default::default())
+    .collect()
+    .map_err(anyhow::Error::from)
+    .context("computing window features")?;
     // Key columns first: the table reads naturally in any SQL engine.
     let mut order: Vec<String> = vec!["service".into(), "window_start".into(), "window_end".into()];
     order.extend(
