@@ -431,6 +431,15 @@ fn analysts_read_but_cannot_write(url: &str, source: &str) {
 fn failures_exit_non_zero_with_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
     let lake = tmp.path().join("lake").to_string_lossy().to_string();
+    let lake2 = tmp.path().join("lake2").to_string_lossy().to_string();
+    let tiny = tmp.path().join("tiny.log");
+    std::fs::write(
+        &tiny,
+        "2026-11-21T10:00:00.000Z INFO api: request served in 12 ms\n\
+         2026-11-21T10:00:01.000Z INFO api: request served in 15 ms\n",
+    )
+    .unwrap();
+    let tiny = tiny.to_string_lossy().to_string();
     let bin = env!("CARGO_BIN_EXE_loglake");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--lake", &lake, "02-silver"], "not initialised"),
@@ -453,6 +462,19 @@ fn failures_exit_non_zero_with_one_clear_line() {
         (
             vec!["--lake", &lake, "run", "--input", "/no/such/file"],
             "does not exist",
+        ),
+        // Too little data for any detector: each one's shortfall is named.
+        (
+            vec![
+                "--lake",
+                &lake2,
+                "--source",
+                "tiny",
+                "run",
+                "--input",
+                &tiny,
+            ],
+            "no detector could be trained yet (window z-score: no service has 8 training windows yet;",
         ),
     ];
     for (args, expected) in cases {

@@ -90,7 +90,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .map(|(id, (text, _))| (id.clone(), text.clone()))
         .collect();
 
-    let mut models = Vec::new();
+    let mut trained = Trained::default();
     let s = &ctx.settings.detectors;
     // A detector runs on a granularity when it is enabled for it and the source has it.
     let source_granularities = ctx.settings.gold_for(&ctx.source).granularities;
@@ -109,15 +109,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .context("reading window features")?;
         if wants(s.zscore.enabled, &s.zscore.granularities, WINDOW) {
             let feats = features::window_count_features(&windows);
-            models.push(trainer.zscore(WINDOW, &windows, feats, window_groupings(), &templates)?);
+            trained.add(
+                trainer.zscore(WINDOW, &windows, feats, window_groupings(), &templates)?,
+                || format!("window z-score: no service has {MIN_GROUP_ROWS} training windows yet"),
+            );
         }
         if wants(s.percentile.enabled, &s.percentile.granularities, WINDOW) {
             let feats = features::window_count_features(&windows);
-            if let Some(m) =
-                trainer.percentile(WINDOW, &windows, feats, window_groupings(), &templates)?
-            {
-                models.push(m);
-            }
+            trained.add(
+                trainer.percentile(WINDOW, &windows, feats, window_groupings(), &templates)?,
+                || percentile_too_few(WINDOW, s.percentile.quantile),
+            );
         }
         if wants(
             s.isolation_forest.enabled,
@@ -125,7 +127,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             WINDOW,
         ) {
             let feats = features::window_forest_features(&windows);
-            models.push(trainer.forest(WINDOW, &windows, feats, Vec::new(), &templates)?);
+            trained
+                .models
+                .push(trainer.forest(WINDOW, &windows, feats, Vec::new(), &templates)?);
         }
     }
 
@@ -151,15 +155,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         let frame = features::session_frame(&sessions, &counts, &vocabulary)?;
         if wants(s.zscore.enabled, &s.zscore.granularities, SESSION) {
             let feats = features::session_numeric_features();
-            models.push(trainer.zscore(SESSION, &frame, feats, session_groupings(), &templates)?);
+            trained.add(
+                trainer.zscore(SESSION, &frame, feats, session_groupings(), &templates)?,
+                || format!("session z-score: fewer than {MIN_GROUP_ROWS} training sessions yet"),
+            );
         }
         if wants(s.percentile.enabled, &s.percentile.granularities, SESSION) {
             let feats = features::session_numeric_features();
-            if let Some(m) =
-                trainer.percentile(SESSION, &frame, feats, session_groupings(), &templates)?
-            {
-                models.push(m);
-            }
+            trained.add(
+                trainer.percentile(SESSION, &frame, feats, session_groupings(), &templates)?,
+                || percentile_too_few(SESSION, s.percentile.quantile),
+            );
         }
         if wants(
             s.isolation_forest.enabled,
@@ -167,54 +173,60 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             SESSION,
         ) {
             let feats = features::session_feature_names(&vocabulary);
-            models.push(trainer.forest(SESSION, &frame, feats, vocabulary.clone(), &templates)?);
+            trained.models.push(trainer.forest(
+                SESSION,
+                &frame,
+                feats,
+                vocabulary.clone(),
+                &templates,
+            )?);
         }
         if s.clustering.enabled && has(SESSION) {
             let feats: Vec<String> = vocabulary
                 .iter()
                 .map(|t| format!("{}{t}", features::TEMPLATE_COUNT_PREFIX))
                 .collect();
-            models.push(trainer.clustering(&frame, feats, vocabulary.clone(), &templates)?);
+            trained.models.push(trainer.clustering(
+                &frame,
+                feats,
+                vocabulary.clone(),
+                &templates,
+            )?);
         }
         if s.invariants.enabled && has(SESSION) {
-            match trainer.invariants(&sessions, &templates)? {
-                Some(m) => models.push(m),
-                None => tracing::warn!(
-                    "too few sessions to learn count invariants yet; invariants detector not trained"
-                ),
-            }
+            trained.add(trainer.invariants(&sessions, &templates)?, || {
+                "invariants: too few sessions to learn count invariants yet".into()
+            });
         }
         if s.sequence.enabled && has(SESSION) {
-            match trainer.sequence(&sessions, &templates)? {
-                Some(m) => models.push(m),
-                None => tracing::warn!(
-                    "too few sessions to learn transitions yet; sequence detector not trained"
-                ),
-            }
+            trained.add(trainer.sequence(&sessions, &templates)?, || {
+                "sequence: too few sessions to learn transitions yet".into()
+            });
         }
     }
 
     if s.rare_template.enabled && has(EVENT) {
-        match trainer.rare_template(&stats)? {
-            Some(m) => models.push(m),
-            None => tracing::warn!(
-                "too few events to judge template rarity yet; rare_template not trained"
-            ),
-        }
+        trained.add(trainer.rare_template(&stats)?, || {
+            "rare_template: too few events to judge template rarity yet".into()
+        });
     }
 
     if s.severity.enabled && has(EVENT) {
-        match trainer.severity()? {
-            Some(m) => models.push(m),
-            None => tracing::warn!(
-                "too few events to tell routine errors from unusual ones yet; severity not trained"
-            ),
-        }
+        trained.add(trainer.severity()?, || {
+            "severity: too few events to tell routine errors from unusual ones yet".into()
+        });
     }
 
+    let models = trained.models;
     if models.is_empty() {
+        if trained.skipped.is_empty() {
+            bail!(
+                "no detector could be trained: enable one in [detectors] (and a session key for session detectors)"
+            );
+        }
         bail!(
-            "no detector could be trained: enable one in [detectors] (and a session key for session detectors)"
+            "no detector could be trained yet ({}); ingest more days, or lower the minimums in [detectors.*]",
+            trained.skipped.join("; ")
         );
     }
     let mut summary = Vec::new();
@@ -379,7 +391,7 @@ impl Trainer<'_> {
         features: Vec<String>,
         groupings: Vec<Vec<String>>,
         templates: &BTreeMap<String, String>,
-    ) -> Result<SavedModel> {
+    ) -> Result<Option<SavedModel>> {
         let cfg = &self.settings().detectors.zscore;
         let params = ZScore::params()
             .robust(cfg.robust)
@@ -396,15 +408,13 @@ impl Trainer<'_> {
             |sub| params.fit(&DatasetBase::from(sub)).map_err(Into::into),
         )?;
         if models.is_empty() {
-            bail!(
-                "{granularity} z-score: fewer than {MIN_GROUP_ROWS} training rows; ingest more data"
-            );
+            return Ok(None);
         }
         let mut set = Grouped { groupings, models };
         pool_hourly_spreads(&mut set);
         let params = serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS});
         let model = Model::ZScore(set);
-        Ok(self.matrix_model(
+        Ok(Some(self.matrix_model(
             granularity,
             ZSCORE,
             &x,
@@ -414,11 +424,10 @@ impl Trainer<'_> {
             model,
             cfg.threshold,
             params,
-        ))
+        )))
     }
 
-    /// Percentile ranges per group; `None` when no group has the rows its quantile needs
-    /// yet (a warning, not a failure: the other detectors still run).
+    /// Percentile ranges per group; `None` when no group has the rows its quantile needs yet.
     fn percentile(
         &self,
         granularity: &str,
@@ -444,10 +453,6 @@ impl Trainer<'_> {
             |sub| params.fit(&DatasetBase::from(sub)).map_err(Into::into),
         )?;
         if models.is_empty() {
-            tracing::warn!(
-                "{granularity} percentile: no group has the {min_rows} training rows a {} quantile needs yet; not trained",
-                cfg.quantile
-            );
             return Ok(None);
         }
         let params = serde_json::json!({"quantile": cfg.quantile, "threshold": cfg.threshold, "min_group_rows": min_rows});
@@ -694,6 +699,42 @@ impl Trainer<'_> {
         m.params = serde_json::json!({"min_level": cfg.min_level, "max_count": cfg.max_count, "max_share": cfg.max_share, "min_events": cfg.min_events});
         Ok(Some(m))
     }
+}
+
+/// The models trained so far, and why the others were not.
+///
+/// A detector short of data (a new source, a small log) is left out with a warning and the
+/// others still train: one day of a quiet source is enough for some detectors and not for
+/// others. Only when none can train does the stage fail, naming each one's shortfall.
+#[derive(Default)]
+struct Trained {
+    models: Vec<SavedModel>,
+    skipped: Vec<String>,
+}
+
+impl Trained {
+    fn add(&mut self, model: Option<SavedModel>, why_not: impl FnOnce() -> String) {
+        match model {
+            Some(m) => self.models.push(m),
+            None => {
+                let why = why_not();
+                tracing::warn!("{why}; not trained");
+                self.skipped.push(why);
+            }
+        }
+    }
+}
+
+/// Why the percentile detector could not train at `granularity`.
+fn percentile_too_few(granularity: &str, quantile: f64) -> String {
+    let need = PercentileBaseline::params()
+        .quantile(quantile)
+        .check()
+        .map(|p| p.min_rows())
+        .unwrap_or_default();
+    format!(
+        "{granularity} percentile: no group has the {need} training rows a {quantile} quantile needs yet"
+    )
 }
 
 /// Window baselines per service × hour of day (the daily curve is in the baseline), else per

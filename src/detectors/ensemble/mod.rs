@@ -15,6 +15,15 @@
 //! detector, which interleaved threads can mislead) weight ½: such a detector convicts alone
 //! only at twice its own threshold, or together with another. With one detector at a
 //! granularity the ensemble is that detector.
+//!
+//! Support must come from a second witness, not from a second reading of the same evidence.
+//! Each detector has a view — what it reads: `counts` (invariants, z-scores, percentiles,
+//! clustering, the isolation forest), `order` (transitions), `template` (rarity, severity) —
+//! and of several flags in one view only the strongest counts. Fifteen WARN lines in a block
+//! make both the z-score of its warning count and its distance from a cluster centre large;
+//! adding the two would count one fact twice (on the HDFS sessions, three of the ensemble's
+//! four false positives were exactly that). A transition no normal session makes next to a
+//! count vector far from every cluster is two facts, and adds up.
 
 mod algorithm;
 mod errors;
