@@ -466,13 +466,7 @@ fn failures_exit_non_zero_with_one_clear_line() {
         // Too little data for any detector: each one's shortfall is named.
         (
             vec![
-                "--lake",
-                &lake2,
-                "--source",
-                "tiny",
-                "run",
-                "--input",
-                &tiny,
+                "--lake", &lake2, "--source", "tiny", "run", "--input", &tiny,
             ],
             "no detector could be trained yet (window z-score: no service has 8 training windows yet;",
         ),
