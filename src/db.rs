@@ -478,7 +478,6 @@ impl Database {
         Ok(rows.len())
     }
 
-    /// Top anomalies by score relative to threshold, for the report: (entity, detector, severity, reason).
     /// Replace one batch's incidents: rows no longer produced are removed, the others
     /// updated — except `status`, which belongs to the operator.
     pub fn replace_incidents(

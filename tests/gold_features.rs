@@ -48,14 +48,12 @@ fn windows_carry_the_same_hour_median_of_the_days_before() {
     let tmp = tempfile::tempdir().unwrap();
     let raw = common::generated(tmp.path(), "2026-11-16", 3, 20_000, 5);
     let lake_dir = tmp.path().join("lake");
-    for day in ["2026-11-16", "2026-11-17", "2026-11-18"] {
-        let logs = raw.join("logs").join(format!("shop-{day}.log"));
-        common::shop_ok(
-            &lake_dir,
-            day,
-            &["run", "--to", "03-gold", "--input", logs.to_str().unwrap()],
-        );
-    }
+    common::run_each_day(
+        &lake_dir,
+        &raw,
+        &["2026-11-16", "2026-11-17", "2026-11-18"],
+        "03-gold",
+    );
     let lake = Lake::new(&lake_dir);
 
     // The first day has no history: the baseline columns are there, and null.

@@ -15,10 +15,6 @@ use chrono::NaiveDate;
 use loglake::lake::{Lake, Layer, tables};
 use polars::prelude::*;
 
-fn loglake(lake: &Path, date: &str, args: &[&str]) {
-    common::shop_ok(lake, date, args);
-}
-
 fn chromium() -> Option<PathBuf> {
     ["chromium", "chromium-browser", "google-chrome"]
         .iter()
@@ -54,21 +50,8 @@ fn the_html_report_is_self_contained_and_renders_its_charts_in_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let raw = common::generated(tmp.path(), "2026-11-18", 2, 20_000, 5);
     let lake = tmp.path().join("lake");
-    for day in ["2026-11-18", "2026-11-19"] {
-        let file = raw.join("logs").join(format!("shop-{day}.log"));
-        loglake(
-            &lake,
-            day,
-            &[
-                "run",
-                "--to",
-                "05-detect",
-                "--input",
-                file.to_str().unwrap(),
-            ],
-        );
-    }
-    loglake(&lake, "2026-11-19", &["06-report", "--html"]);
+    common::run_each_day(&lake, &raw, &["2026-11-18", "2026-11-19"], "05-detect");
+    common::shop_ok(&lake, "2026-11-19", &["06-report", "--html"]);
     let page_path = lake.join("reports/2026-11-19/index.html");
     let page = std::fs::read_to_string(&page_path).unwrap();
     assert_eq!(
@@ -140,7 +123,7 @@ fn the_html_report_is_self_contained_and_renders_its_charts_in_chromium() {
                 .count()
         })
         .unwrap_or(0);
-    loglake(&lake, "2026-11-18", &["06-report", "--html"]);
+    common::shop_ok(&lake, "2026-11-18", &["06-report", "--html"]);
     let day_one = std::fs::read_to_string(lake.join("reports/2026-11-18/index.html")).unwrap();
     assert!(day_one.contains("first batch"));
     let templates_of = |d: &str| -> std::collections::HashSet<String> {

@@ -30,7 +30,7 @@ use crate::db::RunOutcome;
 use crate::detectors::clustering::Clustering;
 use crate::detectors::invariants::{InvariantsError, SessionInvariants};
 use crate::detectors::isolation_forest::{Contamination, IsolationForest};
-use crate::detectors::percentile::PercentileBaseline;
+use crate::detectors::percentile::{PercentileBaseline, min_rows_for};
 use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
 use crate::detectors::sequence::{RareTransition, SequenceError};
 use crate::detectors::severity::{LevelCounts, SeverityError, SeverityRule};
@@ -361,32 +361,53 @@ impl Trainer<'_> {
             .collect()
     }
 
-    /// The feature matrix and one fitted baseline per group with at least `min_rows` rows
-    /// (see [`fit_grouped`]), for the grouped-baseline detectors.
-    #[allow(clippy::too_many_arguments)]
-    fn fit_baselines<M>(
+    /// A grouped-baseline model (z-score, percentile): one baseline per group with at least
+    /// `spec.min_rows` training rows (see [`fit_grouped`]), saved as `wrap` makes it; `None`
+    /// when no group has enough rows yet.
+    fn grouped_model<M>(
         &self,
-        granularity: &str,
-        detector: &str,
+        spec: BaselineSpec,
         df: &DataFrame,
-        features: &[String],
-        groupings: &[Vec<String>],
-        min_rows: usize,
+        templates: &BTreeMap<String, String>,
         fit: impl Fn(Array2<f64>) -> Result<M>,
-    ) -> Result<(Array2<f64>, BTreeMap<String, M>)> {
+        wrap: impl FnOnce(Grouped<M>) -> Model,
+    ) -> Result<Option<SavedModel>> {
+        let BaselineSpec {
+            granularity,
+            detector,
+            features,
+            groupings,
+            min_rows,
+            threshold,
+            params,
+        } = spec;
         self.ctx
             .progress
             .step(format!("training {granularity}/{detector}"));
-        let x = features::matrix(df, features)?;
-        let models = fit_grouped(df, &x, groupings, min_rows, |sub, key| {
+        let x = features::matrix(df, &features)?;
+        let models = fit_grouped(df, &x, &groupings, min_rows, |sub, key| {
             fit(sub).with_context(|| format!("{granularity} {detector} baseline for group {key}"))
         })?;
-        Ok((x, models))
+        if models.is_empty() {
+            return Ok(None);
+        }
+        let model = wrap(Grouped { groupings, models });
+        Ok(Some(self.matrix_model(
+            granularity,
+            detector,
+            &x,
+            features,
+            Vec::new(),
+            templates,
+            model,
+            threshold,
+            params,
+        )))
     }
 
     fn zscore(
         &self,
-        granularity: &str,
+        granularity: &'static str,
         df: &DataFrame,
         features: Vec<String>,
         groupings: Vec<Vec<String>>,
@@ -398,39 +419,31 @@ impl Trainer<'_> {
             .threshold(cfg.threshold)
             .count_features(count_flags(&features))
             .check()?;
-        let (x, models) = self.fit_baselines(
+        let spec = BaselineSpec {
             granularity,
-            ZSCORE,
-            df,
-            &features,
-            &groupings,
-            MIN_GROUP_ROWS,
-            |sub| params.fit(&DatasetBase::from(sub)).map_err(Into::into),
-        )?;
-        if models.is_empty() {
-            return Ok(None);
-        }
-        let mut set = Grouped { groupings, models };
-        pool_hourly_spreads(&mut set);
-        let params = serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS});
-        let model = Model::ZScore(set);
-        Ok(Some(self.matrix_model(
-            granularity,
-            ZSCORE,
-            &x,
+            detector: ZSCORE,
             features,
-            Vec::new(),
+            groupings,
+            min_rows: MIN_GROUP_ROWS,
+            threshold: cfg.threshold,
+            params: serde_json::json!({"robust": cfg.robust, "threshold": cfg.threshold, "min_group_rows": MIN_GROUP_ROWS}),
+        };
+        self.grouped_model(
+            spec,
+            df,
             templates,
-            model,
-            cfg.threshold,
-            params,
-        )))
+            |sub| params.fit(&DatasetBase::from(sub)).map_err(Into::into),
+            |mut set| {
+                pool_hourly_spreads(&mut set);
+                Model::ZScore(set)
+            },
+        )
     }
 
     /// Percentile ranges per group; `None` when no group has the rows its quantile needs yet.
     fn percentile(
         &self,
-        granularity: &str,
+        granularity: &'static str,
         df: &DataFrame,
         features: Vec<String>,
         groupings: Vec<Vec<String>>,
@@ -443,31 +456,22 @@ impl Trainer<'_> {
             .count_features(count_flags(&features))
             .check()?;
         let min_rows = params.min_rows();
-        let (x, models) = self.fit_baselines(
+        let spec = BaselineSpec {
             granularity,
-            PERCENTILE,
-            df,
-            &features,
-            &groupings,
-            min_rows,
-            |sub| params.fit(&DatasetBase::from(sub)).map_err(Into::into),
-        )?;
-        if models.is_empty() {
-            return Ok(None);
-        }
-        let params = serde_json::json!({"quantile": cfg.quantile, "threshold": cfg.threshold, "min_group_rows": min_rows});
-        let model = Model::Percentile(Grouped { groupings, models });
-        Ok(Some(self.matrix_model(
-            granularity,
-            PERCENTILE,
-            &x,
+            detector: PERCENTILE,
             features,
-            Vec::new(),
+            groupings,
+            min_rows,
+            threshold: cfg.threshold,
+            params: serde_json::json!({"quantile": cfg.quantile, "threshold": cfg.threshold, "min_group_rows": min_rows}),
+        };
+        self.grouped_model(
+            spec,
+            df,
             templates,
-            model,
-            cfg.threshold,
-            params,
-        )))
+            |sub| params.fit(&DatasetBase::from(sub)).map_err(Into::into),
+            Model::Percentile,
+        )
     }
 
     fn forest(
@@ -701,6 +705,17 @@ impl Trainer<'_> {
     }
 }
 
+/// What a grouped-baseline detector is trained on and saved with.
+struct BaselineSpec {
+    granularity: &'static str,
+    detector: &'static str,
+    features: Vec<String>,
+    groupings: Vec<Vec<String>>,
+    min_rows: usize,
+    threshold: f64,
+    params: serde_json::Value,
+}
+
 /// The models trained so far, and why the others were not.
 ///
 /// A detector short of data (a new source, a small log) is left out with a warning and the
@@ -727,13 +742,9 @@ impl Trained {
 
 /// Why the percentile detector could not train at `granularity`.
 fn percentile_too_few(granularity: &str, quantile: f64) -> String {
-    let need = PercentileBaseline::params()
-        .quantile(quantile)
-        .check()
-        .map(|p| p.min_rows())
-        .unwrap_or_default();
     format!(
-        "{granularity} percentile: no group has the {need} training rows a {quantile} quantile needs yet"
+        "{granularity} percentile: no group has the {} training rows a {quantile} quantile needs yet",
+        min_rows_for(quantile)
     )
 }
 

@@ -40,3 +40,16 @@ pub fn shop_ok(lake: &Path, date: &str, args: &[&str]) -> std::process::Output {
     );
     out
 }
+
+/// Run every stage up to `last_stage` for each of `days` (YYYY-MM-DD), in order, each on its
+/// own generated file `raw/logs/shop-<day>.log`.
+pub fn run_each_day(lake: &Path, raw: &Path, days: &[&str], last_stage: &str) {
+    for day in days {
+        let logs = raw.join("logs").join(format!("shop-{day}.log"));
+        shop_ok(
+            lake,
+            day,
+            &["run", "--to", last_stage, "--input", logs.to_str().unwrap()],
+        );
+    }
+}

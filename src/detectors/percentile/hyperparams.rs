@@ -51,8 +51,14 @@ impl PercentileValidParams {
     /// Training rows a group needs for its quantile to lie inside the data rather than at
     /// its maximum.
     pub fn min_rows(&self) -> usize {
-        (1.0 / (1.0 - self.quantile)).round().max(2.0) as usize
+        min_rows_for(self.quantile)
     }
+}
+
+/// Training rows a `quantile` needs to lie inside the data rather than at its maximum:
+/// 1 / (1 − quantile), 100 for the 99th percentile.
+pub fn min_rows_for(quantile: f64) -> usize {
+    (1.0 / (1.0 - quantile)).round().max(2.0) as usize
 }
 
 impl ParamGuard for PercentileParams {

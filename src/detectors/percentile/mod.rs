@@ -21,4 +21,4 @@ mod hyperparams;
 
 pub use algorithm::{FeatureRange, PercentileBaseline};
 pub use errors::PercentileError;
-pub use hyperparams::{PercentileParams, PercentileValidParams};
+pub use hyperparams::{PercentileParams, PercentileValidParams, min_rows_for};

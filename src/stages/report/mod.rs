@@ -2,7 +2,7 @@
 //! quarantined, anomalies per detector, service and day, the top anomalies — and, when labels
 //! are given (`--labels labels.jsonl`), precision, recall and F1 against them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
@@ -304,52 +304,47 @@ fn score_against(
     // the ensemble only those some detector flagged, the severity rule only lines at its
     // level. An entity a detector did not score has score 0 from it; a granularity's entities
     // are those of the detector that scored the most of them.
-    let mut by: BTreeMap<(String, String), Vec<Judged>> = BTreeMap::new();
+    // (detector, granularity) → the score rows it wrote that the labels judge, as (row, truth).
     let mut rows_of: BTreeMap<(&str, &str), Vec<(usize, bool)>> = BTreeMap::new();
     for i in 0..scores.height() {
-        let Some(y) = truth.of(&granularity[i], &entity[i], start[i]) else {
-            continue;
-        };
-        let (s, t) = (
-            score.get(i).unwrap_or(0.0),
-            threshold.get(i).unwrap_or(f64::INFINITY),
-        );
-        by.entry((detector[i].clone(), granularity[i].clone()))
-            .or_default()
-            .push((s, s >= t, y));
-        rows_of
-            .entry((&granularity[i], &detector[i]))
-            .or_default()
-            .push((i, y));
+        if let Some(y) = truth.of(&granularity[i], &entity[i], start[i]) {
+            rows_of
+                .entry((&detector[i], &granularity[i]))
+                .or_default()
+                .push((i, y));
+        }
+    }
+    if ctx.settings.detectors.ensemble.enabled {
+        let granularities: BTreeSet<&str> = rows_of.keys().map(|&(_, g)| g).collect();
+        for g in granularities {
+            rows_of.entry((ENSEMBLE, g)).or_default();
+        }
     }
     let mut universe: BTreeMap<&str, &[(usize, bool)]> = BTreeMap::new();
-    for ((g, _), rows) in &rows_of {
+    for ((_, g), rows) in &rows_of {
         let u = universe.entry(g).or_default();
         if rows.len() > u.len() {
             *u = rows;
         }
     }
-    if ctx.settings.detectors.ensemble.enabled {
-        for g in universe.keys() {
-            by.entry((ENSEMBLE.to_string(), g.to_string())).or_default();
+    let judge = |i: usize, y: bool| -> Judged {
+        let s = score.get(i).unwrap_or(0.0);
+        (s, s >= threshold.get(i).unwrap_or(f64::INFINITY), y)
+    };
+    let mut by: BTreeMap<(String, String), Vec<Judged>> = BTreeMap::new();
+    for (&(d, g), own) in &rows_of {
+        let mut judged: Vec<Judged> = own.iter().map(|&(i, y)| judge(i, y)).collect();
+        let all = universe.get(g).copied().unwrap_or_default();
+        if own.len() < all.len() {
+            let scored: HashSet<(&str, i64)> =
+                own.iter().map(|&(i, _)| (&*entity[i], start[i])).collect();
+            judged.extend(
+                all.iter()
+                    .filter(|&&(i, _)| !scored.contains(&(&*entity[i], start[i])))
+                    .map(|&(_, y)| (0.0, false, y)),
+            );
         }
-    }
-    for ((d, g), judged) in by.iter_mut() {
-        let all = universe.get(g.as_str()).copied().unwrap_or_default();
-        let own = rows_of
-            .get(&(g.as_str(), d.as_str()))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        if own.len() >= all.len() {
-            continue;
-        }
-        let scored: HashSet<(&str, i64)> =
-            own.iter().map(|&(i, _)| (&*entity[i], start[i])).collect();
-        for &(i, y) in all {
-            if !scored.contains(&(&*entity[i], start[i])) {
-                judged.push((0.0, false, y));
-            }
-        }
+        by.insert((d.to_string(), g.to_string()), judged);
     }
     let per: BTreeMap<(String, String), Metrics> =
         by.into_iter().map(|(k, v)| (k, metrics(&v))).collect();
