@@ -214,6 +214,7 @@ pub struct DetectorSettings {
     pub percentile: PercentileSettings,
     pub rare_template: RareTemplateSettings,
     pub severity: SeveritySettings,
+    pub param_range: ParamRangeSettings,
     pub sequence: SequenceSettings,
     pub invariants: InvariantsSettings,
     pub clustering: ClusteringSettings,
@@ -240,6 +241,7 @@ impl Default for EnsembleSettings {
             ("invariants", 1.0),
             ("rare_template", 1.0),
             ("severity", 1.0),
+            ("param_range", 1.0),
             ("sequence", 0.5),
             ("zscore", 0.5),
             ("percentile", 0.5),
@@ -255,6 +257,7 @@ impl Default for EnsembleSettings {
             ("sequence", "order"),
             ("rare_template", "template"),
             ("severity", "template"),
+            ("param_range", "values"),
         ];
         Self {
             enabled: true,
@@ -360,6 +363,31 @@ impl Default for SeveritySettings {
             max_count: 2,
             max_share: 0.01,
             min_events: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParamRangeSettings {
+    pub enabled: bool,
+    /// Upper quantile of a value's usual range (the lower one is 1 − quantile); a position
+    /// needs 1 / (1 − quantile) training values.
+    pub quantile: f64,
+    /// How far past the range, in tail widths (median → quantile), raises an anomaly.
+    pub threshold: f64,
+    /// The narrowest tail, as a factor around the median: a value that barely moved in
+    /// training is out of range beyond this multiple or fraction of it.
+    pub min_factor: f64,
+}
+
+impl Default for ParamRangeSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            quantile: 0.999,
+            threshold: 1.0,
+            min_factor: 2.0,
         }
     }
 }

@@ -6,13 +6,14 @@
 //! upstream timeout). Traffic follows a daily curve (peak mid-afternoon, trough at night) and
 //! a weekly one (weekends quieter).
 //!
-//! Each day gets injected anomalies of five kinds, written to `labels.jsonl` beside the logs:
+//! Each day gets injected anomalies of six kinds, written to `labels.jsonl` beside the logs:
 //!
 //! | kind              | granularity | what changes                                              |
 //! |-------------------|-------------|-----------------------------------------------------------|
 //! | `volume_spike`    | window      | one service gets 8× its request rate for 15 minutes       |
 //! | `error_burst`     | window      | one service logs ~30 ERROR lines a minute for 10 minutes  |
 //! | `never_seen`      | event       | one line with a message the system never logs otherwise   |
+//! | `out_of_range`    | event       | one line whose value is far outside what it usually reports (a health check taking seconds, a minute-long GC pause); also the completion line of each latency outlier, whose `duration_ms` is one |
 //! | `broken_session`  | session     | a request stops after its first step, or loops on a step  |
 //! | `latency_outlier` | session     | a request takes 15–60 s instead of a few hundred ms       |
 //!
@@ -121,6 +122,23 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl Day<'_> {
+    /// Label line `idx` as an event anomaly of `kind`; its line number is filled in when the
+    /// day is written in time order.
+    fn label_line(&mut self, idx: usize, kind: &str, file_name: &str) {
+        let line = &mut self.lines[idx];
+        line.label = Some(self.labels.len());
+        self.labels.push(Label {
+            kind: kind.into(),
+            granularity: "event".into(),
+            service: SERVICES[line.service as usize].into(),
+            start: rfc3339(line.ts_ms),
+            end: rfc3339(line.ts_ms + 1),
+            session_key: None,
+            file: Some(file_name.to_string()),
+            line: None,
+        });
+    }
+
     fn push(&mut self, ts_ms: i64, service: usize, level: u8, text: String) -> usize {
         self.seq += 1;
         self.lines.push(Line {
@@ -497,6 +515,12 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
                     file: Some(file_name.clone()),
                     line: None,
                 });
+                if kind == "latency_outlier" {
+                    // Its completion line reports the 15–60 s duration: an event whose value
+                    // is out of range, whatever the session around it.
+                    let completed = day.lines.len() - 1;
+                    day.label_line(completed, "out_of_range", &file_name);
+                }
             }
         }
 
@@ -525,18 +549,27 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
             }
             text.push_str(rest);
             let idx = day.push(at, s, ERROR, text);
-            day.lines[idx].label = Some(day.labels.len());
-            day.labels.push(Label {
-                kind: "never_seen".into(),
-                granularity: "event".into(),
-                service: SERVICES[s].into(),
-                start: rfc3339(at),
-                end: rfc3339(at + 1),
-                session_key: None,
-                file: Some(file_name.clone()),
-                line: None,
-            });
+            day.label_line(idx, "never_seen", &file_name);
         }
+
+        // A value out of range: a usual message reporting a value far beyond its usual one
+        // (health checks take 1–19 ms, GC pauses 5–119 ms).
+        let s = day.rng.gen_range(0..SERVICES.len());
+        let at = day_start
+            + day.rng.gen_range(30..(23 * 60)) as i64 * 60_000
+            + day.rng.gen_range(0..60_000);
+        let (level, text) = if day.rng.gen_bool(0.5) {
+            let latency = day.rng.gen_range(5_000..30_000);
+            (DEBUG, format!("health check ok latency_ms={latency}"))
+        } else {
+            let (pause, heap) = (
+                day.rng.gen_range(20_000..90_000),
+                day.rng.gen_range(200..2000),
+            );
+            (INFO, format!("gc pause {pause} ms heap_used={heap}MB"))
+        };
+        let idx = day.push(at, s, level, text);
+        day.label_line(idx, "out_of_range", &file_name);
 
         // Time order, then write; event labels learn their line numbers here.
         let mut lines = std::mem::take(&mut day.lines);
@@ -639,7 +672,9 @@ mod tests {
         assert!(a.lines > 30_000 && a.lines < 50_000, "{} lines", a.lines);
 
         let labels = read_labels(&a.labels_path).unwrap();
-        assert_eq!(labels.len(), 2 * 10);
+        // Per day: 2 window, 6 session, 2 never-seen, 1 injected out-of-range value and the
+        // completion lines of the 3 latency outliers.
+        assert_eq!(labels.len(), 2 * 14);
         // Event labels point at the very line that holds the never-seen message.
         let text = fs::read_to_string(&a.files[0]).unwrap();
         let all: Vec<&str> = text.lines().collect();
@@ -656,6 +691,38 @@ mod tests {
                 "{line}"
             );
         }
+        // Out-of-range labels point at a line whose value is far beyond its usual one: the
+        // injected one, and each latency outlier's completion (15 s or more).
+        let slow: Vec<&str> = labels
+            .iter()
+            .filter(|l| {
+                l.kind == "latency_outlier" && l.file.as_deref() == Some("shop-2026-11-16.log")
+            })
+            .map(|l| l.session_key.as_deref().unwrap())
+            .collect();
+        let mut completions = 0;
+        for l in labels.iter().filter(|l| {
+            l.kind == "out_of_range" && l.file.as_deref() == Some("shop-2026-11-16.log")
+        }) {
+            let line = all[l.line.unwrap() as usize - 1];
+            let number_after = |key: &str| -> u64 {
+                let rest = &line[line.find(key).unwrap() + key.len()..];
+                rest.split([' ', '=']).next().unwrap().parse().unwrap()
+            };
+            if line.contains("request completed") {
+                completions += 1;
+                assert!(
+                    slow.iter().any(|k| line.contains(&format!("req={k} "))),
+                    "{line}"
+                );
+                assert!(number_after("duration_ms=") >= 15_000, "{line}");
+            } else if line.contains("health check ok") {
+                assert!(number_after("latency_ms=") >= 5_000, "{line}");
+            } else {
+                assert!(number_after("gc pause ") >= 20_000, "{line}");
+            }
+        }
+        assert_eq!(completions, 3);
         // Session labels name a request that exists in the file.
         for l in labels.iter().filter(|l| {
             l.granularity == "session" && l.file.as_deref() == Some("shop-2026-11-16.log")

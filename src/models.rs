@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::detectors::clustering::Clustering;
 use crate::detectors::invariants::ServiceInvariants;
 use crate::detectors::isolation_forest::IsolationForest;
+use crate::detectors::param_range::ParamRanges;
 use crate::detectors::percentile::PercentileBaseline;
 use crate::detectors::rare_template::RareTemplate;
 use crate::detectors::sequence::RareTransition;
@@ -66,6 +67,7 @@ pub enum Model {
     Percentile(Grouped<PercentileBaseline>),
     RareTemplate(RareTemplate),
     Severity(SeverityRule),
+    ParamRange(ParamRanges),
     Sequence(RareTransition),
     Invariants(ServiceInvariants),
     Clustering(Clustering),

@@ -167,9 +167,10 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
     for (kind, (hit, total)) in &e.per_kind {
         assert!(*hit > 0, "no {kind} found (0 of {total})");
     }
-    // The percentile baseline ran on windows and the severity rule on events, and what they
-    // flag was injected (the never-seen lines are ERROR lines; routine errors pass).
-    for detector in ["percentile/window", "severity/event"] {
+    // The percentile baseline ran on windows, the severity rule and the value ranges on
+    // events, and what they flag was injected (the never-seen lines are ERROR lines, routine
+    // errors pass; the out-of-range lines report seconds where milliseconds are usual).
+    for detector in ["percentile/window", "severity/event", "param_range/event"] {
         let (hit, flagged) = e.per_detector.get(detector).copied().unwrap_or_default();
         assert!(
             flagged > 0 && hit as f64 >= 0.8 * flagged as f64,
@@ -298,7 +299,9 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
             >= 5
     );
     // Every detector of a granularity is judged on all its entities, also those that score
-    // only some (the severity rule writes rows only for ERROR-or-worse lines).
+    // only some (the severity rule writes rows only for ERROR-or-worse lines, the value
+    // ranges only for values beyond their range); the event ensemble finds every labelled
+    // line, which takes both the template and the value detectors.
     assert_eq!(
         count(
             "SELECT COUNT(DISTINCT entities) FROM evaluations WHERE source = '{source}' AND granularity = 'event'"
@@ -307,7 +310,7 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
     );
     assert_eq!(
         count(
-            "SELECT COUNT(*) FROM evaluations WHERE source = '{source}' AND granularity = 'event' AND detector = 'severity' AND recall = 1"
+            "SELECT COUNT(*) FROM evaluations WHERE source = '{source}' AND granularity = 'event' AND detector = 'ensemble' AND recall = 1"
         ),
         1
     );

@@ -5,6 +5,8 @@
 //! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
 //! - [`percentile`]: counts outside the range (low/high quantile) the training rows kept to.
+//! - [`param_range`]: events whose numeric values (durations, sizes, counts in the text) lie far
+//!   outside the range that message usually reports.
 //! - [`rare_template`]: events whose template the training data has (almost) never seen.
 //! - [`severity`]: ERROR-or-worse events that are not routine at that level in training.
 //! - [`sequence`]: sessions that make a transition between events normal sessions never make.
@@ -20,6 +22,7 @@ pub mod clustering;
 pub mod ensemble;
 pub mod invariants;
 pub mod isolation_forest;
+pub mod param_range;
 pub mod percentile;
 pub mod rare_template;
 pub mod robust;

@@ -20,13 +20,14 @@ use sha2::{Digest, Sha256};
 
 use super::Context;
 use super::train::{
-    CLUSTERING, ENSEMBLE, INVARIANTS, ISOLATION_FOREST, PERCENTILE, RARE_TEMPLATE, SEQUENCE,
-    SEVERITY, ZSCORE,
+    CLUSTERING, ENSEMBLE, INVARIANTS, ISOLATION_FOREST, PARAM_RANGE, PERCENTILE, RARE_TEMPLATE,
+    SEQUENCE, SEVERITY, ZSCORE,
 };
 use crate::db::{AnomalyRow, RunOutcome};
 use crate::detectors::clustering::Placement;
 use crate::detectors::ensemble::{EnsembleParams, Vote};
 use crate::detectors::invariants::Violation;
+use crate::detectors::param_range::{ValueRange, numeric_value, unit_of};
 use crate::detectors::percentile::PercentileBaseline;
 use crate::detectors::sequence::{END, START};
 use crate::detectors::severity;
@@ -341,9 +342,41 @@ fn outside_range(
         .collect()
 }
 
+/// What a reason calls value `position` of a template with `n_values` values: the key of a
+/// `key=<NUM>` token, else the word before a lone placeholder (`pause <DURATION>`), else
+/// "value N". Silver's values are the masked ones, so placeholders and values line up only
+/// when the template has exactly `n_values` placeholders; otherwise the position is named.
+fn value_name(template: &str, position: usize, n_values: usize) -> String {
+    let is_placeholder = |t: &str| t.contains('<') && t.contains('>');
+    let tokens: Vec<&str> = template.split_whitespace().collect();
+    let holders: Vec<usize> = (0..tokens.len())
+        .filter(|&k| is_placeholder(tokens[k]))
+        .collect();
+    let fallback = format!("value {}", position + 1);
+    if holders.len() != n_values {
+        return fallback;
+    }
+    let k = holders[position];
+    let token = tokens[k];
+    let before = &token[..token.find('<').unwrap_or(0)];
+    if let Some(key) = before.strip_suffix(['=', ':'])
+        && !key.is_empty()
+    {
+        return key.to_string();
+    }
+    if before.is_empty()
+        && k > 0
+        && !is_placeholder(tokens[k - 1])
+        && tokens[k - 1].chars().any(char::is_alphabetic)
+    {
+        return tokens[k - 1].trim_end_matches([':', '=', ',']).to_string();
+    }
+    fallback
+}
+
 /// "99th", "1st", "99.5th": a percentile as people write it.
 fn ordinal(p: f64) -> String {
-    let n = fmt_num((p * 10.0).round() / 10.0);
+    let n = format!("{}", (p * 10.0).round() / 10.0);
     let suffix = if n.contains('.') {
         "th"
     } else {
@@ -374,6 +407,7 @@ impl<'a> Detector<'a> {
             (SESSION, CLUSTERING),
             (EVENT, RARE_TEMPLATE),
             (EVENT, SEVERITY),
+            (EVENT, PARAM_RANGE),
         ] {
             if !granularities.iter().any(|g| g == granularity) {
                 continue;
@@ -433,6 +467,11 @@ impl<'a> Detector<'a> {
                     let Some(ev) = &event_columns else { continue };
                     scored += ev.len() as u64;
                     findings.extend(self.severe_events(model, ev, &mut scores)?);
+                }
+                (EVENT, Model::ParamRange(_)) => {
+                    let Some(ev) = &event_columns else { continue };
+                    scored += ev.len() as u64;
+                    findings.extend(self.out_of_range_values(model, ev, &mut scores)?);
                 }
                 _ => {}
             }
@@ -695,6 +734,7 @@ impl<'a> Detector<'a> {
                 }
                 Model::RareTemplate(_)
                 | Model::Severity(_)
+                | Model::ParamRange(_)
                 | Model::Sequence(_)
                 | Model::Invariants(_) => continue,
             };
@@ -992,6 +1032,80 @@ impl<'a> Detector<'a> {
         Ok(out)
     }
 
+    fn out_of_range_values<'m>(
+        &self,
+        model: &'m SavedModel,
+        ev: &EventColumns,
+        scores: &mut Vec<EntityScore<'m>>,
+    ) -> Result<Vec<Finding>> {
+        let Model::ParamRange(ranges) = &model.model else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for i in 0..ev.len() {
+            let (service, id, json) = (ev.services[i], ev.ids[i], ev.params[i]);
+            // Only lines with a judged value are read, and only values beyond their range get
+            // a score row (06-report counts the rest as 0).
+            if json.len() <= 2 || !ranges.judges(service, id) {
+                continue;
+            }
+            let values = features::json_strings(json)
+                .with_context(|| format!("reading the values of event {}", ev.keys[i]))?;
+            // The value furthest out speaks for the line.
+            let mut worst: Option<(f64, usize, f64, &ValueRange, bool)> = None;
+            for (position, raw) in values.iter().enumerate() {
+                let Some(x) = numeric_value(raw) else {
+                    continue;
+                };
+                let Some((range, own)) = ranges.range(service, id, position) else {
+                    continue;
+                };
+                let score = ranges.score(range, x);
+                if worst.is_none_or(|w| score > w.0) {
+                    worst = Some((score, position, x, range, own));
+                }
+            }
+            let Some((score, position, x, range, own)) = worst else {
+                continue;
+            };
+            if score <= 0.0 {
+                continue;
+            }
+            scores.push(ev.score(i, model, score));
+            if score < ranges.threshold() {
+                continue;
+            }
+            let template = ev.template(i);
+            let raw = values[position].as_ref();
+            let unit = unit_of(raw);
+            let (side, bound, pct) = if x > range.high {
+                ("above", range.high, ranges.quantile())
+            } else {
+                ("below", range.low, 1.0 - ranges.quantile())
+            };
+            let of = if own {
+                format!("{service}'s")
+            } else {
+                "all services'".to_string()
+            };
+            out.push(ev.finding(
+                i,
+                model,
+                score,
+                format!(
+                    "{} {raw} in '{template}' {side} its {} percentile {}{unit} (median {}{unit}) of {of} {} training values",
+                    value_name(template, position, values.len()),
+                    ordinal(pct * 100.0),
+                    fmt_num(bound),
+                    fmt_num(range.median),
+                    range.values
+                ),
+                json!({"feature": "value", "position": position, "value": raw, "observed": x, "unit": unit.trim(), "baseline": range.median, "low": range.low, "high": range.high, "quantile": ranges.quantile(), "training_values": range.values, "per_service": own, "template_id": id, "template": template, "tail_widths": (score * 100.0).round() / 100.0}),
+            ));
+        }
+        Ok(out)
+    }
+
     fn to_row(
         &self,
         f: Finding,
@@ -1062,6 +1176,8 @@ struct Samples {
 /// them: strings borrow from the frame, and each event's key is built once and shared.
 struct EventColumns<'a> {
     ids: Vec<&'a str>,
+    /// Masked values (JSON array text; empty when gold predates the column).
+    params: Vec<&'a str>,
     levels: Vec<&'a str>,
     services: Vec<&'a str>,
     keys: Vec<Arc<str>>,
@@ -1093,8 +1209,13 @@ impl<'a> EventColumns<'a> {
             .zip(&line_nos)
             .map(|(f, n)| Arc::from(format!("{f}:{n}")))
             .collect();
+        let params = match df.column("params") {
+            Ok(c) => c.str()?.iter().map(|v| v.unwrap_or_default()).collect(),
+            Err(_) => vec![""; df.height()],
+        };
         Ok(Self {
             ids: text("template_id")?,
+            params,
             levels: text("level")?,
             services: text("service")?,
             keys,
@@ -1522,4 +1643,24 @@ fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
                 .collect::<Vec<Option<String>>>(),
         ),
     ])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_named_by_their_key_or_the_word_before() {
+        let completed = "request completed req=<*> status=<NUM> duration_ms=<NUM>";
+        assert_eq!(value_name(completed, 2, 3), "duration_ms");
+        assert_eq!(value_name(completed, 1, 3), "status");
+        let gc = "gc pause <DURATION> heap_used=<NUM>";
+        assert_eq!(value_name(gc, 0, 2), "pause");
+        assert_eq!(value_name(gc, 1, 2), "heap_used");
+        // Placeholders and values do not line up (Drain added a wildcard): named by position.
+        assert_eq!(value_name("took <*> <NUM> ms", 0, 1), "value 1");
+        assert_eq!(ordinal(99.9), "99.9th");
+        assert_eq!(ordinal(99.0), "99th");
+        assert_eq!(ordinal(0.1), "0.1th");
+    }
 }

@@ -70,6 +70,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 col("message"),
                 col("template_id"),
                 col("template"),
+                col("params"),
             ])
             .collect()
             .map_err(anyhow::Error::from)
@@ -400,6 +401,8 @@ pub fn event_features(events: LazyFrame) -> Result<DataFrame> {
             col("level"),
             col("template_id"),
             col("template"),
+            // The line's masked values (JSON array text), for the value-range detector.
+            col("params"),
             len()
                 .over([col("template_id")])?
                 .cast(DataType::Int64)
@@ -425,6 +428,7 @@ mod tests {
             "message" => ["start req=1", "boom req=1", "end req=1", "start req=2", "hello"],
             "template_id" => ["t1", "t2", "t3", "t1", "t4"],
             "template" => ["start", "boom", "end", "start", "hello"],
+            "params" => ["[]"; 5],
         )
         .unwrap()
         .lazy()

@@ -10,7 +10,8 @@
 //! - session: robust z-scores per service on length, duration, warnings, errors; rare
 //!   event-to-event transitions in the template sequence; (when enabled) an isolation forest on
 //!   those features plus the template count vector;
-//! - event: rare templates over the training range's template counts.
+//! - event: rare templates over the training range's template counts; templates that are
+//!   rarely logged at ERROR or above; the usual range of each template's numeric values.
 //!
 //! Thresholds are unsupervised: a z limit, a distance past a training quantile, the forest's
 //! contamination rule, a rarity count.
@@ -30,6 +31,7 @@ use crate::db::RunOutcome;
 use crate::detectors::clustering::Clustering;
 use crate::detectors::invariants::{InvariantsError, SessionInvariants};
 use crate::detectors::isolation_forest::{Contamination, IsolationForest};
+use crate::detectors::param_range::{ParamRangeError, ParamRanges};
 use crate::detectors::percentile::{PercentileBaseline, min_rows_for};
 use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
 use crate::detectors::sequence::{RareTransition, SequenceError};
@@ -47,6 +49,7 @@ pub const ZSCORE: &str = "zscore";
 pub const PERCENTILE: &str = "percentile";
 pub const RARE_TEMPLATE: &str = "rare_template";
 pub const SEVERITY: &str = "severity";
+pub const PARAM_RANGE: &str = "param_range";
 pub const SEQUENCE: &str = "sequence";
 pub const INVARIANTS: &str = "invariants";
 pub const CLUSTERING: &str = "clustering";
@@ -214,6 +217,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     if s.severity.enabled && has(EVENT) {
         trained.add(trainer.severity()?, || {
             "severity: too few events to tell routine errors from unusual ones yet".into()
+        });
+    }
+
+    if s.param_range.enabled && has(EVENT) {
+        trained.add(trainer.param_range()?, || {
+            "param_range: no value position has enough numeric training values yet".into()
         });
     }
 
@@ -701,6 +710,70 @@ impl Trainer<'_> {
         );
         m.threshold = rule.threshold();
         m.params = serde_json::json!({"min_level": cfg.min_level, "max_count": cfg.max_count, "max_share": cfg.max_share, "min_events": cfg.min_events});
+        Ok(Some(m))
+    }
+
+    /// Per template and value position, the usual range of its numeric values.
+    fn param_range(&self) -> Result<Option<SavedModel>> {
+        self.ctx.progress.step("training event/param_range");
+        let cfg = &self.settings().detectors.param_range;
+        let params = ParamRanges::params()
+            .quantile(cfg.quantile)
+            .threshold(cfg.threshold)
+            .min_factor(cfg.min_factor);
+        let mut sampler = params.sampler()?;
+        let mut lines = 0u64;
+        // A day at a time: the sampler keeps a bounded sample, so a month of values is never
+        // in memory at once.
+        for date in self.dates {
+            let Some(events) = self.ctx.lake.scan(
+                Layer::Gold,
+                tables::EVENT_FEATURES,
+                &self.ctx.source,
+                std::slice::from_ref(date),
+            )?
+            else {
+                continue;
+            };
+            let df = events
+                .select([col("service"), col("template_id"), col("params")])
+                .collect()
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("reading event values of {date}"))?;
+            let services = df.column("service")?.str()?;
+            let ids = df.column("template_id")?.str()?;
+            let values = df.column("params")?.cast(&DataType::String)?;
+            for ((service, id), json) in services.iter().zip(ids.iter()).zip(values.str()?.iter()) {
+                let (Some(id), Some(json)) = (id, json) else {
+                    continue;
+                };
+                if json == "[]" {
+                    continue;
+                }
+                let values = features::json_strings(json)
+                    .with_context(|| format!("reading the values of an event of {date}"))?;
+                sampler.add(
+                    service.unwrap_or_default(),
+                    id,
+                    values.iter().map(|v| v.as_ref()),
+                );
+                lines += 1;
+            }
+        }
+        let model = match params.fit(sampler) {
+            Ok(m) => m,
+            Err(ParamRangeError::TooFewValues { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut m = self.base(
+            EVENT,
+            PARAM_RANGE,
+            vec!["params".into()],
+            lines,
+            Model::ParamRange(model.clone()),
+        );
+        m.threshold = model.threshold();
+        m.params = serde_json::json!({"quantile": cfg.quantile, "threshold": cfg.threshold, "min_factor": cfg.min_factor, "min_values": params.check_ref()?.min_values()});
         Ok(Some(m))
     }
 }
