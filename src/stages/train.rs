@@ -301,6 +301,23 @@ impl Trainer<'_> {
         }
     }
 
+    /// An event model: the columns it judges by, its training events, threshold and settings.
+    fn event_model(
+        &self,
+        detector: &str,
+        features: &[&str],
+        rows: u64,
+        threshold: f64,
+        params: serde_json::Value,
+        model: Model,
+    ) -> SavedModel {
+        let features = features.iter().map(|f| f.to_string()).collect();
+        let mut m = self.base(EVENT, detector, features, rows, model);
+        m.threshold = threshold;
+        m.params = params;
+        m
+    }
+
     /// A model over a feature matrix, with what scoring and explanations need: feature order,
     /// session vocabulary, per-feature baselines and the text of the templates features name.
     #[allow(clippy::too_many_arguments)]
@@ -649,16 +666,14 @@ impl Trainer<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut m = self.base(
-            EVENT,
+        Ok(Some(self.event_model(
             RARE_TEMPLATE,
-            vec!["template_id".into()],
+            &["template_id"],
             total,
-            Model::RareTemplate(model.clone()),
-        );
-        m.threshold = model.threshold();
-        m.params = serde_json::json!({"max_count": cfg.max_count, "min_events": cfg.min_events});
-        Ok(Some(m))
+            model.threshold(),
+            serde_json::json!({"max_count": cfg.max_count, "min_events": cfg.min_events}),
+            Model::RareTemplate(model),
+        )))
     }
 
     /// Per template, its training lines at each level.
@@ -701,16 +716,14 @@ impl Trainer<'_> {
             Err(SeverityError::TooFewEvents { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let mut m = self.base(
-            EVENT,
+        Ok(Some(self.event_model(
             SEVERITY,
-            vec!["template_id".into(), "level".into()],
+            &["template_id", "level"],
             rule.total_events,
-            Model::Severity(rule.clone()),
-        );
-        m.threshold = rule.threshold();
-        m.params = serde_json::json!({"min_level": cfg.min_level, "max_count": cfg.max_count, "max_share": cfg.max_share, "min_events": cfg.min_events});
-        Ok(Some(m))
+            rule.threshold(),
+            serde_json::json!({"min_level": cfg.min_level, "max_count": cfg.max_count, "max_share": cfg.max_share, "min_events": cfg.min_events}),
+            Model::Severity(rule),
+        )))
     }
 
     /// Per template and value position, the usual range of its numeric values.
@@ -765,16 +778,14 @@ impl Trainer<'_> {
             Err(ParamRangeError::TooFewValues { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let mut m = self.base(
-            EVENT,
+        Ok(Some(self.event_model(
             PARAM_RANGE,
-            vec!["params".into()],
+            &["params"],
             lines,
-            Model::ParamRange(model.clone()),
-        );
-        m.threshold = model.threshold();
-        m.params = serde_json::json!({"quantile": cfg.quantile, "threshold": cfg.threshold, "min_factor": cfg.min_factor, "min_values": params.check_ref()?.min_values()});
-        Ok(Some(m))
+            model.threshold(),
+            serde_json::json!({"quantile": cfg.quantile, "threshold": cfg.threshold, "min_factor": cfg.min_factor, "min_values": params.check_ref()?.min_values()}),
+            Model::ParamRange(model),
+        )))
     }
 }
 
