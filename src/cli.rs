@@ -57,8 +57,10 @@ pub struct GlobalArgs {
     /// such as "<Date> <Time> <Level> <Component>: <Content>" (overrides the config).
     #[arg(long, global = true)]
     pub format: Option<String>,
-    /// Session key regex, e.g. 'blk_-?\d+' or 'req=(\S+)' (overrides the config).
-    #[arg(long, global = true, value_name = "REGEX")]
+    /// Session key: a regex over the message, e.g. 'blk_-?\d+' or 'req=(\S+)', or
+    /// 'field:NAME' for a parsed field's value (a format's <NAME>, a JSON/logfmt key such as
+    /// field:trace_id) (overrides the config).
+    #[arg(long, global = true, value_name = "REGEX|field:NAME")]
     pub session_key: Option<String>,
     /// Ground-truth labels for 06-report's evaluation (precision, recall, F1, ROC-AUC, PR-AUC):
     /// labels.jsonl from `generate`, session labels (loghub's BlockId,Label CSV) or per-line

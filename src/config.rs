@@ -97,8 +97,8 @@ impl Default for DatabaseSettings {
 pub struct ParseSettings {
     /// A preset name (`generator`, `hdfs`, …) or a logparser-style format string.
     pub format: String,
-    /// Regex that finds the session key in a message (first capture group if it has one).
-    /// Empty: no session features.
+    /// Regex that finds the session key in a message (first capture group if it has one), or
+    /// `field:<name>` for a parsed field's value. Empty: no session features.
     pub session_key: String,
     /// Drain: similarity a message needs to join an existing template (0..1]. Stricter than
     /// Drain's usual 0.4–0.5 because Drain here only groups near-identical messages; the

@@ -82,3 +82,116 @@ fn windows_carry_the_same_hour_median_of_the_days_before() {
     let x = loglake::features::window_forest_features(&third);
     assert!(!x.iter().any(|f| f.ends_with("_same_hour")), "{x:?}");
 }
+
+/// Sessions keyed by a parsed field (`--session-key field:trace_id`) rather than a regex:
+/// the trace id is a JSON key and never appears in the message. Every trace becomes one
+/// session of exactly its lines, lines without the key belong to none, and a trace that
+/// loops on a step is flagged with sample lines from that trace alone.
+#[test]
+fn sessions_can_be_keyed_by_a_parsed_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("api.jsonl");
+    let mut text = String::new();
+    let mut line_no = 0u64;
+    let mut broken_lines = std::collections::BTreeSet::new();
+    let mut push = |text: &mut String, second: u64, message: &str, trace: Option<&str>| {
+        let (h, m, s) = (second / 3600, second / 60 % 60, second % 60);
+        let trace = trace
+            .map(|t| format!(r#","trace_id":"{t}""#))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            r#"{{"ts":"2026-11-20T{h:02}:{m:02}:{s:02}Z","level":"info","service":"api","message":"{message}"{trace}}}"#
+        ));
+        text.push('\n');
+        line_no += 1;
+        line_no
+    };
+    let traces = 1_200u64;
+    for t in 0..traces {
+        let id = format!("t{t:05}");
+        let at = t * 60;
+        push(&mut text, at, "request received", Some(&id));
+        push(
+            &mut text,
+            at + 1,
+            &format!("db query took {} ms", 5 + t % 20),
+            Some(&id),
+        );
+        push(&mut text, at + 2, "response sent", Some(&id));
+        if t % 25 == 0 {
+            push(&mut text, at + 30, "heartbeat", None);
+        }
+    }
+    // One trace loops on its query and never answers.
+    let at = 600;
+    broken_lines.insert(push(&mut text, at, "request received", Some("stuck")));
+    for k in 0..6 {
+        broken_lines.insert(push(
+            &mut text,
+            at + 1 + k,
+            "db query took 9 ms",
+            Some("stuck"),
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+
+    let lake_dir = tmp.path().join("lake");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake_dir.to_str().unwrap(), "--source", "api"])
+        .args(["--date", "2026-11-20", "--format", "json"])
+        .args(["--session-key", "field:trace_id"])
+        .args(["run", "--input", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let lake = Lake::new(&lake_dir);
+    let d = [NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()];
+    let read = |table: &str| {
+        lake.scan(Layer::Gold, table, "api", &d)
+            .unwrap()
+            .unwrap()
+            .collect()
+            .unwrap()
+    };
+    let sessions = read(tables::SESSION_FEATURES);
+    assert_eq!(sessions.height() as u64, traces + 1);
+    let keys = sessions.column("session_key").unwrap().str().unwrap();
+    let events = sessions.column("n_events").unwrap().i64().unwrap();
+    for (key, n) in keys.iter().zip(events.iter()) {
+        let expected = if key == Some("stuck") { 7 } else { 3 };
+        assert_eq!(n, Some(expected), "{key:?}");
+    }
+
+    let anomalies = read(tables::ANOMALIES);
+    let granularity = anomalies.column("granularity").unwrap().str().unwrap();
+    let entity = anomalies.column("entity_key").unwrap().str().unwrap();
+    let details = anomalies.column("details").unwrap().str().unwrap();
+    let mut flagged = std::collections::BTreeSet::new();
+    for i in 0..anomalies.height() {
+        if granularity.get(i) != Some("session") {
+            continue;
+        }
+        flagged.insert(entity.get(i).unwrap().to_string());
+        if entity.get(i) == Some("stuck") {
+            let d: serde_json::Value = serde_json::from_str(details.get(i).unwrap()).unwrap();
+            let samples = d["samples"].as_array().unwrap();
+            assert!(!samples.is_empty(), "{d}");
+            for s in samples {
+                let n = s["line_no"].as_u64().unwrap();
+                assert!(
+                    broken_lines.contains(&n),
+                    "sample from outside the trace: {s}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        flagged.into_iter().collect::<Vec<_>>(),
+        vec!["stuck".to_string()]
+    );
+}

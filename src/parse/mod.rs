@@ -41,6 +41,21 @@ pub struct Header<'a> {
     pub level_raw: Cow<'a, str>,
     pub service: Cow<'a, str>,
     pub message: Cow<'a, str>,
+    /// The session field's value, when sessions are keyed by a parsed field.
+    pub session: Option<Cow<'a, str>>,
+}
+
+/// How `session_key` names a parsed field instead of a regex over the message:
+/// `field:<name>`, a format's `<Name>` or a JSON/logfmt key (dotted for nested JSON).
+pub const SESSION_FIELD_PREFIX: &str = "field:";
+
+/// The field a `session_key` setting names, if it names one.
+pub fn session_field(session_key: &str) -> Option<&str> {
+    session_key
+        .trim()
+        .strip_prefix(SESSION_FIELD_PREFIX)
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
 }
 
 /// A fully parsed event; `template` indexes the batch's [`Templates`].
@@ -113,6 +128,8 @@ struct FieldSlots {
     status: Option<usize>,
     service: Option<usize>,
     content: usize,
+    /// The field keying sessions (`session_key = "field:<Name>"`).
+    session: Option<usize>,
 }
 
 /// How a line's header is read.
@@ -163,11 +180,12 @@ impl Parser {
                     &settings.level_field,
                     &settings.service_field,
                     &settings.message_field,
-                ),
+                )
+                .with_session(session_field(&settings.session_key)),
             )
         } else {
             let format = LineFormat::from_spec(spec)?;
-            let slots = slots_of(&format, spec)?;
+            let slots = slots_of(&format, spec, session_field(&settings.session_key))?;
             HeaderReader::Format(Box::new(format), slots)
         };
         Ok(Self {
@@ -268,6 +286,7 @@ impl Parser {
                         Cow::Borrowed(m) => Cow::Borrowed(m.trim()),
                         Cow::Owned(m) => Cow::Owned(m.trim().to_string()),
                     },
+                    session: f.session.filter(|s| !s.is_empty()),
                 })
             }
         }
@@ -310,6 +329,9 @@ impl Parser {
             level_raw: Cow::Borrowed(level_raw),
             service: Cow::Borrowed(service),
             message: Cow::Borrowed(message),
+            session: field(slots.session)
+                .filter(|s| !s.is_empty())
+                .map(Cow::Borrowed),
         })
     }
 
@@ -522,8 +544,17 @@ fn structured_kind(spec: &str) -> Option<structured::Kind> {
     }
 }
 
-fn slots_of(format: &LineFormat, spec: &str) -> Result<FieldSlots> {
+fn slots_of(format: &LineFormat, spec: &str, session_field: Option<&str>) -> Result<FieldSlots> {
     let slot = |name: &str| format.fields.iter().position(|f| f == name);
+    let session = match session_field {
+        None => None,
+        Some(name) => Some(slot(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "session key \"{SESSION_FIELD_PREFIX}{name}\": format {spec:?} has no <{name}> field (its fields: {})",
+                format.fields.join(", ")
+            )
+        })?),
+    };
     let Some(content) = slot("Content") else {
         anyhow::bail!(
             "format {spec:?} has no <Content> field: every format needs one for the message"
@@ -545,6 +576,7 @@ fn slots_of(format: &LineFormat, spec: &str) -> Result<FieldSlots> {
         status: slot("Status"),
         service: slot("Service").or(slot("Component")),
         content,
+        session,
     })
 }
 
@@ -694,6 +726,57 @@ mod tests {
         assert_eq!(
             (c.header.level, c.header.level_raw.as_ref()),
             ("WARN", "WARNING")
+        );
+    }
+
+    #[test]
+    fn session_key_may_name_a_parsed_field() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let with_key = |format: &str, key: &str| {
+            Parser::new(
+                &ParseSettings {
+                    format: format.into(),
+                    session_key: key.into(),
+                    ..Default::default()
+                },
+                date,
+            )
+        };
+        let session = |p: &Parser, line: &str| {
+            let mut ts = TimestampParser::new(p.time);
+            let h = p.parse_header(line, &mut ts).unwrap();
+            h.session.map(|s| s.into_owned())
+        };
+        // A format string's field.
+        let p = with_key(
+            "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+            "field:Pid",
+        )
+        .unwrap();
+        assert_eq!(
+            session(&p, "081109 203615 148 INFO dfs.DataNode: Receiving block").as_deref(),
+            Some("148")
+        );
+        // A nested JSON key and a logfmt key; a line without it is in no session.
+        let p = with_key("json", "field:trace.id").unwrap();
+        let json = r#"{"ts":"2026-11-20T10:00:00Z","level":"info","message":"db query","trace":{"id":"t-42"}}"#;
+        assert_eq!(session(&p, json).as_deref(), Some("t-42"));
+        let bare = r#"{"ts":"2026-11-20T10:00:00Z","level":"info","message":"tick"}"#;
+        assert_eq!(session(&p, bare), None);
+        let p = with_key("logfmt", "field:trace_id").unwrap();
+        let logfmt = "ts=2026-11-20T10:00:00Z level=info msg=\"db query\" trace_id=t-7";
+        assert_eq!(session(&p, logfmt).as_deref(), Some("t-7"));
+        // A regex key leaves the header's session empty (03-gold reads it from the message).
+        let p = with_key("json", "req=(\\S+)").unwrap();
+        assert_eq!(session(&p, json), None);
+        // A field the format does not have is a configuration error that names the fields.
+        let err = with_key("<Date> <Time> <Level>: <Content>", "field:Pid")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("no <Pid> field") && err.contains("Date, Time, Level, Content"),
+            "{err}"
         );
     }
 

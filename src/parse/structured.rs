@@ -16,6 +16,8 @@ pub struct FieldMap {
     pub level: Vec<String>,
     pub service: Vec<String>,
     pub message: Vec<String>,
+    /// The key whose value is the line's session key (`session_key = "field:<key>"`).
+    pub session: Vec<String>,
 }
 
 impl FieldMap {
@@ -32,7 +34,14 @@ impl FieldMap {
             level: split(level),
             service: split(service),
             message: split(message),
+            session: Vec::new(),
         }
+    }
+
+    /// Read the session key from `key` too.
+    pub fn with_session(mut self, key: Option<&str>) -> Self {
+        self.session = key.map(|k| vec![k.to_string()]).unwrap_or_default();
+        self
     }
 }
 
@@ -49,6 +58,7 @@ pub struct StructuredFields<'a> {
     pub level: Cow<'a, str>,
     pub service: Cow<'a, str>,
     pub message: Cow<'a, str>,
+    pub session: Option<Cow<'a, str>>,
 }
 
 /// Read one line's fields; `Err` says why the line cannot be an event.
@@ -120,6 +130,7 @@ fn fields<'a>(
         level: level.unwrap_or(Cow::Borrowed("")),
         service: service.unwrap_or(Cow::Borrowed("-")),
         message,
+        session: get(&map.session),
     })
 }
 

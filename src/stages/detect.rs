@@ -1166,12 +1166,13 @@ struct Samples {
     level: StringChunked,
     template_id: StringChunked,
     message: StringChunked,
+    /// With `session_key = "field:<name>"`: each line's value of that field.
+    session_field: Option<StringChunked>,
     /// Row indices sorted by time.
     by_time: Vec<usize>,
     partition: String,
 }
 
-/// The session features the sequence-based detectors read.
 /// The columns of `gold/event_features` every event detector reads, read once for all of
 /// them: strings borrow from the frame, and each event's key is built once and shared.
 struct EventColumns<'a> {
@@ -1269,6 +1270,7 @@ impl<'a> EventColumns<'a> {
     }
 }
 
+/// The session features the sequence-based detectors read.
 struct SessionColumns {
     keys: Vec<String>,
     services: Vec<String>,
@@ -1342,6 +1344,8 @@ impl Samples {
             "template_id",
             "message",
         ];
+        // Sessions keyed by a field are found by its value, not by a regex over the message.
+        let by_field = crate::parse::session_field(&ctx.parse_settings().session_key).is_some();
         let lf = if needed {
             ctx.lake
                 .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
@@ -1349,6 +1353,17 @@ impl Samples {
             None
         };
         let mut df = match lf {
+            Some(lf) if by_field => super::gold::with_session_field(lf)?
+                .select(
+                    columns
+                        .iter()
+                        .chain(&["session_field"])
+                        .map(|c| col(*c))
+                        .collect::<Vec<_>>(),
+                )
+                .collect()
+                .map_err(anyhow::Error::from)
+                .context("reading silver events for sample lines")?,
             Some(lf) => lf
                 .select(columns.map(col))
                 .collect()
@@ -1383,6 +1398,10 @@ impl Samples {
             level: strings("level")?,
             template_id: strings("template_id")?,
             message: strings("message")?,
+            session_field: match df.column("session_field") {
+                Ok(c) => Some(c.str()?.clone()),
+                Err(_) => None,
+            },
             ts,
             by_time,
             partition,
@@ -1428,17 +1447,20 @@ impl Samples {
             SampleQuery::Session { key } => {
                 let pattern = ctx.parse_settings().session_key;
                 let re = regex::Regex::new(&pattern).ok();
+                let in_session = |i: usize| match &self.session_field {
+                    Some(field) => text(field, i) == key,
+                    None => re
+                        .as_ref()
+                        .and_then(|r| r.captures(text(&self.message, i)))
+                        .is_some_and(|c| {
+                            c.get(1)
+                                .or_else(|| c.get(0))
+                                .is_some_and(|m| m.as_str() == key)
+                        }),
+                };
                 picked.extend(
                     self.in_range(f.start_ms, f.end_ms)
-                        .filter(|&i| {
-                            re.as_ref()
-                                .and_then(|r| r.captures(text(&self.message, i)))
-                                .is_some_and(|c| {
-                                    c.get(1)
-                                        .or_else(|| c.get(0))
-                                        .is_some_and(|m| m.as_str() == key)
-                                })
-                        })
+                        .filter(|&i| in_session(i))
                         .take(k),
                 );
             }

@@ -60,7 +60,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         };
         // Read silver once: each feature table is its own query, and a lazy scan would be
         // re-read by each of them.
-        let events = events
+        let events = with_session_field(events)?
             .select([
                 col("file"),
                 col("line_no"),
@@ -71,6 +71,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 col("template_id"),
                 col("template"),
                 col("params"),
+                col("session_field"),
             ])
             .collect()
             .map_err(anyhow::Error::from)
@@ -106,6 +107,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             let t0 = std::time::Instant::now();
             let (sessions, counts) = session_features(events.clone(), &parse.session_key)?;
             tracing::debug!(ms = t0.elapsed().as_millis() as u64, "session features");
+            if let Some(field) = crate::parse::session_field(&parse.session_key)
+                && sessions.height() == 0
+            {
+                // Silver keeps a field's value only while it keys sessions: set after 02-silver
+                // ran, it is not there yet.
+                tracing::warn!(
+                    %date,
+                    field,
+                    "no event has a value for the session field: if session_key was set after 02-silver ran for this date, re-run 02-silver"
+                );
+            }
             sessions_total += sessions.height();
             ctx.lake.commit_partition(
                 Layer::Gold,
@@ -325,11 +337,26 @@ fn session_group(pattern: &str) -> Result<usize> {
     Ok(if re.captures_len() > 1 { 1 } else { 0 })
 }
 
-/// The session key of each event's message: the regex's first capture group if it has one,
-/// else the whole match; null when the message has none.
-pub fn session_key_expr(pattern: &str) -> Result<Expr> {
-    let group = session_group(pattern)?;
-    Ok(col("message").str().extract(lit(pattern), group))
+/// The session key of each event: with `field:<name>`, the field's value silver kept
+/// (`session_field`); otherwise the regex's first capture group in the message if it has
+/// one, else the whole match. Null when the event has none.
+pub fn session_key_expr(session_key: &str) -> Result<Expr> {
+    if crate::parse::session_field(session_key).is_some() {
+        return Ok(col("session_field"));
+    }
+    let group = session_group(session_key)?;
+    Ok(col("message").str().extract(lit(session_key), group))
+}
+
+/// Silver events with a `session_field` column: partitions written before sessions could be
+/// keyed by a field have none, and read as null.
+pub fn with_session_field(mut events: LazyFrame) -> Result<LazyFrame> {
+    let schema = events.collect_schema().map_err(anyhow::Error::from)?;
+    Ok(if schema.contains("session_field") {
+        events
+    } else {
+        events.with_column(lit(NULL).cast(DataType::String).alias("session_field"))
+    })
 }
 
 pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, DataFrame)> {

@@ -274,6 +274,8 @@ struct EventColumns<'a> {
     template: Vec<&'a str>,
     /// JSON array text: readable by every Parquet reader, unlike Polars' list-of-string.
     params: Vec<&'a str>,
+    /// The session field's value (`session_key = "field:<name>"`), else null.
+    session_field: Vec<Option<&'a str>>,
     line_count: Vec<u32>,
     batch: &'a Batch<'a>,
 }
@@ -292,6 +294,7 @@ impl<'a> EventColumns<'a> {
             template_id: Vec::with_capacity(n),
             template: Vec::with_capacity(n),
             params: Vec::with_capacity(n),
+            session_field: Vec::with_capacity(n),
             line_count: Vec::with_capacity(n),
             batch,
         }
@@ -311,6 +314,7 @@ impl<'a> EventColumns<'a> {
         self.template_id.push(id);
         self.template.push(text);
         self.params.push(self.batch.params(e));
+        self.session_field.push(e.header.session.as_deref());
     }
 
     fn finish(self) -> Result<DataFrame> {
@@ -330,6 +334,7 @@ impl<'a> EventColumns<'a> {
             Column::new("template_id".into(), self.template_id),
             Column::new("template".into(), self.template),
             Column::new("params".into(), self.params),
+            Column::new("session_field".into(), self.session_field),
             Column::new("line_count".into(), self.line_count),
         ])?)
     }

@@ -253,7 +253,7 @@ fn score_against(
             } else {
                 super::gold::session_key_expr(&pattern)?
             };
-            let ev = events
+            let ev = super::gold::with_session_field(events)?
                 .select([
                     col("file"),
                     col("line_no"),
