@@ -175,10 +175,64 @@ pub fn template_counts(sequence: &str) -> std::collections::HashMap<&str, u64> {
     counts
 }
 
-/// An event's masked values from silver's JSON array text, borrowing where no escape forces a
-/// copy (reading a million events' values allocates for the escaped ones only).
-pub fn json_strings(json: &str) -> Result<Vec<std::borrow::Cow<'_, str>>> {
-    #[derive(serde::Deserialize)]
-    struct Values<'a>(#[serde(borrow)] Vec<std::borrow::Cow<'a, str>>);
-    Ok(serde_json::from_str::<Values>(json)?.0)
+/// An event's masked values from silver's JSON array text, into `out` (cleared first).
+/// Values borrow from `json`: silver writes plain `["a","b"]` arrays, which are split
+/// directly; an array with an escaped character goes through a full JSON parser. Reading a
+/// million events' values this way allocates nothing per event.
+pub fn json_strings_into<'a>(
+    json: &'a str,
+    out: &mut Vec<std::borrow::Cow<'a, str>>,
+) -> Result<()> {
+    out.clear();
+    let inner = json
+        .trim()
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or_else(|| anyhow::anyhow!("not a JSON array: {json:?}"))?;
+    if inner.contains('\\') {
+        #[derive(serde::Deserialize)]
+        struct Values<'a>(#[serde(borrow)] Vec<std::borrow::Cow<'a, str>>);
+        out.extend(serde_json::from_str::<Values>(json)?.0);
+        return Ok(());
+    }
+    let mut rest = inner.trim_start();
+    while !rest.is_empty() {
+        let body = rest
+            .strip_prefix('"')
+            .ok_or_else(|| anyhow::anyhow!("not a JSON array of strings: {json:?}"))?;
+        let end = body
+            .find('"')
+            .ok_or_else(|| anyhow::anyhow!("unterminated string in {json:?}"))?;
+        out.push(std::borrow::Cow::Borrowed(&body[..end]));
+        rest = body[end + 1..].trim_start();
+        rest = match rest.strip_prefix(',') {
+            Some(r) => r.trim_start(),
+            None if rest.is_empty() => rest,
+            None => anyhow::bail!("not a JSON array of strings: {json:?}"),
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silver_values_read_like_json() {
+        let mut out = Vec::new();
+        for json in [
+            r#"[]"#,
+            r#"["pa1-000001","144.46"]"#,
+            r#"[ "a" , "b c" ]"#,
+            r#"["quote \" inside","tab\there","\u00e9"]"#,
+        ] {
+            json_strings_into(json, &mut out).unwrap();
+            let expected: Vec<String> = serde_json::from_str(json).unwrap();
+            assert_eq!(out, expected, "{json}");
+        }
+        for bad in [r#"["a""#, r#"["a" "b"]"#, r#"[1,2]"#, "nope"] {
+            assert!(json_strings_into(bad, &mut out).is_err(), "{bad}");
+        }
+    }
 }

@@ -15,6 +15,7 @@ use linfa::ParamGuard;
 use linfa::traits::Predict;
 use ndarray::Array2;
 use polars::prelude::*;
+use rustc_hash::FxHashMap;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -27,7 +28,7 @@ use crate::db::{AnomalyRow, RunOutcome};
 use crate::detectors::clustering::Placement;
 use crate::detectors::ensemble::{EnsembleParams, Vote};
 use crate::detectors::invariants::Violation;
-use crate::detectors::param_range::{ValueRange, numeric_value, unit_of};
+use crate::detectors::param_range::{LineRanges, ValueRange, numeric_value, unit_of};
 use crate::detectors::percentile::PercentileBaseline;
 use crate::detectors::sequence::{END, START};
 use crate::detectors::severity;
@@ -1042,22 +1043,31 @@ impl<'a> Detector<'a> {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
+        // Lines of one service and template share their ranges: look them up once.
+        let mut line_ranges: FxHashMap<(&str, &str), Option<LineRanges>> = FxHashMap::default();
+        let mut values = Vec::new();
         for i in 0..ev.len() {
             let (service, id, json) = (ev.services[i], ev.ids[i], ev.params[i]);
             // Only lines with a judged value are read, and only values beyond their range get
             // a score row (06-report counts the rest as 0).
-            if json.len() <= 2 || !ranges.judges(service, id) {
+            if json.len() <= 2 {
                 continue;
             }
-            let values = features::json_strings(json)
+            let Some(judged) = *line_ranges
+                .entry((service, id))
+                .or_insert_with(|| ranges.for_line(service, id))
+            else {
+                continue;
+            };
+            features::json_strings_into(json, &mut values)
                 .with_context(|| format!("reading the values of event {}", ev.keys[i]))?;
             // The value furthest out speaks for the line.
             let mut worst: Option<(f64, usize, f64, &ValueRange, bool)> = None;
             for (position, raw) in values.iter().enumerate() {
-                let Some(x) = numeric_value(raw) else {
+                let Some((range, own)) = judged.at(position) else {
                     continue;
                 };
-                let Some((range, own)) = ranges.range(service, id, position) else {
+                let Some(x) = numeric_value(raw) else {
                     continue;
                 };
                 let score = ranges.score(range, x);

@@ -755,15 +755,16 @@ impl Trainer<'_> {
                 .with_context(|| format!("reading event values of {date}"))?;
             let services = df.column("service")?.str()?;
             let ids = df.column("template_id")?.str()?;
-            let values = df.column("params")?.cast(&DataType::String)?;
-            for ((service, id), json) in services.iter().zip(ids.iter()).zip(values.str()?.iter()) {
+            let params = df.column("params")?.cast(&DataType::String)?;
+            let mut values = Vec::new();
+            for ((service, id), json) in services.iter().zip(ids.iter()).zip(params.str()?.iter()) {
                 let (Some(id), Some(json)) = (id, json) else {
                     continue;
                 };
                 if json == "[]" {
                     continue;
                 }
-                let values = features::json_strings(json)
+                features::json_strings_into(json, &mut values)
                     .with_context(|| format!("reading the values of an event of {date}"))?;
                 sampler.add(
                     service.unwrap_or_default(),

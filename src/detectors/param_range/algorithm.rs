@@ -166,6 +166,10 @@ impl ValueRange {
     /// 45 s request where 100 ms is usual is far out on both. A tail is never narrower than
     /// a factor of `min_factor` around the median.
     fn score(&self, x: f64, min_factor: f64) -> f64 {
+        // Inside the range on one scale is inside on both: most values stop here.
+        if (self.low..=self.high).contains(&x) {
+            return 0.0;
+        }
         let tails = |t: f64, m: f64, lo: f64, hi: f64, min_above: f64, min_below: f64| {
             let above = (t - hi) / (hi - m).max(min_above);
             let below = (lo - t) / (m - lo).max(min_below);
@@ -190,6 +194,24 @@ impl ValueRange {
             (1.0 - 1.0 / min_factor) * m,
         );
         log.min(linear)
+    }
+}
+
+/// The ranges of one template's positions for one service: its own where it had enough
+/// values, else all services'.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRanges<'a> {
+    own: Option<&'a [Option<ValueRange>]>,
+    all: Option<&'a [Option<ValueRange>]>,
+}
+
+impl<'a> LineRanges<'a> {
+    /// The range judging `position`, and whether it is the service's own.
+    pub fn at(&self, position: usize) -> Option<(&'a ValueRange, bool)> {
+        let at = |ranges: Option<&'a [Option<ValueRange>]>| ranges?.get(position)?.as_ref();
+        at(self.own)
+            .map(|r| (r, true))
+            .or_else(|| at(self.all).map(|r| (r, false)))
     }
 }
 
@@ -220,28 +242,16 @@ impl ParamRanges {
         self.params.quantile
     }
 
-    /// Whether any position of `template` is judged (for `service` or over all services).
-    pub fn judges(&self, service: &str, template: &str) -> bool {
-        self.all.contains_key(template)
-            || self
-                .by_service
-                .get(service)
-                .is_some_and(|t| t.contains_key(template))
-    }
-
-    /// The range judging `position` of `template` on a line of `service`, and whether it is
-    /// the service's own.
-    pub fn range<'a>(
-        &'a self,
-        service: &str,
-        template: &str,
-        position: usize,
-    ) -> Option<(&'a ValueRange, bool)> {
-        let at = |ranges: &'a TemplateRanges| ranges.get(template)?.get(position)?.as_ref();
-        if let Some(r) = self.by_service.get(service).and_then(at) {
-            return Some((r, true));
-        }
-        at(&self.all).map(|r| (r, false))
+    /// The ranges judging the values of a `template` line of `service`; `None` when no
+    /// position of it is judged.
+    pub fn for_line(&self, service: &str, template: &str) -> Option<LineRanges<'_>> {
+        let own = self
+            .by_service
+            .get(service)
+            .and_then(|t| t.get(template))
+            .map(Vec::as_slice);
+        let all = self.all.get(template).map(Vec::as_slice);
+        (own.is_some() || all.is_some()).then_some(LineRanges { own, all })
     }
 
     /// How far `x` lies beyond `range`, in tail widths: ≥ the threshold is anomalous.
@@ -398,8 +408,16 @@ mod tests {
         params.fit(sampler).unwrap()
     }
 
+    fn range<'a>(
+        model: &'a ParamRanges,
+        service: &str,
+        position: usize,
+    ) -> Option<(&'a ValueRange, bool)> {
+        model.for_line(service, "t")?.at(position)
+    }
+
     fn score(model: &ParamRanges, service: &str, position: usize, raw: &str) -> f64 {
-        let (range, _) = model.range(service, "t", position).unwrap();
+        let (range, _) = range(model, service, position).unwrap();
         model.score(range, numeric_value(raw).unwrap())
     }
 
@@ -417,7 +435,7 @@ mod tests {
         assert!(score(&model, "batch", 0, "10000") < t);
         assert!(score(&model, "api", 0, "10000") >= t);
         assert!(
-            model.range("api", "t", 0).unwrap().1,
+            range(&model, "api", 0).unwrap().1,
             "the api has its own range"
         );
         // A near-constant: out of range beyond twice (or half) its value, not just off it.
@@ -426,14 +444,14 @@ mod tests {
         assert!(score(&model, "api", 1, "1750") >= t);
         // Identifiers: not numbers, or numbers of a few values (a node id), so not judged; a
         // port anywhere in its range never flags.
-        assert!(model.range("api", "t", 2).is_none());
-        assert!(model.range("api", "t", 4).is_none());
+        assert!(range(&model, "api", 2).is_none());
+        assert!(range(&model, "api", 4).is_none());
         for port in ["1", "1024", "65535", "99999"] {
             assert!(score(&model, "api", 3, port) < t, "{port}");
         }
         // A service never seen in training is judged against all services.
-        assert_eq!(model.range("new", "t", 0).map(|r| r.1), Some(false));
-        assert!(model.judges("new", "t") && !model.judges("api", "other"));
+        assert_eq!(range(&model, "new", 0).map(|r| r.1), Some(false));
+        assert!(model.for_line("api", "other").is_none());
     }
 
     #[test]

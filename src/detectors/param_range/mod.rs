@@ -34,6 +34,6 @@ mod algorithm;
 mod errors;
 mod hyperparams;
 
-pub use algorithm::{ParamRanges, ValueRange, ValueSampler, numeric_value, unit_of};
+pub use algorithm::{LineRanges, ParamRanges, ValueRange, ValueSampler, numeric_value, unit_of};
 pub use errors::ParamRangeError;
 pub use hyperparams::{ParamRangeParams, ParamRangeValidParams};
