@@ -7,8 +7,8 @@
 //! the most trusted detector that scored the entity's granularity.
 //!
 //! Why weights rather than a vote: detectors differ in what a flag means. A broken count
-//! invariant or a template the training data never had is a statement about what normal runs
-//! (almost) never do; a z-score, a distance from a cluster centre or an isolation score is a
+//! invariant, a template the training data never had or a value far beyond any it reported is
+//! a statement about what normal runs (almost) never do; a z-score, a distance from a cluster centre or an isolation score is a
 //! position in the tail of a distribution, and every distribution has a tail — on real HDFS
 //! sessions most of their lone flags are blocks that were simply read often. The defaults give
 //! the structural detectors weight 1 and the distributional ones (and the transition-order
@@ -18,8 +18,9 @@
 //!
 //! Support must come from a second witness, not from a second reading of the same evidence.
 //! Each detector has a view — what it reads: `counts` (invariants, z-scores, percentiles,
-//! clustering, the isolation forest), `order` (transitions), `template` (rarity, severity) —
-//! and of several flags in one view only the strongest counts. Fifteen WARN lines in a block
+//! clustering, the isolation forest), `order` (transitions), `template` (rarity, severity),
+//! `values` (a line's numbers against their usual range) — and of several flags in one view
+//! only the strongest counts. Fifteen WARN lines in a block
 //! make both the z-score of its warning count and its distance from a cluster centre large;
 //! adding the two would count one fact twice (on the HDFS sessions, three of the ensemble's
 //! four false positives were exactly that). A transition no normal session makes next to a
