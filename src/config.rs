@@ -376,8 +376,8 @@ pub struct ParamRangeSettings {
     pub quantile: f64,
     /// How far past the range, in tail widths (median → quantile), raises an anomaly.
     pub threshold: f64,
-    /// The narrowest tail, as a factor around the median: a value that barely moved in
-    /// training is out of range beyond this multiple or fraction of it.
+    /// The narrowest tail width, as a factor around the median: a value that barely moved in
+    /// training is out of range beyond this factor per tail width of `threshold`.
     pub min_factor: f64,
 }
 
@@ -385,8 +385,8 @@ impl Default for ParamRangeSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            quantile: 0.999,
-            threshold: 1.0,
+            quantile: 0.99,
+            threshold: 1.5,
             min_factor: 2.0,
         }
     }

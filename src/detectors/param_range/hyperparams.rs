@@ -28,8 +28,8 @@ pub struct ParamRangeParams(pub(crate) ParamRangeValidParams);
 impl Default for ParamRangeParams {
     fn default() -> Self {
         Self(ParamRangeValidParams {
-            quantile: 0.999,
-            threshold: 1.0,
+            quantile: 0.99,
+            threshold: 1.5,
             min_factor: 2.0,
             min_numeric_share: 0.9,
             min_distinct: 10,
