@@ -457,7 +457,7 @@ impl Default for InvariantsSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            min_support: 0.98,
+            min_support: 0.9,
             min_frequency: 0.05,
             max_ratio: 3,
             rare_share: 0.01,

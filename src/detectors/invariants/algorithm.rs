@@ -400,6 +400,36 @@ mod tests {
     }
 
     #[test]
+    fn a_relation_with_a_common_exception_still_catches_rare_breaks() {
+        // One token per login, except the 5 % of logins that fail and get none; 3 sessions in
+        // 4,000 loop and issue five tokens.
+        let training: Vec<HashMap<&str, u64>> = (0..4000)
+            .map(|i| match i % 100 {
+                0..5 => session(&[("login", 1), ("failed", 1), ("done", 1)]),
+                _ if (5..8).contains(&i) => session(&[("login", 1), ("token", 5), ("done", 1)]),
+                _ => session(&[("login", 1), ("token", 1), ("done", 1)]),
+            })
+            .collect();
+        let model = InvariantsParams::default().fit(training).unwrap();
+        assert!(
+            model
+                .invariants
+                .iter()
+                .any(|i| (i.a.as_str(), i.b.as_str()) == ("login", "token")),
+            "{:?}",
+            model.invariants
+        );
+        let failed = session(&[("login", 1), ("failed", 1), ("done", 1)]);
+        assert!(
+            model.check(&failed).is_empty(),
+            "{:?}",
+            model.check(&failed)
+        );
+        let looped = session(&[("login", 1), ("token", 5), ("done", 1)]);
+        assert!(!model.check(&looped).is_empty());
+    }
+
+    #[test]
     fn rarity_is_judged_within_the_session_s_service() {
         // Service "pay" (1,000 sessions) retries in 10 % of its sessions; with 9,200 sessions
         // of "shop" that is 0.98 % of all sessions, under the 1 % rarity share.

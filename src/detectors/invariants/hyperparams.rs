@@ -24,7 +24,7 @@ pub struct InvariantsParams(pub(crate) InvariantsValidParams);
 impl Default for InvariantsParams {
     fn default() -> Self {
         Self(InvariantsValidParams {
-            min_support: 0.98,
+            min_support: 0.9,
             min_frequency: 0.05,
             max_ratio: 3,
             rare_share: 0.01,

@@ -18,7 +18,11 @@
 //!
 //! Both thresholds are unsupervised statistics of the training sessions: an invariant must
 //! hold in `min_support` of the sessions it concerns, and rarity is a share of sessions. No
-//! label is read.
+//! label is read. The support need not be near 1, because a relation is judged together with
+//! how it is broken: a login that fails in 5 % of requests breaks "one token per login" in a
+//! common way (no token), a second normal path never flagged; a session that issues five
+//! tokens breaks it in a way at most `rare_share` of sessions do, and is. (At 98 % support
+//! that relation was no invariant, and three sessions looping on the token step went unseen.)
 
 mod algorithm;
 mod errors;
