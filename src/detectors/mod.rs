@@ -24,6 +24,7 @@ pub mod invariants;
 pub mod isolation_forest;
 pub mod param_range;
 pub mod percentile;
+pub mod poisson;
 pub mod rare_template;
 pub mod robust;
 pub mod sequence;

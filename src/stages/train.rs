@@ -976,10 +976,10 @@ mod tests {
 
     #[test]
     fn a_quiet_hour_borrows_its_services_usual_spread() {
-        // Hour 1 happened to be steady (12 ± 1); the service's other hours swing the way
+        // Hour 1 happened to be steady (120 ± 10); the service's other hours swing the way
         // clumped request traffic does.
-        let steady: Vec<f64> = (0..12).map(|i| [11.0, 12.0, 13.0][i % 3]).collect();
-        let clumped: Vec<f64> = (0..12).map(|i| [4.0, 12.0, 22.0, 9.0][i % 4]).collect();
+        let steady: Vec<f64> = (0..12).map(|i| [110.0, 120.0, 130.0][i % 3]).collect();
+        let clumped: Vec<f64> = (0..12).map(|i| [40.0, 120.0, 220.0, 90.0][i % 4]).collect();
         let mut set = Grouped {
             groupings: window_groupings(),
             models: BTreeMap::from([
@@ -1003,7 +1003,7 @@ mod tests {
         let after = zero_at_one(&set, "0|auth|1");
         assert!(after > -5.0, "after pooling: z = {after}");
         // A spike still stands out; other services and the per-service fallback keep theirs.
-        assert!(set.models["0|auth|1"].predict(&array![[100.0]])[[0, 0]] > 5.0);
+        assert!(set.models["0|auth|1"].predict(&array![[1000.0]])[[0, 0]] > 5.0);
         assert!(zero_at_one(&set, "0|search|1") < -5.0);
         assert!(zero_at_one(&set, "1|auth") < -5.0);
     }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ZScoreError;
 use super::hyperparams::{ZScoreParams, ZScoreValidParams};
+use crate::detectors::poisson;
 use crate::detectors::robust::{median_and_mad, median_and_spread};
 
 /// One feature's baseline.
@@ -26,10 +27,29 @@ pub fn anscombe(count: f64) -> f64 {
 impl FeatureBaseline {
     pub fn z(&self, x: f64) -> f64 {
         match self.stabilized {
-            Some((center, scale)) => (anscombe(x) - center) / scale,
+            Some((center, scale)) => {
+                let z = (anscombe(x) - center) / scale;
+                if z < 0.0 {
+                    z.max(drop_z(x, center, scale))
+                } else {
+                    z
+                }
+            }
             None => (x - self.center) / self.scale,
         }
     }
+}
+
+/// How unlikely a count as low as `x` is, as a z, from the exact Poisson tail: the normal
+/// approximation on Anscombe's scale overstates drops towards zero (for a mean of 10, none
+/// at all is 3.9 standard deviations, not the 5.2 the transformed scale gives). A spread
+/// above 1 on that scale means the count arrives in clumps (a request writes several lines):
+/// its square `d` is the clump size, and the count is `d` times a Poisson count of clumps.
+fn drop_z(x: f64, center: f64, scale: f64) -> f64 {
+    let mean = ((center / 2.0).powi(2) - 0.375).max(0.0);
+    let clump = (scale * scale).max(1.0);
+    let p = poisson::cdf(mean / clump, (x.max(0.0) / clump).floor() as u64);
+    poisson::normal_quantile(p)
 }
 
 /// Fitted baselines; `predict` gives the z matrix (rows × features).
@@ -189,6 +209,26 @@ mod tests {
             "mean/std hides the burst: z = {}",
             zc[[9, 0]]
         );
+    }
+
+    #[test]
+    fn drops_to_zero_are_judged_by_the_exact_poisson_tail() {
+        let baseline = |mean: f64, spread: f64| FeatureBaseline {
+            center: mean,
+            scale: mean.sqrt(),
+            stabilized: Some((anscombe(mean), spread)),
+        };
+        // Ten a window, none: e⁻¹⁰, 3.9 sd — not the 5.2 of Anscombe's scale.
+        let z = baseline(10.0, 1.0).z(0.0);
+        assert!((z + 3.91).abs() < 0.01, "{z}");
+        // Forty lines in clumps of four (ten requests), none: the same 3.9, not 5.7.
+        let z = baseline(40.0, 2.0).z(0.0);
+        assert!((z + 3.91).abs() < 0.01, "{z}");
+        // A thousand, none: an outage, far past any threshold.
+        assert!(baseline(1000.0, 1.0).z(0.0) < -50.0);
+        // Above the baseline nothing changes.
+        let b = baseline(10.0, 1.0);
+        assert_eq!(b.z(30.0), (anscombe(30.0) - anscombe(10.0)) / 1.0);
     }
 
     #[test]

@@ -13,6 +13,15 @@
 //! happens in about 1 window in 1,700 by chance alone (Poisson), which z = (6 − 1)/√1 = 5
 //! would call a 5σ event. On the stabilised scale it is z ≈ 2.7, while a real spike (789
 //! events where 96 are usual) stays at z ≈ 36.
+//!
+//! Below the baseline the normal approximation fails the other way: it makes a drop towards
+//! zero look rarer than it is (none where 10 are usual has probability e⁻¹⁰, 3.9σ; the
+//! stabilised scale says 5.2σ), and lines that arrive in clumps — a request writes several —
+//! drop to zero more easily still. So a count below its baseline takes the less extreme of
+//! that z and the exact Poisson tail of its clumps, the clump size being the squared spread
+//! on the stabilised scale. A quiet service's lull of one 5-minute window is no alarm (on
+//! generated logs with 2 days of history, every remaining false window flag was one); a busy
+//! service falling silent still is (none where 1,000 are usual: z below −50).
 
 mod algorithm;
 mod errors;
