@@ -755,9 +755,9 @@ impl Trainer<'_> {
                 .with_context(|| format!("reading event values of {date}"))?;
             let services = df.column("service")?.str()?;
             let ids = df.column("template_id")?.str()?;
-            let params = df.column("params")?.cast(&DataType::String)?;
+            let arrays = df.column("params")?.cast(&DataType::String)?;
             let mut values = Vec::new();
-            for ((service, id), json) in services.iter().zip(ids.iter()).zip(params.str()?.iter()) {
+            for ((service, id), json) in services.iter().zip(ids.iter()).zip(arrays.str()?.iter()) {
                 let (Some(id), Some(json)) = (id, json) else {
                     continue;
                 };
