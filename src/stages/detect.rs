@@ -1345,7 +1345,7 @@ impl Samples {
             tables::EVENTS,
             ctx.source
         );
-        let columns = [
+        let mut columns = vec![
             "ts",
             "line_no",
             "service",
@@ -1356,6 +1356,9 @@ impl Samples {
         ];
         // Sessions keyed by a field are found by its value, not by a regex over the message.
         let by_field = crate::parse::session_field(&ctx.parse_settings().session_key).is_some();
+        if by_field {
+            columns.push("session_field");
+        }
         let lf = if needed {
             ctx.lake
                 .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
@@ -1363,19 +1366,8 @@ impl Samples {
             None
         };
         let mut df = match lf {
-            Some(lf) if by_field => super::gold::with_session_field(lf)?
-                .select(
-                    columns
-                        .iter()
-                        .chain(&["session_field"])
-                        .map(|c| col(*c))
-                        .collect::<Vec<_>>(),
-                )
-                .collect()
-                .map_err(anyhow::Error::from)
-                .context("reading silver events for sample lines")?,
-            Some(lf) => lf
-                .select(columns.map(col))
+            Some(lf) => super::gold::with_session_field(lf)?
+                .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
                 .collect()
                 .map_err(anyhow::Error::from)
                 .context("reading silver events for sample lines")?,
@@ -1455,18 +1447,19 @@ impl Samples {
                 }
             }
             SampleQuery::Session { key } => {
-                let pattern = ctx.parse_settings().session_key;
-                let re = regex::Regex::new(&pattern).ok();
-                let in_session = |i: usize| match &self.session_field {
-                    Some(field) => text(field, i) == key,
-                    None => re
-                        .as_ref()
-                        .and_then(|r| r.captures(text(&self.message, i)))
-                        .is_some_and(|c| {
-                            c.get(1)
-                                .or_else(|| c.get(0))
-                                .is_some_and(|m| m.as_str() == key)
-                        }),
+                // Keyed by a field: its value; else the key regex over the message.
+                let re = match &self.session_field {
+                    Some(_) => None,
+                    None => regex::Regex::new(&ctx.parse_settings().session_key).ok(),
+                };
+                let in_session = |i: usize| match (&self.session_field, &re) {
+                    (Some(field), _) => text(field, i) == key,
+                    (None, Some(re)) => re.captures(text(&self.message, i)).is_some_and(|c| {
+                        c.get(1)
+                            .or_else(|| c.get(0))
+                            .is_some_and(|m| m.as_str() == key)
+                    }),
+                    (None, None) => false,
                 };
                 picked.extend(
                     self.in_range(f.start_ms, f.end_ms)
