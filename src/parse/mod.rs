@@ -307,9 +307,8 @@ impl Parser {
                 .ok_or_else(|| format!("unparseable timestamp {text:?}"))?
         } else {
             let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
-            let text = parts.join(" ");
-            ts.parse(&text)
-                .ok_or_else(|| format!("unparseable timestamp {text:?}"))?
+            ts.parse_parts(&parts)
+                .ok_or_else(|| format!("unparseable timestamp {:?}", parts.join(" ")))?
         };
         let field = |slot: Option<usize>| slot.and_then(|i| fields[i]);
         let (level, level_raw) = if let Some(raw) = field(slots.level) {
@@ -1004,6 +1003,41 @@ mod tests {
                 .unwrap()
                 .timestamp_millis();
             assert_eq!(h.ts_ms, expected, "{preset} time");
+        }
+    }
+
+    #[test]
+    fn loghub_format_strings_that_repeat_the_time_read_the_full_time() {
+        // loghub's own format strings for BGL and Thunderbird name an epoch, a date and a
+        // time; joined they are no timestamp, and the fullest reading with a year is kept.
+        let cases = [
+            (
+                "<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>",
+                "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO instruction cache parity error corrected",
+                "2005-06-03T15:42:50.675Z",
+                "instruction cache parity error corrected",
+            ),
+            (
+                "<Label> <Timestamp> <Date> <User> <Month> <Day> <Time> <Location> <Component>(\\[<PID>\\])?: <Content>",
+                "- 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 crond(pam_unix)[2915]: session closed for user root",
+                "2005-11-09T12:01:01Z",
+                "session closed for user root",
+            ),
+        ];
+        for (format, line, time, message) in cases {
+            let p = parser(format);
+            let mut ts = TimestampParser::new(p.time);
+            let expected = chrono::DateTime::parse_from_rfc3339(time)
+                .unwrap()
+                .timestamp_millis();
+            // The second line reads through the subset the first one found.
+            for _ in 0..2 {
+                let h = p
+                    .parse_header(line, &mut ts)
+                    .unwrap_or_else(|e| panic!("{format}: {e}"));
+                assert_eq!(h.ts_ms, expected, "{format}");
+                assert_eq!(h.message, message);
+            }
         }
     }
 

@@ -11,6 +11,13 @@
 //! `Jun 14 15:16:01`, Android's `03-17 16:13:38.811`) take `parse.year` when set, otherwise the
 //! batch date's year — or the year before when that would put the line more than a day after
 //! the batch date (December lines read in January).
+//!
+//! Some formats name the same instant more than once: loghub's BGL and Thunderbird formats
+//! carry an epoch `<Timestamp>`, a `<Date>` and a full `<Time>`, which joined read as no
+//! shape at all. When the joined fields do not read, the subsets of them are tried — most
+//! fields first, then the longest text, and a reading with a year before one without — and
+//! the subset that read is kept for the following lines. The search is bounded, so a file
+//! that is not a log of this format costs a few failed searches, not one per line.
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
@@ -113,19 +120,84 @@ pub fn parse_zone(name: &str) -> Result<Tz, String> {
     })
 }
 
+/// How many times a parser searches the subsets of a line's time fields without finding one
+/// that reads, before it stops searching.
+const SUBSET_SEARCHES: u32 = 64;
+
 #[derive(Debug, Clone)]
 pub struct TimestampParser {
     ctx: TimeContext,
     last_shape: usize,
+    /// The subset of the time fields (a bit per field) that read when all of them joined did
+    /// not; `None` while the whole join reads.
+    parts_mask: Option<u32>,
+    searches_left: u32,
 }
 
 impl TimestampParser {
     pub fn new(ctx: TimeContext) -> Self {
-        Self { ctx, last_shape: 0 }
+        Self {
+            ctx,
+            last_shape: 0,
+            parts_mask: None,
+            searches_left: SUBSET_SEARCHES,
+        }
     }
 
     /// Epoch milliseconds (UTC), or `None` when no shape fits.
     pub fn parse(&mut self, text: &str) -> Option<i64> {
+        self.parse_as(text, true)
+    }
+
+    /// A timestamp spread over several header fields (in format order): joined with spaces,
+    /// or, when that does not read, the subset of them that does (see the module docs).
+    pub fn parse_parts(&mut self, parts: &[&str]) -> Option<i64> {
+        let n = parts.len().min(31);
+        if n == 0 {
+            return None;
+        }
+        let full = (1u32 << n) - 1;
+        let join = |mask: u32| -> String {
+            let picked: Vec<&str> = (0..n)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| parts[i])
+                .collect();
+            picked.join(" ")
+        };
+        if let Some(mask) = self.parts_mask
+            && let Some(ms) = self.parse(&join(mask))
+        {
+            return Some(ms);
+        }
+        if let Some(ms) = self.parse(&join(full)) {
+            return Some(ms);
+        }
+        if self.parts_mask.is_some() || self.searches_left == 0 || n == 1 {
+            return None;
+        }
+        self.searches_left -= 1;
+        let mut subsets: Vec<(u32, String)> = (1..full).map(|m| (m, join(m))).collect();
+        subsets.sort_by(|(ma, ta), (mb, tb)| {
+            mb.count_ones()
+                .cmp(&ma.count_ones())
+                .then(tb.len().cmp(&ta.len()))
+                .then(ma.cmp(mb))
+        });
+        for allow_yearless in [false, true] {
+            for (mask, text) in &subsets {
+                if let Some(ms) = self.parse_as(text, allow_yearless) {
+                    self.parts_mask = Some(*mask);
+                    self.searches_left = SUBSET_SEARCHES;
+                    return Some(ms);
+                }
+            }
+        }
+        None
+    }
+
+    /// [`Self::parse`], optionally refusing shapes without a year: a subset of the time fields
+    /// that reads only that way (`Nov 9 12:01:01` beside `2005.11.09`) lost the year.
+    fn parse_as(&mut self, text: &str, allow_yearless: bool) -> Option<i64> {
         let text = text.trim();
         let b = text.as_bytes();
         if let Some((t, utc)) = fast_iso(b) {
@@ -140,7 +212,11 @@ impl TimestampParser {
         }
         for k in 0..ALL_SHAPES {
             let i = (self.last_shape + k) % ALL_SHAPES;
-            if let Some(ms) = self.try_shape(shape(i), text) {
+            let shape = shape(i);
+            if !allow_yearless && matches!(shape, Shape::Yearless(_)) {
+                continue;
+            }
+            if let Some(ms) = self.try_shape(shape, text) {
                 self.last_shape = i;
                 return Some(ms);
             }
@@ -369,6 +445,36 @@ mod tests {
         assert_eq!(p.parse("1131566461.5"), Some(1_131_566_461_500));
         assert_eq!(p.parse("not a time"), None);
         assert_eq!(p.parse("2026-13-18T14:05:03Z"), None);
+    }
+
+    #[test]
+    fn time_fields_that_do_not_read_joined_read_as_their_best_subset() {
+        let mut p = utc_parser();
+        assert_eq!(
+            p.parse_parts(&["081109", "203615"]),
+            Some(ms("2008-11-09T20:36:15Z"))
+        );
+        // Epoch + date + time: the longest field that reads alone is the full time.
+        assert_eq!(
+            p.parse_parts(&["1117838570", "2005.06.03", "2005-06-03-15.42.50.675872"]),
+            Some(ms("2005-06-03T15:42:50.675Z"))
+        );
+        // A reading with a year beats one without, though it uses fewer fields.
+        let mut p = utc_parser();
+        assert_eq!(
+            p.parse_parts(&["1131566461", "2005.11.09", "Nov", "9", "12:01:01"]),
+            Some(ms("2005-11-09T12:01:01Z"))
+        );
+        assert_eq!(
+            p.parse_parts(&["1131566462", "2005.11.09", "Nov", "9", "12:01:02"]),
+            Some(ms("2005-11-09T12:01:02Z"))
+        );
+        // Nothing reads: no time, and the search gives up after a bounded number of lines.
+        let mut p = utc_parser();
+        for _ in 0..2 * SUBSET_SEARCHES {
+            assert_eq!(p.parse_parts(&["not", "a", "time"]), None);
+        }
+        assert_eq!(p.searches_left, 0);
     }
 
     #[test]
