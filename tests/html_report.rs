@@ -1,6 +1,7 @@
 //! `06-report --html` on two generated days: the page is self-contained, holds a timeline per
 //! service, the per-detector and template charts, the new templates of day two and the
-//! incidents table; and headless Chromium renders it (a screenshot with the charts' colours
+//! incidents table; a day's report against a two-day labels file judges that day's labels;
+//! and headless Chromium renders it (a screenshot with the charts' colours
 //! in it, a DOM with every chart).
 //!
 //! Chromium is required when `LOGLAKE_REQUIRE_CHROMIUM` is set (CI installs it and sets it);
@@ -126,6 +127,25 @@ fn the_html_report_is_self_contained_and_renders_its_charts_in_chromium() {
     common::shop_ok(&lake, "2026-11-18", &["06-report", "--html"]);
     let day_one = std::fs::read_to_string(lake.join("reports/2026-11-18/index.html")).unwrap();
     assert!(day_one.contains("first batch"));
+
+    // A day's report against the labels of both days judges that day's labels only (the
+    // generator labels 14 things a day): the other day's are not misses.
+    let labels = raw.join("labels.jsonl");
+    let report = common::shop_ok(
+        &lake,
+        "2026-11-19",
+        &["06-report", "--labels", labels.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        stdout.contains("(14 of the file's 28 labels fall in the time this batch scored)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("of 14 labels found"), "{stdout}");
+    assert!(
+        stdout.contains("type never_seen         (event) ensemble found 2/2"),
+        "{stdout}"
+    );
     let templates_of = |d: &str| -> std::collections::HashSet<String> {
         let df = lake_api
             .scan(Layer::Silver, tables::TEMPLATES, "shop", &[day(d)])

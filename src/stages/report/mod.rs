@@ -122,7 +122,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     if let Some(path) = &ctx.options.labels {
         let labels = LabelSet::read(path)?;
         writeln!(out, "\nevaluation against {}", path.display())?;
-        let per_detector = score_against(ctx, &labels, path)?;
+        let (per_detector, span) = score_against(ctx, &labels, path)?;
         writeln!(
             out,
             "  {:<30} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8}",
@@ -152,7 +152,24 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 auc(m.pr_auc)
             )?;
         }
-        if let Some(generated) = labels.generator() {
+        if let Some(all_labels) = labels.generator() {
+            // A labels file may cover more days than this batch (one file for a generated
+            // month, reported day by day): only labels in the time the batch scored count, or
+            // every other day's labels would read as misses.
+            let generated: Vec<_> = all_labels
+                .iter()
+                .filter(|l| span.is_some_and(|s| s.overlaps(l)))
+                .cloned()
+                .collect();
+            let generated = &generated[..];
+            if generated.len() < all_labels.len() {
+                writeln!(
+                    out,
+                    "  ({} of the file's {} labels fall in the time this batch scored)",
+                    generated.len(),
+                    all_labels.len()
+                )?;
+            }
             let e = evaluate(&detections, generated);
             writeln!(
                 out,
@@ -230,13 +247,39 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     })
 }
 
-/// Every scored entity of the batch against the labels, per detector and granularity; the
-/// results go to the `evaluations` table too.
+/// (detector, granularity) → how it did against the labels.
+type MetricsByDetector = BTreeMap<(String, String), Metrics>;
+
+/// The time a batch's scored entities cover, in epoch milliseconds (end exclusive).
+#[derive(Debug, Clone, Copy)]
+struct ScoredSpan {
+    start_ms: i64,
+    end_ms: i64,
+}
+
+impl ScoredSpan {
+    /// Whether a generator label's interval meets the span.
+    fn overlaps(&self, label: &crate::generate::Label) -> bool {
+        let ms = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.timestamp_millis())
+                .ok()
+        };
+        match (ms(&label.start), ms(&label.end)) {
+            (Some(start), Some(end)) => start < self.end_ms && end >= self.start_ms,
+            // A label without a readable time cannot be placed: keep it, so it is judged.
+            _ => true,
+        }
+    }
+}
+
+/// Every scored entity of the batch against the labels, per detector and granularity (the
+/// results go to the `evaluations` table too), and the time the scored entities cover.
 fn score_against(
     ctx: &Context,
     labels: &LabelSet,
     path: &std::path::Path,
-) -> Result<BTreeMap<(String, String), Metrics>> {
+) -> Result<(MetricsByDetector, Option<ScoredSpan>)> {
     let window_ms = i64::from(ctx.settings.gold_for(&ctx.source).window_minutes) * 60_000;
     let mut anomalous_windows = std::collections::HashSet::new();
     let mut anomalous_sessions = std::collections::HashSet::new();
@@ -300,6 +343,15 @@ fn score_against(
     let start = features::millis(&scores, "window_start")?;
     let score = scores.column("score")?.f64()?;
     let threshold = scores.column("threshold")?.f64()?;
+    let span = start
+        .iter()
+        .copied()
+        .min()
+        .zip(start.iter().copied().max())
+        .map(|(first, last)| ScoredSpan {
+            start_ms: first,
+            end_ms: last + window_ms.max(1),
+        });
     // Detectors score the entities they judge: most score every entity of their granularity,
     // the ensemble only those some detector flagged, the severity rule only lines at its
     // level. An entity a detector did not score has score 0 from it; a granularity's entities
@@ -364,5 +416,5 @@ fn score_against(
         })
         .collect();
     ctx.db.upsert_evaluations(&rows)?;
-    Ok(per)
+    Ok((per, span))
 }
