@@ -309,6 +309,20 @@ pub struct Evaluation {
     pub per_detector: BTreeMap<String, (usize, usize)>,
 }
 
+/// The labels whose interval meets `[start, end)`: a batch's share of a labels file that
+/// spans more days than the batch. A label whose times do not read cannot be placed and is
+/// kept, so it is judged.
+pub fn labels_within(labels: &[Label], start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Label> {
+    labels
+        .iter()
+        .filter(|l| match (parse_ts(&l.start), parse_ts(&l.end)) {
+            (Some(l_start), Some(l_end)) => l_start < end && l_end >= start,
+            _ => true,
+        })
+        .cloned()
+        .collect()
+}
+
 fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()

@@ -172,7 +172,8 @@ impl TimestampParser {
         if let Some(ms) = self.parse(&join(full)) {
             return Some(ms);
         }
-        if self.parts_mask.is_some() || self.searches_left == 0 || n == 1 {
+        // A subset found once is the file's; failing that, the line is bad, not the shape.
+        if self.parts_mask.is_some() || self.searches_left == 0 {
             return None;
         }
         self.searches_left -= 1;
@@ -187,7 +188,6 @@ impl TimestampParser {
             for (mask, text) in &subsets {
                 if let Some(ms) = self.parse_as(text, allow_yearless) {
                     self.parts_mask = Some(*mask);
-                    self.searches_left = SUBSET_SEARCHES;
                     return Some(ms);
                 }
             }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 mod html;
@@ -15,7 +16,9 @@ use super::Context;
 use super::train::ENSEMBLE;
 use crate::db::EvaluationRow;
 use crate::db::RunOutcome;
-use crate::evaluate::{Judged, LabelSet, Metrics, Truth, detections_from, evaluate, metrics};
+use crate::evaluate::{
+    Judged, LabelSet, Metrics, Truth, detections_from, evaluate, labels_within, metrics,
+};
 use crate::features;
 use crate::lake::{Layer, tables};
 
@@ -156,11 +159,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             // A labels file may cover more days than this batch (one file for a generated
             // month, reported day by day): only labels in the time the batch scored count, or
             // every other day's labels would read as misses.
-            let generated: Vec<_> = all_labels
-                .iter()
-                .filter(|l| span.is_some_and(|s| s.overlaps(l)))
-                .cloned()
-                .collect();
+            let generated = span
+                .map(|s| labels_within(all_labels, s.start, s.end))
+                .unwrap_or_default();
             let generated = &generated[..];
             if generated.len() < all_labels.len() {
                 writeln!(
@@ -250,27 +251,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 /// (detector, granularity) → how it did against the labels.
 type MetricsByDetector = BTreeMap<(String, String), Metrics>;
 
-/// The time a batch's scored entities cover, in epoch milliseconds (end exclusive).
+/// The time a batch's scored entities cover (end exclusive).
 #[derive(Debug, Clone, Copy)]
 struct ScoredSpan {
-    start_ms: i64,
-    end_ms: i64,
-}
-
-impl ScoredSpan {
-    /// Whether a generator label's interval meets the span.
-    fn overlaps(&self, label: &crate::generate::Label) -> bool {
-        let ms = |t: &str| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(|t| t.timestamp_millis())
-                .ok()
-        };
-        match (ms(&label.start), ms(&label.end)) {
-            (Some(start), Some(end)) => start < self.end_ms && end >= self.start_ms,
-            // A label without a readable time cannot be placed: keep it, so it is judged.
-            _ => true,
-        }
-    }
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
 }
 
 /// Every scored entity of the batch against the labels, per detector and granularity (the
@@ -349,8 +334,8 @@ fn score_against(
         .min()
         .zip(start.iter().copied().max())
         .map(|(first, last)| ScoredSpan {
-            start_ms: first,
-            end_ms: last + window_ms.max(1),
+            start: DateTime::from_timestamp_millis(first).unwrap_or_default(),
+            end: DateTime::from_timestamp_millis(last + window_ms.max(1)).unwrap_or_default(),
         });
     // Detectors score the entities they judge: most score every entity of their granularity,
     // the ensemble only those some detector flagged, the severity rule only lines at its
