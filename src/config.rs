@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::detectors::settings::DetectorsConfig;
 use crate::lake::lock::OnLocked;
 
 /// The whole configuration, one struct per `[section]` of `config/loglake.toml`.
@@ -25,7 +26,9 @@ pub struct Settings {
     pub sources: BTreeMap<String, SourceSettings>,
     pub gold: GoldSettings,
     pub train: TrainSettings,
-    pub detectors: DetectorSettings,
+    /// `[detectors.<name>]`: each detector's own section, read and checked by the detector
+    /// (see `detectors::settings`).
+    pub detectors: DetectorsConfig,
     pub detect: DetectSettings,
     pub run: RunSettings,
 }
@@ -206,295 +209,6 @@ impl Default for TrainSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DetectorSettings {
-    pub isolation_forest: IsolationForestSettings,
-    pub zscore: ZScoreSettings,
-    pub percentile: PercentileSettings,
-    pub rare_template: RareTemplateSettings,
-    pub severity: SeveritySettings,
-    pub param_range: ParamRangeSettings,
-    pub sequence: SequenceSettings,
-    pub invariants: InvariantsSettings,
-    pub clustering: ClusteringSettings,
-    pub ensemble: EnsembleSettings,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EnsembleSettings {
-    pub enabled: bool,
-    /// Detector → weight of its calibrated score (score ÷ its threshold); see
-    /// `detectors::ensemble` for why the defaults differ.
-    pub weights: BTreeMap<String, f64>,
-    /// Weight of a detector not in `weights`.
-    pub default_weight: f64,
-    /// Detector → the evidence it reads; of detectors reading the same evidence only the
-    /// strongest flag counts (a detector not named is a view of its own).
-    pub views: BTreeMap<String, String>,
-}
-
-impl Default for EnsembleSettings {
-    fn default() -> Self {
-        let weights = [
-            ("invariants", 1.0),
-            ("rare_template", 1.0),
-            ("severity", 1.0),
-            ("param_range", 1.0),
-            ("sequence", 0.5),
-            ("zscore", 0.5),
-            ("percentile", 0.5),
-            ("clustering", 0.5),
-            ("isolation_forest", 0.5),
-        ];
-        let views = [
-            ("invariants", "counts"),
-            ("zscore", "counts"),
-            ("percentile", "counts"),
-            ("clustering", "counts"),
-            ("isolation_forest", "counts"),
-            ("sequence", "order"),
-            ("rare_template", "template"),
-            ("severity", "template"),
-            ("param_range", "values"),
-        ];
-        Self {
-            enabled: true,
-            weights: weights.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            default_weight: 1.0,
-            views: views
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IsolationForestSettings {
-    pub enabled: bool,
-    /// Granularities it runs on (`window`, `session`).
-    pub granularities: Vec<String>,
-    pub n_trees: usize,
-    pub max_samples: usize,
-    /// `auto` (scikit-learn's: anomalous when the score exceeds 0.5) or a fraction in (0, 0.5].
-    pub contamination: String,
-    pub seed: u64,
-}
-
-impl Default for IsolationForestSettings {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            granularities: vec!["session".into()],
-            n_trees: 100,
-            max_samples: 256,
-            contamination: "auto".into(),
-            seed: 42,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ZScoreSettings {
-    pub enabled: bool,
-    pub granularities: Vec<String>,
-    /// Median/MAD instead of mean/std: one burst in the training data does not hide the next.
-    pub robust: bool,
-    /// |z| at or above this is anomalous.
-    pub threshold: f64,
-}
-
-impl Default for ZScoreSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            granularities: vec!["window".into(), "session".into()],
-            robust: true,
-            threshold: 5.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PercentileSettings {
-    pub enabled: bool,
-    pub granularities: Vec<String>,
-    /// Upper quantile of a count's usual range (the lower one is 1 − quantile).
-    pub quantile: f64,
-    /// How far past the range, in tail widths (median → quantile), raises an anomaly.
-    pub threshold: f64,
-}
-
-impl Default for PercentileSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            granularities: vec!["window".into()],
-            quantile: 0.99,
-            threshold: 1.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SeveritySettings {
-    pub enabled: bool,
-    /// Lines at this level or above are judged (TRACE … FATAL).
-    pub min_level: String,
-    /// A template logged at a line's level or above at most this many times in training…
-    pub max_count: u64,
-    /// …or in at most this share of its training lines, is not routine at that level.
-    pub max_share: f64,
-    /// Only judge once the training range holds this many events.
-    pub min_events: u64,
-}
-
-impl Default for SeveritySettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            min_level: "ERROR".into(),
-            max_count: 2,
-            max_share: 0.01,
-            min_events: 10_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ParamRangeSettings {
-    pub enabled: bool,
-    /// Upper quantile of a value's usual range (the lower one is 1 − quantile); a position
-    /// needs 1 / (1 − quantile) training values.
-    pub quantile: f64,
-    /// How far past the range, in tail widths (median → quantile), raises an anomaly.
-    pub threshold: f64,
-    /// The narrowest tail width, as a factor around the median: a value that barely moved in
-    /// training is out of range beyond this factor per tail width of `threshold`.
-    pub min_factor: f64,
-}
-
-impl Default for ParamRangeSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            quantile: 0.99,
-            threshold: 1.5,
-            min_factor: 2.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RareTemplateSettings {
-    pub enabled: bool,
-    /// A template seen at most this many times in the training range is rare.
-    pub max_count: u64,
-    /// …and only when the training range has at least this many events, so that a tiny first
-    /// batch does not call everything rare.
-    pub min_events: u64,
-}
-
-impl Default for RareTemplateSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_count: 2,
-            min_events: 10_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SequenceSettings {
-    pub enabled: bool,
-    /// A transition made by at most this many training sessions is rare…
-    pub max_sessions: u64,
-    /// …or by at most this share of them, whichever is larger.
-    pub max_rate: f64,
-    /// Only judge once the training range holds this many sessions.
-    pub min_sessions: u64,
-}
-
-impl Default for SequenceSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_sessions: 2,
-            max_rate: 1e-4,
-            min_sessions: 1000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InvariantsSettings {
-    pub enabled: bool,
-    /// Share of the sessions having either event in which `p × count(a) = q × count(b)`
-    /// must hold to be an invariant.
-    pub min_support: f64,
-    /// Templates present in at least this share of sessions take part in invariants.
-    pub min_frequency: f64,
-    /// Largest p and q tried.
-    pub max_ratio: u32,
-    /// A template present in at most this share of training sessions is rare.
-    pub rare_share: f64,
-    /// Only judge once the training range holds this many sessions.
-    pub min_sessions: u64,
-}
-
-impl Default for InvariantsSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            min_support: 0.9,
-            min_frequency: 0.05,
-            max_ratio: 3,
-            rare_share: 0.01,
-            min_sessions: 1000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClusteringSettings {
-    pub enabled: bool,
-    /// k of k-means; at least the number of normal session behaviours.
-    pub n_clusters: usize,
-    /// A cluster holding less than this share of training sessions is rare.
-    pub min_cluster_share: f64,
-    /// Robust z of the distance to the cluster centre at which a session is far.
-    pub distance_threshold: f64,
-    /// Cluster counts on the log scale ln(1 + count), where distance measures how many times
-    /// more or less often a template occurs rather than how many more events.
-    pub log_counts: bool,
-    pub seed: u64,
-}
-
-impl Default for ClusteringSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            n_clusters: 16,
-            min_cluster_share: 1e-3,
-            distance_threshold: 5.0,
-            log_counts: true,
-            seed: 42,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectSettings {
@@ -544,17 +258,17 @@ impl Settings {
                 }
             }
         }
-        builder = builder.add_source(
-            config::Environment::with_prefix("LOGLAKE")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("detectors.isolation_forest.granularities")
-                .with_list_parse_key("detectors.zscore.granularities")
-                .with_list_parse_key("detectors.percentile.granularities")
-                .with_list_parse_key("gold.granularities"),
-        );
+        let mut environment = config::Environment::with_prefix("LOGLAKE")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("gold.granularities");
+        for d in crate::detectors::DETECTORS {
+            environment =
+                environment.with_list_parse_key(&format!("detectors.{}.granularities", d.name()));
+        }
+        builder = builder.add_source(environment);
         if let Some(lake) = &overrides.lake {
             builder = builder.set_override("lake.path", lake.to_string_lossy().to_string())?;
         }
@@ -573,6 +287,10 @@ impl Settings {
         }
         let merged = builder.build().context("reading configuration")?;
         let settings: Settings = merged.try_deserialize().context(
+            "invalid configuration (see config/loglake.toml for every key and its default)",
+        )?;
+        // Every detector's section is checked now, before any stage writes anything.
+        settings.detectors.check().context(
             "invalid configuration (see config/loglake.toml for every key and its default)",
         )?;
         Ok(settings)
@@ -650,8 +368,31 @@ mod tests {
         let text =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/loglake.toml"))
                 .unwrap();
-        let from_file: Settings = toml_like(&text);
-        let defaults = Settings::default();
+        let mut from_file: Settings = toml_like(&text);
+        let mut defaults = Settings::default();
+        from_file.detectors.check().unwrap();
+        // Sections compared with every key resolved by its detector (1 and 1.0 alike).
+        let resolved = |s: &Settings| s.detectors.resolved().unwrap();
+        assert_eq!(resolved(&from_file), resolved(&defaults));
+        assert_eq!(
+            from_file.detectors.0.keys().collect::<Vec<_>>(),
+            defaults.detectors.0.keys().collect::<Vec<_>>(),
+            "the shipped file documents every detector's section"
+        );
+        for (name, section) in &defaults.detectors.0 {
+            let keys = |v: &serde_json::Value| {
+                v.as_object()
+                    .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            assert_eq!(
+                keys(&from_file.detectors.0[name]),
+                keys(section),
+                "[detectors.{name}] in config/loglake.toml lists every key"
+            );
+        }
+        from_file.detectors = Default::default();
+        defaults.detectors = Default::default();
         assert_eq!(
             serde_json::to_value(&from_file).unwrap(),
             serde_json::to_value(&defaults).unwrap()
@@ -684,5 +425,69 @@ mod tests {
         assert_eq!(s.gold_for("hdfs").granularities, vec!["session"]);
         assert_eq!(s.gold_for("hdfs").window_minutes, 5);
         assert_eq!(s.gold_for("other").granularities.len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod detector_settings_tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loglake.toml");
+        std::fs::write(&path, toml).unwrap();
+        Settings::load(Some(&path), &Overrides::default())
+    }
+
+    fn error(toml: &str) -> String {
+        format!("{:#}", load(toml).expect_err(toml))
+    }
+
+    #[test]
+    fn bad_detector_settings_are_refused_with_their_key() {
+        assert!(
+            error("[detectors.zscore]\nthreshold = -1\n")
+                .contains("detectors.zscore.threshold must be positive, got -1")
+        );
+        assert!(
+            error("[detectors.percentile]\nquantile = 0.3\n")
+                .contains("detectors.percentile.quantile must be in (0.5, 1), got 0.3")
+        );
+        assert!(
+            error("[detectors.isolation_forest]\ncontamination = \"lots\"\n")
+                .contains("detectors.isolation_forest.contamination")
+        );
+        assert!(
+            error("[detectors.zscore]\nthreshhold = 4\n").contains("unknown field `threshhold`")
+        );
+        assert!(
+            error("[detectors.zscore]\ngranularities = [\"event\"]\n").contains(
+                "detectors.zscore.granularities may name only window, session, got event"
+            )
+        );
+        assert!(error("[detectors.zscore]\nweight = -2\n").contains("detectors.zscore.weight"));
+        assert!(
+            error("[detectors.nope]\nenabled = true\n")
+                .contains("unknown detector section [detectors.nope]")
+        );
+        assert!(
+            error("[detectors.ensemble]\nweights = { zscore = 1.0 }\n")
+                .contains("weights and views are set in each detector's section")
+        );
+    }
+
+    #[test]
+    fn a_section_overrides_only_the_keys_it_names() {
+        let s = load("[detectors.zscore]\nthreshold = 4\nweight = 0.25\n").unwrap();
+        let resolved = s.detectors.resolved().unwrap();
+        assert_eq!(resolved["zscore"]["threshold"], 4.0);
+        assert_eq!(resolved["zscore"]["robust"], true);
+        assert_eq!(resolved["zscore"]["weight"], 0.25);
+        assert_eq!(resolved["percentile"]["quantile"], 0.99);
+        let (enabled, ensemble) = s.detectors.ensemble().unwrap();
+        assert!(enabled);
+        assert_eq!(ensemble.weight_of("zscore"), 0.25);
+        assert_eq!(ensemble.weight_of("invariants"), 1.0);
+        assert_eq!(ensemble.view_of("sequence"), "order");
     }
 }

@@ -19,9 +19,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
 use crate::config::redact_url;
-use crate::evaluate::Metrics;
-use crate::incidents::Incident;
-use crate::models::SavedModel;
+use crate::detectors::SavedModel;
+use crate::records::{AnomalyRow, EvaluationRow, Incident, RunEnd, RunStart};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -65,75 +64,6 @@ pub fn format_ts(dialect: Dialect, ts: DateTime<Utc>) -> String {
         Dialect::Postgres => format!("{base}+00:00"),
         Dialect::Sqlite => base,
     }
-}
-
-/// One stage run, as recorded in `pipeline_runs`.
-#[derive(Debug, Clone)]
-pub struct RunStart<'a> {
-    pub run_id: &'a str,
-    pub stage: &'a str,
-    pub source: &'a str,
-    pub batch_dates: &'a str,
-    pub started_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunOutcome {
-    pub rows_in: u64,
-    pub rows_out: u64,
-    pub rows_quarantined: u64,
-    pub message: String,
-    /// The stage found nothing to do for its batch dates (no input that day, no upstream
-    /// partition, a model still fresh): recorded as `skipped`, and the process exits with
-    /// `[run] skip_exit_code`.
-    pub nothing_to_do: bool,
-}
-
-impl RunOutcome {
-    /// A stage that had nothing to do, and why (the reason becomes the run's message).
-    pub fn nothing_to_do(reason: impl Into<String>) -> Self {
-        Self {
-            message: format!("nothing to do: {}", reason.into()),
-            nothing_to_do: true,
-            ..Default::default()
-        }
-    }
-}
-
-/// One row of the user-facing `anomalies` table (column names are a stable contract).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnomalyRow {
-    pub anomaly_id: String,
-    pub run_id: String,
-    pub detected_at: DateTime<Utc>,
-    pub source: String,
-    pub batch_date: NaiveDate,
-    pub granularity: String,
-    pub entity_key: String,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
-    pub detector: String,
-    pub score: f64,
-    pub threshold: f64,
-    pub severity: String,
-    pub reason: String,
-    pub details: String,
-    pub model_version: String,
-    pub incident_id: Option<String>,
-}
-
-/// One row of the `evaluations` table: one detector at one granularity against one label set.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EvaluationRow {
-    pub source: String,
-    pub date_from: NaiveDate,
-    pub date_to: NaiveDate,
-    pub labels: String,
-    pub detector: String,
-    pub granularity: String,
-    pub run_id: String,
-    pub evaluated_at: DateTime<Utc>,
-    pub metrics: Metrics,
 }
 
 /// An anomaly as compared across runs: (id, entity, detector, score, reason).
@@ -325,12 +255,7 @@ impl Database {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
-    pub fn finish_run(
-        &self,
-        id: i64,
-        started: DateTime<Utc>,
-        result: &Result<RunOutcome>,
-    ) -> Result<()> {
+    pub fn finish_run(&self, id: i64, started: DateTime<Utc>, end: &RunEnd) -> Result<()> {
         let d = self.dialect;
         let now = Utc::now();
         let duration_ms = (now - started).num_milliseconds();
@@ -339,21 +264,16 @@ impl Database {
              rows_out = $5, rows_quarantined = $6, message = $7, error = $8 WHERE id = $9",
             d.ts(2)
         );
-        let (status, outcome, error) = match result {
-            Ok(o) if o.nothing_to_do => ("skipped", o.clone(), None),
-            Ok(o) => ("succeeded", o.clone(), None),
-            Err(e) => ("failed", RunOutcome::default(), Some(format!("{e:#}"))),
-        };
         self.runtime.block_on(
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(status)
+                .bind(end.status)
                 .bind(format_ts(d, now))
                 .bind(duration_ms)
-                .bind(outcome.rows_in as i64)
-                .bind(outcome.rows_out as i64)
-                .bind(outcome.rows_quarantined as i64)
-                .bind(outcome.message)
-                .bind(error)
+                .bind(end.rows_in as i64)
+                .bind(end.rows_out as i64)
+                .bind(end.rows_quarantined as i64)
+                .bind(end.message.clone())
+                .bind(end.error.clone())
                 .bind(id)
                 .execute(&self.pool),
         )?;
@@ -394,7 +314,7 @@ impl Database {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(m.model_version.clone())
                 .bind(m.source.clone())
-                .bind(m.granularity.clone())
+                .bind(m.granularity.as_str())
                 .bind(m.detector.clone())
                 .bind(format_ts(d, m.created_at))
                 .bind(m.train_from.to_string())
@@ -769,6 +689,8 @@ mod tests {
             details: r#"{"top_features":[]}"#.into(),
             model_version: "v1".into(),
             incident_id: None,
+            service: "checkout".into(),
+            kind: "window|zscore|n_error".into(),
         }
     }
 

@@ -8,12 +8,7 @@ use anyhow::Result;
 use ndarray::Array2;
 use polars::prelude::*;
 
-use crate::stages::gold::{CONTEXT, WINDOW_KEYS};
-
-/// The granularities a detector can work on.
-pub const WINDOW: &str = "window";
-pub const SESSION: &str = "session";
-pub const EVENT: &str = "event";
+use crate::lake::schema::{WINDOW_CONTEXT, WINDOW_KEYS};
 
 /// Session columns used as features besides the template counts.
 pub const SESSION_NUMERIC: &[&str] = &[
@@ -54,7 +49,9 @@ fn numeric_columns(df: &DataFrame, keep: impl Fn(&str) -> bool) -> Vec<String> {
         .iter()
         .filter(|c| c.dtype().is_primitive_numeric())
         .map(|c| c.name().to_string())
-        .filter(|c| !WINDOW_KEYS.contains(&c.as_str()) && !CONTEXT.contains(&c.as_str()) && keep(c))
+        .filter(|c| {
+            !WINDOW_KEYS.contains(&c.as_str()) && !WINDOW_CONTEXT.contains(&c.as_str()) && keep(c)
+        })
         .collect()
 }
 

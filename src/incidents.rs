@@ -10,49 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::db::AnomalyRow;
 use crate::detectors::calibrated;
-
-/// One row of the `incidents` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Incident {
-    pub incident_id: String,
-    pub source: String,
-    pub batch_date: NaiveDate,
-    pub service: String,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: DateTime<Utc>,
-    pub anomalies: u64,
-    pub entities: u64,
-    pub repeats: u64,
-    pub detectors: String,
-    pub severity: String,
-    pub max_score_ratio: f64,
-    pub title: String,
-}
-
-/// The service an anomaly concerns (as its details record it).
-fn service_of(details: &serde_json::Value) -> String {
-    details["service"].as_str().unwrap_or_default().to_string()
-}
-
-/// What kind of finding an anomaly is, beyond which entity: the detector and the leading
-/// evidence (feature and the template, relation or transition it names).
-fn signature(row: &AnomalyRow, details: &serde_json::Value) -> String {
-    let top = &details["top_features"][0];
-    // The ensemble restates its strongest member's finding: the same kind, not a new one.
-    let detector = details["contributions"][0]["detector"]
-        .as_str()
-        .unwrap_or(&row.detector);
-    let parts: Vec<String> = ["feature", "template_id", "a", "b", "from", "to"]
-        .iter()
-        .filter_map(|k| top[*k].as_str().map(|v| v.to_string()))
-        .collect();
-    format!("{}|{detector}|{}", row.granularity, parts.join("|"))
-}
+use crate::records::{AnomalyRow, Incident};
 
 fn severity_rank(s: &str) -> u8 {
     match s {
@@ -91,7 +53,7 @@ pub fn tails<'a>(earlier: impl IntoIterator<Item = &'a AnomalyRow>) -> Vec<Tail>
             })
             .or_insert_with(|| Tail {
                 incident_id: id.to_string(),
-                service: service_of(&serde_json::from_str(&r.details).unwrap_or_default()),
+                service: r.service.clone(),
                 started_at: start,
                 ended_at: end,
             });
@@ -107,8 +69,7 @@ pub fn tails<'a>(earlier: impl IntoIterator<Item = &'a AnomalyRow>) -> Vec<Tail>
 pub fn assign_ids(rows: &mut [AnomalyRow], gap: Duration, tails: &[Tail]) {
     let mut by_service: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
-        let details = serde_json::from_str(&r.details).unwrap_or_default();
-        by_service.entry(service_of(&details)).or_default().push(i);
+        by_service.entry(r.service.clone()).or_default().push(i);
     }
     for (service, mut idx) in by_service {
         idx.sort_by(|&a, &b| {
@@ -180,11 +141,7 @@ pub fn summarize(rows: &[AnomalyRow], others: &[AnomalyRow]) -> Vec<Incident> {
     for (incident_id, mut group) in members {
         group.sort_by(|a, b| (a.window_start, &a.anomaly_id).cmp(&(b.window_start, &b.anomaly_id)));
         group.dedup_by(|a, b| a.anomaly_id == b.anomaly_id);
-        let details: Vec<serde_json::Value> = group
-            .iter()
-            .map(|r| serde_json::from_str(&r.details).unwrap_or_default())
-            .collect();
-        let service = service_of(&details[0]);
+        let service = group[0].service.clone();
         let mut seen = BTreeSet::new();
         let mut repeats = 0;
         let mut entities = BTreeSet::new();
@@ -192,7 +149,7 @@ pub fn summarize(rows: &[AnomalyRow], others: &[AnomalyRow]) -> Vec<Incident> {
         let ratio = |r: &AnomalyRow| calibrated(r.score, r.threshold);
         let mut lead = 0;
         for (k, r) in group.iter().enumerate() {
-            if !seen.insert(signature(r, &details[k])) {
+            if !seen.insert(r.kind.as_str()) {
                 repeats += 1;
             }
             entities.insert((r.granularity.clone(), r.entity_key.clone()));
@@ -242,6 +199,7 @@ pub fn summarize(rows: &[AnomalyRow], others: &[AnomalyRow]) -> Vec<Incident> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     /// One batch on its own: ids, then incident rows.
     fn assign(rows: &mut [AnomalyRow], gap: Duration) -> Vec<Incident> {
@@ -274,6 +232,12 @@ mod tests {
                     .to_string(),
             model_version: "v".into(),
             incident_id: None,
+            service: service.into(),
+            kind: crate::records::finding_kind(
+                "window",
+                detector,
+                &serde_json::json!({ "feature": feature }),
+            ),
         }
     }
 

@@ -8,7 +8,9 @@
 //! - [`db`] owns every SQL statement (PostgreSQL or the embedded SQLite default).
 //! - [`stages`] has one module per numbered stage (`00-init` … `06-report`).
 //! - [`parse`] turns raw lines into events: header formats, timestamps, masking, templates.
-//! - [`detectors`] holds the models, each shaped like a linfa algorithm.
+//! - [`detectors`] holds the models, each shaped like a linfa algorithm, behind one contract
+//!   that `04-train` and `05-detect` loop over.
+//! - [`records`] holds the typed rows stages hand to the database.
 //! - [`generate`] writes synthetic logs with ground-truth labels; [`evaluate`] scores
 //!   detections against such labels.
 
@@ -21,6 +23,6 @@ pub mod features;
 pub mod generate;
 pub mod incidents;
 pub mod lake;
-pub mod models;
 pub mod parse;
+pub mod records;
 pub mod stages;

@@ -3,17 +3,13 @@
 //! bad line is quarantined with its reason, and every bronze line is accounted for: bronze
 //! rows = lines inside silver events (`line_count`) + quarantined rows.
 
+mod common;
+
 use std::io::Write;
 
-use clap::Parser as _;
-use loglake::cli::{Cli, run};
 use loglake::lake::{Lake, Layer, tables};
 
-fn loglake(args: &[&str]) -> anyhow::Result<()> {
-    let mut argv = vec!["loglake"];
-    argv.extend_from_slice(args);
-    run(Cli::try_parse_from(argv)?).map(|_| ())
-}
+use common::loglake;
 
 #[test]
 fn bad_lines_are_quarantined_with_reasons_and_every_line_is_accounted_for() {

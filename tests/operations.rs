@@ -17,13 +17,7 @@ fn generated(dir: &Path, lines_per_day: u64) -> PathBuf {
 }
 
 fn loglake(lake: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
-        .args(["--date", "2026-11-19", "--format", "generator"])
-        .args(["--session-key", r"req=(\S+)"])
-        .args(args)
-        .output()
-        .unwrap()
+    common::shop(lake, "2026-11-19", args)
 }
 
 fn error_lines(out: &Output) -> Vec<String> {

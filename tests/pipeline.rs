@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use clap::Parser;
-use loglake::cli::{Cli, run};
 use loglake::db::Database;
 use loglake::evaluate::{Detection, detections_from, evaluate};
 use loglake::generate::read_labels;
@@ -21,11 +19,7 @@ use sha2::{Digest, Sha256};
 
 const DATE: &str = "2026-11-21";
 
-fn loglake(args: &[&str]) -> anyhow::Result<()> {
-    let mut argv = vec!["loglake"];
-    argv.extend_from_slice(args);
-    run(Cli::try_parse_from(argv)?).map(|_| ())
-}
+use common::loglake;
 
 fn date() -> NaiveDate {
     NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap()

@@ -15,21 +15,60 @@
 //! - [`ensemble`]: one verdict per entity from the others' scores, each calibrated against its
 //!   own threshold and weighted by how much a lone flag from it means.
 //!
-//! The stages decide which detector runs on which granularity (`04-train`, `05-detect`); the
-//! detectors know only numbers.
+//! Every detector has the same shape ([`contract::Detector`]): its folder holds the algorithm
+//! (`hyperparams.rs`, `algorithm.rs`, `errors.rs`) and its place in the pipeline
+//! (`detector.rs`: its `[detectors.<name>]` settings, training from gold, scoring into
+//! findings). `04-train` and `05-detect` loop over [`DETECTORS`]; adding a detector is its
+//! folder and one line in the `registry!` below.
 
-pub mod clustering;
+pub mod contract;
 pub mod ensemble;
-pub mod invariants;
-pub mod isolation_forest;
-pub mod param_range;
-pub mod percentile;
+pub mod explain;
+pub mod grouped;
 pub mod poisson;
-pub mod rare_template;
 pub mod robust;
-pub mod sequence;
-pub mod severity;
-pub mod zscore;
+pub mod saved_model;
+pub mod scoring;
+pub mod settings;
+pub mod training;
+
+pub use contract::{
+    AnyDetector, Detector, EntityScore, Finding, Granularity, SampleQuery, Scored, Trained,
+};
+pub use saved_model::SavedModel;
+
+/// Declares each detector's module and lists it in [`DETECTORS`]: one line per detector.
+macro_rules! registry {
+    ($($module:ident :: $detector:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every detector the pipeline knows. `04-train` trains and `05-detect` scores in this
+        /// order within each granularity (window, session, event).
+        pub static DETECTORS: &[&dyn AnyDetector] = &[$(&$module::$detector),*];
+    };
+}
+
+registry! {
+    zscore::ZScoreDetector,
+    percentile::PercentileDetector,
+    isolation_forest::IsolationForestDetector,
+    sequence::SequenceDetector,
+    invariants::InvariantsDetector,
+    clustering::ClusteringDetector,
+    rare_template::RareTemplateDetector,
+    severity::SeverityDetector,
+    param_range::ParamRangeDetector,
+}
+
+/// The detector called `name`.
+pub fn find(name: &str) -> Option<&'static dyn AnyDetector> {
+    DETECTORS.iter().copied().find(|d| d.name() == name)
+}
+
+/// Every detector's name, in registry order.
+pub fn names() -> Vec<&'static str> {
+    DETECTORS.iter().map(|d| d.name()).collect()
+}
 
 /// A score in units of its detector's threshold: 1 is where the detector alone raises an
 /// alarm. A zero threshold makes any positive score infinitely far past it.

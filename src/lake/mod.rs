@@ -20,6 +20,7 @@
 //! partition absent, never partial, and re-running the stage restores it.
 
 pub mod lock;
+pub mod schema;
 
 use std::fs;
 use std::path::{Path, PathBuf};

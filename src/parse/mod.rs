@@ -58,6 +58,53 @@ pub fn session_field(session_key: &str) -> Option<&str> {
         .filter(|f| !f.is_empty())
 }
 
+/// How sessions are keyed, read once from the `session_key` setting: a parsed field's value,
+/// or a regex over the message (its first capture group when it has one, else the whole
+/// match). A bad regex is an error when settings are resolved, never a silently empty key.
+#[derive(Debug, Clone)]
+pub enum SessionKey {
+    Field(String),
+    Pattern { regex: regex::Regex, group: usize },
+}
+
+impl SessionKey {
+    /// `None` for an empty setting (no sessions).
+    pub fn parse(setting: &str) -> Result<Option<Self>> {
+        if setting.trim().is_empty() {
+            return Ok(None);
+        }
+        if let Some(field) = session_field(setting) {
+            return Ok(Some(SessionKey::Field(field.to_string())));
+        }
+        let regex = regex::Regex::new(setting).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid session key regex {setting:?}: {e} (give a regex such as 'blk_-?\\d+' or 'req=(\\S+)', or field:NAME)"
+            )
+        })?;
+        let group = if regex.captures_len() > 1 { 1 } else { 0 };
+        Ok(Some(SessionKey::Pattern { regex, group }))
+    }
+
+    /// The field it names, when sessions are keyed by a field.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            SessionKey::Field(f) => Some(f),
+            SessionKey::Pattern { .. } => None,
+        }
+    }
+
+    /// An event's session key: its field's value, or the regex's match in its message.
+    pub fn key_of<'a>(&self, message: &'a str, field_value: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            SessionKey::Field(_) => field_value,
+            SessionKey::Pattern { regex, group } => regex
+                .captures(message)
+                .and_then(|c| c.get(*group))
+                .map(|m| m.as_str()),
+        }
+    }
+}
+
 /// A fully parsed event; `template` indexes the batch's [`Templates`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {

@@ -31,8 +31,8 @@ use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use crate::db::RunOutcome;
 use crate::lake::{Layer, tables};
+use crate::stages::RunOutcome;
 
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -10,29 +10,18 @@
 //!   template sequence; `gold/session_template_counts` holds its template count vector in long
 //!   form (session, template, count), which any engine can pivot.
 //! - `gold/event_features`: one row per event: where it is in the lake, its template and how
-//!   often that template occurs in the batch.
+//!   often that template occurs in the batch, its values, and the window and session it
+//!   belongs to (`window_start`, `session_key`), so that later stages find an event's window
+//!   and session in this table instead of re-deriving them from silver.
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::Context;
-use crate::db::RunOutcome;
+use super::{Context, RunOutcome};
+use crate::lake::schema::with_session_field;
 use crate::lake::{Layer, tables};
-
-/// Columns of `window_features` that identify a row rather than measure it.
-pub const WINDOW_KEYS: &[&str] = &["service", "window_start", "window_end", "date"];
-/// Context columns: the calendar and the same-hour baselines describe when a window is and
-/// what is usual then, not evidence of an anomaly by themselves.
-pub const CONTEXT: &[&str] = &["hour", "weekday", "events_same_hour", "errors_same_hour"];
-pub const SESSION_KEYS: &[&str] = &[
-    "session_key",
-    "service",
-    "start",
-    "end",
-    "template_sequence",
-    "date",
-];
+use crate::parse::SessionKey;
 
 fn is_error() -> Expr {
     col("level")
@@ -45,7 +34,8 @@ fn count_of(pred: Expr, name: &str) -> Expr {
 }
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
-    let parse = ctx.parse_settings();
+    let session_key = ctx.resolved.session_key.as_ref();
+    let window_ms = i64::from(ctx.resolved.gold.window_minutes.max(1)) * 60_000;
     let mut outcome = RunOutcome::default();
     let mut sessions_total = 0usize;
     let mut windows_total = 0usize;
@@ -61,6 +51,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         // Read silver once: each feature table is its own query, and a lazy scan would be
         // re-read by each of them.
         let events = with_session_field(events)?
+            .with_column(session_key_expr(session_key).alias("session_key"))
             .select([
                 col("file"),
                 col("line_no"),
@@ -71,7 +62,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 col("template_id"),
                 col("template"),
                 col("params"),
-                col("session_field"),
+                col("session_key"),
             ])
             .collect()
             .map_err(anyhow::Error::from)
@@ -93,7 +84,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             &windows,
         )?;
 
-        if parse.session_key.trim().is_empty() {
+        if session_key.is_none() {
             // No sessions configured: make sure a re-run without a key leaves no stale sessions.
             ctx.lake
                 .drop_partition(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, date)?;
@@ -105,9 +96,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             )?;
         } else {
             let t0 = std::time::Instant::now();
-            let (sessions, counts) = session_features(events.clone(), &parse.session_key)?;
+            let (sessions, counts) = session_features(events.clone())?;
             tracing::debug!(ms = t0.elapsed().as_millis() as u64, "session features");
-            if let Some(field) = crate::parse::session_field(&parse.session_key)
+            if let Some(field) = session_key.and_then(SessionKey::field)
                 && sessions.height() == 0
             {
                 // Silver keeps a field's value only while it keys sessions: set after 02-silver
@@ -136,7 +127,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         }
 
         let t0 = std::time::Instant::now();
-        let per_event = event_features(events)?;
+        let per_event = event_features(events, window_ms)?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "event features");
         ctx.lake.commit_partition(
             Layer::Gold,
@@ -211,7 +202,7 @@ fn same_hour_baselines(ctx: &Context, date: NaiveDate, days: u32) -> Result<Opti
 }
 
 pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Result<DataFrame> {
-    let gold = ctx.settings.gold_for(&ctx.source);
+    let gold = &ctx.resolved.gold;
     let window_ms = gold.window_minutes.max(1) as i64 * 60_000;
     let top_k = gold.top_templates;
 
@@ -245,7 +236,6 @@ pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Res
     }
     .with_column(col("is_new").fill_null(lit(true)));
 
-    let ts_ms = col("ts").cast(DataType::Int64);
     let mut aggs = vec![
         len().cast(DataType::Int64).alias("n_events"),
         count_of(
@@ -274,7 +264,7 @@ pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Res
     }
     let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
     let windows = with_novelty
-        .with_column((ts_ms.clone() - ts_ms % lit(window_ms)).alias("window_start_ms"))
+        .with_column(window_start_ms(window_ms).alias("window_start_ms"))
         .group_by([col("service"), col("window_start_ms")])
         .agg(aggs)
         .with_columns([
@@ -330,38 +320,28 @@ pub fn window_features(ctx: &Context, events: LazyFrame, date: NaiveDate) -> Res
     Ok(windows.select(order)?)
 }
 
-/// The capture group to extract: 1 when the pattern has one, else the whole match.
-fn session_group(pattern: &str) -> Result<usize> {
-    let re = regex::Regex::new(pattern)
-        .with_context(|| format!("invalid session key regex {pattern:?}"))?;
-    Ok(if re.captures_len() > 1 { 1 } else { 0 })
+/// The start of the window an event falls in, in epoch milliseconds.
+fn window_start_ms(window_ms: i64) -> Expr {
+    let ts_ms = col("ts").cast(DataType::Int64);
+    ts_ms.clone() - ts_ms % lit(window_ms)
 }
 
 /// The session key of each event: with `field:<name>`, the field's value silver kept
 /// (`session_field`); otherwise the regex's first capture group in the message if it has
-/// one, else the whole match. Null when the event has none.
-pub fn session_key_expr(session_key: &str) -> Result<Expr> {
-    if crate::parse::session_field(session_key).is_some() {
-        return Ok(col("session_field"));
+/// one, else the whole match. Null when the event has none, or the source has no sessions.
+pub fn session_key_expr(session_key: Option<&SessionKey>) -> Expr {
+    match session_key {
+        None => lit(NULL).cast(DataType::String),
+        Some(SessionKey::Field(_)) => col("session_field"),
+        Some(SessionKey::Pattern { regex, group }) => col("message")
+            .str()
+            .extract(lit(regex.as_str().to_string()), *group),
     }
-    let group = session_group(session_key)?;
-    Ok(col("message").str().extract(lit(session_key), group))
 }
 
-/// Silver events with a `session_field` column: partitions written before sessions could be
-/// keyed by a field have none, and read as null.
-pub fn with_session_field(mut events: LazyFrame) -> Result<LazyFrame> {
-    let schema = events.collect_schema().map_err(anyhow::Error::from)?;
-    Ok(if schema.contains("session_field") {
-        events
-    } else {
-        events.with_column(lit(NULL).cast(DataType::String).alias("session_field"))
-    })
-}
-
-pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, DataFrame)> {
+/// Per session (events with a `session_key`): its features, and its template counts.
+pub fn session_features(events: LazyFrame) -> Result<(DataFrame, DataFrame)> {
     let keyed = events
-        .with_column(session_key_expr(pattern)?.alias("session_key"))
         .filter(col("session_key").is_not_null())
         .select([
             col("session_key"),
@@ -418,7 +398,8 @@ pub fn session_features(events: LazyFrame, pattern: &str) -> Result<(DataFrame, 
     Ok((sessions, counts))
 }
 
-pub fn event_features(events: LazyFrame) -> Result<DataFrame> {
+pub fn event_features(events: LazyFrame, window_ms: i64) -> Result<DataFrame> {
+    let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
     events
         .select([
             col("file"),
@@ -434,6 +415,8 @@ pub fn event_features(events: LazyFrame) -> Result<DataFrame> {
                 .over([col("template_id")])?
                 .cast(DataType::Int64)
                 .alias("template_count"),
+            window_start_ms(window_ms).cast(utc).alias("window_start"),
+            col("session_key"),
         ])
         .collect()
         .map_err(anyhow::Error::from)
@@ -462,9 +445,15 @@ mod tests {
         .with_column(col("ts").cast(utc))
     }
 
+    /// The test events keyed as 03-gold keys them.
+    fn keyed(pattern: &str) -> LazyFrame {
+        let key = SessionKey::parse(pattern).unwrap();
+        events().with_column(session_key_expr(key.as_ref()).alias("session_key"))
+    }
+
     #[test]
     fn sessions_follow_the_key_and_keep_order() {
-        let (sessions, counts) = session_features(events(), r"req=(\d+)").unwrap();
+        let (sessions, counts) = session_features(keyed(r"req=(\d+)")).unwrap();
         assert_eq!(sessions.height(), 2);
         let s1 = sessions
             .filter(
@@ -497,8 +486,8 @@ mod tests {
     }
 
     #[test]
-    fn event_features_count_templates() {
-        let df = event_features(events()).unwrap();
+    fn event_features_count_templates_and_place_each_event() {
+        let df = event_features(keyed(r"req=(\d+)"), 300_000).unwrap();
         let counts: Vec<i64> = df
             .column("template_count")
             .unwrap()
@@ -507,5 +496,18 @@ mod tests {
             .no_null_iter()
             .collect();
         assert_eq!(counts, vec![2, 1, 1, 2, 1]);
+        let sessions: Vec<Option<&str>> = df
+            .column("session_key")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            sessions,
+            vec![Some("1"), Some("1"), Some("1"), Some("2"), None]
+        );
+        let windows: Vec<i64> = crate::features::millis(&df, "window_start").unwrap();
+        assert_eq!(windows, vec![0, 0, 0, 300_000, 300_000]);
     }
 }

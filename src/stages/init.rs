@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::Context;
-use crate::db::RunOutcome;
+use crate::stages::RunOutcome;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     ctx.lake.ensure_layout()?;

@@ -16,8 +16,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::{Context, Stage};
-use crate::db::RunOutcome;
 use crate::lake::write_atomically;
+use crate::stages::RunOutcome;
 
 /// The series this module writes: name, help text.
 const METRICS: &[(&str, &str)] = &[

@@ -12,6 +12,7 @@ pub mod init;
 pub mod metrics;
 pub mod progress;
 pub mod report;
+pub mod resolved;
 pub mod silver;
 pub mod template_store;
 pub mod train;
@@ -21,10 +22,12 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use chrono::{NaiveDate, Utc};
 
-use crate::config::{ParseSettings, Settings};
-use crate::db::{Database, RunOutcome, RunStart};
+use crate::config::Settings;
+use crate::db::Database;
 use crate::lake::Lake;
 use crate::lake::lock::LakeLock;
+use crate::records::{RunEnd, RunStart};
+pub use resolved::Resolved;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
@@ -80,6 +83,53 @@ impl Stage {
     }
 }
 
+/// What a stage did: rows in and out, and a one-line summary.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutcome {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_quarantined: u64,
+    pub message: String,
+    /// The stage found nothing to do for its batch dates (no input that day, no upstream
+    /// partition, a model still fresh): recorded as `skipped`, and the process exits with
+    /// `[run] skip_exit_code`.
+    pub nothing_to_do: bool,
+}
+
+impl RunOutcome {
+    /// A stage that had nothing to do, and why (the reason becomes the run's message).
+    pub fn nothing_to_do(reason: impl Into<String>) -> Self {
+        Self {
+            message: format!("nothing to do: {}", reason.into()),
+            nothing_to_do: true,
+            ..Default::default()
+        }
+    }
+
+    /// How `pipeline_runs` records a stage that ended with `result`.
+    pub fn record(result: &Result<RunOutcome>) -> RunEnd {
+        match result {
+            Ok(o) => RunEnd {
+                status: if o.nothing_to_do {
+                    "skipped"
+                } else {
+                    "succeeded"
+                },
+                rows_in: o.rows_in,
+                rows_out: o.rows_out,
+                rows_quarantined: o.rows_quarantined,
+                message: o.message.clone(),
+                error: None,
+            },
+            Err(e) => RunEnd {
+                status: "failed",
+                error: Some(format!("{e:#}")),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// Inputs and overrides a stage may take from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct StageOptions {
@@ -99,6 +149,8 @@ pub struct StageOptions {
 
 pub struct Context {
     pub settings: Settings,
+    /// This source's settings with the command line's overrides, resolved once.
+    pub resolved: Resolved,
     pub lake: Lake,
     /// Held for the whole command: one writer per lake (see [`crate::lake::lock`]).
     _lock: LakeLock,
@@ -131,6 +183,8 @@ impl Context {
         if dates.is_empty() {
             bail!("no batch date: --from-date is after --to-date");
         }
+        // Before the lock and the lake: a bad setting is refused before anything is written.
+        let resolved = Resolved::new(&settings, &source, &options)?;
         let lake = Lake::new(&settings.lake.path);
         let mut lock = LakeLock::acquire(
             lake.root(),
@@ -166,6 +220,7 @@ impl Context {
         }
         Ok(Self {
             settings,
+            resolved,
             lake,
             _lock: lock,
             db,
@@ -175,18 +230,6 @@ impl Context {
             progress: progress::Progress::new(options.json_logs),
             options,
         })
-    }
-
-    /// Parse settings for this source with command-line overrides applied.
-    pub fn parse_settings(&self) -> ParseSettings {
-        let mut p = self.settings.parse_for(&self.source);
-        if let Some(f) = &self.options.format {
-            p.format = f.clone();
-        }
-        if let Some(k) = &self.options.session_key {
-            p.session_key = k.clone();
-        }
-        p
     }
 
     pub fn dates_label(&self) -> String {
@@ -224,7 +267,8 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
         // The runs table does not exist before the migrations, so init records itself after.
         let result = init::run(ctx);
         if let Ok(id) = ctx.db.start_run(&start) {
-            ctx.db.finish_run(id, started, &result)?;
+            ctx.db
+                .finish_run(id, started, &RunOutcome::record(&result))?;
         }
         result
     } else {
@@ -242,7 +286,8 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
             Stage::Detect => detect::run(ctx),
             Stage::Report => report::run(ctx),
         };
-        ctx.db.finish_run(id, started, &result)?;
+        ctx.db
+            .finish_run(id, started, &RunOutcome::record(&result))?;
         result
     };
     ctx.progress.finish();

@@ -10,13 +10,13 @@ use polars::prelude::*;
 
 use super::Context;
 use crate::config::ParseSettings;
-use crate::db::RunOutcome;
 use crate::lake::{Layer, tables};
 use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser};
+use crate::stages::RunOutcome;
 use chrono::NaiveDate;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
-    let settings = ctx.parse_settings();
+    let settings = ctx.resolved.parse.clone();
     let mut outcome = RunOutcome::default();
     let mut dates_done = 0;
     for &date in &ctx.dates {

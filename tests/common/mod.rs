@@ -23,16 +23,29 @@ pub fn generated(dir: &Path, start: &str, days: u32, lines_per_day: u64, seed: u
     raw
 }
 
-/// `loglake` on lake `lake` for source `shop` (generator format, `req=` sessions), batch
-/// `date`, with `args`; panics with its stderr unless it succeeds.
-pub fn shop_ok(lake: &Path, date: &str, args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+/// `loglake ARGS` in this process (what `main` runs, minus the exit code).
+pub fn loglake(args: &[&str]) -> anyhow::Result<()> {
+    use clap::Parser as _;
+    let mut argv = vec!["loglake"];
+    argv.extend_from_slice(args);
+    loglake::cli::run(loglake::cli::Cli::try_parse_from(argv)?).map(|_| ())
+}
+
+/// The `loglake` binary on lake `lake` for source `shop` (generator format, `req=`
+/// sessions), batch `date`, with `args`.
+pub fn shop(lake: &Path, date: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
         .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
         .args(["--date", date, "--format", "generator"])
         .args(["--session-key", r"req=(\S+)"])
         .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`shop`], panicking with its stderr unless it succeeds.
+pub fn shop_ok(lake: &Path, date: &str, args: &[&str]) -> std::process::Output {
+    let out = shop(lake, date, args);
     assert!(
         out.status.success(),
         "{args:?}: {}",

@@ -10,9 +10,11 @@
 //! limit, so 1.0 is the threshold.
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{Clustering, Placement};
+pub use detector::{ClusteringDetector, ClusteringSettings};
 pub use errors::ClusteringError;
 pub use hyperparams::{ClusteringParams, ClusteringValidParams};

@@ -27,9 +27,15 @@
 //! count vector far from every cluster is two facts, and adds up.
 
 mod algorithm;
+mod combine;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{Contribution, Verdict, Vote};
+pub use combine::combine;
 pub use errors::EnsembleError;
 pub use hyperparams::{EnsembleParams, EnsembleValidParams};
+
+/// Its name in the `detector` column and its `[detectors.ensemble]` section. It is not
+/// trained: `05-detect` combines the other detectors' scores.
+pub const NAME: &str = "ensemble";

@@ -25,9 +25,11 @@
 //! that relation was no invariant, and three sessions looping on the token step went unseen.)
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{Invariant, ServiceInvariants, SessionInvariants, Violation};
+pub use detector::{InvariantsDetector, InvariantsSettings};
 pub use errors::InvariantsError;
 pub use hyperparams::{InvariantsParams, InvariantsValidParams};

@@ -48,7 +48,8 @@ impl Default for IsolationForestParams {
             n_trees: 100,
             max_samples: 256,
             contamination: Contamination::Auto,
-            seed: 0,
+            // The one default seed: `[detectors.isolation_forest] seed` defaults to this.
+            seed: 42,
         })
     }
 }

@@ -18,9 +18,11 @@
 //! ```
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{IsolationForest, average_path_length};
+pub use detector::{IsolationForestDetector, IsolationForestSettings};
 pub use errors::IsolationForestError;
 pub use hyperparams::{Contamination, IsolationForestParams, IsolationForestValidParams};

@@ -40,9 +40,11 @@
 //! sample of each position's values (reservoir sampling) so memory does not grow with the log.
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{LineRanges, ParamRanges, ValueRange, ValueSampler, numeric_value, unit_of};
+pub use detector::{ParamRangeDetector, ParamRangeSettings};
 pub use errors::ParamRangeError;
 pub use hyperparams::{ParamRangeParams, ParamRangeValidParams};

@@ -16,9 +16,11 @@
 //! needs at least 1 / (1 − quantile) training rows (100 for the 99th percentile).
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{FeatureRange, PercentileBaseline};
+pub use detector::{PercentileDetector, PercentileSettings};
 pub use errors::PercentileError;
 pub use hyperparams::{PercentileParams, PercentileValidParams, min_rows_for};

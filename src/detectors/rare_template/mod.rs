@@ -6,9 +6,11 @@
 //! shape (checked params, `fit`, `predict`) with its own record type: a list of template counts.
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{RareTemplate, TemplateCounts};
+pub use detector::{RareTemplateDetector, RareTemplateSettings};
 pub use errors::RareTemplateError;
 pub use hyperparams::{RareTemplateParams, RareTemplateValidParams};

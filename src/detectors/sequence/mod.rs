@@ -11,9 +11,11 @@
 //! made it, so the limit scales with the training range instead of being outgrown by it.
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{END, RareTransition, START};
+pub use detector::{SequenceDetector, SequenceSettings};
 pub use errors::SequenceError;
 pub use hyperparams::{SequenceParams, SequenceValidParams};

@@ -15,9 +15,11 @@
 //! with its own record type.
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{LevelCounts, SeverityRule};
+pub use detector::{SeverityDetector, SeveritySettings};
 pub use errors::SeverityError;
 pub use hyperparams::{SeverityParams, SeverityValidParams};

@@ -24,9 +24,11 @@
 //! service falling silent still is (none where 1,000 are usual: z below −50).
 
 mod algorithm;
+mod detector;
 mod errors;
 mod hyperparams;
 
 pub use algorithm::{FeatureBaseline, ZScore};
+pub use detector::{ZScoreDetector, ZScoreSettings};
 pub use errors::ZScoreError;
 pub use hyperparams::{ZScoreParams, ZScoreValidParams};

@@ -14,10 +14,10 @@ use anyhow::{Context as _, Result};
 use polars::prelude::*;
 
 use super::svg::{self, Marker, Series, escape};
+use crate::detectors::ensemble::NAME as ENSEMBLE;
 use crate::features;
 use crate::lake::{Layer, tables, write_atomically};
 use crate::stages::Context;
-use crate::stages::train::ENSEMBLE;
 
 /// At most this many points per line: longer ranges are summed into wider buckets, so a
 /// month-long backfill report stays a few hundred kilobytes.
@@ -77,7 +77,7 @@ pub fn write(ctx: &Context, read: &BatchRead) -> Result<PathBuf> {
     let dates = &ctx.dates;
     let (first, last) = (dates[0], dates[dates.len() - 1]);
     let batch = ctx.dates_label();
-    let window_ms = i64::from(ctx.settings.gold_for(src).window_minutes.max(1)) * 60_000;
+    let window_ms = i64::from(ctx.resolved.gold.window_minutes.max(1)) * 60_000;
 
     let (volumes, bucket_ms) = volumes(ctx, window_ms)?;
     let BatchAnomalies {

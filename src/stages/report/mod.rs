@@ -13,14 +13,14 @@ mod html;
 mod svg;
 
 use super::Context;
-use super::train::ENSEMBLE;
-use crate::db::EvaluationRow;
-use crate::db::RunOutcome;
+use super::RunOutcome;
+use crate::detectors::ensemble::NAME as ENSEMBLE;
 use crate::evaluate::{
     Judged, LabelSet, Metrics, Truth, detections_from, evaluate, labels_within, metrics,
 };
 use crate::features;
 use crate::lake::{Layer, tables};
+use crate::records::EvaluationRow;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut out = String::new();
@@ -265,40 +265,36 @@ fn score_against(
     labels: &LabelSet,
     path: &std::path::Path,
 ) -> Result<(MetricsByDetector, Option<ScoredSpan>)> {
-    let window_ms = i64::from(ctx.settings.gold_for(&ctx.source).window_minutes) * 60_000;
+    let window_ms = i64::from(ctx.resolved.gold.window_minutes) * 60_000;
     let mut anomalous_windows = std::collections::HashSet::new();
     let mut anomalous_sessions = std::collections::HashSet::new();
     if let LabelSet::Lines(_) = labels {
-        // Windows and sessions holding an anomalous line, from where silver put each line
-        // and the session key its message carries (the same extraction as 03-gold's).
+        // Windows and sessions holding an anomalous line, as 03-gold placed each event.
         if let Some(events) =
             ctx.lake
-                .scan(Layer::Silver, tables::EVENTS, &ctx.source, &ctx.dates)?
+                .scan(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, &ctx.dates)?
         {
-            let pattern = ctx.parse_settings().session_key;
-            let session = if pattern.trim().is_empty() {
-                lit(NULL).cast(DataType::String)
-            } else {
-                super::gold::session_key_expr(&pattern)?
-            };
-            let ev = super::gold::with_session_field(events)?
+            let ev = events
                 .select([
                     col("file"),
                     col("line_no"),
-                    col("ts"),
                     col("service"),
-                    session.alias("session_key"),
+                    col("window_start"),
+                    col("session_key"),
                 ])
-                .collect()?;
+                .collect()
+                .map_err(anyhow::Error::from)
+                .context(
+                    "reading gold/event_features (written by an older loglake? re-run 03-gold)",
+                )?;
             let files = features::strings(&ev, "file")?;
             let services = features::strings(&ev, "service")?;
             let sessions = features::strings(&ev, "session_key")?;
-            let ts = features::millis(&ev, "ts")?;
+            let windows = features::millis(&ev, "window_start")?;
             let line_no = ev.column("line_no")?.u64()?;
             for i in 0..ev.height() {
                 if labels.line_is_anomalous(&files[i], line_no.get(i).unwrap_or_default()) {
-                    anomalous_windows
-                        .insert((services[i].clone(), ts[i] - ts[i].rem_euclid(window_ms)));
+                    anomalous_windows.insert((services[i].clone(), windows[i]));
                     if !sessions[i].is_empty() {
                         anomalous_sessions.insert(sessions[i].clone());
                     }
@@ -351,7 +347,7 @@ fn score_against(
                 .push((i, y));
         }
     }
-    if ctx.settings.detectors.ensemble.enabled {
+    if ctx.settings.detectors.ensemble()?.0 {
         let granularities: BTreeSet<&str> = rows_of.keys().map(|&(_, g)| g).collect();
         for g in granularities {
             rows_of.entry((ENSEMBLE, g)).or_default();

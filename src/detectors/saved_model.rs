@@ -1,6 +1,8 @@
 //! Saved models: what `04-train` writes under `lake/models/` and `05-detect` reads back.
 //!
-//! A model file holds the fitted detector and everything needed to use and explain it: the
+//! A model file holds the fitted detector (as its own detector serialises it: this type
+//! does not know the detectors' model types, so adding one does not touch it), the checked
+//! settings it was trained with, and everything needed to use and explain it: the
 //! feature names in matrix order, the training range and row count, per-feature baselines
 //! for explanations, and the text of the templates its features refer to. The version is
 //! `<train_to>-<hash of the content>`: training again on the same data gives the same version
@@ -14,70 +16,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::detectors::clustering::Clustering;
-use crate::detectors::invariants::ServiceInvariants;
-use crate::detectors::isolation_forest::IsolationForest;
-use crate::detectors::param_range::ParamRanges;
-use crate::detectors::percentile::PercentileBaseline;
-use crate::detectors::rare_template::RareTemplate;
-use crate::detectors::sequence::RareTransition;
-use crate::detectors::severity::SeverityRule;
-use crate::detectors::zscore::{FeatureBaseline, ZScore};
+use super::contract::Granularity;
+use super::zscore::FeatureBaseline;
 use crate::lake::Lake;
-
-/// Baselines per group, most specific grouping first: a row uses the first grouping whose
-/// group had enough training rows (e.g. service × hour of day, else service, else all).
-/// Used by the z-score and percentile detectors, whose baselines only mean something within
-/// one service's rhythm.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Grouped<M> {
-    pub groupings: Vec<Vec<String>>,
-    /// Key: grouping index and the group's values, as `"<i>|v1|v2"`.
-    pub models: BTreeMap<String, M>,
-}
-
-impl<M> Grouped<M> {
-    pub fn key(grouping: usize, values: &[&str]) -> String {
-        let mut k = grouping.to_string();
-        for v in values {
-            k.push('|');
-            k.push_str(v);
-        }
-        k
-    }
-
-    /// The baseline for a row whose grouping columns have `values(column)`; and its key.
-    pub fn lookup<'a>(&'a self, values: impl Fn(&str) -> &'a str) -> Option<(&'a str, &'a M)> {
-        for (i, grouping) in self.groupings.iter().enumerate() {
-            let vals: Vec<&str> = grouping.iter().map(|c| values(c)).collect();
-            if let Some((k, m)) = self.models.get_key_value(&Self::key(i, &vals)) {
-                return Some((k.as_str(), m));
-            }
-        }
-        None
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Model {
-    IsolationForest(IsolationForest),
-    #[serde(rename = "zscore")]
-    ZScore(Grouped<ZScore>),
-    Percentile(Grouped<PercentileBaseline>),
-    RareTemplate(RareTemplate),
-    Severity(SeverityRule),
-    ParamRange(ParamRanges),
-    Sequence(RareTransition),
-    Invariants(ServiceInvariants),
-    Clustering(Clustering),
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedModel {
     pub model_version: String,
     pub source: String,
-    pub granularity: String,
+    pub granularity: Granularity,
     pub detector: String,
     pub created_at: DateTime<Utc>,
     pub train_from: NaiveDate,
@@ -92,11 +39,23 @@ pub struct SavedModel {
     pub explain: Vec<FeatureBaseline>,
     /// Template id → text for templates named by features.
     pub templates: BTreeMap<String, String>,
+    /// The detector's `[detectors.<name>]` section as checked, defaults filled in.
     pub params: serde_json::Value,
-    pub model: Model,
+    /// The fitted model, as its detector serialises it (see [`SavedModel::fitted`]).
+    pub model: serde_json::Value,
 }
 
 impl SavedModel {
+    /// The fitted model as its detector's type.
+    pub fn fitted<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(&self.model).with_context(|| {
+            format!(
+                "model {} of {}/{} does not hold a {} model (retrain with 04-train)",
+                self.model_version, self.granularity, self.detector, self.detector
+            )
+        })
+    }
+
     /// Fill in `model_version` from the content (everything but the version and the time).
     pub fn seal(&mut self) -> Result<()> {
         let mut probe = self.clone();
@@ -108,17 +67,17 @@ impl SavedModel {
         Ok(())
     }
 
-    fn dir(lake: &Lake, source: &str, granularity: &str, detector: &str) -> PathBuf {
+    fn dir(lake: &Lake, source: &str, granularity: Granularity, detector: &str) -> PathBuf {
         lake.models_dir()
             .join(source)
-            .join(granularity)
+            .join(granularity.as_str())
             .join(detector)
     }
 
     /// Save under `models/<source>/<granularity>/<detector>/<version>/model.json`; a version
     /// that already exists is left as it is. Returns the path.
     pub fn save(&self, lake: &Lake) -> Result<PathBuf> {
-        let dir = Self::dir(lake, &self.source, &self.granularity, &self.detector)
+        let dir = Self::dir(lake, &self.source, self.granularity, &self.detector)
             .join(&self.model_version);
         let path = dir.join("model.json");
         if path.exists() {
@@ -183,7 +142,7 @@ impl SavedModel {
     pub fn latest(
         lake: &Lake,
         source: &str,
-        granularity: &str,
+        granularity: Granularity,
         detector: &str,
         date: NaiveDate,
     ) -> Result<Option<Self>> {
@@ -219,7 +178,7 @@ impl SavedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detectors::rare_template::TemplateCounts;
+    use crate::detectors::rare_template::{RareTemplate, TemplateCounts};
 
     fn model(train_to: NaiveDate, count: u64) -> SavedModel {
         let counts: TemplateCounts = [("t".to_string(), count)].into();
@@ -227,7 +186,7 @@ mod tests {
         SavedModel {
             model_version: String::new(),
             source: "s".into(),
-            granularity: "event".into(),
+            granularity: Granularity::Event,
             detector: "rare_template".into(),
             created_at: Utc::now(),
             train_from: train_to,
@@ -239,7 +198,7 @@ mod tests {
             explain: vec![],
             templates: BTreeMap::new(),
             params: serde_json::Value::Null,
-            model: Model::RareTemplate(rare),
+            model: serde_json::to_value(rare).unwrap(),
         }
     }
 
@@ -263,14 +222,14 @@ mod tests {
         lake.ensure_layout().unwrap();
         a.save(&lake).unwrap();
         b.save(&lake).unwrap();
-        let on_d1 = SavedModel::latest(&lake, "s", "event", "rare_template", d1)
+        let on_d1 = SavedModel::latest(&lake, "s", Granularity::Event, "rare_template", d1)
             .unwrap()
             .unwrap();
         assert_eq!(
             on_d1.model_version, a.model_version,
             "a model trained on later data is not used for an earlier batch"
         );
-        let on_d2 = SavedModel::latest(&lake, "s", "event", "rare_template", d2)
+        let on_d2 = SavedModel::latest(&lake, "s", Granularity::Event, "rare_template", d2)
             .unwrap()
             .unwrap();
         assert_eq!(on_d2, b);

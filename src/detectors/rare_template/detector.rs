@@ -1,0 +1,129 @@
+//! The rare-template detector in the pipeline: lines whose template the training range has
+//! (almost) never seen.
+
+use anyhow::Result;
+use linfa::ParamGuard;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{RareTemplate, RareTemplateError, RareTemplateParams, TemplateCounts};
+use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
+use crate::detectors::saved_model::SavedModel;
+use crate::detectors::scoring::ScoringInput;
+use crate::detectors::settings::{Common, Params, SettingError, guarded};
+use crate::detectors::training::TrainingData;
+
+pub struct RareTemplateDetector;
+
+/// `[detectors.rare_template]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RareTemplateSettings {
+    /// A template seen at most this many times in the training range is rare.
+    pub max_count: u64,
+    /// …and only when the training range has at least this many events, so that a tiny first
+    /// batch does not call everything rare.
+    pub min_events: u64,
+}
+
+impl Default for RareTemplateSettings {
+    fn default() -> Self {
+        let p = RareTemplateParams::default().0;
+        Self {
+            max_count: p.max_count,
+            min_events: p.min_events,
+        }
+    }
+}
+
+impl RareTemplateSettings {
+    fn params(&self) -> RareTemplateParams {
+        RareTemplate::params()
+            .max_count(self.max_count)
+            .min_events(self.min_events)
+    }
+}
+
+impl Params for RareTemplateSettings {
+    fn default_common() -> Common {
+        Common {
+            enabled: true,
+            granularities: vec![Granularity::Event],
+            weight: 1.0,
+            view: "template".into(),
+        }
+    }
+
+    fn check(&self) -> Result<(), SettingError> {
+        guarded(self.params().check(), |_| "min_events")
+    }
+}
+
+impl Detector for RareTemplateDetector {
+    type Settings = RareTemplateSettings;
+    const NAME: &'static str = "rare_template";
+    const SUPPORTS: &'static [Granularity] = &[Granularity::Event];
+
+    fn train(
+        &self,
+        s: &RareTemplateSettings,
+        granularity: Granularity,
+        data: &TrainingData<'_>,
+    ) -> Result<Trained> {
+        (data.step)(format!("training {granularity}/{}", Self::NAME));
+        let counts: TemplateCounts = data
+            .template_stats
+            .iter()
+            .map(|(id, (_, n))| (id.clone(), *n))
+            .collect();
+        let total: u64 = counts.values().sum();
+        let model = match s.params().fit(&counts) {
+            Ok(m) => m,
+            Err(RareTemplateError::TooFewEvents { .. }) => {
+                return Ok(Trained::TooLittleData(
+                    "rare_template: too few events to judge template rarity yet".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let m = data.event_model(Self::NAME, &["template_id"], total, model.threshold(), &model)?;
+        Ok(Trained::Model(Box::new(m)))
+    }
+
+    fn score<'m>(
+        &self,
+        model: &'m SavedModel,
+        input: &ScoringInput<'_>,
+        out: &mut Scored<'m>,
+    ) -> Result<()> {
+        let rare: RareTemplate = model.fitted()?;
+        let Some(ev) = input.events else {
+            return Ok(());
+        };
+        for i in 0..ev.len() {
+            let id = ev.ids[i];
+            let score = rare.score(id);
+            out.scores.push(ev.score(i, model, score));
+            if !rare.is_rare(id) {
+                continue;
+            }
+            let seen = rare.training_count(id);
+            let how = if seen == 0 {
+                "never seen in training".to_string()
+            } else {
+                format!(
+                    "seen {seen} time(s) in {} training events",
+                    rare.total_events
+                )
+            };
+            out.findings.push(ev.finding(
+                i,
+                model,
+                score,
+                format!("rare template '{}' {how}", ev.template(i)),
+                json!({"feature": "template_id", "template_id": id, "template": ev.template(i), "training_count": seen, "training_events": rare.total_events}),
+            ));
+        }
+        Ok(())
+    }
+}

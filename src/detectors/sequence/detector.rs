@@ -1,0 +1,150 @@
+//! The sequence detector in the pipeline: sessions that make an event-to-event transition
+//! normal sessions (almost) never make.
+
+use anyhow::Result;
+use linfa::ParamGuard;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{END, RareTransition, START, SequenceError, SequenceParams};
+use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
+use crate::detectors::explain::template_name;
+use crate::detectors::saved_model::SavedModel;
+use crate::detectors::scoring::{ScoringInput, SessionColumns};
+use crate::detectors::settings::{Common, Params, SettingError, guarded};
+use crate::detectors::training::TrainingData;
+use crate::features;
+
+pub struct SequenceDetector;
+
+/// `[detectors.sequence]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SequenceSettings {
+    /// A transition made by at most this many training sessions is rare…
+    pub max_sessions: u64,
+    /// …or by at most this share of them, whichever is larger.
+    pub max_rate: f64,
+    /// Only judge once the training range holds this many sessions.
+    pub min_sessions: u64,
+}
+
+impl Default for SequenceSettings {
+    fn default() -> Self {
+        let p = SequenceParams::default().0;
+        Self {
+            max_sessions: p.max_sessions,
+            max_rate: p.max_rate,
+            min_sessions: p.min_sessions,
+        }
+    }
+}
+
+impl SequenceSettings {
+    fn params(&self) -> SequenceParams {
+        RareTransition::params()
+            .max_sessions(self.max_sessions)
+            .max_rate(self.max_rate)
+            .min_sessions(self.min_sessions)
+    }
+}
+
+impl Params for SequenceSettings {
+    fn default_common() -> Common {
+        Common {
+            enabled: true,
+            granularities: vec![Granularity::Session],
+            weight: 0.5,
+            view: "order".into(),
+        }
+    }
+
+    fn check(&self) -> Result<(), SettingError> {
+        guarded(self.params().check(), |_| "max_rate")
+    }
+}
+
+impl Detector for SequenceDetector {
+    type Settings = SequenceSettings;
+    const NAME: &'static str = "sequence";
+    const SUPPORTS: &'static [Granularity] = &[Granularity::Session];
+
+    fn train(
+        &self,
+        s: &SequenceSettings,
+        granularity: Granularity,
+        data: &TrainingData<'_>,
+    ) -> Result<Trained> {
+        let too_few = "sequence: too few sessions to learn transitions yet".to_string();
+        let Some(sessions) = &data.sessions else {
+            return Ok(Trained::TooLittleData(too_few));
+        };
+        (data.step)(format!("training {granularity}/{}", Self::NAME));
+        let sequences = features::strings(&sessions.sessions, "template_sequence")?;
+        let model = match s.params().fit(
+            sequences
+                .iter()
+                .map(|s| s.split(' ').filter(|t| !t.is_empty()).collect()),
+        ) {
+            Ok(m) => m,
+            Err(SequenceError::TooFewSessions { .. }) => return Ok(Trained::TooLittleData(too_few)),
+            Err(e) => return Err(e.into()),
+        };
+        let mut m = data.model(
+            granularity,
+            Self::NAME,
+            vec!["template_sequence".into()],
+            model.sessions,
+            model.threshold(),
+            &model,
+        )?;
+        m.templates = data.templates.clone();
+        Ok(Trained::Model(Box::new(m)))
+    }
+
+    fn score<'m>(
+        &self,
+        model: &'m SavedModel,
+        input: &ScoringInput<'_>,
+        out: &mut Scored<'m>,
+    ) -> Result<()> {
+        let seq: RareTransition = model.fitted()?;
+        let Some(cols) = SessionColumns::of(input)? else {
+            return Ok(());
+        };
+        let name = |id: &str| match id {
+            START | END => id.to_string(),
+            _ => template_name(&model.templates, id),
+        };
+        for i in 0..cols.len() {
+            let sequence: Vec<&str> = cols.sequences[i]
+                .split(' ')
+                .filter(|t| !t.is_empty())
+                .collect();
+            let rarest = seq.rarest_transition(&sequence);
+            let score = rarest.as_ref().map(|r| seq.score(r.2)).unwrap_or(0.0);
+            out.scores.push(cols.score(i, model, score));
+            let Some((from, to, seen)) = rarest.filter(|r| r.2 <= seq.limit()) else {
+                continue;
+            };
+            let how = if seen == 0 {
+                "never made by a training session".to_string()
+            } else {
+                format!("made by only {seen} of {} training sessions", seq.sessions)
+            };
+            let reason = format!(
+                "transition {} → {} {how}, in session {} ({}, {} events)",
+                name(&from),
+                name(&to),
+                cols.keys[i],
+                cols.services[i],
+                sequence.len()
+            );
+            let top = vec![
+                json!({"feature": "transition", "from": from, "to": to, "training_sessions_with": seen, "training_sessions": seq.sessions}),
+            ];
+            out.findings.push(cols.finding(i, model, score, reason, top));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The severity rule in the pipeline: ERROR-or-worse lines whose template is not routine at
+//! that level in training.
+
+use anyhow::{Context as _, Result};
+use linfa::ParamGuard;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{LevelCounts, SeverityError, SeverityParams, SeverityRule};
+use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
+use crate::detectors::saved_model::SavedModel;
+use crate::detectors::scoring::ScoringInput;
+use crate::detectors::settings::{Common, Params, SettingError, guarded};
+use crate::detectors::training::TrainingData;
+use crate::features;
+
+pub struct SeverityDetector;
+
+/// `[detectors.severity]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeveritySettings {
+    /// Lines at this level or above are judged (TRACE … FATAL).
+    #[serde(deserialize_with = "crate::detectors::settings::text")]
+    pub min_level: String,
+    /// A template logged at a line's level or above at most this many times in training…
+    pub max_count: u64,
+    /// …or in at most this share of its training lines, is not routine at that level.
+    pub max_share: f64,
+    /// Only judge once the training range holds this many events.
+    pub min_events: u64,
+}
+
+impl Default for SeveritySettings {
+    fn default() -> Self {
+        let p = SeverityParams::default().0;
+        Self {
+            min_level: p.min_level,
+            max_count: p.max_count,
+            max_share: p.max_share,
+            min_events: p.min_events,
+        }
+    }
+}
+
+impl SeveritySettings {
+    fn params(&self) -> SeverityParams {
+        SeverityRule::params()
+            .min_level(&self.min_level)
+            .max_count(self.max_count)
+            .max_share(self.max_share)
+            .min_events(self.min_events)
+    }
+}
+
+impl Params for SeveritySettings {
+    fn default_common() -> Common {
+        Common {
+            enabled: true,
+            granularities: vec![Granularity::Event],
+            weight: 1.0,
+            view: "template".into(),
+        }
+    }
+
+    fn check(&self) -> Result<(), SettingError> {
+        guarded(self.params().check(), |e| match e {
+            SeverityError::Level(_) => "min_level",
+            _ => "max_share",
+        })
+    }
+}
+
+impl Detector for SeverityDetector {
+    type Settings = SeveritySettings;
+    const NAME: &'static str = "severity";
+    const SUPPORTS: &'static [Granularity] = &[Granularity::Event];
+
+    /// Per template, its training lines at each level.
+    fn train(
+        &self,
+        s: &SeveritySettings,
+        granularity: Granularity,
+        data: &TrainingData<'_>,
+    ) -> Result<Trained> {
+        let too_few = "severity: too few events to tell routine errors from unusual ones yet";
+        (data.step)(format!("training {granularity}/{}", Self::NAME));
+        let Some(events) = data.all_events()? else {
+            return Ok(Trained::TooLittleData(too_few.into()));
+        };
+        let df = events
+            .group_by([col("template_id"), col("level")])
+            .agg([len().cast(DataType::Int64).alias("count")])
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading template levels")?;
+        let ids = features::strings(&df, "template_id")?;
+        let levels = features::strings(&df, "level")?;
+        let mut counts = LevelCounts::new();
+        for ((id, level), n) in ids
+            .into_iter()
+            .zip(levels)
+            .zip(df.column("count")?.i64()?.iter())
+        {
+            *counts.entry(id).or_default().entry(level).or_default() += n.unwrap_or(0) as u64;
+        }
+        let rule = match s.params().fit(&counts) {
+            Ok(r) => r,
+            Err(SeverityError::TooFewEvents { .. }) => {
+                return Ok(Trained::TooLittleData(too_few.into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let m = data.event_model(
+            Self::NAME,
+            &["template_id", "level"],
+            rule.total_events,
+            rule.threshold(),
+            &rule,
+        )?;
+        Ok(Trained::Model(Box::new(m)))
+    }
+
+    fn score<'m>(
+        &self,
+        model: &'m SavedModel,
+        input: &ScoringInput<'_>,
+        out: &mut Scored<'m>,
+    ) -> Result<()> {
+        let rule: SeverityRule = model.fitted()?;
+        let Some(ev) = input.events else {
+            return Ok(());
+        };
+        for i in 0..ev.len() {
+            let (id, level) = (ev.ids[i], ev.levels[i]);
+            // Lines below min_level are not judged and get no score row (06-report counts
+            // them as 0): a million rows of zeros would cost more than the rule itself.
+            if !rule.judges(level) {
+                continue;
+            }
+            let score = rule.score(id, level);
+            out.scores.push(ev.score(i, model, score));
+            if score < rule.threshold() {
+                continue;
+            }
+            let at_level = rule.at_or_above(id, level);
+            let all = rule.occurrences(id);
+            let or_above = if level == "FATAL" { "" } else { " or above" };
+            let how = match rule.usual_level(id) {
+                None => "a template never seen in training".to_string(),
+                Some(usual) if usual != level => format!(
+                    "a template logged at {level}{or_above} {at_level} time(s) in training, {all} time(s) in all (usually at {usual})"
+                ),
+                Some(_) => format!(
+                    "a template logged {at_level} time(s) at {level}{or_above} in {} training events",
+                    rule.total_events
+                ),
+            };
+            out.findings.push(ev.finding(
+                i,
+                model,
+                score,
+                format!("{level} line '{}': {how}", ev.template(i)),
+                json!({"feature": "level", "level": level, "template_id": id, "template": ev.template(i), "training_at_level": at_level, "training_count": all, "usual_level": rule.usual_level(id), "routine_limit": rule.limit(id)}),
+            ));
+        }
+        Ok(())
+    }
+}

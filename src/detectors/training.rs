@@ -1,0 +1,175 @@
+//! What a detector trains from: the gold views of the training range, read once by `04-train`
+//! for every detector, and the helpers that turn a fitted model into a [`SavedModel`].
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use chrono::{NaiveDate, Utc};
+use ndarray::Array2;
+use polars::prelude::*;
+
+use super::contract::Granularity;
+use super::grouped::robust_baselines;
+use super::saved_model::SavedModel;
+use crate::features;
+use crate::lake::{Lake, Layer, tables};
+
+/// The session view: per-session features, and the same rows with `duration_log` and the
+/// template count vector (`tc_<id>` over `vocabulary`) joined in.
+pub struct SessionTraining {
+    pub sessions: DataFrame,
+    pub frame: DataFrame,
+    pub vocabulary: Vec<String>,
+}
+
+/// The training range's gold views. Window and session frames are read once for all
+/// detectors; event rows, which can be many, are read by each event detector in the shape it
+/// needs ([`TrainingData::events`]).
+pub struct TrainingData<'a> {
+    pub lake: &'a Lake,
+    pub source: &'a str,
+    pub dates: &'a [NaiveDate],
+    pub train_from: NaiveDate,
+    pub train_to: NaiveDate,
+    pub windows: Option<DataFrame>,
+    pub sessions: Option<SessionTraining>,
+    /// Each template's text and count over the training range.
+    pub template_stats: BTreeMap<String, (String, u64)>,
+    /// Each template's text.
+    pub templates: BTreeMap<String, String>,
+    /// Reports what is being trained (the terminal's spinner).
+    pub step: Box<dyn Fn(String) + 'a>,
+}
+
+impl TrainingData<'_> {
+    /// Gold event rows of `dates` (a subset of the training range), lazily.
+    pub fn events(&self, dates: &[NaiveDate]) -> Result<Option<LazyFrame>> {
+        self.lake
+            .scan(Layer::Gold, tables::EVENT_FEATURES, self.source, dates)
+    }
+
+    /// Gold event rows of the whole training range, lazily.
+    pub fn all_events(&self) -> Result<Option<LazyFrame>> {
+        self.events(self.dates)
+    }
+
+    /// A model with what every model has; the caller fills in the rest.
+    pub fn model(
+        &self,
+        granularity: Granularity,
+        detector: &str,
+        features: Vec<String>,
+        rows: u64,
+        threshold: f64,
+        model: impl serde::Serialize,
+    ) -> Result<SavedModel> {
+        Ok(SavedModel {
+            model_version: String::new(),
+            source: self.source.to_string(),
+            granularity,
+            detector: detector.into(),
+            created_at: Utc::now(),
+            train_from: self.train_from,
+            train_to: self.train_to,
+            train_rows: rows,
+            features,
+            vocabulary: Vec::new(),
+            threshold,
+            explain: Vec::new(),
+            templates: BTreeMap::new(),
+            params: serde_json::Value::Null,
+            model: serde_json::to_value(model).context("serialising the model")?,
+        })
+    }
+
+    /// An event model: the columns it judges by, its training events and threshold.
+    pub fn event_model(
+        &self,
+        detector: &str,
+        features: &[&str],
+        rows: u64,
+        threshold: f64,
+        model: impl serde::Serialize,
+    ) -> Result<SavedModel> {
+        let features = features.iter().map(|f| f.to_string()).collect();
+        self.model(
+            Granularity::Event,
+            detector,
+            features,
+            rows,
+            threshold,
+            model,
+        )
+    }
+
+    /// A model over a feature matrix, with what scoring and explanations need: feature order,
+    /// per-feature baselines and the text of the templates features name. (Session models set
+    /// their template vocabulary after.)
+    pub fn matrix_model(
+        &self,
+        granularity: Granularity,
+        detector: &str,
+        x: &Array2<f64>,
+        features: Vec<String>,
+        threshold: f64,
+        model: impl serde::Serialize,
+    ) -> Result<SavedModel> {
+        let mut m = self.model(
+            granularity,
+            detector,
+            features,
+            x.nrows() as u64,
+            threshold,
+            model,
+        )?;
+        m.explain = robust_baselines(x, &m.features);
+        m.templates = self.templates_for(&m.features);
+        Ok(m)
+    }
+
+    /// The text of the templates that features name (`tpl_<id>`, `tc_<id>`).
+    fn templates_for(&self, features: &[String]) -> BTreeMap<String, String> {
+        features
+            .iter()
+            .filter_map(|f| {
+                f.strip_prefix("tpl_")
+                    .or_else(|| f.strip_prefix(features::TEMPLATE_COUNT_PREFIX))
+            })
+            .filter_map(|id| self.templates.get(id).map(|t| (id.to_string(), t.clone())))
+            .collect()
+    }
+
+    /// The matrix a granularity's frame gives for `features`, with that frame.
+    pub fn frame(&self, granularity: Granularity) -> Option<&DataFrame> {
+        match granularity {
+            Granularity::Window => self.windows.as_ref(),
+            Granularity::Session => self.sessions.as_ref().map(|s| &s.frame),
+            Granularity::Event => None,
+        }
+    }
+}
+
+/// Each template's text and count over `events`.
+pub fn template_stats(events: Option<LazyFrame>) -> Result<BTreeMap<String, (String, u64)>> {
+    let Some(events) = events else {
+        return Ok(BTreeMap::new());
+    };
+    let df = events
+        .group_by([col("template_id")])
+        .agg([
+            col("template").first(),
+            len().cast(DataType::Int64).alias("count"),
+        ])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading templates")?;
+    let ids = features::strings(&df, "template_id")?;
+    let texts = features::strings(&df, "template")?;
+    let counts = df.column("count")?.i64()?;
+    Ok(ids
+        .into_iter()
+        .zip(texts)
+        .zip(counts.iter())
+        .map(|((id, text), n)| (id, (text, n.unwrap_or(0) as u64)))
+        .collect())
+}

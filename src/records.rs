@@ -1,0 +1,112 @@
+//! The rows stages hand to the database and read back: pipeline runs, anomalies, incidents,
+//! evaluations. `db.rs` stores them; the stages build them. Typed, so that no stage parses
+//! back JSON another stage wrote to learn a service or what kind of finding a row is.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::evaluate::Metrics;
+
+/// One stage run, as recorded in `pipeline_runs`.
+#[derive(Debug, Clone)]
+pub struct RunStart<'a> {
+    pub run_id: &'a str,
+    pub stage: &'a str,
+    pub source: &'a str,
+    pub batch_dates: &'a str,
+    pub started_at: DateTime<Utc>,
+}
+
+/// One row of the user-facing `anomalies` table (column names are a stable contract).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyRow {
+    pub anomaly_id: String,
+    pub run_id: String,
+    pub detected_at: DateTime<Utc>,
+    pub source: String,
+    pub batch_date: NaiveDate,
+    pub granularity: String,
+    pub entity_key: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub detector: String,
+    pub score: f64,
+    pub threshold: f64,
+    pub severity: String,
+    pub reason: String,
+    pub details: String,
+    pub model_version: String,
+    pub incident_id: Option<String>,
+    /// The service it concerns (also in `details.service`; not a column of the table).
+    pub service: String,
+    /// What kind of finding it is beyond which entity (see [`finding_kind`]); incidents count
+    /// a second finding of the same kind as a repeat. Not a column of the table.
+    pub kind: String,
+}
+
+/// One row of the `evaluations` table: one detector at one granularity against one label set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluationRow {
+    pub source: String,
+    pub date_from: NaiveDate,
+    pub date_to: NaiveDate,
+    pub labels: String,
+    pub detector: String,
+    pub granularity: String,
+    pub run_id: String,
+    pub evaluated_at: DateTime<Utc>,
+    pub metrics: Metrics,
+}
+
+/// How a stage run ended, as `pipeline_runs` records it.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnd {
+    /// `succeeded`, `skipped` or `failed`.
+    pub status: &'static str,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_quarantined: u64,
+    pub message: String,
+    pub error: Option<String>,
+}
+
+/// One row of the `incidents` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub incident_id: String,
+    pub source: String,
+    pub batch_date: NaiveDate,
+    pub service: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub anomalies: u64,
+    pub entities: u64,
+    pub repeats: u64,
+    pub detectors: String,
+    pub severity: String,
+    pub max_score_ratio: f64,
+    pub title: String,
+}
+
+/// What kind of finding an anomaly is, beyond which entity: the detector that leads it (an
+/// ensemble finding restates its strongest member's) and its leading evidence (feature and
+/// the template, relation or transition it names).
+pub fn finding_kind(granularity: &str, lead_detector: &str, top: &serde_json::Value) -> String {
+    let parts: Vec<&str> = ["feature", "template_id", "a", "b", "from", "to"]
+        .iter()
+        .filter_map(|k| top[*k].as_str())
+        .collect();
+    format!("{granularity}|{lead_detector}|{}", parts.join("|"))
+}
+
+/// The service and kind of an anomaly whose details were written by `05-detect` (reading
+/// gold/anomalies back).
+pub fn service_and_kind(granularity: &str, detector: &str, details: &str) -> (String, String) {
+    let details: serde_json::Value = serde_json::from_str(details).unwrap_or_default();
+    let lead = details["contributions"][0]["detector"]
+        .as_str()
+        .unwrap_or(detector);
+    (
+        details["service"].as_str().unwrap_or_default().to_string(),
+        finding_kind(granularity, lead, &details["top_features"][0]),
+    )
+}

@@ -1,0 +1,271 @@
+//! Findings as rows: the `anomalies` table's rows (ids, details, sample lines), the
+//! lake's score and anomaly tables, and the other batches' anomalies incidents reach into.
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use polars::prelude::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::samples::Samples;
+use crate::detectors::{EntityScore, Finding, severity};
+use crate::features;
+use crate::lake::{Layer, tables};
+use crate::records::{AnomalyRow, finding_kind, service_and_kind};
+use crate::stages::Context;
+
+/// A finding as a row of the `anomalies` table, with its sample lines.
+pub fn anomaly_row(
+    ctx: &Context,
+    date: NaiveDate,
+    f: Finding,
+    samples: &Samples,
+    detected_at: DateTime<Utc>,
+) -> AnomalyRow {
+    let source = &ctx.source;
+    let granularity = f.granularity.as_str();
+    let id_input = format!(
+        "{source}|{granularity}|{}|{}|{}",
+        f.entity_key, f.start_ms, f.detector
+    );
+    let anomaly_id: String = Sha256::digest(id_input.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let sample_lines = samples.find(&f, ctx.settings.detect.sample_lines);
+    let lead = f
+        .contributions
+        .as_ref()
+        .and_then(|c| c[0]["detector"].as_str())
+        .unwrap_or(&f.detector)
+        .to_string();
+    let empty = serde_json::Value::Null;
+    let kind = finding_kind(granularity, &lead, f.top.first().unwrap_or(&empty));
+    let mut details = json!({
+        "top_features": f.top,
+        "samples": sample_lines,
+        "service": f.service,
+    });
+    if let Some(d) = details.as_object_mut() {
+        if let Some(group) = &f.baseline_group {
+            d.insert("baseline_group".into(), json!(group));
+        }
+        if let Some(contributions) = f.contributions {
+            d.insert("contributions".into(), contributions);
+        }
+    }
+    let ts = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+    AnomalyRow {
+        anomaly_id,
+        run_id: ctx.run_id.clone(),
+        detected_at,
+        source: source.clone(),
+        batch_date: date,
+        granularity: granularity.to_string(),
+        entity_key: f.entity_key,
+        window_start: ts(f.start_ms),
+        window_end: ts(f.end_ms),
+        detector: f.detector,
+        score: (f.score * 1e6).round() / 1e6,
+        threshold: (f.threshold * 1e6).round() / 1e6,
+        severity: severity(f.score, f.threshold).to_string(),
+        reason: f.reason,
+        details: details.to_string(),
+        model_version: f.model_version,
+        incident_id: None,
+        service: f.service,
+        kind,
+    }
+}
+
+/// An anomaly raised again by a re-run keeps when, and by which run, it was first detected:
+/// re-running a batch leaves the lake and the table as they were.
+pub fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow]) -> Result<()> {
+    let Some(previous) = ctx
+        .lake
+        .scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &[date])?
+    else {
+        return Ok(());
+    };
+    let previous = previous
+        .select([col("anomaly_id"), col("run_id"), col("detected_at")])
+        .collect()?;
+    let ids = features::strings(&previous, "anomaly_id")?;
+    let runs = features::strings(&previous, "run_id")?;
+    let at = features::millis(&previous, "detected_at")?;
+    let first: std::collections::HashMap<&str, (usize, i64)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), (i, at[i])))
+        .collect();
+    for r in rows.iter_mut() {
+        if let Some(&(i, ms)) = first.get(r.anomaly_id.as_str()) {
+            r.run_id = runs[i].clone();
+            r.detected_at = Utc
+                .timestamp_millis_opt(ms)
+                .single()
+                .unwrap_or(r.detected_at);
+        }
+    }
+    Ok(())
+}
+
+/// The anomalies of every other batch of the source, from the lake: what incidents across
+/// batch boundaries are assembled from. Small — anomalies are rare by construction — so read
+/// whole rather than filtered.
+pub fn other_batches_anomalies(ctx: &Context, date: NaiveDate) -> Result<Vec<AnomalyRow>> {
+    let dates: Vec<NaiveDate> = ctx
+        .lake
+        .partition_dates(Layer::Gold, tables::ANOMALIES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d != date)
+        .collect();
+    if dates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(frame) = ctx
+        .lake
+        .scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &dates)?
+    else {
+        return Ok(Vec::new());
+    };
+    let df = frame
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading other batches' gold/anomalies")?;
+    anomaly_rows(&df)
+}
+
+/// Rows of a gold/anomalies frame (with the partition's `date` column) as [`AnomalyRow`]s.
+fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
+    let text = |name: &str| features::strings(df, name);
+    let ms = |name: &str| features::millis(df, name);
+    let at = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+    let (ids, runs, sources, grans, keys, dets) = (
+        text("anomaly_id")?,
+        text("run_id")?,
+        text("source")?,
+        text("granularity")?,
+        text("entity_key")?,
+        text("detector")?,
+    );
+    let (sev, reasons, details, versions, dates) = (
+        text("severity")?,
+        text("reason")?,
+        text("details")?,
+        text("model_version")?,
+        text("date")?,
+    );
+    let (detected, starts, ends) = (ms("detected_at")?, ms("window_start")?, ms("window_end")?);
+    let score = df.column("score")?.f64()?;
+    let threshold = df.column("threshold")?.f64()?;
+    let incident = df.column("incident_id")?.str()?;
+    (0..df.height())
+        .map(|i| {
+            let (service, kind) = service_and_kind(&grans[i], &dets[i], &details[i]);
+            Ok(AnomalyRow {
+                anomaly_id: ids[i].clone(),
+                run_id: runs[i].clone(),
+                detected_at: at(detected[i]),
+                source: sources[i].clone(),
+                batch_date: NaiveDate::parse_from_str(&dates[i], "%Y-%m-%d")
+                    .with_context(|| format!("partition date {:?}", dates[i]))?,
+                granularity: grans[i].clone(),
+                entity_key: keys[i].clone(),
+                window_start: at(starts[i]),
+                window_end: at(ends[i]),
+                detector: dets[i].clone(),
+                score: score.get(i).unwrap_or(0.0),
+                threshold: threshold.get(i).unwrap_or(0.0),
+                severity: sev[i].clone(),
+                reason: reasons[i].clone(),
+                details: details[i].clone(),
+                model_version: versions[i].clone(),
+                incident_id: incident.get(i).map(str::to_string),
+                service,
+                kind,
+            })
+        })
+        .collect()
+}
+
+/// Every entity's score per detector, as a gold table.
+pub fn scores_frame(scores: &[EntityScore<'_>]) -> Result<DataFrame> {
+    let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new(
+            "granularity".into(),
+            scores
+                .iter()
+                .map(|s| s.granularity.as_str())
+                .collect::<Vec<&str>>(),
+        ),
+        Column::new(
+            "entity_key".into(),
+            scores.iter().map(|s| &*s.entity_key).collect::<Vec<&str>>(),
+        ),
+        Column::new(
+            "window_start".into(),
+            scores.iter().map(|s| s.start_ms).collect::<Vec<i64>>(),
+        )
+        .cast(&utc)?,
+        Column::new(
+            "detector".into(),
+            scores.iter().map(|s| s.detector).collect::<Vec<&str>>(),
+        ),
+        Column::new(
+            "score".into(),
+            scores.iter().map(|s| s.score).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "threshold".into(),
+            scores.iter().map(|s| s.threshold).collect::<Vec<f64>>(),
+        ),
+    ])?)
+}
+
+/// The anomalies as a gold table (same columns as the database table).
+pub fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
+    let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
+    let ts = |f: fn(&AnomalyRow) -> DateTime<Utc>, name: &str| -> Result<Column> {
+        Ok(Column::new(
+            name.into(),
+            rows.iter()
+                .map(|r| f(r).timestamp_millis())
+                .collect::<Vec<i64>>(),
+        )
+        .cast(&utc)?)
+    };
+    let text = |f: fn(&AnomalyRow) -> &str, name: &str| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>())
+    };
+    Ok(DataFrame::new_infer_height(vec![
+        text(|r| &r.anomaly_id, "anomaly_id"),
+        text(|r| &r.run_id, "run_id"),
+        ts(|r| r.detected_at, "detected_at")?,
+        text(|r| &r.source, "source"),
+        text(|r| &r.granularity, "granularity"),
+        text(|r| &r.entity_key, "entity_key"),
+        ts(|r| r.window_start, "window_start")?,
+        ts(|r| r.window_end, "window_end")?,
+        text(|r| &r.detector, "detector"),
+        Column::new(
+            "score".into(),
+            rows.iter().map(|r| r.score).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "threshold".into(),
+            rows.iter().map(|r| r.threshold).collect::<Vec<f64>>(),
+        ),
+        text(|r| &r.severity, "severity"),
+        text(|r| &r.reason, "reason"),
+        text(|r| &r.details, "details"),
+        text(|r| &r.model_version, "model_version"),
+        Column::new(
+            "incident_id".into(),
+            rows.iter()
+                .map(|r| r.incident_id.clone())
+                .collect::<Vec<Option<String>>>(),
+        ),
+    ])?)
+}
