@@ -5,8 +5,9 @@
 #
 # Runs both binaries through every stage on the same inputs — the HDFS session data, a
 # generated 2-day set (seed 7, 60,000 lines a day) and the eight loghub 2k samples — and
-# compares, row for row, the `anomalies` table (SQLite) and `gold/scores` of each lake. Columns
-# that differ on every run by design are left out: `run_id` and `detected_at`. A model version
+# compares, row for row, the `anomalies` table (SQLite) and the scores table of each lake
+# (`gold/scores`, or `detections/scores` since that layer exists). Columns that differ on
+# every run by design are left out: `run_id` and `detected_at`. A model version
 # is `<train_to>-<hash of the model file>`, so it is compared by its date only when
 # LOGLAKE_SAME_VERSION_HASH=0 (a change to what the model file stores, not to what it
 # decides, changes the hash). Prints one line per input and exits non-zero on any difference,
@@ -46,7 +47,7 @@ import glob, sys
 import pyarrow.parquet as pq
 lake, source, out = sys.argv[1:]
 rows = []
-for layer in ("gold", "detect"):
+for layer in ("gold", "detections"):
     for f in sorted(glob.glob(f"{lake}/{layer}/scores/source={source}/date=*/*.parquet")):
         t = pq.read_table(f).to_pylist()
         for r in t:

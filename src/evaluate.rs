@@ -3,7 +3,7 @@
 //! Labels come in three shapes ([`LabelSet::read`]): the generator's `labels.jsonl`; loghub's
 //! session labels (`BlockId,Label` — any key column beside a `Label` column); and per-line
 //! labels (`LineId,Label`, optionally with a `file` column). [`metrics`] turns every scored
-//! entity of one detector (the `gold/scores` table: flagged or not) into precision, recall,
+//! entity of one detector (the `detections/scores` table: flagged or not) into precision, recall,
 //! F1, ROC-AUC and PR-AUC.
 //!
 //! A detection matches a label of its own granularity when it points at the same thing:
@@ -372,7 +372,7 @@ fn matches_entity(
     }
 }
 
-/// The detections in an anomalies table (gold/anomalies has the database's columns).
+/// The detections in an anomalies table (detections/anomalies has the database's columns).
 pub fn detections_from(anomalies: &polars::prelude::DataFrame) -> anyhow::Result<Vec<Detection>> {
     use crate::features::{millis, strings};
     let granularity = strings(anomalies, "granularity")?;

@@ -99,7 +99,7 @@ pub fn finding_kind(granularity: &str, lead_detector: &str, top: &serde_json::Va
 }
 
 /// The service and kind of an anomaly whose details were written by `05-detect` (reading
-/// gold/anomalies back).
+/// detections/anomalies back).
 pub fn service_and_kind(granularity: &str, detector: &str, details: &str) -> (String, String) {
     let details: serde_json::Value = serde_json::from_str(details).unwrap_or_default();
     let lead = details["contributions"][0]["detector"]

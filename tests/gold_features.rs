@@ -152,7 +152,12 @@ fn sessions_can_be_keyed_by_a_parsed_field() {
     let lake = Lake::new(&lake_dir);
     let d = [NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()];
     let read = |table: &str| {
-        lake.scan(Layer::Gold, table, "api", &d)
+        let layer = if table == tables::ANOMALIES {
+            Layer::Detections
+        } else {
+            Layer::Gold
+        };
+        lake.scan(layer, table, "api", &d)
             .unwrap()
             .unwrap()
             .collect()

@@ -64,7 +64,7 @@ fn lake_snapshot(root: &Path) -> BTreeMap<String, String> {
 
 fn detections(lake: &Lake, source: &str) -> Vec<Detection> {
     let a = lake
-        .scan(Layer::Gold, tables::ANOMALIES, source, &[date()])
+        .scan(Layer::Detections, tables::ANOMALIES, source, &[date()])
         .unwrap()
         .unwrap()
         .collect()
@@ -175,7 +175,7 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
 
     // Every anomaly explains itself, and the database holds exactly the lake's anomalies.
     let a = lake
-        .scan(Layer::Gold, tables::ANOMALIES, source, &d)
+        .scan(Layer::Detections, tables::ANOMALIES, source, &d)
         .unwrap()
         .unwrap()
         .collect()

@@ -77,7 +77,7 @@ fn hdfs_sessions_run_end_to_end() {
     );
 
     let a = lake
-        .scan(Layer::Gold, tables::ANOMALIES, "hdfs", &d)
+        .scan(Layer::Detections, tables::ANOMALIES, "hdfs", &d)
         .unwrap()
         .unwrap()
         .collect()
@@ -214,7 +214,7 @@ fn value_ranges_stay_quiet_on_routine_real_logs() {
         let lake = Lake::new(&lake_dir);
         let d = [NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()];
         let a = lake
-            .scan(Layer::Gold, tables::ANOMALIES, &format, &d)
+            .scan(Layer::Detections, tables::ANOMALIES, &format, &d)
             .unwrap()
             .map(|lf| lf.collect().unwrap());
         let mut flagged: Vec<String> = Vec::new();

@@ -102,7 +102,7 @@ pub struct Finding {
     pub contributions: Option<serde_json::Value>,
 }
 
-/// One detector's score for one entity, flagged or not: what `gold/scores` holds and the
+/// One detector's score for one entity, flagged or not: what `detections/scores` holds and the
 /// ensemble and 06-report's evaluation read. The detector name borrows from the model: there
 /// is one of these per entity and detector, a million per million events.
 #[derive(Debug, Clone)]

@@ -51,8 +51,10 @@ pub enum Layer {
     Bronze,
     /// Parsed, masked, templated events.
     Silver,
-    /// Feature tables and anomalies.
+    /// Feature tables: per window, session and event.
     Gold,
+    /// What the detectors found: every entity's score, and the anomalies.
+    Detections,
     /// Lines that could not be parsed, with the reason.
     Quarantine,
 }
@@ -63,11 +65,18 @@ impl Layer {
             Layer::Bronze => "bronze",
             Layer::Silver => "silver",
             Layer::Gold => "gold",
+            Layer::Detections => "detections",
             Layer::Quarantine => "quarantine",
         }
     }
 
-    pub const ALL: [Layer; 4] = [Layer::Bronze, Layer::Silver, Layer::Gold, Layer::Quarantine];
+    pub const ALL: [Layer; 5] = [
+        Layer::Bronze,
+        Layer::Silver,
+        Layer::Gold,
+        Layer::Detections,
+        Layer::Quarantine,
+    ];
 }
 
 /// Table names, in one place so that writers and readers cannot disagree.

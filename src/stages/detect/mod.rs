@@ -58,7 +58,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         };
         let (scored, scores, mut anomalies) = score_batch(ctx, date, &models, &input)?;
         ctx.lake.commit_partition(
-            Layer::Gold,
+            Layer::Detections,
             tables::SCORES,
             &ctx.source,
             date,
@@ -79,8 +79,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .or_default() += 1;
         }
         let frame = rows::anomalies_frame(&anomalies)?;
-        ctx.lake
-            .commit_partition(Layer::Gold, tables::ANOMALIES, &ctx.source, date, &frame)?;
+        ctx.lake.commit_partition(
+            Layer::Detections,
+            tables::ANOMALIES,
+            &ctx.source,
+            date,
+            &frame,
+        )?;
         ctx.db.replace_anomalies(&ctx.source, date, &anomalies)?;
         ctx.db.replace_incidents(&ctx.source, date, &incidents)?;
         outcome_incidents += incidents.len();

@@ -81,9 +81,9 @@ pub fn anomaly_row(
 /// An anomaly raised again by a re-run keeps when, and by which run, it was first detected:
 /// re-running a batch leaves the lake and the table as they were.
 pub fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow]) -> Result<()> {
-    let Some(previous) = ctx
-        .lake
-        .scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &[date])?
+    let Some(previous) =
+        ctx.lake
+            .scan(Layer::Detections, tables::ANOMALIES, &ctx.source, &[date])?
     else {
         return Ok(());
     };
@@ -116,7 +116,7 @@ pub fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyR
 pub fn other_batches_anomalies(ctx: &Context, date: NaiveDate) -> Result<Vec<AnomalyRow>> {
     let dates: Vec<NaiveDate> = ctx
         .lake
-        .partition_dates(Layer::Gold, tables::ANOMALIES, &ctx.source)?
+        .partition_dates(Layer::Detections, tables::ANOMALIES, &ctx.source)?
         .into_iter()
         .filter(|d| *d != date)
         .collect();
@@ -125,18 +125,18 @@ pub fn other_batches_anomalies(ctx: &Context, date: NaiveDate) -> Result<Vec<Ano
     }
     let Some(frame) = ctx
         .lake
-        .scan(Layer::Gold, tables::ANOMALIES, &ctx.source, &dates)?
+        .scan(Layer::Detections, tables::ANOMALIES, &ctx.source, &dates)?
     else {
         return Ok(Vec::new());
     };
     let df = frame
         .collect()
         .map_err(anyhow::Error::from)
-        .context("reading other batches' gold/anomalies")?;
+        .context("reading other batches' detections/anomalies")?;
     anomaly_rows(&df)
 }
 
-/// Rows of a gold/anomalies frame (with the partition's `date` column) as [`AnomalyRow`]s.
+/// Rows of a detections/anomalies frame (with the partition's `date` column) as [`AnomalyRow`]s.
 fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
     let text = |name: &str| features::strings(df, name);
     let ms = |name: &str| features::millis(df, name);

@@ -67,7 +67,7 @@ pub struct BatchRead<'a> {
     pub lines: u64,
     pub events: u64,
     pub quarantined: u64,
-    /// The batch's gold/anomalies, if any.
+    /// The batch's detections/anomalies, if any.
     pub anomalies: Option<&'a DataFrame>,
 }
 

@@ -41,7 +41,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         (Layer::Gold, tables::WINDOW_FEATURES),
         (Layer::Gold, tables::SESSION_FEATURES),
         (Layer::Gold, tables::EVENT_FEATURES),
-        (Layer::Gold, tables::ANOMALIES),
+        (Layer::Detections, tables::ANOMALIES),
     ];
     let mut rows = BTreeMap::new();
     for (layer, table) in layers {
@@ -79,11 +79,14 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 
     let bronze_rows = rows[tables::LINES];
     let mut detections = Vec::new();
-    let anomalies = match ctx.lake.scan(Layer::Gold, tables::ANOMALIES, src, dates)? {
+    let anomalies = match ctx
+        .lake
+        .scan(Layer::Detections, tables::ANOMALIES, src, dates)?
+    {
         Some(a) => Some(
             a.collect()
                 .map_err(anyhow::Error::from)
-                .context("reading gold/anomalies")?,
+                .context("reading detections/anomalies")?,
         ),
         None => None,
     };
@@ -310,14 +313,17 @@ fn score_against(
     };
     let Some(scores) = ctx
         .lake
-        .scan(Layer::Gold, tables::SCORES, &ctx.source, &ctx.dates)?
+        .scan(Layer::Detections, tables::SCORES, &ctx.source, &ctx.dates)?
     else {
-        anyhow::bail!("no gold/scores for {}: run 05-detect first", ctx.source);
+        anyhow::bail!(
+            "no detections/scores for {}: run 05-detect first",
+            ctx.source
+        );
     };
     let scores = scores
         .collect()
         .map_err(anyhow::Error::from)
-        .context("reading gold/scores")?;
+        .context("reading detections/scores")?;
     let granularity = features::strings(&scores, "granularity")?;
     let entity = features::strings(&scores, "entity_key")?;
     let detector = features::strings(&scores, "detector")?;
