@@ -14,8 +14,8 @@ use anyhow::{Context, Result, bail};
 
 use chrono::NaiveDate;
 
+use super::ParseSettings;
 use super::{DETECTION_SAMPLE, Detection, Parsed, Parser};
-use crate::config::ParseSettings;
 
 /// Fraction of lines whose predicted group equals their true group. `predicted[i]` and
 /// `truth[i]` are the group keys of line `i`.

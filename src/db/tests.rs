@@ -1,0 +1,54 @@
+use super::*;
+use chrono::TimeZone;
+
+fn row(id: &str, score: f64) -> AnomalyRow {
+    let t = Utc.with_ymd_and_hms(2026, 11, 20, 14, 5, 0).unwrap();
+    AnomalyRow {
+        anomaly_id: id.into(),
+        run_id: "r1".into(),
+        detected_at: t,
+        source: "s".into(),
+        batch_date: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        granularity: "window".into(),
+        entity_key: "checkout".into(),
+        window_start: t,
+        window_end: t + chrono::Duration::minutes(5),
+        detector: "zscore".into(),
+        score,
+        threshold: 5.0,
+        severity: "high".into(),
+        reason: "ERROR count 41 vs baseline 2±1".into(),
+        details: r#"{"top_features":[]}"#.into(),
+        model_version: "v1".into(),
+        incident_id: None,
+        service: "checkout".into(),
+        kind: "window|zscore|n_error".into(),
+    }
+}
+
+#[test]
+fn sqlite_file_is_created_and_anomalies_are_replaced_per_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("sub").join("new.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let db = Database::connect(&url, Path::new("unused"), 1).unwrap();
+    assert!(path.exists(), "the SQLite file is created on first use");
+    db.migrate().unwrap();
+    db.migrate().unwrap(); // idempotent
+
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    db.replace_anomalies("s", date, &[row("a", 10.0), row("b", 12.0)])
+        .unwrap();
+    // A re-run that raises "a" again (new score) and no longer raises "b".
+    db.replace_anomalies("s", date, &[row("a", 11.0)]).unwrap();
+    let rows = db.anomaly_fingerprint("s").unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].0.as_str(), rows[0].3), ("a", 11.0));
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM recent_anomalies")
+            .unwrap(),
+        1
+    );
+    db.close();
+}

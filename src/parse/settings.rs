@@ -1,0 +1,62 @@
+//! `[parse]`: how raw lines are read. The parser owns its settings; `config.rs` merges them
+//! with the rest (and `[sources.<name>]` overrides) and re-exports this type.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParseSettings {
+    /// A preset name (`generator`, `hdfs`, …) or a logparser-style format string.
+    pub format: String,
+    /// Regex that finds the session key in a message (first capture group if it has one), or
+    /// `field:<name>` for a parsed field's value. Empty: no session features.
+    pub session_key: String,
+    /// Drain: similarity a message needs to join an existing template (0..1]. Stricter than
+    /// Drain's usual 0.4–0.5 because Drain here only groups near-identical messages; the
+    /// refine pass (`parse::refine`) joins clusters that differ in a slot with many values.
+    /// Clusters Drain joins too eagerly cannot be taken apart reliably afterwards (a slot
+    /// with four event-naming words looks like a variable), clusters it keeps apart can.
+    pub similarity_threshold: f64,
+    /// Drain: how many leading tokens route a message down the prefix tree.
+    pub tree_depth: usize,
+    /// Drain: children per tree node before new tokens share a wildcard child.
+    pub max_children: usize,
+    /// A token position that takes at most this many values across otherwise equal messages
+    /// holds constants naming different events (`stored as bytes` / `stored as values`);
+    /// more values make it a variable (`Invalid user <*>`). See `parse::refine`.
+    pub max_constant_values: usize,
+    /// Zone of timestamps that do not carry an offset: an IANA name (`Europe/Berlin`) or UTC.
+    pub timezone: String,
+    /// Year of timestamps that have none (syslog's `Jun 14 15:16:01`); unset: the batch
+    /// date's year, or the year before for dates after the batch date.
+    pub year: Option<i32>,
+    /// Join continuation lines (indented stack frames, `Caused by:`, exception lines) onto
+    /// the event before them instead of quarantining them.
+    pub multiline: bool,
+    /// JSON / logfmt: candidate keys of each header field, comma-separated, first present
+    /// wins; dots reach into nested JSON objects.
+    pub timestamp_field: String,
+    pub level_field: String,
+    pub service_field: String,
+    pub message_field: String,
+}
+
+impl Default for ParseSettings {
+    fn default() -> Self {
+        Self {
+            format: "auto".into(),
+            session_key: String::new(),
+            similarity_threshold: 0.6,
+            tree_depth: 4,
+            max_children: 100,
+            max_constant_values: 3,
+            timezone: "UTC".into(),
+            year: None,
+            multiline: true,
+            timestamp_field: "timestamp,time,ts,@timestamp,datetime,date".into(),
+            level_field: "level,severity,lvl,loglevel,log.level".into(),
+            service_field: "service,logger,component,app,name,source".into(),
+            message_field: "message,msg,log,text,event".into(),
+        }
+    }
+}
