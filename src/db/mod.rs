@@ -48,6 +48,15 @@ impl Dialect {
             Dialect::Sqlite => format!("${n}"),
         }
     }
+    /// The placeholder for parameter `n` of a column of kind `kind`.
+    fn placeholder(self, kind: Param, n: usize) -> String {
+        match kind {
+            Param::Plain => format!("${n}"),
+            Param::Ts => self.ts(n),
+            Param::Date => self.date(n),
+            Param::Json => self.json(n),
+        }
+    }
     /// A column read back as text, whatever its type in this dialect.
     fn text(self, column: &str) -> String {
         match self {
@@ -55,6 +64,62 @@ impl Dialect {
             Dialect::Sqlite => column.to_string(),
         }
     }
+}
+
+/// How a bound value reaches its column: as it is, or cast from text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Param {
+    Plain,
+    Ts,
+    Date,
+    Json,
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Rows per multi-row INSERT. One statement per row cost about 90 µs a row through sqlx's
+/// SQLite driver; but SQLite finds a parameter's name by walking the statement's list of
+/// names, so a statement's binding cost grows with the square of its parameters. Measured on
+/// 12,679 anomalies (17 parameters each): row by row 1.16 s, 4 rows 0.29 s, 16 rows 0.23 s,
+/// 48 rows 0.33 s, 256 rows 1.1 s.
+const INSERT_ROWS: usize = 16;
+
+/// `INSERT INTO {into} VALUES (…), (…) {conflict}` for `rows`, `INSERT_ROWS` rows a statement,
+/// each row's parameters typed by `params` and bound by `bind`.
+async fn insert_rows<'r, T>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    d: Dialect,
+    into: &str,
+    conflict: &str,
+    params: &[Param],
+    rows: &'r [T],
+    bind: impl for<'q> Fn(AnyQuery<'q>, &'r T) -> AnyQuery<'q>,
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut sql = format!("INSERT INTO {into} VALUES ");
+        for (i, _) in chunk.iter().enumerate() {
+            let base = i * params.len();
+            let tuple: Vec<String> = params
+                .iter()
+                .enumerate()
+                .map(|(j, kind)| d.placeholder(*kind, base + j + 1))
+                .collect();
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(&tuple.join(", "));
+            sql.push(')');
+        }
+        sql.push(' ');
+        sql.push_str(conflict);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = bind(query, row);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Timestamps as UTC text both dialects read: `2026-11-20 14:05:00.000` (+ zone for Postgres).
@@ -339,21 +404,30 @@ impl Database {
         rows: &[AnomalyRow],
     ) -> Result<usize> {
         let d = self.dialect;
-        let insert = format!(
-            "INSERT INTO anomalies (anomaly_id, run_id, detected_at, source, batch_date, granularity, \
+        let into = "anomalies (anomaly_id, run_id, detected_at, source, batch_date, granularity, \
              entity_key, window_start, window_end, detector, score, threshold, severity, reason, details, \
-             model_version, incident_id) \
-             VALUES ($1, $2, {}, $4, {}, $6, $7, {}, {}, $10, $11, $12, $13, $14, {}, $16, $17) \
-             ON CONFLICT (anomaly_id) DO UPDATE SET score = excluded.score, threshold = excluded.threshold, \
+             model_version, incident_id)";
+        let conflict = "ON CONFLICT (anomaly_id) DO UPDATE SET score = excluded.score, threshold = excluded.threshold, \
              severity = excluded.severity, reason = excluded.reason, details = excluded.details, \
              model_version = excluded.model_version, window_start = excluded.window_start, \
-             window_end = excluded.window_end, incident_id = excluded.incident_id",
-            d.ts(3),
-            d.date(5),
-            d.ts(8),
-            d.ts(9),
-            d.json(15)
-        );
+             window_end = excluded.window_end, incident_id = excluded.incident_id";
+        use Param::{Date, Json, Plain, Ts};
+        let params = [
+            Plain, Plain, Ts, Plain, Date, Plain, Plain, Ts, Ts, Plain, Plain, Plain, Plain, Plain,
+            Json, Plain, Plain,
+        ];
+        // One row per id, the last one winning, as row-by-row upserts had it (a multi-row
+        // upsert may not touch a row twice).
+        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            last.insert(r.anomaly_id.as_str(), i);
+        }
+        let unique: Vec<&AnomalyRow> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| last[r.anomaly_id.as_str()] == *i)
+            .map(|(_, r)| r)
+            .collect();
         let keep: std::collections::HashSet<&str> =
             rows.iter().map(|r| r.anomaly_id.as_str()).collect();
         self.runtime
@@ -369,9 +443,8 @@ impl Database {
                     &keep,
                 )
                 .await?;
-                for r in rows {
-                    sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
-                        .bind(r.anomaly_id.clone())
+                insert_rows(&mut tx, d, into, conflict, &params, &unique, |q, r| {
+                    q.bind(r.anomaly_id.clone())
                         .bind(r.run_id.clone())
                         .bind(format_ts(d, r.detected_at))
                         .bind(r.source.clone())
@@ -388,9 +461,8 @@ impl Database {
                         .bind(r.details.clone())
                         .bind(r.model_version.clone())
                         .bind(r.incident_id.clone())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                })
+                .await?;
                 tx.commit().await?;
                 Ok::<_, sqlx::Error>(())
             })

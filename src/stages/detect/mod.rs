@@ -49,21 +49,25 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 ctx.source
             );
         }
-        let batch = BatchViews::read(ctx, date)?;
-        let events = batch.events.as_ref().map(EventColumns::of).transpose()?;
+        let batch = timed("read gold views", || BatchViews::read(ctx, date))?;
+        let events = timed("event columns", || {
+            batch.events.as_ref().map(EventColumns::of).transpose()
+        })?;
         let input = ScoringInput {
             windows: batch.windows.as_ref(),
             sessions: batch.sessions.as_ref().map(|(s, c)| (s, c)),
             events: events.as_ref(),
         };
         let (scored, scores, mut anomalies) = score_batch(ctx, date, &models, &input)?;
-        ctx.lake.commit_partition(
-            Layer::Detections,
-            tables::SCORES,
-            &ctx.source,
-            date,
-            &rows::scores_frame(&scores)?,
-        )?;
+        timed("write scores", || {
+            ctx.lake.commit_partition(
+                Layer::Detections,
+                tables::SCORES,
+                &ctx.source,
+                date,
+                &rows::scores_frame(&scores)?,
+            )
+        })?;
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
         rows::keep_first_detection(ctx, date, &mut anomalies)?;
         let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
@@ -86,8 +90,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             date,
             &frame,
         )?;
-        ctx.db.replace_anomalies(&ctx.source, date, &anomalies)?;
-        ctx.db.replace_incidents(&ctx.source, date, &incidents)?;
+        timed("database", || {
+            ctx.db.replace_anomalies(&ctx.source, date, &anomalies)?;
+            ctx.db.replace_incidents(&ctx.source, date, &incidents)
+        })?;
         outcome_incidents += incidents.len();
         outcome.rows_in += scored;
         outcome.rows_out += anomalies.len() as u64;
@@ -192,8 +198,8 @@ fn score_batch<'m>(
             continue;
         };
         scored += rows;
-        detector
-            .score(model, input, &mut out)
+        let what = format!("score {}/{}", model.granularity, model.detector);
+        timed(&what, || detector.score(model, input, &mut out))
             .with_context(|| format!("scoring with {}/{}", model.granularity, model.detector))?;
     }
     let (enabled, params) = ctx.settings.detectors.ensemble()?;
@@ -201,12 +207,25 @@ fn score_batch<'m>(
         let verdicts = ensemble::combine(&params, &out.findings, &mut out.scores);
         out.findings.extend(verdicts);
     }
-    let samples = Samples::load(ctx, date, &out.findings)?;
+    let samples = timed("load sample lines", || {
+        Samples::load(ctx, date, &out.findings)
+    })?;
     let detected_at = Utc::now();
-    let anomalies = out
-        .findings
-        .into_iter()
-        .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
-        .collect();
+    let anomalies = timed("anomaly rows", || {
+        Ok(out
+            .findings
+            .into_iter()
+            .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
+            .collect())
+    })?;
     Ok((scored, out.scores, anomalies))
+}
+
+/// Run `f`, logging how long it took at debug level (`RUST_LOG=loglake=debug`): where
+/// detection spends its time, per model and per step.
+fn timed<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let t0 = std::time::Instant::now();
+    let out = f();
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "05-detect: {what}");
+    out
 }
