@@ -24,7 +24,7 @@ pub struct SessionTraining {
 
 /// The training range's gold views. Window and session frames are read once for all
 /// detectors; event rows, which can be many, are read by each event detector in the shape it
-/// needs ([`TrainingData::events`]).
+/// needs ([`TrainingData::events`]: silver's events, which gold does not copy).
 pub struct TrainingData<'a> {
     pub lake: &'a Lake,
     pub source: &'a str,
@@ -42,13 +42,14 @@ pub struct TrainingData<'a> {
 }
 
 impl TrainingData<'_> {
-    /// Gold event rows of `dates` (a subset of the training range), lazily.
+    /// The events of `dates` (a subset of the training range), lazily: silver's rows, whose
+    /// template, level and values gold does not copy.
     pub fn events(&self, dates: &[NaiveDate]) -> Result<Option<LazyFrame>> {
         self.lake
-            .scan(Layer::Gold, tables::EVENT_FEATURES, self.source, dates)
+            .scan(Layer::Silver, tables::EVENTS, self.source, dates)
     }
 
-    /// Gold event rows of the whole training range, lazily.
+    /// The events of the whole training range, lazily.
     pub fn all_events(&self) -> Result<Option<LazyFrame>> {
         self.events(self.dates)
     }

@@ -70,6 +70,17 @@ impl Layer {
         }
     }
 
+    /// The zstd level of this layer's tables. Silver's events — messages and their values,
+    /// the largest table after bronze, kept as long as bronze — get level 5: on a million
+    /// HDFS lines 23.7 MB instead of 25.5 MB at the default (3) for 0.2 s more; levels 4 and
+    /// 3 gave the same size.
+    pub fn zstd_level(self) -> Option<i32> {
+        match self {
+            Layer::Silver => Some(5),
+            _ => None,
+        }
+    }
+
     pub const ALL: [Layer; 5] = [
         Layer::Bronze,
         Layer::Silver,
@@ -318,7 +329,8 @@ impl Lake {
         let staging = self.staging_dir(&format!("{}-{table}", layer.dir_name()))?;
         (0..parts).into_par_iter().try_for_each(|i| {
             let mut df = make(i)?;
-            write_parquet(&mut df, &staging.join(format!("part-{i:05}.parquet")))
+            let path = staging.join(format!("part-{i:05}.parquet"));
+            write_parquet_at(&mut df, &path, layer.zstd_level())
         })?;
         let target = self.partition_dir(layer, table, source, date);
         self.swap_into_place(&staging, &target)?;
@@ -429,11 +441,19 @@ impl Lake {
     }
 }
 
-/// Write a DataFrame as one zstd Parquet file.
+/// Write a DataFrame as one zstd Parquet file (zstd's default level).
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    write_parquet_at(df, path, None)
+}
+
+/// Write a DataFrame as one zstd Parquet file at zstd level `level` (`None`: its default, 3).
+pub fn write_parquet_at(df: &mut DataFrame, path: &Path, level: Option<i32>) -> Result<()> {
+    let level = level
+        .map(polars_parquet::write::ZstdLevel::try_new)
+        .transpose()?;
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Lz4Raw)
+        .with_compression(ParquetCompression::Zstd(level))
         .finish(df)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("writing {}", path.display()))?;

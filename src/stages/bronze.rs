@@ -26,7 +26,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
@@ -196,9 +196,17 @@ impl BatchBuilder {
 /// Stream one file's lines into a Parquet file at `out`; returns the line count.
 pub fn write_bronze_file(input: &Path, out: &Path, sha: &str, batch_rows: usize) -> Result<u64> {
     let schema = schema();
+    // Line numbers and byte offsets climb steadily: delta-encoded they take a few bits a row
+    // (plain, zstd found little to squeeze out of them: 6.4 of bronze's 21 MB on a million
+    // HDFS lines).
+    let climbing = |name: &str| parquet::schema::types::ColumnPath::from(name);
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(batch_rows.max(1024)))
+        .set_column_dictionary_enabled(climbing("line_no"), false)
+        .set_column_encoding(climbing("line_no"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(climbing("byte_offset"), false)
+        .set_column_encoding(climbing("byte_offset"), Encoding::DELTA_BINARY_PACKED)
         .build();
     let mut writer = ArrowWriter::try_new(File::create(out)?, schema.clone(), Some(props))?;
     let mut reader = open_lines(input)?;

@@ -205,8 +205,8 @@ fn event_frame(batch: &Batch, bronze: &BronzeColumns, k: usize) -> Result<DataFr
     let mut ev = EventColumns::with_capacity(slice.len(), batch);
     for (j, p) in slice.iter().enumerate() {
         if let Parsed::Event(e) = p {
-            let (file, line_no, offset) = bronze.provenance(base + j);
-            ev.push(file, line_no, offset, e);
+            let (file, line_no, _) = bronze.provenance(base + j);
+            ev.push(file, line_no, e);
         }
     }
     ev.finish()
@@ -261,10 +261,12 @@ impl<'a> QuarantineColumns<'a> {
 
 /// Column buffers for silver events. Text borrows from the bronze frame and the batch's
 /// template table, so building a million-row batch allocates little beyond the parameters.
+///
+/// No byte offset: bronze keeps where each line was in its file, and (file, line number)
+/// finds it there.
 struct EventColumns<'a> {
     file: Vec<&'a str>,
     line_no: Vec<u64>,
-    byte_offset: Vec<u64>,
     ts: Vec<i64>,
     level: Vec<&'static str>,
     level_raw: Vec<&'a str>,
@@ -285,7 +287,6 @@ impl<'a> EventColumns<'a> {
         Self {
             file: Vec::with_capacity(n),
             line_no: Vec::with_capacity(n),
-            byte_offset: Vec::with_capacity(n),
             ts: Vec::with_capacity(n),
             level: Vec::with_capacity(n),
             level_raw: Vec::with_capacity(n),
@@ -300,11 +301,10 @@ impl<'a> EventColumns<'a> {
         }
     }
 
-    fn push(&mut self, file: &'a str, line_no: u64, byte_offset: u64, e: &'a Event<'a>) {
+    fn push(&mut self, file: &'a str, line_no: u64, e: &'a Event<'a>) {
         let (id, text) = &self.batch.templates[e.template];
         self.file.push(file);
         self.line_no.push(line_no);
-        self.byte_offset.push(byte_offset);
         self.ts.push(e.header.ts_ms);
         self.level.push(e.header.level);
         self.level_raw.push(&e.header.level_raw);
@@ -325,7 +325,6 @@ impl<'a> EventColumns<'a> {
         Ok(DataFrame::new_infer_height(vec![
             Column::new("file".into(), self.file),
             Column::new("line_no".into(), self.line_no),
-            Column::new("byte_offset".into(), self.byte_offset),
             ts,
             Column::new("level".into(), self.level),
             Column::new("level_raw".into(), self.level_raw),

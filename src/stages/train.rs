@@ -155,7 +155,11 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         }
         _ => None,
     };
-    let stats = template_stats(scan(tables::EVENT_FEATURES)?)?;
+    let stats =
+        template_stats(
+            ctx.lake
+                .scan(Layer::Silver, tables::EVENTS, &ctx.source, dates)?,
+        )?;
     let templates = stats
         .iter()
         .map(|(id, (text, _))| (id.clone(), text.clone()))

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result, bail};
 use chrono::{NaiveDate, Utc};
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, col};
 
 use super::{Context, RunOutcome};
 use crate::detectors::scoring::{EventColumns, ScoringInput};
@@ -170,12 +170,60 @@ impl BatchViews {
             (Some(s), Some(c)) => Some((s, c)),
             _ => None,
         };
+        let events = match read(tables::EVENT_FEATURES)? {
+            Some(events) => Some(with_silver(ctx, date, events)?),
+            None => None,
+        };
         Ok(Self {
             windows: read(tables::WINDOW_FEATURES)?,
             sessions,
-            events: read(tables::EVENT_FEATURES)?,
+            events,
         })
     }
+}
+
+/// Silver's events with what gold adds to each (window, session, template count). 03-gold
+/// writes its events in silver's order, one row per silver event; the two are joined by
+/// position, and a mismatch (silver rewritten since gold ran) is an error, not a silent
+/// misalignment.
+fn with_silver(ctx: &Context, date: NaiveDate, events: DataFrame) -> Result<DataFrame> {
+    let Some(silver) = ctx
+        .lake
+        .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
+    else {
+        bail!("no silver events for {date}, though gold has some: re-run 02-silver and 03-gold");
+    };
+    let silver = silver
+        .select(
+            [
+                "file",
+                "line_no",
+                "ts",
+                "level",
+                "template_id",
+                "template",
+                "params",
+            ]
+            .map(col),
+        )
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading the batch's events from silver")?;
+    let same = silver.height() == events.height()
+        && silver.column("line_no")?.equals(events.column("line_no")?)
+        && silver.column("file")?.equals(events.column("file")?);
+    if !same {
+        bail!(
+            "gold/event_features of {date} no longer matches silver/events (was 02-silver re-run after 03-gold?): re-run 03-gold"
+        );
+    }
+    let mut joined = silver;
+    for c in events.columns() {
+        if !joined.get_column_names().iter().any(|n| *n == c.name()) {
+            joined.with_column(c.clone())?;
+        }
+    }
+    Ok(joined)
 }
 
 /// Every model's scores and findings, the ensemble's, and the findings as anomaly rows.
