@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use linfa::ParamGuard;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -100,11 +101,17 @@ impl Detector for RareTemplateDetector {
         let Some(ev) = input.events else {
             return Ok(());
         };
+        // A batch has few distinct templates and a million lines: each template's score and
+        // rarity are looked up once.
+        let mut by_template: FxHashMap<&str, (f64, bool)> = FxHashMap::default();
+        out.scores.reserve(ev.len());
         for i in 0..ev.len() {
             let id = ev.ids[i];
-            let score = rare.score(id);
+            let (score, rare_here) = *by_template
+                .entry(id)
+                .or_insert_with(|| (rare.score(id), rare.is_rare(id)));
             out.scores.push(ev.score(i, model, score));
-            if !rare.is_rare(id) {
+            if !rare_here {
                 continue;
             }
             let seen = rare.training_count(id);
