@@ -21,7 +21,7 @@ use polars::prelude::{DataFrame, col};
 
 use super::{Context, RunOutcome};
 use crate::detectors::scoring::{EventColumns, ScoringInput};
-use crate::detectors::{DETECTORS, EntityScore, Granularity, SavedModel, Scored, ensemble};
+use crate::detectors::{DETECTORS, Finding, Granularity, SavedModel, Scored, ensemble};
 use crate::lake::{Layer, tables};
 use crate::records::AnomalyRow;
 use samples::Samples;
@@ -49,25 +49,18 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 ctx.source
             );
         }
-        let batch = timed("read gold views", || BatchViews::read(ctx, date))?;
-        let events = timed("event columns", || {
-            batch.events.as_ref().map(EventColumns::of).transpose()
+        let (scored, findings) = score_batch(ctx, date, &models)?;
+        // The batch's views and scores are gone by now: sample lines are read into the memory
+        // they held.
+        let samples = timed("load sample lines", || Samples::load(ctx, date, &findings))?;
+        let detected_at = Utc::now();
+        let mut anomalies: Vec<AnomalyRow> = timed("anomaly rows", || {
+            Ok(findings
+                .into_iter()
+                .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
+                .collect())
         })?;
-        let input = ScoringInput {
-            windows: batch.windows.as_ref(),
-            sessions: batch.sessions.as_ref().map(|(s, c)| (s, c)),
-            events: events.as_ref(),
-        };
-        let (scored, scores, mut anomalies) = score_batch(ctx, date, &models, &input)?;
-        timed("write scores", || {
-            ctx.lake.commit_partition(
-                Layer::Detections,
-                tables::SCORES,
-                &ctx.source,
-                date,
-                &rows::scores_frame(&scores)?,
-            )
-        })?;
+        drop(samples);
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
         rows::keep_first_detection(ctx, date, &mut anomalies)?;
         let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
@@ -226,18 +219,25 @@ fn with_silver(ctx: &Context, date: NaiveDate, events: DataFrame) -> Result<Data
     Ok(joined)
 }
 
-/// Every model's scores and findings, the ensemble's, and the findings as anomaly rows.
-fn score_batch<'m>(
+/// Score the batch with every model and the ensemble, write `detections/scores`, and return
+/// how many rows were scored and the findings. The batch's views and its million scores live
+/// only inside this function.
+fn score_batch(
     ctx: &Context,
     date: NaiveDate,
-    models: &'m [SavedModel],
-    input: &ScoringInput<'_>,
-) -> Result<(u64, Vec<EntityScore<'m>>, Vec<AnomalyRow>)> {
-    let mut out = Scored {
-        scores: Vec::new(),
-        findings: Vec::new(),
+    models: &[SavedModel],
+) -> Result<(u64, Vec<Finding>)> {
+    let batch = timed("read gold views", || BatchViews::read(ctx, date))?;
+    let events = timed("event columns", || {
+        batch.events.as_ref().map(EventColumns::of).transpose()
+    })?;
+    let input = ScoringInput {
+        windows: batch.windows.as_ref(),
+        sessions: batch.sessions.as_ref().map(|(s, c)| (s, c)),
+        events: events.as_ref(),
     };
     let mut scored = 0u64;
+    let mut judged = Vec::new();
     for model in models {
         let Some(rows) = input.rows(model.granularity) else {
             continue;
@@ -246,8 +246,17 @@ fn score_batch<'m>(
             continue;
         };
         scored += rows;
+        judged.push((model, detector));
+    }
+    // One score per judged entity and model at most (plus the ensemble's few): reserved up
+    // front, so the vector is never copied while it grows.
+    let mut out = Scored {
+        scores: Vec::with_capacity(scored as usize + 1024),
+        findings: Vec::new(),
+    };
+    for (model, detector) in judged {
         let what = format!("score {}/{}", model.granularity, model.detector);
-        timed(&what, || detector.score(model, input, &mut out))
+        timed(&what, || detector.score(model, &input, &mut out))
             .with_context(|| format!("scoring with {}/{}", model.granularity, model.detector))?;
     }
     let (enabled, params) = ctx.settings.detectors.ensemble()?;
@@ -255,18 +264,16 @@ fn score_batch<'m>(
         let verdicts = ensemble::combine(&params, &out.findings, &mut out.scores);
         out.findings.extend(verdicts);
     }
-    let samples = timed("load sample lines", || {
-        Samples::load(ctx, date, &out.findings)
+    timed("write scores", || {
+        ctx.lake.commit_partition(
+            Layer::Detections,
+            tables::SCORES,
+            &ctx.source,
+            date,
+            &rows::scores_frame(&out.scores)?,
+        )
     })?;
-    let detected_at = Utc::now();
-    let anomalies = timed("anomaly rows", || {
-        Ok(out
-            .findings
-            .into_iter()
-            .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
-            .collect())
-    })?;
-    Ok((scored, out.scores, anomalies))
+    Ok((scored, out.findings))
 }
 
 /// Run `f`, logging how long it took at debug level (`RUST_LOG=loglake=debug`): where
