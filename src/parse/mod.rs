@@ -13,6 +13,7 @@ pub mod masking;
 pub mod refine;
 pub mod session;
 pub mod settings;
+pub mod stream;
 pub mod structured;
 pub mod timestamp;
 
@@ -25,7 +26,7 @@ use chrono::NaiveDate;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use drain::{Drain, DrainParams};
+use drain::DrainParams;
 use format::LineFormat;
 pub use session::{SESSION_FIELD_PREFIX, SessionKey, session_field};
 pub use settings::ParseSettings;
@@ -90,6 +91,15 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    /// A batch of no lines with `templates` (to write events of earlier batches with them).
+    pub fn empty(templates: Templates) -> Self {
+        Batch {
+            parsed: Vec::new(),
+            templates,
+            params: Vec::new(),
+        }
+    }
+
     /// An event's parameters, a JSON array of strings.
     pub fn params(&self, event: &Event) -> &str {
         let p = event.params;
@@ -332,93 +342,28 @@ impl Parser {
     /// line order go to the template miner (cheap: a batch has few distinct messages after
     /// masking); then, in parallel again, every line gets its template.
     pub fn parse_batch<'a>(&self, lines: &[Result<&'a str, String>]) -> Batch<'a> {
-        const CHUNK: usize = 16 * 1024;
-        let chunks: Vec<StagedChunk<'a>> = lines
-            .par_chunks(CHUNK)
-            .map(|chunk| self.stage_chunk(chunk))
-            .collect();
-
-        let mut global: FxHashMap<&str, usize> = FxHashMap::default();
-        let mut order: Vec<&str> = Vec::new();
-        let mut weights: Vec<u64> = Vec::new();
-        let global_of_local: Vec<Vec<usize>> = chunks
-            .iter()
-            .map(|c| {
-                c.distinct
-                    .iter()
-                    .zip(&c.counts)
-                    .map(|(masked, &count)| {
-                        let g = *global.entry(masked.as_str()).or_insert_with(|| {
-                            order.push(masked.as_str());
-                            weights.push(0);
-                            order.len() - 1
-                        });
-                        weights[g] += u64::from(count);
-                        g
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut miner = Drain::new(self.drain.clone());
-        let drain_cluster_of: Vec<usize> = order.iter().map(|m| miner.add(m)).collect();
-        let (cluster_of, texts) = refine::refine(
-            &order,
-            &weights,
-            &drain_cluster_of,
-            self.max_constant_values,
-        );
-        let templates: Templates = texts
-            .into_iter()
-            .map(|text| (template_id(&text), text))
-            .collect();
-        drop(global);
-        drop(order);
-
-        let continuations: Vec<(usize, &'a str)> = chunks
-            .iter()
-            .enumerate()
-            .flat_map(|(k, c)| {
-                c.continuations
-                    .iter()
-                    .map(move |&(j, text)| (k * CHUNK + j, text))
-            })
-            .collect();
-        let mut params: Vec<String> = Vec::with_capacity(chunks.len());
-        let staged: Vec<Vec<Staged<'a>>> = chunks
-            .into_iter()
-            .map(|c| {
-                params.push(c.params);
-                c.staged
-            })
-            .collect();
-        let mut parsed: Vec<Parsed<'a>> = staged
-            .into_par_iter()
-            .zip(global_of_local)
-            .enumerate()
-            .flat_map_iter(|(k, (staged, globals))| {
-                let cluster_of = &cluster_of;
-                staged.into_iter().map(move |r| match r {
-                    Staged::Event(header, local, range) => Parsed::Event(Event {
-                        header,
-                        params: ParamsRef {
-                            chunk: k as u32,
-                            start: range.start,
-                            end: range.end,
-                        },
-                        template: cluster_of[globals[local as usize]],
-                        lines: 1,
-                    }),
-                    Staged::Continuation => Parsed::Joined,
-                    Staged::Bad(reason) => Parsed::Quarantined(reason),
-                })
-            })
-            .collect();
-        join_continuations(&mut parsed, &continuations);
+        let chunks = self.stage(lines);
+        let mut mined = stream::Miner::default();
+        let global_of_local: Vec<Vec<usize>> = chunks.iter().map(|c| mined.add_chunk(c)).collect();
+        let mined = mined.finish(self);
+        let (mut parsed, params, continuations) =
+            assemble(chunks, &global_of_local, &mined.cluster_of);
+        for i in join_continuations(&mut parsed, &continuations) {
+            parsed[i] = Parsed::Quarantined(NO_EVENT_BEFORE.into());
+        }
         Batch {
             parsed,
-            templates,
+            templates: mined.templates,
             params,
         }
+    }
+
+    /// Stage `lines` in chunks of [`CHUNK`] lines, in parallel.
+    fn stage<'a>(&self, lines: &[Result<&'a str, String>]) -> Vec<StagedChunk<'a>> {
+        lines
+            .par_chunks(CHUNK)
+            .map(|chunk| self.stage_chunk(chunk))
+            .collect()
     }
 
     /// Headers and masking for one chunk, and the chunk's distinct masked messages. A line's
@@ -477,11 +422,73 @@ impl Parser {
     }
 }
 
+/// Lines are staged (header, masking) in chunks of this many, in parallel. A chunk's
+/// timestamp parser starts afresh, so any split of a batch into windows must fall on chunk
+/// boundaries for its lines to parse as they would in one piece.
+pub const CHUNK: usize = 16 * 1024;
+
+/// Why a continuation line with no event before it is quarantined.
+pub const NO_EVENT_BEFORE: &str = "continuation line with no event before it in the batch";
+
+/// Staged chunks as parsed lines: each event's template from its masked message's global index
+/// (`global_of_local[chunk][local]`) and `cluster_of`; and the continuation lines (line index
+/// within these chunks, text), not yet joined.
+fn assemble<'a>(
+    chunks: Vec<StagedChunk<'a>>,
+    global_of_local: &[Vec<usize>],
+    cluster_of: &[usize],
+) -> (Vec<Parsed<'a>>, Vec<String>, Vec<(usize, &'a str)>) {
+    let continuations: Vec<(usize, &'a str)> = chunks
+        .iter()
+        .enumerate()
+        .flat_map(|(k, c)| {
+            c.continuations
+                .iter()
+                .map(move |&(j, text)| (k * CHUNK + j, text))
+        })
+        .collect();
+    let mut params: Vec<String> = Vec::with_capacity(chunks.len());
+    let staged: Vec<Vec<Staged<'a>>> = chunks
+        .into_iter()
+        .map(|c| {
+            params.push(c.params);
+            c.staged
+        })
+        .collect();
+    let parsed: Vec<Parsed<'a>> = staged
+        .into_par_iter()
+        .zip(global_of_local)
+        .enumerate()
+        .flat_map_iter(|(k, (staged, globals))| {
+            staged.into_iter().map(move |r| match r {
+                Staged::Event(header, local, range) => Parsed::Event(Event {
+                    header,
+                    params: ParamsRef {
+                        chunk: k as u32,
+                        start: range.start,
+                        end: range.end,
+                    },
+                    template: cluster_of[globals[local as usize]],
+                    lines: 1,
+                }),
+                Staged::Continuation => Parsed::Joined,
+                Staged::Bad(reason) => Parsed::Quarantined(reason),
+            })
+        })
+        .collect();
+    (parsed, params, continuations)
+}
+
 /// Append each continuation line (`(line index, text)`, in line order, already marked
 /// [`Parsed::Joined`]) to the message of the last event before it, with a newline as it was
 /// written, and count it in that event's `lines`. Only the lines up to the last continuation
-/// are looked at, once each.
-fn join_continuations(parsed: &mut [Parsed], continuations: &[(usize, &str)]) {
+/// are looked at, once each. Returns the continuation lines with no event before them (still
+/// marked joined: the caller decides, as a window of a larger batch may have one earlier).
+fn join_continuations<'a>(
+    parsed: &mut [Parsed<'a>],
+    continuations: &[(usize, &'a str)],
+) -> Vec<usize> {
+    let mut orphans = Vec::new();
     let mut last_event: Option<usize> = None;
     let mut scanned = 0;
     for &(i, text) in continuations {
@@ -496,18 +503,20 @@ fn join_continuations(parsed: &mut [Parsed], continuations: &[(usize, &str)]) {
                 let Parsed::Event(event) = &mut parsed[e] else {
                     unreachable!("last_event points at an event")
                 };
-                let message = event.header.message.to_mut();
-                message.push('\n');
-                message.push_str(text.strip_suffix('\r').unwrap_or(text));
-                event.lines += 1;
+                join_line(event, text);
             }
-            None => {
-                parsed[i] = Parsed::Quarantined(
-                    "continuation line with no event before it in the batch".into(),
-                );
-            }
+            None => orphans.push(i),
         }
     }
+    orphans
+}
+
+/// Append continuation line `text` to `event`'s message, as it was written.
+pub fn join_line(event: &mut Event<'_>, text: &str) {
+    let message = event.header.message.to_mut();
+    message.push('\n');
+    message.push_str(text.strip_suffix('\r').unwrap_or(text));
+    event.lines += 1;
 }
 
 /// A chunk after headers and masking: per line the result, the chunk's distinct masked

@@ -33,6 +33,10 @@ pub struct ParseSettings {
     /// Join continuation lines (indented stack frames, `Caused by:`, exception lines) onto
     /// the event before them instead of quarantining them.
     pub multiline: bool,
+    /// 02-silver holds at most this many lines of a batch at once: a larger batch is parsed
+    /// in two passes over windows of this size (templates mined from the first, lines written
+    /// in the second), so memory follows the window, not the day. A multiple of 16,384.
+    pub window_lines: usize,
     /// JSON / logfmt: candidate keys of each header field, comma-separated, first present
     /// wins; dots reach into nested JSON objects.
     pub timestamp_field: String,
@@ -53,6 +57,7 @@ impl Default for ParseSettings {
             timezone: "UTC".into(),
             year: None,
             multiline: true,
+            window_lines: 1 << 20,
             timestamp_field: "timestamp,time,ts,@timestamp,datetime,date".into(),
             level_field: "level,severity,lvl,loglevel,log.level".into(),
             service_field: "service,logger,component,app,name,source".into(),

@@ -3,7 +3,7 @@
 //! into its type. Stages read these and never re-interpret a setting, so a bad session-key
 //! regex, an unknown format or granularity is refused before any stage writes anything.
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use chrono::NaiveDate;
 
 use super::StageOptions;
@@ -32,6 +32,13 @@ impl Resolved {
             parse.session_key = k.clone();
         }
         let session_key = SessionKey::parse(&parse.session_key)?;
+        if parse.window_lines == 0 || !parse.window_lines.is_multiple_of(crate::parse::CHUNK) {
+            bail!(
+                "parse.window_lines must be a positive multiple of {}, got {}",
+                crate::parse::CHUNK,
+                parse.window_lines
+            );
+        }
         // A named format is built now (its fields, the session field it must have, the time
         // zone), so that a mistake fails before 01-bronze rather than at 02-silver.
         if !parse.format.trim().eq_ignore_ascii_case("auto") {

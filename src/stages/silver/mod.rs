@@ -11,7 +11,10 @@ use polars::prelude::*;
 use super::Context;
 use crate::config::ParseSettings;
 use crate::lake::{Layer, tables};
-use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser};
+use crate::parse::stream::Detached;
+use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser, Templates};
+
+mod windows;
 use crate::stages::RunOutcome;
 use chrono::NaiveDate;
 
@@ -21,36 +24,26 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut dates_done = 0;
     for &date in &ctx.dates {
         ctx.progress.step(format!("reading bronze {date}"));
-        let Some(bronze) = ctx
+        if ctx
             .lake
-            .scan(Layer::Bronze, tables::LINES, &ctx.source, &[date])?
-        else {
+            .part_files(Layer::Bronze, tables::LINES, &ctx.source, date)?
+            .is_empty()
+        {
             tracing::warn!(%date, "no bronze partition for this date; nothing to parse");
             continue;
-        };
-        // Bronze written before `read_error` existed has no such column: all null.
-        let read_error = if bronze
-            .clone()
-            .collect_schema()
-            .map_err(anyhow::Error::from)?
-            .contains("read_error")
-        {
-            col("read_error")
-        } else {
-            lit(NULL).cast(DataType::String).alias("read_error")
-        };
-        let bronze = bronze
-            .select([
-                col("line"),
-                col("raw"),
-                col("file"),
-                col("line_no"),
-                col("byte_offset"),
-                read_error,
-            ])
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("reading bronze")?;
+        }
+        let lines = ctx
+            .lake
+            .table_rows(Layer::Bronze, tables::LINES, &ctx.source, &[date])?;
+        if lines > settings.window_lines as u64 {
+            let done = windows::parse(ctx, &settings, date, lines)?;
+            outcome.rows_in += done.lines;
+            outcome.rows_out += done.events;
+            outcome.rows_quarantined += done.quarantined;
+            dates_done += 1;
+            continue;
+        }
+        let bronze = read_bronze(ctx, date, None)?;
         ctx.progress
             .step(format!("parsing {date} ({} lines)", bronze.height()));
         let parser = parser_for(&settings, date, &bronze)?;
@@ -74,7 +67,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         }
         let t0 = std::time::Instant::now();
         ctx.progress.step(format!("writing silver {date}"));
-        let templates = template_stats(&batch)?;
+        let templates = template_frame(&batch.templates, &template_counts(&batch, None))?;
         // Events are built and written one slice of rows at a time (in parallel), so a
         // slice's columns are freed as soon as its part file is written.
         let slices = batch.parsed.len().div_ceil(EVENT_SLICE).max(1);
@@ -126,6 +119,43 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         outcome.rows_in, outcome.rows_out, outcome.rows_quarantined
     );
     Ok(outcome)
+}
+
+/// Bronze lines of `date` with what silver reads of them; with `window`, only the rows
+/// `offset .. offset + len` (the lines of all files of the partition, in part order).
+fn read_bronze(ctx: &Context, date: NaiveDate, window: Option<(i64, usize)>) -> Result<DataFrame> {
+    let Some(mut bronze) = ctx
+        .lake
+        .scan(Layer::Bronze, tables::LINES, &ctx.source, &[date])?
+    else {
+        bail!("the bronze partition of {date} disappeared while 02-silver was reading it");
+    };
+    if let Some((offset, len)) = window {
+        bronze = bronze.slice(offset, len as IdxSize);
+    }
+    // Bronze written before `read_error` existed has no such column: all null.
+    let read_error = if bronze
+        .clone()
+        .collect_schema()
+        .map_err(anyhow::Error::from)?
+        .contains("read_error")
+    {
+        col("read_error")
+    } else {
+        lit(NULL).cast(DataType::String).alias("read_error")
+    };
+    bronze
+        .select([
+            col("line"),
+            col("raw"),
+            col("file"),
+            col("line_no"),
+            col("byte_offset"),
+            read_error,
+        ])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading bronze")
 }
 
 /// The configured parser, or with `format = "auto"` the preset that reads most of the first
@@ -317,6 +347,24 @@ impl<'a> EventColumns<'a> {
         self.session_field.push(e.header.session.as_deref());
     }
 
+    /// An event of an earlier window (its text and values owned), with this batch's templates.
+    fn push_detached(&mut self, file: &'a str, line_no: u64, d: &'a Detached) {
+        let e = &d.event;
+        let (id, text) = &self.batch.templates[e.template];
+        self.file.push(file);
+        self.line_no.push(line_no);
+        self.ts.push(e.header.ts_ms);
+        self.level.push(e.header.level);
+        self.level_raw.push(&e.header.level_raw);
+        self.service.push(&e.header.service);
+        self.message.push(&e.header.message);
+        self.line_count.push(e.lines);
+        self.template_id.push(id);
+        self.template.push(text);
+        self.params.push(&d.params);
+        self.session_field.push(e.header.session.as_deref());
+    }
+
     fn finish(self) -> Result<DataFrame> {
         let ts = Column::new("ts".into(), self.ts).cast(&DataType::Datetime(
             TimeUnit::Milliseconds,
@@ -339,10 +387,13 @@ impl<'a> EventColumns<'a> {
     }
 }
 
-/// The batch's templates: id, text, count, first and last seen.
-fn template_stats(batch: &Batch) -> Result<DataFrame> {
-    // (count, first seen, last seen) per template index.
-    let mut stats = vec![(0u64, i64::MAX, i64::MIN); batch.templates.len()];
+/// Per template index: events, first and last seen.
+type TemplateCounts = Vec<(u64, i64, i64)>;
+
+/// The events of `batch` counted per template, added to `counts` (new when `None`).
+fn template_counts(batch: &Batch, counts: Option<TemplateCounts>) -> TemplateCounts {
+    let mut stats =
+        counts.unwrap_or_else(|| vec![(0u64, i64::MAX, i64::MIN); batch.templates.len()]);
     for p in &batch.parsed {
         if let Parsed::Event(e) = p {
             let s = &mut stats[e.template];
@@ -351,10 +402,14 @@ fn template_stats(batch: &Batch) -> Result<DataFrame> {
             s.2 = s.2.max(e.header.ts_ms);
         }
     }
-    let mut rows: Vec<(&str, &str, (u64, i64, i64))> = batch
-        .templates
+    stats
+}
+
+/// The batch's templates: id, text, count, first and last seen.
+fn template_frame(templates: &Templates, stats: &TemplateCounts) -> Result<DataFrame> {
+    let mut rows: Vec<(&str, &str, (u64, i64, i64))> = templates
         .iter()
-        .zip(stats)
+        .zip(stats.iter().copied())
         .filter(|(_, s)| s.0 > 0)
         .map(|((id, text), s)| (id.as_str(), text.as_str(), s))
         .collect();

@@ -1,0 +1,271 @@
+//! Parsing a batch too large to hold in memory: two passes over its lines, a window at a time.
+//!
+//! Templates are mined from a batch's *distinct* masked messages, in the order they first
+//! appear, so they do not need the lines themselves: the first pass ([`Miner`]) stages each
+//! window (headers, masking) and keeps only the distinct masked messages and their counts; the
+//! second ([`Mined::parse_window`]) stages each window again and gives every line its template.
+//! Windows fall on [`CHUNK`] boundaries, so every line parses exactly as it would in one
+//! [`Parser::parse_batch`] over the whole batch — which is itself these two steps over a single
+//! window, staged once.
+
+use rustc_hash::FxHashMap;
+
+use super::drain::Drain;
+use super::{
+    Batch, Event, Parser, StagedChunk, Templates, assemble, join_continuations, refine, template_id,
+};
+
+/// The first pass: the batch's distinct masked messages in first-seen order, with counts.
+#[derive(Default)]
+pub struct Miner {
+    global: FxHashMap<String, usize>,
+    order: Vec<String>,
+    weights: Vec<u64>,
+}
+
+impl Miner {
+    /// Stage one window of the batch (windows in order, each a whole number of [`CHUNK`]s
+    /// but the last) and keep its distinct messages.
+    pub fn add_window(&mut self, parser: &Parser, lines: &[Result<&str, String>]) {
+        for chunk in parser.stage(lines) {
+            self.add_chunk(&chunk);
+        }
+    }
+
+    /// Count one staged chunk's messages; returns the global index of each of its distinct
+    /// messages.
+    pub(super) fn add_chunk(&mut self, chunk: &StagedChunk<'_>) -> Vec<usize> {
+        chunk
+            .distinct
+            .iter()
+            .zip(&chunk.counts)
+            .map(|(masked, &count)| {
+                let g = match self.global.get(masked.as_str()) {
+                    Some(&g) => g,
+                    None => {
+                        self.order.push(masked.clone());
+                        self.weights.push(0);
+                        self.global.insert(masked.clone(), self.order.len() - 1);
+                        self.order.len() - 1
+                    }
+                };
+                self.weights[g] += u64::from(count);
+                g
+            })
+            .collect()
+    }
+
+    /// Mine the templates: Drain over the distinct messages, then the refine pass.
+    pub fn finish(self, parser: &Parser) -> Mined {
+        let mut drain = Drain::new(parser.drain.clone());
+        let drain_cluster_of: Vec<usize> = self.order.iter().map(|m| drain.add(m)).collect();
+        let order: Vec<&str> = self.order.iter().map(String::as_str).collect();
+        let (cluster_of, texts) = refine::refine(
+            &order,
+            &self.weights,
+            &drain_cluster_of,
+            parser.max_constant_values,
+        );
+        let templates: Templates = texts
+            .into_iter()
+            .map(|text| (template_id(&text), text))
+            .collect();
+        Mined {
+            global: self.global,
+            cluster_of,
+            templates,
+        }
+    }
+}
+
+/// A batch's templates, and which one each distinct masked message belongs to.
+pub struct Mined {
+    global: FxHashMap<String, usize>,
+    pub(super) cluster_of: Vec<usize>,
+    pub templates: Templates,
+}
+
+/// One window of a batch, parsed.
+pub struct Window<'a> {
+    /// Its lines, with templates indexing [`Mined::templates`]; continuation lines with no
+    /// event before them in the window are still [`Parsed::Joined`] (see `orphans`).
+    pub batch: Batch<'a>,
+    /// Continuation lines at the window's start, before its first event, with their text:
+    /// they belong to the last event of an earlier window, or, in the first window, to none.
+    pub orphans: Vec<(usize, &'a str)>,
+}
+
+impl Mined {
+    /// The second pass over one window (the same windows as the first pass, in order).
+    pub fn parse_window<'a>(
+        &self,
+        parser: &Parser,
+        lines: &[Result<&'a str, String>],
+    ) -> Window<'a> {
+        let chunks = parser.stage(lines);
+        let global_of_local: Vec<Vec<usize>> = chunks
+            .iter()
+            .map(|c| {
+                c.distinct
+                    .iter()
+                    .map(|m| {
+                        *self
+                            .global
+                            .get(m.as_str())
+                            .expect("the first pass saw every message of the batch")
+                    })
+                    .collect()
+            })
+            .collect();
+        let (mut parsed, params, continuations) =
+            assemble(chunks, &global_of_local, &self.cluster_of);
+        let orphan_lines = join_continuations(&mut parsed, &continuations);
+        let text: FxHashMap<usize, &'a str> = continuations.into_iter().collect();
+        let orphans = orphan_lines.into_iter().map(|i| (i, text[&i])).collect();
+        Window {
+            batch: Batch {
+                parsed,
+                templates: self.templates.clone(),
+                params,
+            },
+            orphans,
+        }
+    }
+}
+
+/// An event that outlives its window — the last event of a window, kept until the next one
+/// shows whether continuation lines follow it — with its own text and values.
+pub struct Detached {
+    pub event: Event<'static>,
+    /// Its values, a JSON array of strings.
+    pub params: String,
+}
+
+/// `event` of `batch`, owning its text.
+pub fn detach(batch: &Batch<'_>, event: &Event<'_>) -> Detached {
+    let h = &event.header;
+    let event_owned = Event {
+        header: super::Header {
+            ts_ms: h.ts_ms,
+            level: h.level,
+            level_raw: h.level_raw.clone().into_owned().into(),
+            service: h.service.clone().into_owned().into(),
+            message: h.message.clone().into_owned().into(),
+            session: h.session.clone().map(|s| s.into_owned().into()),
+        },
+        params: event.params,
+        template: event.template,
+        lines: event.lines,
+    };
+    Detached {
+        event: event_owned,
+        params: batch.params(event).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{CHUNK, ParseSettings, Parsed};
+    use chrono::NaiveDate;
+
+    /// Windows parse every line exactly as one batch does, continuation lines across window
+    /// boundaries included (reported as orphans for the caller to join).
+    #[test]
+    fn windows_parse_like_one_batch() {
+        let settings = ParseSettings {
+            format: "<Date> <Time> <Level> <Component>: <Content>".into(),
+            ..Default::default()
+        };
+        let parser =
+            Parser::new(&settings, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()).unwrap();
+        let mut lines: Vec<String> = Vec::new();
+        for i in 0..(3 * CHUNK + 700) {
+            let line = match i % 97 {
+                0 => "\tat com.example.Worker.run(Worker.java:42)".to_string(),
+                1 => "not a log line".to_string(),
+                k if k % 3 == 0 => format!(
+                    "2026-11-20 10:{:02}:{:02} ERROR api: request {i} failed after {k} ms",
+                    i % 60,
+                    k % 60
+                ),
+                k => format!(
+                    "2026-11-20 10:{:02}:{:02} INFO db: stored block blk_{i} size {k}",
+                    i % 60,
+                    k % 60
+                ),
+            };
+            lines.push(line);
+        }
+        // A window boundary right before a run of continuation lines.
+        lines[2 * CHUNK] = "\tat com.example.Main.main(Main.java:7)".into();
+        lines[2 * CHUNK + 1] = "Caused by: java.io.IOException: disk full".into();
+        let inputs: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(l.as_str())).collect();
+        let whole = parser.parse_batch(&inputs);
+
+        let window = 2 * CHUNK;
+        let mut miner = Miner::default();
+        for w in inputs.chunks(window) {
+            miner.add_window(&parser, w);
+        }
+        let mined = miner.finish(&parser);
+        assert_eq!(mined.templates, whole.templates);
+        let mut tail: Option<Detached> = None;
+        let mut got: Vec<(String, usize, u32)> = Vec::new();
+        let mut params: Vec<String> = Vec::new();
+        for w in inputs.chunks(window) {
+            let win = mined.parse_window(&parser, w);
+            for &(_, text) in &win.orphans {
+                // Before the batch's first event there is nothing to join: quarantined.
+                if let Some(t) = tail.as_mut() {
+                    crate::parse::join_line(&mut t.event, text);
+                }
+            }
+            for p in &win.batch.parsed {
+                if let Parsed::Event(e) = p {
+                    if let Some(t) = tail.take() {
+                        got.push((
+                            t.event.header.message.to_string(),
+                            t.event.template,
+                            t.event.lines,
+                        ));
+                        params.push(t.params);
+                    }
+                    tail = Some(detach(&win.batch, e));
+                }
+            }
+        }
+        let t = tail.unwrap();
+        got.push((
+            t.event.header.message.to_string(),
+            t.event.template,
+            t.event.lines,
+        ));
+        params.push(t.params);
+        let expected: Vec<(String, usize, u32)> = whole
+            .parsed
+            .iter()
+            .filter_map(|p| match p {
+                Parsed::Event(e) => Some((e.header.message.to_string(), e.template, e.lines)),
+                _ => None,
+            })
+            .collect();
+        let expected_params: Vec<String> = whole
+            .parsed
+            .iter()
+            .filter_map(|p| match p {
+                Parsed::Event(e) => Some(whole.params(e).to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got.len(), expected.len());
+        assert_eq!(got, expected);
+        assert_eq!(params, expected_params);
+        assert!(
+            expected
+                .iter()
+                .any(|e| e.0.contains("Caused by: java.io.IOException")),
+            "a continuation joined across the window boundary"
+        );
+    }
+}
