@@ -332,24 +332,22 @@ impl<'a> EventColumns<'a> {
     }
 
     fn push(&mut self, file: &'a str, line_no: u64, e: &'a Event<'a>) {
-        let (id, text) = &self.batch.templates[e.template];
-        self.file.push(file);
-        self.line_no.push(line_no);
-        self.ts.push(e.header.ts_ms);
-        self.level.push(e.header.level);
-        self.level_raw.push(&e.header.level_raw);
-        self.service.push(&e.header.service);
-        self.message.push(&e.header.message);
-        self.line_count.push(e.lines);
-        self.template_id.push(id);
-        self.template.push(text);
-        self.params.push(self.batch.params(e));
-        self.session_field.push(e.header.session.as_deref());
+        let params = self.batch.params(e);
+        self.push_with(file, line_no, e, params);
     }
 
     /// An event of an earlier window (its text and values owned), with this batch's templates.
     fn push_detached(&mut self, file: &'a str, line_no: u64, d: &'a Detached) {
-        let e = &d.event;
+        self.push_with(file, line_no, &d.event, &d.params);
+    }
+
+    fn push_with<'e: 'a>(
+        &mut self,
+        file: &'a str,
+        line_no: u64,
+        e: &'a Event<'e>,
+        params: &'a str,
+    ) {
         let (id, text) = &self.batch.templates[e.template];
         self.file.push(file);
         self.line_no.push(line_no);
@@ -361,7 +359,7 @@ impl<'a> EventColumns<'a> {
         self.line_count.push(e.lines);
         self.template_id.push(id);
         self.template.push(text);
-        self.params.push(&d.params);
+        self.params.push(params);
         self.session_field.push(e.header.session.as_deref());
     }
 
