@@ -1,7 +1,8 @@
 //! A batch larger than `[parse] window_lines` is parsed in two passes over windows: silver must
 //! be exactly what one pass over the whole batch gives — events, templates, quarantine — with
 //! stack traces that straddle a window boundary joined to their event, and a continuation line
-//! before any event quarantined.
+//! before any event quarantined; and training, which reads events a window at a time, must
+//! fit the same models.
 
 mod common;
 
@@ -77,7 +78,7 @@ fn windows_write_the_same_silver_as_one_pass() {
         args.extend_from_slice(&[
             "run",
             "--to",
-            "02-silver",
+            "04-train",
             "--input",
             input.to_str().unwrap(),
             "--format",
@@ -119,6 +120,21 @@ fn windows_write_the_same_silver_as_one_pass() {
         joined, 3,
         "one event per inner window boundary carries its 4-line trace"
     );
+    // Training reads events a window at a time too: the same models, to the byte (a model's
+    // version hashes its content).
+    let versions = |lake: &std::path::Path| {
+        let mut v: Vec<String> = Vec::new();
+        for detector in ["rare_template", "severity", "param_range"] {
+            let dir = lake.join("models/app/event").join(detector);
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                v.extend(entries.map(|e| e.unwrap().file_name().to_string_lossy().to_string()));
+            }
+        }
+        v.sort();
+        v
+    };
+    assert!(!versions(&whole).is_empty());
+    assert_eq!(versions(&whole), versions(&windowed));
     // More than one part: the windowed batch was written window by window.
     let parts = std::fs::read_dir(windowed.join("silver/events/source=app/date=2026-11-21"))
         .unwrap()

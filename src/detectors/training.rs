@@ -37,21 +37,29 @@ pub struct TrainingData<'a> {
     pub template_stats: BTreeMap<String, (String, u64)>,
     /// Each template's text.
     pub templates: BTreeMap<String, String>,
+    /// Rows of events read at once (`[parse] window_lines`).
+    pub window_lines: usize,
     /// Reports what is being trained (the terminal's spinner).
     pub step: Box<dyn Fn(String) + 'a>,
 }
 
 impl TrainingData<'_> {
-    /// The events of `dates` (a subset of the training range), lazily: silver's rows, whose
-    /// template, level and values gold does not copy.
-    pub fn events(&self, dates: &[NaiveDate]) -> Result<Option<LazyFrame>> {
-        self.lake
-            .scan(Layer::Silver, tables::EVENTS, self.source, dates)
-    }
-
-    /// The events of the whole training range, lazily.
-    pub fn all_events(&self) -> Result<Option<LazyFrame>> {
-        self.events(self.dates)
+    /// The training range's events — silver's rows, whose template, level and values gold
+    /// does not copy — as frames of `columns`, at most `window_lines` rows each, in order: a
+    /// month of events is never in memory at once.
+    pub fn event_windows(
+        &self,
+        columns: &[&str],
+        mut each: impl FnMut(NaiveDate, DataFrame) -> Result<()>,
+    ) -> Result<()> {
+        event_windows(
+            self.lake,
+            self.source,
+            self.dates,
+            self.window_lines,
+            columns,
+            &mut each,
+        )
     }
 
     /// A model with what every model has; the caller fills in the rest.
@@ -150,27 +158,62 @@ impl TrainingData<'_> {
     }
 }
 
-/// Each template's text and count over `events`.
-pub fn template_stats(events: Option<LazyFrame>) -> Result<BTreeMap<String, (String, u64)>> {
-    let Some(events) = events else {
-        return Ok(BTreeMap::new());
-    };
-    let df = events
-        .group_by([col("template_id")])
-        .agg([
-            col("template").first(),
-            len().cast(DataType::Int64).alias("count"),
-        ])
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading templates")?;
-    let ids = features::strings(&df, "template_id")?;
-    let texts = features::strings(&df, "template")?;
-    let counts = df.column("count")?.i64()?;
-    Ok(ids
-        .into_iter()
-        .zip(texts)
-        .zip(counts.iter())
-        .map(|((id, text), n)| (id, (text, n.unwrap_or(0) as u64)))
-        .collect())
+/// The events of `dates` as frames of `columns`, at most `window_lines` rows each, in order.
+pub fn event_windows(
+    lake: &Lake,
+    source: &str,
+    dates: &[NaiveDate],
+    window_lines: usize,
+    columns: &[&str],
+    each: &mut dyn FnMut(NaiveDate, DataFrame) -> Result<()>,
+) -> Result<()> {
+    let window = window_lines.max(1);
+    for &date in dates {
+        let rows = lake.table_rows(Layer::Silver, tables::EVENTS, source, &[date])? as usize;
+        for start in (0..rows).step_by(window) {
+            let Some(events) = lake.scan(Layer::Silver, tables::EVENTS, source, &[date])? else {
+                break;
+            };
+            let df = events
+                .slice(start as i64, window as IdxSize)
+                .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+                .collect()
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("reading the events of {date}"))?;
+            each(date, df)?;
+        }
+    }
+    Ok(())
+}
+
+/// Each template's text and count over the events of `dates`, a window at a time.
+pub fn template_stats(
+    lake: &Lake,
+    source: &str,
+    dates: &[NaiveDate],
+    window_lines: usize,
+) -> Result<BTreeMap<String, (String, u64)>> {
+    let mut stats: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    event_windows(
+        lake,
+        source,
+        dates,
+        window_lines,
+        &["template_id", "template"],
+        &mut |_, df| {
+            let ids = df.column("template_id")?.str()?;
+            let texts = df.column("template")?.str()?;
+            for (id, text) in ids.iter().zip(texts.iter()) {
+                let Some(id) = id else { continue };
+                match stats.get_mut(id) {
+                    Some(s) => s.1 += 1,
+                    None => {
+                        stats.insert(id.to_string(), (text.unwrap_or_default().to_string(), 1));
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(stats)
 }

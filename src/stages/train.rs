@@ -155,11 +155,8 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         }
         _ => None,
     };
-    let stats =
-        template_stats(
-            ctx.lake
-                .scan(Layer::Silver, tables::EVENTS, &ctx.source, dates)?,
-        )?;
+    let window_lines = ctx.resolved.parse.window_lines;
+    let stats = template_stats(&ctx.lake, &ctx.source, dates, window_lines)?;
     let templates = stats
         .iter()
         .map(|(id, (text, _))| (id.clone(), text.clone()))
@@ -174,6 +171,7 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         sessions,
         template_stats: stats,
         templates,
+        window_lines,
         step: Box::new(|what: String| ctx.progress.step(what)),
     })
 }

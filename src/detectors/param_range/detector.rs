@@ -91,21 +91,13 @@ impl Detector for ParamRangeDetector {
         let params = s.params();
         let mut sampler = params.sampler()?;
         let mut lines = 0u64;
-        // A day at a time: the sampler keeps a bounded sample, so a month of values is never
-        // in memory at once.
-        for date in data.dates {
-            let Some(events) = data.events(std::slice::from_ref(date))? else {
-                continue;
-            };
-            let df = events
-                .select([col("service"), col("template_id"), col("params")])
-                .collect()
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("reading event values of {date}"))?;
+        // A window of events at a time: the sampler keeps a bounded sample, so a month of
+        // values is never in memory at once.
+        data.event_windows(&["service", "template_id", "params"], |date, df| {
+            let mut values = Vec::new();
             let services = df.column("service")?.str()?;
             let ids = df.column("template_id")?.str()?;
             let arrays = df.column("params")?.cast(&DataType::String)?;
-            let mut values = Vec::new();
             for ((service, id), json) in services.iter().zip(ids.iter()).zip(arrays.str()?.iter()) {
                 let (Some(id), Some(json)) = (id, json) else {
                     continue;
@@ -122,7 +114,8 @@ impl Detector for ParamRangeDetector {
                 );
                 lines += 1;
             }
-        }
+            Ok(())
+        })?;
         let model = match params.fit(sampler) {
             Ok(m) => m,
             Err(ParamRangeError::TooFewValues { .. }) => {

@@ -1,9 +1,8 @@
 //! The severity rule in the pipeline: ERROR-or-worse lines whose template is not routine at
 //! that level in training.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use linfa::ParamGuard;
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -13,7 +12,6 @@ use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::ScoringInput;
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
 use crate::detectors::training::TrainingData;
-use crate::features;
 
 pub struct SeverityDetector;
 
@@ -86,24 +84,27 @@ impl Detector for SeverityDetector {
     ) -> Result<Trained> {
         let too_few = "severity: too few events to tell routine errors from unusual ones yet";
         (data.step)(format!("training {granularity}/{}", Self::NAME));
-        let Some(events) = data.all_events()? else {
-            return Ok(Trained::TooLittleData(too_few.into()));
-        };
-        let df = events
-            .group_by([col("template_id"), col("level")])
-            .agg([len().cast(DataType::Int64).alias("count")])
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("reading template levels")?;
-        let ids = features::strings(&df, "template_id")?;
-        let levels = features::strings(&df, "level")?;
         let mut counts = LevelCounts::new();
-        for ((id, level), n) in ids
-            .into_iter()
-            .zip(levels)
-            .zip(df.column("count")?.i64()?.iter())
-        {
-            *counts.entry(id).or_default().entry(level).or_default() += n.unwrap_or(0) as u64;
+        let mut events = 0u64;
+        data.event_windows(&["template_id", "level"], |_, df| {
+            let ids = df.column("template_id")?.str()?;
+            let levels = df.column("level")?.str()?;
+            for (id, level) in ids.iter().zip(levels.iter()) {
+                let (Some(id), Some(level)) = (id, level) else {
+                    continue;
+                };
+                events += 1;
+                match counts.get_mut(id) {
+                    Some(by_level) => *by_level.entry(level.to_string()).or_default() += 1,
+                    None => {
+                        counts.insert(id.to_string(), [(level.to_string(), 1)].into());
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if events == 0 {
+            return Ok(Trained::TooLittleData(too_few.into()));
         }
         let rule = match s.params().fit(&counts) {
             Ok(r) => r,
