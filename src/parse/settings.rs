@@ -35,7 +35,8 @@ pub struct ParseSettings {
     pub multiline: bool,
     /// 02-silver holds at most this many lines of a batch at once: a larger batch is parsed
     /// in two passes over windows of this size (templates mined from the first, lines written
-    /// in the second), so memory follows the window, not the day. A multiple of 16,384.
+    /// in the second), so memory follows the window, not the day; 04-train reads events in
+    /// windows of this size too. A multiple of 16,384.
     pub window_lines: usize,
     /// JSON / logfmt: candidate keys of each header field, comma-separated, first present
     /// wins; dots reach into nested JSON objects.
