@@ -22,6 +22,9 @@ use crate::config::redact_url;
 use crate::detectors::SavedModel;
 use crate::records::{AnomalyRow, EvaluationRow, Incident, RunEnd, RunStart};
 
+mod insert;
+use insert::{Param, insert_rows};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Postgres,
@@ -48,15 +51,6 @@ impl Dialect {
             Dialect::Sqlite => format!("${n}"),
         }
     }
-    /// The placeholder for parameter `n` of a column of kind `kind`.
-    fn placeholder(self, kind: Param, n: usize) -> String {
-        match kind {
-            Param::Plain => format!("${n}"),
-            Param::Ts => self.ts(n),
-            Param::Date => self.date(n),
-            Param::Json => self.json(n),
-        }
-    }
     /// A column read back as text, whatever its type in this dialect.
     fn text(self, column: &str) -> String {
         match self {
@@ -64,62 +58,6 @@ impl Dialect {
             Dialect::Sqlite => column.to_string(),
         }
     }
-}
-
-/// How a bound value reaches its column: as it is, or cast from text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Param {
-    Plain,
-    Ts,
-    Date,
-    Json,
-}
-
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
-
-/// Rows per multi-row INSERT. One statement per row cost about 90 µs a row through sqlx's
-/// SQLite driver; but SQLite finds a parameter's name by walking the statement's list of
-/// names, so a statement's binding cost grows with the square of its parameters. Measured on
-/// 12,679 anomalies (17 parameters each): row by row 1.16 s, 4 rows 0.29 s, 16 rows 0.23 s,
-/// 48 rows 0.33 s, 256 rows 1.1 s.
-const INSERT_ROWS: usize = 16;
-
-/// `INSERT INTO {into} VALUES (…), (…) {conflict}` for `rows`, `INSERT_ROWS` rows a statement,
-/// each row's parameters typed by `params` and bound by `bind`.
-async fn insert_rows<'r, T>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    d: Dialect,
-    into: &str,
-    conflict: &str,
-    params: &[Param],
-    rows: &'r [T],
-    bind: impl for<'q> Fn(AnyQuery<'q>, &'r T) -> AnyQuery<'q>,
-) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(INSERT_ROWS) {
-        let mut sql = format!("INSERT INTO {into} VALUES ");
-        for (i, _) in chunk.iter().enumerate() {
-            let base = i * params.len();
-            let tuple: Vec<String> = params
-                .iter()
-                .enumerate()
-                .map(|(j, kind)| d.placeholder(*kind, base + j + 1))
-                .collect();
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&tuple.join(", "));
-            sql.push(')');
-        }
-        sql.push(' ');
-        sql.push_str(conflict);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            query = bind(query, row);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 /// Timestamps as UTC text both dialects read: `2026-11-20 14:05:00.000` (+ zone for Postgres).
