@@ -417,19 +417,17 @@ impl Database {
         incidents: &[Incident],
     ) -> Result<()> {
         let d = self.dialect;
-        let insert = format!(
-            "INSERT INTO incidents (incident_id, source, batch_date, service, started_at, ended_at, \
-             anomalies, entities, repeats, detectors, severity, max_score_ratio, title) \
-             VALUES ($1, $2, {}, $4, {}, {}, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (incident_id) DO UPDATE SET batch_date = excluded.batch_date, \
+        let into = "incidents (incident_id, source, batch_date, service, started_at, ended_at, \
+             anomalies, entities, repeats, detectors, severity, max_score_ratio, title)";
+        let conflict = "ON CONFLICT (incident_id) DO UPDATE SET batch_date = excluded.batch_date, \
              started_at = excluded.started_at, \
              ended_at = excluded.ended_at, anomalies = excluded.anomalies, entities = excluded.entities, \
              repeats = excluded.repeats, detectors = excluded.detectors, severity = excluded.severity, \
-             max_score_ratio = excluded.max_score_ratio, title = excluded.title",
-            d.date(3),
-            d.ts(5),
-            d.ts(6)
-        );
+             max_score_ratio = excluded.max_score_ratio, title = excluded.title";
+        use Param::{Date, Plain, Ts};
+        let params = [
+            Plain, Plain, Date, Plain, Ts, Ts, Plain, Plain, Plain, Plain, Plain, Plain, Plain,
+        ];
         let keep: std::collections::HashSet<&str> =
             incidents.iter().map(|i| i.incident_id.as_str()).collect();
         self.runtime
@@ -445,9 +443,9 @@ impl Database {
                     &keep,
                 )
                 .await?;
-                for i in incidents {
-                    sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
-                        .bind(i.incident_id.clone())
+                // Incident ids are unique within a batch (one per group of anomalies).
+                insert_rows(&mut tx, d, into, conflict, &params, incidents, |q, i| {
+                    q.bind(i.incident_id.clone())
                         .bind(i.source.clone())
                         .bind(i.batch_date.to_string())
                         .bind(i.service.clone())
@@ -460,9 +458,8 @@ impl Database {
                         .bind(i.severity.clone())
                         .bind(i.max_score_ratio)
                         .bind(i.title.clone())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                })
+                .await?;
                 tx.commit().await?;
                 Ok::<_, sqlx::Error>(())
             })

@@ -99,7 +99,7 @@ pub struct Finding {
     /// The baseline group a grouped detector judged the entity against, if any.
     pub baseline_group: Option<String>,
     /// The ensemble's contributions (ensemble findings only).
-    pub contributions: Option<serde_json::Value>,
+    pub contributions: Option<Vec<super::ensemble::Contribution>>,
 }
 
 /// One detector's score for one entity, flagged or not: what `detections/scores` holds and the

@@ -342,9 +342,10 @@ impl Parser {
     /// line order go to the template miner (cheap: a batch has few distinct messages after
     /// masking); then, in parallel again, every line gets its template.
     pub fn parse_batch<'a>(&self, lines: &[Result<&'a str, String>]) -> Batch<'a> {
-        let chunks = self.stage(lines);
+        let mut chunks = self.stage(lines);
         let mut mined = stream::Miner::default();
-        let global_of_local: Vec<Vec<usize>> = chunks.iter().map(|c| mined.add_chunk(c)).collect();
+        let global_of_local: Vec<Vec<usize>> =
+            chunks.iter_mut().map(|c| mined.add_chunk(c)).collect();
         let mined = mined.finish(self);
         let (mut parsed, params, continuations) =
             assemble(chunks, &global_of_local, &mined.cluster_of);

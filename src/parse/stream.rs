@@ -27,25 +27,24 @@ impl Miner {
     /// Stage one window of the batch (windows in order, each a whole number of [`CHUNK`]s
     /// but the last) and keep its distinct messages.
     pub fn add_window(&mut self, parser: &Parser, lines: &[Result<&str, String>]) {
-        for chunk in parser.stage(lines) {
-            self.add_chunk(&chunk);
+        for mut chunk in parser.stage(lines) {
+            self.add_chunk(&mut chunk);
         }
     }
 
-    /// Count one staged chunk's messages; returns the global index of each of its distinct
-    /// messages.
-    pub(super) fn add_chunk(&mut self, chunk: &StagedChunk<'_>) -> Vec<usize> {
-        chunk
-            .distinct
-            .iter()
+    /// Count one staged chunk's messages (taking its distinct messages, which assembling the
+    /// chunk does not need); returns the global index of each of them.
+    pub(super) fn add_chunk(&mut self, chunk: &mut StagedChunk<'_>) -> Vec<usize> {
+        std::mem::take(&mut chunk.distinct)
+            .into_iter()
             .zip(&chunk.counts)
             .map(|(masked, &count)| {
                 let g = match self.global.get(masked.as_str()) {
                     Some(&g) => g,
                     None => {
-                        self.order.push(masked.clone());
+                        self.global.insert(masked.clone(), self.order.len());
+                        self.order.push(masked);
                         self.weights.push(0);
-                        self.global.insert(masked.clone(), self.order.len() - 1);
                         self.order.len() - 1
                     }
                 };

@@ -2,8 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::json;
-
 use super::{EnsembleValidParams, NAME, Vote};
 use crate::detectors::contract::{EntityScore, Finding, Granularity};
 
@@ -103,7 +101,7 @@ pub fn combine<'m>(
             samples: strongest.samples.clone(),
             model_version: strongest.model_version.clone(),
             baseline_group: None,
-            contributions: Some(json!(verdict.contributions)),
+            contributions: Some(verdict.contributions),
         });
     }
     scores.extend(ensemble_scores);

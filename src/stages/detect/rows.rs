@@ -33,14 +33,14 @@ pub fn anomaly_row(
         .map(|b| format!("{b:02x}"))
         .collect();
     let sample_lines = samples.find(&f, ctx.settings.detect.sample_lines);
+    // An ensemble finding restates its strongest member's: it is that member's kind.
     let lead = f
         .contributions
         .as_ref()
-        .and_then(|c| c[0]["detector"].as_str())
-        .unwrap_or(&f.detector)
-        .to_string();
+        .and_then(|c| c.first())
+        .map_or(f.detector.as_str(), |c| c.detector.as_str());
     let empty = serde_json::Value::Null;
-    let kind = finding_kind(granularity, &lead, f.top.first().unwrap_or(&empty));
+    let kind = finding_kind(granularity, lead, f.top.first().unwrap_or(&empty));
     let mut details = json!({
         "top_features": f.top,
         "samples": sample_lines,
@@ -50,8 +50,8 @@ pub fn anomaly_row(
         if let Some(group) = &f.baseline_group {
             d.insert("baseline_group".into(), json!(group));
         }
-        if let Some(contributions) = f.contributions {
-            d.insert("contributions".into(), contributions);
+        if let Some(contributions) = &f.contributions {
+            d.insert("contributions".into(), json!(contributions));
         }
     }
     let ts = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();

@@ -25,12 +25,15 @@ pub struct Samples {
     level: StringChunked,
     template_id: StringChunked,
     message: StringChunked,
-    /// The lines (file, line number) of each flagged session, as 03-gold keyed them.
-    session_lines: HashMap<String, HashSet<(String, u64)>>,
+    /// The lines of each flagged session (file → line numbers), as 03-gold keyed them.
+    session_lines: HashMap<String, SessionLines>,
     /// Row indices sorted by time.
     by_time: Vec<usize>,
     partition: String,
 }
+
+/// A session's lines: file → line numbers.
+type SessionLines = HashMap<String, HashSet<u64>>;
 
 fn text(column: &StringChunked, i: usize) -> &str {
     column.get(i).unwrap_or_default()
@@ -85,7 +88,7 @@ impl Samples {
     fn new(
         mut df: DataFrame,
         partition: String,
-        session_lines: HashMap<String, HashSet<(String, u64)>>,
+        session_lines: HashMap<String, SessionLines>,
     ) -> Result<Self> {
         // One chunk per column keeps `get(i)` a direct lookup.
         df.rechunk_mut_par();
@@ -154,7 +157,9 @@ impl Samples {
                     picked.extend(
                         self.in_range(f.start_ms, f.end_ms)
                             .filter(|&i| {
-                                lines.contains(&(text(&self.file, i).to_string(), self.line_no[i]))
+                                lines
+                                    .get(text(&self.file, i))
+                                    .is_some_and(|n| n.contains(&self.line_no[i]))
                             })
                             .take(k),
                     );
@@ -183,7 +188,7 @@ fn session_lines(
     ctx: &Context,
     date: NaiveDate,
     findings: &[Finding],
-) -> Result<HashMap<String, HashSet<(String, u64)>>> {
+) -> Result<HashMap<String, SessionLines>> {
     let keys: HashSet<&str> = findings
         .iter()
         .filter_map(|f| match &f.samples {
@@ -191,7 +196,7 @@ fn session_lines(
             _ => None,
         })
         .collect();
-    let mut lines: HashMap<String, HashSet<(String, u64)>> = HashMap::new();
+    let mut lines: HashMap<String, SessionLines> = HashMap::new();
     if keys.is_empty() {
         return Ok(lines);
     }
@@ -218,7 +223,9 @@ fn session_lines(
             lines
                 .entry(s.to_string())
                 .or_default()
-                .insert((f.to_string(), n));
+                .entry(f.to_string())
+                .or_default()
+                .insert(n);
         }
     }
     Ok(lines)
@@ -261,11 +268,7 @@ mod tests {
         .unwrap();
         let sessions = HashMap::from([(
             "7".to_string(),
-            HashSet::from([
-                ("a.log".to_string(), 1),
-                ("a.log".to_string(), 3),
-                ("a.log".to_string(), 5),
-            ]),
+            HashMap::from([("a.log".to_string(), HashSet::from([1, 3, 5]))]),
         )]);
         Samples::new(df, "silver/events/source=s/date=d".into(), sessions).unwrap()
     }
