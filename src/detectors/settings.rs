@@ -52,7 +52,11 @@ impl SettingError {
 }
 
 /// A detector's own parameters: the rest of its section. Implementations derive
-/// `Deserialize` with `#[serde(default, deny_unknown_fields)]`.
+/// `Deserialize` with `#[serde(default, deny_unknown_fields)]`. Where an algorithm's checked
+/// parameters are exactly what a user sets (sequence, invariants, rare_template, severity),
+/// they are the section itself; where they hold more — flags derived from the training data
+/// (z-score, percentile), sampling internals (param_range, clustering), a typed contamination
+/// (isolation forest) — the detector has a settings struct that builds them.
 pub trait Params: Serialize + DeserializeOwned + Default + Clone {
     /// Its defaults for the keys every detector has.
     fn default_common() -> Common;

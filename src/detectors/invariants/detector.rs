@@ -3,10 +3,9 @@
 
 use anyhow::Result;
 use linfa::ParamGuard;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{InvariantsError, InvariantsParams, ServiceInvariants, SessionInvariants, Violation};
+use super::{InvariantsError, InvariantsParams, InvariantsValidParams, ServiceInvariants, Violation};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::explain::template_name;
 use crate::detectors::saved_model::SavedModel;
@@ -17,48 +16,8 @@ use crate::features;
 
 pub struct InvariantsDetector;
 
-/// `[detectors.invariants]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InvariantsSettings {
-    /// Share of the sessions having either event in which `p × count(a) = q × count(b)`
-    /// must hold to be an invariant.
-    pub min_support: f64,
-    /// Templates present in at least this share of sessions take part in invariants.
-    pub min_frequency: f64,
-    /// Largest p and q tried.
-    pub max_ratio: u32,
-    /// A template present in at most this share of training sessions is rare.
-    pub rare_share: f64,
-    /// Only judge once the training range holds this many sessions.
-    pub min_sessions: u64,
-}
-
-impl Default for InvariantsSettings {
-    fn default() -> Self {
-        let p = InvariantsParams::default().0;
-        Self {
-            min_support: p.min_support,
-            min_frequency: p.min_frequency,
-            max_ratio: p.max_ratio,
-            rare_share: p.rare_share,
-            min_sessions: p.min_sessions,
-        }
-    }
-}
-
-impl InvariantsSettings {
-    fn params(&self) -> InvariantsParams {
-        SessionInvariants::params()
-            .min_support(self.min_support)
-            .min_frequency(self.min_frequency)
-            .max_ratio(self.max_ratio)
-            .rare_share(self.rare_share)
-            .min_sessions(self.min_sessions)
-    }
-}
-
-impl Params for InvariantsSettings {
+/// `[detectors.invariants]` is the algorithm's own parameters (`InvariantsValidParams`).
+impl Params for InvariantsValidParams {
     fn default_common() -> Common {
         Common {
             enabled: true,
@@ -69,7 +28,7 @@ impl Params for InvariantsSettings {
     }
 
     fn check(&self) -> Result<(), SettingError> {
-        guarded(self.params().check(), |e| match e {
+        guarded(InvariantsParams(self.clone()).check(), |e| match e {
             InvariantsError::Share { name, .. } => match *name {
                 "min_support" => "min_support",
                 "min_frequency" => "min_frequency",
@@ -81,13 +40,13 @@ impl Params for InvariantsSettings {
 }
 
 impl Detector for InvariantsDetector {
-    type Settings = InvariantsSettings;
+    type Settings = InvariantsValidParams;
     const NAME: &'static str = "invariants";
     const SUPPORTS: &'static [Granularity] = &[Granularity::Session];
 
     fn train(
         &self,
-        s: &InvariantsSettings,
+        s: &InvariantsValidParams,
         granularity: Granularity,
         data: &TrainingData<'_>,
     ) -> Result<Trained> {
@@ -98,7 +57,7 @@ impl Detector for InvariantsDetector {
         (data.step)(format!("training {granularity}/{}", Self::NAME));
         let sequences = features::strings(&sessions.sessions, "template_sequence")?;
         let services = features::strings(&sessions.sessions, "service")?;
-        let model = match s.params().fit_by_service(
+        let model = match s.fit_by_service(
             services
                 .iter()
                 .zip(&sequences)

@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 
 use super::InvariantsError;
 
+/// Also the `[detectors.invariants]` settings section: keys missing there take these defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct InvariantsValidParams {
     /// Share of the sessions having either event in which a relation must hold to be an
     /// invariant.
@@ -80,5 +82,11 @@ impl ParamGuard for InvariantsParams {
     fn check(self) -> Result<Self::Checked, Self::Error> {
         self.check_ref()?;
         Ok(self.0)
+    }
+}
+
+impl Default for InvariantsValidParams {
+    fn default() -> Self {
+        InvariantsParams::default().0
     }
 }

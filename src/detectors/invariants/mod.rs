@@ -30,6 +30,6 @@ mod errors;
 mod hyperparams;
 
 pub use algorithm::{Invariant, ServiceInvariants, SessionInvariants, Violation};
-pub use detector::{InvariantsDetector, InvariantsSettings};
+pub use detector::InvariantsDetector;
 pub use errors::InvariantsError;
 pub use hyperparams::{InvariantsParams, InvariantsValidParams};

@@ -4,10 +4,9 @@
 use anyhow::Result;
 use linfa::ParamGuard;
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{RareTemplate, RareTemplateError, RareTemplateParams, TemplateCounts};
+use super::{RareTemplate, RareTemplateError, RareTemplateParams, TemplateCounts, RareTemplateValidParams};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::ScoringInput;
@@ -16,36 +15,8 @@ use crate::detectors::training::TrainingData;
 
 pub struct RareTemplateDetector;
 
-/// `[detectors.rare_template]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RareTemplateSettings {
-    /// A template seen at most this many times in the training range is rare.
-    pub max_count: u64,
-    /// …and only when the training range has at least this many events, so that a tiny first
-    /// batch does not call everything rare.
-    pub min_events: u64,
-}
-
-impl Default for RareTemplateSettings {
-    fn default() -> Self {
-        let p = RareTemplateParams::default().0;
-        Self {
-            max_count: p.max_count,
-            min_events: p.min_events,
-        }
-    }
-}
-
-impl RareTemplateSettings {
-    fn params(&self) -> RareTemplateParams {
-        RareTemplate::params()
-            .max_count(self.max_count)
-            .min_events(self.min_events)
-    }
-}
-
-impl Params for RareTemplateSettings {
+/// `[detectors.rare_template]` is the algorithm's own parameters (`RareTemplateValidParams`).
+impl Params for RareTemplateValidParams {
     fn default_common() -> Common {
         Common {
             enabled: true,
@@ -56,18 +27,18 @@ impl Params for RareTemplateSettings {
     }
 
     fn check(&self) -> Result<(), SettingError> {
-        guarded(self.params().check(), |_| "min_events")
+        guarded(RareTemplateParams(self.clone()).check(), |_| "min_events")
     }
 }
 
 impl Detector for RareTemplateDetector {
-    type Settings = RareTemplateSettings;
+    type Settings = RareTemplateValidParams;
     const NAME: &'static str = "rare_template";
     const SUPPORTS: &'static [Granularity] = &[Granularity::Event];
 
     fn train(
         &self,
-        s: &RareTemplateSettings,
+        s: &RareTemplateValidParams,
         granularity: Granularity,
         data: &TrainingData<'_>,
     ) -> Result<Trained> {
@@ -78,7 +49,7 @@ impl Detector for RareTemplateDetector {
             .map(|(id, (_, n))| (id.clone(), *n))
             .collect();
         let total: u64 = counts.values().sum();
-        let model = match s.params().fit(&counts) {
+        let model = match s.fit(&counts) {
             Ok(m) => m,
             Err(RareTemplateError::TooFewEvents { .. }) => {
                 return Ok(Trained::TooLittleData(

@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 
 use super::RareTemplateError;
 
+/// Also the `[detectors.rare_template]` settings section: keys missing there take these defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RareTemplateValidParams {
     pub(crate) max_count: u64,
     pub(crate) min_events: u64,
@@ -46,5 +48,11 @@ impl ParamGuard for RareTemplateParams {
     fn check(self) -> Result<Self::Checked, Self::Error> {
         self.check_ref()?;
         Ok(self.0)
+    }
+}
+
+impl Default for RareTemplateValidParams {
+    fn default() -> Self {
+        RareTemplateParams::default().0
     }
 }

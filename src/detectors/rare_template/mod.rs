@@ -11,6 +11,6 @@ mod errors;
 mod hyperparams;
 
 pub use algorithm::{RareTemplate, TemplateCounts};
-pub use detector::{RareTemplateDetector, RareTemplateSettings};
+pub use detector::RareTemplateDetector;
 pub use errors::RareTemplateError;
 pub use hyperparams::{RareTemplateParams, RareTemplateValidParams};

@@ -3,10 +3,9 @@
 
 use anyhow::Result;
 use linfa::ParamGuard;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{END, RareTransition, START, SequenceError, SequenceParams};
+use super::{END, RareTransition, START, SequenceError, SequenceParams, SequenceValidParams};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::explain::template_name;
 use crate::detectors::saved_model::SavedModel;
@@ -17,39 +16,8 @@ use crate::features;
 
 pub struct SequenceDetector;
 
-/// `[detectors.sequence]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SequenceSettings {
-    /// A transition made by at most this many training sessions is rare…
-    pub max_sessions: u64,
-    /// …or by at most this share of them, whichever is larger.
-    pub max_rate: f64,
-    /// Only judge once the training range holds this many sessions.
-    pub min_sessions: u64,
-}
-
-impl Default for SequenceSettings {
-    fn default() -> Self {
-        let p = SequenceParams::default().0;
-        Self {
-            max_sessions: p.max_sessions,
-            max_rate: p.max_rate,
-            min_sessions: p.min_sessions,
-        }
-    }
-}
-
-impl SequenceSettings {
-    fn params(&self) -> SequenceParams {
-        RareTransition::params()
-            .max_sessions(self.max_sessions)
-            .max_rate(self.max_rate)
-            .min_sessions(self.min_sessions)
-    }
-}
-
-impl Params for SequenceSettings {
+/// `[detectors.sequence]` is the algorithm's own parameters (`SequenceValidParams`).
+impl Params for SequenceValidParams {
     fn default_common() -> Common {
         Common {
             enabled: true,
@@ -60,18 +28,18 @@ impl Params for SequenceSettings {
     }
 
     fn check(&self) -> Result<(), SettingError> {
-        guarded(self.params().check(), |_| "max_rate")
+        guarded(SequenceParams(self.clone()).check(), |_| "max_rate")
     }
 }
 
 impl Detector for SequenceDetector {
-    type Settings = SequenceSettings;
+    type Settings = SequenceValidParams;
     const NAME: &'static str = "sequence";
     const SUPPORTS: &'static [Granularity] = &[Granularity::Session];
 
     fn train(
         &self,
-        s: &SequenceSettings,
+        s: &SequenceValidParams,
         granularity: Granularity,
         data: &TrainingData<'_>,
     ) -> Result<Trained> {
@@ -81,7 +49,7 @@ impl Detector for SequenceDetector {
         };
         (data.step)(format!("training {granularity}/{}", Self::NAME));
         let sequences = features::strings(&sessions.sessions, "template_sequence")?;
-        let model = match s.params().fit(
+        let model = match s.fit(
             sequences
                 .iter()
                 .map(|s| s.split(' ').filter(|t| !t.is_empty()).collect()),

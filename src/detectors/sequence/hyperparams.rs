@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 
 use super::SequenceError;
 
+/// Also the `[detectors.sequence]` settings section: keys missing there take these defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SequenceValidParams {
     pub(crate) max_sessions: u64,
     pub(crate) max_rate: f64,
@@ -52,5 +54,11 @@ impl ParamGuard for SequenceParams {
     fn check(self) -> Result<Self::Checked, Self::Error> {
         self.check_ref()?;
         Ok(self.0)
+    }
+}
+
+impl Default for SequenceValidParams {
+    fn default() -> Self {
+        SequenceParams::default().0
     }
 }

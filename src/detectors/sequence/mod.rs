@@ -16,6 +16,6 @@ mod errors;
 mod hyperparams;
 
 pub use algorithm::{END, RareTransition, START};
-pub use detector::{SequenceDetector, SequenceSettings};
+pub use detector::SequenceDetector;
 pub use errors::SequenceError;
 pub use hyperparams::{SequenceParams, SequenceValidParams};

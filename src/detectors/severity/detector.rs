@@ -3,10 +3,9 @@
 
 use anyhow::Result;
 use linfa::ParamGuard;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{LevelCounts, SeverityError, SeverityParams, SeverityRule};
+use super::{LevelCounts, SeverityError, SeverityParams, SeverityRule, SeverityValidParams};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::ScoringInput;
@@ -15,44 +14,8 @@ use crate::detectors::training::TrainingData;
 
 pub struct SeverityDetector;
 
-/// `[detectors.severity]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SeveritySettings {
-    /// Lines at this level or above are judged (TRACE … FATAL).
-    #[serde(deserialize_with = "crate::detectors::settings::text")]
-    pub min_level: String,
-    /// A template logged at a line's level or above at most this many times in training…
-    pub max_count: u64,
-    /// …or in at most this share of its training lines, is not routine at that level.
-    pub max_share: f64,
-    /// Only judge once the training range holds this many events.
-    pub min_events: u64,
-}
-
-impl Default for SeveritySettings {
-    fn default() -> Self {
-        let p = SeverityParams::default().0;
-        Self {
-            min_level: p.min_level,
-            max_count: p.max_count,
-            max_share: p.max_share,
-            min_events: p.min_events,
-        }
-    }
-}
-
-impl SeveritySettings {
-    fn params(&self) -> SeverityParams {
-        SeverityRule::params()
-            .min_level(&self.min_level)
-            .max_count(self.max_count)
-            .max_share(self.max_share)
-            .min_events(self.min_events)
-    }
-}
-
-impl Params for SeveritySettings {
+/// `[detectors.severity]` is the algorithm's own parameters (`SeverityValidParams`).
+impl Params for SeverityValidParams {
     fn default_common() -> Common {
         Common {
             enabled: true,
@@ -63,7 +26,7 @@ impl Params for SeveritySettings {
     }
 
     fn check(&self) -> Result<(), SettingError> {
-        guarded(self.params().check(), |e| match e {
+        guarded(SeverityParams(self.clone()).check(), |e| match e {
             SeverityError::Level(_) => "min_level",
             _ => "max_share",
         })
@@ -71,14 +34,14 @@ impl Params for SeveritySettings {
 }
 
 impl Detector for SeverityDetector {
-    type Settings = SeveritySettings;
+    type Settings = SeverityValidParams;
     const NAME: &'static str = "severity";
     const SUPPORTS: &'static [Granularity] = &[Granularity::Event];
 
     /// Per template, its training lines at each level.
     fn train(
         &self,
-        s: &SeveritySettings,
+        s: &SeverityValidParams,
         granularity: Granularity,
         data: &TrainingData<'_>,
     ) -> Result<Trained> {
@@ -106,7 +69,7 @@ impl Detector for SeverityDetector {
         if events == 0 {
             return Ok(Trained::TooLittleData(too_few.into()));
         }
-        let rule = match s.params().fit(&counts) {
+        let rule = match s.fit(&counts) {
             Ok(r) => r,
             Err(SeverityError::TooFewEvents { .. }) => {
                 return Ok(Trained::TooLittleData(too_few.into()));

@@ -4,9 +4,12 @@ use serde::{Deserialize, Serialize};
 use super::SeverityError;
 use crate::parse::LEVELS;
 
+/// Also the `[detectors.severity]` settings section: keys missing there take these defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SeverityValidParams {
     /// Lines at this normalised level or above are judged.
+    #[serde(deserialize_with = "crate::detectors::settings::text")]
     pub(crate) min_level: String,
     /// A template logged at a line's level or above at most this many times is not routine...
     pub(crate) max_count: u64,
@@ -74,5 +77,11 @@ impl ParamGuard for SeverityParams {
     fn check(self) -> Result<Self::Checked, Self::Error> {
         self.check_ref()?;
         Ok(self.0)
+    }
+}
+
+impl Default for SeverityValidParams {
+    fn default() -> Self {
+        SeverityParams::default().0
     }
 }

@@ -20,6 +20,6 @@ mod errors;
 mod hyperparams;
 
 pub use algorithm::{LevelCounts, SeverityRule};
-pub use detector::{SeverityDetector, SeveritySettings};
+pub use detector::SeverityDetector;
 pub use errors::SeverityError;
 pub use hyperparams::{SeverityParams, SeverityValidParams};
