@@ -11,16 +11,6 @@ pub const WINDOW_KEYS: &[&str] = &["service", "window_start", "window_end", "dat
 /// describe when a window is and what is usual then, not evidence of an anomaly by themselves.
 pub const WINDOW_CONTEXT: &[&str] = &["hour", "weekday", "events_same_hour", "errors_same_hour"];
 
-/// Columns of `gold/session_features` that identify a session rather than measure it.
-pub const SESSION_KEYS: &[&str] = &[
-    "session_key",
-    "service",
-    "start",
-    "end",
-    "template_sequence",
-    "date",
-];
-
 /// Silver events with a `session_field` column: partitions written before sessions could be
 /// keyed by a field have none, and read as null.
 pub fn with_session_field(mut events: LazyFrame) -> Result<LazyFrame> {
