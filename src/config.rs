@@ -120,6 +120,10 @@ pub struct GoldSettings {
     pub granularities: Vec<String>,
     /// Days of earlier windows behind the same-hour baseline columns; 0: none.
     pub baseline_days: u32,
+    /// 03-gold builds session features from at most about this many events at a time: a day
+    /// with more is split into buckets by session key, spilled to the lake's staging area and
+    /// aggregated one bucket at a time, so memory follows this number, not the day.
+    pub session_bucket_events: usize,
 }
 
 impl Default for GoldSettings {
@@ -129,6 +133,7 @@ impl Default for GoldSettings {
             top_templates: 20,
             granularities: vec!["window".into(), "session".into(), "event".into()],
             baseline_days: 7,
+            session_bucket_events: 1 << 20,
         }
     }
 }

@@ -171,7 +171,8 @@ pub fn event_windows(
     for &date in dates {
         let rows = lake.table_rows(Layer::Silver, tables::EVENTS, source, &[date])? as usize;
         for start in (0..rows).step_by(window) {
-            let Some(events) = lake.scan(Layer::Silver, tables::EVENTS, source, &[date])? else {
+            let Some(events) = lake.scan_partition(Layer::Silver, tables::EVENTS, source, date)?
+            else {
                 break;
             };
             let df = events

@@ -199,6 +199,15 @@ impl Lake {
         Ok(dir)
     }
 
+    /// A private folder under `_staging/` for intermediate files a stage spills while it
+    /// works (03-gold's session buckets), removed when the [`Scratch`] is dropped; a crash
+    /// leaves it to the next writer's [`Lake::clear_staging`].
+    pub fn scratch(&self, label: &str) -> Result<Scratch> {
+        Ok(Scratch {
+            dir: self.staging_dir(label)?,
+        })
+    }
+
     /// Dates that have a partition of `table` for `source`, ascending.
     pub fn partition_dates(
         &self,
@@ -262,28 +271,9 @@ impl Lake {
     ) -> Result<Option<LazyFrame>> {
         let mut frames = Vec::new();
         for &date in dates {
-            let files = self.part_files(layer, table, source, date)?;
-            if files.is_empty() {
-                continue;
+            if let Some(lf) = self.scan_partition(layer, table, source, date)? {
+                frames.push(lf.with_column(lit(date.format("%Y-%m-%d").to_string()).alias("date")));
             }
-            let paths: Vec<PlRefPath> = files
-                .iter()
-                .map(|p| PlRefPath::new(p.to_string_lossy().to_string()))
-                .collect();
-            let args = ScanArgsParquet {
-                allow_missing_columns: true,
-                ..Default::default()
-            };
-            let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!(
-                        "scanning {}",
-                        self.partition_dir(layer, table, source, date).display()
-                    )
-                })?
-                .with_column(lit(date.format("%Y-%m-%d").to_string()).alias("date"));
-            frames.push(lf);
         }
         if frames.is_empty() {
             return Ok(None);
@@ -296,6 +286,40 @@ impl Lake {
             },
         )?;
         Ok(Some(union))
+    }
+
+    /// One partition of `table` as a lazy frame (no `date` column), `None` when it has no
+    /// part files. Unlike [`Lake::scan`] there is no union over dates in the plan, so a
+    /// `slice` on it reaches the Parquet reader, which then decodes only the row groups the
+    /// slice covers: 02-silver reads bronze a window at a time this way.
+    pub fn scan_partition(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+    ) -> Result<Option<LazyFrame>> {
+        let files = self.part_files(layer, table, source, date)?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let paths: Vec<PlRefPath> = files
+            .iter()
+            .map(|p| PlRefPath::new(p.to_string_lossy().to_string()))
+            .collect();
+        let args = ScanArgsParquet {
+            allow_missing_columns: true,
+            ..Default::default()
+        };
+        let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "scanning {}",
+                    self.partition_dir(layer, table, source, date).display()
+                )
+            })?;
+        Ok(Some(lf))
     }
 
     /// Replace one partition with `df`, atomically (see the module docs).
@@ -451,6 +475,23 @@ impl Lake {
             files.extend(self.part_files(layer, table, source, d)?);
         }
         Self::row_count(&files)
+    }
+}
+
+/// A stage's spill folder (see [`Lake::scratch`]).
+pub struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

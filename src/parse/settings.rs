@@ -58,7 +58,7 @@ impl Default for ParseSettings {
             timezone: "UTC".into(),
             year: None,
             multiline: true,
-            window_lines: 1 << 20,
+            window_lines: 1 << 18,
             timestamp_field: "timestamp,time,ts,@timestamp,datetime,date".into(),
             level_field: "level,severity,lvl,loglevel,log.level".into(),
             service_field: "service,logger,component,app,name,source".into(),

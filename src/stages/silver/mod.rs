@@ -124,9 +124,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 /// Bronze lines of `date` with what silver reads of them; with `window`, only the rows
 /// `offset .. offset + len` (the lines of all files of the partition, in part order).
 fn read_bronze(ctx: &Context, date: NaiveDate, window: Option<(i64, usize)>) -> Result<DataFrame> {
-    let Some(mut bronze) = ctx
-        .lake
-        .scan(Layer::Bronze, tables::LINES, &ctx.source, &[date])?
+    let Some(mut bronze) =
+        ctx.lake
+            .scan_partition(Layer::Bronze, tables::LINES, &ctx.source, date)?
     else {
         bail!("the bronze partition of {date} disappeared while 02-silver was reading it");
     };

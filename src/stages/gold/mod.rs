@@ -1,0 +1,674 @@
+//! `03-gold`: silver events → feature tables.
+//!
+//! - `gold/window_features`: one row per service × fixed window (default 5 minutes): volume,
+//!   per-level counts and rates, distinct templates, templates never seen in earlier batches,
+//!   counts of the batch's most frequent templates (`tpl_<template id>`), hour and weekday, and
+//!   the same service's median volume and errors per window at that hour over the previous
+//!   `baseline_days` days (`events_same_hour`, `errors_same_hour`; null without history).
+//! - `gold/session_features` (when a session key is configured): one row per session key:
+//!   service, start, end, duration, length, distinct templates, warnings, errors, and the
+//!   template sequence; `gold/session_template_counts` holds its template count vector in long
+//!   form (session, template, count), which any engine can pivot.
+//! - `gold/event_features`: one row per event: where it is in the lake, its template and how
+//!   often that template occurs in the batch, and the window and session it
+//!   belongs to (`window_start`, `session_key`), so that later stages find an event's window
+//!   and session in this table instead of re-deriving them from silver.
+//!
+//! Memory follows `[parse] window_lines` and `[gold] session_bucket_events`, not the day:
+//! silver is read a window of rows at a time, twice — once to count each template, once to
+//! write each window's event features, reduce it to partial window counts ([`windows`]) and
+//! hand its keyed events to the session buckets ([`sessions`]). "New" templates (none of the
+//! earlier batches had them) count once in each service × time window they occur in, at their
+//! first line there.
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use super::{Context, RunOutcome};
+use crate::lake::schema::with_session_field;
+use crate::lake::{Layer, tables};
+use crate::parse::SessionKey;
+
+mod sessions;
+mod windows;
+
+fn is_error() -> Expr {
+    col("level")
+        .eq(lit("ERROR"))
+        .or(col("level").eq(lit("FATAL")))
+}
+
+fn count_of(pred: Expr, name: &str) -> Expr {
+    pred.cast(DataType::Int64).sum().alias(name)
+}
+
+pub fn run(ctx: &Context) -> Result<RunOutcome> {
+    let mut outcome = RunOutcome::default();
+    let (mut sessions_total, mut windows_total) = (0usize, 0usize);
+    for &date in &ctx.dates {
+        ctx.progress.step(format!("building features for {date}"));
+        let rows = ctx
+            .lake
+            .table_rows(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?;
+        if ctx
+            .lake
+            .part_files(Layer::Silver, tables::EVENTS, &ctx.source, date)?
+            .is_empty()
+        {
+            tracing::warn!(%date, "no silver partition for this date; nothing to do");
+            continue;
+        }
+        let built = build_date(ctx, date, rows as usize)?;
+        outcome.rows_in += rows;
+        outcome.rows_out += (built.windows + rows as usize) as u64;
+        windows_total += built.windows;
+        sessions_total += built.sessions;
+    }
+    if outcome.rows_in == 0 {
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "no silver data for source {:?} on {} (run 02-silver first, or no logs arrived)",
+            ctx.source,
+            ctx.dates_label()
+        )));
+    }
+    outcome.message = format!(
+        "{} events → {windows_total} service windows, {sessions_total} sessions",
+        outcome.rows_in
+    );
+    Ok(outcome)
+}
+
+/// What one date's features came to.
+struct Built {
+    windows: usize,
+    sessions: usize,
+}
+
+/// The feature tables of `date` (`rows` silver events), read a window of rows at a time: a
+/// first pass counts each template; the second writes each window's event features, reduces
+/// it to partial window counts and hands its keyed events to the session buckets.
+fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
+    let session_key = ctx.resolved.session_key.as_ref();
+    let gold = &ctx.resolved.gold;
+    let window_ms = i64::from(gold.window_minutes.max(1)) * 60_000;
+    let window = ctx.resolved.parse.window_lines.max(1);
+
+    let t0 = std::time::Instant::now();
+    let totals = template_totals(ctx, date, window)?;
+    let top = top_templates(&totals, gold.top_templates);
+    let counts = DataFrame::new_infer_height(vec![
+        Column::new(
+            "template_id".into(),
+            totals.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "template_count".into(),
+            totals.iter().map(|&(_, n)| n as i64).collect::<Vec<_>>(),
+        ),
+    ])?;
+    let mut partials = windows::WindowPartials::new(window_ms, novelty(ctx, date)?);
+    let buckets = if session_key.is_some() {
+        rows.div_ceil(gold.session_bucket_events.max(1)).max(1)
+    } else {
+        1
+    };
+    let scratch = if buckets > 1 {
+        Some(ctx.lake.scratch("gold-sessions")?)
+    } else {
+        None
+    };
+    let mut sessions = sessions::SessionBuckets::new(buckets, scratch);
+    let mut events_out = ctx
+        .lake
+        .stage_partition(Layer::Gold, tables::EVENT_FEATURES)?;
+    for start in (0..rows).step_by(window) {
+        ctx.progress.step(format!(
+            "building features for {date}, rows {start}..{}",
+            (start + window).min(rows)
+        ));
+        let Some(silver) =
+            ctx.lake
+                .scan_partition(Layer::Silver, tables::EVENTS, &ctx.source, date)?
+        else {
+            anyhow::bail!(
+                "the silver partition of {date} disappeared while 03-gold was reading it"
+            );
+        };
+        let events = with_session_field(silver.slice(start as i64, window as IdxSize))?
+            .with_column(session_key_expr(session_key).alias("session_key"))
+            .select([
+                col("file"),
+                col("line_no"),
+                col("ts"),
+                col("service"),
+                col("level"),
+                col("template_id"),
+                col("session_key"),
+            ])
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading silver events")?;
+        let mut per_event = event_features(events.clone().lazy(), &counts, window_ms)?;
+        events_out.write(&mut per_event)?;
+        partials.add(events.clone().lazy())?;
+        if session_key.is_some() {
+            sessions.add(events.select([
+                "session_key",
+                "service",
+                "ts",
+                "level",
+                "template_id",
+            ])?)?;
+        }
+    }
+    events_out.commit(&ctx.source, date)?;
+
+    let windows = window_features(ctx, partials, &top, date)?;
+    tracing::debug!(
+        ms = t0.elapsed().as_millis() as u64,
+        "window and event features"
+    );
+    ctx.lake.commit_partition(
+        Layer::Gold,
+        tables::WINDOW_FEATURES,
+        &ctx.source,
+        date,
+        &windows,
+    )?;
+
+    let mut n_sessions = 0;
+    if session_key.is_none() {
+        // No sessions configured: make sure a re-run without a key leaves no stale sessions.
+        ctx.lake
+            .drop_partition(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, date)?;
+        ctx.lake.drop_partition(
+            Layer::Gold,
+            tables::SESSION_TEMPLATE_COUNTS,
+            &ctx.source,
+            date,
+        )?;
+    } else {
+        let t0 = std::time::Instant::now();
+        let mut features_out = ctx
+            .lake
+            .stage_partition(Layer::Gold, tables::SESSION_FEATURES)?;
+        let mut counts_out = ctx
+            .lake
+            .stage_partition(Layer::Gold, tables::SESSION_TEMPLATE_COUNTS)?;
+        sessions.finish(|mut features, mut counts| {
+            n_sessions += features.height();
+            features_out.write(&mut features)?;
+            counts_out.write(&mut counts)
+        })?;
+        features_out.commit(&ctx.source, date)?;
+        counts_out.commit(&ctx.source, date)?;
+        tracing::debug!(
+            ms = t0.elapsed().as_millis() as u64,
+            buckets,
+            "session features"
+        );
+        if let Some(field) = session_key.and_then(SessionKey::field)
+            && n_sessions == 0
+        {
+            // Silver keeps a field's value only while it keys sessions: set after 02-silver
+            // ran, it is not there yet.
+            tracing::warn!(
+                %date,
+                field,
+                "no event has a value for the session field: if session_key was set after 02-silver ran for this date, re-run 02-silver"
+            );
+        }
+    }
+    Ok(Built {
+        windows: windows.height(),
+        sessions: n_sessions,
+    })
+}
+
+/// Each template of `date` with its number of events, in first-seen order.
+fn template_totals(ctx: &Context, date: NaiveDate, window: usize) -> Result<Vec<(String, u64)>> {
+    let mut index: rustc_hash::FxHashMap<String, usize> = Default::default();
+    let mut totals: Vec<(String, u64)> = Vec::new();
+    crate::detectors::training::event_windows(
+        &ctx.lake,
+        &ctx.source,
+        &[date],
+        window,
+        &["template_id"],
+        &mut |_, df| {
+            for id in df.column("template_id")?.str()?.iter().flatten() {
+                match index.get(id) {
+                    Some(&i) => totals[i].1 += 1,
+                    None => {
+                        index.insert(id.to_string(), totals.len());
+                        totals.push((id.to_string(), 1));
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(totals)
+}
+
+/// The `k` most frequent templates (ties by id), which get their own window count column.
+fn top_templates(totals: &[(String, u64)], k: usize) -> Vec<String> {
+    let mut ranked: Vec<&(String, u64)> = totals.iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.into_iter().take(k).map(|(t, _)| t.clone()).collect()
+}
+
+/// `template_id`, `is_new = false` for every template an earlier batch had: a template of
+/// this batch that is not there is new.
+fn novelty(ctx: &Context, date: NaiveDate) -> Result<DataFrame> {
+    let prior = match templates_before(ctx, date)? {
+        Some(prior) => prior
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading earlier templates")?,
+        None => DataFrame::new_infer_height(vec![Column::new(
+            "template_id".into(),
+            Vec::<&str>::new(),
+        )])?,
+    };
+    let n = prior.height();
+    Ok(prior.hstack(&[Column::new("is_new".into(), vec![false; n])])?)
+}
+
+/// Template ids seen in this source's silver before `date`.
+fn templates_before(ctx: &Context, date: NaiveDate) -> Result<Option<LazyFrame>> {
+    let earlier: Vec<NaiveDate> = ctx
+        .lake
+        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d < date)
+        .collect();
+    Ok(ctx
+        .lake
+        .scan(Layer::Silver, tables::TEMPLATES, &ctx.source, &earlier)?
+        .map(|lf| {
+            lf.select([col("template_id")])
+                .unique(None, UniqueKeepStrategy::Any)
+        }))
+}
+
+/// Per service and hour of day, the median volume and error count of a window over the
+/// `days` days before `date` (the gold partitions present when this batch is built): what is
+/// usual at this time of day, beside each window, for SQL and reports. `None` with no history
+/// (or `days` = 0); the columns are then null.
+fn same_hour_baselines(ctx: &Context, date: NaiveDate, days: u32) -> Result<Option<LazyFrame>> {
+    if days == 0 {
+        return Ok(None);
+    }
+    let from = date - chrono::Duration::days(i64::from(days));
+    let earlier: Vec<NaiveDate> = ctx
+        .lake
+        .partition_dates(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d >= from && *d < date)
+        .collect();
+    Ok(ctx
+        .lake
+        .scan(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source, &earlier)?
+        .map(|lf| {
+            lf.group_by([col("service"), col("hour")]).agg([
+                col("n_events")
+                    .cast(DataType::Float64)
+                    .median()
+                    .alias("events_same_hour"),
+                col("n_error")
+                    .cast(DataType::Float64)
+                    .median()
+                    .alias("errors_same_hour"),
+            ])
+        }))
+}
+
+/// One row per service × time window (see the module docs), from the day's partial counts.
+fn window_features(
+    ctx: &Context,
+    partials: windows::WindowPartials,
+    top: &[String],
+    date: NaiveDate,
+) -> Result<DataFrame> {
+    let gold = &ctx.resolved.gold;
+    let window_ms = gold.window_minutes.max(1) as i64 * 60_000;
+    let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+    let windows = partials
+        .finish(top)?
+        .with_columns([
+            col("window_start_ms")
+                .cast(utc.clone())
+                .alias("window_start"),
+            (col("window_start_ms") + lit(window_ms))
+                .cast(utc)
+                .alias("window_end"),
+            (col("n_warn").cast(DataType::Float64) / col("n_events").cast(DataType::Float64))
+                .alias("warn_rate"),
+            (col("n_error").cast(DataType::Float64) / col("n_events").cast(DataType::Float64))
+                .alias("error_rate"),
+        ])
+        .with_columns([
+            col("window_start")
+                .dt()
+                .hour()
+                .cast(DataType::Int64)
+                .alias("hour"),
+            col("window_start")
+                .dt()
+                .weekday()
+                .cast(DataType::Int64)
+                .alias("weekday"),
+        ])
+        .drop(by_name(["window_start_ms"], true, false));
+    let windows = match same_hour_baselines(ctx, date, gold.baseline_days)? {
+        Some(baselines) => windows.join(
+            baselines,
+            [col("service"), col("hour")],
+            [col("service"), col("hour")],
+            JoinArgs::new(JoinType::Left),
+        ),
+        None => windows.with_columns([
+            lit(NULL).cast(DataType::Float64).alias("events_same_hour"),
+            lit(NULL).cast(DataType::Float64).alias("errors_same_hour"),
+        ]),
+    }
+    .sort(["service", "window_start"], Default::default())
+    .collect()
+    .map_err(anyhow::Error::from)
+    .context("computing window features")?;
+    // Key columns first: the table reads naturally in any SQL engine.
+    let mut order: Vec<String> = vec!["service".into(), "window_start".into(), "window_end".into()];
+    order.extend(
+        windows
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| !["service", "window_start", "window_end"].contains(&c.as_str())),
+    );
+    Ok(windows.select(order)?)
+}
+
+/// The start of the window an event falls in, in epoch milliseconds.
+fn window_start_ms(window_ms: i64) -> Expr {
+    let ts_ms = col("ts").cast(DataType::Int64);
+    ts_ms.clone() - ts_ms % lit(window_ms)
+}
+
+/// The session key of each event: with `field:<name>`, the field's value silver kept
+/// (`session_field`); otherwise the regex's first capture group in the message if it has
+/// one, else the whole match. Null when the event has none, or the source has no sessions.
+pub fn session_key_expr(session_key: Option<&SessionKey>) -> Expr {
+    match session_key {
+        None => lit(NULL).cast(DataType::String),
+        Some(SessionKey::Field(_)) => col("session_field"),
+        Some(SessionKey::Pattern { regex, group }) => col("message")
+            .str()
+            .extract(lit(regex.as_str().to_string()), *group),
+    }
+}
+
+/// One row per event of `events` (a window of silver rows, in order), with its template's
+/// count over the day from `counts` (`template_id`, `template_count`).
+pub fn event_features(events: LazyFrame, counts: &DataFrame, window_ms: i64) -> Result<DataFrame> {
+    let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+    events
+        .join(
+            counts.clone().lazy(),
+            [col("template_id")],
+            [col("template_id")],
+            JoinArgs {
+                maintain_order: MaintainOrderJoin::Left,
+                ..JoinArgs::new(JoinType::Left)
+            },
+        )
+        .select([
+            // Which silver event this is (rows are in silver's order), and what gold adds to
+            // it. Silver's own columns (time, level, template, values) are not copied: the
+            // event detectors read them from silver (a copy made this table 26 MB of a
+            // million HDFS lines' 110 MB lake).
+            col("file"),
+            col("line_no"),
+            col("service"),
+            col("template_count"),
+            window_start_ms(window_ms).cast(utc).alias("window_start"),
+            col("session_key"),
+        ])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("computing event features")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Session features as a Polars group-by computed them before 03-gold aggregated sessions
+    /// itself: the reference the aggregation is checked against.
+    fn reference_sessions(events: LazyFrame) -> Result<(DataFrame, DataFrame)> {
+        let keyed = events
+            .filter(col("session_key").is_not_null())
+            .select([
+                col("session_key"),
+                col("service"),
+                col("ts"),
+                col("level"),
+                col("template_id"),
+            ])
+            .sort(
+                ["ts"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("extracting session keys")?
+            .lazy();
+        let sessions = keyed
+            .clone()
+            .group_by([col("session_key")])
+            .agg([
+                col("service").first().alias("service"),
+                col("ts").min().alias("start"),
+                col("ts").max().alias("end"),
+                len().cast(DataType::Int64).alias("n_events"),
+                col("template_id")
+                    .n_unique()
+                    .cast(DataType::Int64)
+                    .alias("n_distinct_templates"),
+                count_of(col("level").eq(lit("WARN")), "n_warn"),
+                count_of(is_error(), "n_error"),
+                // Text, not a list: pandas (through pyarrow) cannot read Polars' list-of-string columns.
+                // Rows are in time order (sorted above) and group_by keeps row order within a
+                // group, so this is the session's sequence without a sort per session.
+                col("template_id")
+                    .str()
+                    .join(" ", true)
+                    .alias("template_sequence"),
+            ])
+            .with_column(
+                (col("end").cast(DataType::Int64) - col("start").cast(DataType::Int64))
+                    .alias("duration_ms"),
+            )
+            .sort(["session_key"], Default::default())
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("computing session features")?;
+        let counts = keyed
+            .group_by([col("session_key"), col("template_id")])
+            .agg([len().cast(DataType::Int64).alias("count")])
+            .sort(["session_key", "template_id"], Default::default())
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("computing session template counts")?;
+        Ok((sessions, counts))
+    }
+
+    fn events() -> LazyFrame {
+        let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+        df!(
+            "file" => ["f"; 5],
+            "line_no" => [1u64, 2, 3, 4, 5],
+            "ts" => [0i64, 1_000, 2_000, 400_000, 401_000],
+            "service" => ["a", "a", "a", "a", "b"],
+            "level" => ["INFO", "ERROR", "INFO", "WARN", "INFO"],
+            "message" => ["start req=1", "boom req=1", "end req=1", "start req=2", "hello"],
+            "template_id" => ["t1", "t2", "t3", "t1", "t4"],
+            "template" => ["start", "boom", "end", "start", "hello"],
+            "params" => ["[]"; 5],
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("ts").cast(utc))
+    }
+
+    /// The test events keyed as 03-gold keys them.
+    fn keyed(pattern: &str) -> LazyFrame {
+        let key = SessionKey::parse(pattern).unwrap();
+        events().with_column(session_key_expr(key.as_ref()).alias("session_key"))
+    }
+
+    #[test]
+    fn sessions_follow_the_key_and_keep_order() {
+        let (sessions, counts) = aggregate_keyed(keyed(r"req=(\d+)"));
+        assert_eq!(sessions.height(), 2);
+        let s1 = sessions
+            .filter(
+                &sessions
+                    .column("session_key")
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .equal("1"),
+            )
+            .unwrap();
+        assert_eq!(
+            s1.column("n_events").unwrap().i64().unwrap().get(0),
+            Some(3)
+        );
+        assert_eq!(s1.column("n_error").unwrap().i64().unwrap().get(0), Some(1));
+        assert_eq!(
+            s1.column("duration_ms").unwrap().i64().unwrap().get(0),
+            Some(2_000)
+        );
+        assert_eq!(
+            s1.column("template_sequence")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0),
+            Some("t1 t2 t3")
+        );
+        assert_eq!(counts.height(), 4);
+    }
+
+    #[test]
+    fn event_features_count_templates_and_place_each_event() {
+        let counts =
+            df!("template_id" => ["t1", "t2", "t3", "t4"], "template_count" => [2i64, 1, 1, 1])
+                .unwrap();
+        let df = event_features(keyed(r"req=(\d+)"), &counts, 300_000).unwrap();
+        let counts: Vec<i64> = df
+            .column("template_count")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .no_null_iter()
+            .collect();
+        assert_eq!(counts, vec![2, 1, 1, 2, 1]);
+        let sessions: Vec<Option<&str>> = df
+            .column("session_key")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            sessions,
+            vec![Some("1"), Some("1"), Some("1"), Some("2"), None]
+        );
+        let windows: Vec<i64> = crate::features::millis(&df, "window_start").unwrap();
+        assert_eq!(windows, vec![0, 0, 0, 300_000, 300_000]);
+    }
+
+    /// Keyed events through the bucket aggregation (one bucket, in memory).
+    fn aggregate_keyed(events: LazyFrame) -> (DataFrame, DataFrame) {
+        let rows = events
+            .select([
+                col("session_key"),
+                col("service"),
+                col("ts"),
+                col("level"),
+                col("template_id"),
+            ])
+            .collect()
+            .unwrap();
+        let mut buckets = sessions::SessionBuckets::new(1, None);
+        buckets.add(rows).unwrap();
+        let mut out = None;
+        buckets
+            .finish(|s, c| {
+                out = Some((s, c));
+                Ok(())
+            })
+            .unwrap();
+        out.unwrap()
+    }
+
+    /// The aggregation gives what the Polars group-by gave, on rows with ties in time, events
+    /// out of time order, missing times, levels and templates, and unkeyed events.
+    #[test]
+    fn session_aggregation_matches_the_group_by() {
+        let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+        let n = 5_000usize;
+        let mut state = 12_345u64;
+        let mut next = move |m: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % m
+        };
+        let mut key = Vec::new();
+        let mut service = Vec::new();
+        let mut ts = Vec::new();
+        let mut level = Vec::new();
+        let mut template = Vec::new();
+        for _ in 0..n {
+            key.push(match next(10) {
+                0 => None,
+                _ => Some(format!("s{}", next(700))),
+            });
+            service.push(Some(["api", "db", "web"][next(3) as usize]));
+            ts.push(match next(50) {
+                0 => None,
+                _ => Some(next(200) as i64 * 1_000),
+            });
+            level.push(match next(20) {
+                0 => None,
+                k => Some(["INFO", "WARN", "ERROR", "FATAL", "DEBUG"][(k % 5) as usize]),
+            });
+            template.push(match next(40) {
+                0 => None,
+                k => Some(format!("t{}", k % 9)),
+            });
+        }
+        let events = df!(
+            "session_key" => key,
+            "service" => service,
+            "ts" => ts,
+            "level" => level,
+            "template_id" => template,
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("ts").cast(utc));
+        let (want_sessions, want_counts) = reference_sessions(events.clone()).unwrap();
+        let (got_sessions, got_counts) = aggregate_keyed(events);
+        assert!(want_sessions.height() > 500);
+        assert!(
+            got_sessions.equals_missing(&want_sessions),
+            "sessions differ:\n{got_sessions:?}\n{want_sessions:?}"
+        );
+        assert!(got_counts.equals_missing(&want_counts));
+    }
+}

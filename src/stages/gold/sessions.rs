@@ -1,0 +1,259 @@
+//! `gold/session_features` and `gold/session_template_counts`, in bounded memory.
+//!
+//! A session's events can be anywhere in the day, so its features need all of them at once.
+//! Rather than holding the day, 03-gold sends each keyed event to one of `buckets` buckets by a
+//! hash of its session key ([`SessionBuckets::add`]) — kept in memory when there is one bucket,
+//! spilled to the lake's staging area otherwise — and then aggregates one bucket at a time
+//! ([`SessionBuckets::finish`]): a session lies wholly in one bucket, and a bucket holds about
+//! `events / buckets` events. Each bucket is written as one part, sorted by session key; with
+//! one bucket (a day of up to `[gold] session_bucket_events` events) the table is one file
+//! sorted by session key, as it always was.
+//!
+//! The aggregation is plain Rust over the bucket's columns, not a Polars group-by: joining each
+//! session's template sequence as text through a group-by took more than a gigabyte for three
+//! million events.
+
+use std::hash::{Hash, Hasher};
+
+use anyhow::{Context as _, Result};
+use polars::prelude::*;
+use rustc_hash::FxHasher;
+
+use crate::lake::{Scratch, read_parquet, write_parquet_at};
+
+/// Keyed events on their way to per-session features.
+pub struct SessionBuckets {
+    buckets: usize,
+    /// One bucket: its rows, in memory.
+    held: Vec<DataFrame>,
+    /// Several: each window's rows of bucket `b` in `bucket-<b>-<window>.parquet`.
+    scratch: Option<Scratch>,
+    windows: usize,
+}
+
+impl SessionBuckets {
+    pub fn new(buckets: usize, scratch: Option<Scratch>) -> Self {
+        Self {
+            buckets: buckets.max(1),
+            held: Vec::new(),
+            scratch,
+            windows: 0,
+        }
+    }
+
+    /// One window of events (`session_key`, `service`, `ts`, `level`, `template_id`, in silver
+    /// order); rows without a session key are dropped.
+    pub fn add(&mut self, rows: DataFrame) -> Result<()> {
+        let keys = rows.column("session_key")?.str()?;
+        let keyed = keys.is_not_null();
+        let rows = rows.filter(&keyed)?;
+        let w = self.windows;
+        self.windows += 1;
+        let Some(scratch) = self.scratch.as_ref().filter(|_| self.buckets > 1) else {
+            self.held.push(rows);
+            return Ok(());
+        };
+        let keys = rows.column("session_key")?.str()?;
+        let bucket_of: Vec<usize> = keys
+            .iter()
+            .map(|k| bucket(k.unwrap_or_default(), self.buckets))
+            .collect();
+        for b in 0..self.buckets {
+            let mask: BooleanChunked = bucket_of.iter().map(|&x| x == b).collect();
+            let mut part = rows.filter(&mask)?;
+            write_parquet_at(&mut part, &scratch.path(&bucket_file(b, w)), Some(1))?;
+        }
+        Ok(())
+    }
+
+    /// Aggregate each bucket in turn, handing `each` its sessions and template counts.
+    pub fn finish(
+        mut self,
+        mut each: impl FnMut(DataFrame, DataFrame) -> Result<()>,
+    ) -> Result<()> {
+        let Some(scratch) = self.scratch.as_ref().filter(|_| self.buckets > 1) else {
+            let rows = stack(std::mem::take(&mut self.held))?;
+            let (sessions, counts) = aggregate(&rows)?;
+            return each(sessions, counts);
+        };
+        for b in 0..self.buckets {
+            let parts = (0..self.windows)
+                .map(|w| read_parquet(&scratch.path(&bucket_file(b, w))))
+                .collect::<Result<Vec<_>>>()
+                .context("reading back a spilled session bucket")?;
+            let rows = stack(parts)?;
+            let (sessions, counts) = aggregate(&rows)?;
+            each(sessions, counts)?;
+        }
+        Ok(())
+    }
+}
+
+fn bucket_file(b: usize, w: usize) -> String {
+    format!("bucket-{b:05}-{w:05}.parquet")
+}
+
+/// The bucket of a session key: a fixed hash, so a re-run puts every session where it was.
+fn bucket(key: &str, buckets: usize) -> usize {
+    let mut h = FxHasher::default();
+    key.hash(&mut h);
+    (h.finish() % buckets as u64) as usize
+}
+
+fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    let mut all = frames
+        .into_iter()
+        .reduce(|a, b| a.vstack(&b).expect("bucket frames share columns"))
+        .unwrap_or_default();
+    all.rechunk_mut();
+    Ok(all)
+}
+
+/// Per session of `rows`: service (of its first event), start, end, events, distinct
+/// templates, warnings, errors, the template sequence in time order (ties in silver order)
+/// and duration; and its template counts. Both sorted by session key.
+pub fn aggregate(rows: &DataFrame) -> Result<(DataFrame, DataFrame)> {
+    let ts_type = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+    if rows.height() == 0 {
+        return Ok((empty_sessions(&ts_type)?, empty_counts()?));
+    }
+    let keys = rows.column("session_key")?.str()?;
+    let services = rows.column("service")?.str()?;
+    let levels = rows.column("level")?.str()?;
+    let templates = rows.column("template_id")?.str()?;
+    let ts_column = rows.column("ts")?;
+    let ts_type = ts_column.dtype().clone();
+    let ts_physical = ts_column.cast(&DataType::Int64)?;
+    let ts: Vec<Option<i64>> = ts_physical.i64()?.iter().collect();
+    let key: Vec<&str> = keys.iter().map(Option::unwrap_or_default).collect();
+    let template: Vec<Option<&str>> = templates.iter().collect();
+
+    // Sessions in key order; within one, events in time order (no time first), ties in
+    // silver order: a stable sort by time, then grouped by key.
+    let mut order: Vec<u32> = (0..rows.height() as u32).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        key[a].cmp(key[b]).then(ts[a].cmp(&ts[b]))
+    });
+
+    let mut out = SessionColumns::default();
+    let mut counts = CountColumns::default();
+    let mut ids: Vec<Option<&str>> = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let k = key[order[start] as usize];
+        let mut end = start + 1;
+        while end < order.len() && key[order[end] as usize] == k {
+            end += 1;
+        }
+        let group = &order[start..end];
+        let first = group[0] as usize;
+        let (mut n_warn, mut n_error) = (0i64, 0i64);
+        let mut sequence = String::new();
+        let (mut lo, mut hi): (Option<i64>, Option<i64>) = (None, None);
+        ids.clear();
+        for &i in group {
+            let i = i as usize;
+            match levels.get(i) {
+                Some("WARN") => n_warn += 1,
+                Some("ERROR" | "FATAL") => n_error += 1,
+                _ => {}
+            }
+            if let Some(t) = ts[i] {
+                lo = Some(lo.map_or(t, |l| l.min(t)));
+                hi = Some(hi.map_or(t, |h| h.max(t)));
+            }
+            if let Some(id) = template[i] {
+                if !sequence.is_empty() {
+                    sequence.push(' ');
+                }
+                sequence.push_str(id);
+            }
+            ids.push(template[i]);
+        }
+        ids.sort_unstable();
+        let mut distinct = 0i64;
+        let mut j = 0;
+        while j < ids.len() {
+            let mut m = j + 1;
+            while m < ids.len() && ids[m] == ids[j] {
+                m += 1;
+            }
+            counts.key.push(k);
+            counts.template.push(ids[j].map(str::to_string));
+            counts.count.push((m - j) as i64);
+            distinct += 1;
+            j = m;
+        }
+        out.key.push(k);
+        out.service.push(services.get(first));
+        out.start.push(lo);
+        out.end.push(hi);
+        out.n_events.push(group.len() as i64);
+        out.n_distinct.push(distinct);
+        out.n_warn.push(n_warn);
+        out.n_error.push(n_error);
+        out.sequence.push(sequence);
+        out.duration.push(lo.zip(hi).map(|(l, h)| h - l));
+        start = end;
+    }
+    Ok((out.finish(&ts_type)?, counts.finish()?))
+}
+
+#[derive(Default)]
+struct SessionColumns<'a> {
+    key: Vec<&'a str>,
+    service: Vec<Option<&'a str>>,
+    start: Vec<Option<i64>>,
+    end: Vec<Option<i64>>,
+    n_events: Vec<i64>,
+    n_distinct: Vec<i64>,
+    n_warn: Vec<i64>,
+    n_error: Vec<i64>,
+    sequence: Vec<String>,
+    duration: Vec<Option<i64>>,
+}
+
+impl SessionColumns<'_> {
+    fn finish(self, ts_type: &DataType) -> Result<DataFrame> {
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("session_key".into(), self.key),
+            Column::new("service".into(), self.service),
+            Column::new("start".into(), self.start).cast(ts_type)?,
+            Column::new("end".into(), self.end).cast(ts_type)?,
+            Column::new("n_events".into(), self.n_events),
+            Column::new("n_distinct_templates".into(), self.n_distinct),
+            Column::new("n_warn".into(), self.n_warn),
+            Column::new("n_error".into(), self.n_error),
+            // Text, not a list: pandas (through pyarrow) cannot read Polars' list-of-string
+            // columns.
+            Column::new("template_sequence".into(), self.sequence),
+            Column::new("duration_ms".into(), self.duration),
+        ])?)
+    }
+}
+
+#[derive(Default)]
+struct CountColumns<'a> {
+    key: Vec<&'a str>,
+    template: Vec<Option<String>>,
+    count: Vec<i64>,
+}
+
+impl CountColumns<'_> {
+    fn finish(self) -> Result<DataFrame> {
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("session_key".into(), self.key),
+            Column::new("template_id".into(), self.template),
+            Column::new("count".into(), self.count),
+        ])?)
+    }
+}
+
+fn empty_sessions(ts_type: &DataType) -> Result<DataFrame> {
+    SessionColumns::default().finish(ts_type)
+}
+
+fn empty_counts() -> Result<DataFrame> {
+    CountColumns::default().finish()
+}
