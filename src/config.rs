@@ -133,7 +133,7 @@ impl Default for GoldSettings {
             top_templates: 20,
             granularities: vec!["window".into(), "session".into(), "event".into()],
             baseline_days: 7,
-            session_bucket_events: 1 << 20,
+            session_bucket_events: 1 << 19,
         }
     }
 }
@@ -147,6 +147,10 @@ pub struct TrainSettings {
     /// before the batch date (04-train then has nothing to do); 0 retrains on every run.
     /// A daily schedule with 7 retrains weekly.
     pub retrain_every_days: u32,
+    /// Session detectors train on at most this many sessions of the training range: with
+    /// more, a fixed sample of them (the sessions whose key hashes lowest), so memory and time
+    /// follow this number and not the range (a month of a busy source holds tens of millions).
+    pub max_sessions: usize,
 }
 
 impl Default for TrainSettings {
@@ -154,6 +158,7 @@ impl Default for TrainSettings {
         Self {
             lookback_days: 30,
             retrain_every_days: 0,
+            max_sessions: 100_000,
         }
     }
 }

@@ -123,13 +123,18 @@ pub fn session_vocabulary(counts: &DataFrame) -> Result<Vec<String>> {
     for t in counts.column("template_id")?.str()?.no_null_iter() {
         *sessions_per_template.entry(t.to_string()).or_default() += 1;
     }
+    Ok(ranked_vocabulary(sessions_per_template))
+}
+
+/// The [`MAX_SESSION_TEMPLATES`] templates in the most sessions (ties by id).
+pub fn ranked_vocabulary(sessions_per_template: BTreeMap<String, u64>) -> Vec<String> {
     let mut ranked: Vec<(String, u64)> = sessions_per_template.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(ranked
+    ranked
         .into_iter()
         .take(MAX_SESSION_TEMPLATES)
         .map(|(t, _)| t)
-        .collect())
+        .collect()
 }
 
 /// The session features that are not template counts, as owned names.

@@ -29,6 +29,7 @@ pub mod poisson;
 pub mod robust;
 pub mod saved_model;
 pub mod scoring;
+pub mod session_sample;
 pub mod settings;
 pub mod training;
 

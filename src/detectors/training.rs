@@ -12,7 +12,7 @@ use super::contract::Granularity;
 use super::grouped::robust_baselines;
 use super::saved_model::SavedModel;
 use crate::features;
-use crate::lake::{Lake, Layer, tables};
+use crate::lake::{Lake, Layer, RowWindows, tables};
 
 /// The session view: per-session features, and the same rows with `duration_log` and the
 /// template count vector (`tc_<id>` over `vocabulary`) joined in.
@@ -167,22 +167,17 @@ pub fn event_windows(
     columns: &[&str],
     each: &mut dyn FnMut(NaiveDate, DataFrame) -> Result<()>,
 ) -> Result<()> {
-    let window = window_lines.max(1);
     for &date in dates {
-        let rows = lake.table_rows(Layer::Silver, tables::EVENTS, source, &[date])? as usize;
-        for start in (0..rows).step_by(window) {
-            let Some(events) = lake.scan_partition(Layer::Silver, tables::EVENTS, source, date)?
-            else {
-                break;
-            };
-            let df = events
-                .slice(start as i64, window as IdxSize)
-                .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
-                .collect()
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("reading the events of {date}"))?;
-            each(date, df)?;
-        }
+        lake.read_windows(
+            Layer::Silver,
+            tables::EVENTS,
+            (source, date),
+            RowWindows {
+                rows: window_lines,
+                columns,
+            },
+            &mut |df| each(date, df),
+        )?;
     }
     Ok(())
 }

@@ -322,6 +322,34 @@ impl Lake {
         Ok(Some(lf))
     }
 
+    /// One partition of `table` handed to `each` as frames of `read.columns`, at most
+    /// `read.rows` rows each, in order: what a stage reads to keep its memory to a window of
+    /// rows.
+    pub fn read_windows(
+        &self,
+        layer: Layer,
+        table: &str,
+        (source, date): (&str, NaiveDate),
+        read: RowWindows<'_>,
+        each: &mut dyn FnMut(DataFrame) -> Result<()>,
+    ) -> Result<()> {
+        let (window, columns) = (read.rows.max(1), read.columns);
+        let rows = self.table_rows(layer, table, source, &[date])? as usize;
+        for start in (0..rows).step_by(window) {
+            let Some(lf) = self.scan_partition(layer, table, source, date)? else {
+                break;
+            };
+            let df = lf
+                .slice(start as i64, window as IdxSize)
+                .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+                .collect()
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("reading {}/{table} of {date}", layer.dir_name()))?;
+            each(df)?;
+        }
+        Ok(())
+    }
+
     /// Replace one partition with `df`, atomically (see the module docs).
     pub fn commit_partition(
         &self,
@@ -478,6 +506,12 @@ impl Lake {
     }
 }
 
+/// How [`Lake::read_windows`] reads a partition: `rows` at a time, these `columns`.
+pub struct RowWindows<'c> {
+    pub rows: usize,
+    pub columns: &'c [&'c str],
+}
+
 /// A stage's spill folder (see [`Lake::scratch`]).
 pub struct Scratch {
     dir: PathBuf,
@@ -511,6 +545,11 @@ impl StagedPartition<'_> {
         write_parquet_at(df, &path, self.layer.zstd_level())?;
         self.parts += 1;
         Ok(())
+    }
+
+    /// Whether no part has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.parts == 0
     }
 
     /// Replace the partition with the parts written, atomically.

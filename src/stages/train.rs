@@ -11,9 +11,9 @@ use anyhow::{Context as _, Result, bail};
 use chrono::{Duration, NaiveDate};
 
 use super::{Context, RunOutcome};
-use crate::detectors::training::{SessionTraining, TrainingData, template_stats};
+use crate::detectors::session_sample::session_training;
+use crate::detectors::training::{TrainingData, template_stats};
 use crate::detectors::{DETECTORS, Granularity, SavedModel, Trained};
-use crate::features;
 use crate::lake::{Layer, tables};
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
@@ -132,29 +132,13 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         ),
         None => None,
     };
-    let sessions = match (
-        scan(tables::SESSION_FEATURES)?,
-        scan(tables::SESSION_TEMPLATE_COUNTS)?,
-    ) {
-        (Some(sessions), Some(counts)) => {
-            let sessions = sessions
-                .collect()
-                .map_err(anyhow::Error::from)
-                .context("reading session features")?;
-            let counts = counts
-                .collect()
-                .map_err(anyhow::Error::from)
-                .context("reading session template counts")?;
-            let vocabulary = features::session_vocabulary(&counts)?;
-            let frame = features::session_frame(&sessions, &counts, &vocabulary)?;
-            Some(SessionTraining {
-                sessions,
-                frame,
-                vocabulary,
-            })
-        }
-        _ => None,
-    };
+    let sessions = session_training(
+        &ctx.lake,
+        &ctx.source,
+        dates,
+        ctx.resolved.parse.window_lines,
+        ctx.settings.train.max_sessions,
+    )?;
     let window_lines = ctx.resolved.parse.window_lines;
     let stats = template_stats(&ctx.lake, &ctx.source, dates, window_lines)?;
     let templates = stats

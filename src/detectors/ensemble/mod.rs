@@ -32,7 +32,7 @@ mod errors;
 mod hyperparams;
 
 pub use algorithm::{Contribution, Verdict, Vote};
-pub use combine::combine;
+pub use combine::{Ballots, combine};
 pub use errors::EnsembleError;
 pub use hyperparams::{EnsembleParams, EnsembleValidParams};
 

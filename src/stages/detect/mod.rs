@@ -10,6 +10,7 @@
 //! and carries the evidence in `details`. Its id is a hash of (source, granularity, entity,
 //! window start, detector), so a re-run updates the same rows instead of adding new ones.
 
+mod chunks;
 mod rows;
 mod samples;
 
@@ -17,10 +18,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result, bail};
 use chrono::{NaiveDate, Utc};
-use polars::prelude::{DataFrame, col};
 
 use super::{Context, RunOutcome};
-use crate::detectors::scoring::{EventColumns, ScoringInput};
 use crate::detectors::{DETECTORS, Finding, Granularity, SavedModel, Scored, ensemble};
 use crate::lake::{Layer, tables};
 use crate::records::AnomalyRow;
@@ -137,143 +136,79 @@ fn latest_models(ctx: &Context, date: NaiveDate) -> Result<Vec<SavedModel>> {
     Ok(models)
 }
 
-/// The batch's gold views, read once for every model.
-struct BatchViews {
-    windows: Option<DataFrame>,
-    sessions: Option<(DataFrame, DataFrame)>,
-    events: Option<DataFrame>,
-}
-
-impl BatchViews {
-    fn read(ctx: &Context, date: NaiveDate) -> Result<Self> {
-        let read = |table: &str| -> Result<Option<DataFrame>> {
-            match ctx.lake.scan(Layer::Gold, table, &ctx.source, &[date])? {
-                Some(lf) => Ok(Some(
-                    lf.collect()
-                        .map_err(anyhow::Error::from)
-                        .with_context(|| format!("reading gold/{table}"))?,
-                )),
-                None => Ok(None),
-            }
-        };
-        let sessions = match (
-            read(tables::SESSION_FEATURES)?,
-            read(tables::SESSION_TEMPLATE_COUNTS)?,
-        ) {
-            (Some(s), Some(c)) => Some((s, c)),
-            _ => None,
-        };
-        let events = match read(tables::EVENT_FEATURES)? {
-            Some(events) => Some(with_silver(ctx, date, events)?),
-            None => None,
-        };
-        Ok(Self {
-            windows: read(tables::WINDOW_FEATURES)?,
-            sessions,
-            events,
-        })
-    }
-}
-
-/// Silver's events with what gold adds to each (window, session, template count). 03-gold
-/// writes its events in silver's order, one row per silver event; the two are joined by
-/// position, and a mismatch (silver rewritten since gold ran) is an error, not a silent
-/// misalignment.
-fn with_silver(ctx: &Context, date: NaiveDate, events: DataFrame) -> Result<DataFrame> {
-    let Some(silver) = ctx
-        .lake
-        .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
-    else {
-        bail!("no silver events for {date}, though gold has some: re-run 02-silver and 03-gold");
-    };
-    let silver = silver
-        .select(
-            [
-                "file",
-                "line_no",
-                "ts",
-                "level",
-                "template_id",
-                "template",
-                "params",
-            ]
-            .map(col),
-        )
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading the batch's events from silver")?;
-    let same = silver.height() == events.height()
-        && silver.column("line_no")?.equals(events.column("line_no")?)
-        && silver.column("file")?.equals(events.column("file")?);
-    if !same {
-        bail!(
-            "gold/event_features of {date} no longer matches silver/events (was 02-silver re-run after 03-gold?): re-run 03-gold"
-        );
-    }
-    let mut joined = silver;
-    for c in events.columns() {
-        if !joined.get_column_names().iter().any(|n| *n == c.name()) {
-            joined.with_column(c.clone())?;
-        }
-    }
-    Ok(joined)
-}
-
-/// Score the batch with every model and the ensemble, write `detections/scores`, and return
-/// how many rows were scored and the findings. The batch's views and its million scores live
-/// only inside this function.
+/// Score the batch with every model, a chunk at a time ([`chunks`]), and the ensemble; write
+/// `detections/scores` part by part as chunks are scored, and return how many rows were
+/// scored and the findings. Only a chunk's views and scores are in memory at once, with the
+/// ensemble's ballots and the findings (a few per thousand entities).
 fn score_batch(
     ctx: &Context,
     date: NaiveDate,
     models: &[SavedModel],
 ) -> Result<(u64, Vec<Finding>)> {
-    let batch = timed("read gold views", || BatchViews::read(ctx, date))?;
-    let events = timed("event columns", || {
-        batch.events.as_ref().map(EventColumns::of).transpose()
-    })?;
-    let input = ScoringInput {
-        windows: batch.windows.as_ref(),
-        sessions: batch.sessions.as_ref().map(|(s, c)| (s, c)),
-        events: events.as_ref(),
-    };
+    let mut scores_out = ctx
+        .lake
+        .stage_partition(Layer::Detections, tables::SCORES)?;
+    let mut ballots = ensemble::Ballots::default();
+    let mut findings = Vec::new();
     let mut scored = 0u64;
-    let mut judged = Vec::new();
-    for model in models {
-        let Some(rows) = input.rows(model.granularity) else {
+    let mut spent: BTreeMap<String, std::time::Duration> = BTreeMap::new();
+    for granularity in Granularity::ALL {
+        let judging: Vec<_> = models
+            .iter()
+            .filter(|m| m.granularity == granularity)
+            .filter_map(|m| crate::detectors::find(&m.detector).map(|d| (m, d)))
+            .collect();
+        if judging.is_empty() {
             continue;
-        };
-        let Some(detector) = crate::detectors::find(&model.detector) else {
-            continue;
-        };
-        scored += rows;
-        judged.push((model, detector));
+        }
+        let t0 = std::time::Instant::now();
+        chunks::each_chunk(ctx, date, granularity, &mut |input| {
+            let Some(rows) = input.rows(granularity) else {
+                return Ok(());
+            };
+            let mut out = Scored {
+                scores: Vec::with_capacity(rows as usize * judging.len()),
+                findings: Vec::new(),
+            };
+            for &(model, detector) in &judging {
+                scored += rows;
+                let t = std::time::Instant::now();
+                detector.score(model, input, &mut out).with_context(|| {
+                    format!("scoring with {}/{}", model.granularity, model.detector)
+                })?;
+                *spent
+                    .entry(format!("score {}/{}", model.granularity, model.detector))
+                    .or_default() += t.elapsed();
+            }
+            ballots.add(&out.findings, &out.scores);
+            if !out.scores.is_empty() {
+                scores_out.write(&mut rows::scores_frame(&out.scores)?)?;
+            }
+            findings.extend(out.findings);
+            Ok(())
+        })?;
+        tracing::debug!(
+            ms = t0.elapsed().as_millis() as u64,
+            "05-detect: {granularity} views read and scored"
+        );
     }
-    // One score per judged entity and model at most (plus the ensemble's few): reserved up
-    // front, so the vector is never copied while it grows.
-    let mut out = Scored {
-        scores: Vec::with_capacity(scored as usize + 1024),
-        findings: Vec::new(),
-    };
-    for (model, detector) in judged {
-        let what = format!("score {}/{}", model.granularity, model.detector);
-        timed(&what, || detector.score(model, &input, &mut out))
-            .with_context(|| format!("scoring with {}/{}", model.granularity, model.detector))?;
+    for (what, t) in spent {
+        tracing::debug!(ms = t.as_millis() as u64, "05-detect: {what}");
     }
     let (enabled, params) = ctx.settings.detectors.ensemble()?;
+    let mut last = Vec::new();
     if enabled {
-        let verdicts = ensemble::combine(&params, &out.findings, &mut out.scores);
-        out.findings.extend(verdicts);
+        let (verdicts, ensemble_scores) = ballots.combine(&params, &findings);
+        findings.extend(verdicts);
+        last = ensemble_scores;
     }
-    timed("write scores", || {
-        ctx.lake.commit_partition(
-            Layer::Detections,
-            tables::SCORES,
-            &ctx.source,
-            date,
-            &rows::scores_frame(&out.scores)?,
-        )
-    })?;
-    Ok((scored, out.findings))
+    // The last part holds the ensemble's scores; an empty one keeps a batch with nothing
+    // scored from looking unscored.
+    if !last.is_empty() || scores_out.is_empty() {
+        scores_out.write(&mut rows::scores_frame(&last)?)?;
+    }
+    timed("write scores", || scores_out.commit(&ctx.source, date))?;
+    Ok((scored, findings))
 }
 
 /// Run `f`, logging how long it took at debug level (`RUST_LOG=loglake=debug`): where

@@ -11,12 +11,12 @@ use serde_json::json;
 
 use crate::detectors::{Finding, SampleQuery};
 use crate::features;
-use crate::lake::{Layer, tables};
+use crate::lake::{Layer, RowWindows, tables};
 use crate::stages::Context;
 
-/// The batch's silver events, held in memory to pick sample lines for anomalies. Text stays in
-/// Polars' columns and is read only for the rows picked: turning a million rows into owned
-/// strings would cost more than all the lookups together.
+/// The batch's silver events that some finding may show as a sample line, held in memory to
+/// pick from. Text stays in Polars' columns and is read only for the rows picked: turning
+/// them into owned strings would cost more than all the lookups together.
 pub struct Samples {
     ts: Vec<i64>,
     line_no: Vec<u64>,
@@ -51,25 +51,51 @@ const COLUMNS: [&str; 7] = [
 ];
 
 impl Samples {
-    /// The batch's lines, when some finding needs them (else none are read).
+    /// The lines findings may show (none when there are no findings): a window finding's
+    /// lines in its time range, a session's lines, a flagged line. Silver is read a window of
+    /// rows at a time and only those rows are kept, so memory follows the findings, not the
+    /// batch; kept rows stay in silver order, as whole-batch reading had them.
     pub fn load(ctx: &Context, date: NaiveDate, findings: &[Finding]) -> Result<Self> {
         let partition = format!(
             "silver/{}/source={}/date={date}",
             tables::EVENTS,
             ctx.source
         );
-        let lf = if findings.is_empty() {
-            None
-        } else {
-            ctx.lake
-                .scan(Layer::Silver, tables::EVENTS, &ctx.source, &[date])?
-        };
-        let df = match lf {
-            Some(lf) => lf
-                .select(COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
-                .collect()
-                .map_err(anyhow::Error::from)
-                .context("reading silver events for sample lines")?,
+        let session_lines = session_lines(ctx, date, findings)?;
+        let wanted = Wanted::of(findings, &session_lines);
+        let mut kept: Vec<DataFrame> = Vec::new();
+        if !findings.is_empty() {
+            ctx.lake.read_windows(
+                Layer::Silver,
+                tables::EVENTS,
+                (&ctx.source, date),
+                RowWindows {
+                    rows: ctx.resolved.parse.window_lines,
+                    columns: &COLUMNS,
+                },
+                &mut |df| {
+                    let ts = features::millis(&df, "ts")?;
+                    let file = df.column("file")?.str()?;
+                    let line_no = df.column("line_no")?.u64()?;
+                    let mask: BooleanChunked = (0..df.height())
+                        .map(|i| {
+                            wanted.time(ts[i])
+                                || wanted.line(
+                                    file.get(i).unwrap_or_default(),
+                                    line_no.get(i).unwrap_or_default(),
+                                )
+                        })
+                        .collect();
+                    kept.push(df.filter(&mask)?);
+                    Ok(())
+                },
+            )?;
+        }
+        let df = match kept
+            .into_iter()
+            .reduce(|a, b| a.vstack(&b).expect("same columns"))
+        {
+            Some(df) => df,
             // Nothing to explain: an empty frame with the same columns.
             None => DataFrame::new_infer_height(vec![
                 Column::new("ts".into(), Vec::<i64>::new()),
@@ -81,7 +107,6 @@ impl Samples {
                 Column::new("message".into(), Vec::<&str>::new()),
             ])?,
         };
-        let session_lines = session_lines(ctx, date, findings)?;
         Self::new(df, partition, session_lines)
     }
 
@@ -182,6 +207,60 @@ impl Samples {
     }
 }
 
+/// Which silver rows a batch's findings may take samples from.
+struct Wanted<'a> {
+    /// Window findings' time ranges, sorted and merged.
+    ranges: Vec<(i64, i64)>,
+    /// Flagged sessions' and flagged lines' (file, line number).
+    lines: HashMap<&'a str, HashSet<u64>>,
+}
+
+impl<'a> Wanted<'a> {
+    fn of(findings: &'a [Finding], sessions: &'a HashMap<String, SessionLines>) -> Self {
+        let mut ranges: Vec<(i64, i64)> = Vec::new();
+        let mut lines: HashMap<&'a str, HashSet<u64>> = HashMap::new();
+        for f in findings {
+            match &f.samples {
+                SampleQuery::Window { .. } => ranges.push((f.start_ms, f.end_ms)),
+                SampleQuery::Line { file, line_no } => {
+                    lines.entry(file.as_str()).or_default().insert(*line_no);
+                }
+                SampleQuery::Session { .. } => {}
+            }
+        }
+        for by_file in sessions.values() {
+            for (file, numbers) in by_file {
+                lines
+                    .entry(file.as_str())
+                    .or_default()
+                    .extend(numbers.iter().copied());
+            }
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        Self {
+            ranges: merged,
+            lines,
+        }
+    }
+
+    /// Whether `ts` lies in some window finding's range (ends included).
+    fn time(&self, ts: i64) -> bool {
+        let i = self.ranges.partition_point(|r| r.1 < ts);
+        self.ranges.get(i).is_some_and(|r| r.0 <= ts)
+    }
+
+    fn line(&self, file: &str, line_no: u64) -> bool {
+        self.lines.get(file).is_some_and(|n| n.contains(&line_no))
+    }
+}
+
 /// The lines of each session some finding flagged, from `gold/event_features` (where 03-gold
 /// put each event's session key): sample lines follow the key exactly as sessions were built.
 fn session_lines(
@@ -200,34 +279,36 @@ fn session_lines(
     if keys.is_empty() {
         return Ok(lines);
     }
-    let Some(events) = ctx
-        .lake
-        .scan(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, &[date])?
-    else {
-        return Ok(lines);
-    };
-    let df = events
-        .select([col("session_key"), col("file"), col("line_no")])
-        .filter(col("session_key").is_not_null())
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading the session of each event (gold/event_features; re-run 03-gold if an older loglake wrote it)")?;
-    let session = df.column("session_key")?.str()?;
-    let file = df.column("file")?.str()?;
-    let line_no = df.column("line_no")?.u64()?;
-    for i in 0..df.height() {
-        let (Some(s), Some(f), Some(n)) = (session.get(i), file.get(i), line_no.get(i)) else {
-            continue;
-        };
-        if keys.contains(s) {
-            lines
-                .entry(s.to_string())
-                .or_default()
-                .entry(f.to_string())
-                .or_default()
-                .insert(n);
-        }
-    }
+    ctx.lake.read_windows(
+        Layer::Gold,
+        tables::EVENT_FEATURES,
+        (&ctx.source, date),
+        RowWindows {
+            rows: ctx.resolved.parse.window_lines,
+            columns: &["session_key", "file", "line_no"],
+        },
+        &mut |df| {
+            let session = df.column("session_key")?.str()?;
+            let file = df.column("file")?.str()?;
+            let line_no = df.column("line_no")?.u64()?;
+            for i in 0..df.height() {
+                let (Some(s), Some(f), Some(n)) = (session.get(i), file.get(i), line_no.get(i))
+                else {
+                    continue;
+                };
+                if keys.contains(s) {
+                    lines
+                        .entry(s.to_string())
+                        .or_default()
+                        .entry(f.to_string())
+                        .or_default()
+                        .insert(n);
+                }
+            }
+            Ok(())
+        },
+    )
+    .context("reading the session of each event (gold/event_features; re-run 03-gold if an older loglake wrote it)")?;
     Ok(lines)
 }
 

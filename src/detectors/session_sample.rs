@@ -1,0 +1,220 @@
+//! The sessions session detectors train on: every session of the training range when there
+//! are at most `[train] max_sessions`, else a fixed sample of that many.
+//!
+//! The sample is the sessions whose keys hash lowest ("bottom-k"): it does not depend on the
+//! order rows are read in, a re-run picks the same sessions, and two passes over the range a
+//! window of rows at a time find it without holding the range (a heap of k hashes, then the
+//! rows at or under the k-th). Template counts follow their sessions; the vocabulary (which
+//! templates become count features) is still ranked over every session of the range.
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::hash::{Hash, Hasher};
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rustc_hash::FxHasher;
+
+use super::training::SessionTraining;
+use crate::features;
+use crate::lake::{Lake, Layer, RowWindows, tables};
+
+fn key_hash(key: &str) -> u64 {
+    let mut h = FxHasher::default();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// The session view of `dates`, or `None` when they have no sessions.
+pub fn session_training(
+    lake: &Lake,
+    source: &str,
+    dates: &[NaiveDate],
+    window: usize,
+    max_sessions: usize,
+) -> Result<Option<SessionTraining>> {
+    let total = lake.table_rows(Layer::Gold, tables::SESSION_FEATURES, source, dates)? as usize;
+    if total <= max_sessions.max(1) {
+        return every_session(lake, source, dates);
+    }
+    let dated = |table: &str| -> Result<Vec<NaiveDate>> {
+        let mut with = Vec::new();
+        for &d in dates {
+            if !lake.part_files(Layer::Gold, table, source, d)?.is_empty() {
+                with.push(d);
+            }
+        }
+        Ok(with)
+    };
+    let (session_dates, count_dates) = (
+        dated(tables::SESSION_FEATURES)?,
+        dated(tables::SESSION_TEMPLATE_COUNTS)?,
+    );
+    if session_dates.is_empty() || count_dates.is_empty() {
+        return Ok(None);
+    }
+
+    // First pass: the k lowest key hashes.
+    let k = max_sessions.max(1);
+    let mut lowest: BinaryHeap<u64> = BinaryHeap::with_capacity(k + 1);
+    for &d in &session_dates {
+        lake.read_windows(
+            Layer::Gold,
+            tables::SESSION_FEATURES,
+            (source, d),
+            RowWindows {
+                rows: window,
+                columns: &["session_key"],
+            },
+            &mut |df| {
+                for key in df.column("session_key")?.str()?.iter() {
+                    let h = key_hash(key.unwrap_or_default());
+                    if lowest.len() < k {
+                        lowest.push(h);
+                    } else if h < *lowest.peek().expect("k > 0") {
+                        lowest.pop();
+                        lowest.push(h);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+    }
+    let cut = *lowest.peek().expect("k > 0");
+    drop(lowest);
+    let sampled = |df: &DataFrame| -> Result<BooleanChunked> {
+        Ok(df
+            .column("session_key")?
+            .str()?
+            .iter()
+            .map(|k| key_hash(k.unwrap_or_default()) <= cut)
+            .collect())
+    };
+
+    // Second pass: the sampled sessions and their counts, in date and row order.
+    let all_columns = |table: &str, d: NaiveDate| -> Result<Vec<String>> {
+        let Some(mut lf) = lake.scan_partition(Layer::Gold, table, source, d)? else {
+            return Ok(Vec::new());
+        };
+        Ok(lf
+            .collect_schema()
+            .map_err(anyhow::Error::from)?
+            .iter_names()
+            .map(|n| n.to_string())
+            .collect())
+    };
+    let mut session_parts = Vec::new();
+    for &d in &session_dates {
+        let columns = all_columns(tables::SESSION_FEATURES, d)?;
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        lake.read_windows(
+            Layer::Gold,
+            tables::SESSION_FEATURES,
+            (source, d),
+            RowWindows {
+                rows: window,
+                columns: &columns,
+            },
+            &mut |df| {
+                let keep = sampled(&df)?;
+                session_parts.push(with_date(df.filter(&keep)?, d)?);
+                Ok(())
+            },
+        )?;
+    }
+    let mut sessions_per_template: BTreeMap<String, u64> = BTreeMap::new();
+    let mut count_parts = Vec::new();
+    for &d in &count_dates {
+        lake.read_windows(
+            Layer::Gold,
+            tables::SESSION_TEMPLATE_COUNTS,
+            (source, d),
+            RowWindows {
+                rows: window,
+                columns: &["session_key", "template_id", "count"],
+            },
+            &mut |df| {
+                for t in df.column("template_id")?.str()?.iter().flatten() {
+                    match sessions_per_template.get_mut(t) {
+                        Some(n) => *n += 1,
+                        None => {
+                            sessions_per_template.insert(t.to_string(), 1);
+                        }
+                    }
+                }
+                let keep = sampled(&df)?;
+                count_parts.push(with_date(df.filter(&keep)?, d)?);
+                Ok(())
+            },
+        )?;
+    }
+    let sessions = stack(session_parts)?;
+    let counts = stack(count_parts)?;
+    tracing::info!(
+        sessions = sessions.height(),
+        of = total,
+        "session detectors train on a sample of the range's sessions ([train] max_sessions)"
+    );
+    let vocabulary = features::ranked_vocabulary(sessions_per_template);
+    let frame = features::session_frame(&sessions, &counts, &vocabulary)?;
+    Ok(Some(SessionTraining {
+        sessions,
+        frame,
+        vocabulary,
+    }))
+}
+
+/// Every session of `dates`, read whole (there are at most `max_sessions`).
+fn every_session(
+    lake: &Lake,
+    source: &str,
+    dates: &[NaiveDate],
+) -> Result<Option<SessionTraining>> {
+    let scan = |table: &str| lake.scan(Layer::Gold, table, source, dates);
+    let (Some(sessions), Some(counts)) = (
+        scan(tables::SESSION_FEATURES)?,
+        scan(tables::SESSION_TEMPLATE_COUNTS)?,
+    ) else {
+        return Ok(None);
+    };
+    let sessions = sessions
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading session features")?;
+    let counts = counts
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading session template counts")?;
+    let vocabulary = features::session_vocabulary(&counts)?;
+    let frame = features::session_frame(&sessions, &counts, &vocabulary)?;
+    Ok(Some(SessionTraining {
+        sessions,
+        frame,
+        vocabulary,
+    }))
+}
+
+/// `df` with the `date` column [`Lake::scan`] adds, so both paths give the same columns.
+fn with_date(df: DataFrame, d: NaiveDate) -> Result<DataFrame> {
+    Ok(df
+        .lazy()
+        .with_column(lit(d.format("%Y-%m-%d").to_string()).alias("date"))
+        .collect()?)
+}
+
+/// The windows read, as one frame (by column name: partitions written by older versions may
+/// lack a column, as in [`Lake::scan`]).
+fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    if frames.is_empty() {
+        return Ok(DataFrame::default());
+    }
+    let lazy: Vec<LazyFrame> = frames.into_iter().map(IntoLazy::lazy).collect();
+    Ok(concat(
+        lazy,
+        UnionArgs {
+            diagonal: true,
+            ..Default::default()
+        },
+    )?
+    .collect()?)
+}

@@ -1,0 +1,193 @@
+//! The batch's gold views, a chunk at a time, for scoring in bounded memory.
+//!
+//! A detector judges each entity on its own (the model holds everything learned from
+//! training), so the batch can be scored in pieces: service windows whole (a day has a few
+//! thousand), sessions a slice of one gold part at a time (a part holds whole sessions, with
+//! their template counts in the matching part of `session_template_counts`), and events a
+//! window of `[parse] window_lines` rows at a time, joined with silver by position. Every
+//! entity lies in exactly one chunk.
+
+use anyhow::{Context as _, Result, bail};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::detectors::Granularity;
+use crate::detectors::scoring::{EventColumns, ScoringInput};
+use crate::lake::{Layer, read_parquet, tables};
+use crate::stages::Context;
+
+/// Sessions scored at once, per line of `[parse] window_lines`: a session's feature row holds
+/// up to 200 template-count columns, so 32,768 sessions (the default window's share) take
+/// about 100 MB while they are scored.
+const SESSIONS_PER_WINDOW_LINE: f64 = 1.0 / 8.0;
+
+/// Hand `score` every chunk of `date`'s views of `granularity`, in a fixed order.
+pub fn each_chunk(
+    ctx: &Context,
+    date: NaiveDate,
+    granularity: Granularity,
+    score: &mut dyn FnMut(&ScoringInput<'_>) -> Result<()>,
+) -> Result<()> {
+    match granularity {
+        Granularity::Window => {
+            let Some(windows) = read_whole(ctx, date, tables::WINDOW_FEATURES)? else {
+                return Ok(());
+            };
+            score(&ScoringInput {
+                windows: Some(&windows),
+                sessions: None,
+                events: None,
+            })
+        }
+        Granularity::Session => session_chunks(ctx, date, score),
+        Granularity::Event => event_chunks(ctx, date, score),
+    }
+}
+
+fn read_whole(ctx: &Context, date: NaiveDate, table: &str) -> Result<Option<DataFrame>> {
+    match ctx
+        .lake
+        .scan_partition(Layer::Gold, table, &ctx.source, date)?
+    {
+        Some(lf) => Ok(Some(
+            lf.collect()
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("reading gold/{table}"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+fn session_chunks(
+    ctx: &Context,
+    date: NaiveDate,
+    score: &mut dyn FnMut(&ScoringInput<'_>) -> Result<()>,
+) -> Result<()> {
+    let parts = |table| ctx.lake.part_files(Layer::Gold, table, &ctx.source, date);
+    let (features, counts) = (
+        parts(tables::SESSION_FEATURES)?,
+        parts(tables::SESSION_TEMPLATE_COUNTS)?,
+    );
+    if features.is_empty() || counts.is_empty() {
+        return Ok(());
+    }
+    if features.len() != counts.len() {
+        bail!(
+            "gold/session_features and gold/session_template_counts of {date} have different parts ({} and {}): re-run 03-gold",
+            features.len(),
+            counts.len()
+        );
+    }
+    let slice_rows =
+        ((ctx.resolved.parse.window_lines as f64 * SESSIONS_PER_WINDOW_LINE) as usize).max(1);
+    for (f, c) in features.iter().zip(&counts) {
+        let sessions = read_parquet(f)?;
+        let counts = read_parquet(c)?;
+        let keys = sessions.column("session_key")?.str()?;
+        let count_keys = counts.column("session_key")?.str()?;
+        // Both parts are sorted by session key: a slice's counts are the run of rows up to
+        // its last key. (Unsorted counts, from a lake written otherwise, are passed whole:
+        // slower, same result, since counts are looked up by key.)
+        let sorted = count_keys
+            .iter()
+            .zip(count_keys.iter().skip(1))
+            .all(|(a, b)| a <= b);
+        let mut c_start = 0usize;
+        for start in (0..sessions.height()).step_by(slice_rows) {
+            let len = slice_rows.min(sessions.height() - start);
+            let slice = sessions.slice(start as i64, len);
+            let slice_counts = if sorted {
+                let last = keys.get(start + len - 1);
+                let mut c_end = c_start;
+                while c_end < counts.height() && count_keys.get(c_end) <= last {
+                    c_end += 1;
+                }
+                let s = counts.slice(c_start as i64, c_end - c_start);
+                c_start = c_end;
+                s
+            } else {
+                counts.clone()
+            };
+            score(&ScoringInput {
+                windows: None,
+                sessions: Some((&slice, &slice_counts)),
+                events: None,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn event_chunks(
+    ctx: &Context,
+    date: NaiveDate,
+    score: &mut dyn FnMut(&ScoringInput<'_>) -> Result<()>,
+) -> Result<()> {
+    let rows = ctx
+        .lake
+        .table_rows(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, &[date])?
+        as usize;
+    let window = ctx.resolved.parse.window_lines.max(1);
+    for start in (0..rows).step_by(window) {
+        let slice = |layer, table: &str, columns: &[&str]| -> Result<DataFrame> {
+            let Some(lf) = ctx.lake.scan_partition(layer, table, &ctx.source, date)? else {
+                bail!("{table} of {date} disappeared while 05-detect was reading it");
+            };
+            lf.slice(start as i64, window as IdxSize)
+                .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+                .collect()
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("reading {table} of {date}"))
+        };
+        let gold = slice(
+            Layer::Gold,
+            tables::EVENT_FEATURES,
+            &["file", "line_no", "service"],
+        )?;
+        let events = with_silver(
+            date,
+            gold,
+            slice(
+                Layer::Silver,
+                tables::EVENTS,
+                &[
+                    "file",
+                    "line_no",
+                    "ts",
+                    "level",
+                    "template_id",
+                    "template",
+                    "params",
+                ],
+            )?,
+        )?;
+        let columns = EventColumns::of(&events)?;
+        score(&ScoringInput {
+            windows: None,
+            sessions: None,
+            events: Some(&columns),
+        })?;
+    }
+    Ok(())
+}
+
+/// Silver's events with what gold adds to each. 03-gold writes its events in silver's order,
+/// one row per silver event; the two are joined by position, and a mismatch (silver
+/// rewritten since gold ran) is an error, not a silent misalignment.
+fn with_silver(date: NaiveDate, gold: DataFrame, silver: DataFrame) -> Result<DataFrame> {
+    let same = silver.height() == gold.height()
+        && silver.column("line_no")?.equals(gold.column("line_no")?)
+        && silver.column("file")?.equals(gold.column("file")?);
+    if !same {
+        bail!(
+            "gold/event_features of {date} no longer matches silver/events (was 02-silver re-run after 03-gold?): re-run 03-gold"
+        );
+    }
+    let mut joined = silver;
+    for c in gold.columns() {
+        if !joined.get_column_names().iter().any(|n| *n == c.name()) {
+            joined.with_column(c.clone())?;
+        }
+    }
+    Ok(joined)
+}
