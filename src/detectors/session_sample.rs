@@ -17,7 +17,7 @@ use rustc_hash::FxHasher;
 
 use super::training::SessionTraining;
 use crate::features;
-use crate::lake::{Lake, Layer, RowWindows, tables};
+use crate::lake::{Lake, Layer, RowWindows, keep_rows, tables};
 
 fn key_hash(key: &str) -> u64 {
     let mut h = FxHasher::default();
@@ -117,7 +117,7 @@ pub fn session_training(
             },
             &mut |df| {
                 let keep = sampled(&df)?;
-                session_parts.push(with_date(df.filter(&keep)?, d)?);
+                session_parts.push(with_date(keep_rows(&df, &keep)?, d)?);
                 Ok(())
             },
         )?;
@@ -143,7 +143,7 @@ pub fn session_training(
                     }
                 }
                 let keep = sampled(&df)?;
-                count_parts.push(with_date(df.filter(&keep)?, d)?);
+                count_parts.push(with_date(keep_rows(&df, &keep)?, d)?);
                 Ok(())
             },
         )?;

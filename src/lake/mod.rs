@@ -581,6 +581,28 @@ pub fn write_parquet_at(df: &mut DataFrame, path: &Path, level: Option<i32>) -> 
     Ok(())
 }
 
+/// The rows of `df` where `mask` is true, owning their text. A filtered string column still
+/// points into the buffers of the frame it came from, so rows kept from each window read
+/// would keep every window's text alive (05-detect's sample lines held 200 MB of a 10 M-line
+/// day that way); the few rows kept get buffers of their own.
+pub fn keep_rows(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+    let kept = df.filter(mask)?;
+    let columns = kept
+        .columns()
+        .iter()
+        .map(|c| -> Result<Column> {
+            Ok(match c.dtype() {
+                DataType::String => {
+                    let values: Vec<Option<&str>> = c.str()?.iter().collect();
+                    Column::new(c.name().clone(), values)
+                }
+                _ => c.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
 /// Read one Parquet file eagerly.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let lf = LazyFrame::scan_parquet(

@@ -86,7 +86,7 @@ impl Samples {
                                 )
                         })
                         .collect();
-                    kept.push(df.filter(&mask)?);
+                    kept.push(crate::lake::keep_rows(&df, &mask)?);
                     Ok(())
                 },
             )?;

@@ -13,75 +13,113 @@
 //! session's template sequence as text through a group-by took more than a gigabyte for three
 //! million events.
 
+use std::fs::File;
 use std::hash::{Hash, Hasher};
 
 use anyhow::{Context as _, Result};
+use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
-use rustc_hash::FxHasher;
+use rustc_hash::{FxHashMap, FxHasher};
 
-use crate::lake::{Scratch, read_parquet, write_parquet_at};
+use crate::lake::{Scratch, read_parquet};
 
 /// Keyed events on their way to per-session features.
 pub struct SessionBuckets {
     buckets: usize,
     /// One bucket: its rows, in memory.
     held: Vec<DataFrame>,
-    /// Several: each window's rows of bucket `b` in `bucket-<b>-<window>.parquet`.
-    scratch: Option<Scratch>,
-    windows: usize,
+    /// Several: bucket `b`'s rows appended, window after window, to `bucket-<b>.parquet`.
+    spill: Option<Spill>,
+}
+
+/// The open spill files of a day's buckets.
+struct Spill {
+    scratch: Scratch,
+    writers: Vec<Option<BatchedWriter<File>>>,
 }
 
 impl SessionBuckets {
     pub fn new(buckets: usize, scratch: Option<Scratch>) -> Self {
+        let buckets = buckets.max(1);
         Self {
-            buckets: buckets.max(1),
+            buckets,
             held: Vec::new(),
-            scratch,
-            windows: 0,
+            spill: scratch.filter(|_| buckets > 1).map(|scratch| Spill {
+                scratch,
+                writers: (0..buckets).map(|_| None).collect(),
+            }),
         }
     }
 
     /// One window of events (`session_key`, `service`, `ts`, `level`, `template_id`, in silver
     /// order); rows without a session key are dropped.
     pub fn add(&mut self, rows: DataFrame) -> Result<()> {
-        let keys = rows.column("session_key")?.str()?;
-        let keyed = keys.is_not_null();
+        let keyed = rows.column("session_key")?.str()?.is_not_null();
         let rows = rows.filter(&keyed)?;
-        let w = self.windows;
-        self.windows += 1;
-        let Some(scratch) = self.scratch.as_ref().filter(|_| self.buckets > 1) else {
+        let Some(spill) = self.spill.as_mut() else {
             self.held.push(rows);
             return Ok(());
         };
-        let keys = rows.column("session_key")?.str()?;
-        let bucket_of: Vec<usize> = keys
+        // Rows grouped by bucket (a counting sort, silver order kept within a bucket), then
+        // each bucket's run appended to its file as one row group.
+        let bucket_of: Vec<usize> = rows
+            .column("session_key")?
+            .str()?
             .iter()
             .map(|k| bucket(k.unwrap_or_default(), self.buckets))
             .collect();
+        let mut starts = vec![0usize; self.buckets + 1];
+        for &b in &bucket_of {
+            starts[b + 1] += 1;
+        }
         for b in 0..self.buckets {
-            let mask: BooleanChunked = bucket_of.iter().map(|&x| x == b).collect();
-            let mut part = rows.filter(&mask)?;
-            write_parquet_at(&mut part, &scratch.path(&bucket_file(b, w)), Some(1))?;
+            starts[b + 1] += starts[b];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0 as IdxSize; bucket_of.len()];
+        for (i, &b) in bucket_of.iter().enumerate() {
+            order[next[b]] = i as IdxSize;
+            next[b] += 1;
+        }
+        let grouped = rows.take(&IdxCa::from_vec("order".into(), order))?;
+        for b in 0..self.buckets {
+            let (from, to) = (starts[b], starts[b + 1]);
+            if from == to {
+                continue;
+            }
+            let writer = match &mut spill.writers[b] {
+                Some(w) => w,
+                slot => {
+                    let path = spill.scratch.path(&bucket_file(b));
+                    let file = File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    // LZ4: a spill file is read back once, minutes later; zstd spent more
+                    // time compressing and decompressing it than the disk saved.
+                    slot.insert(
+                        ParquetWriter::new(file)
+                            .with_compression(ParquetCompression::Lz4Raw)
+                            .batched(grouped.schema())?,
+                    )
+                }
+            };
+            writer.write_batch(&grouped.slice(from as i64, to - from))?;
         }
         Ok(())
     }
 
     /// Aggregate each bucket in turn, handing `each` its sessions and template counts.
-    pub fn finish(
-        mut self,
-        mut each: impl FnMut(DataFrame, DataFrame) -> Result<()>,
-    ) -> Result<()> {
-        let Some(scratch) = self.scratch.as_ref().filter(|_| self.buckets > 1) else {
-            let rows = stack(std::mem::take(&mut self.held))?;
+    pub fn finish(self, mut each: impl FnMut(DataFrame, DataFrame) -> Result<()>) -> Result<()> {
+        let Some(spill) = self.spill else {
+            let rows = stack(self.held)?;
             let (sessions, counts) = aggregate(&rows)?;
             return each(sessions, counts);
         };
-        for b in 0..self.buckets {
-            let parts = (0..self.windows)
-                .map(|w| read_parquet(&scratch.path(&bucket_file(b, w))))
-                .collect::<Result<Vec<_>>>()
+        for (b, writer) in spill.writers.into_iter().enumerate() {
+            let Some(writer) = writer else { continue };
+            writer.finish()?;
+            drop(writer);
+            let rows = read_parquet(&spill.scratch.path(&bucket_file(b)))
                 .context("reading back a spilled session bucket")?;
-            let rows = stack(parts)?;
             let (sessions, counts) = aggregate(&rows)?;
             each(sessions, counts)?;
         }
@@ -89,8 +127,8 @@ impl SessionBuckets {
     }
 }
 
-fn bucket_file(b: usize, w: usize) -> String {
-    format!("bucket-{b:05}-{w:05}.parquet")
+fn bucket_file(b: usize) -> String {
+    format!("bucket-{b:05}.parquet")
 }
 
 /// The bucket of a session key: a fixed hash, so a re-run puts every session where it was.
@@ -129,12 +167,40 @@ pub fn aggregate(rows: &DataFrame) -> Result<(DataFrame, DataFrame)> {
     let template: Vec<Option<&str>> = templates.iter().collect();
 
     // Sessions in key order; within one, events in time order (no time first), ties in
-    // silver order: a stable sort by time, then grouped by key.
-    let mut order: Vec<u32> = (0..rows.height() as u32).collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (a as usize, b as usize);
-        key[a].cmp(key[b]).then(ts[a].cmp(&ts[b]))
-    });
+    // silver order. Grouped by hashing first, so only the distinct keys are sorted as text
+    // and each session's few events by time (one sort of every event by key spent most of
+    // the aggregation comparing strings).
+    let mut first_of: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut group_of: Vec<u32> = Vec::with_capacity(key.len());
+    for &k in &key {
+        let next = first_of.len() as u32;
+        group_of.push(*first_of.entry(k).or_insert(next));
+    }
+    let mut sizes = vec![0u32; first_of.len() + 1];
+    for &g in &group_of {
+        sizes[g as usize + 1] += 1;
+    }
+    let mut keys_sorted: Vec<(&str, u32)> = first_of.into_iter().collect();
+    keys_sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Start of each group in key order.
+    let mut start_of = vec![0u32; sizes.len() - 1];
+    let mut at = 0u32;
+    for &(_, g) in &keys_sorted {
+        start_of[g as usize] = at;
+        at += sizes[g as usize + 1];
+    }
+    let mut order = vec![0u32; key.len()];
+    let mut fill = start_of.clone();
+    for (i, &g) in group_of.iter().enumerate() {
+        order[fill[g as usize] as usize] = i as u32;
+        fill[g as usize] += 1;
+    }
+    for &(_, g) in &keys_sorted {
+        let from = start_of[g as usize] as usize;
+        let to = from + sizes[g as usize + 1] as usize;
+        // Indices are in silver order here, so a stable sort by time keeps ties in it.
+        order[from..to].sort_by_key(|&i| ts[i as usize]);
+    }
 
     let mut out = SessionColumns::default();
     let mut counts = CountColumns::default();
