@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 
@@ -185,7 +185,7 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,loglake=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| crate::stages::progress::LogWriter)
+        .with_writer(|| crate::secrets::ScrubbingWriter(crate::stages::progress::LogWriter))
         .with_ansi(std::io::stderr().is_terminal());
     let _ = if json {
         builder.json().try_init()
@@ -209,6 +209,15 @@ fn batch_dates(g: &GlobalArgs) -> Result<Vec<NaiveDate>> {
 
 pub fn main() -> Result<Completion> {
     let cli = Cli::parse();
+    // Before anything can print: the passwords this process was given, by flag or
+    // environment, are scrubbed from every message and log line (the config file's are
+    // registered when it is read).
+    if let Some(url) = &cli.global.database_url {
+        crate::secrets::register_url(url);
+    }
+    if let Ok(url) = std::env::var("LOGLAKE__DATABASE__URL") {
+        crate::secrets::register_url(&url);
+    }
     init_logging(cli.global.json_logs());
     run(cli)
 }
@@ -299,7 +308,19 @@ pub fn run(cli: Cli) -> Result<Completion> {
     let skip = Completion::NothingToDo {
         exit_code: settings.run.skip_exit_code,
     };
-    let ctx = Context::open(settings, g.source.clone(), batch_dates(g)?, options)?;
+    let command = match &cli.command {
+        Command::Init => Stage::Init.name(),
+        Command::Bronze => Stage::Bronze.name(),
+        Command::Silver => Stage::Silver.name(),
+        Command::Gold => Stage::Gold.name(),
+        Command::Train => Stage::Train.name(),
+        Command::Detect => Stage::Detect.name(),
+        Command::Report => Stage::Report.name(),
+        Command::Run { .. } => "run",
+        Command::Generate { .. } | Command::ParseAccuracy { .. } => unreachable!("handled above"),
+    };
+    let ctx = Context::open(settings, g.source.clone(), batch_dates(g)?, options)
+        .with_context(|| format!("{command} could not start"))?;
     let one = |stage| stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do);
     let nothing_to_do = match &cli.command {
         Command::Init => one(Stage::Init),

@@ -243,6 +243,7 @@ impl Settings {
         let settings: Settings = merged.try_deserialize().context(
             "invalid configuration (see config/loglake.toml for every key and its default)",
         )?;
+        crate::secrets::register_url(&settings.database.url);
         // Every detector's section is checked now, before any stage writes anything.
         settings.detectors.check().context(
             "invalid configuration (see config/loglake.toml for every key and its default)",
@@ -279,41 +280,14 @@ impl Settings {
     }
 }
 
-/// Replace the password in a database URL with `***`, for logs and error messages.
+/// A database URL fit for logs and error messages (see [`crate::secrets`]).
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}://{}:***{}",
-            &url[..scheme_end],
-            &authority[..colon],
-            &rest[at..]
-        ),
-        _ => url.to_string(),
-    }
+    crate::secrets::redact_url(url)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords_only() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact_url("sqlite://lake/loglake.db"),
-            "sqlite://lake/loglake.db"
-        );
-    }
 
     #[test]
     fn shipped_config_matches_the_defaults() {

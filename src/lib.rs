@@ -25,4 +25,5 @@ pub mod incidents;
 pub mod lake;
 pub mod parse;
 pub mod records;
+pub mod secrets;
 pub mod stages;

@@ -17,7 +17,9 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line, the whole cause chain: cron mails and Airflow task logs show this, and
             // a reader should not need RUST_LOG to learn why a stage failed.
-            eprintln!("loglake: error: {err:#}");
+            // Scrubbed: a driver's error may quote the database URL it was given.
+            let line = format!("{err:#}");
+            eprintln!("loglake: error: {}", loglake::secrets::scrub(&line));
             ExitCode::FAILURE
         }
     }

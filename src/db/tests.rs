@@ -52,3 +52,37 @@ fn sqlite_file_is_created_and_anomalies_are_replaced_per_batch() {
     );
     db.close();
 }
+
+/// A row left `running` by a process that no longer exists is closed as failed; the rows of
+/// live processes and of the current run are left alone.
+#[test]
+fn rows_of_dead_processes_are_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", tmp.path().join("runs.db").display());
+    let db = Database::connect(&url, Path::new("unused"), 1).unwrap();
+    db.migrate().unwrap();
+    let start = |run_id: &str| {
+        db.start_run(&RunStart {
+            run_id,
+            stage: "05-detect",
+            source: "s",
+            batch_dates: "2026-11-20",
+            started_at: Utc::now(),
+        })
+        .unwrap()
+    };
+    // No process has a pid above the kernel's limit (4,194,304 at most).
+    let dead = start("20261120T000000.000Z-4294967295");
+    let live = start(&format!("20261120T000000.000Z-{}", std::process::id()));
+    let current = start("20261120T000001.000Z-1");
+    let closed = db.close_dead_runs("s", "20261120T000001.000Z-1").unwrap();
+    assert_eq!(closed, 1);
+    let status = |id: i64| {
+        db.query_i64(&format!(
+            "SELECT COUNT(*) FROM pipeline_runs WHERE id = {id} AND status = 'running'"
+        ))
+        .unwrap()
+    };
+    assert_eq!((status(dead), status(live), status(current)), (0, 1, 1));
+    db.close();
+}

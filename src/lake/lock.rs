@@ -21,6 +21,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,19 @@ impl Holder {
             .map(|h| h.trim().to_string())
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "unknown-host".into());
-        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        // Never the database password: a URL given by flag is recorded redacted, and any
+        // registered secret is scrubbed from the rest (`--database-url=…`, a password in a
+        // query parameter). The record is for the operator's "who holds the lake" question.
+        let command = std::env::args()
+            .map(|arg| {
+                if arg.contains("://") && !arg.starts_with('-') {
+                    crate::secrets::redact_url(&arg)
+                } else {
+                    crate::secrets::scrub(&arg).into_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
         Self {
             pid: std::process::id(),
             host,
@@ -66,9 +79,13 @@ impl Holder {
     }
 
     fn describe(&self) -> String {
+        // Scrubbed again: a record written by an older loglake may hold a password.
         format!(
             "pid {} on {} since {} (`{}`)",
-            self.pid, self.host, self.since, self.command
+            self.pid,
+            self.host,
+            self.since,
+            crate::secrets::scrub(&self.command)
         )
     }
 }
@@ -90,13 +107,17 @@ impl LakeLock {
         fs::create_dir_all(root)
             .with_context(|| format!("creating the lake folder {}", root.display()))?;
         let path = root.join("_lock");
+        // Owner-only (0600): the record names the holder's command line; a lock file an
+        // older loglake created world-readable is tightened too.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .with_context(|| format!("opening the lake lock {}", path.display()))?;
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
         let started = Instant::now();
         let mut announced = false;
         loop {

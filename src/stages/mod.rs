@@ -218,6 +218,14 @@ impl Context {
                 "the previous writer of this lake did not exit cleanly; the system released its lock, its unfinished work was discarded (committed partitions are intact) and its running stages marked failed"
             );
         }
+        // Before 00-init the runs table may not exist yet: nothing to close then.
+        let closed = db.close_dead_runs(&source, &run_id).unwrap_or(0);
+        if closed > 0 {
+            tracing::warn!(
+                rows = closed,
+                "closed pipeline_runs rows left 'running' by processes that no longer exist"
+            );
+        }
         Ok(Self {
             settings,
             resolved,
@@ -286,9 +294,18 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
             Stage::Detect => detect::run(ctx),
             Stage::Report => report::run(ctx),
         };
-        ctx.db
-            .finish_run(id, started, &RunOutcome::record(&result))?;
-        result
+        match ctx.db.finish_run(id, started, &RunOutcome::record(&result)) {
+            Ok(()) => result,
+            // The stage's own error comes first; the next run closes the row left open.
+            Err(db) => Err(match result {
+                Err(e) => e.context(format!(
+                    "(its pipeline_runs row could not be closed either: {db:#})"
+                )),
+                Ok(_) => db.context(
+                    "the stage's work is committed, but its pipeline_runs row could not be closed (the next run closes it)",
+                ),
+            }),
+        }
     };
     ctx.progress.finish();
     let seconds = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
