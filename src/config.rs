@@ -69,6 +69,10 @@ pub struct LakeSettings {
     pub path: PathBuf,
     /// Rows per bronze row group: bounds bronze's memory whatever the file size.
     pub bronze_batch_rows: usize,
+    /// A plain file's last line without a newline is left for a later run while the file
+    /// changed less than this many seconds ago (it is probably still being written); an
+    /// older file's unfinished last line is taken as its last line.
+    pub unfinished_line_wait_seconds: u64,
 }
 
 impl Default for LakeSettings {
@@ -76,6 +80,7 @@ impl Default for LakeSettings {
         Self {
             path: PathBuf::from("lake"),
             bronze_batch_rows: 65_536,
+            unfinished_line_wait_seconds: 300,
         }
     }
 }

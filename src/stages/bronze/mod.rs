@@ -1,0 +1,299 @@
+//! `01-bronze`: raw files (plain or gzip; a file or a folder) → `bronze/lines`, lossless.
+//!
+//! Each input file becomes one Parquet part, `part-<sha256 prefix>.parquet`, in the partition
+//! of the batch date. A row is one line exactly as it was (a trailing `\r` included), with its
+//! provenance: file path, byte offset and line number (in the decompressed stream for gzip),
+//! ingest time and the file's SHA-256. Lines that are not valid UTF-8 keep their exact bytes in
+//! `raw` (and a lossy `line`), so nothing is lost before silver decides what to do with them.
+//!
+//! Files are ingested in segments ([`segments`]): a file that grew since the last run is
+//! ingested from where bronze stopped, a rotated or re-delivered file whose content is in
+//! bronze already is skipped whatever its name (compressed or not), and a truncated or
+//! rewritten file is ingested again from its start with a warning. Each line lands once,
+//! whatever the schedule.
+
+mod segments;
+mod writer;
+
+pub use writer::schema;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::Context;
+use crate::lake::{Lake, Layer, tables};
+use crate::stages::RunOutcome;
+use segments::{Ingested, Plan};
+
+/// The input files: files as given, folders walked recursively (hidden entries skipped),
+/// sorted so that ingestion order is stable.
+pub fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.is_file() {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            walk(input, &mut files)?;
+        } else if input.is_file() {
+            files.push(input.clone());
+        } else {
+            bail!("input {} does not exist", input.display());
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+pub fn run(ctx: &Context) -> Result<RunOutcome> {
+    let [date] = ctx.dates[..] else {
+        bail!("01-bronze ingests into one batch date: give --date, not a range");
+    };
+    if ctx.options.inputs.is_empty() {
+        bail!("01-bronze needs --input <file or folder>");
+    }
+    let files = list_inputs(&ctx.options.inputs)?;
+    if files.is_empty() {
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "no files under {:?} (no logs arrived for {date}?)",
+            ctx.options.inputs
+        )));
+    }
+    let mut known = ingested_of(ctx)?;
+    let total = files.len() as u64;
+    let (mut ingested, mut skipped, mut unreadable, mut lines) = (0usize, 0usize, 0usize, 0u64);
+    for (i, file) in files.iter().enumerate() {
+        ctx.progress
+            .step(format!("file {}/{total}: {}", i + 1, file.display()));
+        let wait = std::time::Duration::from_secs(ctx.settings.lake.unfinished_line_wait_seconds);
+        let plan = match segments::plan(file, &known, wait) {
+            Ok(plan) => plan,
+            Err(e) => {
+                // One unreadable file does not stop the others; it is counted and named.
+                tracing::warn!(file = %file.display(), error = %format!("{e:#}"), "input not readable; skipped (fix its permissions and run 01-bronze again: nothing of it was ingested)");
+                unreadable += 1;
+                continue;
+            }
+        };
+        let (segment, until_error) = match plan {
+            Plan::Skip { why } => {
+                tracing::info!(file = %file.display(), "{why}; skipped");
+                skipped += 1;
+                continue;
+            }
+            Plan::Ingest {
+                segment,
+                rewritten,
+                until_error,
+                held_back,
+            } => {
+                if rewritten {
+                    tracing::warn!(file = %file.display(), "this file was ingested before with other content (truncated or rewritten?): ingesting it again from its start");
+                }
+                if held_back {
+                    tracing::info!(file = %file.display(), "its last line has no newline yet (still being written?): left for a later run");
+                }
+                (segment, until_error)
+            }
+        };
+        let mut n = 0;
+        ctx.lake.commit_part_file(
+            Layer::Bronze,
+            tables::LINES,
+            &ctx.source,
+            date,
+            &format!("part-{}.parquet", &segment.prefix_sha[..32]),
+            |staged| {
+                n = writer::write_segment(
+                    file,
+                    staged,
+                    &segment,
+                    until_error,
+                    ctx.settings.lake.bronze_batch_rows,
+                )?;
+                Ok(())
+            },
+        )?;
+        tracing::info!(file = %file.display(), lines = n, from_line = segment.start_line + 1, "ingested");
+        known
+            .part_names
+            .insert(segment.prefix_sha[..32].to_string());
+        known.segments.push(segment);
+        ingested += 1;
+        lines += n;
+    }
+    if unreadable > 0 && ingested == 0 && skipped == 0 {
+        bail!(
+            "none of the {unreadable} input file(s) could be read (see the warnings above): check their permissions"
+        );
+    }
+    if ingested == 0 {
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "nothing new: {skipped} file(s) already in bronze{}",
+            unreadable_note(unreadable)
+        )));
+    }
+    Ok(RunOutcome {
+        rows_in: lines,
+        rows_out: lines,
+        rows_quarantined: 0,
+        message: format!(
+            "{ingested} file(s) or new parts of files ingested ({lines} lines), {skipped} already in bronze, into {date}{}",
+            unreadable_note(unreadable)
+        ),
+        ..Default::default()
+    })
+}
+
+fn unreadable_note(unreadable: usize) -> String {
+    if unreadable == 0 {
+        String::new()
+    } else {
+        format!("; {unreadable} file(s) could not be read and were skipped (see the warnings)")
+    }
+}
+
+/// What bronze holds of this source: each part's segment (from its footer) and its name.
+fn ingested_of(ctx: &Context) -> Result<Ingested> {
+    let mut known = Ingested::default();
+    for d in ctx
+        .lake
+        .partition_dates(Layer::Bronze, tables::LINES, &ctx.source)?
+    {
+        for part in ctx
+            .lake
+            .part_files(Layer::Bronze, tables::LINES, &ctx.source, d)?
+        {
+            if let Some(stem) = part
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.strip_prefix("part-"))
+            {
+                known.part_names.insert(stem.to_string());
+            }
+            if let Some(text) = Lake::footer_value(&part, segments::SEGMENT_KEY)? {
+                known
+                    .segments
+                    .push(serde_json::from_str(&text).map_err(|e| {
+                        anyhow::anyhow!(
+                            "the segment record of {} is unreadable: {e}",
+                            part.display()
+                        )
+                    })?);
+            }
+        }
+    }
+    Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A whole new file through planning and writing, as one segment; its line count.
+    fn write_bronze_file(input: &Path, out: &Path, batch_rows: usize) -> Result<u64> {
+        let Plan::Ingest {
+            segment,
+            until_error,
+            ..
+        } = segments::plan(input, &Ingested::default(), std::time::Duration::ZERO)?
+        else {
+            panic!("a new file is ingested");
+        };
+        writer::write_segment(input, out, &segment, until_error, batch_rows)
+    }
+
+    #[test]
+    fn keeps_lines_verbatim_with_provenance() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.log");
+        std::fs::write(&input, b"first\r\nsecond \xff bytes\n\nlast no newline").unwrap();
+        let out = dir.path().join("a.parquet");
+        let n = write_bronze_file(&input, &out, 2).unwrap();
+        assert_eq!(n, 4);
+        let df = crate::lake::read_parquet(&out).unwrap();
+        let lines: Vec<_> = df
+            .column("line")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            vec!["first\r", "second \u{fffd} bytes", "", "last no newline"]
+        );
+        let raw = df.column("raw").unwrap().binary().unwrap();
+        assert_eq!(raw.get(1), Some(&b"second \xff bytes"[..]));
+        assert_eq!(raw.get(0), None);
+        let offsets: Vec<_> = df
+            .column("byte_offset")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .no_null_iter()
+            .collect();
+        assert_eq!(offsets, vec![0, 7, 22, 23]);
+    }
+
+    #[test]
+    fn reads_gzip_and_reports_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("a.log.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for i in 0..1000 {
+            writeln!(enc, "line {i}").unwrap();
+        }
+        let bytes = enc.finish().unwrap();
+        std::fs::write(&gz, &bytes).unwrap();
+        let n = write_bronze_file(&gz, &dir.path().join("a.parquet"), 100).unwrap();
+        assert_eq!(n, 1000);
+
+        // A truncated file: the lines before the cut are kept, and one last row carries
+        // what was read of the broken line with the reason.
+        let cut = dir.path().join("cut.log.gz");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let out = dir.path().join("b.parquet");
+        let n = write_bronze_file(&cut, &out, 100).unwrap();
+        assert!(n > 10 && n < 1000, "{n}");
+        use polars::prelude::{ParquetReader, SerReader};
+        let df = ParquetReader::new(std::fs::File::open(&out).unwrap())
+            .finish()
+            .unwrap();
+        assert_eq!(df.height() as u64, n);
+        let errors = df.column("read_error").unwrap().str().unwrap();
+        assert_eq!(errors.null_count(), df.height() - 1);
+        assert!(
+            errors
+                .get(df.height() - 1)
+                .unwrap()
+                .contains("truncated or corrupt")
+        );
+        let lines = df.column("line").unwrap().str().unwrap();
+        assert_eq!(lines.get(0), Some("line 0"));
+        assert_eq!(
+            lines.get(df.height() - 2),
+            Some(format!("line {}", n - 2).as_str())
+        );
+    }
+}

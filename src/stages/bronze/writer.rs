@@ -1,0 +1,223 @@
+//! Writing one segment of a file — the lines from where bronze stopped last time to the last
+//! complete line — as one Parquet part.
+//!
+//! arrow-rs writes bronze, not Polars: lines stream from the file into fixed-size record
+//! batches, so memory stays bounded by the batch size however large the file is.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use super::segments::{SEGMENT_KEY, Segment};
+
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("line", DataType::Utf8, false),
+        Field::new("raw", DataType::Binary, true),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("byte_offset", DataType::UInt64, false),
+        Field::new("line_no", DataType::UInt64, false),
+        Field::new(
+            "ingest_time",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("file_sha256", DataType::Utf8, false),
+        // Why the rest of the file could not be read (a truncated or corrupt .gz): set on
+        // one last row holding whatever was read of its line, which silver quarantines
+        // with this reason. Null on every other row.
+        Field::new("read_error", DataType::Utf8, true),
+    ]))
+}
+
+/// The file's lines as a stream (decompressed when it is gzip), and whether it was compressed.
+pub fn open_lines(path: &Path) -> Result<(Box<dyn BufRead>, bool)> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut magic = [0u8; 2];
+    let n = file.read(&mut magic)?;
+    let file = File::open(path)?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok((
+            Box::new(BufReader::with_capacity(
+                1 << 20,
+                flate2::read::MultiGzDecoder::new(file),
+            )),
+            true,
+        ))
+    } else {
+        Ok((Box::new(BufReader::with_capacity(1 << 20, file)), false))
+    }
+}
+
+struct BatchBuilder {
+    line: StringBuilder,
+    raw: BinaryBuilder,
+    byte_offset: UInt64Builder,
+    line_no: UInt64Builder,
+    read_error: StringBuilder,
+    rows: usize,
+}
+
+impl BatchBuilder {
+    fn new() -> Self {
+        Self {
+            line: StringBuilder::new(),
+            raw: BinaryBuilder::new(),
+            byte_offset: UInt64Builder::new(),
+            line_no: UInt64Builder::new(),
+            read_error: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], offset: u64, line_no: u64, read_error: Option<&str>) {
+        self.read_error.append_option(read_error);
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                self.line.append_value(s);
+                self.raw.append_null();
+            }
+            Err(_) => {
+                self.line.append_value(String::from_utf8_lossy(bytes));
+                self.raw.append_value(bytes);
+            }
+        }
+        self.byte_offset.append_value(offset);
+        self.line_no.append_value(line_no);
+        self.rows += 1;
+    }
+
+    fn finish(
+        &mut self,
+        schema: &SchemaRef,
+        file: &str,
+        ingest_ms: i64,
+        sha: &str,
+    ) -> Result<RecordBatch> {
+        let n = self.rows;
+        self.rows = 0;
+        let mut files = StringBuilder::with_capacity(n, n * file.len());
+        let mut shas = StringBuilder::with_capacity(n, n * sha.len());
+        let mut ingest = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+        for _ in 0..n {
+            files.append_value(file);
+            shas.append_value(sha);
+            ingest.append_value(ingest_ms);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.line.finish()),
+            Arc::new(self.raw.finish()),
+            Arc::new(files.finish()),
+            Arc::new(self.byte_offset.finish()),
+            Arc::new(self.line_no.finish()),
+            Arc::new(ingest.finish()),
+            Arc::new(shas.finish()),
+            Arc::new(self.read_error.finish()),
+        ];
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+}
+
+/// Stream the lines of `segment` — bytes `start..end` of its file's (decompressed) stream,
+/// as [`super::segments::probe`] measured them — into a Parquet file at `out`, with the segment
+/// in the footer. Reading stops at `end` even if the file has grown since it was probed: what
+/// lies beyond is the next run's segment.
+///
+/// With `until_error` (the probe met a read error, a truncated `.gz`), reading goes on to
+/// that error instead, so that what was read of the broken line is kept with its reason.
+pub fn write_segment(
+    input: &Path,
+    out: &Path,
+    segment: &Segment,
+    until_error: bool,
+    batch_rows: usize,
+) -> Result<u64> {
+    let schema = schema();
+    // Line numbers and byte offsets climb steadily: delta-encoded they take a few bits a row
+    // (plain, zstd found little to squeeze out of them: 6.4 of bronze's 21 MB on a million
+    // HDFS lines).
+    let climbing = |name: &str| parquet::schema::types::ColumnPath::from(name);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(batch_rows.max(1024)))
+        .set_column_dictionary_enabled(climbing("line_no"), false)
+        .set_column_encoding(climbing("line_no"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(climbing("byte_offset"), false)
+        .set_column_encoding(climbing("byte_offset"), Encoding::DELTA_BINARY_PACKED)
+        .build();
+    let mut writer = ArrowWriter::try_new(File::create(out)?, schema.clone(), Some(props))?;
+    let (mut stream, _) = open_lines(input)?;
+    std::io::copy(&mut (&mut stream).take(segment.start), &mut std::io::sink())
+        .with_context(|| format!("skipping the part of {} ingested before", input.display()))?;
+    let limit = if until_error {
+        u64::MAX
+    } else {
+        segment.end - segment.start
+    };
+    let mut reader = stream.take(limit);
+    let file_name = input.to_string_lossy().to_string();
+    let ingest_ms = Utc::now().timestamp_millis();
+    let sha = segment.prefix_sha.as_str();
+    let mut batch = BatchBuilder::new();
+    let mut buf = Vec::with_capacity(1024);
+    let (mut offset, mut line_no) = (segment.start, segment.start_line);
+    loop {
+        buf.clear();
+        let n = match reader.read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // Keep every line read so far; what was read of the broken line goes to one
+                // last row carrying the reason, which silver quarantines.
+                let reason = format!(
+                    "{} unreadable after line {line_no} (truncated or corrupt file?): {e}",
+                    input.display()
+                );
+                tracing::warn!(file = %input.display(), after_line = line_no, error = %e, "input cut short; the lines before it are ingested and the rest is quarantined");
+                line_no += 1;
+                batch.push(&buf, offset, line_no, Some(&reason));
+                break;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        batch.push(body, offset, line_no, None);
+        offset += n as u64;
+        if batch.rows >= batch_rows {
+            writer.write(&batch.finish(&schema, &file_name, ingest_ms, sha)?)?;
+        }
+    }
+    if batch.rows > 0 || line_no == segment.start_line {
+        writer.write(&batch.finish(&schema, &file_name, ingest_ms, sha)?)?;
+    }
+    let lines = line_no - segment.start_line;
+    let mut written = segment.clone();
+    written.end = offset;
+    written.end_line = line_no;
+    writer.append_key_value_metadata(KeyValue::new(
+        SEGMENT_KEY.to_string(),
+        serde_json::to_string(&written)?,
+    ));
+    writer.close()?;
+    Ok(lines)
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,184 @@
+//! A log that grows, is rotated, compressed or rewritten between runs: bronze holds each line
+//! exactly once, whatever the schedule.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use loglake::lake::{Lake, Layer, tables};
+use polars::prelude::*;
+
+const DATE: &str = "2026-11-21";
+
+fn line(n: usize) -> String {
+    format!(
+        "2026-11-21 10:{:02}:{:02} INFO api: request {n} served in {} ms\n",
+        (n / 60) % 60,
+        n % 60,
+        n % 97
+    )
+}
+
+fn append(path: &Path, from: usize, to: usize) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for n in from..to {
+        f.write_all(line(n).as_bytes()).unwrap();
+    }
+}
+
+/// Run 01-bronze on `input`; returns whether it ingested something.
+fn ingest(lake: &Path, input: &Path) -> bool {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake.to_str().unwrap(), "--source", "app"])
+        .args(["--date", DATE, "--skip-exit-code", "99", "01-bronze"])
+        .args(["--input", input.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap();
+    assert!(
+        code == 0 || code == 99,
+        "01-bronze failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    code == 0
+}
+
+/// Bronze's (file, line_no, line) rows, sorted.
+fn rows(lake: &Path) -> DataFrame {
+    let d = NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap();
+    Lake::new(lake)
+        .scan(Layer::Bronze, tables::LINES, "app", &[d])
+        .unwrap()
+        .unwrap()
+        .select([col("file"), col("line_no"), col("byte_offset"), col("line")])
+        .sort(["file", "line_no"], Default::default())
+        .collect()
+        .unwrap()
+}
+
+fn lines_of(df: &DataFrame) -> Vec<String> {
+    df.column("line")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|l| l.unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn each_line_lands_once_through_growth_rotation_and_rewrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("app.log");
+    common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
+
+    // First run, then the file grows: only the new lines are added, numbered on.
+    append(&log, 0, 1_000);
+    assert!(ingest(&lake, &logs));
+    append(&log, 1_000, 1_500);
+    assert!(ingest(&lake, &logs));
+    let df = rows(&lake);
+    assert_eq!(df.height(), 1_500);
+    let numbers: Vec<u64> = df
+        .column("line_no")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(numbers, (1..=1_500).collect::<Vec<u64>>());
+    let size_1000 = (0..1_000).map(|n| line(n).len() as u64).sum::<u64>();
+    let offset_1001 = df
+        .column("byte_offset")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .get(1_000)
+        .unwrap();
+    assert_eq!(offset_1001, size_1000);
+
+    // Nothing new: a re-run adds nothing.
+    assert!(!ingest(&lake, &logs));
+
+    // A line still being written waits; once finished it lands whole.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"2026-11-21 11:00:00 INFO api: half a li")
+        .unwrap();
+    drop(f);
+    assert!(!ingest(&lake, &logs));
+    assert_eq!(rows(&lake).height(), 1_500);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"ne, now finished\n").unwrap();
+    drop(f);
+    append(&log, 1_500, 1_502);
+    assert!(ingest(&lake, &logs));
+    let all = lines_of(&rows(&lake));
+    assert_eq!(all.len(), 1_503);
+    assert!(all.contains(&"2026-11-21 11:00:00 INFO api: half a line, now finished".to_string()));
+
+    // Rotation: renamed and compressed, a new file started. Only the new file's lines land.
+    let rotated = logs.join("app.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    let gz = logs.join("app.log.1.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&std::fs::read(&rotated).unwrap()).unwrap();
+    enc.finish().unwrap();
+    std::fs::remove_file(&rotated).unwrap();
+    append(&log, 5_000, 5_100);
+    assert!(ingest(&lake, &logs));
+    assert_eq!(rows(&lake).height(), 1_603);
+
+    // The rotated file had grown before it was compressed: its tail lands, numbered on.
+    let mut content = Vec::new();
+    {
+        use std::io::Read;
+        flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap())
+            .read_to_end(&mut content)
+            .unwrap();
+    }
+    for n in 1_502..1_510 {
+        content.extend_from_slice(line(n).as_bytes());
+    }
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&content).unwrap();
+    enc.finish().unwrap();
+    assert!(ingest(&lake, &logs));
+    let df = rows(&lake);
+    assert_eq!(df.height(), 1_611);
+    let from_gz = df
+        .clone()
+        .lazy()
+        .filter(col("file").str().ends_with(lit(".gz")))
+        .collect()
+        .unwrap();
+    let gz_numbers: Vec<u64> = from_gz
+        .column("line_no")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(gz_numbers, (1_504..=1_511).collect::<Vec<u64>>());
+
+    // Truncated and rewritten: ingested again from its start.
+    std::fs::remove_file(&log).unwrap();
+    append(&log, 9_000, 9_010);
+    assert!(ingest(&lake, &logs));
+    assert_eq!(rows(&lake).height(), 1_621);
+    assert!(!ingest(&lake, &logs));
+}
