@@ -42,13 +42,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value = "default")]
     pub source: String,
     /// Batch date (YYYY-MM-DD), e.g. Airflow's {{ ds }} [default: today, UTC].
-    #[arg(long, global = true, value_name = "DATE", conflicts_with_all = ["from_date", "to_date"])]
+    #[arg(long, global = true, value_name = "DATE", value_parser = parse_date, conflicts_with_all = ["from_date", "to_date"])]
     pub date: Option<NaiveDate>,
     /// First batch date of a range (backfills), inclusive.
-    #[arg(long, global = true, value_name = "DATE", requires = "to_date")]
+    #[arg(long, global = true, value_name = "DATE", value_parser = parse_date, requires = "to_date")]
     pub from_date: Option<NaiveDate>,
     /// Last batch date of a range, inclusive.
-    #[arg(long, global = true, value_name = "DATE", requires = "from_date")]
+    #[arg(long, global = true, value_name = "DATE", value_parser = parse_date, requires = "from_date")]
     pub to_date: Option<NaiveDate>,
     /// Raw file or folder to ingest (01-bronze, run); repeatable.
     #[arg(long, global = true, value_name = "PATH")]
@@ -192,6 +192,23 @@ fn init_logging(json: bool) {
     } else {
         builder.try_init()
     };
+}
+
+/// A batch date as YYYY-MM-DD, with a message that says what was expected (chrono's own are
+/// "trailing input" and "input is out of range").
+fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shaped {
+        return Err(format!(
+            "expected a date as YYYY-MM-DD (e.g. 2026-11-20, Airflow's {{{{ ds }}}}), got {text:?}"
+        ));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("{text} is not a calendar date (no such day in that month)"))
 }
 
 fn batch_dates(g: &GlobalArgs) -> Result<Vec<NaiveDate>> {

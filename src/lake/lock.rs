@@ -30,12 +30,26 @@ use serde::{Deserialize, Serialize};
 
 /// What to do when another process holds the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum OnLocked {
     /// Wait for the holder to finish (up to a timeout).
     Wait,
     /// Fail at once with a message naming the holder.
     Fail,
+}
+
+impl TryFrom<String> for OnLocked {
+    type Error = String;
+
+    fn try_from(text: String) -> std::result::Result<Self, String> {
+        match text.as_str() {
+            "wait" => Ok(Self::Wait),
+            "fail" => Ok(Self::Fail),
+            _ => Err(format!(
+                "on_locked must be \"wait\" or \"fail\", not {text:?}"
+            )),
+        }
+    }
 }
 
 /// Who holds the lock, as written into the lock file.
@@ -104,6 +118,12 @@ pub struct LakeLock {
 impl LakeLock {
     /// Take the writer lock of the lake at `root`, creating `root` if needed.
     pub fn acquire(root: &Path, on_locked: OnLocked, timeout: Duration) -> Result<Self> {
+        if root.exists() && !root.is_dir() {
+            bail!(
+                "the lake path {} is a file, not a folder: give --lake (or [lake] path) a folder, new or existing",
+                root.display()
+            );
+        }
         fs::create_dir_all(root)
             .with_context(|| format!("creating the lake folder {}", root.display()))?;
         let path = root.join("_lock");

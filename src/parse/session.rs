@@ -35,8 +35,12 @@ impl SessionKey {
             return Ok(Some(SessionKey::Field(field.to_string())));
         }
         let regex = regex::Regex::new(setting).map_err(|e| {
+            // The regex crate draws the pattern with a caret over several lines; an error
+            // here is one line (cron mail, Airflow log), so only its last line is kept.
+            let why = e.to_string();
+            let why = why.lines().last().unwrap_or_default().trim_start_matches("error: ");
             anyhow::anyhow!(
-                "invalid session key regex {setting:?}: {e} (give a regex such as 'blk_-?\\d+' or 'req=(\\S+)', or field:NAME)"
+                "invalid session key regex {setting:?}: {why} (give a regex such as 'blk_-?\\d+' or 'req=(\\S+)', or field:NAME)"
             )
         })?;
         let group = if regex.captures_len() > 1 { 1 } else { 0 };
