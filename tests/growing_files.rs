@@ -182,3 +182,57 @@ fn each_line_lands_once_through_growth_rotation_and_rewrite() {
     assert_eq!(rows(&lake).height(), 1_621);
     assert!(!ingest(&lake, &logs));
 }
+
+/// Folders are walked with links followed: a link loop and a dangling link are reported and
+/// skipped, zstd input is read like gzip, and bzip2/xz are refused by their first bytes —
+/// each counted, the rest ingested.
+#[test]
+fn odd_inputs_are_read_or_reported_never_dropped_silently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(logs.join("sub")).unwrap();
+    append(&logs.join("plain.log"), 0, 10);
+    let mut zst = Vec::new();
+    for n in 10..30 {
+        zst.extend_from_slice(line(n).as_bytes());
+    }
+    std::fs::write(
+        logs.join("rotated.log.zst"),
+        zstd::encode_all(&zst[..], 3).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(logs.join("old.log.bz2"), b"BZh91AY&SY fake bzip2").unwrap();
+    std::fs::write(logs.join("old.log.xz"), b"\xfd7zXZ\x00 fake xz").unwrap();
+    std::os::unix::fs::symlink(&logs, logs.join("sub").join("loop")).unwrap();
+    std::os::unix::fs::symlink(logs.join("gone.log"), logs.join("dangling.log")).unwrap();
+    common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake.to_str().unwrap(), "--source", "app"])
+        .args([
+            "--date",
+            DATE,
+            "01-bronze",
+            "--input",
+            logs.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(rows(&lake).height(), 30, "plain and zstd lines: {stdout}");
+    assert!(
+        stdout.contains("4 file(s) or folder entries could not be read"),
+        "{stdout}"
+    );
+    for expected in [
+        "bzip2-compressed",
+        "xz-compressed",
+        "symbolic link loop",
+        "dangling symbolic link",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+}

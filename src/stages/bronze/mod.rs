@@ -17,50 +17,61 @@ mod writer;
 
 pub use writer::schema;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 
 use super::Context;
 use crate::lake::{Lake, Layer, tables};
 use crate::stages::RunOutcome;
 use segments::{Ingested, Plan};
 
-/// The input files: files as given, folders walked recursively (hidden entries skipped),
-/// sorted so that ingestion order is stable.
-pub fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in
-            std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
-                continue;
-            }
-            if path.is_dir() {
-                walk(&path, out)?;
-            } else if path.is_file() {
-                out.push(path);
-            }
-        }
-        Ok(())
-    }
+/// The input files: files as given, folders walked recursively (hidden entries skipped,
+/// symbolic links followed), sorted so that ingestion order is stable; and the entries that
+/// could not be followed (a link loop, a dangling link, an unreadable folder) with why.
+pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>)> {
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     for input in inputs {
-        if input.is_dir() {
-            walk(input, &mut files)?;
-        } else if input.is_file() {
-            files.push(input.clone());
-        } else {
-            bail!("input {} does not exist", input.display());
+        if !input.exists() {
+            bail!(
+                "input {} does not exist (no logs arrived yet, or a typo in --input?)",
+                input.display()
+            );
+        }
+        let walk = walkdir::WalkDir::new(input)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        for entry in walk {
+            match entry {
+                Ok(e) if e.file_type().is_file() => files.push(e.into_path()),
+                Ok(_) => {}
+                Err(e) => {
+                    let at = e
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| input.display().to_string());
+                    let why = if e.loop_ancestor().is_some() {
+                        "a symbolic link loop".to_string()
+                    } else {
+                        match e.io_error() {
+                            Some(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                                "a dangling symbolic link".to_string()
+                            }
+                            Some(io) => io.to_string(),
+                            None => e.to_string(),
+                        }
+                    };
+                    skipped.push(format!("{at}: {why}"));
+                }
+            }
         }
     }
     files.sort();
     files.dedup();
-    Ok(files)
+    Ok((files, skipped))
 }
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
@@ -70,7 +81,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     if ctx.options.inputs.is_empty() {
         bail!("01-bronze needs --input <file or folder>");
     }
-    let files = list_inputs(&ctx.options.inputs)?;
+    let (files, not_followed) = list_inputs(&ctx.options.inputs)?;
+    for entry in &not_followed {
+        tracing::warn!(entry = %entry, "input entry skipped");
+    }
+    let unfollowed = not_followed.len();
     if files.is_empty() {
         return Ok(RunOutcome::nothing_to_do(format!(
             "no files under {:?} (no logs arrived for {date}?)",
@@ -140,6 +155,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         ingested += 1;
         lines += n;
     }
+    let unreadable = unreadable + unfollowed;
     if unreadable > 0 && ingested == 0 && skipped == 0 {
         bail!(
             "none of the {unreadable} input file(s) could be read (see the warnings above): check their permissions"
@@ -167,7 +183,9 @@ fn unreadable_note(unreadable: usize) -> String {
     if unreadable == 0 {
         String::new()
     } else {
-        format!("; {unreadable} file(s) could not be read and were skipped (see the warnings)")
+        format!(
+            "; {unreadable} file(s) or folder entries could not be read and were skipped (see the warnings)"
+        )
     }
 }
 
@@ -208,6 +226,7 @@ fn ingested_of(ctx: &Context) -> Result<Ingested> {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::path::Path;
 
     /// A whole new file through planning and writing, as one segment; its line count.
     fn write_bronze_file(input: &Path, out: &Path, batch_rows: usize) -> Result<u64> {

@@ -43,13 +43,28 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// The file's lines as a stream (decompressed when it is gzip), and whether it was compressed.
+/// The file's lines as a stream (decompressed when it is gzip or zstd, recognised by their
+/// first bytes, whatever the name), and whether it was compressed. bzip2 and xz are refused
+/// with what to do, rather than ingested as binary lines.
 pub fn open_lines(path: &Path) -> Result<(Box<dyn BufRead>, bool)> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic)?;
+    let mut magic = [0u8; 6];
+    let mut n = 0;
+    while n < magic.len() {
+        match file.read(&mut magic[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let magic = &magic[..n];
     let file = File::open(path)?;
-    if n == 2 && magic == [0x1f, 0x8b] {
+    let refuse = |kind: &str, tool: &str| {
+        anyhow::bail!(
+            "{} is {kind}-compressed, which 01-bronze does not read: decompress it ({tool} -d) or recompress it with gzip or zstd",
+            path.display()
+        )
+    };
+    if magic.starts_with(&[0x1f, 0x8b]) {
         Ok((
             Box::new(BufReader::with_capacity(
                 1 << 20,
@@ -57,6 +72,14 @@ pub fn open_lines(path: &Path) -> Result<(Box<dyn BufRead>, bool)> {
             )),
             true,
         ))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let decoder = zstd::stream::read::Decoder::new(file)
+            .with_context(|| format!("opening the zstd stream of {}", path.display()))?;
+        Ok((Box::new(BufReader::with_capacity(1 << 20, decoder)), true))
+    } else if magic.starts_with(b"BZh") {
+        refuse("bzip2", "bunzip2")
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        refuse("xz", "xz")
     } else {
         Ok((Box::new(BufReader::with_capacity(1 << 20, file)), false))
     }
