@@ -82,3 +82,31 @@ fn bad_settings_fail_early_saying_what_to_do() {
     // None of them wrote anything: no lake folder was made.
     assert!(!dir.join("lake").exists(), "a refused run created the lake");
 }
+
+/// Events timed decades from the batch date are counted and warned about, and kept.
+#[test]
+fn far_off_timestamps_are_counted_and_warned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut log = String::new();
+    for n in 0..50 {
+        let year = if n % 10 == 0 { 2070 } else { 2026 };
+        log.push_str(&format!(
+            "{year}-11-20 10:00:{:02} INFO api: request {n} ok\n",
+            n % 60
+        ));
+    }
+    std::fs::write(dir.join("app.log"), log).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .args(["--date", "2026-11-20", "run", "--to", "02-silver"])
+        .args(["--input", "app.log", "--format"])
+        .arg("<Date> <Time> <Level> <Component>: <Content>")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("more than max_skew_days"), "{err}");
+    assert!(err.contains("events=5"), "{err}");
+}

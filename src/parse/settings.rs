@@ -38,6 +38,9 @@ pub struct ParseSettings {
     /// in the second), so memory follows the window, not the day; 04-train reads events in
     /// windows of this size too. A multiple of 16,384.
     pub window_lines: usize,
+    /// 02-silver counts and warns about events whose time is more than this many days from
+    /// the batch date (a wrong year, a clock reset, a replayed archive); 0: no check.
+    pub max_skew_days: u32,
     /// JSON / logfmt: candidate keys of each header field, comma-separated, first present
     /// wins; dots reach into nested JSON objects.
     pub timestamp_field: String,
@@ -59,6 +62,7 @@ impl Default for ParseSettings {
             year: None,
             multiline: true,
             window_lines: 1 << 18,
+            max_skew_days: 7,
             timestamp_field: "timestamp,time,ts,@timestamp,datetime,date".into(),
             level_field: "level,severity,lvl,loglevel,log.level".into(),
             service_field: "service,logger,component,app,name,source".into(),

@@ -51,6 +51,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         let columns = BronzeColumns::of(&bronze)?;
         let batch = parser.parse_batch(&columns.inputs());
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "parsed");
+        warn_skew(
+            date,
+            settings.max_skew_days,
+            skewed(&batch, date, settings.max_skew_days),
+        );
         let (mut n_events, mut n_event_lines) = (0usize, 0u64);
         for p in &batch.parsed {
             if let Parsed::Event(e) = p {
@@ -175,6 +180,32 @@ fn parser_for(settings: &ParseSettings, date: NaiveDate, bronze: &DataFrame) -> 
         );
     }
     Ok(parser)
+}
+
+/// How many events of `batch` lie more than `days` days from `date` (0 days: no check).
+fn skewed(batch: &Batch, date: NaiveDate, days: u32) -> u64 {
+    if days == 0 {
+        return 0;
+    }
+    let noon = date
+        .and_hms_opt(12, 0, 0)
+        .expect("noon exists")
+        .and_utc()
+        .timestamp_millis();
+    let limit = i64::from(days) * 86_400_000 + 43_200_000;
+    batch
+        .parsed
+        .iter()
+        .filter(|p| matches!(p, Parsed::Event(e) if (e.header.ts_ms - noon).abs() > limit))
+        .count() as u64
+}
+
+/// Say how many events of `date` are far from it: a wrong year in a format without one, a
+/// clock reset or a replayed archive shows up here rather than as odd windows later.
+fn warn_skew(date: NaiveDate, days: u32, n: u64) {
+    if n > 0 {
+        tracing::warn!(%date, events = n, max_skew_days = days, "events timed more than max_skew_days from the batch date (wrong year or time zone, clock reset, or an old archive?); they are kept, at their own times");
+    }
 }
 
 /// Rows per silver part file (and per unit of parallel column building).

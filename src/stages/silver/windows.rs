@@ -70,6 +70,7 @@ pub fn parse(
     let mut counts = None;
     let mut held: Option<Held> = None;
     let (mut n_in, mut n_events, mut n_event_lines, mut n_bad) = (0u64, 0u64, 0u64, 0u64);
+    let mut n_skewed = 0u64;
     for w in 0..windows {
         ctx.progress
             .step(format!("parsing {date}, window {}/{windows}", w + 1));
@@ -77,6 +78,7 @@ pub fn parse(
         n_in += bronze.height() as u64;
         let columns = BronzeColumns::of(&bronze)?;
         let mut win = mined.parse_window(&parser, &columns.inputs());
+        n_skewed += super::skewed(&win.batch, date, settings.max_skew_days);
         for &(i, text) in &win.orphans {
             match held.as_mut() {
                 Some(h) => join_line(&mut h.event.event, text),
@@ -135,6 +137,7 @@ pub fn parse(
             "row balance broken for {date}: {n_in} bronze rows, {n_event_lines} lines in {n_events} events + {n_bad} quarantined"
         );
     }
+    super::warn_skew(date, settings.max_skew_days, n_skewed);
     events.commit(&ctx.source, date)?;
     let counts = counts.unwrap_or_default();
     ctx.lake.commit_partition(
