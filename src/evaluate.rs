@@ -31,6 +31,28 @@ pub enum LabelSet {
     Lines(HashMap<String, HashMap<u64, bool>>),
 }
 
+/// A CSV file's header and rows (RFC 4180: quoted fields may hold commas, quotes and
+/// newlines; a byte-order mark is ignored; fields are trimmed).
+pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("reading the header of {}", path.display()))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{} row {}", path.display(), i + 2))?;
+        rows.push(record.iter().map(str::to_string).collect());
+    }
+    Ok((header, rows))
+}
+
 /// A label cell read as anomalous or not: `Anomaly`/`Normal`, `1`/`0`, `true`/`false`, and
 /// BGL's convention where `-` is normal and an alert category is not.
 fn is_anomalous(cell: &str) -> bool {
@@ -50,15 +72,9 @@ impl LabelSet {
         if is_jsonl {
             return Ok(Self::Generator(read_labels(path)?));
         }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading labels {}", path.display()))?;
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<String> = lines
-            .next()
-            .unwrap_or_default()
-            .split(',')
-            .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
-            .collect();
+        let (header, rows) = read_csv(path)?;
+        let header: Vec<String> = header.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let lines = rows.into_iter().filter(|r| r.iter().any(|c| !c.is_empty()));
         let find = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
         let Some(label) = find(&["label", "labels", "is_anomaly", "anomaly", "alert"]) else {
             bail!(
@@ -69,15 +85,9 @@ impl LabelSet {
         let line = find(&["lineid", "line_id", "line", "line_no"]);
         let file = find(&["file", "filename", "path"]);
         let key = (0..header.len()).find(|&i| i != label && Some(i) != line && Some(i) != file);
-        let cells = |l: &str| -> Vec<String> {
-            l.split(',')
-                .map(|c| c.trim().trim_matches('"').to_string())
-                .collect()
-        };
         if let Some(line_col) = line {
             let mut out: HashMap<String, HashMap<u64, bool>> = HashMap::new();
-            for (n, l) in lines.enumerate() {
-                let c = cells(l);
+            for (n, c) in lines.enumerate() {
                 let no: u64 = c
                     .get(line_col)
                     .and_then(|v| v.parse().ok())
@@ -103,8 +113,7 @@ impl LabelSet {
         };
         Ok(Self::Sessions(
             lines
-                .map(|l| {
-                    let c = cells(l);
+                .map(|c| {
                     (
                         c.get(key).cloned().unwrap_or_default(),
                         c.get(label).is_some_and(|v| is_anomalous(v)),
@@ -460,7 +469,11 @@ mod tests {
     fn label_files_of_each_shape_are_recognised() {
         let dir = tempfile::tempdir().unwrap();
         let sessions = dir.path().join("anomaly_label.csv");
-        std::fs::write(&sessions, "BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\n").unwrap();
+        std::fs::write(
+            &sessions,
+            "BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\n\"blk_3, retried\",\"Anomaly\"\n",
+        )
+        .unwrap();
         let set = LabelSet::read(&sessions).unwrap();
         let truth = Truth {
             labels: &set,
@@ -470,6 +483,8 @@ mod tests {
         };
         assert_eq!(truth.of("session", "blk_2", 0), Some(true));
         assert_eq!(truth.of("session", "blk_1", 0), Some(false));
+        // A quoted field may hold a comma.
+        assert_eq!(truth.of("session", "blk_3, retried", 0), Some(true));
         assert_eq!(truth.of("window", "svc", 0), None);
 
         let lines = dir.path().join("lines.csv");

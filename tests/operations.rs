@@ -279,6 +279,28 @@ fn nothing_to_do_exits_zero_by_default_and_the_configured_code_on_request() {
         .unwrap();
     assert!(anomalies > 0.0, "{text}");
     assert!(text.contains("# TYPE loglake_stage_duration_seconds gauge"));
+
+    // A stage that runs and fails: its last run moves on, its last success does not, so a
+    // staleness alert on the last success fires for a stage that fails every day.
+    let value = |text: &str, name: &str| -> f64 {
+        let key = format!("{name}{{source=\"shop\",stage=\"01-bronze\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .unwrap_or_else(|| panic!("{name}: {text}"))
+            .parse()
+            .unwrap()
+    };
+    let success_before = value(&text, "loglake_stage_last_success_timestamp_seconds");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = with_metrics(&["01-bronze", "--input", "/no/such/dir"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(
+        value(&text, "loglake_stage_last_success_timestamp_seconds"),
+        success_before
+    );
+    assert!(value(&text, "loglake_stage_last_run_timestamp_seconds") > success_before);
+    assert_eq!(value(&text, "loglake_stage_success"), 0.0);
 }
 
 #[test]

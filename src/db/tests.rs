@@ -86,3 +86,36 @@ fn rows_of_dead_processes_are_closed() {
     assert_eq!((status(dead), status(live), status(current)), (0, 1, 1));
     db.close();
 }
+
+/// Every migration file in the folders is applied: a file added there but not listed in
+/// `db/mod.rs` would otherwise never run. Contents are compared, so a renamed or reordered
+/// file is caught too.
+#[test]
+fn every_migration_file_is_listed_in_order() {
+    for (dir, listed) in [
+        ("migrations/postgres", POSTGRES_MIGRATIONS),
+        ("migrations/sqlite", SQLITE_MIGRATIONS),
+    ] {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut files: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), listed.len(), "{dir}: {files:?}");
+        for (i, (path, (version, _, sql))) in files.iter().zip(listed).enumerate() {
+            assert_eq!(*version, i as i64 + 1, "{dir}: versions run 1, 2, 3, …");
+            let name = path.file_name().unwrap().to_string_lossy();
+            assert!(
+                name.starts_with(&format!("{:04}_", version)),
+                "{dir}: {name} is not migration {version}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(path).unwrap(),
+                *sql,
+                "{dir}: {name} differs from what db/mod.rs includes"
+            );
+        }
+    }
+}

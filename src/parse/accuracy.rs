@@ -169,19 +169,14 @@ pub fn evaluate_parser(
 
 /// The `EventId` column of a loghub `*_structured.csv`, one entry per row.
 pub fn read_structured_event_ids(path: &Path) -> Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut records = CsvRecords::new(&text);
-    let header = records
-        .next()
-        .with_context(|| format!("{} is empty", path.display()))?;
+    let (header, rows) = crate::evaluate::read_csv(path)?;
     let Some(column) = header.iter().position(|h| h == "EventId") else {
         bail!(
             "{} has no EventId column (found {header:?})",
             path.display()
         );
     };
-    records
+    rows.into_iter()
         .enumerate()
         .map(|(i, row)| {
             row.get(column)
@@ -189,56 +184,6 @@ pub fn read_structured_event_ids(path: &Path) -> Result<Vec<String>> {
                 .with_context(|| format!("{} row {} has no EventId field", path.display(), i + 2))
         })
         .collect()
-}
-
-/// RFC 4180 records: fields split on commas, double quotes around fields that hold commas,
-/// quotes or newlines, `""` for a literal quote.
-struct CsvRecords<'a> {
-    rest: &'a str,
-}
-
-impl<'a> CsvRecords<'a> {
-    fn new(text: &'a str) -> Self {
-        Self {
-            rest: text.strip_prefix('\u{feff}').unwrap_or(text),
-        }
-    }
-}
-
-impl Iterator for CsvRecords<'_> {
-    type Item = Vec<String>;
-
-    fn next(&mut self) -> Option<Vec<String>> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut in_quotes = false;
-        let mut chars = self.rest.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            match (in_quotes, c) {
-                (true, '"') if chars.peek().map(|(_, n)| *n) == Some('"') => {
-                    field.push('"');
-                    chars.next();
-                }
-                (true, '"') => in_quotes = false,
-                (true, c) => field.push(c),
-                (false, '"') => in_quotes = true,
-                (false, ',') => fields.push(std::mem::take(&mut field)),
-                (false, '\r') => {}
-                (false, '\n') => {
-                    fields.push(field);
-                    self.rest = &self.rest[i + 1..];
-                    return Some(fields);
-                }
-                (false, c) => field.push(c),
-            }
-        }
-        fields.push(field);
-        self.rest = "";
-        Some(fields)
-    }
 }
 
 #[cfg(test)]
@@ -257,9 +202,13 @@ mod tests {
 
     #[test]
     fn csv_fields_with_quotes_and_commas() {
-        let rows: Vec<Vec<String>> =
-            CsvRecords::new("LineId,Content,EventId\r\n1,\"a, \"\"b\"\"\",E2\n2,x,E1").collect();
-        assert_eq!(rows[1], vec!["1", "a, \"b\"", "E2"]);
-        assert_eq!(rows[2], vec!["2", "x", "E1"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.csv");
+        std::fs::write(
+            &path,
+            "\u{feff}LineId,Content,EventId\r\n1,\"a, \"\"b\"\"\",E2\n2,x,E1",
+        )
+        .unwrap();
+        assert_eq!(read_structured_event_ids(&path).unwrap(), vec!["E2", "E1"]);
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Why a textfile and not an HTTP endpoint: loglake is a batch job that exits in seconds, and a
 //! scrape would miss it. The collector reads the file on each scrape, so the last value of
-//! every (source, stage) series stays visible between runs, and an alert on
-//! `time() - loglake_stage_last_run_timestamp_seconds` catches a schedule that stopped firing.
+//! every (source, stage) series stays visible between runs. An alert on
+//! `time() - loglake_stage_last_success_timestamp_seconds` catches both a schedule that
+//! stopped firing and a stage that runs and fails every day (its last *run* stays fresh).
 //!
 //! The file holds every source and stage seen so far: each write reads the previous file,
 //! replaces this stage's series and writes the whole file to a temporary name before renaming
@@ -24,6 +25,10 @@ const METRICS: &[(&str, &str)] = &[
     (
         "loglake_stage_last_run_timestamp_seconds",
         "Unix time the stage last finished.",
+    ),
+    (
+        "loglake_stage_last_success_timestamp_seconds",
+        "Unix time the stage last finished without failing (succeeded or had nothing to do).",
     ),
     (
         "loglake_stage_duration_seconds",
@@ -73,6 +78,7 @@ pub fn record(
     ];
     if let Ok(o) = result {
         values.extend([
+            ("loglake_stage_last_success_timestamp_seconds", now),
             (
                 "loglake_stage_skipped",
                 f64::from(u8::from(o.nothing_to_do)),
