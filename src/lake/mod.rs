@@ -469,7 +469,7 @@ impl Lake {
     ) -> Result<PathBuf> {
         let staging = self.staging_dir("file")?;
         let staged = staging.join(name);
-        write(&staged)?;
+        write(&staged).map_err(|e| explain_write_error(e, &dir.join(name)))?;
         fs::create_dir_all(dir)?;
         let target = dir.join(name);
         fs::rename(&staged, &target).with_context(|| format!("committing {}", target.display()))?;
@@ -590,9 +590,26 @@ pub fn write_parquet_at(df: &mut DataFrame, path: &Path, level: Option<i32>) -> 
     ParquetWriter::new(file)
         .with_compression(ParquetCompression::Zstd(level))
         .finish(df)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .map_err(|e| explain_write_error(anyhow::Error::from(e), path))?;
     Ok(())
+}
+
+/// A failed write, said plainly: which file, and for a full disk what to do (the drivers'
+/// own text was "External: No space left on device (os error 28)", twice, and no path).
+pub fn explain_write_error(err: anyhow::Error, path: &Path) -> anyhow::Error {
+    let full = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(28))
+            || e.to_string().contains("os error 28")
+    });
+    if full {
+        err.context(format!(
+            "the disk holding {} is full: free space (or move the lake) and run the stage again; nothing partial was committed",
+            path.display()
+        ))
+    } else {
+        err.context(format!("writing {}", path.display()))
+    }
 }
 
 /// The rows of `df` where `mask` is true, owning their text. A filtered string column still
@@ -629,6 +646,19 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_with_what_to_do() {
+        let io = std::io::Error::from_raw_os_error(28);
+        let err = explain_write_error(anyhow::Error::from(io), Path::new("/lake/bronze/x.parquet"));
+        let msg = format!("{err:#}");
+        assert!(
+            msg.starts_with("the disk holding /lake/bronze/x.parquet is full"),
+            "{msg}"
+        );
+        let other = explain_write_error(anyhow::anyhow!("boom"), Path::new("/l/y"));
+        assert_eq!(format!("{other:#}"), "writing /l/y: boom");
+    }
 
     #[test]
     fn commit_replaces_a_partition_whole() {

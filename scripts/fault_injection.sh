@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Kill loglake at random points and check that the next run recovers to exactly the result of
+# a clean run.
+#
+#   scripts/fault_injection.sh [TRIALS]        (default 10 per kind)
+#
+# Environment: LOGLAKE_BIN (default: the release build, built here), LINES (generated lines,
+# default 20000), FAULT_DATABASE_URL (a PostgreSQL URL: the trials then write there instead of
+# each lake's SQLite file; its password never shows, loglake scrubs it).
+#
+# Kinds of trial, TRIALS of each:
+#   run        `loglake run` killed (-9) at a random moment, then `run` again;
+#   01..05     the stages before it run cleanly, the stage killed at a random moment within
+#              its clean duration, then `run --from` that stage;
+#   concurrent two `run`s started together on one lake (the second waits for the lock).
+# After each, the lake's table row counts (06-report) and the anomalies (granularity, entity,
+# detector, score, severity; ids differ by source) are compared with a clean reference run.
+# Prints one line per kind and exits non-zero on any mismatch, keeping the dumps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+trials=${1:-10}
+lines=${LINES:-20000}
+db_url=${FAULT_DATABASE_URL:-}
+if [ -z "${LOGLAKE_BIN:-}" ]; then
+  cargo build --release --quiet
+  LOGLAKE_BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/loglake")
+fi
+bin=$LOGLAKE_BIN
+command -v sqlite3 >/dev/null || { echo "needs sqlite3 (apt-get install sqlite3)" >&2; exit 1; }
+[ -z "$db_url" ] || command -v psql >/dev/null || { echo "needs psql for FAULT_DATABASE_URL" >&2; exit 1; }
+work=$(mktemp -d)
+keep=0
+trap '[ "$keep" = 1 ] || rm -rf "$work"' EXIT
+date=2026-11-20
+"$bin" generate --out "$work/raw" --days 1 --start-date "$date" --lines-per-day "$lines" \
+  --seed 3 --source shop >/dev/null
+export RUST_LOG=error
+[ -z "$db_url" ] || export LOGLAKE__DATABASE__URL="$db_url"
+
+# loglake on lake $1 with source $2, then the rest of the arguments.
+ll() {
+  local lake=$1 source=$2; shift 2
+  "$bin" --lake "$lake" --source "$source" --date "$date" --format generator \
+    --session-key 'req=(\S+)' "$@"
+}
+
+# What a lake holds, without what differs by design between runs (run ids, times, source).
+dump() { # lake source out
+  ll "$1" "$2" 06-report 2>/dev/null | grep -E '^  [a-z_]+/[a-z_]+ +[0-9]+$' >"$3" || true
+  # The reference is in the same database as the trials, so values print alike.
+  local sql="SELECT granularity, entity_key, window_start, detector, score, severity
+             FROM anomalies WHERE source = '$2' ORDER BY 1, 2, 3, 4"
+  if [ -n "$db_url" ]; then
+    psql "$db_url" -qAt -F $'\t' -c "$sql" >>"$3"
+  else
+    sqlite3 -separator $'\t' "$1/loglake.db" "$sql" >>"$3"
+  fi
+}
+
+# Milliseconds since the epoch.
+now_ms() { date +%s%3N; }
+
+# Start loglake in the background, kill -9 it after a random delay below $1 ms.
+kill_after_random() { # max_ms lake source args...
+  local max=$1; shift
+  ll "$@" >/dev/null 2>&1 &
+  local pid=$!
+  local delay=$(( (RANDOM * 32768 + RANDOM) % (max > 0 ? max : 1) ))
+  sleep "$(awk -v d="$delay" 'BEGIN {printf "%.3f", d / 1000}')"
+  kill -9 "$pid" 2>/dev/null || true
+  local code=0
+  wait "$pid" 2>/dev/null || code=$?
+  # 137: it died of the kill (rather than finishing first).
+  [ "$code" = 137 ] && hits=$((hits + 1))
+  return 0
+}
+
+input="$work/raw/logs"
+t0=$(now_ms)
+ll "$work/ref" ref run --input "$input" >/dev/null
+run_ms=$(( $(now_ms) - t0 ))
+dump "$work/ref" ref "$work/ref.txt"
+[ -s "$work/ref.txt" ] || { echo "the reference run left nothing to compare" >&2; keep=1; exit 1; }
+# Each stage's clean duration, from the reference's pipeline_runs.
+stage_ms() {
+  if [ -n "$db_url" ]; then
+    psql "$db_url" -qAt -c "SELECT max(duration_ms) FROM pipeline_runs WHERE source = 'ref' AND stage = '$1'"
+  else
+    sqlite3 "$work/ref/loglake.db" "SELECT max(duration_ms) FROM pipeline_runs WHERE stage = '$1'"
+  fi
+}
+
+status=0
+n=0
+check() { # kind lake source
+  n=$((n + 1))
+  dump "$2" "$3" "$work/trial-$n.txt"
+  if cmp -s "$work/ref.txt" "$work/trial-$n.txt"; then
+    rm -rf "$2"
+    return 0
+  fi
+  echo "MISMATCH in $1 trial $n: diff $work/ref.txt $work/trial-$n.txt" >&2
+  status=1
+  keep=1
+  return 1
+}
+
+report() { # kind ok total [killed mid-run]
+  printf '%-10s %4s of %4s recovered to the reference' "$1" "$2" "$3"
+  [ -n "${4:-}" ] && printf ' (%s killed mid-run, the rest had finished)' "$4"
+  printf '\n'
+}
+
+ok=0 hits=0
+for i in $(seq "$trials"); do
+  lake="$work/run-$i" source="run$i"
+  kill_after_random "$run_ms" "$lake" "$source" run --input "$input"
+  ll "$lake" "$source" run --input "$input" >/dev/null
+  check run "$lake" "$source" && ok=$((ok + 1))
+done
+report run "$ok" "$trials" "$hits"
+
+prev=00-init
+for stage in 01-bronze 02-silver 03-gold 04-train 05-detect; do
+  ms=$(stage_ms "$stage"); ms=${ms:-100}
+  ok=0 hits=0
+  for i in $(seq "$trials"); do
+    lake="$work/$stage-$i" source="s${stage%%-*}t$i"
+    ll "$lake" "$source" run --to "$prev" --input "$input" >/dev/null
+    extra=(); [ "$stage" = 01-bronze ] && extra=(--input "$input")
+    kill_after_random $((ms + 50)) "$lake" "$source" "$stage" "${extra[@]}"
+    ll "$lake" "$source" run --from "$stage" --input "$input" >/dev/null
+    check "$stage" "$lake" "$source" && ok=$((ok + 1))
+  done
+  report "$stage" "$ok" "$trials" "$hits"
+  prev=$stage
+done
+
+ok=0
+for i in $(seq "$trials"); do
+  lake="$work/concurrent-$i" source="c$i"
+  ll "$lake" "$source" --on-locked wait run --input "$input" >/dev/null 2>&1 &
+  a=$!
+  ll "$lake" "$source" --on-locked wait run --input "$input" >/dev/null 2>&1 &
+  b=$!
+  wait "$a" && wait "$b" || { echo "a concurrent run failed (trial $i)" >&2; status=1; keep=1; continue; }
+  check concurrent "$lake" "$source" && ok=$((ok + 1))
+done
+report concurrent "$ok" "$trials"
+
+echo "clean run: ${run_ms} ms, $(wc -l <"$work/ref.txt") reference lines ($(grep -c $'\t' "$work/ref.txt" || true) anomalies)"
+[ "$status" = 0 ] && echo "every trial recovered to the reference" || echo "mismatches: dumps kept in $work"
+exit "$status"
