@@ -120,3 +120,67 @@ fn passwords_stay_out_of_messages_the_lock_and_the_lake() {
 
     assert_files_clean(&lake);
 }
+
+/// A whole run against PostgreSQL with a password in the URL (the CI server trusts loopback,
+/// so any password connects): the password is in no output, lake file or database row.
+#[test]
+fn a_full_postgres_run_keeps_its_password_to_itself() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("TEST_DATABASE_URL is not set: skipping the PostgreSQL canary run (CI sets it)");
+        return;
+    };
+    let parsed = url::Url::parse(&url).unwrap();
+    let mut with_password = parsed.clone();
+    with_password.set_password(Some(FLAG_SECRET)).unwrap();
+    let with_password = with_password.to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let raw = tmp.path().join("raw");
+    let generated = Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["generate", "--out", raw.to_str().unwrap(), "--days", "1"])
+        .args(["--start-date", "2026-11-20", "--lines-per-day", "20000"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let source = format!("canary{}", std::process::id());
+    let out = Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake.to_str().unwrap(), "--source", &source])
+        .args(["--date", "2026-11-20", "--database-url", &with_password])
+        .args(["run", "--input", raw.join("logs").to_str().unwrap()])
+        .args(["--format", "generator", "--session-key", r"req=(\S+)"])
+        .env("RUST_LOG", "debug")
+        .env_remove("LOGLAKE__DATABASE__URL")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert_clean("a full run's output", &text);
+    assert_files_clean(&lake);
+    let db = loglake::db::Database::connect(&url, Path::new("unused"), 1).unwrap();
+    for (table, columns) in [
+        (
+            "pipeline_runs",
+            "coalesce(message, '') || coalesce(error, '')",
+        ),
+        ("anomalies", "reason || details"),
+        ("models", "params || path"),
+    ] {
+        let leaks = db
+            .query_i64(&format!(
+                "SELECT count(*) FROM {table} WHERE {columns} LIKE '%{FLAG_SECRET}%'"
+            ))
+            .unwrap();
+        assert_eq!(leaks, 0, "{table} holds the password");
+    }
+    let runs = db
+        .query_i64(&format!(
+            "SELECT count(*) FROM pipeline_runs WHERE source = '{source}'"
+        ))
+        .unwrap();
+    assert!(runs >= 7, "{runs} runs recorded");
+    db.close();
+}
