@@ -11,8 +11,9 @@
 # Kinds of trial, TRIALS of each:
 #   run        `loglake run` killed (-9) at a random moment, then `run` again;
 #   01..05     the stages before it run cleanly, the stage killed at a random moment within
-#              its clean duration, then `run --from` that stage;
-#   concurrent two `run`s started together on one lake (the second waits for the lock).
+#              its clean duration (after the process's start-up), then `run --from` it;
+#   concurrent two `run`s started together on one lake (the second waits for the lock);
+#   disk-full  as root only: the lake on a tmpfs of 7 sizes, then moved to a roomy disk.
 # After each, the lake's table row counts (06-report) and the anomalies (granularity, entity,
 # detector, score, severity; ids differ by source) are compared with a clean reference run.
 # Prints one line per kind and exits non-zero on any mismatch, keeping the dumps.
@@ -30,7 +31,7 @@ command -v sqlite3 >/dev/null || { echo "needs sqlite3 (apt-get install sqlite3)
 [ -z "$db_url" ] || command -v psql >/dev/null || { echo "needs psql for FAULT_DATABASE_URL" >&2; exit 1; }
 work=$(mktemp -d)
 keep=0
-trap '[ "$keep" = 1 ] || rm -rf "$work"' EXIT
+trap 'umount "$work/mnt" 2>/dev/null || true; [ "$keep" = 1 ] || rm -rf "$work"' EXIT
 date=2026-11-20
 "$bin" generate --out "$work/raw" --days 1 --start-date "$date" --lines-per-day "$lines" \
   --seed 3 --source shop >/dev/null
@@ -60,12 +61,12 @@ dump() { # lake source out
 # Milliseconds since the epoch.
 now_ms() { date +%s%3N; }
 
-# Start loglake in the background, kill -9 it after a random delay below $1 ms.
-kill_after_random() { # max_ms lake source args...
-  local max=$1; shift
+# Start loglake in the background, kill -9 it after a random delay of $1 ms plus up to $2 ms.
+kill_after_random() { # min_ms span_ms lake source args...
+  local min=$1 span=$2; shift 2
   ll "$@" >/dev/null 2>&1 &
   local pid=$!
-  local delay=$(( (RANDOM * 32768 + RANDOM) % (max > 0 ? max : 1) ))
+  local delay=$(( min + (RANDOM * 32768 + RANDOM) % (span > 0 ? span : 1) ))
   sleep "$(awk -v d="$delay" 'BEGIN {printf "%.3f", d / 1000}')"
   kill -9 "$pid" 2>/dev/null || true
   local code=0
@@ -89,6 +90,12 @@ stage_ms() {
     sqlite3 "$work/ref/loglake.db" "SELECT max(duration_ms) FROM pipeline_runs WHERE stage = '$1'"
   fi
 }
+
+# A command's start-up before its stage begins (lock, database, migrations): a stage is
+# killed this long after it is started, plus a random part of its own duration.
+t0=$(now_ms)
+ll "$work/ref" ref 00-init >/dev/null
+startup_ms=$(( $(now_ms) - t0 ))
 
 status=0
 n=0
@@ -114,7 +121,7 @@ report() { # kind ok total [killed mid-run]
 ok=0 hits=0
 for i in $(seq "$trials"); do
   lake="$work/run-$i" source="run$i"
-  kill_after_random "$run_ms" "$lake" "$source" run --input "$input"
+  kill_after_random 0 "$run_ms" "$lake" "$source" run --input "$input"
   ll "$lake" "$source" run --input "$input" >/dev/null
   check run "$lake" "$source" && ok=$((ok + 1))
 done
@@ -128,7 +135,7 @@ for stage in 01-bronze 02-silver 03-gold 04-train 05-detect; do
     lake="$work/$stage-$i" source="s${stage%%-*}t$i"
     ll "$lake" "$source" run --to "$prev" --input "$input" >/dev/null
     extra=(); [ "$stage" = 01-bronze ] && extra=(--input "$input")
-    kill_after_random $((ms + 50)) "$lake" "$source" "$stage" "${extra[@]}"
+    kill_after_random "$startup_ms" "$ms" "$lake" "$source" "$stage" "${extra[@]}"
     ll "$lake" "$source" run --from "$stage" --input "$input" >/dev/null
     check "$stage" "$lake" "$source" && ok=$((ok + 1))
   done
@@ -147,6 +154,34 @@ for i in $(seq "$trials"); do
   check concurrent "$lake" "$source" && ok=$((ok + 1))
 done
 report concurrent "$ok" "$trials"
+
+# A full disk: the lake on a small tmpfs (needs root to mount; skipped otherwise). The run
+# must fail naming the full disk, leave no partial partition, and once the lake is moved to
+# a disk with room, a re-run must reach the reference.
+full_sizes=(128k 256k 512k 1m 2m 4m 8m)
+if [ "$(id -u)" = 0 ] && mkdir -p "$work/mnt" && mount -t tmpfs -o size=1m tmpfs "$work/mnt" 2>/dev/null; then
+  umount "$work/mnt"
+  ok=0 full=0
+  for size in "${full_sizes[@]}"; do
+    mount -t tmpfs -o "size=$size" tmpfs "$work/mnt"
+    source="full$size"
+    if ! ll "$work/mnt/lake" "$source" run --input "$input" >/dev/null 2>"$work/full.err"; then
+      full=$((full + 1))
+      if ! grep -q "is full" "$work/full.err"; then
+        echo "disk full at $size without saying so: $(tail -1 "$work/full.err")" >&2
+        status=1 keep=1
+      fi
+    fi
+    lake="$work/moved-$size"
+    cp -a "$work/mnt/lake" "$lake" 2>/dev/null || mkdir -p "$lake"
+    umount "$work/mnt"
+    ll "$lake" "$source" run --input "$input" >/dev/null
+    check disk-full "$lake" "$source" && ok=$((ok + 1))
+  done
+  printf '%-10s %4s of %4s recovered to the reference (%s ran out of space)\n' disk-full "$ok" "${#full_sizes[@]}" "$full"
+else
+  echo "disk-full  skipped (mounting a tmpfs needs root)"
+fi
 
 echo "clean run: ${run_ms} ms, $(wc -l <"$work/ref.txt") reference lines ($(grep -c $'\t' "$work/ref.txt" || true) anomalies)"
 [ "$status" = 0 ] && echo "every trial recovered to the reference" || echo "mismatches: dumps kept in $work"
