@@ -227,6 +227,35 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
         stdout.contains("4 file(s) or folder entries could not be read"),
         "{stdout}"
     );
+    // Each is recorded in quarantine/inputs with its reason; a second run adds no copy.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake.to_str().unwrap(), "--source", "app"])
+        .args([
+            "--date",
+            DATE,
+            "01-bronze",
+            "--input",
+            logs.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let d = NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap();
+    let recorded = Lake::new(&lake)
+        .scan(Layer::Quarantine, tables::INPUTS, "app", &[d])
+        .unwrap()
+        .expect("quarantine/inputs")
+        .collect()
+        .unwrap();
+    assert_eq!(recorded.height(), 4, "{recorded:?}");
+    let reasons: Vec<String> = recorded
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|r| r.unwrap().to_string())
+        .collect();
     for expected in [
         "bzip2-compressed",
         "xz-compressed",
@@ -234,5 +263,9 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
         "dangling symbolic link",
     ] {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "{expected}: {reasons:?}"
+        );
     }
 }

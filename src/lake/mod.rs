@@ -96,6 +96,8 @@ pub mod tables {
     pub const EVENTS: &str = "events";
     pub const TEMPLATES: &str = "templates";
     pub const UNPARSED: &str = "unparsed";
+    /// Input files and folder entries 01-bronze could not read, with why.
+    pub const INPUTS: &str = "inputs";
     pub const WINDOW_FEATURES: &str = "window_features";
     pub const SESSION_FEATURES: &str = "session_features";
     pub const SESSION_TEMPLATE_COUNTS: &str = "session_template_counts";

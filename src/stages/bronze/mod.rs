@@ -26,10 +26,13 @@ use crate::lake::{Lake, Layer, tables};
 use crate::stages::RunOutcome;
 use segments::{Ingested, Plan};
 
+/// Input entries that could not be read: (path, why).
+pub type Rejected = Vec<(String, String)>;
+
 /// The input files: files as given, folders walked recursively (hidden entries skipped,
 /// symbolic links followed), sorted so that ingestion order is stable; and the entries that
 /// could not be followed (a link loop, a dangling link, an unreadable folder) with why.
-pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>)> {
+pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     for input in inputs {
@@ -64,7 +67,7 @@ pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>)> {
                             None => e.to_string(),
                         }
                     };
-                    skipped.push(format!("{at}: {why}"));
+                    skipped.push((at, why));
                 }
             }
         }
@@ -81,12 +84,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     if ctx.options.inputs.is_empty() {
         bail!("01-bronze needs --input <file or folder>");
     }
-    let (files, not_followed) = list_inputs(&ctx.options.inputs)?;
-    for entry in &not_followed {
-        tracing::warn!(entry = %entry, "input entry skipped");
+    let (files, mut rejected) = list_inputs(&ctx.options.inputs)?;
+    for (entry, why) in &rejected {
+        tracing::warn!(entry = %entry, "input entry skipped: {why}");
     }
-    let unfollowed = not_followed.len();
+    let unfollowed = rejected.len();
     if files.is_empty() {
+        record_rejected(ctx, date, &rejected)?;
         return Ok(RunOutcome::nothing_to_do(format!(
             "no files under {:?} (no logs arrived for {date}?)",
             ctx.options.inputs
@@ -103,7 +107,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             Ok(plan) => plan,
             Err(e) => {
                 // One unreadable file does not stop the others; it is counted and named.
-                tracing::warn!(file = %file.display(), error = %format!("{e:#}"), "input not readable; skipped (fix its permissions and run 01-bronze again: nothing of it was ingested)");
+                let why = format!("{e:#}");
+                tracing::warn!(file = %file.display(), error = %why, "input not readable; skipped (fix it and run 01-bronze again: nothing of it was ingested)");
+                rejected.push((file.display().to_string(), why));
                 unreadable += 1;
                 continue;
             }
@@ -156,6 +162,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         lines += n;
     }
     let unreadable = unreadable + unfollowed;
+    record_rejected(ctx, date, &rejected)?;
     if unreadable > 0 && ingested == 0 && skipped == 0 {
         bail!(
             "none of the {unreadable} input file(s) could be read (see the warnings above): check their permissions"
@@ -187,6 +194,47 @@ fn unreadable_note(unreadable: usize) -> String {
             "; {unreadable} file(s) or folder entries could not be read and were skipped (see the warnings)"
         )
     }
+}
+
+/// Record the input entries 01-bronze could not read in `quarantine/inputs` (path, reason),
+/// beside the lines silver could not parse: one part per distinct set, so an hourly run that
+/// meets the same broken file again does not record it again.
+fn record_rejected(
+    ctx: &Context,
+    date: chrono::NaiveDate,
+    rejected: &[(String, String)],
+) -> Result<()> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (path, why) in rejected {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(why.as_bytes());
+        hasher.update([0]);
+    }
+    let name = format!("part-{}.parquet", &writer::hex(&hasher.finalize())[..32]);
+    let mut frame = polars::prelude::DataFrame::new_infer_height(vec![
+        polars::prelude::Column::new(
+            "path".into(),
+            rejected.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        ),
+        polars::prelude::Column::new(
+            "reason".into(),
+            rejected.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>(),
+        ),
+    ])?;
+    ctx.lake.commit_part_file(
+        Layer::Quarantine,
+        tables::INPUTS,
+        &ctx.source,
+        date,
+        &name,
+        |staged| crate::lake::write_parquet_at(&mut frame, staged, None),
+    )?;
+    Ok(())
 }
 
 /// What bronze holds of this source: each part's segment (from its footer) and its name.
