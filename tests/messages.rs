@@ -109,4 +109,32 @@ fn far_off_timestamps_are_counted_and_warned() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("more than max_skew_days"), "{err}");
     assert!(err.contains("events=5"), "{err}");
+
+    // Quarantined on request, with the reason; the rest kept.
+    let out = Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .current_dir(dir)
+        .env("LOGLAKE__PARSE__QUARANTINE_SKEWED", "true")
+        .args([
+            "--lake",
+            "q-lake",
+            "--date",
+            "2026-11-20",
+            "run",
+            "--to",
+            "02-silver",
+        ])
+        .args(["--input", "app.log", "--format"])
+        .arg("<Date> <Time> <Level> <Component>: <Content>")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("50 lines parsed into 45 events, 5 quarantined"),
+        "{stdout}"
+    );
 }

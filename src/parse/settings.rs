@@ -41,6 +41,8 @@ pub struct ParseSettings {
     /// 02-silver counts and warns about events whose time is more than this many days from
     /// the batch date (a wrong year, a clock reset, a replayed archive); 0: no check.
     pub max_skew_days: u32,
+    /// Quarantine those events (of one line) instead of keeping them at their own times.
+    pub quarantine_skewed: bool,
     /// JSON / logfmt: candidate keys of each header field, comma-separated, first present
     /// wins; dots reach into nested JSON objects.
     pub timestamp_field: String,
@@ -63,6 +65,7 @@ impl Default for ParseSettings {
             multiline: true,
             window_lines: 1 << 18,
             max_skew_days: 7,
+            quarantine_skewed: false,
             timestamp_field: "timestamp,time,ts,@timestamp,datetime,date".into(),
             level_field: "level,severity,lvl,loglevel,log.level".into(),
             service_field: "service,logger,component,app,name,source".into(),

@@ -49,13 +49,15 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         let parser = parser_for(&settings, date, &bronze)?;
         let t0 = std::time::Instant::now();
         let columns = BronzeColumns::of(&bronze)?;
-        let batch = parser.parse_batch(&columns.inputs());
+        let mut batch = parser.parse_batch(&columns.inputs());
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "parsed");
-        warn_skew(
+        let far = check_skew(
+            &mut batch,
             date,
             settings.max_skew_days,
-            skewed(&batch, date, settings.max_skew_days),
+            settings.quarantine_skewed,
         );
+        warn_skew(date, settings.max_skew_days, far);
         let (mut n_events, mut n_event_lines) = (0usize, 0u64);
         for p in &batch.parsed {
             if let Parsed::Event(e) = p {
@@ -182,8 +184,10 @@ fn parser_for(settings: &ParseSettings, date: NaiveDate, bronze: &DataFrame) -> 
     Ok(parser)
 }
 
-/// How many events of `batch` lie more than `days` days from `date` (0 days: no check).
-fn skewed(batch: &Batch, date: NaiveDate, days: u32) -> u64 {
+/// How many events of `batch` lie more than `days` days from `date` (0 days: no check);
+/// with `quarantine`, those of one line are quarantined with the reason (an event with
+/// continuation lines is kept: its lines are accounted for as one event).
+fn check_skew(batch: &mut Batch, date: NaiveDate, days: u32, quarantine: bool) -> u64 {
     if days == 0 {
         return 0;
     }
@@ -193,18 +197,30 @@ fn skewed(batch: &Batch, date: NaiveDate, days: u32) -> u64 {
         .and_utc()
         .timestamp_millis();
     let limit = i64::from(days) * 86_400_000 + 43_200_000;
-    batch
-        .parsed
-        .iter()
-        .filter(|p| matches!(p, Parsed::Event(e) if (e.header.ts_ms - noon).abs() > limit))
-        .count() as u64
+    let mut n = 0;
+    for p in batch.parsed.iter_mut() {
+        let Parsed::Event(e) = p else { continue };
+        if (e.header.ts_ms - noon).abs() <= limit {
+            continue;
+        }
+        n += 1;
+        if quarantine && e.lines == 1 {
+            let at = chrono::DateTime::from_timestamp_millis(e.header.ts_ms)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            *p = Parsed::Quarantined(format!(
+                "timestamp {at} is more than {days} days from the batch date {date} ([parse] max_skew_days)"
+            ));
+        }
+    }
+    n
 }
 
 /// Say how many events of `date` are far from it: a wrong year in a format without one, a
 /// clock reset or a replayed archive shows up here rather than as odd windows later.
 fn warn_skew(date: NaiveDate, days: u32, n: u64) {
     if n > 0 {
-        tracing::warn!(%date, events = n, max_skew_days = days, "events timed more than max_skew_days from the batch date (wrong year or time zone, clock reset, or an old archive?); they are kept, at their own times");
+        tracing::warn!(%date, events = n, max_skew_days = days, "events timed more than max_skew_days from the batch date (wrong year or time zone, clock reset, or an old archive?); kept at their own times unless [parse] quarantine_skewed = true");
     }
 }
 

@@ -78,7 +78,12 @@ pub fn parse(
         n_in += bronze.height() as u64;
         let columns = BronzeColumns::of(&bronze)?;
         let mut win = mined.parse_window(&parser, &columns.inputs());
-        n_skewed += super::skewed(&win.batch, date, settings.max_skew_days);
+        n_skewed += super::check_skew(
+            &mut win.batch,
+            date,
+            settings.max_skew_days,
+            settings.quarantine_skewed,
+        );
         for &(i, text) in &win.orphans {
             match held.as_mut() {
                 Some(h) => join_line(&mut h.event.event, text),
