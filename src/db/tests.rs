@@ -1,4 +1,5 @@
 use super::*;
+use crate::records::RunStart;
 use chrono::TimeZone;
 
 fn row(id: &str, score: f64) -> AnomalyRow {

@@ -1,0 +1,92 @@
+//! Whole frames in and out of single Parquet files, and the rows a stage keeps of a window.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+
+/// Write a DataFrame as one zstd Parquet file (zstd's default level).
+pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    write_parquet_at(df, path, None)
+}
+
+/// Write a DataFrame as one zstd Parquet file at zstd level `level` (`None`: its default, 3).
+pub fn write_parquet_at(df: &mut DataFrame, path: &Path, level: Option<i32>) -> Result<()> {
+    let level = level
+        .map(polars_parquet::write::ZstdLevel::try_new)
+        .transpose()?;
+    let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Zstd(level))
+        .finish(df)
+        .map_err(|e| explain_write_error(anyhow::Error::from(e), path))?;
+    Ok(())
+}
+
+/// A failed write, said plainly: which file, and for a full disk what to do (the drivers'
+/// own text was "External: No space left on device (os error 28)", twice, and no path).
+pub fn explain_write_error(err: anyhow::Error, path: &Path) -> anyhow::Error {
+    let full = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(28))
+            || e.to_string().contains("os error 28")
+    });
+    if full {
+        err.context(format!(
+            "the disk holding {} is full: free space (or move the lake) and run the stage again; nothing partial was committed",
+            path.display()
+        ))
+    } else {
+        err.context(format!("writing {}", path.display()))
+    }
+}
+
+/// The rows of `df` where `mask` is true, owning their text. A filtered string column still
+/// points into the buffers of the frame it came from, so rows kept from each window read
+/// would keep every window's text alive (05-detect's sample lines held 200 MB of a 10 M-line
+/// day that way); the few rows kept get buffers of their own.
+pub fn keep_rows(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+    let kept = df.filter(mask)?;
+    let columns = kept
+        .columns()
+        .iter()
+        .map(|c| -> Result<Column> {
+            Ok(match c.dtype() {
+                DataType::String => {
+                    let values: Vec<Option<&str>> = c.str()?.iter().collect();
+                    Column::new(c.name().clone(), values)
+                }
+                _ => c.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// Read one Parquet file eagerly.
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let lf = LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().to_string()),
+        Default::default(),
+    )?;
+    Ok(lf.collect()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_with_what_to_do() {
+        let io = std::io::Error::from_raw_os_error(28);
+        let err = explain_write_error(anyhow::Error::from(io), Path::new("/lake/bronze/x.parquet"));
+        let msg = format!("{err:#}");
+        assert!(
+            msg.starts_with("the disk holding /lake/bronze/x.parquet is full"),
+            "{msg}"
+        );
+        let other = explain_write_error(anyhow::anyhow!("boom"), Path::new("/l/y"));
+        assert_eq!(format!("{other:#}"), "writing /l/y: boom");
+    }
+}
