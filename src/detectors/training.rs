@@ -182,34 +182,38 @@ pub fn event_windows(
     Ok(())
 }
 
-/// Each template's text and count over the events of `dates`, a window at a time.
+/// Each template's text and count over the events of `dates`, from `silver/templates` (which
+/// 02-silver writes with each template's event count): a few rows a day, where counting them
+/// again from the events read every event of the range.
 pub fn template_stats(
     lake: &Lake,
     source: &str,
     dates: &[NaiveDate],
-    window_lines: usize,
 ) -> Result<BTreeMap<String, (String, u64)>> {
     let mut stats: BTreeMap<String, (String, u64)> = BTreeMap::new();
-    event_windows(
-        lake,
-        source,
-        dates,
-        window_lines,
-        &["template_id", "template"],
-        &mut |_, df| {
-            let ids = df.column("template_id")?.str()?;
-            let texts = df.column("template")?.str()?;
-            for (id, text) in ids.iter().zip(texts.iter()) {
-                let Some(id) = id else { continue };
-                match stats.get_mut(id) {
-                    Some(s) => s.1 += 1,
-                    None => {
-                        stats.insert(id.to_string(), (text.unwrap_or_default().to_string(), 1));
-                    }
-                }
-            }
-            Ok(())
-        },
-    )?;
+    let Some(templates) = lake.scan(Layer::Silver, tables::TEMPLATES, source, dates)? else {
+        return Ok(stats);
+    };
+    let df = templates
+        .select([
+            col("template_id"),
+            col("template"),
+            col("count").cast(DataType::UInt64),
+        ])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading silver/templates")?;
+    let ids = df.column("template_id")?.str()?;
+    let texts = df.column("template")?.str()?;
+    let counts = df.column("count")?.u64()?;
+    for ((id, text), n) in ids.iter().zip(texts.iter()).zip(counts.iter()) {
+        let (Some(id), Some(n)) = (id, n) else {
+            continue;
+        };
+        stats
+            .entry(id.to_string())
+            .or_insert_with(|| (text.unwrap_or_default().to_string(), 0))
+            .1 += n;
+    }
     Ok(stats)
 }

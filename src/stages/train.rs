@@ -140,7 +140,7 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         ctx.settings.train.max_sessions,
     )?;
     let window_lines = ctx.resolved.parse.window_lines;
-    let stats = template_stats(&ctx.lake, &ctx.source, dates, window_lines)?;
+    let stats = template_stats(&ctx.lake, &ctx.source, dates)?;
     let templates = stats
         .iter()
         .map(|(id, (text, _))| (id.clone(), text.clone()))

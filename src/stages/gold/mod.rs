@@ -15,9 +15,9 @@
 //!   and session in this table instead of re-deriving them from silver.
 //!
 //! Memory follows `[parse] window_lines` and `[gold] session_bucket_events`, not the day:
-//! silver is read a window of rows at a time, twice — once to count each template, once to
-//! write each window's event features, reduce it to partial window counts ([`windows`]) and
-//! hand its keyed events to the session buckets ([`sessions`]). "New" templates (none of the
+//! silver is read once, a window of rows at a time, to write each window's event features,
+//! reduce it to partial window counts ([`windows`]) and hand its keyed events to the session
+//! buckets ([`sessions`]); each template's count comes from `silver/templates`. "New" templates (none of the
 //! earlier batches had them) count once in each service × time window they occur in, at their
 //! first line there.
 
@@ -85,9 +85,9 @@ struct Built {
     sessions: usize,
 }
 
-/// The feature tables of `date` (`rows` silver events), read a window of rows at a time: a
-/// first pass counts each template; the second writes each window's event features, reduces
-/// it to partial window counts and hands its keyed events to the session buckets.
+/// The feature tables of `date` (`rows` silver events), read a window of rows at a time: each
+/// window's event features are written, the window is reduced to partial window counts, and
+/// its keyed events go to the session buckets. Template counts come from `silver/templates`.
 fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     let session_key = ctx.resolved.session_key.as_ref();
     let gold = &ctx.resolved.gold;
@@ -95,7 +95,11 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     let window = ctx.resolved.parse.window_lines.max(1);
 
     let t0 = std::time::Instant::now();
-    let totals = template_totals(ctx, date, window)?;
+    let totals: Vec<(String, u64)> =
+        crate::detectors::training::template_stats(&ctx.lake, &ctx.source, &[date])?
+            .into_iter()
+            .map(|(id, (_, n))| (id, n))
+            .collect();
     let top = top_templates(&totals, gold.top_templates);
     let counts = DataFrame::new_infer_height(vec![
         Column::new(
@@ -224,32 +228,6 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
         windows: windows.height(),
         sessions: n_sessions,
     })
-}
-
-/// Each template of `date` with its number of events, in first-seen order.
-fn template_totals(ctx: &Context, date: NaiveDate, window: usize) -> Result<Vec<(String, u64)>> {
-    let mut index: rustc_hash::FxHashMap<String, usize> = Default::default();
-    let mut totals: Vec<(String, u64)> = Vec::new();
-    crate::detectors::training::event_windows(
-        &ctx.lake,
-        &ctx.source,
-        &[date],
-        window,
-        &["template_id"],
-        &mut |_, df| {
-            for id in df.column("template_id")?.str()?.iter().flatten() {
-                match index.get(id) {
-                    Some(&i) => totals[i].1 += 1,
-                    None => {
-                        index.insert(id.to_string(), totals.len());
-                        totals.push((id.to_string(), 1));
-                    }
-                }
-            }
-            Ok(())
-        },
-    )?;
-    Ok(totals)
 }
 
 /// The `k` most frequent templates (ties by id), which get their own window count column.
