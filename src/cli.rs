@@ -325,34 +325,27 @@ pub fn run(cli: Cli) -> Result<Completion> {
     let skip = Completion::NothingToDo {
         exit_code: settings.run.skip_exit_code,
     };
-    let command = match &cli.command {
-        Command::Init => Stage::Init.name(),
-        Command::Bronze => Stage::Bronze.name(),
-        Command::Silver => Stage::Silver.name(),
-        Command::Gold => Stage::Gold.name(),
-        Command::Train => Stage::Train.name(),
-        Command::Detect => Stage::Detect.name(),
-        Command::Report => Stage::Report.name(),
-        Command::Run { .. } => "run",
+    // The one stage a stage command runs; `run` runs a range of them.
+    let stage = match &cli.command {
+        Command::Init => Some(Stage::Init),
+        Command::Bronze => Some(Stage::Bronze),
+        Command::Silver => Some(Stage::Silver),
+        Command::Gold => Some(Stage::Gold),
+        Command::Train => Some(Stage::Train),
+        Command::Detect => Some(Stage::Detect),
+        Command::Report => Some(Stage::Report),
+        Command::Run { .. } => None,
         Command::Generate { .. } | Command::ParseAccuracy { .. } => unreachable!("handled above"),
     };
+    let command = stage.map_or("run", Stage::name);
     let ctx = Context::open(settings, g.source.clone(), batch_dates(g)?, options)
         .with_context(|| format!("{command} could not start"))?;
-    let one = |stage| stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do);
-    let nothing_to_do = match &cli.command {
-        Command::Init => one(Stage::Init),
-        Command::Bronze => one(Stage::Bronze),
-        Command::Silver => one(Stage::Silver),
-        Command::Gold => one(Stage::Gold),
-        Command::Train => one(Stage::Train),
-        Command::Detect => one(Stage::Detect),
-        Command::Report => one(Stage::Report),
-        Command::Run { from, to } => {
+    let nothing_to_do = match (stage, &cli.command) {
+        (Some(stage), _) => stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do),
+        (None, Command::Run { from, to }) => {
             stages::run_range(&ctx, Stage::parse(from)?, Stage::parse(to)?)
         }
-        Command::Generate { .. } | Command::ParseAccuracy { .. } => {
-            unreachable!("handled above")
-        }
+        (None, _) => unreachable!("only `run` has no single stage"),
     };
     ctx.db.close();
     Ok(if nothing_to_do? {

@@ -4,7 +4,7 @@
 //! Every setting has a default here, so an empty or missing config file is valid; the shipped
 //! `config/loglake.toml` repeats those defaults with a comment on each, and a test keeps the
 //! two in step. Secrets (the database URL's password) belong in the environment only, and are
-//! never printed: see [`redact_url`].
+//! never printed: see [`crate::secrets`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -283,11 +283,6 @@ impl Settings {
         }
         parse
     }
-}
-
-/// A database URL fit for logs and error messages (see [`crate::secrets`]).
-pub fn redact_url(url: &str) -> String {
-    crate::secrets::redact_url(url)
 }
 
 #[cfg(test)]

@@ -18,9 +18,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
-use crate::config::redact_url;
 use crate::detectors::SavedModel;
 use crate::records::{AnomalyRow, EvaluationRow, Incident};
+use crate::secrets::redact_url;
 
 mod connect;
 mod insert;

@@ -8,22 +8,15 @@
 //! templates become count features) is still ranked over every session of the range.
 
 use std::collections::{BTreeMap, BinaryHeap};
-use std::hash::{Hash, Hasher};
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use polars::prelude::*;
-use rustc_hash::FxHasher;
 
 use super::training::SessionTraining;
 use crate::features;
-use crate::lake::{Lake, Layer, RowWindows, keep_rows, tables};
-
-fn key_hash(key: &str) -> u64 {
-    let mut h = FxHasher::default();
-    key.hash(&mut h);
-    h.finish()
-}
+use crate::lake::{Lake, Layer, RowWindows, concat_rows, keep_rows, tables};
+use crate::parse::session::key_hash;
 
 /// The session view of `dates`, or `None` when they have no sessions.
 pub fn session_training(
@@ -148,8 +141,8 @@ pub fn session_training(
             },
         )?;
     }
-    let sessions = stack(session_parts)?;
-    let counts = stack(count_parts)?;
+    let sessions = concat_rows(session_parts)?;
+    let counts = concat_rows(count_parts)?;
     tracing::info!(
         sessions = sessions.height(),
         of = total,
@@ -200,21 +193,4 @@ fn with_date(df: DataFrame, d: NaiveDate) -> Result<DataFrame> {
         .lazy()
         .with_column(lit(d.format("%Y-%m-%d").to_string()).alias("date"))
         .collect()?)
-}
-
-/// The windows read, as one frame (by column name: partitions written by older versions may
-/// lack a column, as in [`Lake::scan`]).
-fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
-    if frames.is_empty() {
-        return Ok(DataFrame::default());
-    }
-    let lazy: Vec<LazyFrame> = frames.into_iter().map(IntoLazy::lazy).collect();
-    Ok(concat(
-        lazy,
-        UnionArgs {
-            diagonal: true,
-            ..Default::default()
-        },
-    )?
-    .collect()?)
 }

@@ -73,6 +73,25 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     Ok(lf.collect()?)
 }
 
+/// Frames read or built piece by piece, as one frame of a single chunk (by column name: a
+/// piece may lack a column an older partition did not have). No pieces: an empty frame.
+pub fn concat_rows(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    if frames.is_empty() {
+        return Ok(DataFrame::default());
+    }
+    let lazy: Vec<LazyFrame> = frames.into_iter().map(IntoLazy::lazy).collect();
+    let mut all = concat(
+        lazy,
+        UnionArgs {
+            diagonal: true,
+            ..Default::default()
+        },
+    )?
+    .collect()?;
+    all.rechunk_mut();
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,13 +23,15 @@ mod frames;
 pub mod lock;
 pub mod schema;
 
-pub use frames::{explain_write_error, keep_rows, read_parquet, write_parquet, write_parquet_at};
+pub use frames::{
+    concat_rows, explain_write_error, keep_rows, read_parquet, write_parquet, write_parquet_at,
+};
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
@@ -338,21 +340,33 @@ impl Lake {
         read: RowWindows<'_>,
         each: &mut dyn FnMut(DataFrame) -> Result<()>,
     ) -> Result<()> {
-        let (window, columns) = (read.rows.max(1), read.columns);
+        let window = read.rows.max(1);
         let rows = self.table_rows(layer, table, source, &[date])? as usize;
         for start in (0..rows).step_by(window) {
-            let Some(lf) = self.scan_partition(layer, table, source, date)? else {
-                break;
-            };
-            let df = lf
-                .slice(start as i64, window as IdxSize)
-                .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
-                .collect()
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("reading {}/{table} of {date}", layer.dir_name()))?;
-            each(df)?;
+            each(self.read_rows(layer, table, (source, date), start, &read)?)?;
         }
         Ok(())
+    }
+
+    /// Rows `start .. start + read.rows` of one partition of `table`, columns `read.columns`
+    /// (only the row groups they fall in are decoded; see [`Lake::scan_partition`]).
+    pub fn read_rows(
+        &self,
+        layer: Layer,
+        table: &str,
+        (source, date): (&str, NaiveDate),
+        start: usize,
+        read: &RowWindows<'_>,
+    ) -> Result<DataFrame> {
+        let what = || format!("{}/{table} of {date}", layer.dir_name());
+        let Some(lf) = self.scan_partition(layer, table, source, date)? else {
+            bail!("{} disappeared while it was being read", what());
+        };
+        lf.slice(start as i64, read.rows.max(1) as IdxSize)
+            .select(read.columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+            .collect()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("reading {}", what()))
     }
 
     /// Replace one partition with `df`, atomically (see the module docs).

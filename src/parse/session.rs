@@ -66,3 +66,12 @@ impl SessionKey {
         }
     }
 }
+
+/// A fixed hash of a session key (not randomly seeded): 03-gold's session buckets and
+/// 04-train's session sample both follow it, so a re-run puts every session where it was.
+pub fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    key.hash(&mut h);
+    h.finish()
+}

@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 use crate::detectors::Granularity;
 use crate::detectors::scoring::{EventColumns, ScoringInput};
-use crate::lake::{Layer, read_parquet, tables};
+use crate::lake::{Layer, RowWindows, read_parquet, tables};
 use crate::stages::Context;
 
 /// Sessions scored at once, per line of `[parse] window_lines`: a session's feature row holds
@@ -129,15 +129,13 @@ fn event_chunks(
         as usize;
     let window = ctx.resolved.parse.window_lines.max(1);
     for start in (0..rows).step_by(window) {
-        let slice = |layer, table: &str, columns: &[&str]| -> Result<DataFrame> {
-            let Some(lf) = ctx.lake.scan_partition(layer, table, &ctx.source, date)? else {
-                bail!("{table} of {date} disappeared while 05-detect was reading it");
+        let slice = |layer, table: &str, columns: &[&str]| {
+            let read = RowWindows {
+                rows: window,
+                columns,
             };
-            lf.slice(start as i64, window as IdxSize)
-                .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
-                .collect()
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("reading {table} of {date}"))
+            ctx.lake
+                .read_rows(layer, table, (&ctx.source, date), start, &read)
         };
         let gold = slice(
             Layer::Gold,

@@ -91,13 +91,11 @@ impl Samples {
                 },
             )?;
         }
-        let df = match kept
-            .into_iter()
-            .reduce(|a, b| a.vstack(&b).expect("same columns"))
-        {
-            Some(df) => df,
+        let df = if !kept.is_empty() {
+            crate::lake::concat_rows(kept)?
+        } else {
             // Nothing to explain: an empty frame with the same columns.
-            None => DataFrame::new_infer_height(vec![
+            DataFrame::new_infer_height(vec![
                 Column::new("ts".into(), Vec::<i64>::new()),
                 Column::new("line_no".into(), Vec::<u64>::new()),
                 Column::new("service".into(), Vec::<&str>::new()),
@@ -105,7 +103,7 @@ impl Samples {
                 Column::new("level".into(), Vec::<&str>::new()),
                 Column::new("template_id".into(), Vec::<&str>::new()),
                 Column::new("message".into(), Vec::<&str>::new()),
-            ])?,
+            ])?
         };
         Self::new(df, partition, session_lines)
     }

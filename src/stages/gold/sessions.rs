@@ -14,14 +14,13 @@
 //! million events.
 
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 
 use anyhow::{Context as _, Result};
 use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 
-use crate::lake::{Scratch, read_parquet};
+use crate::lake::{Scratch, concat_rows, read_parquet};
 
 /// Keyed events on their way to per-session features.
 pub struct SessionBuckets {
@@ -110,7 +109,7 @@ impl SessionBuckets {
     /// Aggregate each bucket in turn, handing `each` its sessions and template counts.
     pub fn finish(self, mut each: impl FnMut(DataFrame, DataFrame) -> Result<()>) -> Result<()> {
         let Some(spill) = self.spill else {
-            let rows = stack(self.held)?;
+            let rows = concat_rows(self.held)?;
             let (sessions, counts) = aggregate(&rows)?;
             return each(sessions, counts);
         };
@@ -131,20 +130,9 @@ fn bucket_file(b: usize) -> String {
     format!("bucket-{b:05}.parquet")
 }
 
-/// The bucket of a session key: a fixed hash, so a re-run puts every session where it was.
+/// The bucket of a session key (a fixed hash: a re-run puts every session where it was).
 fn bucket(key: &str, buckets: usize) -> usize {
-    let mut h = FxHasher::default();
-    key.hash(&mut h);
-    (h.finish() % buckets as u64) as usize
-}
-
-fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
-    let mut all = frames
-        .into_iter()
-        .reduce(|a, b| a.vstack(&b).expect("bucket frames share columns"))
-        .unwrap_or_default();
-    all.rechunk_mut();
-    Ok(all)
+    (crate::parse::session::key_hash(key) % buckets as u64) as usize
 }
 
 /// Per session of `rows`: service (of its first event), start, end, events, distinct

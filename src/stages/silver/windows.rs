@@ -152,11 +152,7 @@ pub fn parse(
         date,
         &template_frame(&mined.templates, &counts)?,
     )?;
-    let mut bad = quarantined
-        .into_iter()
-        .reduce(|a, b| a.vstack(&b).expect("quarantine frames share columns"))
-        .unwrap_or_default();
-    bad.rechunk_mut();
+    let bad = crate::lake::concat_rows(quarantined)?;
     ctx.lake
         .commit_partition(Layer::Quarantine, tables::UNPARSED, &ctx.source, date, &bad)?;
     tracing::info!(%date, lines = n_in, events = n_events, quarantined = n_bad, windows, "silver partition written in windows");
