@@ -109,67 +109,31 @@ pub fn plan(path: &Path, ingested: &Ingested, wait: std::time::Duration) -> Resu
     candidates.sort_by_key(|s| s.end);
     candidates.dedup_by_key(|s| (s.end, s.prefix_sha.clone()));
 
-    let mut hasher = Sha256::new();
-    let mut at = 0u64;
-    let mut lines = 0u64;
-    let mut matched: Option<&Segment> = None;
-    let mut next = 0usize;
-    let (mut last_newline, mut lines_at_newline) = (0u64, 0u64);
-    let mut hash_at_newline = hasher.clone();
+    let mut probe = Probe::new(candidates);
+    probe.feed(&head);
     let mut read_error = false;
     let mut buf = vec![0u8; 1 << 20];
-    let mut pending: &[u8] = &head;
-    let mut first = true;
     loop {
-        let chunk: &[u8] = if first {
-            first = false;
-            pending
-        } else {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => &buf[..n],
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    read_error = true;
-                    break;
-                }
-            }
-        };
-        pending = &[];
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            // Up to the next candidate's end, if it falls in this chunk.
-            let stop = candidates
-                .get(next)
-                .map(|c| c.end.saturating_sub(at) as usize)
-                .filter(|&k| k <= rest.len())
-                .unwrap_or(rest.len());
-            let (piece, after) = rest.split_at(stop);
-            if let Some(i) = memchr_last(piece) {
-                hasher.update(&piece[..=i]);
-                lines += count_newlines(&piece[..=i]);
-                last_newline = at + i as u64 + 1;
-                lines_at_newline = lines;
-                hash_at_newline = hasher.clone();
-                hasher.update(&piece[i + 1..]);
-            } else {
-                hasher.update(piece);
-            }
-            at += piece.len() as u64;
-            rest = after;
-            while let Some(c) = candidates.get(next).filter(|c| c.end == at) {
-                if hex(&hasher.clone().finalize()) == c.prefix_sha {
-                    matched = Some(c);
-                }
-                next += 1;
-            }
-            // Candidates that end before `at` could not be checked (passed mid-piece only if
-            // `stop` was 0, handled above), so none are skipped.
-            if stop == 0 && rest.is_empty() {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => probe.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                read_error = true;
                 break;
             }
         }
     }
+    let Probe {
+        matched,
+        hasher,
+        at,
+        lines,
+        last_newline,
+        lines_at_newline,
+        hash_at_newline,
+        ..
+    } = probe;
     let whole = hex(&hasher.clone().finalize());
     if ingested.part_names.contains(&whole[..32]) {
         return Ok(Plan::Skip {
@@ -218,6 +182,70 @@ pub fn plan(path: &Path, ingested: &Ingested, wait: std::time::Duration) -> Resu
         until_error: read_error,
         held_back,
     })
+}
+
+/// The running state of [`plan`]'s pass over a stream.
+struct Probe<'s> {
+    /// Segments whose head matches, by end; `next` is the first not yet checked.
+    candidates: Vec<&'s Segment>,
+    next: usize,
+    /// The longest candidate whose checksum matches the stream's prefix.
+    matched: Option<&'s Segment>,
+    hasher: Sha256,
+    at: u64,
+    lines: u64,
+    /// After the last newline so far: its offset, the lines up to it, the checksum there.
+    last_newline: u64,
+    lines_at_newline: u64,
+    hash_at_newline: Sha256,
+}
+
+impl<'s> Probe<'s> {
+    fn new(candidates: Vec<&'s Segment>) -> Self {
+        Self {
+            candidates,
+            next: 0,
+            matched: None,
+            hasher: Sha256::new(),
+            at: 0,
+            lines: 0,
+            last_newline: 0,
+            lines_at_newline: 0,
+            hash_at_newline: Sha256::new(),
+        }
+    }
+
+    /// The stream's next bytes. Hashing stops at each candidate's end, where the prefix's
+    /// checksum is compared with the candidate's.
+    fn feed(&mut self, mut rest: &[u8]) {
+        while !rest.is_empty() {
+            let stop = self
+                .candidates
+                .get(self.next)
+                .map(|c| c.end.saturating_sub(self.at) as usize)
+                .filter(|&k| k <= rest.len())
+                .unwrap_or(rest.len());
+            let (piece, after) = rest.split_at(stop);
+            if let Some(i) = memchr_last(piece) {
+                self.hasher.update(&piece[..=i]);
+                self.lines += count_newlines(&piece[..=i]);
+                self.last_newline = self.at + i as u64 + 1;
+                self.lines_at_newline = self.lines;
+                self.hash_at_newline = self.hasher.clone();
+                self.hasher.update(&piece[i + 1..]);
+            } else {
+                self.hasher.update(piece);
+            }
+            self.at += piece.len() as u64;
+            rest = after;
+            while let Some(&c) = self.candidates.get(self.next).filter(|c| c.end == self.at) {
+                if hex(&self.hasher.clone().finalize()) == c.prefix_sha {
+                    self.matched = Some(c);
+                }
+                self.next += 1;
+            }
+        }
+    }
 }
 
 fn memchr_last(bytes: &[u8]) -> Option<usize> {
