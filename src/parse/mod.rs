@@ -342,7 +342,7 @@ impl Parser {
     /// line order go to the template miner (cheap: a batch has few distinct messages after
     /// masking); then, in parallel again, every line gets its template.
     pub fn parse_batch<'a>(&self, lines: &[Result<&'a str, String>]) -> Batch<'a> {
-        let mut chunks = self.stage(lines);
+        let mut chunks = self.stage(lines, true);
         let mut mined = stream::Miner::default();
         let global_of_local: Vec<Vec<usize>> =
             chunks.iter_mut().map(|c| mined.add_chunk(c)).collect();
@@ -359,25 +359,27 @@ impl Parser {
         }
     }
 
-    /// Stage `lines` in chunks of [`CHUNK`] lines, in parallel.
-    fn stage<'a>(&self, lines: &[Result<&'a str, String>]) -> Vec<StagedChunk<'a>> {
+    /// Stage `lines` in chunks of [`CHUNK`] lines, in parallel. Without `values`, events'
+    /// parameters are not written out (their ranges are empty): for a pass that only counts
+    /// masked messages.
+    fn stage<'a>(&self, lines: &[Result<&'a str, String>], values: bool) -> Vec<StagedChunk<'a>> {
         lines
             .par_chunks(CHUNK)
-            .map(|chunk| self.stage_chunk(chunk))
+            .map(|chunk| self.stage_chunk(chunk, values))
             .collect()
     }
 
     /// Headers and masking for one chunk, and the chunk's distinct masked messages. A line's
     /// masked text is written into one reused buffer and kept only when it is new to the
     /// chunk, so a chunk allocates per distinct message rather than per line.
-    fn stage_chunk<'a>(&self, chunk: &[Result<&'a str, String>]) -> StagedChunk<'a> {
+    fn stage_chunk<'a>(&self, chunk: &[Result<&'a str, String>], values: bool) -> StagedChunk<'a> {
         let mut ts = TimestampParser::new(self.time);
         let mut local: FxHashMap<String, u32> = FxHashMap::default();
         let mut distinct: Vec<String> = Vec::new();
         let mut counts: Vec<u32> = Vec::new();
         let mut buffer = String::new();
         let mut json = String::new();
-        let mut params = String::with_capacity(chunk.len() * 32);
+        let mut params = String::with_capacity(if values { chunk.len() * 32 } else { 0 });
         let mut continuations = Vec::new();
         let staged = chunk
             .iter()
@@ -395,9 +397,13 @@ impl Parser {
                     }
                     Err(reason) => return Staged::Bad(reason),
                 };
-                masking::mask_to_json_into(&header.message, &mut buffer, &mut json);
                 let start = params.len() as u32;
-                params.push_str(&json);
+                if values {
+                    masking::mask_to_json_into(&header.message, &mut buffer, &mut json);
+                    params.push_str(&json);
+                } else {
+                    masking::mask_only_into(&header.message, &mut buffer);
+                }
                 let range = start..params.len() as u32;
                 let index = match local.get(buffer.as_str()) {
                     Some(&i) => i,

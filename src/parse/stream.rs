@@ -27,7 +27,7 @@ impl Miner {
     /// Stage one window of the batch (windows in order, each a whole number of [`CHUNK`]s
     /// but the last) and keep its distinct messages.
     pub fn add_window(&mut self, parser: &Parser, lines: &[Result<&str, String>]) {
-        for mut chunk in parser.stage(lines) {
+        for mut chunk in parser.stage(lines, false) {
             self.add_chunk(&mut chunk);
         }
     }
@@ -101,7 +101,7 @@ impl Mined {
         parser: &Parser,
         lines: &[Result<&'a str, String>],
     ) -> Window<'a> {
-        let chunks = parser.stage(lines);
+        let chunks = parser.stage(lines, true);
         let global_of_local: Vec<Vec<usize>> = chunks
             .iter()
             .map(|c| {

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result, bail};
 use chrono::{NaiveDate, Utc};
+use rayon::prelude::*;
 
 use super::{Context, RunOutcome};
 use crate::detectors::{DETECTORS, Finding, Granularity, SavedModel, Scored, ensemble};
@@ -166,19 +167,33 @@ fn score_batch(
             let Some(rows) = input.rows(granularity) else {
                 return Ok(());
             };
+            // Detectors judge a chunk independently, so they score it in parallel; their
+            // outputs are gathered in registry order, as if they had run one after another.
+            let each: Vec<(Scored, std::time::Duration)> = judging
+                .par_iter()
+                .map(|&(model, detector)| {
+                    let t = std::time::Instant::now();
+                    let mut one = Scored {
+                        scores: Vec::with_capacity(rows as usize),
+                        findings: Vec::new(),
+                    };
+                    detector.score(model, input, &mut one).with_context(|| {
+                        format!("scoring with {}/{}", model.granularity, model.detector)
+                    })?;
+                    Ok((one, t.elapsed()))
+                })
+                .collect::<Result<_>>()?;
             let mut out = Scored {
                 scores: Vec::with_capacity(rows as usize * judging.len()),
                 findings: Vec::new(),
             };
-            for &(model, detector) in &judging {
+            for (&(model, _), (one, took)) in judging.iter().zip(each) {
                 scored += rows;
-                let t = std::time::Instant::now();
-                detector.score(model, input, &mut out).with_context(|| {
-                    format!("scoring with {}/{}", model.granularity, model.detector)
-                })?;
+                out.scores.extend(one.scores);
+                out.findings.extend(one.findings);
                 *spent
                     .entry(format!("score {}/{}", model.granularity, model.detector))
-                    .or_default() += t.elapsed();
+                    .or_default() += took;
             }
             ballots.add(&out.findings, &out.scores);
             if !out.scores.is_empty() {
