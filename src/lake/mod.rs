@@ -20,6 +20,8 @@
 //! partition absent, never partial, and re-running the stage restores it.
 
 mod frames;
+mod staged;
+pub use staged::StagedPartition;
 pub mod lock;
 pub mod schema;
 
@@ -412,13 +414,8 @@ impl Lake {
     /// go to a staging folder as they come, and [`StagedPartition::commit`] puts them in place
     /// at once, so readers never see some parts without the others.
     pub fn stage_partition(&self, layer: Layer, table: &str) -> Result<StagedPartition<'_>> {
-        Ok(StagedPartition {
-            lake: self,
-            layer,
-            table: table.to_string(),
-            staging: self.staging_dir(&format!("{}-{table}", layer.dir_name()))?,
-            parts: 0,
-        })
+        let staging = self.staging_dir(&format!("{}-{table}", layer.dir_name()))?;
+        Ok(StagedPartition::new(self, layer, table, staging))
     }
 
     /// Remove one partition (a re-run that now produces nothing must not leave stale rows).
@@ -559,39 +556,6 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A partition being written part by part (see [`Lake::stage_partition`]).
-pub struct StagedPartition<'l> {
-    lake: &'l Lake,
-    layer: Layer,
-    table: String,
-    staging: PathBuf,
-    parts: usize,
-}
-
-impl StagedPartition<'_> {
-    /// Write the next part (`part-00000.parquet`, `part-00001.parquet`, … in call order).
-    pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
-        let path = self.staging.join(format!("part-{:05}.parquet", self.parts));
-        write_parquet_at(df, &path, self.layer.zstd_level())?;
-        self.parts += 1;
-        Ok(())
-    }
-
-    /// Whether no part has been written yet.
-    pub fn is_empty(&self) -> bool {
-        self.parts == 0
-    }
-
-    /// Replace the partition with the parts written, atomically.
-    pub fn commit(self, source: &str, date: NaiveDate) -> Result<PathBuf> {
-        let target = self
-            .lake
-            .partition_dir(self.layer, &self.table, source, date);
-        self.lake.swap_into_place(&self.staging, &target)?;
-        Ok(target)
     }
 }
 
