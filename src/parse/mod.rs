@@ -9,6 +9,7 @@
 pub mod accuracy;
 pub mod drain;
 pub mod format;
+pub mod generic;
 pub mod masking;
 pub mod refine;
 pub mod session;
@@ -145,13 +146,20 @@ pub struct Parser {
     drain: DrainParams,
     max_constant_values: usize,
     multiline: bool,
+    /// With `multiline`, every line that is not a header continues the event before it, not
+    /// only lines shaped like stack traces: the generic layout's logs have no other way to
+    /// say so (apt's history.log writes a record's details on the lines after its time).
+    headerless_lines_continue: bool,
     time: TimeContext,
 }
 
 /// Which preset `format = "auto"` chose, and how well it fit the sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
+    /// A preset's name, or `generic` for the layout read off the sample.
     pub preset: String,
+    /// The format in use: the preset's name, or the generic layout's format string.
+    pub format: String,
     pub matched: usize,
     pub sampled: usize,
 }
@@ -172,16 +180,18 @@ impl Parser {
         if spec.eq_ignore_ascii_case("auto") {
             anyhow::bail!("format \"auto\" needs sample lines to choose a preset from");
         }
-        let reader = if let Some(kind) = structured_kind(spec) {
-            HeaderReader::Structured(
-                kind,
+        let reader = if let Some((kind, preset_fields)) = structured_kind(spec) {
+            let fields = preset_fields.unwrap_or_else(|| {
                 structured::FieldMap::from_lists(
                     &settings.timestamp_field,
                     &settings.level_field,
                     &settings.service_field,
                     &settings.message_field,
                 )
-                .with_session(session_field(&settings.session_key)),
+            });
+            HeaderReader::Structured(
+                kind,
+                fields.with_session(session_field(&settings.session_key)),
             )
         } else {
             let format = LineFormat::from_spec(spec)?;
@@ -198,6 +208,7 @@ impl Parser {
             },
             max_constant_values: settings.max_constant_values,
             multiline: settings.multiline,
+            headerless_lines_continue: false,
             time,
         })
     }
@@ -240,21 +251,46 @@ impl Parser {
                 best = Some((score, name));
             }
         }
-        let ((matched, _, _), name) = best.expect("there are presets");
+        let ((mut matched, _, _), name) = best.expect("there are presets");
+        let mut chosen = settings.clone();
+        chosen.format = name.to_string();
+        let mut preset = name.to_string();
+        // The generic layout when it reads more than twice what the best preset reads: a
+        // preset that fits is more specific (it names more fields, knows where sessions and
+        // levels are), so it keeps the log unless it plainly does not fit.
+        let time = TimeContext {
+            zone: timestamp::parse_zone(&settings.timezone).map_err(anyhow::Error::msg)?,
+            year: settings.year,
+            batch_date,
+        };
+        if let Some(format) = generic::infer_format(sample, time) {
+            let mut candidate = settings.clone();
+            candidate.format = format.clone();
+            let parser = Self::new(&candidate, batch_date)?;
+            let mut ts = TimestampParser::new(parser.time);
+            let read = sample
+                .iter()
+                .filter(|line| parser.parse_header(line, &mut ts).is_ok())
+                .count();
+            if read > 2 * matched {
+                (matched, chosen, preset) = (read, candidate, "generic".to_string());
+            }
+        }
         if matched == 0 {
             anyhow::bail!(
-                "format \"auto\": no preset reads any of the first {} lines; set parse.format (or --format) to a format string such as \"<Date> <Time> <Level> <Component>: <Content>\"",
+                "format \"auto\": no preset reads any of the first {} lines, and they do not start with a timestamp; set parse.format (or --format) to a format string such as \"<Date> <Time> <Level> <Component>: <Content>\"",
                 sample.len()
             );
         }
-        let mut chosen = settings.clone();
-        chosen.format = name.to_string();
+        let mut parser = Self::new(&chosen, batch_date)?;
+        parser.headerless_lines_continue = preset == "generic";
         let detection = Detection {
-            preset: name.to_string(),
+            preset,
+            format: chosen.format.clone(),
             matched,
             sampled: sample.len(),
         };
-        Ok((Self::new(&chosen, batch_date)?, Some(detection)))
+        Ok((parser, Some(detection)))
     }
 
     /// Parse one line's header (no templating).
@@ -265,10 +301,10 @@ impl Parser {
     ) -> Result<Header<'a>, String> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
-            return Err("empty line".into());
+            return Err(EMPTY_LINE.into());
         }
         if line.contains('\0') {
-            return Err("line contains NUL bytes".into());
+            return Err(NUL_BYTES.into());
         }
         match &self.reader {
             HeaderReader::Format(format, slots) => Self::format_header(format, slots, line, ts),
@@ -277,9 +313,15 @@ impl Parser {
                 let ts_ms = ts
                     .parse(&f.timestamp)
                     .ok_or_else(|| format!("unparseable timestamp {:?}", f.timestamp))?;
+                // A lone digit 0–7 is a syslog severity (journald's PRIORITY, GELF's level).
+                let severity = f.level.len() == 1 && matches!(f.level.as_bytes()[0], b'0'..=b'7');
                 Ok(Header {
                     ts_ms,
-                    level: normalize_level(&f.level),
+                    level: if severity {
+                        syslog_level(&f.level)
+                    } else {
+                        normalize_level(&f.level)
+                    },
                     level_raw: f.level,
                     service: f.service,
                     message: match f.message {
@@ -391,7 +433,13 @@ impl Parser {
                 };
                 let header = match self.parse_header(line, &mut ts) {
                     Ok(header) => header,
-                    Err(_) if self.multiline && is_continuation(line) => {
+                    Err(reason)
+                        if self.multiline
+                            && (is_continuation(line)
+                                || (self.headerless_lines_continue
+                                    && reason != EMPTY_LINE
+                                    && reason != NUL_BYTES)) =>
+                    {
                         continuations.push((j, line));
                         return Staged::Continuation;
                     }
@@ -433,6 +481,10 @@ impl Parser {
 /// timestamp parser starts afresh, so any split of a batch into windows must fall on chunk
 /// boundaries for its lines to parse as they would in one piece.
 pub const CHUNK: usize = 16 * 1024;
+
+/// Why an empty line, or one with NUL bytes, is quarantined (never joined to an event).
+const EMPTY_LINE: &str = "empty line";
+const NUL_BYTES: &str = "line contains NUL bytes";
 
 /// Why a continuation line with no event before it is quarantined.
 pub const NO_EVENT_BEFORE: &str = "continuation line with no event before it in the batch";
@@ -539,11 +591,36 @@ struct StagedChunk<'a> {
     continuations: Vec<(usize, &'a str)>,
 }
 
-fn structured_kind(spec: &str) -> Option<structured::Kind> {
-    if spec.eq_ignore_ascii_case("json") || spec.eq_ignore_ascii_case("jsonl") {
-        Some(structured::Kind::Json)
-    } else if spec.eq_ignore_ascii_case("logfmt") {
-        Some(structured::Kind::Logfmt)
+/// A structured preset: its kind, and the keys of its header fields when the preset fixes
+/// them (`None`: the `parse.*_field` candidate lists).
+fn structured_kind(spec: &str) -> Option<(structured::Kind, Option<structured::FieldMap>)> {
+    let is = |name: &str| spec.eq_ignore_ascii_case(name);
+    if is("json") || is("jsonl") {
+        Some((structured::Kind::Json, None))
+    } else if is("logfmt") {
+        Some((structured::Kind::Logfmt, None))
+    } else if is("journald") {
+        // `journalctl -o json`: microseconds since the epoch, a syslog severity 0–7.
+        Some((
+            structured::Kind::Json,
+            Some(structured::FieldMap::from_lists(
+                "__REALTIME_TIMESTAMP",
+                "PRIORITY",
+                "SYSLOG_IDENTIFIER,_SYSTEMD_UNIT,_COMM",
+                "MESSAGE",
+            )),
+        ))
+    } else if is("docker") {
+        // Docker's json-file driver: `{"log":"…\n","stream":"stdout","time":"…Z"}`.
+        Some((
+            structured::Kind::Json,
+            Some(structured::FieldMap::from_lists(
+                "time",
+                "level",
+                "attrs.tag",
+                "log",
+            )),
+        ))
     } else {
         None
     }

@@ -297,6 +297,22 @@ const PRESET_LINES: &[(&str, &str, &str, &str, &str, &str)] = &[
         "2025-11-20T10:00:00Z",
         "slow request",
     ),
+    (
+        "journald",
+        r#"{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1750775785123456","__MONOTONIC_TIMESTAMP":"12","_HOSTNAME":"web1","PRIORITY":"3","SYSLOG_IDENTIFIER":"sshd","_PID":"812","MESSAGE":"error: kex_exchange_identification: Connection closed by remote host"}"#,
+        "sshd",
+        "ERROR",
+        "2025-06-24T14:36:25.123Z",
+        "error: kex_exchange_identification: Connection closed by remote host",
+    ),
+    (
+        "docker",
+        r#"{"log":"GET /healthz 200 1.2ms\n","stream":"stdout","attrs":{"tag":"api"},"time":"2025-06-24T14:36:25.123456789Z"}"#,
+        "api",
+        "INFO",
+        "2025-06-24T14:36:25.123Z",
+        "GET /healthz 200 1.2ms",
+    ),
 ];
 
 #[test]

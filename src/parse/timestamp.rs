@@ -283,7 +283,8 @@ impl TimestampParser {
     }
 }
 
-/// Epoch seconds (10 digits, optional fraction) or milliseconds (13 digits).
+/// Epoch seconds (10 digits, optional fraction), milliseconds (13 digits), microseconds (16:
+/// journald's `__REALTIME_TIMESTAMP`) or nanoseconds (19: Go's and OpenTelemetry's `UnixNano`).
 fn epoch(text: &str) -> Option<i64> {
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
     if whole.is_empty()
@@ -304,6 +305,8 @@ fn epoch(text: &str) -> Option<i64> {
             Some(v * 1000 + ms.0)
         }
         13 if frac.is_empty() => Some(v),
+        16 if frac.is_empty() => Some(v / 1_000),
+        19 if frac.is_empty() => Some(v / 1_000_000),
         _ => None,
     }
 }
@@ -443,6 +446,9 @@ mod tests {
         assert_eq!(p.parse("1700000000"), Some(1_700_000_000_000));
         assert_eq!(p.parse("1700000000123"), Some(1_700_000_000_123));
         assert_eq!(p.parse("1131566461.5"), Some(1_131_566_461_500));
+        assert_eq!(p.parse("1700000000123456"), Some(1_700_000_000_123));
+        assert_eq!(p.parse("1700000000123456789"), Some(1_700_000_000_123));
+        assert_eq!(p.parse("17000000001234567"), None);
         assert_eq!(p.parse("not a time"), None);
         assert_eq!(p.parse("2026-13-18T14:05:03Z"), None);
     }

@@ -175,10 +175,12 @@ fn parser_for(settings: &ParseSettings, date: NaiveDate, bronze: &DataFrame) -> 
         tracing::info!(
             %date,
             preset = d.preset,
+            format = d.format,
             matched = d.matched,
             sampled = d.sampled,
-            "format auto-detected: preset {:?} reads {} of the first {} lines (pin it with parse.format)",
-            d.preset, d.matched, d.sampled
+            "format auto-detected: {} {:?} reads {} of the first {} lines (pin it with parse.format)",
+            if d.preset == "generic" { "no preset fits; generic layout" } else { "preset" },
+            d.format, d.matched, d.sampled
         );
     }
     Ok(parser)

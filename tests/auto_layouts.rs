@@ -1,0 +1,130 @@
+//! `--format auto` on logs no preset describes: Debian's dpkg, update-alternatives and apt
+//! history logs (lines shaped like those a Debian machine writes under /var/log). The
+//! generic layout reads them; every line ends in an event, in an event's continuation, or in
+//! quarantine with its reason.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use loglake::lake::{Lake, Layer, tables};
+use polars::prelude::*;
+
+mod common;
+
+/// Run the pipeline on `log` with `--format auto` up to 02-silver; silver's events and
+/// quarantine. (A few dozen lines are too few for 04-train, which says so.)
+fn run_auto(dir: &Path, name: &str, log: &str) -> (DataFrame, DataFrame) {
+    let input = dir.join(name);
+    std::fs::write(&input, log).unwrap();
+    let lake_dir = dir.join(format!("lake-{name}"));
+    common::loglake(&[
+        "--lake",
+        lake_dir.to_str().unwrap(),
+        "--source",
+        "debian",
+        "--date",
+        "2025-06-24",
+        "run",
+        "--to",
+        "02-silver",
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        "auto",
+    ])
+    .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let lake = Lake::new(&lake_dir);
+    let d = [NaiveDate::from_ymd_opt(2025, 6, 24).unwrap()];
+    let read = |layer, table| {
+        lake.scan(layer, table, "debian", &d)
+            .unwrap()
+            .unwrap()
+            .collect()
+            .unwrap()
+    };
+    (
+        read(Layer::Silver, tables::EVENTS),
+        read(Layer::Quarantine, tables::UNPARSED),
+    )
+}
+
+fn strings(df: &DataFrame, column: &str) -> Vec<String> {
+    df.column(column)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn logs_without_a_preset_parse_with_the_generic_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    let mut dpkg = String::new();
+    for i in 0..40 {
+        let s = i % 60;
+        dpkg.push_str(&format!(
+            "2025-06-24 14:36:{s:02} startup archives unpack\n\
+             2025-06-24 14:36:{s:02} upgrade libsystemd0:amd64 252.36-1~deb12u{i} 252.38-1~deb12u{i}\n\
+             2025-06-24 14:36:{s:02} status half-configured libc-bin:amd64 2.36-9+deb12u{i}\n"
+        ));
+    }
+    let (events, quarantined) = run_auto(tmp.path(), "dpkg.log", &dpkg);
+    assert_eq!(events.height(), 120);
+    assert_eq!(quarantined.height(), 0);
+    let messages = strings(&events, "message");
+    assert_eq!(
+        messages[1],
+        "upgrade libsystemd0:amd64 252.36-1~deb12u0 252.38-1~deb12u0"
+    );
+    let ts = events
+        .column("ts")
+        .unwrap()
+        .as_materialized_series()
+        .clone();
+    assert_eq!(ts.null_count(), 0);
+
+    let alternatives = (0..30)
+        .map(|i| {
+            format!(
+                "update-alternatives 2025-06-24 14:37:{:02}: link group pager{i} updated to point to /usr/bin/less\n",
+                i % 60
+            )
+        })
+        .collect::<String>();
+    let (events, quarantined) = run_auto(tmp.path(), "alternatives.log", &alternatives);
+    assert_eq!((events.height(), quarantined.height()), (30, 0));
+    assert_eq!(strings(&events, "service")[0], "update-alternatives");
+    assert!(strings(&events, "message")[0].starts_with("link group pager0 updated"));
+
+    // apt's history: a record per run, its details on the lines after Start-Date, a blank
+    // line between records.
+    let mut history = String::new();
+    for i in 0..10 {
+        history.push_str(&format!(
+            "\nStart-Date: 2025-06-24  15:{i:02}:01\n\
+             Commandline: apt-get -qqy install pkg{i}\n\
+             Install: pkg{i}:amd64 (1.{i}-1)\n\
+             End-Date: 2025-06-24  15:{i:02}:09\n"
+        ));
+    }
+    let (events, quarantined) = run_auto(tmp.path(), "history.log", &history);
+    assert_eq!(
+        events.height(),
+        20,
+        "a Start-Date and an End-Date event per record"
+    );
+    let starts: Vec<String> = strings(&events, "message")
+        .into_iter()
+        .filter(|m| m.contains("Commandline"))
+        .collect();
+    assert_eq!(starts.len(), 10);
+    assert!(starts[3].contains("Install: pkg3:amd64"), "{}", starts[3]);
+    assert_eq!(
+        strings(&quarantined, "reason"),
+        vec!["empty line"; 10],
+        "the blank lines between records, counted"
+    );
+}
