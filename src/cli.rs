@@ -294,17 +294,21 @@ pub fn run(cli: Cli) -> Result<Completion> {
             parse.format = format.clone();
         }
         let date = batch_dates(g)?[0];
-        let truth_ids = accuracy::read_truth(truth)?;
-        let m = accuracy::evaluate_parser(&parse, date, log, &truth_ids)?;
+        let truth = accuracy::read_truth(truth)?;
+        let m = accuracy::evaluate_parser(&parse, date, log, &truth)?;
         if let Some(d) = &m.detection {
             println!(
-                "parse-accuracy: format auto-detected: {} ({} of the first {} lines)",
-                d.preset, d.matched, d.sampled
+                "parse-accuracy: format auto-detected: {} {:?} ({} of the first {} lines)",
+                d.preset, d.format, d.matched, d.sampled
             );
         }
+        let text = match m.template_accuracy {
+            Some((pa, fta)) => format!(", PA {pa:.4}, FTA {fta:.4}"),
+            None => String::new(),
+        };
         println!(
-            "parse-accuracy: {} lines, {} quarantined, {} templates ({} true events), grouping accuracy {:.4}",
-            m.lines, m.quarantined, m.templates, m.true_events, m.accuracy
+            "parse-accuracy: {} lines, {} quarantined, {} templates ({} true events), FGA {:.4}{text}, grouping accuracy {:.4}",
+            m.lines, m.quarantined, m.templates, m.true_events, m.group_f1, m.accuracy
         );
         for (event, templates) in m.mistakes.iter().take(*show_mistakes) {
             println!("  true event {event}:");

@@ -82,6 +82,9 @@ pub const PRESETS: &[(&str, &str)] = &[
         "<Logrecord> <Date> <Time> <Pid> <Level> <Component> \\[<Address>\\] <Content>",
     ),
     ("proxifier", "\\[<Time>\\] <Component> - <Content>"),
+    // Kubernetes container logs (CRI): RFC 3339 time, stream, `F` for a full line or `P` for
+    // the first parts of one the runtime split (joined back onto the event, no newline).
+    ("cri", "<Timestamp> <Stream> <Logtag> <Content>"),
 ];
 
 /// Presets that are not format strings: one JSON object per line, and logfmt `key=value`

@@ -48,6 +48,9 @@ pub struct Header<'a> {
     pub message: Cow<'a, str>,
     /// The session field's value, when sessions are keyed by a parsed field.
     pub session: Option<Cow<'a, str>>,
+    /// The line is the first part of a longer one, continued on the next line (the CRI
+    /// container log format's `P` tag).
+    pub partial: bool,
 }
 
 /// A fully parsed event; `template` indexes the batch's [`Templates`].
@@ -131,6 +134,8 @@ struct FieldSlots {
     content: usize,
     /// The field keying sessions (`session_key = "field:<Name>"`).
     session: Option<usize>,
+    /// The CRI tag (`<Logtag>`): `P` marks a partial line, `F` a full one or a last part.
+    partial: Option<usize>,
 }
 
 /// How a line's header is read.
@@ -329,6 +334,7 @@ impl Parser {
                         Cow::Owned(m) => Cow::Owned(m.trim().to_string()),
                     },
                     session: f.session.filter(|s| !s.is_empty()),
+                    partial: false,
                 })
             }
         }
@@ -373,6 +379,7 @@ impl Parser {
             session: field(slots.session)
                 .filter(|s| !s.is_empty())
                 .map(Cow::Borrowed),
+            partial: field(slots.partial) == Some("P"),
         })
     }
 
@@ -384,7 +391,7 @@ impl Parser {
     /// line order go to the template miner (cheap: a batch has few distinct messages after
     /// masking); then, in parallel again, every line gets its template.
     pub fn parse_batch<'a>(&self, lines: &[Result<&'a str, String>]) -> Batch<'a> {
-        let mut chunks = self.stage(lines, true);
+        let mut chunks = self.stage(lines, None, true);
         let mut mined = stream::Miner::default();
         let global_of_local: Vec<Vec<usize>> =
             chunks.iter_mut().map(|c| mined.add_chunk(c)).collect();
@@ -404,17 +411,53 @@ impl Parser {
     /// Stage `lines` in chunks of [`CHUNK`] lines, in parallel. Without `values`, events'
     /// parameters are not written out (their ranges are empty): for a pass that only counts
     /// masked messages.
-    fn stage<'a>(&self, lines: &[Result<&'a str, String>], values: bool) -> Vec<StagedChunk<'a>> {
+    ///
+    /// `before` is the line before `lines` (the last of the previous window), if any: a
+    /// partial line there makes the first line a continuation.
+    fn stage<'a>(
+        &self,
+        lines: &[Result<&'a str, String>],
+        before: Option<&str>,
+        values: bool,
+    ) -> Vec<StagedChunk<'a>> {
         lines
             .par_chunks(CHUNK)
-            .map(|chunk| self.stage_chunk(chunk, values))
+            .enumerate()
+            .map(|(k, chunk)| {
+                let before = match k {
+                    0 => before,
+                    _ => lines[k * CHUNK - 1].as_deref().ok(),
+                };
+                let continues = before.is_some_and(|line| self.is_partial(line));
+                self.stage_chunk(chunk, continues, values)
+            })
             .collect()
+    }
+
+    /// Whether `line` is the first part of a longer line (CRI's `P` tag).
+    fn is_partial(&self, line: &str) -> bool {
+        match &self.reader {
+            HeaderReader::Format(format, slots) => slots.partial.is_some_and(|slot| {
+                format
+                    .split(line)
+                    .is_some_and(|fields| fields[slot] == Some("P"))
+            }),
+            HeaderReader::Structured(..) => false,
+        }
     }
 
     /// Headers and masking for one chunk, and the chunk's distinct masked messages. A line's
     /// masked text is written into one reused buffer and kept only when it is new to the
     /// chunk, so a chunk allocates per distinct message rather than per line.
-    fn stage_chunk<'a>(&self, chunk: &[Result<&'a str, String>], values: bool) -> StagedChunk<'a> {
+    ///
+    /// With `continues`, the line before the chunk was partial: the first line continues it.
+    fn stage_chunk<'a>(
+        &self,
+        chunk: &[Result<&'a str, String>],
+        continues: bool,
+        values: bool,
+    ) -> StagedChunk<'a> {
+        let mut after_partial = continues;
         let mut ts = TimestampParser::new(self.time);
         let mut local: FxHashMap<String, u32> = FxHashMap::default();
         let mut distinct: Vec<String> = Vec::new();
@@ -429,10 +472,32 @@ impl Parser {
             .map(|(j, line)| {
                 let line = match line {
                     Ok(line) => *line,
-                    Err(reason) => return Staged::Bad(reason.clone()),
+                    Err(reason) => {
+                        after_partial = false;
+                        return Staged::Bad(reason.clone());
+                    }
                 };
+                let continues_partial = std::mem::take(&mut after_partial);
                 let header = match self.parse_header(line, &mut ts) {
-                    Ok(header) => header,
+                    // The rest of a line split in parts: its text joins the part before it
+                    // as it was, without a newline. (Format fields borrow the line.)
+                    Ok(Header {
+                        message: Cow::Borrowed(text),
+                        partial,
+                        ..
+                    }) if continues_partial => {
+                        after_partial = partial;
+                        continuations.push(Continuation {
+                            line: j,
+                            text,
+                            glue: "",
+                        });
+                        return Staged::Continuation;
+                    }
+                    Ok(header) => {
+                        after_partial = header.partial;
+                        header
+                    }
                     Err(reason)
                         if self.multiline
                             && (is_continuation(line)
@@ -440,7 +505,11 @@ impl Parser {
                                     && reason != EMPTY_LINE
                                     && reason != NUL_BYTES)) =>
                     {
-                        continuations.push((j, line));
+                        continuations.push(Continuation {
+                            line: j,
+                            text: line,
+                            glue: "\n",
+                        });
                         return Staged::Continuation;
                     }
                     Err(reason) => return Staged::Bad(reason),
@@ -496,14 +565,15 @@ fn assemble<'a>(
     chunks: Vec<StagedChunk<'a>>,
     global_of_local: &[Vec<usize>],
     cluster_of: &[usize],
-) -> (Vec<Parsed<'a>>, Vec<String>, Vec<(usize, &'a str)>) {
-    let continuations: Vec<(usize, &'a str)> = chunks
+) -> (Vec<Parsed<'a>>, Vec<String>, Vec<Continuation<'a>>) {
+    let continuations: Vec<Continuation<'a>> = chunks
         .iter()
         .enumerate()
         .flat_map(|(k, c)| {
-            c.continuations
-                .iter()
-                .map(move |&(j, text)| (k * CHUNK + j, text))
+            c.continuations.iter().map(move |&c| Continuation {
+                line: k * CHUNK + c.line,
+                ..c
+            })
         })
         .collect();
     let mut params: Vec<String> = Vec::with_capacity(chunks.len());
@@ -545,12 +615,13 @@ fn assemble<'a>(
 /// marked joined: the caller decides, as a window of a larger batch may have one earlier).
 fn join_continuations<'a>(
     parsed: &mut [Parsed<'a>],
-    continuations: &[(usize, &'a str)],
+    continuations: &[Continuation<'a>],
 ) -> Vec<usize> {
     let mut orphans = Vec::new();
     let mut last_event: Option<usize> = None;
     let mut scanned = 0;
-    for &(i, text) in continuations {
+    for c in continuations {
+        let i = c.line;
         for (k, p) in parsed.iter().enumerate().take(i).skip(scanned) {
             if matches!(p, Parsed::Event(_)) {
                 last_event = Some(k);
@@ -562,7 +633,7 @@ fn join_continuations<'a>(
                 let Parsed::Event(event) = &mut parsed[e] else {
                     unreachable!("last_event points at an event")
                 };
-                join_line(event, text);
+                join_line(event, c);
             }
             None => orphans.push(i),
         }
@@ -570,12 +641,21 @@ fn join_continuations<'a>(
     orphans
 }
 
-/// Append continuation line `text` to `event`'s message, as it was written.
-pub fn join_line(event: &mut Event<'_>, text: &str) {
+/// Append continuation `line` to `event`'s message, as it was written.
+pub fn join_line(event: &mut Event<'_>, line: &Continuation<'_>) {
     let message = event.header.message.to_mut();
-    message.push('\n');
-    message.push_str(text.strip_suffix('\r').unwrap_or(text));
+    message.push_str(line.glue);
+    message.push_str(line.text.strip_suffix('\r').unwrap_or(line.text));
     event.lines += 1;
+}
+
+/// A line that continues the event before it: its index, the text it adds, and what goes
+/// between — a newline for a stack trace's lines, nothing for the parts of a split line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Continuation<'a> {
+    pub line: usize,
+    pub text: &'a str,
+    pub glue: &'static str,
 }
 
 /// A chunk after headers and masking: per line the result, the chunk's distinct masked
@@ -588,7 +668,7 @@ struct StagedChunk<'a> {
     params: String,
     /// Lines per distinct message, parallel to `distinct`.
     counts: Vec<u32>,
-    continuations: Vec<(usize, &'a str)>,
+    continuations: Vec<Continuation<'a>>,
 }
 
 /// A structured preset: its kind, and the keys of its header fields when the preset fixes
@@ -659,6 +739,7 @@ fn slots_of(format: &LineFormat, spec: &str, session_field: Option<&str>) -> Res
         service: slot("Service").or(slot("Component")),
         content,
         session,
+        partial: slot("Logtag"),
     })
 }
 

@@ -12,7 +12,8 @@ use rustc_hash::FxHashMap;
 
 use super::drain::Drain;
 use super::{
-    Batch, Event, Parser, StagedChunk, Templates, assemble, join_continuations, refine, template_id,
+    Batch, Continuation, Event, Parser, StagedChunk, Templates, assemble, join_continuations,
+    refine, template_id,
 };
 
 /// The first pass: the batch's distinct masked messages in first-seen order, with counts.
@@ -26,8 +27,14 @@ pub struct Miner {
 impl Miner {
     /// Stage one window of the batch (windows in order, each a whole number of [`CHUNK`]s
     /// but the last) and keep its distinct messages.
-    pub fn add_window(&mut self, parser: &Parser, lines: &[Result<&str, String>]) {
-        for mut chunk in parser.stage(lines, false) {
+    /// `before`: the last line of the previous window.
+    pub fn add_window(
+        &mut self,
+        parser: &Parser,
+        lines: &[Result<&str, String>],
+        before: Option<&str>,
+    ) {
+        for mut chunk in parser.stage(lines, before, false) {
             self.add_chunk(&mut chunk);
         }
     }
@@ -91,17 +98,19 @@ pub struct Window<'a> {
     pub batch: Batch<'a>,
     /// Continuation lines at the window's start, before its first event, with their text:
     /// they belong to the last event of an earlier window, or, in the first window, to none.
-    pub orphans: Vec<(usize, &'a str)>,
+    pub orphans: Vec<Continuation<'a>>,
 }
 
 impl Mined {
-    /// The second pass over one window (the same windows as the first pass, in order).
+    /// The second pass over one window (the same windows as the first pass, in order);
+    /// `before`: the last line of the previous window.
     pub fn parse_window<'a>(
         &self,
         parser: &Parser,
         lines: &[Result<&'a str, String>],
+        before: Option<&str>,
     ) -> Window<'a> {
-        let chunks = parser.stage(lines, true);
+        let chunks = parser.stage(lines, before, true);
         let global_of_local: Vec<Vec<usize>> = chunks
             .iter()
             .map(|c| {
@@ -118,9 +127,11 @@ impl Mined {
             .collect();
         let (mut parsed, params, continuations) =
             assemble(chunks, &global_of_local, &self.cluster_of);
+        // Orphans come before the window's first event: the first continuations.
         let orphan_lines = join_continuations(&mut parsed, &continuations);
-        let text: FxHashMap<usize, &'a str> = continuations.into_iter().collect();
-        let orphans = orphan_lines.into_iter().map(|i| (i, text[&i])).collect();
+        let orphans: Vec<Continuation<'a>> =
+            continuations.into_iter().take(orphan_lines.len()).collect();
+        debug_assert!(orphans.iter().map(|c| c.line).eq(orphan_lines));
         Window {
             batch: Batch {
                 parsed,
@@ -151,6 +162,7 @@ pub fn detach(batch: &Batch<'_>, event: &Event<'_>) -> Detached {
             service: h.service.clone().into_owned().into(),
             message: h.message.clone().into_owned().into(),
             session: h.session.clone().map(|s| s.into_owned().into()),
+            partial: h.partial,
         },
         params: event.params,
         template: event.template,
@@ -205,7 +217,7 @@ mod tests {
         let window = 2 * CHUNK;
         let mut miner = Miner::default();
         for w in inputs.chunks(window) {
-            miner.add_window(&parser, w);
+            miner.add_window(&parser, w, None);
         }
         let mined = miner.finish(&parser);
         assert_eq!(mined.templates, whole.templates);
@@ -213,11 +225,11 @@ mod tests {
         let mut got: Vec<(String, usize, u32)> = Vec::new();
         let mut params: Vec<String> = Vec::new();
         for w in inputs.chunks(window) {
-            let win = mined.parse_window(&parser, w);
-            for &(_, text) in &win.orphans {
+            let win = mined.parse_window(&parser, w, None);
+            for c in &win.orphans {
                 // Before the batch's first event there is nothing to join: quarantined.
                 if let Some(t) = tail.as_mut() {
-                    crate::parse::join_line(&mut t.event, text);
+                    crate::parse::join_line(&mut t.event, c);
                 }
             }
             for p in &win.batch.parsed {
@@ -265,6 +277,51 @@ mod tests {
                 .iter()
                 .any(|e| e.0.contains("Caused by: java.io.IOException")),
             "a continuation joined across the window boundary"
+        );
+    }
+
+    /// A line split in parts across a window boundary joins back as in one batch: the
+    /// window after sees the part before it through `before`.
+    #[test]
+    fn split_lines_join_across_windows() {
+        let settings = ParseSettings {
+            format: "cri".into(),
+            ..Default::default()
+        };
+        let parser = Parser::new(&settings, NaiveDate::from_ymd_opt(2025, 6, 24).unwrap()).unwrap();
+        let window = 2 * CHUNK;
+        let lines: Vec<String> = (0..window + 100)
+            .map(|i| {
+                let tag = if i == window - 1 || i == window {
+                    "P"
+                } else {
+                    "F"
+                };
+                format!("2025-06-24T10:00:{:02}Z stdout {tag} part {i}", i % 60)
+            })
+            .collect();
+        let inputs: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(l.as_str())).collect();
+        let whole = parser.parse_batch(&inputs);
+        let mut miner = Miner::default();
+        let mut before: Option<&str> = None;
+        for w in inputs.chunks(window) {
+            miner.add_window(&parser, w, before);
+            before = w.last().and_then(|l| l.as_deref().ok());
+        }
+        let mined = miner.finish(&parser);
+        let second = mined.parse_window(&parser, &inputs[window..], Some(&lines[window - 1]));
+        assert_eq!(
+            second.orphans.len(),
+            2,
+            "both later parts continue the first"
+        );
+        assert!(second.orphans.iter().all(|c| c.glue.is_empty()));
+        let Parsed::Event(e) = &whole.parsed[window - 1] else {
+            panic!("{:?}", whole.parsed[window - 1])
+        };
+        assert_eq!(
+            e.header.message,
+            format!("part {}part {}part {}", window - 1, window, window + 1)
         );
     }
 }

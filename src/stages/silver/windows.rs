@@ -54,15 +54,26 @@ pub fn parse(
         &read_bronze(ctx, date, Some((0, DETECTION_SAMPLE)))?,
     )?;
 
+    // The last line of the window before: a split line's first part may end a window.
+    let last_line = |inputs: &[Result<&str, String>]| -> Option<String> {
+        inputs
+            .last()
+            .and_then(|l| l.as_ref().ok())
+            .map(|l| l.to_string())
+    };
     let mut miner = Miner::default();
+    let mut before: Option<String> = None;
     for w in 0..windows {
         ctx.progress.step(format!(
             "mining templates of {date}, window {}/{windows}",
             w + 1
         ));
         let bronze = read(w)?;
-        miner.add_window(&parser, &BronzeColumns::of(&bronze)?.inputs());
+        let inputs = BronzeColumns::of(&bronze)?.inputs();
+        miner.add_window(&parser, &inputs, before.as_deref());
+        before = last_line(&inputs);
     }
+    before = None;
     let mined = miner.finish(&parser);
 
     let mut events = ctx.lake.stage_partition(Layer::Silver, tables::EVENTS)?;
@@ -77,17 +88,19 @@ pub fn parse(
         let bronze = read(w)?;
         n_in += bronze.height() as u64;
         let columns = BronzeColumns::of(&bronze)?;
-        let mut win = mined.parse_window(&parser, &columns.inputs());
+        let inputs = columns.inputs();
+        let mut win = mined.parse_window(&parser, &inputs, before.as_deref());
+        before = last_line(&inputs);
         n_skewed += super::check_skew(
             &mut win.batch,
             date,
             settings.max_skew_days,
             settings.quarantine_skewed,
         );
-        for &(i, text) in &win.orphans {
+        for c in &win.orphans {
             match held.as_mut() {
-                Some(h) => join_line(&mut h.event.event, text),
-                None => win.batch.parsed[i] = Parsed::Quarantined(NO_EVENT_BEFORE.into()),
+                Some(h) => join_line(&mut h.event.event, c),
+                None => win.batch.parsed[c.line] = Parsed::Quarantined(NO_EVENT_BEFORE.into()),
             }
         }
         counts = Some(template_counts(&win.batch, counts));
