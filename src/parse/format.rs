@@ -364,10 +364,23 @@ fn scan<'a>(
             scan(after, line, pos + l.len(), out, budget)
         }
         Token::Space => {
+            let run: usize = rest
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .map(char::len_utf8)
+                .sum();
+            if run == rest[..run].chars().count() {
+                // ASCII whitespace, the usual case: every byte of the run is a place to stop.
+                for end in (pos + 1..=pos + run).rev() {
+                    if scan(after, line, end, out, budget)? {
+                        return Some(true);
+                    }
+                }
+                return Some(false);
+            }
             // Where each whitespace character of the run ends, longest run tried first.
-            let ends: smallvec::SmallVec<[usize; 8]> = rest
+            let ends: smallvec::SmallVec<[usize; 8]> = rest[..run]
                 .char_indices()
-                .take_while(|(_, c)| c.is_whitespace())
                 .map(|(i, c)| pos + i + c.len_utf8())
                 .collect();
             for &end in ends.iter().rev() {
@@ -382,22 +395,26 @@ fn scan<'a>(
                 out[*i] = Some(rest);
                 return Some(true);
             }
-            // Only ends where the next token can start are worth trying.
-            let mut end = pos;
+            // Only ends where the next token can start are worth trying, shortest first.
+            let mut from = pos;
             loop {
-                let viable = match &after[0] {
-                    Token::Space => line[end..].starts_with(char::is_whitespace),
-                    Token::Literal(l) => line[end..].starts_with(l.as_str()),
-                    Token::Field(_) => true,
+                let found = match &after[0] {
+                    Token::Space => line[from..].find(char::is_whitespace),
+                    Token::Literal(l) => line[from..].find(l.as_str()),
+                    Token::Field(_) => Some(0),
                 };
-                if viable && scan(after, line, end, out, budget)? {
+                let Some(offset) = found else {
+                    return Some(false);
+                };
+                let end = from + offset;
+                if scan(after, line, end, out, budget)? {
                     out[*i] = Some(&line[pos..end]);
                     return Some(true);
                 }
                 let Some(c) = line[end..].chars().next() else {
                     return Some(false);
                 };
-                end += c.len_utf8();
+                from = end + c.len_utf8();
             }
         }
     }

@@ -105,6 +105,11 @@ struct JsonParams {
 
 impl JsonParams {
     fn escape_into(out: &mut String, value: &str) {
+        // Most values need no escaping: one copy instead of a push per character.
+        if !value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            out.push_str(value);
+            return;
+        }
         for c in value.chars() {
             match c {
                 '"' => out.push_str("\\\""),
