@@ -11,19 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/loglake
-
-declare -A FORMATS=(
-  [HDFS]='<Date> <Time> <Pid> <Level> <Component>: <Content>'
-  [Apache]='\[<Time>\] \[<Level>\] <Content>'
-  [OpenSSH]='<Date> <Day> <Time> <Component> sshd\[<Pid>\]: <Content>'
-  [Linux]='<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>'
-  [Spark]='<Date> <Time> <Level> <Component>: <Content>'
-  [Zookeeper]='<Date> <Time> - <Level> \[<Node>:<Component>@<Id>\] - <Content>'
-  [HealthApp]='<Time>\|<Component>\|<Pid>\|<Content>'
-  [Mac]='<Month> <Date> <Time> <User> <Component>\[<PID>\]( \(<Address>\))?: <Content>'
-)
+source scripts/loghub_formats.sh
 
 # The value after `name` in one parse-accuracy line.
 metric() { sed -E "s/.*$1 ([0-9.]+).*/\1/" <<<"$2"; }

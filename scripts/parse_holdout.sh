@@ -6,25 +6,13 @@
 # The parser's tunables (`[parse] similarity_threshold` and `max_constant_values`) are chosen on
 # one half by a grid search — the setting with the best mean grouping accuracy on that half —
 # and that setting's mean on the other half is the held-out figure; then the halves swap. The
-# shipped defaults are scored on both halves too, for comparison. The split is fixed
-# (alphabetical order, alternating), not chosen after seeing results. Settings reach
+# shipped defaults are scored on both halves too, for comparison. The split is fixed (set
+# before the first run, not chosen after seeing results). Settings reach
 # `loglake parse-accuracy` through LOGLAKE__PARSE__* environment variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/loglake
-
-declare -A FORMATS=(
-  [HDFS]='<Date> <Time> <Pid> <Level> <Component>: <Content>'
-  [Apache]='\[<Time>\] \[<Level>\] <Content>'
-  [OpenSSH]='<Date> <Day> <Time> <Component> sshd\[<Pid>\]: <Content>'
-  [Linux]='<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>'
-  [Spark]='<Date> <Time> <Level> <Component>: <Content>'
-  [Zookeeper]='<Date> <Time> - <Level> \[<Node>:<Component>@<Id>\] - <Content>'
-  [HealthApp]='<Time>\|<Component>\|<Pid>\|<Content>'
-  [Mac]='<Month> <Date> <Time> <User> <Component>\[<PID>\]( \(<Address>\))?: <Content>'
-)
+source scripts/loghub_formats.sh
 half_a=(Apache HealthApp Linux OpenSSH)
 half_b=(HDFS Mac Spark Zookeeper)
 

@@ -40,7 +40,7 @@ pub struct TrainingData<'a> {
     /// Rows of events read at once (`[parse] window_lines`).
     pub window_lines: usize,
     /// Reports what is being trained (the terminal's spinner).
-    pub step: Box<dyn Fn(String) + 'a>,
+    pub step: Box<dyn Fn(String) + Sync + 'a>,
 }
 
 impl TrainingData<'_> {

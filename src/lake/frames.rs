@@ -92,9 +92,66 @@ pub fn concat_rows(frames: Vec<DataFrame>) -> Result<DataFrame> {
     Ok(all)
 }
 
+/// Call `each(i, read(i))` for `i` in `0..n`, in order, reading item `i + 1` on a thread of
+/// its own while `each` works on item `i`: for a stage whose reading (decoding, and what it
+/// computes per row as it reads) is as long as its work on what it read, each on one core.
+/// Memory: one item more.
+pub fn each_prefetched<T: Send>(
+    n: usize,
+    read: impl Fn(usize) -> Result<T> + Sync,
+    each: &mut dyn FnMut(usize, T) -> Result<()>,
+) -> Result<()> {
+    let read = &read;
+    std::thread::scope(|s| {
+        let mut next = (n > 0).then(|| s.spawn(move || read(0)));
+        for i in 0..n {
+            let item = next
+                .take()
+                .expect("each item is read before it is used")
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread reading item {i} panicked"))??;
+            if i + 1 < n {
+                next = Some(s.spawn(move || read(i + 1)));
+            }
+            each(i, item)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefetched_items_come_in_order_and_errors_stop_the_walk() {
+        let mut seen = Vec::new();
+        each_prefetched(5, |i| Ok(i * 10), &mut |i, v| {
+            seen.push((i, v));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(0, 0), (1, 10), (2, 20), (3, 30), (4, 40)]);
+
+        let mut used = 0;
+        let err = each_prefetched(
+            4,
+            |i| {
+                if i == 2 {
+                    anyhow::bail!("item 2 is unreadable")
+                }
+                Ok(i)
+            },
+            &mut |_, _| {
+                used += 1;
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "item 2 is unreadable");
+        assert_eq!(used, 2);
+        each_prefetched(0, |_| -> Result<()> { unreachable!() }, &mut |_, _| Ok(())).unwrap();
+    }
 
     #[test]
     fn a_full_disk_is_named_with_what_to_do() {

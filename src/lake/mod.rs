@@ -26,7 +26,8 @@ pub mod lock;
 pub mod schema;
 
 pub use frames::{
-    concat_rows, explain_write_error, keep_rows, read_parquet, write_parquet, write_parquet_at,
+    concat_rows, each_prefetched, explain_write_error, keep_rows, read_parquet, write_parquet,
+    write_parquet_at,
 };
 
 use std::fs;

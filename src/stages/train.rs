@@ -15,6 +15,7 @@ use crate::detectors::session_sample::session_training;
 use crate::detectors::training::{TrainingData, template_stats};
 use crate::detectors::{DETECTORS, Granularity, SavedModel, Trained};
 use crate::lake::{Layer, tables};
+use rayon::prelude::*;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let to = *ctx.dates.last().expect("at least one date");
@@ -43,35 +44,47 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let data = training_data(ctx, &dates)?;
     let (train_from, train_to) = (data.train_from, data.train_to);
 
-    let mut models = Vec::new();
-    let mut skipped = Vec::new();
+    let mut jobs = Vec::new();
     let source_granularities = &ctx.resolved.granularities;
     for granularity in Granularity::ALL {
         if !source_granularities.contains(&granularity) || !has_view(&data, granularity) {
             continue;
         }
         for detector in DETECTORS {
-            let section = ctx.settings.detectors.section(detector.name());
-            if !ctx
+            if ctx
                 .settings
                 .detectors
                 .common(detector.name())?
                 .runs_on(granularity)
             {
-                continue;
+                jobs.push((granularity, detector));
             }
-            match detector.train(section, granularity, &data)? {
-                Trained::Model(mut m) => {
-                    m.params = detector.resolved_settings(section)?;
-                    models.push(*m);
-                }
-                // A detector short of data (a new source, a small log) is left out with a
-                // warning and the others still train: one day of a quiet source is enough for
-                // some detectors and not for others.
-                Trained::TooLittleData(why) => {
-                    tracing::warn!("{why}; not trained");
-                    skipped.push(why);
-                }
+        }
+    }
+    // Detectors learn from the same data independently: they train in parallel, and their
+    // models are taken in registry order, as if they had trained one after another.
+    let trained: Vec<Trained> = jobs
+        .par_iter()
+        .map(|&(granularity, detector)| {
+            let section = ctx.settings.detectors.section(detector.name());
+            detector.train(section, granularity, &data)
+        })
+        .collect::<Result<_>>()?;
+    let mut models = Vec::new();
+    let mut skipped = Vec::new();
+    for ((_, detector), outcome) in jobs.iter().zip(trained) {
+        match outcome {
+            Trained::Model(mut m) => {
+                m.params =
+                    detector.resolved_settings(ctx.settings.detectors.section(detector.name()))?;
+                models.push(*m);
+            }
+            // A detector short of data (a new source, a small log) is left out with a
+            // warning and the others still train: one day of a quiet source is enough for
+            // some detectors and not for others.
+            Trained::TooLittleData(why) => {
+                tracing::warn!("{why}; not trained");
+                skipped.push(why);
             }
         }
     }

@@ -27,7 +27,7 @@ use polars::prelude::*;
 
 use super::{Context, RunOutcome};
 use crate::lake::schema::with_session_field;
-use crate::lake::{Layer, tables};
+use crate::lake::{Layer, each_prefetched, tables};
 use crate::parse::SessionKey;
 
 mod sessions;
@@ -126,11 +126,10 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     let mut events_out = ctx
         .lake
         .stage_partition(Layer::Gold, tables::EVENT_FEATURES)?;
-    for start in (0..rows).step_by(window) {
-        ctx.progress.step(format!(
-            "building features for {date}, rows {start}..{}",
-            (start + window).min(rows)
-        ));
+    // Reading a window (decoding silver, finding each event's session key) runs on its own
+    // thread while the window before is turned into features.
+    let read = |w: usize| -> Result<DataFrame> {
+        let start = w * window;
         let Some(silver) =
             ctx.lake
                 .scan_partition(Layer::Silver, tables::EVENTS, &ctx.source, date)?
@@ -139,7 +138,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
                 "the silver partition of {date} disappeared while 03-gold was reading it"
             );
         };
-        let events = with_session_field(silver.slice(start as i64, window as IdxSize))?
+        with_session_field(silver.slice(start as i64, window as IdxSize))?
             .with_column(session_key_expr(session_key).alias("session_key"))
             .select([
                 col("file"),
@@ -152,7 +151,14 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
             ])
             .collect()
             .map_err(anyhow::Error::from)
-            .context("reading silver events")?;
+            .context("reading silver events")
+    };
+    each_prefetched(rows.div_ceil(window), read, &mut |w, events| {
+        let start = w * window;
+        ctx.progress.step(format!(
+            "building features for {date}, rows {start}..{}",
+            (start + window).min(rows)
+        ));
         let mut per_event = event_features(events.clone().lazy(), &counts, window_ms)?;
         events_out.write(&mut per_event)?;
         partials.add(events.clone().lazy())?;
@@ -165,7 +171,8 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
                 "template_id",
             ])?)?;
         }
-    }
+        Ok(())
+    })?;
     events_out.commit(&ctx.source, date)?;
 
     let windows = window_features(ctx, partials, &top, date)?;
