@@ -155,6 +155,11 @@ pub struct Parser {
     /// only lines shaped like stack traces: the generic layout's logs have no other way to
     /// say so (apt's history.log writes a record's details on the lines after its time).
     headerless_lines_continue: bool,
+    /// When the format's time field is in a shape the time parser does not read on any line
+    /// of the sample (a system we have no shape for), lines are still events — logparser's
+    /// regex reads them, and their templates are worth having — at this instant, the start
+    /// of the batch date, instead of every line going to quarantine.
+    unreadable_time_at: Option<i64>,
     time: TimeContext,
 }
 
@@ -214,6 +219,7 @@ impl Parser {
             max_constant_values: settings.max_constant_values,
             multiline: settings.multiline,
             headerless_lines_continue: false,
+            unreadable_time_at: None,
             time,
         })
     }
@@ -227,7 +233,9 @@ impl Parser {
         sample: &[&str],
     ) -> Result<(Self, Option<Detection>)> {
         if !settings.format.trim().eq_ignore_ascii_case("auto") {
-            return Ok((Self::new(settings, batch_date)?, None));
+            let mut parser = Self::new(settings, batch_date)?;
+            parser.check_time_on(sample);
+            return Ok((parser, None));
         }
         let candidates = format::PRESETS
             .iter()
@@ -289,6 +297,7 @@ impl Parser {
         }
         let mut parser = Self::new(&chosen, batch_date)?;
         parser.headerless_lines_continue = preset == "generic";
+        parser.check_time_on(sample);
         let detection = Detection {
             preset,
             format: chosen.format.clone(),
@@ -296,6 +305,48 @@ impl Parser {
             sampled: sample.len(),
         };
         Ok((parser, Some(detection)))
+    }
+
+    /// Whether the format's time reads on `sample`: when lines match the format but not one
+    /// of their times reads, the time is in a shape the parser does not know; say so, and
+    /// keep those lines as events at the start of the batch date (see `unreadable_time_at`).
+    /// A time that fails on some lines only is a bad line's time, and quarantines that line.
+    fn check_time_on(&mut self, sample: &[&str]) {
+        let HeaderReader::Format(format, slots) = &self.reader else {
+            return;
+        };
+        let mut ts = TimestampParser::new(self.time);
+        let (mut matched, mut timed) = (0usize, 0usize);
+        let mut example = None;
+        for line in sample {
+            let Some(fields) = format.split(line) else {
+                continue;
+            };
+            matched += 1;
+            let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
+            if ts.parse_parts(&parts).is_some() {
+                timed += 1;
+            } else if example.is_none() {
+                example = Some(parts.join(" "));
+            }
+        }
+        if matched > 0 && timed == 0 {
+            let at = self
+                .time
+                .batch_date
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists");
+            self.unreadable_time_at = Some(
+                ts.local(at)
+                    .unwrap_or_else(|| at.and_utc().timestamp_millis()),
+            );
+            tracing::warn!(
+                format = %format.source,
+                example = example.as_deref().unwrap_or_default(),
+                "none of the {matched} lines that match the format has a time loglake can read (e.g. {:?}): they are kept as events at the start of the batch date; name the time field's shape in an issue, or reformat the time",
+                example.as_deref().unwrap_or_default()
+            );
+        }
     }
 
     /// Parse one line's header (no templating).
@@ -312,7 +363,9 @@ impl Parser {
             return Err(NUL_BYTES.into());
         }
         match &self.reader {
-            HeaderReader::Format(format, slots) => Self::format_header(format, slots, line, ts),
+            HeaderReader::Format(format, slots) => {
+                Self::format_header(format, slots, line, ts, self.unreadable_time_at)
+            }
             HeaderReader::Structured(kind, map) => {
                 let f = structured::read(*kind, map, line)?;
                 let ts_ms = ts
@@ -345,18 +398,24 @@ impl Parser {
         slots: &FieldSlots,
         line: &'a str,
         ts: &mut TimestampParser,
+        unreadable_time_at: Option<i64>,
     ) -> Result<Header<'a>, String> {
         let Some(fields) = format.split(line) else {
             return Err(format!("does not match format {:?}", format.source));
         };
-        let ts_ms = if let [one] = slots.time[..] {
+        let read = if let [one] = slots.time[..] {
             let text = fields[one].unwrap_or_default();
             ts.parse(text)
-                .ok_or_else(|| format!("unparseable timestamp {text:?}"))?
+                .ok_or_else(|| format!("unparseable timestamp {text:?}"))
         } else {
             let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
             ts.parse_parts(&parts)
-                .ok_or_else(|| format!("unparseable timestamp {:?}", parts.join(" ")))?
+                .ok_or_else(|| format!("unparseable timestamp {:?}", parts.join(" ")))
+        };
+        let ts_ms = match (read, unreadable_time_at) {
+            (Ok(ms), _) => ms,
+            (Err(_), Some(at)) => at,
+            (Err(reason), None) => return Err(reason),
         };
         let field = |slot: Option<usize>| slot.and_then(|i| fields[i]);
         let (level, level_raw) = if let Some(raw) = field(slots.level) {

@@ -526,3 +526,46 @@ fn loghub_formats_of_other_systems_read_their_lines() {
         assert!(!h.message.is_empty(), "{format}");
     }
 }
+
+/// A log whose time is in a shape no reader knows still parses — its lines are events at the
+/// start of the batch date, templated as usual — while in a log whose times read, a line with
+/// an unreadable time is quarantined as before.
+#[test]
+fn a_time_shape_nobody_reads_keeps_the_lines() {
+    let settings = ParseSettings {
+        format: "<Time> <Level> <Component>: <Content>".into(),
+        ..Default::default()
+    };
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let lines: Vec<String> = (0..50)
+        .map(|i| format!("{}h{:02}m INFO api: request {i} served", i % 24, i % 60))
+        .collect();
+    let sample: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let (parser, _) = Parser::for_sample(&settings, date, &sample).unwrap();
+    let input: Vec<Result<&str, String>> = sample.iter().map(|l| Ok(*l)).collect();
+    let batch = parser.parse_batch(&input);
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    assert!(batch.parsed.iter().all(
+        |p| matches!(p, Parsed::Event(e) if e.header.ts_ms == midnight && e.header.service == "api")
+    ));
+    assert_eq!(batch.templates.len(), 1);
+
+    let mut good: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                "2026-11-20T10:00:{:02}Z INFO api: request {i} served",
+                i % 60
+            )
+        })
+        .collect();
+    good[7] = "2026-11-20T99:99:99Z INFO api: request 7 served".into();
+    let sample: Vec<&str> = good.iter().map(String::as_str).collect();
+    let (parser, _) = Parser::for_sample(&settings, date, &sample).unwrap();
+    let input: Vec<Result<&str, String>> = sample.iter().map(|l| Ok(*l)).collect();
+    let out = parser.parse_batch(&input).parsed;
+    assert!(matches!(&out[7], Parsed::Quarantined(r) if r.contains("unparseable timestamp")));
+}

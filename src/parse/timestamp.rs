@@ -228,7 +228,7 @@ impl TimestampParser {
     /// hour repeated when clocks go back) takes the earlier instant; a skipped one (clocks
     /// going forward) cannot have been written by a correct clock and is read as UTC offset
     /// of the hour before.
-    fn local(&self, naive: NaiveDateTime) -> Option<i64> {
+    pub(super) fn local(&self, naive: NaiveDateTime) -> Option<i64> {
         if self.ctx.zone == Tz::UTC {
             return Some(naive.and_utc().timestamp_millis());
         }
