@@ -345,10 +345,11 @@ impl Lake {
     ) -> Result<()> {
         let window = read.rows.max(1);
         let rows = self.table_rows(layer, table, source, &[date])? as usize;
-        for start in (0..rows).step_by(window) {
-            each(self.read_rows(layer, table, (source, date), start, &read)?)?;
-        }
-        Ok(())
+        each_prefetched(
+            rows.div_ceil(window),
+            |w| self.read_rows(layer, table, (source, date), w * window, &read),
+            &mut |_, df| each(df),
+        )
     }
 
     /// Rows `start .. start + read.rows` of one partition of `table`, columns `read.columns`
