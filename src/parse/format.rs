@@ -51,6 +51,11 @@ pub const PRESETS: &[(&str, &str)] = &[
         "syslog",
         "(\\<<Pri>\\>)?<Month> <Date> <Time> <Host> <Component>(\\[<Pid>\\])?: <Content>",
     ),
+    // rsyslog's high-precision file format (RFC 3339 times; Debian 13's default).
+    (
+        "syslog-iso",
+        "<Timestamp> <Host> <Component>(\\[<Pid>\\])?: <Content>",
+    ),
     (
         "rfc5424",
         "\\<<Pri>\\><Version> <Timestamp> <Host> <Component> <Pid> <MsgId> <Content>",

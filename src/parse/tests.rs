@@ -298,6 +298,14 @@ const PRESET_LINES: &[(&str, &str, &str, &str, &str, &str)] = &[
         "slow request",
     ),
     (
+        "syslog-iso",
+        "2025-06-24T14:36:25.123456+02:00 web1 sshd[812]: Accepted publickey for root from 10.0.0.5 port 50522 ssh2",
+        "sshd",
+        "INFO",
+        "2025-06-24T12:36:25.123Z",
+        "Accepted publickey for root from 10.0.0.5 port 50522 ssh2",
+    ),
+    (
         "cri",
         "2025-06-24T14:36:25.123456789Z stderr F level=warn msg=\"disk 91% full\"",
         "-",
