@@ -148,8 +148,10 @@ enum Token {
 
 /// Matching steps the scanner takes on one line before it hands the line to the regex.
 /// A line that matches costs one step per token; only a line that fails (or has many
-/// near-misses) backtracks, and the regex engine, linear in the line, is better at that.
-const SCAN_BUDGET: usize = 256;
+/// near-misses) backtracks, and the regex engine, linear in the line, is better at that
+/// (auto-detection tries every preset on 2,000 lines, most of which fail: 256 steps made it
+/// take 0.1 s longer than 64 on a million HDFS lines).
+const SCAN_BUDGET: usize = 64;
 
 impl LineFormat {
     /// A preset name or a format string.
