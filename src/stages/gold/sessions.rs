@@ -18,6 +18,7 @@ use std::fs::File;
 use anyhow::{Context as _, Result};
 use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::lake::{Scratch, concat_rows, read_parquet};
@@ -106,21 +107,33 @@ impl SessionBuckets {
         Ok(())
     }
 
-    /// Aggregate each bucket in turn, handing `each` its sessions and template counts.
+    /// Aggregate each bucket, handing `each` its sessions and template counts in bucket order.
     pub fn finish(self, mut each: impl FnMut(DataFrame, DataFrame) -> Result<()>) -> Result<()> {
         let Some(spill) = self.spill else {
             let rows = concat_rows(self.held)?;
             let (sessions, counts) = aggregate(&rows)?;
             return each(sessions, counts);
         };
+        let mut written = Vec::new();
         for (b, writer) in spill.writers.into_iter().enumerate() {
             let Some(writer) = writer else { continue };
             writer.finish()?;
-            drop(writer);
-            let rows = read_parquet(&spill.scratch.path(&bucket_file(b)))
-                .context("reading back a spilled session bucket")?;
-            let (sessions, counts) = aggregate(&rows)?;
-            each(sessions, counts)?;
+            written.push(b);
+        }
+        // Buckets are independent: two at a time, one per core (memory: two buckets, each
+        // held to `[gold] session_bucket_events`), handed on in bucket order.
+        for pair in written.chunks(2) {
+            let aggregated: Vec<(DataFrame, DataFrame)> = pair
+                .par_iter()
+                .map(|&b| {
+                    let rows = read_parquet(&spill.scratch.path(&bucket_file(b)))
+                        .context("reading back a spilled session bucket")?;
+                    aggregate(&rows)
+                })
+                .collect::<Result<_>>()?;
+            for (sessions, counts) in aggregated {
+                each(sessions, counts)?;
+            }
         }
         Ok(())
     }
