@@ -7,16 +7,25 @@
 //! any thread count.
 
 pub mod accuracy;
+mod autodetect;
 pub mod drain;
 pub mod format;
 pub mod generic;
+mod level;
 pub mod masking;
+mod multiline;
 pub mod refine;
 pub mod session;
 pub mod settings;
 pub mod stream;
 pub mod structured;
 pub mod timestamp;
+
+pub use autodetect::{DETECTION_SAMPLE, Detection};
+pub use level::{LEVELS, known_level, normalize_level};
+use level::{http_level, syslog_level};
+use multiline::join_continuations;
+pub use multiline::{Continuation, NO_EVENT_BEFORE, is_continuation, join_line};
 
 use std::borrow::Cow;
 
@@ -32,9 +41,6 @@ use format::LineFormat;
 pub use session::{SESSION_FIELD_PREFIX, SessionKey, session_field};
 pub use settings::ParseSettings;
 use timestamp::{TIME_FIELDS, TimeContext, TimestampParser};
-
-/// Levels are normalised to this set; the original text is kept beside it.
-pub const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "FATAL"];
 
 /// A parsed line, before templating. Text fields borrow from the line where they can
 /// (format strings), and own their text where the line escapes it (JSON, logfmt) or where
@@ -163,20 +169,6 @@ pub struct Parser {
     time: TimeContext,
 }
 
-/// Which preset `format = "auto"` chose, and how well it fit the sample.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Detection {
-    /// A preset's name, or `generic` for the layout read off the sample.
-    pub preset: String,
-    /// The format in use: the preset's name, or the generic layout's format string.
-    pub format: String,
-    pub matched: usize,
-    pub sampled: usize,
-}
-
-/// Lines from the start of a batch that auto-detection tries every preset on.
-pub const DETECTION_SAMPLE: usize = 2000;
-
 impl Parser {
     /// A parser for a configured format. `format = "auto"` needs lines to look at: use
     /// [`Parser::for_sample`].
@@ -222,131 +214,6 @@ impl Parser {
             unreadable_time_at: None,
             time,
         })
-    }
-
-    /// A parser for the configured format, or — with `format = "auto"` — for the preset that
-    /// reads the most of `sample` (ties go to the preset whose level field holds real levels,
-    /// then to the one with more fields, then to the earlier preset in the list). Returns what was detected, if anything.
-    pub fn for_sample(
-        settings: &ParseSettings,
-        batch_date: NaiveDate,
-        sample: &[&str],
-    ) -> Result<(Self, Option<Detection>)> {
-        if !settings.format.trim().eq_ignore_ascii_case("auto") {
-            let mut parser = Self::new(settings, batch_date)?;
-            parser.check_time_on(sample);
-            return Ok((parser, None));
-        }
-        let candidates = format::PRESETS
-            .iter()
-            .map(|(name, _)| *name)
-            .chain(format::STRUCTURED_PRESETS.iter().copied());
-        let mut best: Option<((usize, usize, usize), &str)> = None;
-        for name in candidates {
-            let mut candidate = settings.clone();
-            candidate.format = name.to_string();
-            let parser = Self::new(&candidate, batch_date)?;
-            let mut ts = TimestampParser::new(parser.time);
-            let (mut matched, mut with_level) = (0, 0);
-            for line in sample {
-                if let Ok(h) = parser.parse_header(line, &mut ts) {
-                    matched += 1;
-                    with_level += known_level(&h.level_raw).is_some() as usize;
-                }
-            }
-            // More fields read is the last tie-breaker: the more specific format wins.
-            let fields = match &parser.reader {
-                HeaderReader::Format(format, _) => format.fields.len(),
-                HeaderReader::Structured(..) => 4,
-            };
-            let score = (matched, with_level, fields);
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, name));
-            }
-        }
-        let ((mut matched, _, _), name) = best.expect("there are presets");
-        let mut chosen = settings.clone();
-        chosen.format = name.to_string();
-        let mut preset = name.to_string();
-        // The generic layout when it reads more than twice what the best preset reads: a
-        // preset that fits is more specific (it names more fields, knows where sessions and
-        // levels are), so it keeps the log unless it plainly does not fit.
-        let time = TimeContext {
-            zone: timestamp::parse_zone(&settings.timezone).map_err(anyhow::Error::msg)?,
-            year: settings.year,
-            batch_date,
-        };
-        if let Some(format) = generic::infer_format(sample, time) {
-            let mut candidate = settings.clone();
-            candidate.format = format.clone();
-            let parser = Self::new(&candidate, batch_date)?;
-            let mut ts = TimestampParser::new(parser.time);
-            let read = sample
-                .iter()
-                .filter(|line| parser.parse_header(line, &mut ts).is_ok())
-                .count();
-            if read > 2 * matched {
-                (matched, chosen, preset) = (read, candidate, "generic".to_string());
-            }
-        }
-        if matched == 0 {
-            anyhow::bail!(
-                "format \"auto\": no preset reads any of the first {} lines, and they do not start with a timestamp; set parse.format (or --format) to a format string such as \"<Date> <Time> <Level> <Component>: <Content>\"",
-                sample.len()
-            );
-        }
-        let mut parser = Self::new(&chosen, batch_date)?;
-        parser.headerless_lines_continue = preset == "generic";
-        parser.check_time_on(sample);
-        let detection = Detection {
-            preset,
-            format: chosen.format.clone(),
-            matched,
-            sampled: sample.len(),
-        };
-        Ok((parser, Some(detection)))
-    }
-
-    /// Whether the format's time reads on `sample`: when lines match the format but not one
-    /// of their times reads, the time is in a shape the parser does not know; say so, and
-    /// keep those lines as events at the start of the batch date (see `unreadable_time_at`).
-    /// A time that fails on some lines only is a bad line's time, and quarantines that line.
-    fn check_time_on(&mut self, sample: &[&str]) {
-        let HeaderReader::Format(format, slots) = &self.reader else {
-            return;
-        };
-        let mut ts = TimestampParser::new(self.time);
-        let (mut matched, mut timed) = (0usize, 0usize);
-        let mut example = None;
-        for line in sample {
-            let Some(fields) = format.split(line) else {
-                continue;
-            };
-            matched += 1;
-            let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
-            if ts.parse_parts(&parts).is_some() {
-                timed += 1;
-            } else if example.is_none() {
-                example = Some(parts.join(" "));
-            }
-        }
-        if matched > 0 && timed == 0 {
-            let at = self
-                .time
-                .batch_date
-                .and_hms_opt(0, 0, 0)
-                .expect("midnight exists");
-            self.unreadable_time_at = Some(
-                ts.local(at)
-                    .unwrap_or_else(|| at.and_utc().timestamp_millis()),
-            );
-            tracing::warn!(
-                format = %format.source,
-                example = example.as_deref().unwrap_or_default(),
-                "none of the {matched} lines that match the format has a time loglake can read (e.g. {:?}): they are kept as events at the start of the batch date; name the time field's shape in an issue, or reformat the time",
-                example.as_deref().unwrap_or_default()
-            );
-        }
     }
 
     /// Parse one line's header (no templating).
@@ -614,9 +481,6 @@ pub const CHUNK: usize = 16 * 1024;
 const EMPTY_LINE: &str = "empty line";
 const NUL_BYTES: &str = "line contains NUL bytes";
 
-/// Why a continuation line with no event before it is quarantined.
-pub const NO_EVENT_BEFORE: &str = "continuation line with no event before it in the batch";
-
 /// Staged chunks as parsed lines: each event's template from its masked message's global index
 /// (`global_of_local[chunk][local]`) and `cluster_of`; and the continuation lines (line index
 /// within these chunks, text), not yet joined.
@@ -665,56 +529,6 @@ fn assemble<'a>(
         })
         .collect();
     (parsed, params, continuations)
-}
-
-/// Append each continuation line (`(line index, text)`, in line order, already marked
-/// [`Parsed::Joined`]) to the message of the last event before it, with a newline as it was
-/// written, and count it in that event's `lines`. Only the lines up to the last continuation
-/// are looked at, once each. Returns the continuation lines with no event before them (still
-/// marked joined: the caller decides, as a window of a larger batch may have one earlier).
-fn join_continuations<'a>(
-    parsed: &mut [Parsed<'a>],
-    continuations: &[Continuation<'a>],
-) -> Vec<usize> {
-    let mut orphans = Vec::new();
-    let mut last_event: Option<usize> = None;
-    let mut scanned = 0;
-    for c in continuations {
-        let i = c.line;
-        for (k, p) in parsed.iter().enumerate().take(i).skip(scanned) {
-            if matches!(p, Parsed::Event(_)) {
-                last_event = Some(k);
-            }
-        }
-        scanned = i + 1;
-        match last_event {
-            Some(e) => {
-                let Parsed::Event(event) = &mut parsed[e] else {
-                    unreachable!("last_event points at an event")
-                };
-                join_line(event, c);
-            }
-            None => orphans.push(i),
-        }
-    }
-    orphans
-}
-
-/// Append continuation `line` to `event`'s message, as it was written.
-pub fn join_line(event: &mut Event<'_>, line: &Continuation<'_>) {
-    let message = event.header.message.to_mut();
-    message.push_str(line.glue);
-    message.push_str(line.text.strip_suffix('\r').unwrap_or(line.text));
-    event.lines += 1;
-}
-
-/// A line that continues the event before it: its index, the text it adds, and what goes
-/// between — a newline for a stack trace's lines, nothing for the parts of a split line.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Continuation<'a> {
-    pub line: usize,
-    pub text: &'a str,
-    pub glue: &'static str,
 }
 
 /// A chunk after headers and masking: per line the result, the chunk's distinct masked
@@ -802,110 +616,10 @@ fn slots_of(format: &LineFormat, spec: &str, session_field: Option<&str>) -> Res
     })
 }
 
-/// Whether a line that is not an event header continues the event before it: indented
-/// (stack frames, wrapped text), or the lines Java and Python put between frames.
-pub fn is_continuation(line: &str) -> bool {
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.trim().is_empty() {
-        return false;
-    }
-    if line.starts_with([' ', '\t']) {
-        return true;
-    }
-    const STARTS: &[&str] = &[
-        "Caused by:",
-        "Traceback (most recent call last)",
-        "During handling",
-    ];
-    if STARTS.iter().any(|s| line.starts_with(s)) {
-        return true;
-    }
-    // `java.lang.IllegalStateException: …`, `ValueError: …`: an exception's own line.
-    let head = line.split([':', ' ']).next().unwrap_or_default();
-    !head.is_empty()
-        && head
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$'))
-        && ["Exception", "Error", "Throwable"]
-            .iter()
-            .any(|s| head.ends_with(s))
-}
-
-/// Syslog `<PRI>`: facility × 8 + severity; severities 0–7 are emerg … debug.
-fn syslog_level(pri: &str) -> &'static str {
-    match pri.trim().parse::<u32>().map(|p| p % 8) {
-        Ok(0..=2) => "FATAL",
-        Ok(3) => "ERROR",
-        Ok(4) => "WARN",
-        Ok(5) => "NOTICE",
-        Ok(7) => "DEBUG",
-        _ => "INFO",
-    }
-}
-
-/// Access logs carry no level; the status says how the request went.
-fn http_level(status: &str) -> &'static str {
-    match status.as_bytes().first() {
-        Some(b'5') => "ERROR",
-        Some(b'4') => "WARN",
-        _ => "INFO",
-    }
-}
-
 /// Stable id of a template text: the first 8 bytes of its SHA-256, in hex.
 pub fn template_id(template: &str) -> String {
     let digest = Sha256::digest(template.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Map the many spellings of a level onto [`LEVELS`]; unknown or missing → `INFO`.
-pub fn normalize_level(raw: &str) -> &'static str {
-    known_level(raw).unwrap_or("INFO")
-}
-
-/// Level spellings seen in the presets' logs → the normalised set [`LEVELS`].
-const SPELLINGS: &[(&str, &str)] = &[
-    ("INFO", "INFO"),
-    ("I", "INFO"),
-    ("INFORMATION", "INFO"),
-    ("NOTICE", "NOTICE"),
-    ("TRACE", "TRACE"),
-    ("FINEST", "TRACE"),
-    ("FINER", "TRACE"),
-    ("VERBOSE", "TRACE"),
-    ("V", "TRACE"),
-    ("DEBUG", "DEBUG"),
-    ("FINE", "DEBUG"),
-    ("DBG", "DEBUG"),
-    ("D", "DEBUG"),
-    ("WARN", "WARN"),
-    ("WARNING", "WARN"),
-    ("W", "WARN"),
-    ("ERROR", "ERROR"),
-    ("ERR", "ERROR"),
-    ("E", "ERROR"),
-    ("SEVERE", "ERROR"),
-    ("FAILURE", "ERROR"),
-    ("FATAL", "FATAL"),
-    ("CRITICAL", "FATAL"),
-    ("CRIT", "FATAL"),
-    ("EMERG", "FATAL"),
-    ("EMERGENCY", "FATAL"),
-    ("ALERT", "FATAL"),
-    ("PANIC", "FATAL"),
-    ("F", "FATAL"),
-    ("A", "FATAL"),
-];
-
-/// The normalised level of a spelling we know (`warning` → `WARN`; Apache's `core:error` →
-/// `ERROR`), or `None`.
-pub fn known_level(raw: &str) -> Option<&'static str> {
-    let raw = raw.trim();
-    let raw = raw.rsplit_once(':').map_or(raw, |(_, l)| l);
-    SPELLINGS
-        .iter()
-        .find(|(spelling, _)| raw.eq_ignore_ascii_case(spelling))
-        .map(|(_, level)| *level)
 }
 
 #[cfg(test)]

@@ -1,0 +1,149 @@
+//! `format = "auto"`: which preset (or generic layout) reads a batch, chosen on its first
+//! lines; and, for any format, whether its time field reads at all.
+
+use anyhow::Result;
+use chrono::NaiveDate;
+
+use super::timestamp::{self, TimeContext, TimestampParser};
+use super::{HeaderReader, ParseSettings, Parser, format, generic, known_level};
+
+/// Which preset `format = "auto"` chose, and how well it fit the sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// A preset's name, or `generic` for the layout read off the sample.
+    pub preset: String,
+    /// The format in use: the preset's name, or the generic layout's format string.
+    pub format: String,
+    pub matched: usize,
+    pub sampled: usize,
+}
+
+/// Lines from the start of a batch that auto-detection tries every preset on.
+pub const DETECTION_SAMPLE: usize = 2000;
+
+impl Parser {
+    /// A parser for the configured format, or — with `format = "auto"` — for the preset that
+    /// reads the most of `sample` (ties go to the preset whose level field holds real levels,
+    /// then to the one with more fields, then to the earlier preset in the list). Returns what was detected, if anything.
+    pub fn for_sample(
+        settings: &ParseSettings,
+        batch_date: NaiveDate,
+        sample: &[&str],
+    ) -> Result<(Self, Option<Detection>)> {
+        if !settings.format.trim().eq_ignore_ascii_case("auto") {
+            let mut parser = Self::new(settings, batch_date)?;
+            parser.check_time_on(sample);
+            return Ok((parser, None));
+        }
+        let candidates = format::PRESETS
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(format::STRUCTURED_PRESETS.iter().copied());
+        let mut best: Option<((usize, usize, usize), &str)> = None;
+        for name in candidates {
+            let mut candidate = settings.clone();
+            candidate.format = name.to_string();
+            let parser = Self::new(&candidate, batch_date)?;
+            let mut ts = TimestampParser::new(parser.time);
+            let (mut matched, mut with_level) = (0, 0);
+            for line in sample {
+                if let Ok(h) = parser.parse_header(line, &mut ts) {
+                    matched += 1;
+                    with_level += known_level(&h.level_raw).is_some() as usize;
+                }
+            }
+            // More fields read is the last tie-breaker: the more specific format wins.
+            let fields = match &parser.reader {
+                HeaderReader::Format(format, _) => format.fields.len(),
+                HeaderReader::Structured(..) => 4,
+            };
+            let score = (matched, with_level, fields);
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, name));
+            }
+        }
+        let ((mut matched, _, _), name) = best.expect("there are presets");
+        let mut chosen = settings.clone();
+        chosen.format = name.to_string();
+        let mut preset = name.to_string();
+        // The generic layout when it reads more than twice what the best preset reads: a
+        // preset that fits is more specific (it names more fields, knows where sessions and
+        // levels are), so it keeps the log unless it plainly does not fit.
+        let time = TimeContext {
+            zone: timestamp::parse_zone(&settings.timezone).map_err(anyhow::Error::msg)?,
+            year: settings.year,
+            batch_date,
+        };
+        if let Some(format) = generic::infer_format(sample, time) {
+            let mut candidate = settings.clone();
+            candidate.format = format.clone();
+            let parser = Self::new(&candidate, batch_date)?;
+            let mut ts = TimestampParser::new(parser.time);
+            let read = sample
+                .iter()
+                .filter(|line| parser.parse_header(line, &mut ts).is_ok())
+                .count();
+            if read > 2 * matched {
+                (matched, chosen, preset) = (read, candidate, "generic".to_string());
+            }
+        }
+        if matched == 0 {
+            anyhow::bail!(
+                "format \"auto\": no preset reads any of the first {} lines, and they do not start with a timestamp; set parse.format (or --format) to a format string such as \"<Date> <Time> <Level> <Component>: <Content>\"",
+                sample.len()
+            );
+        }
+        let mut parser = Self::new(&chosen, batch_date)?;
+        parser.headerless_lines_continue = preset == "generic";
+        parser.check_time_on(sample);
+        let detection = Detection {
+            preset,
+            format: chosen.format.clone(),
+            matched,
+            sampled: sample.len(),
+        };
+        Ok((parser, Some(detection)))
+    }
+
+    /// Whether the format's time reads on `sample`: when lines match the format but not one
+    /// of their times reads, the time is in a shape the parser does not know; say so, and
+    /// keep those lines as events at the start of the batch date (see `unreadable_time_at`).
+    /// A time that fails on some lines only is a bad line's time, and quarantines that line.
+    fn check_time_on(&mut self, sample: &[&str]) {
+        let HeaderReader::Format(format, slots) = &self.reader else {
+            return;
+        };
+        let mut ts = TimestampParser::new(self.time);
+        let (mut matched, mut timed) = (0usize, 0usize);
+        let mut example = None;
+        for line in sample {
+            let Some(fields) = format.split(line) else {
+                continue;
+            };
+            matched += 1;
+            let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
+            if ts.parse_parts(&parts).is_some() {
+                timed += 1;
+            } else if example.is_none() {
+                example = Some(parts.join(" "));
+            }
+        }
+        if matched > 0 && timed == 0 {
+            let at = self
+                .time
+                .batch_date
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists");
+            self.unreadable_time_at = Some(
+                ts.local(at)
+                    .unwrap_or_else(|| at.and_utc().timestamp_millis()),
+            );
+            tracing::warn!(
+                format = %format.source,
+                example = example.as_deref().unwrap_or_default(),
+                "none of the {matched} lines that match the format has a time loglake can read (e.g. {:?}): they are kept as events at the start of the batch date; name the time field's shape in an issue, or reformat the time",
+                example.as_deref().unwrap_or_default()
+            );
+        }
+    }
+}
