@@ -32,14 +32,26 @@ fn append(path: &Path, from: usize, to: usize) {
     }
 }
 
+/// The loglake binary's 01-bronze on `input`, with `flags` before the command.
+fn bronze(lake: &Path, input: &Path, flags: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args([
+            "--lake",
+            lake.to_str().unwrap(),
+            "--source",
+            "app",
+            "--date",
+            DATE,
+        ])
+        .args(flags)
+        .args(["01-bronze", "--input", input.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
 /// Run 01-bronze on `input`; returns whether it ingested something.
 fn ingest(lake: &Path, input: &Path) -> bool {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
-        .args(["--lake", lake.to_str().unwrap(), "--source", "app"])
-        .args(["--date", DATE, "--skip-exit-code", "99", "01-bronze"])
-        .args(["--input", input.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = bronze(lake, input, &["--skip-exit-code", "99"]);
     let code = out.status.code().unwrap();
     assert!(
         code == 0 || code == 99,
@@ -208,17 +220,7 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
     std::os::unix::fs::symlink(logs.join("gone.log"), logs.join("dangling.log")).unwrap();
     common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
-        .args(["--lake", lake.to_str().unwrap(), "--source", "app"])
-        .args([
-            "--date",
-            DATE,
-            "01-bronze",
-            "--input",
-            logs.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = bronze(&lake, &logs, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -228,17 +230,7 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
         "{stdout}"
     );
     // Each is recorded in quarantine/inputs with its reason; a second run adds no copy.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
-        .args(["--lake", lake.to_str().unwrap(), "--source", "app"])
-        .args([
-            "--date",
-            DATE,
-            "01-bronze",
-            "--input",
-            logs.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = bronze(&lake, &logs, &[]);
     assert!(out.status.success());
     let d = NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap();
     let recorded = Lake::new(&lake)

@@ -90,30 +90,9 @@ fn f1(correct: usize, predicted: usize, actual: usize) -> f64 {
 /// A template's text as compared with loghub's: placeholders written `<*>`, runs of them
 /// (`<*> <*>`, `<*><*>`) one, runs of whitespace one space.
 pub fn comparable_template(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find('<') {
-        let placeholder = rest[start + 1..].find('>').filter(|&len| {
-            len > 0
-                && rest[start + 1..start + 1 + len]
-                    .chars()
-                    .all(|c| c == '*' || c.is_ascii_uppercase())
-        });
-        match placeholder {
-            Some(len) => {
-                out.push_str(&rest[..start]);
-                out.push_str("<*>");
-                rest = &rest[start + len + 2..];
-            }
-            None => {
-                out.push_str(&rest[..=start]);
-                rest = &rest[start + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
+    let out = super::refine::unify(text);
     let spaced = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut collapsed = spaced.clone();
+    let mut collapsed = spaced;
     loop {
         let next = collapsed.replace("<*> <*>", "<*>").replace("<*><*>", "<*>");
         if next == collapsed {

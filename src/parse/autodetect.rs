@@ -121,11 +121,11 @@ impl Parser {
                 continue;
             };
             matched += 1;
-            let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
-            if ts.parse_parts(&parts).is_some() {
-                timed += 1;
-            } else if example.is_none() {
-                example = Some(parts.join(" "));
+            match Self::read_time(slots, &fields, &mut ts) {
+                Ok(_) => timed += 1,
+                Err(why) => {
+                    example.get_or_insert(why);
+                }
             }
         }
         if matched > 0 && timed == 0 {
@@ -138,11 +138,11 @@ impl Parser {
                 ts.local(at)
                     .unwrap_or_else(|| at.and_utc().timestamp_millis()),
             );
+            let example = example.unwrap_or_default();
             tracing::warn!(
                 format = %format.source,
-                example = example.as_deref().unwrap_or_default(),
-                "none of the {matched} lines that match the format has a time loglake can read (e.g. {:?}): they are kept as events at the start of the batch date; name the time field's shape in an issue, or reformat the time",
-                example.as_deref().unwrap_or_default()
+                example,
+                "none of the {matched} lines that match the format has a time loglake can read (e.g. {example}): they are kept as events at the start of the batch date; name the time field's shape in an issue, or reformat the time"
             );
         }
     }

@@ -376,22 +376,9 @@ fn scan<'a>(
                 .take_while(|c| c.is_whitespace())
                 .map(char::len_utf8)
                 .sum();
-            if run == rest[..run].chars().count() {
-                // ASCII whitespace, the usual case: every byte of the run is a place to stop.
-                for end in (pos + 1..=pos + run).rev() {
-                    if scan(after, line, end, out, budget)? {
-                        return Some(true);
-                    }
-                }
-                return Some(false);
-            }
-            // Where each whitespace character of the run ends, longest run tried first.
-            let ends: smallvec::SmallVec<[usize; 8]> = rest[..run]
-                .char_indices()
-                .map(|(i, c)| pos + i + c.len_utf8())
-                .collect();
-            for &end in ends.iter().rev() {
-                if scan(after, line, end, out, budget)? {
+            // Where each whitespace character of the run ends, the longest run tried first.
+            for (i, c) in rest[..run].char_indices().rev() {
+                if scan(after, line, pos + i + c.len_utf8(), out, budget)? {
                     return Some(true);
                 }
             }

@@ -270,16 +270,7 @@ impl Parser {
         let Some(fields) = format.split(line) else {
             return Err(format!("does not match format {:?}", format.source));
         };
-        let read = if let [one] = slots.time[..] {
-            let text = fields[one].unwrap_or_default();
-            ts.parse(text)
-                .ok_or_else(|| format!("unparseable timestamp {text:?}"))
-        } else {
-            let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
-            ts.parse_parts(&parts)
-                .ok_or_else(|| format!("unparseable timestamp {:?}", parts.join(" ")))
-        };
-        let ts_ms = match (read, unreadable_time_at) {
+        let ts_ms = match (Self::read_time(slots, &fields, ts), unreadable_time_at) {
             (Ok(ms), _) => ms,
             (Err(_), Some(at)) => at,
             (Err(reason), None) => return Err(reason),
@@ -307,6 +298,23 @@ impl Parser {
                 .map(Cow::Borrowed),
             partial: field(slots.partial) == Some("P"),
         })
+    }
+
+    /// The time of a line's fields, or why it does not read.
+    fn read_time(
+        slots: &FieldSlots,
+        fields: &format::Fields<'_>,
+        ts: &mut TimestampParser,
+    ) -> Result<i64, String> {
+        if let [one] = slots.time[..] {
+            let text = fields[one].unwrap_or_default();
+            ts.parse(text)
+                .ok_or_else(|| format!("unparseable timestamp {text:?}"))
+        } else {
+            let parts: Vec<&str> = slots.time.iter().filter_map(|&i| fields[i]).collect();
+            ts.parse_parts(&parts)
+                .ok_or_else(|| format!("unparseable timestamp {:?}", parts.join(" ")))
+        }
     }
 
     /// Parse a batch of lines. `Err` entries are lines already known to be bad (e.g. invalid

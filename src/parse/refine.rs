@@ -67,8 +67,8 @@ fn mixes_masked_and_literal(values: &HashMap<&str, u64>) -> bool {
     value_missing || literal.len() >= 2 || masked_lines >= literal_lines
 }
 
-/// A token with every `<…>` placeholder replaced by `<*>`.
-fn unify(token: &str) -> Cow<'_, str> {
+/// A token (or any text) with every `<…>` placeholder replaced by `<*>`.
+pub(super) fn unify(token: &str) -> Cow<'_, str> {
     if !token.contains('<') {
         return Cow::Borrowed(token);
     }

@@ -57,7 +57,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .common(detector.name())?
                 .runs_on(granularity)
             {
-                jobs.push((granularity, detector));
+                jobs.push((
+                    granularity,
+                    detector,
+                    ctx.settings.detectors.section(detector.name()),
+                ));
             }
         }
     }
@@ -65,18 +69,14 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     // models are taken in registry order, as if they had trained one after another.
     let trained: Vec<Trained> = jobs
         .par_iter()
-        .map(|&(granularity, detector)| {
-            let section = ctx.settings.detectors.section(detector.name());
-            detector.train(section, granularity, &data)
-        })
+        .map(|&(granularity, detector, section)| detector.train(section, granularity, &data))
         .collect::<Result<_>>()?;
     let mut models = Vec::new();
     let mut skipped = Vec::new();
-    for ((_, detector), outcome) in jobs.iter().zip(trained) {
+    for (&(_, detector, section), outcome) in jobs.iter().zip(trained) {
         match outcome {
             Trained::Model(mut m) => {
-                m.params =
-                    detector.resolved_settings(ctx.settings.detectors.section(detector.name()))?;
+                m.params = detector.resolved_settings(section)?;
                 models.push(*m);
             }
             // A detector short of data (a new source, a small log) is left out with a
