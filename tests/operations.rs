@@ -96,7 +96,9 @@ fn a_killed_writer_leaves_a_lake_the_next_run_recovers() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it once it holds the lock and has started a stage (a `running` row exists).
+    // Kill it once it holds the lock and is inside 02-silver, the longest stage here (its
+    // `running` row exists). Not inside 01-bronze: that stage is over in about as long as the
+    // pause below, and a kill between two stages leaves no `running` row to recover.
     let pid = child.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -104,7 +106,7 @@ fn a_killed_writer_leaves_a_lake_the_next_run_recovers() {
         let running = holder.contains(&format!("\"pid\":{pid}"))
             && !sqlite(
                 &lake,
-                "SELECT stage FROM pipeline_runs WHERE status = 'running'",
+                "SELECT stage FROM pipeline_runs WHERE status = 'running' AND stage = '02-silver'",
             )
             .is_empty();
         if running {
@@ -120,7 +122,7 @@ fn a_killed_writer_leaves_a_lake_the_next_run_recovers() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap(); // SIGKILL: no destructor, no cleanup, like an OOM kill
     child.wait().unwrap();
 
