@@ -20,6 +20,7 @@
 //! partition absent, never partial, and re-running the stage restores it.
 
 mod frames;
+mod parquet_write;
 mod staged;
 pub use staged::StagedPartition;
 pub mod lock;
@@ -27,7 +28,7 @@ pub mod schema;
 
 pub use frames::{
     concat_rows, each_prefetched, explain_write_error, keep_rows, read_parquet, write_parquet,
-    write_parquet_at,
+    write_spill,
 };
 
 use std::fs;
@@ -75,17 +76,6 @@ impl Layer {
             Layer::Gold => "gold",
             Layer::Detections => "detections",
             Layer::Quarantine => "quarantine",
-        }
-    }
-
-    /// The zstd level of this layer's tables. Silver's events — messages and their values,
-    /// the largest table after bronze, kept as long as bronze — get level 5: on a million
-    /// HDFS lines 23.7 MB instead of 25.5 MB at the default (3) for 0.2 s more; levels 4 and
-    /// 3 gave the same size.
-    pub fn zstd_level(self) -> Option<i32> {
-        match self {
-            Layer::Silver => Some(5),
-            _ => None,
         }
     }
 
@@ -405,7 +395,7 @@ impl Lake {
         (0..parts).into_par_iter().try_for_each(|i| {
             let mut df = make(i)?;
             let path = staging.join(format!("part-{i:05}.parquet"));
-            write_parquet_at(&mut df, &path, layer.zstd_level())
+            write_parquet(&mut df, &path)
         })?;
         let target = self.partition_dir(layer, table, source, date);
         self.swap_into_place(&staging, &target)?;

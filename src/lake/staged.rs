@@ -14,7 +14,7 @@ use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::{Lake, Layer, write_parquet_at};
+use super::{Lake, Layer, write_parquet};
 
 /// A partition being written part by part (see [`Lake::stage_partition`]).
 pub struct StagedPartition<'l> {
@@ -33,11 +33,11 @@ struct PartWriter {
 }
 
 impl PartWriter {
-    fn start(level: Option<i32>) -> Self {
+    fn start() -> Self {
         let (parts, incoming): (_, Receiver<(PathBuf, DataFrame)>) = sync_channel(0);
         let done = std::thread::spawn(move || {
             for (path, mut df) in incoming {
-                write_parquet_at(&mut df, &path, level)?;
+                write_parquet(&mut df, &path)?;
             }
             Ok(())
         });
@@ -70,8 +70,7 @@ impl<'l> StagedPartition<'l> {
     /// reported here, at the next part, or at [`StagedPartition::commit`].
     pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
         let path = self.staging.join(format!("part-{:05}.parquet", self.parts));
-        let level = self.layer.zstd_level();
-        let writer = self.writer.get_or_insert_with(|| PartWriter::start(level));
+        let writer = self.writer.get_or_insert_with(PartWriter::start);
         if writer.parts.send((path, std::mem::take(df))).is_err() {
             // The thread stopped at an error: that error is the one to report.
             let stopped = self.writer.take().expect("a writer was just started");

@@ -60,14 +60,6 @@ pub fn mask_to_json_into(message: &str, masked: &mut String, json: &mut String) 
     *json = params.finish();
 }
 
-/// Only the masked message, into `masked` (cleared first): for a pass that needs the shapes of
-/// messages and not their values (02-silver's template-mining pass over a large batch), it
-/// skips writing the values out, a fifth of masking's time.
-pub fn mask_only_into(message: &str, masked: &mut String) {
-    masked.clear();
-    mask_into(message, masked, &mut CountedValues::default());
-}
-
 /// Where masking puts the values it takes out of a message.
 trait Values {
     fn push(&mut self, value: &str);
@@ -75,22 +67,6 @@ trait Values {
     fn merge_last_two(&mut self);
     /// Values pushed so far: a token holds a value when it changes this.
     fn pushed(&self) -> usize;
-}
-
-/// Values counted and dropped.
-#[derive(Default)]
-struct CountedValues {
-    pushed: usize,
-}
-
-impl Values for CountedValues {
-    fn push(&mut self, _value: &str) {
-        self.pushed += 1;
-    }
-    fn merge_last_two(&mut self) {}
-    fn pushed(&self) -> usize {
-        self.pushed
-    }
 }
 
 /// A JSON array under construction: `["a","b"`, closed by [`JsonParams::finish`].
@@ -435,29 +411,6 @@ fn is_hex(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The mining pass's masks (values dropped) are the parsing pass's masks: lists, dates,
-    /// units and keys included, on every sample message.
-    #[test]
-    fn masking_without_values_masks_the_same() {
-        let messages = [
-            "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010",
-            "request completed status=200 duration_ms=153 (took 3.5s)",
-            "BLOCK* ask 10.250.14.224:50010 to delete blk_1 blk_2 blk_3",
-            "stored (estimated size 12.5 KB, free 3 MB) in 45 ms on Sun Jul 10 03:55:15 2005",
-            "session opened for user root by (uid=0)",
-            "no values at all here",
-            "",
-        ];
-        let (mut only, mut json) = (String::new(), String::new());
-        for m in messages {
-            mask_only_into(m, &mut only);
-            assert_eq!(only, mask(m).0, "{m}");
-            let mut masked = String::new();
-            mask_to_json_into(m, &mut masked, &mut json);
-            assert_eq!(only, masked, "{m}");
-        }
-    }
 
     #[test]
     fn masks_values_and_keeps_them() {

@@ -65,6 +65,9 @@ pub struct Event<'a> {
     pub header: Header<'a>,
     /// The masked-out values, as a JSON array of strings: read them with [`Batch::params`].
     pub params: ParamsRef,
+    /// Its template: an index into [`Batch::templates`] — or, in a window of a batch too big
+    /// to parse in one piece, the index of its masked message among the batch's distinct ones
+    /// until the templates are mined ([`stream::Mined::template_of`]).
     pub template: usize,
     /// Raw lines this event spans: 1, plus its continuation lines (stack traces).
     pub lines: u32,
@@ -325,26 +328,23 @@ impl Parser {
     /// line order go to the template miner (cheap: a batch has few distinct messages after
     /// masking); then, in parallel again, every line gets its template.
     pub fn parse_batch<'a>(&self, lines: &[Result<&'a str, String>]) -> Batch<'a> {
-        let mut chunks = self.stage(lines, None, true);
-        let mut mined = stream::Miner::default();
-        let global_of_local: Vec<Vec<usize>> =
-            chunks.iter_mut().map(|c| mined.add_chunk(c)).collect();
-        let mined = mined.finish(self);
-        let (mut parsed, params, continuations) =
-            assemble(chunks, &global_of_local, &mined.cluster_of);
-        for i in join_continuations(&mut parsed, &continuations) {
-            parsed[i] = Parsed::Quarantined(NO_EVENT_BEFORE.into());
+        let mut miner = stream::Miner::default();
+        let stream::Window { mut batch, orphans } = miner.stage_window(self, lines, None);
+        // The first window has nothing before it to join its first continuations to.
+        for c in &orphans {
+            batch.parsed[c.line] = Parsed::Quarantined(NO_EVENT_BEFORE.into());
         }
-        Batch {
-            parsed,
-            templates: mined.templates,
-            params,
+        let mined = miner.finish(self);
+        for p in batch.parsed.iter_mut() {
+            if let Parsed::Event(e) = p {
+                e.template = mined.template_of(e.template);
+            }
         }
+        batch.templates = mined.templates;
+        batch
     }
 
-    /// Stage `lines` in chunks of [`CHUNK`] lines, in parallel. Without `values`, events'
-    /// parameters are not written out (their ranges are empty): for a pass that only counts
-    /// masked messages.
+    /// Stage `lines` in chunks of [`CHUNK`] lines, in parallel.
     ///
     /// `before` is the line before `lines` (the last of the previous window), if any: a
     /// partial line there makes the first line a continuation.
@@ -352,7 +352,6 @@ impl Parser {
         &self,
         lines: &[Result<&'a str, String>],
         before: Option<&str>,
-        values: bool,
     ) -> Vec<StagedChunk<'a>> {
         lines
             .par_chunks(CHUNK)
@@ -363,7 +362,7 @@ impl Parser {
                     _ => lines[k * CHUNK - 1].as_deref().ok(),
                 };
                 let continues = before.is_some_and(|line| self.is_partial(line));
-                self.stage_chunk(chunk, continues, values)
+                self.stage_chunk(chunk, continues)
             })
             .collect()
     }
@@ -389,7 +388,6 @@ impl Parser {
         &self,
         chunk: &[Result<&'a str, String>],
         continues: bool,
-        values: bool,
     ) -> StagedChunk<'a> {
         let mut after_partial = continues;
         let mut ts = TimestampParser::new(self.time);
@@ -398,7 +396,7 @@ impl Parser {
         let mut counts: Vec<u32> = Vec::new();
         let mut buffer = String::new();
         let mut json = String::new();
-        let mut params = String::with_capacity(if values { chunk.len() * 32 } else { 0 });
+        let mut params = String::with_capacity(chunk.len() * 32);
         let mut continuations = Vec::new();
         let staged = chunk
             .iter()
@@ -449,12 +447,8 @@ impl Parser {
                     Err(reason) => return Staged::Bad(reason),
                 };
                 let start = params.len() as u32;
-                if values {
-                    masking::mask_to_json_into(&header.message, &mut buffer, &mut json);
-                    params.push_str(&json);
-                } else {
-                    masking::mask_only_into(&header.message, &mut buffer);
-                }
+                masking::mask_to_json_into(&header.message, &mut buffer, &mut json);
+                params.push_str(&json);
                 let range = start..params.len() as u32;
                 let index = match local.get(buffer.as_str()) {
                     Some(&i) => i,
@@ -489,13 +483,12 @@ pub const CHUNK: usize = 16 * 1024;
 const EMPTY_LINE: &str = "empty line";
 const NUL_BYTES: &str = "line contains NUL bytes";
 
-/// Staged chunks as parsed lines: each event's template from its masked message's global index
-/// (`global_of_local[chunk][local]`) and `cluster_of`; and the continuation lines (line index
-/// within these chunks, text), not yet joined.
+/// Staged chunks as parsed lines, each event's `template` still its masked message's global
+/// index (`global_of_local[chunk][local]`) until the batch's templates are mined; and the
+/// continuation lines (line index within these chunks, text), not yet joined.
 fn assemble<'a>(
     chunks: Vec<StagedChunk<'a>>,
     global_of_local: &[Vec<usize>],
-    cluster_of: &[usize],
 ) -> (Vec<Parsed<'a>>, Vec<String>, Vec<Continuation<'a>>) {
     let continuations: Vec<Continuation<'a>> = chunks
         .iter()
@@ -528,7 +521,7 @@ fn assemble<'a>(
                         start: range.start,
                         end: range.end,
                     },
-                    template: cluster_of[globals[local as usize]],
+                    template: globals[local as usize],
                     lines: 1,
                 }),
                 Staged::Continuation => Parsed::Joined,

@@ -34,9 +34,9 @@ pub struct ParseSettings {
     /// the event before them instead of quarantining them.
     pub multiline: bool,
     /// 02-silver holds at most this many lines of a batch at once: a larger batch is parsed
-    /// in two passes over windows of this size (templates mined from the first, lines written
-    /// in the second), so memory follows the window, not the day; 04-train reads events in
-    /// windows of this size too. A multiple of 16,384.
+    /// a window of this size at a time, each window's events spilled to the lake's staging
+    /// area until the batch's templates are mined, so memory follows the window, not the day;
+    /// 04-train reads events in windows of this size too. A multiple of 16,384.
     pub window_lines: usize,
     /// 02-silver counts and warns about events whose time is more than this many days from
     /// the batch date (a wrong year, a clock reset, a replayed archive); 0: no check.

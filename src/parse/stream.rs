@@ -1,12 +1,13 @@
-//! Parsing a batch too large to hold in memory: two passes over its lines, a window at a time.
+//! Parsing a batch too large to hold in memory: one pass over its lines, a window at a time,
+//! then templates for all of them.
 //!
 //! Templates are mined from a batch's *distinct* masked messages, in the order they first
-//! appear, so they do not need the lines themselves: the first pass ([`Miner`]) stages each
-//! window (headers, masking) and keeps only the distinct masked messages and their counts; the
-//! second ([`Mined::parse_window`]) stages each window again and gives every line its template.
-//! Windows fall on [`CHUNK`] boundaries, so every line parses exactly as it would in one
-//! [`Parser::parse_batch`] over the whole batch — which is itself these two steps over a single
-//! window, staged once.
+//! appear, so they do not need the lines themselves. [`Miner::stage_window`] parses a window
+//! (headers, masking, values) and keeps the distinct masked messages and their counts; each
+//! event of the window carries the index of its masked message, which [`Mined::template_of`]
+//! turns into its template once [`Miner::finish`] has mined the whole batch. Windows fall on
+//! [`CHUNK`] boundaries, so every line parses exactly as it would in one
+//! [`Parser::parse_batch`] over the whole batch — which is itself one window.
 
 use rustc_hash::FxHashMap;
 
@@ -16,7 +17,7 @@ use super::{
     refine, template_id,
 };
 
-/// The first pass: the batch's distinct masked messages in first-seen order, with counts.
+/// The batch's distinct masked messages in first-seen order, with counts.
 #[derive(Default)]
 pub struct Miner {
     global: FxHashMap<String, usize>,
@@ -25,23 +26,38 @@ pub struct Miner {
 }
 
 impl Miner {
-    /// Stage one window of the batch (windows in order, each a whole number of [`CHUNK`]s
-    /// but the last) and keep its distinct messages.
-    /// `before`: the last line of the previous window.
-    pub fn add_window(
+    /// Parse one window of the batch (windows in order, each a whole number of [`CHUNK`]s but
+    /// the last) and keep its distinct messages. Its events' `template` is their masked
+    /// message's index until [`Miner::finish`]; continuation lines before its first event are
+    /// left to the caller as orphans. `before`: the last line of the previous window.
+    pub fn stage_window<'a>(
         &mut self,
         parser: &Parser,
-        lines: &[Result<&str, String>],
+        lines: &[Result<&'a str, String>],
         before: Option<&str>,
-    ) {
-        for mut chunk in parser.stage(lines, before, false) {
-            self.add_chunk(&mut chunk);
+    ) -> Window<'a> {
+        let mut chunks = parser.stage(lines, before);
+        let global_of_local: Vec<Vec<usize>> =
+            chunks.iter_mut().map(|c| self.add_chunk(c)).collect();
+        let (mut parsed, params, continuations) = assemble(chunks, &global_of_local);
+        // Orphans come before the window's first event: the first continuations.
+        let orphan_lines = join_continuations(&mut parsed, &continuations);
+        let orphans: Vec<Continuation<'a>> =
+            continuations.into_iter().take(orphan_lines.len()).collect();
+        debug_assert!(orphans.iter().map(|c| c.line).eq(orphan_lines));
+        Window {
+            batch: Batch {
+                parsed,
+                templates: Templates::new(),
+                params,
+            },
+            orphans,
         }
     }
 
     /// Count one staged chunk's messages (taking its distinct messages, which assembling the
     /// chunk does not need); returns the global index of each of them.
-    pub(super) fn add_chunk(&mut self, chunk: &mut StagedChunk<'_>) -> Vec<usize> {
+    fn add_chunk(&mut self, chunk: &mut StagedChunk<'_>) -> Vec<usize> {
         std::mem::take(&mut chunk.distinct)
             .into_iter()
             .zip(&chunk.counts)
@@ -77,7 +93,6 @@ impl Miner {
             .map(|text| (template_id(&text), text))
             .collect();
         Mined {
-            global: self.global,
             cluster_of,
             templates,
         }
@@ -86,61 +101,27 @@ impl Miner {
 
 /// A batch's templates, and which one each distinct masked message belongs to.
 pub struct Mined {
-    global: FxHashMap<String, usize>,
-    pub(super) cluster_of: Vec<usize>,
+    cluster_of: Vec<usize>,
     pub templates: Templates,
+}
+
+impl Mined {
+    /// The template (index into [`Mined::templates`]) of the masked message with index
+    /// `message`, as [`Miner::stage_window`] numbered them.
+    pub fn template_of(&self, message: usize) -> usize {
+        self.cluster_of[message]
+    }
 }
 
 /// One window of a batch, parsed.
 pub struct Window<'a> {
-    /// Its lines, with templates indexing [`Mined::templates`]; continuation lines with no
-    /// event before them in the window are still [`Parsed::Joined`] (see `orphans`).
+    /// Its lines, each event's `template` its masked message's index (see [`Miner`]);
+    /// continuation lines with no event before them in the window are still
+    /// [`super::Parsed::Joined`] (see `orphans`).
     pub batch: Batch<'a>,
     /// Continuation lines at the window's start, before its first event, with their text:
     /// they belong to the last event of an earlier window, or, in the first window, to none.
     pub orphans: Vec<Continuation<'a>>,
-}
-
-impl Mined {
-    /// The second pass over one window (the same windows as the first pass, in order);
-    /// `before`: the last line of the previous window.
-    pub fn parse_window<'a>(
-        &self,
-        parser: &Parser,
-        lines: &[Result<&'a str, String>],
-        before: Option<&str>,
-    ) -> Window<'a> {
-        let chunks = parser.stage(lines, before, true);
-        let global_of_local: Vec<Vec<usize>> = chunks
-            .iter()
-            .map(|c| {
-                c.distinct
-                    .iter()
-                    .map(|m| {
-                        *self
-                            .global
-                            .get(m.as_str())
-                            .expect("the first pass saw every message of the batch")
-                    })
-                    .collect()
-            })
-            .collect();
-        let (mut parsed, params, continuations) =
-            assemble(chunks, &global_of_local, &self.cluster_of);
-        // Orphans come before the window's first event: the first continuations.
-        let orphan_lines = join_continuations(&mut parsed, &continuations);
-        let orphans: Vec<Continuation<'a>> =
-            continuations.into_iter().take(orphan_lines.len()).collect();
-        debug_assert!(orphans.iter().map(|c| c.line).eq(orphan_lines));
-        Window {
-            batch: Batch {
-                parsed,
-                templates: self.templates.clone(),
-                params,
-            },
-            orphans,
-        }
-    }
 }
 
 /// An event that outlives its window — the last event of a window, kept until the next one
@@ -216,16 +197,11 @@ mod tests {
 
         let window = 2 * CHUNK;
         let mut miner = Miner::default();
-        for w in inputs.chunks(window) {
-            miner.add_window(&parser, w, None);
-        }
-        let mined = miner.finish(&parser);
-        assert_eq!(mined.templates, whole.templates);
         let mut tail: Option<Detached> = None;
         let mut got: Vec<(String, usize, u32)> = Vec::new();
         let mut params: Vec<String> = Vec::new();
         for w in inputs.chunks(window) {
-            let win = mined.parse_window(&parser, w, None);
+            let win = miner.stage_window(&parser, w, None);
             for c in &win.orphans {
                 // Before the batch's first event there is nothing to join: quarantined.
                 if let Some(t) = tail.as_mut() {
@@ -253,6 +229,12 @@ mod tests {
             t.event.lines,
         ));
         params.push(t.params);
+        // Mined after the last window: the same templates, each event given its own.
+        let mined = miner.finish(&parser);
+        assert_eq!(mined.templates, whole.templates);
+        for g in got.iter_mut() {
+            g.1 = mined.template_of(g.1);
+        }
         let expected: Vec<(String, usize, u32)> = whole
             .parsed
             .iter()
@@ -303,13 +285,8 @@ mod tests {
         let inputs: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(l.as_str())).collect();
         let whole = parser.parse_batch(&inputs);
         let mut miner = Miner::default();
-        let mut before: Option<&str> = None;
-        for w in inputs.chunks(window) {
-            miner.add_window(&parser, w, before);
-            before = w.last().and_then(|l| l.as_deref().ok());
-        }
-        let mined = miner.finish(&parser);
-        let second = mined.parse_window(&parser, &inputs[window..], Some(&lines[window - 1]));
+        miner.stage_window(&parser, &inputs[..window], None);
+        let second = miner.stage_window(&parser, &inputs[window..], Some(&lines[window - 1]));
         assert_eq!(
             second.orphans.len(),
             2,

@@ -232,7 +232,7 @@ fn record_rejected(
         &ctx.source,
         date,
         &name,
-        |staged| crate::lake::write_parquet_at(&mut frame, staged, None),
+        |staged| crate::lake::write_parquet(&mut frame, staged),
     )?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use super::Context;
 use crate::config::ParseSettings;
 use crate::lake::{Layer, tables};
-use crate::parse::stream::Detached;
+use crate::parse::stream::{Detached, Mined};
 use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser, Templates};
 
 mod windows;
@@ -74,7 +74,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         }
         let t0 = std::time::Instant::now();
         ctx.progress.step(format!("writing silver {date}"));
-        let templates = template_frame(&batch.templates, &template_counts(&batch, None))?;
+        let mut counts = TemplateCounts::new();
+        template_counts(&batch, &mut counts);
+        let templates = template_frame(&batch.templates, &counts)?;
         // Events are built and written one slice of rows at a time (in parallel), so a
         // slice's columns are freed as soon as its part file is written.
         let slices = batch.parsed.len().div_ceil(EVENT_SLICE).max(1);
@@ -288,7 +290,7 @@ fn event_frame(batch: &Batch, bronze: &BronzeColumns, k: usize) -> Result<DataFr
             ev.push(file, line_no, e);
         }
     }
-    ev.finish()
+    ev.finish(Some(&batch.templates))
 }
 
 /// The quarantined lines with their reasons.
@@ -351,8 +353,9 @@ struct EventColumns<'a> {
     level_raw: Vec<&'a str>,
     service: Vec<&'a str>,
     message: Vec<&'a str>,
-    template_id: Vec<&'a str>,
-    template: Vec<&'a str>,
+    /// Each event's template: an index into the batch's templates, or while a window waits
+    /// for the batch's templates, its masked message's index (`parse::stream`).
+    template: Vec<u32>,
     /// JSON array text: readable by every Parquet reader, unlike Polars' list-of-string.
     params: Vec<&'a str>,
     /// The session field's value (`session_key = "field:<name>"`), else null.
@@ -371,7 +374,6 @@ impl<'a> EventColumns<'a> {
             level_raw: Vec::with_capacity(n),
             service: Vec::with_capacity(n),
             message: Vec::with_capacity(n),
-            template_id: Vec::with_capacity(n),
             template: Vec::with_capacity(n),
             params: Vec::with_capacity(n),
             session_field: Vec::with_capacity(n),
@@ -397,7 +399,6 @@ impl<'a> EventColumns<'a> {
         e: &'a Event<'e>,
         params: &'a str,
     ) {
-        let (id, text) = &self.batch.templates[e.template];
         self.file.push(file);
         self.line_no.push(line_no);
         self.ts.push(e.header.ts_ms);
@@ -406,18 +407,24 @@ impl<'a> EventColumns<'a> {
         self.service.push(&e.header.service);
         self.message.push(&e.header.message);
         self.line_count.push(e.lines);
-        self.template_id.push(id);
-        self.template.push(text);
+        self.template.push(e.template as u32);
         self.params.push(params);
         self.session_field.push(e.header.session.as_deref());
     }
 
-    fn finish(self) -> Result<DataFrame> {
+    /// Silver's events frame, each event's template named from `templates`; with `None`,
+    /// the frame of a window whose templates are not mined yet: a [`TEMPLATE_INDEX`] column
+    /// in place of `template_id` and `template` (see [`name_templates`]).
+    fn finish(self, templates: Option<&Templates>) -> Result<DataFrame> {
         let ts = Column::new("ts".into(), self.ts).cast(&DataType::Datetime(
             TimeUnit::Milliseconds,
             Some(TimeZone::UTC),
         ))?;
-        Ok(DataFrame::new_infer_height(vec![
+        let template = match templates {
+            Some(t) => template_columns(t, self.template.iter().map(|&i| i as usize)),
+            None => vec![Column::new(TEMPLATE_INDEX.into(), self.template)],
+        };
+        let mut columns = vec![
             Column::new("file".into(), self.file),
             Column::new("line_no".into(), self.line_no),
             ts,
@@ -425,31 +432,82 @@ impl<'a> EventColumns<'a> {
             Column::new("level_raw".into(), self.level_raw),
             Column::new("service".into(), self.service),
             Column::new("message".into(), self.message),
-            Column::new("template_id".into(), self.template_id),
-            Column::new("template".into(), self.template),
+        ];
+        columns.extend(template);
+        columns.extend([
             Column::new("params".into(), self.params),
             Column::new("session_field".into(), self.session_field),
             Column::new("line_count".into(), self.line_count),
-        ])?)
+        ]);
+        Ok(DataFrame::new_infer_height(columns)?)
     }
 }
 
-/// Per template index: events, first and last seen.
+/// The column of a window's events frame that holds each event's masked-message index until
+/// the batch's templates are mined.
+const TEMPLATE_INDEX: &str = "template_index";
+
+/// `template_id` and `template` for events whose templates are `index` into `templates`.
+fn template_columns(templates: &Templates, index: impl Iterator<Item = usize>) -> Vec<Column> {
+    let (ids, texts): (Vec<&str>, Vec<&str>) = index
+        .map(|i| (templates[i].0.as_str(), templates[i].1.as_str()))
+        .unzip();
+    vec![
+        Column::new("template_id".into(), ids),
+        Column::new("template".into(), texts),
+    ]
+}
+
+/// A window's events frame (see [`EventColumns::finish`]) with its templates named: the
+/// [`TEMPLATE_INDEX`] column replaced, in place, by `template_id` and `template`.
+fn name_templates(frame: DataFrame, mined: &Mined) -> Result<DataFrame> {
+    let index = frame.column(TEMPLATE_INDEX)?.u32()?;
+    let named = template_columns(
+        &mined.templates,
+        index
+            .into_no_null_iter()
+            .map(|m| mined.template_of(m as usize)),
+    );
+    let mut columns = Vec::with_capacity(frame.width() + 1);
+    for c in frame.columns() {
+        if c.name() == TEMPLATE_INDEX {
+            columns.extend(named.iter().cloned());
+        } else {
+            columns.push(c.clone());
+        }
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// Per template index (or masked-message index, for windows waiting for their templates):
+/// events, first and last seen.
 type TemplateCounts = Vec<(u64, i64, i64)>;
 
-/// The events of `batch` counted per template, added to `counts` (new when `None`).
-fn template_counts(batch: &Batch, counts: Option<TemplateCounts>) -> TemplateCounts {
-    let mut stats =
-        counts.unwrap_or_else(|| vec![(0u64, i64::MAX, i64::MIN); batch.templates.len()]);
+/// The events of `batch` counted per `template` index, added to `counts`.
+fn template_counts(batch: &Batch, counts: &mut TemplateCounts) {
     for p in &batch.parsed {
         if let Parsed::Event(e) = p {
-            let s = &mut stats[e.template];
+            if e.template >= counts.len() {
+                counts.resize(e.template + 1, (0, i64::MAX, i64::MIN));
+            }
+            let s = &mut counts[e.template];
             s.0 += 1;
             s.1 = s.1.min(e.header.ts_ms);
             s.2 = s.2.max(e.header.ts_ms);
         }
     }
-    stats
+}
+
+/// Counts per masked message gathered into counts per template.
+fn counts_per_template(per_message: &TemplateCounts, mined: &Mined) -> TemplateCounts {
+    let mut counts = vec![(0, i64::MAX, i64::MIN); mined.templates.len()];
+    for (m, &(n, first, last)) in per_message.iter().enumerate() {
+        let s = &mut counts[mined.template_of(m)];
+        s.0 += n;
+        s.1 = s.1.min(first);
+        s.2 = s.2.max(last);
+    }
+    counts
 }
 
 /// The batch's templates: id, text, count, first and last seen.

@@ -1,0 +1,228 @@
+//! Encoding a DataFrame into a Parquet file: Polars' own writer, but with each column's
+//! encoding chosen from its values and its pages compressed on every core.
+//!
+//! Polars' `ParquetWriter` gives every integer and timestamp column dictionary encoding,
+//! falling back to plain values when the dictionary grows too big. That suits counts and
+//! window starts, but not the columns that only climb: a line number or an event time is
+//! different on every row, so it is stored plain, eight bytes a row, and zstd makes little of
+//! a counter (1.03 MB for a million HDFS line numbers). Stored as deltas
+//! (`DELTA_BINARY_PACKED`, a standard Parquet encoding every reader knows) the same column
+//! takes 5 KB, and the event times of silver shrink by a third. So a column of integers or
+//! times that rises almost everywhere is written as deltas; every other column keeps the
+//! encoding Polars would give it.
+//!
+//! Polars compresses a row group's pages one after another on the calling thread, which made
+//! zstd the serial tail of a stage's last part. Here each column of a row group is encoded and
+//! compressed on rayon's pool, then written in column order: the file is the same whatever
+//! the number of threads.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use polars_core::frame::chunk_df_for_writing;
+use polars_parquet::write::{
+    CompressedPage, CompressionOptions, DynIter, DynStreamingIterator, Encoding, FileWriter,
+    ParquetType, StatisticsOptions, Version, WriteOptions, array_to_columns, compress,
+    fallible_streaming_iterator, get_dtype_encoding,
+};
+use rayon::prelude::*;
+
+/// Rows per row group: Polars' default (512²), which readers and statistics are used to.
+const ROW_GROUP_ROWS: usize = 512 * 512;
+
+/// A column rises "almost everywhere" when at most one step in this many goes down: a line
+/// number restarts once per input file, and event times step back now and then where
+/// threads interleave; neither spoils the deltas.
+const DESCENTS_TOLERATED: usize = 100;
+
+/// What a Parquet file is for, which decides how it is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// A table of the lake: zstd (its default level), statistics, dictionaries where they pay.
+    InLake,
+    /// A stage's spill file, read back once moments later: no compression, no statistics,
+    /// no dictionaries (trying one on a column of messages only to give it up cost 8 % of
+    /// 02-silver's time), climbing columns still as deltas.
+    Spilled,
+}
+
+/// Write `df` to `out` as Parquet, encoded for `kept`.
+pub fn write_frame<W: Write>(df: &mut DataFrame, out: W, kept: Kept) -> Result<()> {
+    let options = WriteOptions {
+        statistics: match kept {
+            Kept::InLake => StatisticsOptions::default(),
+            Kept::Spilled => StatisticsOptions::empty(),
+        },
+        compression: match kept {
+            Kept::InLake => CompressionOptions::Zstd(None),
+            Kept::Spilled => CompressionOptions::Uncompressed,
+        },
+        version: Version::V1,
+        data_page_size: None,
+    };
+    let df = chunk_df_for_writing(df, ROW_GROUP_ROWS)?;
+    let schema = df.schema().to_arrow(CompatLevel::newest());
+    let encodings: Vec<Vec<Encoding>> = df
+        .columns()
+        .iter()
+        .zip(schema.iter_values())
+        .map(|(column, field)| {
+            if rises_almost_everywhere(column) {
+                vec![Encoding::DeltaBinaryPacked]
+            } else if kept == Kept::Spilled {
+                get_dtype_encoding(&field.dtype)
+                    .into_iter()
+                    .map(|e| match e {
+                        Encoding::RleDictionary => Encoding::Plain,
+                        other => other,
+                    })
+                    .collect()
+            } else {
+                get_dtype_encoding(&field.dtype)
+            }
+        })
+        .collect();
+    let mut writer = FileWriter::try_new(out, schema, options)?;
+    let fields = writer.parquet_schema().fields().to_vec();
+    for batch in df.iter_chunks(CompatLevel::newest(), false) {
+        if batch.is_empty() {
+            continue;
+        }
+        let rows = batch.len() as u64;
+        let columns: Vec<Vec<CompressedPage>> = batch
+            .columns()
+            .par_iter()
+            .zip(fields.par_iter())
+            .zip(encodings.par_iter())
+            .map(|((array, field), encoding)| encode_column(array, field, encoding, options))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let group = DynIter::new(columns.iter().map(|pages| {
+            Ok(DynStreamingIterator::new(
+                fallible_streaming_iterator::convert(pages.iter().map(Ok)),
+            ))
+        }));
+        writer.write(rows, group)?;
+    }
+    writer.end(None)?;
+    Ok(())
+}
+
+/// One column of a row group, encoded and compressed: its pages, per Parquet leaf column.
+fn encode_column(
+    array: &ArrayRef,
+    field: &ParquetType,
+    encoding: &[Encoding],
+    options: WriteOptions,
+) -> Result<Vec<Vec<CompressedPage>>> {
+    array_to_columns(array, field.clone(), options, encoding)?
+        .into_iter()
+        .map(|pages| {
+            pages
+                .map(|page| Ok(compress(page?, Vec::new(), options.compression)?))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()
+        .context("encoding a Parquet column")
+}
+
+/// Whether `column` holds integers or times that climb from row to row with few steps down
+/// (see [`DESCENTS_TOLERATED`]); columns of fewer than two rows, or with nulls, are left to
+/// the default encoding.
+fn rises_almost_everywhere(column: &Column) -> bool {
+    let dtype = column.dtype();
+    if !(dtype.is_integer() || dtype.is_temporal()) || column.len() < 2 || column.has_nulls() {
+        return false;
+    }
+    let Ok(values) = column
+        .as_materialized_series()
+        .to_physical_repr()
+        .cast(&DataType::Int64)
+    else {
+        return false;
+    };
+    let Ok(values) = values.i64() else {
+        return false;
+    };
+    let mut descents = 0usize;
+    let mut previous: Option<i64> = None;
+    for value in values.into_no_null_iter() {
+        if previous.is_some_and(|p| value < p) {
+            descents += 1;
+        }
+        previous = Some(value);
+    }
+    descents * DESCENTS_TOLERATED <= column.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::read_parquet;
+
+    fn written(df: &mut DataFrame) -> (DataFrame, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_frame(df, std::fs::File::create(&path).unwrap(), Kept::InLake).unwrap();
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap())
+                .unwrap();
+        use parquet::file::reader::FileReader as _;
+        let group = reader.metadata().row_group(0);
+        let encodings = (0..group.num_columns())
+            .map(|i| format!("{:?}", group.column(i).encodings().collect::<Vec<_>>()))
+            .collect();
+        (read_parquet(&path).unwrap(), encodings)
+    }
+
+    #[test]
+    fn climbing_columns_are_deltas_and_read_back_the_same() {
+        let n = 10_000i64;
+        let mut df = df!(
+            "line_no" => (1..=n as u64).collect::<Vec<_>>(),
+            "count" => (0..n).map(|i| (i * 7919) % 13).collect::<Vec<_>>(),
+            "shuffled" => (0..n).map(|i| (i * 7919) % n).collect::<Vec<_>>(),
+            "message" => (0..n).map(|i| format!("line {i}")).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let ts = (Column::new(
+            "ts".into(),
+            (0..n)
+                .map(|i| 1_700_000_000_000 + i * 3 - (i % 150 == 0) as i64 * 5)
+                .collect::<Vec<_>>(),
+        ))
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .unwrap();
+        df.with_column(ts).unwrap();
+        let (back, encodings) = written(&mut df.clone());
+        assert!(back.equals(&df), "{back:?}");
+        // line_no and ts climb (ts steps back once in 150 rows); count and shuffled do not.
+        assert!(
+            encodings[0].contains("DELTA_BINARY_PACKED"),
+            "{encodings:?}"
+        );
+        assert!(
+            encodings[4].contains("DELTA_BINARY_PACKED"),
+            "{encodings:?}"
+        );
+        for other in [1, 2, 3] {
+            assert!(!encodings[other].contains("DELTA"), "{encodings:?}");
+        }
+    }
+
+    #[test]
+    fn many_chunks_and_several_row_groups_round_trip() {
+        let piece = |from: i64| {
+            df!("n" => (from..from + 200_000).collect::<Vec<_>>(), "s" => vec!["x"; 200_000])
+                .unwrap()
+        };
+        let mut df = piece(0);
+        df.vstack_mut(&piece(200_000)).unwrap();
+        df.vstack_mut(&piece(400_000)).unwrap();
+        let (back, _) = written(&mut df.clone());
+        assert!(back.equals(&df));
+    }
+}
