@@ -1,5 +1,5 @@
-//! A batch larger than `[parse] window_lines` is parsed in two passes over windows: silver must
-//! be exactly what one pass over the whole batch gives — events, templates, quarantine — with
+//! A batch larger than `[parse] window_lines` is parsed a window at a time, its templates mined
+//! after the last window: silver must be exactly what parsing the whole batch at once gives — events, templates, quarantine — with
 //! stack traces that straddle a window boundary joined to their event, and a continuation line
 //! before any event quarantined; and training, which reads events a window at a time, must
 //! fit the same models.

@@ -63,7 +63,7 @@ impl Default for ParseSettings {
             timezone: "UTC".into(),
             year: None,
             multiline: true,
-            window_lines: 1 << 18,
+            window_lines: 1 << 17,
             max_skew_days: 7,
             quarantine_skewed: false,
             timestamp_field: "timestamp,time,ts,@timestamp,datetime,date".into(),
