@@ -22,7 +22,7 @@
 mod frames;
 mod parquet_write;
 mod staged;
-pub use staged::StagedPartition;
+pub use staged::{FrameWriter, StagedPartition};
 pub mod lock;
 pub mod schema;
 

@@ -14,7 +14,7 @@ use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::{Lake, Layer, write_parquet};
+use super::{Lake, Layer, write_parquet, write_spill};
 
 /// A partition being written part by part (see [`Lake::stage_partition`]).
 pub struct StagedPartition<'l> {
@@ -23,33 +23,72 @@ pub struct StagedPartition<'l> {
     table: String,
     staging: PathBuf,
     parts: usize,
-    writer: Option<PartWriter>,
+    writer: Option<FrameWriter>,
 }
 
-/// The writer thread and the channel that hands it parts.
-struct PartWriter {
-    parts: SyncSender<(PathBuf, DataFrame)>,
-    done: JoinHandle<Result<()>>,
+/// A thread that writes frames to Parquet files, one at a time, while its owner builds the
+/// next frame: a stage's staged parts, or its spill files. Frames are handed over by
+/// rendezvous, so at most one is being written while the next is built. Dropped, it waits
+/// for the frame in hand, so that no thread writes into a folder being removed.
+pub struct FrameWriter {
+    frames: Option<SyncSender<(PathBuf, DataFrame)>>,
+    done: Option<JoinHandle<Result<()>>>,
 }
 
-impl PartWriter {
-    fn start() -> Self {
-        let (parts, incoming): (_, Receiver<(PathBuf, DataFrame)>) = sync_channel(0);
+impl FrameWriter {
+    /// A writer of lake tables, or with `spill` of spill files ([`super::write_spill`]).
+    pub fn start(spill: bool) -> Self {
+        let (frames, incoming): (_, Receiver<(PathBuf, DataFrame)>) = sync_channel(0);
         let done = std::thread::spawn(move || {
             for (path, mut df) in incoming {
-                write_parquet(&mut df, &path)?;
+                if spill {
+                    write_spill(&mut df, &path)?;
+                } else {
+                    write_parquet(&mut df, &path)?;
+                }
             }
             Ok(())
         });
-        PartWriter { parts, done }
+        FrameWriter {
+            frames: Some(frames),
+            done: Some(done),
+        }
     }
 
-    /// Wait for every part handed over to be written; the first error, if any.
-    fn finish(self) -> Result<()> {
-        drop(self.parts);
-        self.done
-            .join()
-            .map_err(|_| anyhow!("the thread writing Parquet parts panicked"))?
+    /// Hand `df` over to be written to `path`. A write that failed is reported here, at the
+    /// next frame, or at [`FrameWriter::finish`].
+    pub fn write(&mut self, path: PathBuf, df: DataFrame) -> Result<()> {
+        let sent = self
+            .frames
+            .as_ref()
+            .is_some_and(|f| f.send((path, df)).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The thread stopped at an error: that error is the one to report.
+        self.stop()?;
+        Err(anyhow!("the thread writing Parquet files stopped"))
+    }
+
+    /// Wait for every frame handed over to be written; the first error, if any.
+    pub fn finish(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.frames = None;
+        match self.done.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| anyhow!("the thread writing Parquet files panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FrameWriter {
+    fn drop(&mut self) {
+        let _ = self.stop();
     }
 }
 
@@ -70,13 +109,8 @@ impl<'l> StagedPartition<'l> {
     /// reported here, at the next part, or at [`StagedPartition::commit`].
     pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
         let path = self.staging.join(format!("part-{:05}.parquet", self.parts));
-        let writer = self.writer.get_or_insert_with(PartWriter::start);
-        if writer.parts.send((path, std::mem::take(df))).is_err() {
-            // The thread stopped at an error: that error is the one to report.
-            let stopped = self.writer.take().expect("a writer was just started");
-            stopped.finish()?;
-            return Err(anyhow!("the thread writing Parquet parts stopped"));
-        }
+        let writer = self.writer.get_or_insert_with(|| FrameWriter::start(false));
+        writer.write(path, std::mem::take(df))?;
         self.parts += 1;
         Ok(())
     }
@@ -96,15 +130,5 @@ impl<'l> StagedPartition<'l> {
             .partition_dir(self.layer, &self.table, source, date);
         self.lake.swap_into_place(&self.staging, &target)?;
         Ok(target)
-    }
-}
-
-impl Drop for StagedPartition<'_> {
-    /// A partition abandoned at an error: let the writer finish (its error, if any, is not
-    /// the one to report) so that no thread writes into a staging folder being removed.
-    fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.finish();
-        }
     }
 }
