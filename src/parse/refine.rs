@@ -14,6 +14,14 @@
 //!   there. This also joins what Drain's prefix tree kept apart because the varying token came
 //!   first (`com.apple.Safari: … job` / `com.apple.CacheDelete: … job`).
 //!
+//! A count alone cannot tell a slot that happens to see few values from a few constants: a
+//! 2,000-line sample may hold four users (`session closed for user cyrus` … `news` … `test` …
+//! `root`). What gives the slot away is that its values are *entities* that recur: the same
+//! users stand in a varying slot of another event (`session opened for user cyrus by …`). So
+//! a position whose few values share at least [`SHARED_VALUES`] with the values of a varying
+//! position of another Drain cluster is a variable, however few its values; words that pick
+//! one of a few events (`bytes` / `values`) are seldom the values of another event's slot.
+//!
 //! Values are compared with their placeholders unified (`rhost=<IP>` and `rhost=<*>` are the
 //! same value), since masking already decided those tokens are variable. The pass sees distinct
 //! masked messages in first-seen order and orders its output the same way, so it is as
@@ -28,6 +36,10 @@ use super::drain::WILDCARD;
 /// that share two words (`cupsd startup succeeded`, `klogd startup succeeded`) are weak
 /// evidence of one event, while longer messages that differ in one slot rarely are not.
 const MIN_SHARED_WORDS: usize = 3;
+
+/// Values a position must share with another cluster's varying position to be a variable
+/// (one shared word is a coincidence, two are a vocabulary).
+const SHARED_VALUES: usize = 2;
 
 /// Whether a (unified) token holds a masked value.
 fn is_masked(token: &str) -> bool {
@@ -134,9 +146,11 @@ pub fn refine(
     // values are not recounted, since a smaller part sees fewer values of a true variable
     // (`session opened for user <*> by (uid=<*>)` keeps three users once `by LOGIN(uid=0)` is
     // split off) and would be cut by user.
+    let entities = Entities::of(&clusters, &unified);
     let mut groups: Vec<Group> = Vec::new();
-    for members in clusters {
-        for part in split_by_constants(&members, weights, &unified, max_constant_values) {
+    for (c, members) in clusters.iter().enumerate() {
+        let recur = |values: &HashMap<&str, u64>| entities.recur(c, values);
+        for part in split_by_constants(members, weights, &unified, max_constant_values, recur) {
             let pattern = pattern_of(&part, &unified);
             let lines = part.iter().map(|&m| weights[m]).sum();
             groups.push(Group {
@@ -244,6 +258,7 @@ fn split_by_constants(
     weights: &[u64],
     unified: &[Vec<Cow<str>>],
     max_constant_values: usize,
+    recur: impl Fn(&HashMap<&str, u64>) -> bool,
 ) -> Vec<Vec<usize>> {
     let len = unified[members[0]].len();
     let constant_positions: Vec<usize> = (0..len)
@@ -255,6 +270,7 @@ fn split_by_constants(
             values.len() > 1
                 && values.len() <= max_constant_values
                 && !mixes_masked_and_literal(&values)
+                && !recur(&values)
         })
         .collect();
     let mut parts: Vec<Vec<usize>> = Vec::new();
@@ -271,6 +287,49 @@ fn split_by_constants(
         parts[part].push(m);
     }
     parts
+}
+
+/// The literal values of every varying position of every Drain cluster, to tell entities
+/// (values that recur in other events' slots) from constants.
+struct Entities<'m> {
+    /// Literal value → the (cluster, position) pairs where it is one of several values.
+    slots_of: HashMap<&'m str, Vec<(usize, usize)>>,
+}
+
+impl<'m> Entities<'m> {
+    fn of(clusters: &[Vec<usize>], unified: &'m [Vec<Cow<'m, str>>]) -> Self {
+        let mut slots_of: HashMap<&'m str, Vec<(usize, usize)>> = HashMap::new();
+        for (c, members) in clusters.iter().enumerate() {
+            for (p, _) in unified[members[0]].iter().enumerate() {
+                let values: HashSet<&'m str> = members.iter().map(|&m| &*unified[m][p]).collect();
+                if values.len() < 2 {
+                    continue;
+                }
+                for v in values.into_iter().filter(|v| !is_masked(v)) {
+                    slots_of.entry(v).or_default().push((c, p));
+                }
+            }
+        }
+        Entities { slots_of }
+    }
+
+    /// Whether a position of cluster `c` with `values` shares [`SHARED_VALUES`] literal values
+    /// with one varying position of another cluster.
+    fn recur(&self, c: usize, values: &HashMap<&str, u64>) -> bool {
+        let mut shared: HashMap<(usize, usize), usize> = HashMap::new();
+        for v in values.keys().filter(|v| !is_masked(v)) {
+            for &slot in self.slots_of.get(v).into_iter().flatten() {
+                if slot.0 != c {
+                    let n = shared.entry(slot).or_default();
+                    *n += 1;
+                    if *n >= SHARED_VALUES {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
 }
 
 fn pattern_of<'m>(members: &[usize], unified: &[Vec<Cow<'m, str>>]) -> Vec<Option<Cow<'m, str>>> {
@@ -333,6 +392,43 @@ mod tests {
         assert!(group_of[3..].iter().all(|&g| g == group_of[3]));
         assert_eq!(templates[group_of[3]], "user <*> logged in");
         assert_eq!(templates.len(), 4);
+    }
+
+    #[test]
+    fn values_that_recur_in_another_event_are_a_variable_however_few() {
+        let messages = [
+            "session closed for user cyrus",
+            "session closed for user news",
+            "session closed for user test",
+            "session closed for user root",
+            "session opened for user cyrus by (uid=<NUM>)",
+            "session opened for user news by (uid=<NUM>)",
+            "stored as bytes in memory",
+            "stored as values in memory",
+            "stored as blocks in memory",
+            "stored as pages in memory",
+        ];
+        let cluster_of = [0, 0, 0, 0, 1, 1, 2, 2, 2, 2];
+        // Four values each: with max_constant_values 4 both positions could be constants;
+        // the users stand in the other session event too, the storage words nowhere else.
+        let (group_of, templates) = refine(&messages, &[10; 10], &cluster_of, 4);
+        assert!(group_of[..4].iter().all(|&g| g == group_of[0]));
+        assert_eq!(templates[group_of[0]], "session closed for user <*>");
+        assert_eq!(
+            templates[group_of[4]],
+            "session opened for user <*> by (uid=<NUM>)"
+        );
+        let storage: HashSet<usize> = group_of[6..].iter().copied().collect();
+        assert_eq!(storage.len(), 4, "{templates:?}");
+        // One shared word is a coincidence, not a vocabulary.
+        let messages = [
+            "disk sda mounted ok",
+            "disk sdb mounted ok",
+            "user sda logged in now",
+            "user carol logged in now",
+        ];
+        let (group_of, _) = refine(&messages, &[5; 4], &[0, 0, 1, 1], 3);
+        assert_ne!(group_of[0], group_of[1]);
     }
 
     #[test]
