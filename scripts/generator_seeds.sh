@@ -3,7 +3,12 @@
 #
 #   scripts/generator_seeds.sh [SEED ...]      (default: the odd seeds 1–19)
 #   DAYS=3 LINES_PER_DAY=100000 scripts/generator_seeds.sh 42   (the generator's defaults)
+#   START_DATE=2026-11-23 scripts/generator_seeds.sh          (days from a Monday)
 #
+# The generated days start on START_DATE (default 2026-11-20, a Friday: two days then run
+# Friday-Saturday). Fixed, because the figures depend on the weekday: the generator's traffic
+# and the detectors' same-hour baselines follow the calendar, so the generator's own default —
+# days ending yesterday — gave different figures on different days.
 # For each seed: `loglake generate --days $DAYS --lines-per-day $LINES_PER_DAY --seed S` (2 days
 # of 60,000 lines unless set: short histories and quiet services are the hard case), then `loglake run`
 # with the generator's labels, and prints the ensemble's F1 per injected type at its natural
@@ -20,12 +25,16 @@ bin=${CARGO_TARGET_DIR:-target}/release/loglake
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+start=${START_DATE:-2026-11-20}
+# Every day's lines in one batch, dated the last day (as a run the day after would have it).
+batch=$(date -d "$start + $(( ${DAYS:-2} - 1 )) days" +%F)
+echo "days from $start ($(date -d "$start" +%A)), ${DAYS:-2} of ${LINES_PER_DAY:-60000} lines"
 worst=1
 for seed in "${seeds[@]}"; do
   dir="$work/$seed"
   "$bin" generate --out "$dir/g" --days "${DAYS:-2}" --lines-per-day "${LINES_PER_DAY:-60000}" \
-    --seed "$seed" >/dev/null
-  RUST_LOG=warn "$bin" --lake "$dir/lake" --source app run --input "$dir/g/logs" --format generator \
+    --seed "$seed" --start-date "$start" >/dev/null
+  RUST_LOG=warn "$bin" --lake "$dir/lake" --source app --date "$batch" run --input "$dir/g/logs" --format generator \
     --session-key 'req=(\S+)' --labels "$dir/g/labels.jsonl" >"$dir/out.txt" 2>&1
   types=$(awk '$1 == "type" {printf "%s %s  ", $2, $NF}' "$dir/out.txt")
   window=$(awk '$1 == "ensemble/window" {printf "P %s R %s", $5, $6}' "$dir/out.txt")
