@@ -2,7 +2,8 @@
 //! (the window's lines of the leading template or level, the session's lines, the line
 //! itself), with where they are in the lake.
 
-use std::collections::{HashMap, HashSet};
+// Fx hashing: every silver row of the batch is looked up by (file, line number).
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use anyhow::{Context as _, Result};
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -216,7 +217,7 @@ struct Wanted<'a> {
 impl<'a> Wanted<'a> {
     fn of(findings: &'a [Finding], sessions: &'a HashMap<String, SessionLines>) -> Self {
         let mut ranges: Vec<(i64, i64)> = Vec::new();
-        let mut lines: HashMap<&'a str, HashSet<u64>> = HashMap::new();
+        let mut lines: HashMap<&'a str, HashSet<u64>> = HashMap::default();
         for f in findings {
             match &f.samples {
                 SampleQuery::Window { .. } => ranges.push((f.start_ms, f.end_ms)),
@@ -273,7 +274,7 @@ fn session_lines(
             _ => None,
         })
         .collect();
-    let mut lines: HashMap<String, SessionLines> = HashMap::new();
+    let mut lines: HashMap<String, SessionLines> = HashMap::default();
     if keys.is_empty() {
         return Ok(lines);
     }
@@ -345,10 +346,14 @@ mod tests {
             "message" => ["boom req=7", "start req=7", "step req=8", "db ok", "late req=7"],
         )
         .unwrap();
-        let sessions = HashMap::from([(
+        let sessions: HashMap<String, SessionLines> = [(
             "7".to_string(),
-            HashMap::from([("a.log".to_string(), HashSet::from([1, 3, 5]))]),
-        )]);
+            [("a.log".to_string(), [1, 3, 5].into_iter().collect())]
+                .into_iter()
+                .collect(),
+        )]
+        .into_iter()
+        .collect();
         Samples::new(df, "silver/events/source=s/date=d".into(), sessions).unwrap()
     }
 
