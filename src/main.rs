@@ -20,7 +20,15 @@ fn main() -> ExitCode {
             // Scrubbed: a driver's error may quote the database URL it was given.
             let line = format!("{err:#}");
             eprintln!("loglake: error: {}", loglake::secrets::scrub(&line));
-            ExitCode::FAILURE
+            // A lake held by another writer is worth retrying later: its own code.
+            let locked = err
+                .chain()
+                .any(|e| e.is::<loglake::lake::lock::LakeLocked>());
+            if locked {
+                ExitCode::from(loglake::lake::lock::LakeLocked::EXIT_CODE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -41,7 +41,8 @@ fn a_second_writer_fails_with_the_holder_named_or_waits_for_it() {
 
     let held = LakeLock::acquire(&lake, OnLocked::Fail, Duration::ZERO).unwrap();
     let out = loglake(&lake, &["--on-locked", "fail", "06-report"]);
-    assert_eq!(out.status.code(), Some(1));
+    // EX_TEMPFAIL: a wrapper retries it rather than reporting a failure.
+    assert_eq!(out.status.code(), Some(75));
     let errors = error_lines(&out);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
@@ -56,7 +57,15 @@ fn a_second_writer_fails_with_the_holder_named_or_waits_for_it() {
         .env("LOGLAKE__RUN__ON_LOCKED", "fail")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(75));
+    // Waiting past the timeout is the same temporary failure.
+    let out = Command::new(BIN)
+        .args(["--lake", lake.to_str().unwrap(), "06-report"])
+        .env("LOGLAKE__RUN__LOCK_TIMEOUT_SECONDS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gave up after 0s waiting"));
 
     // Waiting (the default): the stage runs once the holder lets go.
     let release = std::thread::spawn(move || {
@@ -360,6 +369,37 @@ fn the_cron_wrapper_logs_per_date_and_prints_only_failures() {
         "{mail}"
     );
     assert!(mail.contains("loglake-2026-11-20.log"), "{mail}");
+
+    // Another writer holds the lake through every try: exit 75, tried again, said once.
+    let held = LakeLock::acquire(&tmp.path().join("lake"), OnLocked::Fail, Duration::ZERO).unwrap();
+    let locked = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/loglake-cron.sh"
+    ))
+    .arg("2026-11-21")
+    .env("LOGLAKE_BIN", BIN)
+    .env("LOGLAKE_INPUT", &logs)
+    .env("LOGLAKE_LOG_DIR", &log_dir)
+    .env("LOGLAKE_LOCKED_RETRIES", "1")
+    .env("LOGLAKE_LOCKED_PAUSE", "0")
+    .env(
+        "LOGLAKE_ARGS",
+        format!(
+            "--lake {} --source shop --format generator --on-locked fail",
+            tmp.path().join("lake").display()
+        ),
+    )
+    .output()
+    .unwrap();
+    drop(held);
+    assert_eq!(locked.status.code(), Some(75));
+    let mail = String::from_utf8_lossy(&locked.stdout);
+    assert!(
+        mail.contains("stayed locked") && mail.contains("2 tries"),
+        "{mail}"
+    );
+    let log = std::fs::read_to_string(log_dir.join("loglake-2026-11-21.log")).unwrap();
+    assert_eq!(log.matches("exit 75").count(), 2, "{log}");
 }
 
 #[test]

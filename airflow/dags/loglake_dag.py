@@ -6,7 +6,8 @@ and re-running a day replaces that day's partitions instead of adding to them.
 
 Exit codes follow BashOperator's contract: 0 is success, 99 (`--skip-exit-code 99`) marks the
 task *skipped* when a stage has nothing to do for the date (no logs arrived, models still
-fresh), anything else fails the task with loglake's one-line reason in the log. Tasks after
+fresh), anything else fails the task with loglake's one-line reason in the log (75 when another
+writer holds the lake: the task's retries try again later). Tasks after
 bronze use the trigger rule `none_failed`, so a skipped stage (typically 04-train between
 retrains) does not skip the stages after it: each stage judges for itself whether it has work.
 

@@ -115,6 +115,25 @@ pub struct LakeLock {
     pub recovered_from: Option<Holder>,
 }
 
+/// The lake is held by another writer (and `on_locked` said not to wait, or waiting timed
+/// out). A distinct error, so that the binary exits with [`LakeLocked::EXIT_CODE`]: a wrapper
+/// can try again later instead of reporting a failure.
+#[derive(Debug)]
+pub struct LakeLocked(String);
+
+impl LakeLocked {
+    /// sysexits.h's EX_TEMPFAIL: "temporary failure; the user is invited to retry".
+    pub const EXIT_CODE: u8 = 75;
+}
+
+impl std::fmt::Display for LakeLocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LakeLocked {}
+
 impl LakeLock {
     /// Take the writer lock of the lake at `root`, creating `root` if needed.
     pub fn acquire(root: &Path, on_locked: OnLocked, timeout: Duration) -> Result<Self> {
@@ -148,15 +167,15 @@ impl LakeLock {
                         .map(|h| h.describe())
                         .unwrap_or_else(|| "another process".into());
                     match on_locked {
-                        OnLocked::Fail => bail!(
+                        OnLocked::Fail => return Err(LakeLocked(format!(
                             "the lake {} is locked by {holder}; it is released when that process ends: run again later, or set [run] on_locked = \"wait\" (LOGLAKE__RUN__ON_LOCKED=wait) to queue behind it",
                             root.display()
-                        ),
-                        OnLocked::Wait if started.elapsed() >= timeout => bail!(
+                        )).into()),
+                        OnLocked::Wait if started.elapsed() >= timeout => return Err(LakeLocked(format!(
                             "gave up after {}s waiting for the lake {}, locked by {holder}; raise [run] lock_timeout_seconds or run again later",
                             timeout.as_secs(),
                             root.display()
-                        ),
+                        )).into()),
                         OnLocked::Wait => {
                             if !announced {
                                 tracing::warn!(lake = %root.display(), %holder, "lake is locked; waiting for it");
