@@ -28,7 +28,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Config file [default: config/loglake.toml when it exists].
+    /// Config file [default: $LOGLAKE_CONFIG, else config/loglake.toml here, else
+    /// /etc/loglake/loglake.toml, else built-in defaults]. Relative paths in it are relative
+    /// to its folder.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Lake root folder (overrides lake.path).

@@ -485,3 +485,75 @@ fn an_outage_across_midnight_is_one_incident_across_two_batches() {
     );
     assert_eq!(dangling[0][0], "0");
 }
+
+#[test]
+fn cron_from_home_finds_the_config_and_its_relative_paths() {
+    // Cron starts jobs in $HOME: the config comes from $LOGLAKE_CONFIG, and the lake it names
+    // relatively lands beside the config file, not in the working directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = generated(tmp.path(), 5_000);
+    let etc = tmp.path().join("etc");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let config = etc.join("loglake.toml");
+    std::fs::write(
+        &config,
+        "[lake]\npath = \"data/lake\"\n[run]\nmetrics_textfile = \"metrics/loglake.prom\"\n[parse]\nformat = \"generator\"\n",
+    )
+    .unwrap();
+    let loglake = |args: &[&str]| {
+        Command::new(BIN)
+            .current_dir(&home)
+            .env("LOGLAKE_CONFIG", &config)
+            .env_remove("LOGLAKE__DATABASE__URL")
+            .env_remove("DATABASE_URL")
+            .args(["--source", "shop", "--date", "2026-11-19"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = loglake(&[
+        "run",
+        "--to",
+        "02-silver",
+        "--input",
+        logs.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(etc.join("data/lake/silver").is_dir());
+    assert!(etc.join("data/lake/loglake.db").is_file());
+    assert!(etc.join("metrics/loglake.prom").is_file());
+    assert!(!home.join("lake").exists() && !home.join("data").exists());
+
+    // A missing $LOGLAKE_CONFIG is an error that names it, not a silent fall-back.
+    let out = Command::new(BIN)
+        .current_dir(&home)
+        .env("LOGLAKE_CONFIG", etc.join("nope.toml"))
+        .args(["06-report"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LOGLAKE_CONFIG"));
+
+    // DATABASE_URL is honoured when LOGLAKE__DATABASE__URL is unset; a path given by a
+    // variable stays relative to the working directory.
+    let out = Command::new(BIN)
+        .current_dir(&home)
+        .env("LOGLAKE_CONFIG", &config)
+        .env_remove("LOGLAKE__DATABASE__URL")
+        .env("DATABASE_URL", "sqlite://elsewhere.db")
+        .args(["--source", "shop", "--date", "2026-11-19", "03-gold"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(home.join("elsewhere.db").is_file());
+}

@@ -1,5 +1,7 @@
-//! Settings: `config/loglake.toml`, then `LOGLAKE__SECTION__KEY` environment variables, then
-//! command-line flags, each layer overriding the one before (the `config` crate does the merge).
+//! Settings: a config file (`--config`, `$LOGLAKE_CONFIG`, `config/loglake.toml` or
+//! `/etc/loglake/loglake.toml`: see [`file`]), then `LOGLAKE__SECTION__KEY` environment
+//! variables, then command-line flags, each layer overriding the one before (the `config` crate
+//! does the merge).
 //!
 //! Every setting has a default here, so an empty or missing config file is valid; the shipped
 //! `config/loglake.toml` repeats those defaults with a comment on each, and a test keeps the
@@ -11,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+
+pub mod file;
 
 use crate::detectors::settings::DetectorsConfig;
 use crate::lake::lock::OnLocked;
@@ -196,26 +200,46 @@ pub struct Overrides {
 }
 
 impl Settings {
-    /// Load `path` (if given it must exist; if not, `config/loglake.toml` is used when present),
-    /// then `LOGLAKE__…` environment variables, then `overrides`.
+    /// Load the config file ([`file::choose`]: `path`, else `$LOGLAKE_CONFIG`, else
+    /// `config/loglake.toml`, else `/etc/loglake/loglake.toml`; relative paths in it taken
+    /// from its folder), then `LOGLAKE__…` environment variables (and `DATABASE_URL` when
+    /// `LOGLAKE__DATABASE__URL` is unset), then `overrides`.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        let env_file = std::env::var_os(file::CONFIG_ENV).map(PathBuf::from);
+        let from = file::choose(
+            path,
+            env_file.as_deref(),
+            Path::new(file::LOCAL_CONFIG),
+            Path::new(file::SYSTEM_CONFIG),
+        )?;
+        Self::load_from(&from, overrides)
+    }
+
+    /// [`Settings::load`] with the config file already chosen.
+    pub fn load_from(from: &file::ConfigFrom, overrides: &Overrides) -> Result<Self> {
         let mut builder = config::Config::builder();
-        match path {
-            Some(p) => {
-                if !p.exists() {
-                    anyhow::bail!(
-                        "config file {} does not exist (pass --config with an existing file, or omit it to use defaults)",
-                        p.display()
-                    );
-                }
-                builder = builder.add_source(config::File::from(p.to_path_buf()));
+        if let Some(p) = from.path() {
+            builder = builder.add_source(config::File::from(p.to_path_buf()));
+            let alone = config::Config::builder()
+                .add_source(config::File::from(p.to_path_buf()))
+                .build()
+                .with_context(|| format!("reading the config file {}", p.display()))?;
+            let anchored = file::anchored_paths(p, |key| alone.get_string(key).ok());
+            if !anchored.is_empty() {
+                builder =
+                    builder.add_source(config::File::from_str(&anchored, config::FileFormat::Toml));
             }
-            None => {
-                let default = Path::new("config/loglake.toml");
-                if default.exists() {
-                    builder = builder.add_source(config::File::from(default.to_path_buf()));
-                }
-            }
+        }
+        // The variable most tools and platforms set, below loglake's own.
+        if std::env::var_os("LOGLAKE__DATABASE__URL").is_none()
+            && let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            let quoted = serde_json::to_string(&url).expect("a string serialises");
+            builder = builder.add_source(config::File::from_str(
+                &format!("[database]\nurl = {quoted}\n"),
+                config::FileFormat::Toml,
+            ));
         }
         let mut environment = config::Environment::with_prefix("LOGLAKE")
             .prefix_separator("__")
@@ -321,6 +345,13 @@ mod tests {
         }
         from_file.detectors = Default::default();
         defaults.detectors = Default::default();
+        // Paths in the file are relative to its folder, `config/`: `../lake` is the default
+        // `lake` of a command run in the project folder.
+        assert_eq!(
+            from_file.lake.path,
+            Path::new("..").join(&defaults.lake.path)
+        );
+        from_file.lake.path = defaults.lake.path.clone();
         assert_eq!(
             serde_json::to_value(&from_file).unwrap(),
             serde_json::to_value(&defaults).unwrap()
