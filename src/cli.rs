@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use chrono::{NaiveDate, Utc};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{Overrides, Settings};
 use crate::generate::{GenerateOptions, generate};
@@ -180,6 +180,16 @@ pub enum Command {
         #[arg(long, default_value_t = 0, value_name = "N")]
         show_mistakes: usize,
     },
+    /// Print a shell completion script to stdout.
+    ///
+    /// bash: `loglake completions bash > /etc/bash_completion.d/loglake`; zsh: into a folder
+    /// of `$fpath` as `_loglake`; fish: `~/.config/fish/completions/loglake.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `loglake man > /usr/local/share/man/man1/loglake.1`.
+    Man,
 }
 
 fn init_logging(json: bool) {
@@ -234,8 +244,10 @@ pub fn main() -> Result<Completion> {
     if let Some(url) = &cli.global.database_url {
         crate::secrets::register_url(url);
     }
-    if let Ok(url) = std::env::var("LOGLAKE__DATABASE__URL") {
-        crate::secrets::register_url(&url);
+    for variable in ["LOGLAKE__DATABASE__URL", "DATABASE_URL"] {
+        if let Ok(url) = std::env::var(variable) {
+            crate::secrets::register_url(&url);
+        }
     }
     init_logging(cli.global.json_logs());
     run(cli)
@@ -243,6 +255,21 @@ pub fn main() -> Result<Completion> {
 
 pub fn run(cli: Cli) -> Result<Completion> {
     let g = &cli.global;
+    // Generated from the parser's own definitions, so they cannot drift from it.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "loglake", &mut std::io::stdout());
+            return Ok(Completion::Done);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            return Ok(Completion::Done);
+        }
+        _ => {}
+    }
     if let Command::Generate {
         out,
         days,
@@ -341,7 +368,10 @@ pub fn run(cli: Cli) -> Result<Completion> {
         Command::Detect => Some(Stage::Detect),
         Command::Report => Some(Stage::Report),
         Command::Run { .. } => None,
-        Command::Generate { .. } | Command::ParseAccuracy { .. } => unreachable!("handled above"),
+        Command::Generate { .. }
+        | Command::ParseAccuracy { .. }
+        | Command::Completions { .. }
+        | Command::Man => unreachable!("handled above"),
     };
     let command = stage.map_or("run", Stage::name);
     let ctx = Context::open(settings, g.source.clone(), batch_dates(g)?, options)
