@@ -190,6 +190,23 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout: `loglake man > /usr/local/share/man/man1/loglake.1`.
     Man,
+    /// Show what the lake holds and how its last runs went; read-only, takes no lock.
+    ///
+    /// Per source: partitions per layer with row counts and bytes, quarantined lines, the last
+    /// run of each stage, the latest model of each detector and the open incidents. Every
+    /// source unless `--source` names one.
+    Status {
+        /// text for people, json for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+/// How a report-like command prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 fn init_logging(json: bool) {
@@ -312,6 +329,16 @@ pub fn run(cli: Cli) -> Result<Completion> {
             skip_exit_code: g.skip_exit_code,
         },
     )?;
+    if let Command::Status { output } = &cli.command {
+        // `--source` has a default; left at it, every source is shown.
+        let only = (g.source != "default").then_some(g.source.as_str());
+        let status = crate::status::collect(&settings, only)?;
+        match output {
+            Output::Text => print!("{}", crate::status::render(&status)),
+            Output::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        }
+        return Ok(Completion::Done);
+    }
     if let Command::ParseAccuracy {
         log,
         truth,
@@ -371,7 +398,8 @@ pub fn run(cli: Cli) -> Result<Completion> {
         Command::Generate { .. }
         | Command::ParseAccuracy { .. }
         | Command::Completions { .. }
-        | Command::Man => unreachable!("handled above"),
+        | Command::Man
+        | Command::Status { .. } => unreachable!("handled above"),
     };
     let command = stage.map_or("run", Stage::name);
     let ctx = Context::open(settings, g.source.clone(), batch_dates(g)?, options)

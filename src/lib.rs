@@ -27,3 +27,4 @@ pub mod parse;
 pub mod records;
 pub mod secrets;
 pub mod stages;
+pub mod status;

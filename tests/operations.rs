@@ -557,3 +557,91 @@ fn cron_from_home_finds_the_config_and_its_relative_paths() {
     );
     assert!(home.join("elsewhere.db").is_file());
 }
+
+#[test]
+fn status_reads_a_multi_day_lake_without_its_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-18", 2, 5_000, 3).join("logs");
+    let lake = tmp.path().join("lake");
+    for (date, file) in [
+        ("2026-11-18", "shop-2026-11-18.log"),
+        ("2026-11-19", "shop-2026-11-19.log"),
+    ] {
+        common::shop_ok(
+            &lake,
+            date,
+            &["run", "--input", raw.join(file).to_str().unwrap()],
+        );
+    }
+    let lines: u64 = ["shop-2026-11-18.log", "shop-2026-11-19.log"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(raw.join(f))
+                .unwrap()
+                .lines()
+                .count() as u64
+        })
+        .sum();
+    // A writer holds the lake: status still answers, and leaves the lock alone.
+    let held = LakeLock::acquire(&lake, OnLocked::Fail, Duration::ZERO).unwrap();
+    let status = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["--lake", lake.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&status(&["status", "--output", "json"])).unwrap();
+    drop(held);
+    let table = |name: &str| {
+        json["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["source"] == "shop" && t["table"] == name)
+            .unwrap_or_else(|| panic!("{name}: {json}"))
+            .clone()
+    };
+    assert_eq!(table("bronze/lines")["partitions"], 2);
+    assert_eq!(table("bronze/lines")["rows"], lines);
+    assert_eq!(table("bronze/lines")["first_date"], "2026-11-18");
+    assert_eq!(table("bronze/lines")["last_date"], "2026-11-19");
+    let silver = table("silver/events")["rows"].as_u64().unwrap();
+    let quarantined = table("quarantine/unparsed")["rows"].as_u64().unwrap();
+    assert_eq!(silver + quarantined, lines);
+    let runs = json["last_runs"].as_array().unwrap();
+    let report = runs
+        .iter()
+        .find(|r| r["source"] == "shop" && r["stage"] == "06-report")
+        .unwrap();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["batch_dates"], "2026-11-19");
+    let models = json["models"].as_array().unwrap();
+    assert!(
+        models
+            .iter()
+            .any(|m| m["detector"] == "zscore" && m["granularity"] == "session")
+    );
+    // One model per detector and granularity: the latest.
+    let mut keys: Vec<String> = models
+        .iter()
+        .map(|m| format!("{}/{}", m["granularity"], m["detector"]))
+        .collect();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+    // The text form names the source and its tables; --source narrows to one.
+    let text = status(&["--source", "shop", "status"]);
+    assert!(
+        text.contains("source shop") && text.contains("silver/events"),
+        "{text}"
+    );
+    assert!(!text.contains("source default"), "{text}");
+}

@@ -352,6 +352,27 @@ fn pipeline_on_postgres() {
     let source = format!("pg{}", std::process::id());
     pipeline_case(&source, Some(&url));
     analysts_read_but_cannot_write(&url, &source);
+    status_reads_postgres(&url, &source);
+}
+
+/// `loglake status`'s queries on PostgreSQL (typed columns, casts) after a whole run.
+fn status_reads_postgres(url: &str, source: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Database::connect(url, &tmp.path().join("unused.db"), 1).unwrap();
+    let runs = db.last_runs(Some(source)).unwrap();
+    assert!(
+        runs.iter()
+            .any(|r| r.stage == "05-detect" && r.status == "succeeded" && r.duration_ms.is_some()),
+        "{runs:?}"
+    );
+    assert!(runs.iter().all(|r| r.source == source));
+    let models = db.latest_models(Some(source)).unwrap();
+    assert!(models.iter().any(|m| m.detector == "zscore"), "{models:?}");
+    let open = db.open_incidents(Some(source)).unwrap();
+    assert!(
+        open.iter().all(|i| i.open > 0 && i.source == source),
+        "{open:?}"
+    );
 }
 
 /// The migrations' `loglake_reader` role: a login in it reads every table and view and can

@@ -25,6 +25,7 @@ use crate::secrets::redact_url;
 mod connect;
 mod insert;
 mod runs;
+pub mod status;
 use connect::probe;
 use insert::{Param, insert_rows};
 

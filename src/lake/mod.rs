@@ -208,6 +208,26 @@ impl Lake {
         })
     }
 
+    /// The Parquet files of `table` kept per source, outside any date partition (silver's
+    /// template store), sorted.
+    pub fn source_files(&self, layer: Layer, table: &str, source: &str) -> Result<Vec<PathBuf>> {
+        parquet_files(
+            &self
+                .table_dir(layer, table)
+                .join(format!("source={source}")),
+        )
+    }
+
+    /// The tables `layer` holds (its folders), by name.
+    pub fn tables(&self, layer: Layer) -> Result<Vec<String>> {
+        subfolders(&self.root.join(layer.dir_name()), "")
+    }
+
+    /// The sources `table` of `layer` has partitions for (its `source=` folders), by name.
+    pub fn sources(&self, layer: Layer, table: &str) -> Result<Vec<String>> {
+        subfolders(&self.table_dir(layer, table), "source=")
+    }
+
     /// Dates that have a partition of `table` for `source`, ascending.
     pub fn partition_dates(
         &self,
@@ -243,19 +263,7 @@ impl Lake {
         source: &str,
         date: NaiveDate,
     ) -> Result<Vec<PathBuf>> {
-        let dir = self.partition_dir(layer, table, source, date);
-        let mut files = Vec::new();
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return Ok(files);
-        };
-        for entry in entries {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
-        }
-        files.sort();
-        Ok(files)
+        parquet_files(&self.partition_dir(layer, table, source, date))
     }
 
     /// Lazily scan `table` over the given dates; `None` when no partition exists.
@@ -526,6 +534,46 @@ impl Lake {
         }
         Self::row_count(&files)
     }
+}
+
+/// The Parquet files directly in `dir`, sorted by name (so reads are in a stable order); none
+/// when `dir` does not exist.
+fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(files);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "parquet") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The names of the folders in `dir` that start with `prefix`, prefix removed, sorted (none
+/// when `dir` does not exist); staging folders (`_…`) are not listed.
+fn subfolders(dir: &Path, prefix: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(names);
+    };
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(rest) = name.strip_prefix(prefix)
+            && !rest.starts_with('_')
+        {
+            names.push(rest.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// How [`Lake::read_windows`] reads a partition: `rows` at a time, these `columns`.

@@ -1,0 +1,223 @@
+//! `loglake status`: what a lake holds and how its last runs went, read-only.
+//!
+//! It takes no writer lock and writes nothing — not even the embedded database, which it only
+//! reads when it exists — so an operator can run it while a batch is in flight: partitions
+//! per layer with row counts (from Parquet footers, no data read) and bytes, quarantined
+//! lines, the latest model of each detector, the last run of each stage and the open
+//! incidents, per source.
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::db::Database;
+use crate::db::status::{LastRun, LatestModel, OpenIncidents};
+use crate::lake::{Lake, Layer};
+
+/// Everything `status` reports.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub lake: String,
+    /// The database (password redacted), or why it was not read.
+    pub database: String,
+    pub tables: Vec<TableStatus>,
+    pub last_runs: Vec<LastRun>,
+    pub models: Vec<LatestModel>,
+    pub open_incidents: Vec<OpenIncidents>,
+}
+
+/// One table of one source.
+#[derive(Debug, Serialize)]
+pub struct TableStatus {
+    pub source: String,
+    /// `layer/table`, e.g. `silver/events`.
+    pub table: String,
+    pub partitions: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub first_date: String,
+    pub last_date: String,
+}
+
+/// The status of the lake `settings` point at; `source`: only that source.
+pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
+    let root = &settings.lake.path;
+    if !root.join("bronze").is_dir() {
+        bail!(
+            "no lake at {}: run `loglake 00-init` (or `loglake run`) first, or point --lake / [lake] path at an existing one",
+            root.display()
+        );
+    }
+    let lake = Lake::new(root);
+    let mut tables = Vec::new();
+    for layer in Layer::ALL {
+        for table in lake.tables(layer)? {
+            for s in lake.sources(layer, &table)? {
+                if source.is_some_and(|only| only != s) {
+                    continue;
+                }
+                tables.push(table_status(&lake, layer, &table, &s)?);
+            }
+        }
+    }
+    tables
+        .sort_by(|a, b| (&a.source, layer_rank(&a.table)).cmp(&(&b.source, layer_rank(&b.table))));
+    let embedded = lake.default_database_path();
+    let (database, last_runs, models, open_incidents) =
+        if settings.database.url.trim().is_empty() && !embedded.is_file() {
+            (
+                format!("none yet ({} does not exist)", embedded.display()),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            )
+        } else {
+            let db = Database::connect(&settings.database.url, &embedded, 1)?;
+            let found = (
+                db.display_url().to_string(),
+                db.last_runs(source)?,
+                db.latest_models(source)?,
+                db.open_incidents(source)?,
+            );
+            db.close();
+            found
+        };
+    Ok(Status {
+        lake: std::fs::canonicalize(root)
+            .unwrap_or_else(|_| root.clone())
+            .display()
+            .to_string(),
+        database,
+        tables,
+        last_runs,
+        models,
+        open_incidents,
+    })
+}
+
+fn layer_rank(table: &str) -> (usize, &str) {
+    let layer = table.split('/').next().unwrap_or_default();
+    let rank = Layer::ALL
+        .iter()
+        .position(|l| l.dir_name() == layer)
+        .unwrap_or(Layer::ALL.len());
+    (rank, table)
+}
+
+fn table_status(lake: &Lake, layer: Layer, table: &str, source: &str) -> Result<TableStatus> {
+    let dates = lake.partition_dates(layer, table, source)?;
+    let mut groups: Vec<Vec<std::path::PathBuf>> = dates
+        .iter()
+        .map(|&date| lake.part_files(layer, table, source, date))
+        .collect::<Result<_>>()?;
+    // A table kept per source rather than per date (silver's template store).
+    groups.push(lake.source_files(layer, table, source)?);
+    let (mut rows, mut bytes) = (0, 0);
+    for files in &groups {
+        rows += Lake::row_count(files)?;
+        bytes += files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum::<u64>();
+    }
+    let day = |d: Option<&chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    Ok(TableStatus {
+        source: source.to_string(),
+        table: format!("{}/{table}", layer.dir_name()),
+        partitions: dates.len(),
+        rows,
+        bytes,
+        first_date: day(dates.first()),
+        last_date: day(dates.last()),
+    })
+}
+
+/// The status as text, a section per source.
+pub fn render(status: &Status) -> String {
+    let mut out = format!("lake {}\ndatabase {}\n", status.lake, status.database);
+    let mut sources: Vec<&str> = status
+        .tables
+        .iter()
+        .map(|t| t.source.as_str())
+        .chain(status.last_runs.iter().map(|r| r.source.as_str()))
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if sources.is_empty() {
+        out.push_str("no data yet: run `loglake run --input <logs>`\n");
+    }
+    for source in sources {
+        out.push_str(&format!("\nsource {source}\n"));
+        out.push_str(&format!(
+            "  {:<32} {:>10} {:>14} {:>12}  dates\n",
+            "table", "partitions", "rows", "bytes"
+        ));
+        for t in status.tables.iter().filter(|t| t.source == source) {
+            out.push_str(&format!(
+                "  {:<32} {:>10} {:>14} {:>12}  {}{}\n",
+                t.table,
+                t.partitions,
+                t.rows,
+                t.bytes,
+                t.first_date,
+                if t.last_date != t.first_date {
+                    format!("..{}", t.last_date)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let runs: Vec<&LastRun> = status
+            .last_runs
+            .iter()
+            .filter(|r| r.source == source)
+            .collect();
+        if !runs.is_empty() {
+            out.push_str("  last runs:\n");
+        }
+        for r in runs {
+            let seconds = r
+                .duration_ms
+                .map(|ms| format!(" in {:.1} s", ms as f64 / 1000.0))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "    {:<10} {:<9} {} (batch {}){seconds}{}\n",
+                r.stage,
+                r.status,
+                r.started_at,
+                r.batch_dates,
+                if r.status == "failed" {
+                    format!(": {}", r.note)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let models: Vec<&LatestModel> = status
+            .models
+            .iter()
+            .filter(|m| m.source == source)
+            .collect();
+        if !models.is_empty() {
+            out.push_str("  latest models:\n");
+        }
+        for m in models {
+            out.push_str(&format!(
+                "    {:<26} {}  trained on {}..{}\n",
+                format!("{}/{}", m.granularity, m.detector),
+                m.model_version,
+                m.train_from,
+                m.train_to
+            ));
+        }
+        match status.open_incidents.iter().find(|i| i.source == source) {
+            Some(i) => out.push_str(&format!(
+                "  open incidents: {} (worst {}, latest started {})\n",
+                i.open, i.worst_severity, i.latest_started_at
+            )),
+            None => out.push_str("  open incidents: 0\n"),
+        }
+    }
+    out
+}
