@@ -73,12 +73,12 @@ pub struct GlobalArgs {
     /// <lake>/reports/<date>/index.html.
     #[arg(long, global = true)]
     pub html: bool,
-    /// Log as JSON lines instead of text (for log collectors).
-    #[arg(long, global = true)]
+    /// The same as `--log-format json` (kept for scripts that use it; hidden from help).
+    #[arg(long, global = true, hide = true)]
     pub log_json: bool,
-    /// Log format: text (default) or json. `--log-format json` is the same as `--log-json`.
-    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
-    pub log_format: Option<String>,
+    /// Log lines as text, or as JSON lines for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub log_format: Output,
     /// Exit code when the stage has nothing to do for the batch date (overrides
     /// [run] skip_exit_code; 0 by default for cron, 99 for Airflow's BashOperator, which then
     /// marks the task skipped).
@@ -111,7 +111,7 @@ impl Completion {
 impl GlobalArgs {
     /// Logs are JSON lines (`--log-json` or `--log-format json`).
     fn json_logs(&self) -> bool {
-        self.log_json || self.log_format.as_deref() == Some("json")
+        self.log_json || self.log_format == Output::Json
     }
 }
 
@@ -139,13 +139,17 @@ pub enum Command {
     #[command(name = "06-report", alias = "report")]
     Report,
     /// Run stages in order.
+    #[command(after_help = "Examples:\n  \
+        loglake --source web --date 2026-11-20 run --input /var/log/web/2026-11-20\n  \
+        loglake --date 2026-11-20 run --from silver --to detect     # re-parse and re-score a day\n  \
+        loglake --from-date 2026-11-01 --to-date 2026-11-07 run --from 3   # backfill from 03-gold")]
     Run {
-        /// First stage to run.
-        #[arg(long, default_value = "00-init")]
-        from: String,
+        /// First stage to run (a name, its word or its number: 01-bronze, bronze, 1).
+        #[arg(long, value_enum, default_value = "00-init")]
+        from: Stage,
         /// Last stage to run.
-        #[arg(long, default_value = "06-report")]
-        to: String,
+        #[arg(long, value_enum, default_value = "06-report")]
+        to: Stage,
     },
     /// Write synthetic logs with ground-truth anomaly labels.
     Generate {
@@ -202,11 +206,75 @@ pub enum Command {
     },
 }
 
-/// How a report-like command prints.
+/// Text for people, or JSON for programs: how `status` prints, and how logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Text,
     Json,
+}
+
+/// Flags that only some commands read are an error on the others, rather than silently
+/// ignored (`02-silver --input x` ingests nothing; the user meant `01-bronze` or `run`).
+/// `--format` and `--session-key` describe the source, which every stage reads, so they are
+/// accepted everywhere.
+fn flags_apply(cli: &Cli) -> std::result::Result<(), String> {
+    let g = &cli.global;
+    let name = match &cli.command {
+        Command::Init => "00-init",
+        Command::Bronze => "01-bronze",
+        Command::Silver => "02-silver",
+        Command::Gold => "03-gold",
+        Command::Train => "04-train",
+        Command::Detect => "05-detect",
+        Command::Report => "06-report",
+        Command::Run { .. } => "run",
+        Command::Generate { .. } => "generate",
+        Command::ParseAccuracy { .. } => "parse-accuracy",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
+        Command::Status { .. } => "status",
+    };
+    let ingests = matches!(name, "01-bronze" | "run");
+    let reports = matches!(name, "06-report" | "run");
+    if !g.input.is_empty() && !ingests {
+        return Err(format!(
+            "--input is read by 01-bronze and run only: {name} does not ingest files"
+        ));
+    }
+    if g.labels.is_some() && !reports {
+        return Err(format!(
+            "--labels is read by 06-report and run only: {name} does not evaluate"
+        ));
+    }
+    if g.html && !reports {
+        return Err(format!(
+            "--html is read by 06-report and run only: {name} writes no report"
+        ));
+    }
+    Ok(())
+}
+
+/// Stages as command-line values: `01-bronze`, or its word (`bronze`) or number (`01`, `1`),
+/// all listed in help and completions.
+impl clap::ValueEnum for Stage {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Stage::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let name = self.name();
+        let (number, word) = name.split_once('-').expect("stage names are NN-word");
+        let short = match number.trim_start_matches('0') {
+            "" => "0",
+            short => short,
+        };
+        Some(
+            clap::builder::PossibleValue::new(name)
+                .alias(word)
+                .alias(number)
+                .alias(short),
+        )
+    }
 }
 
 fn init_logging(json: bool) {
@@ -255,6 +323,12 @@ fn batch_dates(g: &GlobalArgs) -> Result<Vec<NaiveDate>> {
 
 pub fn main() -> Result<Completion> {
     let cli = Cli::parse();
+    if let Err(message) = flags_apply(&cli) {
+        // A usage error like clap's own: its format, its exit code (2).
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     // Before anything can print: the passwords this process was given, by flag or
     // environment, are scrubbed from every message and log line (the config file's are
     // registered when it is read).
@@ -406,9 +480,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         .with_context(|| format!("{command} could not start"))?;
     let nothing_to_do = match (stage, &cli.command) {
         (Some(stage), _) => stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do),
-        (None, Command::Run { from, to }) => {
-            stages::run_range(&ctx, Stage::parse(from)?, Stage::parse(to)?)
-        }
+        (None, Command::Run { from, to }) => stages::run_range(&ctx, *from, *to),
         (None, _) => unreachable!("only `run` has no single stage"),
     };
     ctx.db.close();

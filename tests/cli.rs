@@ -51,3 +51,43 @@ fn the_man_page_is_roff_with_every_command() {
         assert!(man.contains(word), "the man page lacks {word}");
     }
 }
+
+fn usage_error(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_flag_the_command_does_not_read_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let err = usage_error(&["--lake", lake, "02-silver", "--input", "app.log"]);
+    assert!(
+        err.contains("--input is read by 01-bronze and run only"),
+        "{err}"
+    );
+    let err = usage_error(&["--lake", lake, "03-gold", "--labels", "labels.jsonl"]);
+    assert!(err.contains("--labels"), "{err}");
+    let err = usage_error(&["--lake", lake, "status", "--html"]);
+    assert!(err.contains("--html"), "{err}");
+    // Nothing was created by a refused command.
+    assert!(!tmp.path().join("lake").exists());
+}
+
+#[test]
+fn enumerated_values_are_checked_and_listed() {
+    let err = usage_error(&["run", "--from", "9"]);
+    assert!(
+        err.contains("00-init") && err.contains("06-report"),
+        "{err}"
+    );
+    let err = usage_error(&["--log-format", "xml", "status"]);
+    assert!(err.contains("text") && err.contains("json"), "{err}");
+    let err = usage_error(&["--on-locked", "maybe", "status"]);
+    assert!(err.contains("wait") && err.contains("fail"), "{err}");
+    // A stage by its word or number is the stage.
+    let help = stdout_of(&["run", "--help"]);
+    assert!(help.contains("Examples:"), "{help}");
+}
