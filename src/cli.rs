@@ -194,6 +194,11 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout: `loglake man > /usr/local/share/man/man1/loglake.1`.
     Man,
+    /// Settings: `loglake config show` prints the merged settings and where each came from.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Show what the lake holds and how its last runs went; read-only, takes no lock.
     ///
     /// Per source: partitions per layer with row counts and bytes, quarantined lines, the last
@@ -204,6 +209,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print every setting as the command would run with it (file, environment and flags
+    /// merged; the database password redacted), each with where it came from.
+    Show,
 }
 
 /// Text for people, or JSON for programs: how `status` prints, and how logs are written.
@@ -233,6 +245,7 @@ fn flags_apply(cli: &Cli) -> std::result::Result<(), String> {
         Command::Completions { .. } => "completions",
         Command::Man => "man",
         Command::Status { .. } => "status",
+        Command::Config { .. } => "config",
     };
     let ingests = matches!(name, "01-bronze" | "run");
     let reports = matches!(name, "06-report" | "run");
@@ -394,15 +407,22 @@ pub fn run(cli: Cli) -> Result<Completion> {
         return Ok(Completion::Done);
     }
 
-    let settings = Settings::load(
-        g.config.as_deref(),
-        &Overrides {
-            lake: g.lake.clone(),
-            database_url: g.database_url.clone(),
-            on_locked: g.on_locked,
-            skip_exit_code: g.skip_exit_code,
-        },
-    )?;
+    let overrides = Overrides {
+        lake: g.lake.clone(),
+        database_url: g.database_url.clone(),
+        on_locked: g.on_locked,
+        skip_exit_code: g.skip_exit_code,
+    };
+    let from = crate::config::file::find(g.config.as_deref())?;
+    let settings = Settings::load_from(&from, &overrides)?;
+    if let Command::Config {
+        action: ConfigAction::Show,
+    } = &cli.command
+    {
+        let shown = crate::config::show::show(&settings, &from, &overrides)?;
+        print!("{}", crate::config::show::render(&from, &shown));
+        return Ok(Completion::Done);
+    }
     if let Command::Status { output } = &cli.command {
         // `--source` has a default; left at it, every source is shown.
         let only = (g.source != "default").then_some(g.source.as_str());
@@ -473,6 +493,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         | Command::ParseAccuracy { .. }
         | Command::Completions { .. }
         | Command::Man
+        | Command::Config { .. }
         | Command::Status { .. } => unreachable!("handled above"),
     };
     let command = stage.map_or("run", Stage::name);

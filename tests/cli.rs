@@ -91,3 +91,36 @@ fn enumerated_values_are_checked_and_listed() {
     let help = stdout_of(&["run", "--help"]);
     assert!(help.contains("Examples:"), "{help}");
 }
+
+#[test]
+fn config_show_says_where_each_value_came_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(tmp.path())
+        .env_remove("LOGLAKE_CONFIG")
+        .env("LOGLAKE__GOLD__WINDOW_MINUTES", "10")
+        .env(
+            "LOGLAKE__DATABASE__URL",
+            "postgres://app:s3cret-canary@db/loglake",
+        )
+        .args(["--lake", "here", "config", "show"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("{key}: {text}"))
+            .to_string()
+    };
+    assert!(line("gold.window_minutes").contains("environment LOGLAKE__GOLD__WINDOW_MINUTES"));
+    assert!(line("lake.path").contains("flag --lake"));
+    assert!(line("train.lookback_days").ends_with("# default"));
+    assert!(text.starts_with("# config file: none"), "{text}");
+    assert!(!text.contains("s3cret-canary"), "{text}");
+}

@@ -56,6 +56,18 @@ impl ConfigFrom {
     }
 }
 
+/// The config file a command reads: `flag` (`--config`), else `$LOGLAKE_CONFIG`, else
+/// [`LOCAL_CONFIG`], else [`SYSTEM_CONFIG`], else none.
+pub fn find(flag: Option<&Path>) -> Result<ConfigFrom> {
+    let env = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
+    choose(
+        flag,
+        env.as_deref(),
+        Path::new(LOCAL_CONFIG),
+        Path::new(SYSTEM_CONFIG),
+    )
+}
+
 /// The config file for `flag` (`--config`), `env` (`$LOGLAKE_CONFIG`), trying `local` and
 /// then `system` when neither is given.
 pub fn choose(

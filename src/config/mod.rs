@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub mod file;
+pub mod show;
 
 use crate::detectors::settings::DetectorsConfig;
 use crate::lake::lock::OnLocked;
@@ -205,14 +206,7 @@ impl Settings {
     /// from its folder), then `LOGLAKE__…` environment variables (and `DATABASE_URL` when
     /// `LOGLAKE__DATABASE__URL` is unset), then `overrides`.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self> {
-        let env_file = std::env::var_os(file::CONFIG_ENV).map(PathBuf::from);
-        let from = file::choose(
-            path,
-            env_file.as_deref(),
-            Path::new(file::LOCAL_CONFIG),
-            Path::new(file::SYSTEM_CONFIG),
-        )?;
-        Self::load_from(&from, overrides)
+        Self::load_from(&file::find(path)?, overrides)
     }
 
     /// [`Settings::load`] with the config file already chosen.
