@@ -36,7 +36,7 @@ pub struct AnomalyRow {
     pub details: String,
     pub model_version: String,
     pub incident_id: Option<String>,
-    /// The service it concerns (also in `details.service`; not a column of the table).
+    /// The service it concerns (the `service` column; also in `details.service`).
     pub service: String,
     /// What kind of finding it is beyond which entity (see [`finding_kind`]); incidents count
     /// a second finding of the same kind as a repeat. Not a column of the table.

@@ -18,7 +18,7 @@ type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 /// names, which made binding quadratic in a statement's parameters (12,679 anomalies of 17
 /// parameters: 16 rows a statement 0.23 s, 256 rows 1.1 s); with positional `?` parameters
 /// there (see [`Dialect::placeholder`]) 256 rows a statement is the fastest of 16, 64 and 256
-/// (re-writing 12,721 anomalies: 0.18, 0.15 and 0.14 s). 256 × 17 parameters stays far below
+/// (re-writing 12,721 anomalies: 0.18, 0.15 and 0.14 s). 256 rows of 18 parameters stay far below
 /// both databases' limits (SQLite 32,766, PostgreSQL 65,535).
 const INSERT_ROWS: usize = 256;
 

@@ -99,6 +99,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "skipped runs, analyst views, reader role",
         include_str!("../../migrations/postgres/0003_operations.sql"),
     ),
+    (
+        4,
+        "anomalies.service, indexes, severity checks, JSONB model documents",
+        include_str!("../../migrations/postgres/0004_analyst_schema.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -115,6 +120,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "skipped runs, analyst views",
         include_str!("../../migrations/sqlite/0003_operations.sql"),
+    ),
+    (
+        4,
+        "anomalies.service, indexes, severity checks",
+        include_str!("../../migrations/sqlite/0004_analyst_schema.sql"),
     ),
 ];
 
@@ -223,12 +233,18 @@ impl Database {
 
     /// Apply pending migrations (idempotent).
     pub fn migrate(&self) -> Result<()> {
+        self.migrate_up_to(i64::MAX)
+    }
+
+    /// Apply the migrations numbered up to `version` (tests build older schemas with it).
+    fn migrate_up_to(&self, version: i64) -> Result<()> {
         let set = match self.dialect {
             Dialect::Postgres => POSTGRES_MIGRATIONS,
             Dialect::Sqlite => SQLITE_MIGRATIONS,
         };
         let migrations = set
             .iter()
+            .filter(|(v, _, _)| *v <= version)
             .map(|(v, d, sql)| {
                 Migration::new(
                     *v,
@@ -252,11 +268,13 @@ impl Database {
         let sql = format!(
             "INSERT INTO models (model_version, source, granularity, detector, created_at, train_from, \
              train_to, train_rows, features, params, threshold, path) \
-             VALUES ($1, $2, $3, $4, {}, {}, {}, $8, $9, $10, $11, $12) \
+             VALUES ($1, $2, $3, $4, {}, {}, {}, $8, {}, {}, $11, $12) \
              ON CONFLICT (model_version) DO NOTHING",
             d.ts(5),
             d.date(6),
-            d.date(7)
+            d.date(7),
+            d.json(9),
+            d.json(10)
         );
         self.runtime.block_on(
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -289,15 +307,15 @@ impl Database {
         let d = self.dialect;
         let into = "anomalies (anomaly_id, run_id, detected_at, source, batch_date, granularity, \
              entity_key, window_start, window_end, detector, score, threshold, severity, reason, details, \
-             model_version, incident_id)";
+             model_version, incident_id, service)";
         let conflict = "ON CONFLICT (anomaly_id) DO UPDATE SET score = excluded.score, threshold = excluded.threshold, \
              severity = excluded.severity, reason = excluded.reason, details = excluded.details, \
              model_version = excluded.model_version, window_start = excluded.window_start, \
-             window_end = excluded.window_end, incident_id = excluded.incident_id";
+             window_end = excluded.window_end, incident_id = excluded.incident_id, service = excluded.service";
         use Param::{Date, Json, Plain, Ts};
         let params = [
             Plain, Plain, Ts, Plain, Date, Plain, Plain, Ts, Ts, Plain, Plain, Plain, Plain, Plain,
-            Json, Plain, Plain,
+            Json, Plain, Plain, Plain,
         ];
         // One row per id, the last one winning, as row-by-row upserts had it (a multi-row
         // upsert may not touch a row twice).
@@ -344,6 +362,7 @@ impl Database {
                         .bind(r.details.clone())
                         .bind(r.model_version.clone())
                         .bind(r.incident_id.clone())
+                        .bind(r.service.clone())
                 })
                 .await?;
                 tx.commit().await?;

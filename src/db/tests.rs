@@ -120,3 +120,57 @@ fn every_migration_file_is_listed_in_order() {
         }
     }
 }
+
+#[test]
+fn a_database_of_the_previous_schema_is_migrated_with_its_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Database::connect("", &tmp.path().join("old.db"), 1).unwrap();
+    db.migrate_up_to(3).unwrap();
+    // A row as the previous version wrote it: the service only inside details.
+    db.execute(
+        "INSERT INTO anomalies (anomaly_id, run_id, detected_at, source, batch_date, granularity, \
+         entity_key, window_start, window_end, detector, score, threshold, severity, reason, details, \
+         model_version) VALUES ('a1', 'r0', '2026-11-20 14:05:00.000', 's', '2026-11-20', 'window', \
+         'checkout', '2026-11-20 14:05:00.000', '2026-11-20 14:10:00.000', 'zscore', 9.0, 5.0, 'high', \
+         'why', '{\"service\":\"checkout\"}', 'v0')",
+    )
+    .unwrap();
+    db.migrate().unwrap();
+    assert_eq!(
+        db.query_strings("SELECT service FROM anomalies WHERE anomaly_id = 'a1'")
+            .unwrap(),
+        vec![vec!["checkout".to_string()]]
+    );
+    assert_eq!(
+        db.query_strings("SELECT service FROM recent_anomalies")
+            .unwrap(),
+        vec![vec!["checkout".to_string()]]
+    );
+    let indexes = db
+        .query_strings(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'anomalies_%'",
+        )
+        .unwrap();
+    for name in [
+        "anomalies_source_window",
+        "anomalies_incident",
+        "anomalies_service",
+    ] {
+        assert!(indexes.iter().any(|r| r[0] == name), "{indexes:?}");
+    }
+    // The severity promise holds for new rows and updates.
+    let err = db
+        .execute("UPDATE anomalies SET severity = 'apocalyptic' WHERE anomaly_id = 'a1'")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("severity must be"), "{err:#}");
+    // And new rows carry the column.
+    let mut r = row("a2", 12.0);
+    r.service = "payments".into();
+    db.replace_anomalies("s", NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(), &[r])
+        .unwrap();
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM anomalies WHERE service = 'payments'")
+            .unwrap(),
+        1
+    );
+}
