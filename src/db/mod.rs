@@ -129,7 +129,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// Delete one batch's rows of `table` whose id is not in `keep`: a re-run replaces what an
-/// earlier run of the same batch wrote, instead of leaving rows it no longer produces.
+/// earlier run of the same batch wrote, instead of leaving rows it no longer produces. One
+/// statement, the ids to keep passed as one JSON array (a row-by-row delete took 3.3 s on
+/// SQLite and 4.3 s on PostgreSQL when a re-run replaced 50,000 anomalies:
+/// `scripts/bench_db.sh`).
 async fn delete_stale(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     d: Dialect,
@@ -139,25 +142,21 @@ async fn delete_stale(
     batch_date: NaiveDate,
     keep: &std::collections::HashSet<&str>,
 ) -> Result<(), sqlx::Error> {
-    let select = format!(
-        "SELECT {id_column} FROM {table} WHERE source = $1 AND {} = $2",
+    let kept = match d {
+        Dialect::Postgres => "SELECT jsonb_array_elements_text(CAST($3 AS JSONB))",
+        Dialect::Sqlite => "SELECT value FROM json_each($3)",
+    };
+    let delete = format!(
+        "DELETE FROM {table} WHERE source = $1 AND {} = $2 AND {id_column} NOT IN ({kept})",
         d.text("batch_date")
     );
-    let existing: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(select))
+    let ids: Vec<&str> = keep.iter().copied().collect();
+    sqlx::query(sqlx::AssertSqlSafe(delete))
         .bind(source.to_string())
         .bind(batch_date.to_string())
-        .fetch_all(&mut **tx)
+        .bind(serde_json::to_string(&ids).expect("strings serialise"))
+        .execute(&mut **tx)
         .await?;
-    let delete = format!("DELETE FROM {table} WHERE {id_column} = $1");
-    for row in existing {
-        let id: String = row.try_get(0)?;
-        if !keep.contains(id.as_str()) {
-            sqlx::query(sqlx::AssertSqlSafe(delete.clone()))
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
     Ok(())
 }
 
