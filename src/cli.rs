@@ -199,6 +199,20 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Retention: remove lake partitions, old model versions (each detector's latest is
+    /// kept), reports and pipeline_runs rows older than --keep-days. A dry run unless --yes.
+    #[command(after_help = "Examples:\n  \
+        loglake vacuum --keep-days 90          # list what would go, and the bytes it frees\n  \
+        loglake vacuum --keep-days 90 --yes    # delete it")]
+    Vacuum {
+        /// Keep this many days: anything whose batch date (or training end, or report date)
+        /// is older goes.
+        #[arg(long, value_name = "N")]
+        keep_days: u32,
+        /// Delete; without it, only list.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Show what the lake holds and how its last runs went; read-only, takes no lock.
     ///
     /// Per source: partitions per layer with row counts and bytes, quarantined lines, the last
@@ -246,6 +260,7 @@ fn flags_apply(cli: &Cli) -> std::result::Result<(), String> {
         Command::Man => "man",
         Command::Status { .. } => "status",
         Command::Config { .. } => "config",
+        Command::Vacuum { .. } => "vacuum",
     };
     let ingests = matches!(name, "01-bronze" | "run");
     let reports = matches!(name, "06-report" | "run");
@@ -423,6 +438,10 @@ pub fn run(cli: Cli) -> Result<Completion> {
         print!("{}", crate::config::show::render(&from, &shown));
         return Ok(Completion::Done);
     }
+    if let Command::Vacuum { keep_days, yes } = &cli.command {
+        print!("{}", crate::vacuum::run(&settings, *keep_days, *yes)?);
+        return Ok(Completion::Done);
+    }
     if let Command::Status { output } = &cli.command {
         // `--source` has a default; left at it, every source is shown.
         let only = (g.source != "default").then_some(g.source.as_str());
@@ -494,6 +513,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         | Command::Completions { .. }
         | Command::Man
         | Command::Config { .. }
+        | Command::Vacuum { .. }
         | Command::Status { .. } => unreachable!("handled above"),
     };
     let command = stage.map_or("run", Stage::name);

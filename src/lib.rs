@@ -28,3 +28,4 @@ pub mod records;
 pub mod secrets;
 pub mod stages;
 pub mod status;
+pub mod vacuum;

@@ -645,3 +645,94 @@ fn status_reads_a_multi_day_lake_without_its_lock() {
     );
     assert!(!text.contains("source default"), "{text}");
 }
+
+#[test]
+fn vacuum_lists_then_removes_what_is_older_than_the_days_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let old = today - chrono::Duration::days(40);
+    let new = today - chrono::Duration::days(2);
+    let lake = tmp.path().join("lake");
+    for (k, date) in [old, new].into_iter().enumerate() {
+        let date = date.to_string();
+        let raw = common::generated(&tmp.path().join(format!("g{k}")), &date, 1, 4_000, 5);
+        common::shop_ok(
+            &lake,
+            &date,
+            &[
+                "--html",
+                "run",
+                "--input",
+                raw.join("logs").to_str().unwrap(),
+            ],
+        );
+    }
+    let vacuum = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args([
+                "--lake",
+                lake.to_str().unwrap(),
+                "vacuum",
+                "--keep-days",
+                "30",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let partition =
+        |date: chrono::NaiveDate| lake.join(format!("silver/events/source=shop/date={date}"));
+    let model_dirs = || -> Vec<String> {
+        let dir = lake.join("models/shop/session/zscore");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(model_dirs().len(), 2);
+
+    // A dry run lists and deletes nothing.
+    let listing = vacuum(&[]);
+    assert!(
+        listing.contains(&format!("silver/events source=shop date={old}")),
+        "{listing}"
+    );
+    assert!(!listing.contains(&format!("date={new}")), "{listing}");
+    assert!(
+        listing.contains("model ") && listing.contains(&format!("reports/{old}")),
+        "{listing}"
+    );
+    assert!(listing.contains("dry run, nothing deleted"), "{listing}");
+    assert!(partition(old).is_dir());
+
+    let done = vacuum(&["--yes"]);
+    assert!(done.contains("removed everything before"), "{done}");
+    assert!(!partition(old).exists() && partition(new).is_dir());
+    assert!(!lake.join(format!("reports/{old}")).exists());
+    assert!(lake.join(format!("reports/{new}")).is_dir());
+    // The latest model of each detector stays, with its row; the older one goes with its row.
+    let left = model_dirs();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].starts_with(&new.format("%Y%m%d").to_string()),
+        "{left:?}"
+    );
+    let rows = sqlite(
+        &lake,
+        "SELECT model_version FROM models WHERE detector = 'zscore' AND granularity = 'session'",
+    );
+    assert_eq!(rows, vec![vec![left[0].clone()]]);
+    // Nothing is left in staging, and the kept day still detects.
+    assert_eq!(std::fs::read_dir(lake.join("_staging")).unwrap().count(), 0);
+    common::shop_ok(&lake, &new.to_string(), &["05-detect"]);
+    // A second vacuum has nothing to do.
+    assert!(vacuum(&["--yes"]).contains("0 partition(s), 0 model version(s), 0 report(s)"));
+}

@@ -373,6 +373,10 @@ fn status_reads_postgres(url: &str, source: &str) {
         open.iter().all(|i| i.open > 0 && i.source == source),
         "{open:?}"
     );
+    // vacuum's statements: runs before tomorrow include this one's; no such model to delete.
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+    assert!(db.runs_before(tomorrow).unwrap() > 0);
+    assert_eq!(db.delete_models(&["no-such-version".into()]).unwrap(), 0);
 }
 
 /// The migrations' `loglake_reader` role: a login in it reads every table and view and can

@@ -24,6 +24,7 @@ use crate::secrets::redact_url;
 
 mod connect;
 mod insert;
+mod retention;
 mod runs;
 pub mod status;
 use connect::probe;

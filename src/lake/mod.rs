@@ -208,6 +208,21 @@ impl Lake {
         })
     }
 
+    /// Remove `path` (a partition, a model version, a report folder) from the lake: moved
+    /// into `_staging` first, so it disappears in one rename and a crash mid-delete leaves
+    /// nothing half-removed in place. Needs the writer lock. Returns the bytes freed.
+    pub fn remove(&self, path: &Path, _held: &lock::LakeLock) -> Result<u64> {
+        if !path.starts_with(&self.root) || path == self.root {
+            bail!("refusing to remove {}: not inside the lake", path.display());
+        }
+        let bytes = tree_bytes(path);
+        let trash = self.staging_dir("removed")?;
+        fs::rename(path, trash.join("old"))
+            .with_context(|| format!("moving {} aside", path.display()))?;
+        fs::remove_dir_all(&trash).with_context(|| format!("removing {}", trash.display()))?;
+        Ok(bytes)
+    }
+
     /// The Parquet files of `table` kept per source, outside any date partition (silver's
     /// template store), sorted.
     pub fn source_files(&self, layer: Layer, table: &str, source: &str) -> Result<Vec<PathBuf>> {
@@ -533,6 +548,17 @@ impl Lake {
             files.extend(self.part_files(layer, table, source, d)?);
         }
         Self::row_count(&files)
+    }
+}
+
+/// Bytes of the files under `path` (a file or a folder).
+pub fn tree_bytes(path: &Path) -> u64 {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
     }
 }
 

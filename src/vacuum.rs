@@ -1,0 +1,223 @@
+//! `loglake vacuum --keep-days N`: retention. Lake partitions whose batch date is more than N
+//! days old, model versions trained on data that old (the latest of each detector is always
+//! kept, however old: detection needs it), report folders and `pipeline_runs` rows.
+//!
+//! A dry run by default — it lists what would go and how many bytes that frees — because a
+//! retention job with a typo in N should cost a re-run, not a lake; `--yes` deletes. Anomalies
+//! and incidents in the database are the product and are kept. It takes the writer lock, like a
+//! stage: nothing is removed under a running batch.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use chrono::NaiveDate;
+
+use crate::db::Database;
+use crate::lake::lock::LakeLock;
+use crate::lake::{Lake, Layer, tree_bytes};
+
+/// One thing vacuum removes.
+#[derive(Debug, Clone)]
+pub struct Doomed {
+    /// `partition`, `model` or `report`.
+    pub kind: &'static str,
+    /// What it is, for the listing (`silver/events source=web date=2026-10-01`).
+    pub what: String,
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// A model version's id, whose `models` row goes with its files.
+    pub model_version: Option<String>,
+}
+
+/// What a vacuum would remove.
+#[derive(Debug)]
+pub struct Plan {
+    /// Batch dates (and training ends, report dates) before this are removed.
+    pub cutoff: NaiveDate,
+    pub doomed: Vec<Doomed>,
+    /// `pipeline_runs` rows started before the cutoff.
+    pub runs: i64,
+}
+
+/// What removing everything older than `keep_days` days before `today` means for this lake.
+pub fn plan(lake: &Lake, db: &Database, keep_days: u32, today: NaiveDate) -> Result<Plan> {
+    let cutoff = today - chrono::Duration::days(i64::from(keep_days));
+    let mut doomed = Vec::new();
+    for layer in Layer::ALL {
+        for table in lake.tables(layer)? {
+            for source in lake.sources(layer, &table)? {
+                for date in lake.partition_dates(layer, &table, &source)? {
+                    if date >= cutoff {
+                        continue;
+                    }
+                    let path = lake.partition_dir(layer, &table, &source, date);
+                    doomed.push(Doomed {
+                        kind: "partition",
+                        what: format!("{}/{table} source={source} date={date}", layer.dir_name()),
+                        bytes: tree_bytes(&path),
+                        path,
+                        model_version: None,
+                    });
+                }
+            }
+        }
+    }
+    doomed.extend(old_models(&lake.models_dir(), cutoff));
+    for (date, path) in dated_folders(&lake.root().join("reports"), "%Y-%m-%d") {
+        if date < cutoff {
+            doomed.push(Doomed {
+                kind: "report",
+                what: format!("reports/{date}"),
+                bytes: tree_bytes(&path),
+                path,
+                model_version: None,
+            });
+        }
+    }
+    Ok(Plan {
+        cutoff,
+        doomed,
+        runs: db.runs_before(cutoff)?,
+    })
+}
+
+/// Model versions (`models/<source>/<granularity>/<detector>/<YYYYMMDD-hash>/`) trained up to
+/// a day before `cutoff`, except each detector's latest training day.
+fn old_models(root: &Path, cutoff: NaiveDate) -> Vec<Doomed> {
+    let mut doomed = Vec::new();
+    for source in subdirs(root) {
+        for granularity in subdirs(&source) {
+            for detector in subdirs(&granularity) {
+                let versions: Vec<(NaiveDate, PathBuf)> = subdirs(&detector)
+                    .into_iter()
+                    .filter_map(|v| {
+                        let name = v.file_name()?.to_string_lossy().into_owned();
+                        let day = NaiveDate::parse_from_str(name.get(..8)?, "%Y%m%d").ok()?;
+                        Some((day, v))
+                    })
+                    .collect();
+                let Some(latest) = versions.iter().map(|(d, _)| *d).max() else {
+                    continue;
+                };
+                for (day, path) in versions {
+                    if day >= cutoff || day == latest {
+                        continue;
+                    }
+                    let version = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let name = |p: &Path| {
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    };
+                    doomed.push(Doomed {
+                        kind: "model",
+                        what: format!(
+                            "{}/{}/{} {version}",
+                            name(&source),
+                            name(&granularity),
+                            name(&detector)
+                        ),
+                        bytes: tree_bytes(&path),
+                        path,
+                        model_version: Some(version),
+                    });
+                }
+            }
+        }
+    }
+    doomed
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+fn dated_folders(dir: &Path, format: &str) -> Vec<(NaiveDate, PathBuf)> {
+    subdirs(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            Some((NaiveDate::parse_from_str(&name, format).ok()?, p))
+        })
+        .collect()
+}
+
+/// Remove everything `plan` lists. Returns the bytes freed.
+pub fn apply(lake: &Lake, db: &Database, plan: &Plan, held: &LakeLock) -> Result<u64> {
+    let mut freed = 0;
+    let mut versions = Vec::new();
+    for d in &plan.doomed {
+        freed += lake.remove(&d.path, held)?;
+        versions.extend(d.model_version.clone());
+    }
+    db.delete_models(&versions)?;
+    db.delete_runs_before(plan.cutoff)?;
+    Ok(freed)
+}
+
+/// The plan as text: one line per item, then totals and what to do next.
+pub fn render(plan: &Plan, applied: bool) -> String {
+    let mut out = String::new();
+    for d in &plan.doomed {
+        out.push_str(&format!(
+            "  {:<9} {:<64} {:>12} bytes\n",
+            d.kind, d.what, d.bytes
+        ));
+    }
+    let count = |kind: &str| plan.doomed.iter().filter(|d| d.kind == kind).count();
+    let bytes: u64 = plan.doomed.iter().map(|d| d.bytes).sum();
+    let verb = if applied { "removed" } else { "would remove" };
+    out.push_str(&format!(
+        "vacuum: {verb} everything before {}: {} partition(s), {} model version(s), {} report(s) ({bytes} bytes) and {} pipeline_runs row(s)\n",
+        plan.cutoff,
+        count("partition"),
+        count("model"),
+        count("report"),
+        plan.runs
+    ));
+    if !applied {
+        out.push_str("vacuum: dry run, nothing deleted; run again with --yes to delete\n");
+    }
+    out
+}
+
+/// `loglake vacuum`: plan for the lake `settings` point at, delete with `yes`; the listing.
+pub fn run(settings: &crate::config::Settings, keep_days: u32, yes: bool) -> Result<String> {
+    let lake = Lake::new(&settings.lake.path);
+    if !lake.root().join("bronze").is_dir() {
+        anyhow::bail!(
+            "no lake at {}: nothing to vacuum (check --lake / [lake] path)",
+            lake.root().display()
+        );
+    }
+    let held = LakeLock::acquire(
+        lake.root(),
+        settings.run.on_locked,
+        std::time::Duration::from_secs(settings.run.lock_timeout_seconds),
+    )?;
+    let db = Database::connect(
+        &settings.database.url,
+        &lake.default_database_path(),
+        settings.database.max_connections,
+    )?;
+    db.migrate()?;
+    let plan = plan(&lake, &db, keep_days, chrono::Utc::now().date_naive())?;
+    if yes {
+        apply(&lake, &db, &plan, &held)?;
+    }
+    db.close();
+    Ok(render(&plan, yes))
+}
