@@ -137,7 +137,11 @@ pub enum Command {
     Detect,
     /// Print a summary (and precision/recall with --labels).
     #[command(name = "06-report", alias = "report")]
-    Report,
+    Report {
+        /// text for people, json (one document on stdout) for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Run stages in order.
     #[command(after_help = "Examples:\n  \
         loglake --source web --date 2026-11-20 run --input /var/log/web/2026-11-20\n  \
@@ -252,7 +256,7 @@ fn flags_apply(cli: &Cli) -> std::result::Result<(), String> {
         Command::Gold => "03-gold",
         Command::Train => "04-train",
         Command::Detect => "05-detect",
-        Command::Report => "06-report",
+        Command::Report { .. } => "06-report",
         Command::Run { .. } => "run",
         Command::Generate { .. } => "generate",
         Command::ParseAccuracy { .. } => "parse-accuracy",
@@ -494,6 +498,12 @@ pub fn run(cli: Cli) -> Result<Completion> {
         labels: g.labels.clone(),
         html: g.html,
         json_logs: g.json_logs(),
+        report_json: matches!(
+            cli.command,
+            Command::Report {
+                output: Output::Json
+            }
+        ),
     };
     let skip = Completion::NothingToDo {
         exit_code: settings.run.skip_exit_code,
@@ -506,7 +516,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         Command::Gold => Some(Stage::Gold),
         Command::Train => Some(Stage::Train),
         Command::Detect => Some(Stage::Detect),
-        Command::Report => Some(Stage::Report),
+        Command::Report { .. } => Some(Stage::Report),
         Command::Run { .. } => None,
         Command::Generate { .. }
         | Command::ParseAccuracy { .. }

@@ -637,6 +637,18 @@ fn status_reads_a_multi_day_lake_without_its_lock() {
     let n = keys.len();
     keys.dedup();
     assert_eq!(keys.len(), n);
+    // 06-report --output json: one document on stdout, the same figures.
+    let out = common::shop_ok(&lake, "2026-11-19", &["06-report", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(report["source"], "shop");
+    assert_eq!(report["batch"], "2026-11-19");
+    let day_lines = std::fs::read_to_string(raw.join("shop-2026-11-19.log"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    assert_eq!(report["rows"]["bronze/lines"], day_lines);
+    assert!(report["summary"].as_str().unwrap().contains("bronze rows"));
     // The text form names the source and its tables; --source narrows to one.
     let text = status(&["--source", "shop", "status"]);
     assert!(

@@ -145,6 +145,8 @@ pub struct StageOptions {
     pub html: bool,
     /// Logs are JSON lines (for a collector): no spinner even on a terminal.
     pub json_logs: bool,
+    /// `06-report` prints one JSON document instead of text (and no summary line after it).
+    pub report_json: bool,
 }
 
 pub struct Context {
@@ -315,7 +317,10 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
     }
     if let Ok(outcome) = &result {
         tracing::info!(stage = stage.name(), source = %ctx.source, rows_in = outcome.rows_in, rows_out = outcome.rows_out, rows_quarantined = outcome.rows_quarantined, seconds, skipped = outcome.nothing_to_do, "stage finished");
-        println!("{}: {}", stage.name(), outcome.message);
+        // A JSON report is the whole of stdout: a script parses it.
+        if !(stage == Stage::Report && ctx.options.report_json) {
+            println!("{}: {}", stage.name(), outcome.message);
+        }
     }
     result.map_err(|e| e.context(format!("{} failed", stage.name())))
 }

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
+use serde_json::json;
 
 mod html;
 mod svg;
@@ -24,6 +25,8 @@ use crate::records::EvaluationRow;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut out = String::new();
+    // The same report as one JSON document (`--output json`), built alongside the text.
+    let mut doc = serde_json::Map::new();
     let src = &ctx.source;
     let dates = &ctx.dates;
     let range = if dates.len() == 1 {
@@ -32,6 +35,8 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         format!("{}..{}", dates[0], dates[dates.len() - 1])
     };
     writeln!(out, "loglake report — source {src}, batch {range}")?;
+    doc.insert("source".into(), json!(src));
+    doc.insert("batch".into(), json!(range));
     writeln!(out, "\nrows per layer")?;
     let layers = [
         (Layer::Bronze, tables::LINES),
@@ -44,9 +49,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         (Layer::Detections, tables::ANOMALIES),
     ];
     let mut rows = BTreeMap::new();
+    let mut rows_json = serde_json::Map::new();
     for (layer, table) in layers {
         let n = ctx.lake.table_rows(layer, table, src, dates)?;
         rows.insert(table, n);
+        rows_json.insert(format!("{}/{table}", layer.dir_name()), json!(n));
         writeln!(
             out,
             "  {:<32} {n:>12}",
@@ -54,6 +61,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         )?;
     }
 
+    doc.insert("rows".into(), rows_json.into());
     if let Some(q) = ctx
         .lake
         .scan(Layer::Quarantine, tables::UNPARSED, src, dates)?
@@ -71,9 +79,15 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             writeln!(out, "\nquarantine reasons (top 5)")?;
             let r = features::strings(&reasons, "reason")?;
             let n = features::strings(&reasons, "n")?;
-            for (r, n) in r.iter().zip(n) {
+            for (r, n) in r.iter().zip(&n) {
                 writeln!(out, "  {n:>8}  {r}")?;
             }
+            let reasons: Vec<_> = r
+                .iter()
+                .zip(&n)
+                .map(|(r, n)| json!({"reason": r, "lines": n.parse::<u64>().unwrap_or(0)}))
+                .collect();
+            doc.insert("quarantine_reasons".into(), reasons.into());
         }
     }
 
@@ -114,6 +128,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         for ((day, service), v) in &by_service_day {
             writeln!(out, "  {day}  {service:<22} {v:>8}")?;
         }
+        doc.insert("anomalies_per_detector".into(), json!(by_detector));
+        let per_day: Vec<_> = by_service_day
+            .iter()
+            .map(|((day, service), n)| json!({"day": day, "service": service, "anomalies": n}))
+            .collect();
+        doc.insert("anomalies_per_day_and_service".into(), per_day.into());
     }
 
     let top = ctx.db.top_anomalies(src, 10)?;
@@ -123,6 +143,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             writeln!(out, "  {when:<24} {gran:<8} {det:<17} {sev:<9} {reason}")?;
         }
     }
+    let top: Vec<_> = top
+        .iter()
+        .map(|[when, gran, det, sev, reason]| {
+            json!({"window_start": when, "granularity": gran, "detector": det, "severity": sev, "reason": reason})
+        })
+        .collect();
+    doc.insert("top_anomalies".into(), top.into());
 
     let mut message = format!("{bronze_rows} bronze rows, {} anomalies", detections.len());
     if let Some(path) = &ctx.options.labels {
@@ -143,6 +170,19 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             "PR-AUC"
         )?;
         let auc = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+        let mut evaluation = serde_json::Map::new();
+        evaluation.insert("labels".into(), json!(path.display().to_string()));
+        let per: Vec<_> = per_detector
+            .iter()
+            .map(|((detector, granularity), m)| {
+                json!({
+                    "detector": detector, "granularity": granularity, "entities": m.entities,
+                    "positive": m.positives, "flagged": m.flagged, "precision": m.precision,
+                    "recall": m.recall, "f1": m.f1, "roc_auc": m.roc_auc, "pr_auc": m.pr_auc,
+                })
+            })
+            .collect();
+        evaluation.insert("per_detector".into(), per.into());
         for ((detector, granularity), m) in &per_detector {
             writeln!(
                 out,
@@ -175,6 +215,15 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 )?;
             }
             let e = evaluate(&detections, generated);
+            evaluation.insert(
+                "any_detector".into(),
+                json!({
+                    "precision": e.overall.precision(), "recall": e.overall.recall(),
+                    "f1": e.overall.f1(), "labels": e.overall.labels,
+                    "labels_found": e.overall.labels_found,
+                }),
+            );
+            let mut per_type = Vec::new();
             writeln!(
                 out,
                 "  any detector: precision {:.3}  recall {:.3}  F1 {:.3}  ({} of {} detected entities match a label; {} of {} labels found)",
@@ -217,7 +266,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                     out,
                     "  type {kind:<18} ({g}) ensemble found {hit}/{total}, precision at {g} {precision:.3}, F1 {f1:.3}"
                 )?;
+                per_type.push(json!({
+                    "type": kind, "granularity": g, "found": hit, "labels": total,
+                    "precision": precision, "f1": f1,
+                }));
             }
+            evaluation.insert("ensemble_per_type".into(), per_type.into());
             message = format!(
                 "{message}; precision {:.3} recall {:.3} F1 {:.3}",
                 e.overall.precision(),
@@ -228,6 +282,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         if let Some(m) = per_detector.get(&(ENSEMBLE.to_string(), "session".to_string())) {
             message = format!("{message}; ensemble/session F1 {:.3}", m.f1);
         }
+        doc.insert("evaluation".into(), evaluation.into());
     }
     if ctx.options.html {
         let path = html::write(
@@ -240,8 +295,14 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             },
         )?;
         writeln!(out, "\nhtml report: {}", path.display())?;
+        doc.insert("html".into(), json!(path.display().to_string()));
     }
-    print!("{out}");
+    doc.insert("summary".into(), json!(message));
+    if ctx.options.report_json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{out}");
+    }
     Ok(RunOutcome {
         rows_in: bronze_rows,
         rows_out: detections.len() as u64,
