@@ -26,11 +26,13 @@ trap 'rm -rf "$work"' EXIT
 "$compose" -f docker-compose.yml config --quiet
 "$compose" -f docker-compose.yml config --format json >"$work/default.json"
 "$compose" -f docker-compose.yml --profile airflow config --format json >"$work/airflow.json"
+"$compose" -f docker-compose.yml --profile grafana config --format json >"$work/grafana.json"
 
-python3 - "$work/default.json" "$work/airflow.json" Dockerfile <<'PY'
-import json, re, sys
+python3 - "$work/default.json" "$work/airflow.json" Dockerfile "$work/grafana.json" <<'PY'
+import json, os, re, sys
 default, with_airflow = (json.load(open(p)) for p in sys.argv[1:3])
 dockerfile = open(sys.argv[3]).read()
+with_grafana = json.load(open(sys.argv[4]))
 
 def check(cond, what):
     if not cond:
@@ -38,7 +40,15 @@ def check(cond, what):
     print(f"compose-test: ok: {what}")
 
 s = default["services"]
-check(set(s) == {"postgres", "loglake"}, "default services are postgres and loglake (airflow only with its profile)")
+check(set(s) == {"postgres", "loglake"}, "default services are postgres and loglake (airflow, grafana only with their profiles)")
+g = with_grafana["services"]["grafana"]
+check(g.get("profiles") == ["grafana"], "grafana service under the `grafana` profile")
+check(g["depends_on"]["postgres"]["condition"] == "service_healthy", "grafana waits for a healthy postgres")
+gmounts = {v["target"]: v.get("source") for v in g["volumes"]}
+check(any(str(src).endswith("deploy/grafana/provisioning") for t, src in gmounts.items() if t == "/etc/grafana/provisioning"), "grafana provisioning mounted")
+check(any(str(src).endswith("deploy/grafana/dashboards") for t, src in gmounts.items() if t == "/var/lib/grafana/dashboards"), "dashboards mounted")
+for src in gmounts.values():
+    check(os.path.isdir(src), f"{src} exists")
 pg = s["postgres"]
 check(pg["image"].split(":")[1].startswith("16"), "PostgreSQL 16")
 check("pg_isready" in " ".join(pg["healthcheck"]["test"]), "postgres healthcheck runs pg_isready")

@@ -353,6 +353,54 @@ fn pipeline_on_postgres() {
     pipeline_case(&source, Some(&url));
     analysts_read_but_cannot_write(&url, &source);
     status_reads_postgres(&url, &source);
+    dashboard_queries_run(&url);
+}
+
+/// Every panel query of the Grafana dashboard runs on the PostgreSQL views, and the ones that
+/// should show this run's anomalies and stage runs do.
+fn dashboard_queries_run(url: &str) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/deploy/grafana/dashboards/loglake.json")).unwrap(),
+    )
+    .unwrap();
+    let provisioned = std::fs::read_to_string(format!(
+        "{root}/deploy/grafana/provisioning/datasources/loglake.yml"
+    ))
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Database::connect(url, &tmp.path().join("unused.db"), 1).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6);
+    let mut with_rows = Vec::new();
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap();
+        let uid = panel["datasource"]["uid"].as_str().unwrap();
+        assert!(
+            provisioned.contains(&format!("uid: {uid}")),
+            "{title}: data source {uid}"
+        );
+        for target in panel["targets"].as_array().unwrap() {
+            let sql = target["rawSql"].as_str().unwrap();
+            // Counted rather than fetched: sqlx's Any driver decodes no TIMESTAMPTZ.
+            let rows = db
+                .query_i64(&format!("SELECT COUNT(*) FROM ({sql}) AS panel"))
+                .unwrap_or_else(|e| panic!("panel {title:?}: {e:#}\n{sql}"));
+            if rows > 0 {
+                with_rows.push(title.to_string());
+            }
+        }
+    }
+    for title in [
+        "Anomalies per day",
+        "Stage durations (seconds)",
+        "Last run of each stage",
+    ] {
+        assert!(
+            with_rows.iter().any(|t| t == title),
+            "{title} is empty: {with_rows:?}"
+        );
+    }
 }
 
 /// `loglake status`'s queries on PostgreSQL (typed columns, casts) after a whole run.
