@@ -169,6 +169,7 @@ pub enum Command {
         /// Approximate lines per day.
         #[arg(long, default_value_t = 100_000)]
         lines_per_day: u64,
+        /// Random seed: the same seed writes the same logs and labels.
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
@@ -193,6 +194,7 @@ pub enum Command {
     /// bash: `loglake completions bash > /etc/bash_completion.d/loglake`; zsh: into a folder
     /// of `$fpath` as `_loglake`; fish: `~/.config/fish/completions/loglake.fish`.
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
