@@ -261,3 +261,41 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
         );
     }
 }
+
+#[test]
+fn a_quoted_pattern_ingests_the_files_it_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for (k, name) in ["a.log", "b.log", "notes.txt"].iter().enumerate() {
+        std::fs::write(
+            logs.join(name),
+            format!("{}{}", line(2 * k), line(2 * k + 1)),
+        )
+        .unwrap();
+    }
+    let lake = tmp.path().join("lake");
+    common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
+    // As cron or Airflow pass it: one argument, not expanded by a shell.
+    assert!(ingest(&lake, &logs.join("*.log")));
+    let df = rows(&lake);
+    let files: Vec<String> = df
+        .column("file")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            Path::new(f.unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(files, ["a.log", "a.log", "b.log", "b.log"]);
+    // A pattern that matches nothing is an error that says so.
+    let out = bronze(&lake, &logs.join("*.gz"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("matches nothing"));
+}

@@ -19,7 +19,7 @@ pub use writer::schema;
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 use super::Context;
 use crate::lake::{Lake, Layer, tables};
@@ -35,7 +35,8 @@ pub type Rejected = Vec<(String, String)>;
 pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
-    for input in inputs {
+    for input in expand_patterns(inputs)? {
+        let input = &input;
         if !input.exists() {
             bail!(
                 "input {} does not exist (no logs arrived yet, or a typo in --input?)",
@@ -75,6 +76,34 @@ pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
     files.sort();
     files.dedup();
     Ok((files, skipped))
+}
+
+/// `inputs` with each glob pattern (`*`, `?`, `[…]` in a path that does not exist as written)
+/// replaced by the paths it matches, in name order. Shells expand an unquoted pattern
+/// themselves; a quoted one — from a crontab, an Airflow template, a config — arrives here. A
+/// pattern that matches nothing is an error, like a missing path.
+fn expand_patterns(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let text = input.to_string_lossy();
+        let pattern = text.contains(['*', '?', '[']) && !input.exists();
+        if !pattern {
+            out.push(input.clone());
+            continue;
+        }
+        let mut matched: Vec<PathBuf> = glob::glob(&text)
+            .with_context(|| format!("--input {text} is not a valid pattern"))?
+            .filter_map(|m| m.ok())
+            .collect();
+        if matched.is_empty() {
+            bail!(
+                "input pattern {text} matches nothing (no logs arrived yet, or a typo in --input?)"
+            );
+        }
+        matched.sort();
+        out.extend(matched);
+    }
+    Ok(out)
 }
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
