@@ -299,3 +299,71 @@ fn a_quoted_pattern_ingests_the_files_it_matches() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches nothing"));
 }
+
+#[test]
+fn standard_input_is_ingested_once_under_a_name_of_its_content() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
+    let piped = |text: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+            .args([
+                "--lake",
+                lake.to_str().unwrap(),
+                "--source",
+                "app",
+                "--date",
+                DATE,
+            ])
+            .args(["--skip-exit-code", "99", "01-bronze", "--input", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // The last line has no newline: the stream has ended, so it is complete.
+    let text = format!("{}{}last line", line(1), line(2));
+    let out = piped(&text);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let df = rows(&lake);
+    assert_eq!(df.height(), 3);
+    let files: Vec<&str> = df
+        .column("file")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|f| f.unwrap())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with("stdin:") && f.len() == 22),
+        "{files:?}"
+    );
+    // The same text again: already in bronze, nothing to do.
+    let again = piped(&text);
+    assert_eq!(
+        again.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(rows(&lake).height(), 3);
+    // Nothing is left in staging.
+    assert_eq!(std::fs::read_dir(lake.join("_staging")).unwrap().count(), 0);
+}

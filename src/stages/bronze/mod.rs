@@ -78,6 +78,46 @@ pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
     Ok((files, skipped))
 }
 
+/// Standard input, spooled to a file in the lake's staging area for as long as the stage runs.
+struct Spool {
+    _scratch: crate::lake::Scratch,
+    path: PathBuf,
+    /// `stdin:<first 16 hex digits of the content's SHA-256>`.
+    name: String,
+}
+
+impl Spool {
+    fn read_stdin(ctx: &Context) -> Result<Spool> {
+        use sha2::Digest as _;
+        use std::io::{Read as _, Write as _};
+        let scratch = ctx.lake.scratch("stdin")?;
+        let path = scratch.path("stdin.log");
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        let mut hash = sha2::Sha256::new();
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = stdin.read(&mut buf).context("reading standard input")?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .with_context(|| format!("spooling standard input to {}", path.display()))?;
+        }
+        out.flush()?;
+        let digest = hash.finalize();
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Spool {
+            _scratch: scratch,
+            path,
+            name: format!("stdin:{hex}"),
+        })
+    }
+}
+
 /// `inputs` with each glob pattern (`*`, `?`, `[…]` in a path that does not exist as written)
 /// replaced by the paths it matches, in name order. Shells expand an unquoted pattern
 /// themselves; a quoted one — from a crontab, an Airflow template, a config — arrives here. A
@@ -113,7 +153,22 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     if ctx.options.inputs.is_empty() {
         bail!("01-bronze needs --input <file or folder>");
     }
-    let (files, mut rejected) = list_inputs(&ctx.options.inputs)?;
+    // `--input -`: standard input, spooled to the lake's staging area and ingested as a file
+    // named by its content, `stdin:<sha>` (piping the same text again finds it in bronze).
+    let stdin = if ctx.options.inputs.iter().any(|i| i.as_os_str() == "-") {
+        Some(Spool::read_stdin(ctx)?)
+    } else {
+        None
+    };
+    let mut inputs: Vec<PathBuf> = ctx
+        .options
+        .inputs
+        .iter()
+        .filter(|i| i.as_os_str() != "-")
+        .cloned()
+        .collect();
+    inputs.extend(stdin.as_ref().map(|s| s.path.clone()));
+    let (files, mut rejected) = list_inputs(&inputs)?;
     for (entry, why) in &rejected {
         tracing::warn!(entry = %entry, "input entry skipped: {why}");
     }
@@ -131,8 +186,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     for (i, file) in files.iter().enumerate() {
         ctx.progress
             .step(format!("file {}/{total}: {}", i + 1, file.display()));
-        let wait = std::time::Duration::from_secs(ctx.settings.lake.unfinished_line_wait_seconds);
-        let plan = match segments::plan(file, &known, wait) {
+        let mut wait =
+            std::time::Duration::from_secs(ctx.settings.lake.unfinished_line_wait_seconds);
+        let name = match &stdin {
+            // Standard input has ended: its last line is complete, newline or not.
+            Some(spool) if file == &spool.path => {
+                wait = std::time::Duration::ZERO;
+                spool.name.clone()
+            }
+            _ => file.to_string_lossy().into_owned(),
+        };
+        let plan = match segments::plan(file, &name, &known, wait) {
             Ok(plan) => plan,
             Err(e) => {
                 // One unreadable file does not stop the others; it is counted and named.
@@ -311,7 +375,12 @@ mod tests {
             segment,
             until_error,
             ..
-        } = segments::plan(input, &Ingested::default(), std::time::Duration::ZERO)?
+        } = segments::plan(
+            input,
+            &input.to_string_lossy(),
+            &Ingested::default(),
+            std::time::Duration::ZERO,
+        )?
         else {
             panic!("a new file is ingested");
         };

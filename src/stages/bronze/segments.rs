@@ -83,8 +83,13 @@ pub enum Plan {
 ///
 /// A plain file changed less than `wait` ago may still be being written: its unfinished last
 /// line is left out of the segment.
-pub fn plan(path: &Path, ingested: &Ingested, wait: std::time::Duration) -> Result<Plan> {
-    let file = path.to_string_lossy().to_string();
+pub fn plan(
+    path: &Path,
+    name: &str,
+    ingested: &Ingested,
+    wait: std::time::Duration,
+) -> Result<Plan> {
+    let file = name.to_string();
     let (mut stream, compressed) = open_lines(path)?;
     let settled = std::fs::metadata(path)
         .and_then(|m| m.modified())

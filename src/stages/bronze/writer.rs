@@ -233,7 +233,8 @@ fn read_segment(
         segment.end - segment.start
     };
     let mut reader = stream.take(limit);
-    let file_name = input.to_string_lossy().to_string();
+    // The name the segment was planned under: the path, or `stdin:…` for standard input.
+    let file_name = segment.file.clone();
     let ingest_ms = Utc::now().timestamp_millis();
     let sha = segment.prefix_sha.as_str();
     let mut batch = BatchBuilder::new();
