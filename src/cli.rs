@@ -18,7 +18,18 @@ use crate::stages::{self, Context, Stage, StageOptions};
 /// Stages run one by one (`loglake 02-silver --date 2026-11-20`) or together (`loglake run`).
 /// Each is idempotent: running it again for the same source and date gives the same result.
 #[derive(Debug, Parser)]
-#[command(name = "loglake", version, about, long_about = None)]
+#[command(
+    name = "loglake",
+    version,
+    about,
+    long_about = "Batch log-anomaly pipeline over a Parquet data lake: raw logs -> bronze (lossless lines) -> silver (parsed, masked, templated) -> gold (features per window, session and event) -> models -> explained anomalies and incidents in SQL (the embedded SQLite file, or PostgreSQL).\n\nStages run one by one (`loglake 02-silver --date 2026-11-20`) or together (`loglake run`); each is idempotent: running it again for the same source and date gives the same result.",
+    after_help = "Examples:\n  \
+        loglake --source web --date 2026-11-20 run --input /var/log/web/2026-11-20\n  \
+        loglake --source web --date 2026-11-20 06-report --output json\n  \
+        loglake status\n  \
+        loglake vacuum --keep-days 90\n\n\
+        Exit codes: 0 done (or nothing to do), 1 failed, 2 usage error, 75 the lake is held by another writer (try again later)."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
