@@ -19,7 +19,7 @@ echo "==> generating 3 days of logs"
 "$bin" generate --out "$demo/raw" --days 3 --lines-per-day 150000 --seed 7 --source shop
 
 echo "==> running every stage"
-"$bin" --lake "$demo/lake" --source shop --date "$(date -u +%F)" --html run \
+"$bin" --lake "$demo/lake" --source shop --date "$(date -u +%F)" run --html \
   --input "$demo/raw/logs" --format generator --session-key 'req=(\S+)' \
   --labels "$demo/raw/labels.jsonl"
 

@@ -31,8 +31,8 @@ attempt=0
 while :; do
   # shellcheck disable=SC2086 # LOGLAKE_ARGS is a list of flags
   (
-    echo "=== $(date -u +%FT%TZ) start: $bin ${LOGLAKE_ARGS:-} --date $batch --html run --input $input"
-    "$bin" ${LOGLAKE_ARGS:-} --date "$batch" --html run --input "$input"
+    echo "=== $(date -u +%FT%TZ) start: $bin ${LOGLAKE_ARGS:-} --date $batch run --html --input $input"
+    "$bin" ${LOGLAKE_ARGS:-} --date "$batch" run --html --input "$input"
     status=$?
     echo "=== $(date -u +%FT%TZ) exit $status"
     exit "$status"

@@ -23,7 +23,7 @@ for _ in $(seq "$copies"); do cat "$src"; done >"$work/HDFS.log"
 lines=$(wc -l <"$work/HDFS.log")
 common=(--lake "$work/lake" --source bench --date 2008-11-09 --format hdfs)
 "$bin" "${common[@]}" 00-init >/dev/null
-"$bin" "${common[@]}" --input "$work/HDFS.log" 01-bronze >/dev/null
+"$bin" "${common[@]}" 01-bronze --input "$work/HDFS.log" >/dev/null
 
 rates=()
 for i in $(seq "$runs"); do

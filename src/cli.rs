@@ -63,9 +63,6 @@ pub struct GlobalArgs {
     /// Last batch date of a range, inclusive.
     #[arg(long, global = true, value_name = "DATE", value_parser = parse_date, requires = "from_date")]
     pub to_date: Option<NaiveDate>,
-    /// Raw file or folder to ingest (01-bronze, run); repeatable.
-    #[arg(long, global = true, value_name = "PATH")]
-    pub input: Vec<PathBuf>,
     /// Line format: "auto", a preset (hdfs, syslog, json, … see README) or a format string
     /// such as "<Date> <Time> <Level> <Component>: <Content>" (overrides the config).
     #[arg(long, global = true)]
@@ -75,15 +72,6 @@ pub struct GlobalArgs {
     /// field:trace_id) (overrides the config).
     #[arg(long, global = true, value_name = "REGEX|field:NAME")]
     pub session_key: Option<String>,
-    /// Ground-truth labels for 06-report's evaluation (precision, recall, F1, ROC-AUC, PR-AUC):
-    /// labels.jsonl from `generate`, session labels (loghub's BlockId,Label CSV) or per-line
-    /// labels (LineId,Label CSV).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub labels: Option<PathBuf>,
-    /// 06-report also writes a self-contained HTML page (charts, templates, incidents) to
-    /// <lake>/reports/<date>/index.html.
-    #[arg(long, global = true)]
-    pub html: bool,
     /// The same as `--log-format json` (kept for scripts that use it; hidden from help).
     #[arg(long, global = true, hide = true)]
     pub log_json: bool,
@@ -126,6 +114,29 @@ impl GlobalArgs {
     }
 }
 
+/// What `01-bronze` and `run` ingest.
+#[derive(Debug, Clone, Default, Args)]
+pub struct IngestArgs {
+    /// Raw file or folder to ingest (plain or .gz), a quoted glob pattern ('/var/log/app/*.log'),
+    /// or - for standard input; repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub input: Vec<PathBuf>,
+}
+
+/// What `06-report` and `run` add to the report.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReportArgs {
+    /// Ground-truth labels for the evaluation (precision, recall, F1, ROC-AUC, PR-AUC):
+    /// labels.jsonl from `generate`, session labels (loghub's BlockId,Label CSV) or per-line
+    /// labels (LineId,Label CSV).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Also write a self-contained HTML page (charts, templates, incidents) to
+    /// <lake>/reports/<date>/index.html.
+    #[arg(long)]
+    pub html: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the lake layout and apply database migrations.
@@ -133,7 +144,10 @@ pub enum Command {
     Init,
     /// Ingest raw files (plain or .gz) into bronze, losslessly.
     #[command(name = "01-bronze", alias = "bronze")]
-    Bronze,
+    Bronze {
+        #[command(flatten)]
+        ingest: IngestArgs,
+    },
     /// Parse bronze into silver events; unparseable lines go to quarantine.
     #[command(name = "02-silver", alias = "silver")]
     Silver,
@@ -149,6 +163,8 @@ pub enum Command {
     /// Print a summary (and precision/recall with --labels).
     #[command(name = "06-report", alias = "report")]
     Report {
+        #[command(flatten)]
+        report: ReportArgs,
         /// text for people, json (one document on stdout) for scripts.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
@@ -165,6 +181,10 @@ pub enum Command {
         /// Last stage to run.
         #[arg(long, value_enum, default_value = "06-report")]
         to: Stage,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        report: ReportArgs,
     },
     /// Write synthetic logs with ground-truth anomaly labels.
     Generate {
@@ -256,49 +276,6 @@ pub enum Output {
     Json,
 }
 
-/// Flags that only some commands read are an error on the others, rather than silently
-/// ignored (`02-silver --input x` ingests nothing; the user meant `01-bronze` or `run`).
-/// `--format` and `--session-key` describe the source, which every stage reads, so they are
-/// accepted everywhere.
-fn flags_apply(cli: &Cli) -> std::result::Result<(), String> {
-    let g = &cli.global;
-    let name = match &cli.command {
-        Command::Init => "00-init",
-        Command::Bronze => "01-bronze",
-        Command::Silver => "02-silver",
-        Command::Gold => "03-gold",
-        Command::Train => "04-train",
-        Command::Detect => "05-detect",
-        Command::Report { .. } => "06-report",
-        Command::Run { .. } => "run",
-        Command::Generate { .. } => "generate",
-        Command::ParseAccuracy { .. } => "parse-accuracy",
-        Command::Completions { .. } => "completions",
-        Command::Man => "man",
-        Command::Status { .. } => "status",
-        Command::Config { .. } => "config",
-        Command::Vacuum { .. } => "vacuum",
-    };
-    let ingests = matches!(name, "01-bronze" | "run");
-    let reports = matches!(name, "06-report" | "run");
-    if !g.input.is_empty() && !ingests {
-        return Err(format!(
-            "--input is read by 01-bronze and run only: {name} does not ingest files"
-        ));
-    }
-    if g.labels.is_some() && !reports {
-        return Err(format!(
-            "--labels is read by 06-report and run only: {name} does not evaluate"
-        ));
-    }
-    if g.html && !reports {
-        return Err(format!(
-            "--html is read by 06-report and run only: {name} writes no report"
-        ));
-    }
-    Ok(())
-}
-
 /// Stages as command-line values: `01-bronze`, or its word (`bronze`) or number (`01`, `1`),
 /// all listed in help and completions.
 impl clap::ValueEnum for Stage {
@@ -368,12 +345,6 @@ fn batch_dates(g: &GlobalArgs) -> Result<Vec<NaiveDate>> {
 
 pub fn main() -> Result<Completion> {
     let cli = Cli::parse();
-    if let Err(message) = flags_apply(&cli) {
-        // A usage error like clap's own: its format, its exit code (2).
-        Cli::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, message)
-            .exit();
-    }
     // Before anything can print: the passwords this process was given, by flag or
     // environment, are scrubbed from every message and log line (the config file's are
     // registered when it is read).
@@ -504,17 +475,25 @@ pub fn run(cli: Cli) -> Result<Completion> {
         }
         return Ok(Completion::Done);
     }
+    let report_args = match &cli.command {
+        Command::Report { report, .. } | Command::Run { report, .. } => Some(report),
+        _ => None,
+    };
     let options = StageOptions {
-        inputs: g.input.clone(),
+        inputs: match &cli.command {
+            Command::Bronze { ingest } | Command::Run { ingest, .. } => ingest.input.clone(),
+            _ => Vec::new(),
+        },
         format: g.format.clone(),
         session_key: g.session_key.clone(),
-        labels: g.labels.clone(),
-        html: g.html,
+        labels: report_args.and_then(|r| r.labels.clone()),
+        html: report_args.is_some_and(|r| r.html),
         json_logs: g.json_logs(),
         report_json: matches!(
             cli.command,
             Command::Report {
-                output: Output::Json
+                output: Output::Json,
+                ..
             }
         ),
     };
@@ -524,7 +503,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
     // The one stage a stage command runs; `run` runs a range of them.
     let stage = match &cli.command {
         Command::Init => Some(Stage::Init),
-        Command::Bronze => Some(Stage::Bronze),
+        Command::Bronze { .. } => Some(Stage::Bronze),
         Command::Silver => Some(Stage::Silver),
         Command::Gold => Some(Stage::Gold),
         Command::Train => Some(Stage::Train),
@@ -544,7 +523,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         .with_context(|| format!("{command} could not start"))?;
     let nothing_to_do = match (stage, &cli.command) {
         (Some(stage), _) => stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do),
-        (None, Command::Run { from, to }) => stages::run_range(&ctx, *from, *to),
+        (None, Command::Run { from, to, .. }) => stages::run_range(&ctx, *from, *to),
         (None, _) => unreachable!("only `run` has no single stage"),
     };
     ctx.db.close();

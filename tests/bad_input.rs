@@ -75,7 +75,7 @@ fn bad_lines_are_quarantined_with_reasons_and_every_line_is_accounted_for() {
     let with = |extra: &[&str]| -> Vec<String> {
         base.iter().chain(extra).map(|s| s.to_string()).collect()
     };
-    let args = with(&["--input", raw.to_str().unwrap(), "run", "--to", "02-silver"]);
+    let args = with(&["run", "--to", "02-silver", "--input", raw.to_str().unwrap()]);
     loglake(&args.iter().map(String::as_str).collect::<Vec<_>>()).expect("bronze and silver run");
 
     let lake = Lake::new(&lake_dir);

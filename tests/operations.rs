@@ -672,8 +672,8 @@ fn vacuum_lists_then_removes_what_is_older_than_the_days_kept() {
             &lake,
             &date,
             &[
-                "--html",
                 "run",
+                "--html",
                 "--input",
                 raw.join("logs").to_str().unwrap(),
             ],

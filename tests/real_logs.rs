@@ -137,7 +137,7 @@ fn hdfs_sessions_run_end_to_end() {
         shared("hdfs-sessions-dev/anomaly_label.csv"),
         line_labels.clone(),
     ] {
-        loglake(&["--labels", labels.to_str().unwrap(), "06-report"]).expect("report with labels");
+        loglake(&["06-report", "--labels", labels.to_str().unwrap()]).expect("report with labels");
     }
     let db = loglake::db::Database::connect("", &lake_dir.join("loglake.db"), 1).unwrap();
     let session_rows = |labels: &str| {
