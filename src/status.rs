@@ -51,8 +51,8 @@ pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
     let lake = Lake::new(root);
     let mut tables = Vec::new();
     for layer in Layer::ALL {
-        for table in lake.tables(layer)? {
-            for s in lake.sources(layer, &table)? {
+        for table in lake.tables(layer) {
+            for s in lake.sources(layer, &table) {
                 if source.is_some_and(|only| only != s) {
                     continue;
                 }

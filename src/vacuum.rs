@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 
 use crate::db::Database;
 use crate::lake::lock::LakeLock;
-use crate::lake::{Lake, Layer, tree_bytes};
+use crate::lake::{Lake, Layer, subdirectories, tree_bytes};
 
 /// One thing vacuum removes.
 #[derive(Debug, Clone)]
@@ -44,8 +44,8 @@ pub fn plan(lake: &Lake, db: &Database, keep_days: u32, today: NaiveDate) -> Res
     let cutoff = today - chrono::Duration::days(i64::from(keep_days));
     let mut doomed = Vec::new();
     for layer in Layer::ALL {
-        for table in lake.tables(layer)? {
-            for source in lake.sources(layer, &table)? {
+        for table in lake.tables(layer) {
+            for source in lake.sources(layer, &table) {
                 for date in lake.partition_dates(layer, &table, &source)? {
                     if date >= cutoff {
                         continue;
@@ -85,41 +85,29 @@ pub fn plan(lake: &Lake, db: &Database, keep_days: u32, today: NaiveDate) -> Res
 /// a day before `cutoff`, except each detector's latest training day.
 fn old_models(root: &Path, cutoff: NaiveDate) -> Vec<Doomed> {
     let mut doomed = Vec::new();
-    for source in subdirs(root) {
-        for granularity in subdirs(&source) {
-            for detector in subdirs(&granularity) {
-                let versions: Vec<(NaiveDate, PathBuf)> = subdirs(&detector)
+    for source in subdirectories(root) {
+        for granularity in subdirectories(&source) {
+            for detector in subdirectories(&granularity) {
+                // (training day, version, folder)
+                let versions: Vec<(NaiveDate, String, PathBuf)> = subdirectories(&detector)
                     .into_iter()
                     .filter_map(|v| {
                         let name = v.file_name()?.to_string_lossy().into_owned();
                         let day = NaiveDate::parse_from_str(name.get(..8)?, "%Y%m%d").ok()?;
-                        Some((day, v))
+                        Some((day, name, v))
                     })
                     .collect();
-                let Some(latest) = versions.iter().map(|(d, _)| *d).max() else {
+                let Some(latest) = versions.iter().map(|(d, _, _)| *d).max() else {
                     continue;
                 };
-                for (day, path) in versions {
+                let owner = detector.strip_prefix(root).unwrap_or(&detector).display();
+                for (day, version, path) in versions {
                     if day >= cutoff || day == latest {
                         continue;
                     }
-                    let version = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let name = |p: &Path| {
-                        p.file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    };
                     doomed.push(Doomed {
                         kind: "model",
-                        what: format!(
-                            "{}/{}/{} {version}",
-                            name(&source),
-                            name(&granularity),
-                            name(&detector)
-                        ),
+                        what: format!("{owner} {version}"),
                         bytes: tree_bytes(&path),
                         path,
                         model_version: Some(version),
@@ -131,22 +119,8 @@ fn old_models(root: &Path, cutoff: NaiveDate) -> Vec<Doomed> {
     doomed
 }
 
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
-}
-
 fn dated_folders(dir: &Path, format: &str) -> Vec<(NaiveDate, PathBuf)> {
-    subdirs(dir)
+    subdirectories(dir)
         .into_iter()
         .filter_map(|p| {
             let name = p.file_name()?.to_string_lossy().into_owned();

@@ -56,6 +56,14 @@ impl Dialect {
             Dialect::Sqlite => format!("${n}"),
         }
     }
+    /// The strings of parameter `n`, a JSON array of strings, as a one-column subquery: many
+    /// ids in one statement and one parameter.
+    fn json_strings(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("SELECT jsonb_array_elements_text(CAST(${n} AS JSONB))"),
+            Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
+        }
+    }
     /// A column read back as text, whatever its type in this dialect.
     fn text(self, column: &str) -> String {
         match self {
@@ -143,13 +151,10 @@ async fn delete_stale(
     batch_date: NaiveDate,
     keep: &std::collections::HashSet<&str>,
 ) -> Result<(), sqlx::Error> {
-    let kept = match d {
-        Dialect::Postgres => "SELECT jsonb_array_elements_text(CAST($3 AS JSONB))",
-        Dialect::Sqlite => "SELECT value FROM json_each($3)",
-    };
     let delete = format!(
-        "DELETE FROM {table} WHERE source = $1 AND {} = $2 AND {id_column} NOT IN ({kept})",
-        d.text("batch_date")
+        "DELETE FROM {table} WHERE source = $1 AND {} = $2 AND {id_column} NOT IN ({})",
+        d.text("batch_date"),
+        d.json_strings(3)
     );
     let ids: Vec<&str> = keep.iter().copied().collect();
     sqlx::query(sqlx::AssertSqlSafe(delete))

@@ -30,11 +30,10 @@ impl Database {
         if versions.is_empty() {
             return Ok(0);
         }
-        let list = match self.dialect {
-            Dialect::Postgres => "SELECT jsonb_array_elements_text(CAST($1 AS JSONB))",
-            Dialect::Sqlite => "SELECT value FROM json_each($1)",
-        };
-        let sql = format!("DELETE FROM models WHERE model_version IN ({list})");
+        let sql = format!(
+            "DELETE FROM models WHERE model_version IN ({})",
+            self.dialect.json_strings(1)
+        );
         let done = self
             .runtime
             .block_on(

@@ -110,16 +110,7 @@ impl SavedModel {
     ) -> Result<Option<NaiveDate>> {
         let mut latest = None;
         let root = lake.models_dir().join(source);
-        let dirs = |p: &std::path::Path| -> Vec<std::path::PathBuf> {
-            std::fs::read_dir(p)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let dirs = crate::lake::subdirectories;
         for granularity in dirs(&root) {
             for detector in dirs(&granularity) {
                 for version in dirs(&detector) {

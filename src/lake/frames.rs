@@ -15,13 +15,8 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     write_parquet_for(df, path, Kept::InLake)
 }
 
-/// Write a stage's spill file: Parquet that is quick to write and to read back once (see
-/// [`Kept::Spilled`]), several times the size of a lake table.
-pub fn write_spill(df: &mut DataFrame, path: &Path) -> Result<()> {
-    write_parquet_for(df, path, Kept::Spilled)
-}
-
-fn write_parquet_for(df: &mut DataFrame, path: &Path, kept: Kept) -> Result<()> {
+/// Write a DataFrame as one Parquet file encoded for `kept`.
+pub(super) fn write_parquet_for(df: &mut DataFrame, path: &Path, kept: Kept) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     super::parquet_write::write_frame(df, std::io::BufWriter::new(file), kept)
         .map_err(|e| explain_write_error(e, path))

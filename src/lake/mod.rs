@@ -21,6 +21,7 @@
 
 mod frames;
 mod parquet_write;
+pub use parquet_write::Kept;
 mod staged;
 pub use staged::{FrameWriter, StagedPartition};
 pub mod lock;
@@ -28,7 +29,6 @@ pub mod schema;
 
 pub use frames::{
     concat_rows, each_prefetched, explain_write_error, keep_rows, read_parquet, write_parquet,
-    write_spill,
 };
 
 use std::fs;
@@ -234,12 +234,12 @@ impl Lake {
     }
 
     /// The tables `layer` holds (its folders), by name.
-    pub fn tables(&self, layer: Layer) -> Result<Vec<String>> {
+    pub fn tables(&self, layer: Layer) -> Vec<String> {
         subfolders(&self.root.join(layer.dir_name()), "")
     }
 
     /// The sources `table` of `layer` has partitions for (its `source=` folders), by name.
-    pub fn sources(&self, layer: Layer, table: &str) -> Result<Vec<String>> {
+    pub fn sources(&self, layer: Layer, table: &str) -> Vec<String> {
         subfolders(&self.table_dir(layer, table), "source=")
     }
 
@@ -579,27 +579,32 @@ fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The folders directly in `dir`, sorted by path (none when `dir` does not exist).
+pub fn subdirectories(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
 /// The names of the folders in `dir` that start with `prefix`, prefix removed, sorted (none
 /// when `dir` does not exist); staging folders (`_…`) are not listed.
-fn subfolders(dir: &Path, prefix: &str) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(names);
-    };
-    for entry in entries {
-        let entry = entry?;
-        if !entry.file_type()?.is_dir() {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(rest) = name.strip_prefix(prefix)
-            && !rest.starts_with('_')
-        {
-            names.push(rest.to_string());
-        }
-    }
-    names.sort();
-    Ok(names)
+fn subfolders(dir: &Path, prefix: &str) -> Vec<String> {
+    subdirectories(dir)
+        .iter()
+        .filter_map(|d| {
+            let name = d.file_name()?.to_string_lossy();
+            let rest = name.strip_prefix(prefix)?;
+            (!rest.starts_with('_')).then(|| rest.to_string())
+        })
+        .collect()
 }
 
 /// How [`Lake::read_windows`] reads a partition: `rows` at a time, these `columns`.

@@ -14,7 +14,8 @@ use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::{Lake, Layer, write_parquet, write_spill};
+use super::frames::write_parquet_for;
+use super::{Kept, Lake, Layer};
 
 /// A partition being written part by part (see [`Lake::stage_partition`]).
 pub struct StagedPartition<'l> {
@@ -36,16 +37,12 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
-    /// A writer of lake tables, or with `spill` of spill files ([`super::write_spill`]).
-    pub fn start(spill: bool) -> Self {
+    /// A writer of files encoded for `kept`: lake tables, or spill files.
+    pub fn start(kept: Kept) -> Self {
         let (frames, incoming): (_, Receiver<(PathBuf, DataFrame)>) = sync_channel(0);
         let done = std::thread::spawn(move || {
             for (path, mut df) in incoming {
-                if spill {
-                    write_spill(&mut df, &path)?;
-                } else {
-                    write_parquet(&mut df, &path)?;
-                }
+                write_parquet_for(&mut df, &path, kept)?;
             }
             Ok(())
         });
@@ -109,7 +106,9 @@ impl<'l> StagedPartition<'l> {
     /// reported here, at the next part, or at [`StagedPartition::commit`].
     pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
         let path = self.staging.join(format!("part-{:05}.parquet", self.parts));
-        let writer = self.writer.get_or_insert_with(|| FrameWriter::start(false));
+        let writer = self
+            .writer
+            .get_or_insert_with(|| FrameWriter::start(Kept::InLake));
         writer.write(path, std::mem::take(df))?;
         self.parts += 1;
         Ok(())

@@ -108,12 +108,10 @@ impl Spool {
                 .with_context(|| format!("spooling standard input to {}", path.display()))?;
         }
         out.flush()?;
-        let digest = hash.finalize();
-        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         Ok(Spool {
             _scratch: scratch,
             path,
-            name: format!("stdin:{hex}"),
+            name: format!("stdin:{}", writer::hex(&hash.finalize()[..8])),
         })
     }
 }

@@ -23,7 +23,7 @@ use super::{
     quarantine_frame, read_bronze, template_counts, template_frame,
 };
 use crate::config::ParseSettings;
-use crate::lake::{FrameWriter, Layer, Scratch, read_parquet, tables};
+use crate::lake::{FrameWriter, Kept, Layer, Scratch, read_parquet, tables};
 use crate::parse::stream::{Detached, Miner, detach};
 use crate::parse::{Batch, DETECTION_SAMPLE, NO_EVENT_BEFORE, Parsed, join_line};
 use crate::stages::Context;
@@ -201,7 +201,7 @@ impl Pending {
         }
         let path = self.path(self.frames);
         self.writer
-            .get_or_insert_with(|| FrameWriter::start(true))
+            .get_or_insert_with(|| FrameWriter::start(Kept::Spilled))
             .write(path, frame)?;
         self.frames += 1;
         Ok(())
