@@ -1,18 +1,14 @@
 //! The command line's own outputs: shell completions and the man page, generated from the
 //! parser's definitions.
 
+mod common;
+
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loglake");
 
 fn stdout_of(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::stdout_ok(Command::new(BIN).args(args).output().unwrap())
 }
 
 #[test]
@@ -99,23 +95,19 @@ fn enumerated_values_are_checked_and_listed() {
 #[test]
 fn config_show_says_where_each_value_came_from() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .current_dir(tmp.path())
-        .env_remove("LOGLAKE_CONFIG")
-        .env("LOGLAKE__GOLD__WINDOW_MINUTES", "10")
-        .env(
-            "LOGLAKE__DATABASE__URL",
-            "postgres://app:s3cret-canary@db/loglake",
-        )
-        .args(["--lake", "here", "config", "show"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = common::stdout_ok(
+        Command::new(BIN)
+            .current_dir(tmp.path())
+            .env_remove("LOGLAKE_CONFIG")
+            .env("LOGLAKE__GOLD__WINDOW_MINUTES", "10")
+            .env(
+                "LOGLAKE__DATABASE__URL",
+                "postgres://app:s3cret-canary@db/loglake",
+            )
+            .args(["--lake", "here", "config", "show"])
+            .output()
+            .unwrap(),
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     let line = |key: &str| {
         text.lines()
             .find(|l| l.starts_with(&format!("{key} =")))

@@ -32,9 +32,11 @@ fn append(path: &Path, from: usize, to: usize) {
     }
 }
 
-/// The loglake binary's 01-bronze on `input`, with `flags` before the command.
-fn bronze(lake: &Path, input: &Path, flags: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+/// The loglake binary's 01-bronze on `input` (a path, or - for standard input), with `flags`
+/// before the command.
+fn bronze_command(lake: &Path, input: &str, flags: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"));
+    command
         .args([
             "--lake",
             lake.to_str().unwrap(),
@@ -44,7 +46,13 @@ fn bronze(lake: &Path, input: &Path, flags: &[&str]) -> std::process::Output {
             DATE,
         ])
         .args(flags)
-        .args(["01-bronze", "--input", input.to_str().unwrap()])
+        .args(["01-bronze", "--input", input]);
+    command
+}
+
+/// [`bronze_command`] on the file or folder `input`, run.
+fn bronze(lake: &Path, input: &Path, flags: &[&str]) -> std::process::Output {
+    bronze_command(lake, input.to_str().unwrap(), flags)
         .output()
         .unwrap()
 }
@@ -307,16 +315,7 @@ fn standard_input_is_ingested_once_under_a_name_of_its_content() {
     let lake = tmp.path().join("lake");
     common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
     let piped = |text: &str| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
-            .args([
-                "--lake",
-                lake.to_str().unwrap(),
-                "--source",
-                "app",
-                "--date",
-                DATE,
-            ])
-            .args(["--skip-exit-code", "99", "01-bronze", "--input", "-"])
+        let mut child = bronze_command(&lake, "-", &["--skip-exit-code", "99"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

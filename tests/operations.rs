@@ -20,6 +20,17 @@ fn loglake(lake: &Path, args: &[&str]) -> Output {
     common::shop(lake, "2026-11-19", args)
 }
 
+/// The standard output of `loglake --lake LAKE ARGS`, which must succeed.
+fn on_lake(lake: &Path, args: &[&str]) -> String {
+    common::stdout_ok(
+        Command::new(BIN)
+            .args(["--lake", lake.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
 fn error_lines(out: &Output) -> Vec<String> {
     String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -513,18 +524,13 @@ fn cron_from_home_finds_the_config_and_its_relative_paths() {
             .output()
             .unwrap()
     };
-    let out = loglake(&[
+    common::succeeded(loglake(&[
         "run",
         "--to",
         "02-silver",
         "--input",
         logs.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]));
     assert!(etc.join("data/lake/silver").is_dir());
     assert!(etc.join("data/lake/loglake.db").is_file());
     assert!(etc.join("metrics/loglake.prom").is_file());
@@ -542,18 +548,15 @@ fn cron_from_home_finds_the_config_and_its_relative_paths() {
 
     // DATABASE_URL is honoured when LOGLAKE__DATABASE__URL is unset; a path given by a
     // variable stays relative to the working directory.
-    let out = Command::new(BIN)
-        .current_dir(&home)
-        .env("LOGLAKE_CONFIG", &config)
-        .env_remove("LOGLAKE__DATABASE__URL")
-        .env("DATABASE_URL", "sqlite://elsewhere.db")
-        .args(["--source", "shop", "--date", "2026-11-19", "03-gold"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        Command::new(BIN)
+            .current_dir(&home)
+            .env("LOGLAKE_CONFIG", &config)
+            .env_remove("LOGLAKE__DATABASE__URL")
+            .env("DATABASE_URL", "sqlite://elsewhere.db")
+            .args(["--source", "shop", "--date", "2026-11-19", "03-gold"])
+            .output()
+            .unwrap(),
     );
     assert!(home.join("elsewhere.db").is_file());
 }
@@ -584,19 +587,7 @@ fn status_reads_a_multi_day_lake_without_its_lock() {
         .sum();
     // A writer holds the lake: status still answers, and leaves the lock alone.
     let held = LakeLock::acquire(&lake, OnLocked::Fail, Duration::ZERO).unwrap();
-    let status = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(["--lake", lake.to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let status = |args: &[&str]| on_lake(&lake, args);
     let json: serde_json::Value =
         serde_json::from_str(&status(&["status", "--output", "json"])).unwrap();
     drop(held);
@@ -679,25 +670,7 @@ fn vacuum_lists_then_removes_what_is_older_than_the_days_kept() {
             ],
         );
     }
-    let vacuum = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args([
-                "--lake",
-                lake.to_str().unwrap(),
-                "vacuum",
-                "--keep-days",
-                "30",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let vacuum = |args: &[&str]| on_lake(&lake, &[&["vacuum", "--keep-days", "30"], args].concat());
     let partition =
         |date: chrono::NaiveDate| lake.join(format!("silver/events/source=shop/date={date}"));
     let model_dirs = || -> Vec<String> {

@@ -54,6 +54,21 @@ pub fn shop_ok(lake: &Path, date: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// `out`, after checking the command succeeded (else panicking with its stderr).
+pub fn succeeded(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The standard output of a command that succeeded (see [`succeeded`]).
+pub fn stdout_ok(out: std::process::Output) -> String {
+    String::from_utf8(succeeded(out).stdout).expect("loglake writes UTF-8")
+}
+
 /// Run every stage up to `last_stage` for each of `days` (YYYY-MM-DD), in order, each on its
 /// own generated file `raw/logs/shop-<day>.log`.
 pub fn run_each_day(lake: &Path, raw: &Path, days: &[&str], last_stage: &str) {
