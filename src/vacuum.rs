@@ -129,17 +129,16 @@ fn dated_folders(dir: &Path, format: &str) -> Vec<(NaiveDate, PathBuf)> {
         .collect()
 }
 
-/// Remove everything `plan` lists. Returns the bytes freed.
-pub fn apply(lake: &Lake, db: &Database, plan: &Plan, held: &LakeLock) -> Result<u64> {
-    let mut freed = 0;
+/// Remove everything `plan` lists (the bytes it frees are in the plan).
+pub fn apply(lake: &Lake, db: &Database, plan: &Plan, held: &LakeLock) -> Result<()> {
     let mut versions = Vec::new();
     for d in &plan.doomed {
-        freed += lake.remove(&d.path, held)?;
+        lake.remove(&d.path, held)?;
         versions.extend(d.model_version.clone());
     }
     db.delete_models(&versions)?;
     db.delete_runs_before(plan.cutoff)?;
-    Ok(freed)
+    Ok(())
 }
 
 /// The plan as text: one line per item, then totals and what to do next.

@@ -210,17 +210,16 @@ impl Lake {
 
     /// Remove `path` (a partition, a model version, a report folder) from the lake: moved
     /// into `_staging` first, so it disappears in one rename and a crash mid-delete leaves
-    /// nothing half-removed in place. Needs the writer lock. Returns the bytes freed.
-    pub fn remove(&self, path: &Path, _held: &lock::LakeLock) -> Result<u64> {
+    /// nothing half-removed in place. Needs the writer lock.
+    pub fn remove(&self, path: &Path, _held: &lock::LakeLock) -> Result<()> {
         if !path.starts_with(&self.root) || path == self.root {
             bail!("refusing to remove {}: not inside the lake", path.display());
         }
-        let bytes = tree_bytes(path);
         let trash = self.staging_dir("removed")?;
         fs::rename(path, trash.join("old"))
             .with_context(|| format!("moving {} aside", path.display()))?;
         fs::remove_dir_all(&trash).with_context(|| format!("removing {}", trash.display()))?;
-        Ok(bytes)
+        Ok(())
     }
 
     /// The Parquet files of `table` kept per source, outside any date partition (silver's
