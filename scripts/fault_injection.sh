@@ -38,11 +38,13 @@ date=2026-11-20
 export RUST_LOG=error
 [ -z "$db_url" ] || export LOGLAKE__DATABASE__URL="$db_url"
 
-# loglake on lake $1 with source $2, then the rest of the arguments.
+# loglake on lake $1 with source $2, then the rest of the arguments. The source's format and
+# session key are its settings (as `[sources.<name>]` in a config file), read by every stage.
 ll() {
   local lake=$1 source=$2; shift 2
-  "$bin" --lake "$lake" --source "$source" --date "$date" --format generator \
-    --session-key 'req=(\S+)' "$@"
+  env "LOGLAKE__SOURCES__${source^^}__FORMAT=generator" \
+    "LOGLAKE__SOURCES__${source^^}__SESSION_KEY=req=(\S+)" \
+    "$bin" --lake "$lake" --source "$source" --date "$date" "$@"
 }
 
 # What a lake holds, without what differs by design between runs (run ids, times, source).

@@ -63,15 +63,6 @@ pub struct GlobalArgs {
     /// Last batch date of a range, inclusive.
     #[arg(long, global = true, value_name = "DATE", value_parser = parse_date, requires = "from_date")]
     pub to_date: Option<NaiveDate>,
-    /// Line format: "auto", a preset (hdfs, syslog, json, … see README) or a format string
-    /// such as "<Date> <Time> <Level> <Component>: <Content>" (overrides the config).
-    #[arg(long, global = true)]
-    pub format: Option<String>,
-    /// Session key: a regex over the message, e.g. 'blk_-?\d+' or 'req=(\S+)', or
-    /// 'field:NAME' for a parsed field's value (a format's <NAME>, a JSON/logfmt key such as
-    /// field:trace_id) (overrides the config).
-    #[arg(long, global = true, value_name = "REGEX|field:NAME")]
-    pub session_key: Option<String>,
     /// The same as `--log-format json` (kept for scripts that use it; hidden from help).
     #[arg(long, global = true, hide = true)]
     pub log_json: bool,
@@ -123,6 +114,29 @@ pub struct IngestArgs {
     pub input: Vec<PathBuf>,
 }
 
+/// How `02-silver` and `run` read lines: the source's format and session key, over the
+/// config's `[sources.<name>]` and `[parse]`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ParseArgs {
+    /// Line format: "auto", a preset (hdfs, syslog, json, … see README) or a format string
+    /// such as "<Date> <Time> <Level> <Component>: <Content>" (overrides the config).
+    #[arg(long)]
+    pub format: Option<String>,
+    #[command(flatten)]
+    pub sessions: SessionArgs,
+}
+
+/// How `02-silver`, `03-gold` and `run` key sessions. Silver keeps a `field:` key's value on
+/// each event and gold groups by it, so both take it; later stages read gold's sessions.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SessionArgs {
+    /// Session key: a regex over the message, e.g. 'blk_-?\d+' or 'req=(\S+)', or
+    /// 'field:NAME' for a parsed field's value (a format's <NAME>, a JSON/logfmt key such as
+    /// field:trace_id) (overrides the config).
+    #[arg(long, value_name = "REGEX|field:NAME")]
+    pub session_key: Option<String>,
+}
+
 /// What `06-report` and `run` add to the report.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ReportArgs {
@@ -150,10 +164,16 @@ pub enum Command {
     },
     /// Parse bronze into silver events; unparseable lines go to quarantine.
     #[command(name = "02-silver", alias = "silver")]
-    Silver,
+    Silver {
+        #[command(flatten)]
+        parse: ParseArgs,
+    },
     /// Build gold feature tables (windows, sessions, events).
     #[command(name = "03-gold", alias = "gold")]
-    Gold,
+    Gold {
+        #[command(flatten)]
+        sessions: SessionArgs,
+    },
     /// Train detectors on gold; save versioned models.
     #[command(name = "04-train", alias = "train")]
     Train,
@@ -183,6 +203,8 @@ pub enum Command {
         to: Stage,
         #[command(flatten)]
         ingest: IngestArgs,
+        #[command(flatten)]
+        parse: ParseArgs,
         #[command(flatten)]
         report: ReportArgs,
     },
@@ -219,6 +241,9 @@ pub enum Command {
         /// their lines landed in.
         #[arg(long, default_value_t = 0, value_name = "N")]
         show_mistakes: usize,
+        /// Line format: "auto", a preset or a format string (overrides the config).
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Print a shell completion script to stdout.
     ///
@@ -444,10 +469,11 @@ pub fn run(cli: Cli) -> Result<Completion> {
         log,
         truth,
         show_mistakes,
+        format,
     } = &cli.command
     {
         let mut parse = settings.parse_for(&g.source);
-        if let Some(format) = &g.format {
+        if let Some(format) = format {
             parse.format = format.clone();
         }
         let date = batch_dates(g)?[0];
@@ -479,13 +505,21 @@ pub fn run(cli: Cli) -> Result<Completion> {
         Command::Report { report, .. } | Command::Run { report, .. } => Some(report),
         _ => None,
     };
+    let parse_args = match &cli.command {
+        Command::Silver { parse } | Command::Run { parse, .. } => Some(parse),
+        _ => None,
+    };
+    let session_key = match &cli.command {
+        Command::Gold { sessions } => sessions.session_key.clone(),
+        _ => parse_args.and_then(|p| p.sessions.session_key.clone()),
+    };
     let options = StageOptions {
         inputs: match &cli.command {
             Command::Bronze { ingest } | Command::Run { ingest, .. } => ingest.input.clone(),
             _ => Vec::new(),
         },
-        format: g.format.clone(),
-        session_key: g.session_key.clone(),
+        format: parse_args.and_then(|p| p.format.clone()),
+        session_key,
         labels: report_args.and_then(|r| r.labels.clone()),
         html: report_args.is_some_and(|r| r.html),
         json_logs: g.json_logs(),
@@ -504,8 +538,8 @@ pub fn run(cli: Cli) -> Result<Completion> {
     let stage = match &cli.command {
         Command::Init => Some(Stage::Init),
         Command::Bronze { .. } => Some(Stage::Bronze),
-        Command::Silver => Some(Stage::Silver),
-        Command::Gold => Some(Stage::Gold),
+        Command::Silver { .. } => Some(Stage::Silver),
+        Command::Gold { .. } => Some(Stage::Gold),
         Command::Train => Some(Stage::Train),
         Command::Detect => Some(Stage::Detect),
         Command::Report { .. } => Some(Stage::Report),

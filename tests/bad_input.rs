@@ -69,13 +69,12 @@ fn bad_lines_are_quarantined_with_reasons_and_every_line_is_accounted_for() {
         "bad",
         "--date",
         "2026-11-21",
-        "--format",
-        "generator",
     ];
     let with = |extra: &[&str]| -> Vec<String> {
         base.iter().chain(extra).map(|s| s.to_string()).collect()
     };
-    let args = with(&["run", "--to", "02-silver", "--input", raw.to_str().unwrap()]);
+    let args = with(&["run", "--to", "02-silver", "--format", "generator"]);
+    let args = [args, vec!["--input".into(), raw.to_str().unwrap().into()]].concat();
     loglake(&args.iter().map(String::as_str).collect::<Vec<_>>()).expect("bronze and silver run");
 
     let lake = Lake::new(&lake_dir);

@@ -68,10 +68,20 @@ fn a_flag_the_command_does_not_read_is_a_usage_error() {
     assert!(err.contains("unexpected argument '--labels'"), "{err}");
     let err = usage_error(&["--lake", lake, "status", "--html"]);
     assert!(err.contains("unexpected argument '--html'"), "{err}");
+    // The format is read by 02-silver alone, the session key by 02-silver and 03-gold.
+    let err = usage_error(&["--lake", lake, "05-detect", "--format", "hdfs"]);
+    assert!(err.contains("unexpected argument '--format'"), "{err}");
+    let err = usage_error(&["--lake", lake, "--format", "hdfs", "02-silver"]);
+    assert!(err.contains("unexpected argument '--format'"), "{err}");
+    let err = usage_error(&["--lake", lake, "04-train", "--session-key", "id=(\\d+)"]);
+    assert!(err.contains("unexpected argument '--session-key'"), "{err}");
     // And their help lists them; other commands' help does not.
     assert!(stdout_of(&["01-bronze", "--help"]).contains("--input"));
     assert!(stdout_of(&["06-report", "--help"]).contains("--labels"));
     assert!(!stdout_of(&["02-silver", "--help"]).contains("--input"));
+    assert!(stdout_of(&["03-gold", "--help"]).contains("--session-key"));
+    assert!(!stdout_of(&["03-gold", "--help"]).contains("--format"));
+    assert!(stdout_of(&["run", "--help"]).contains("--format"));
     // Nothing was created by a refused command.
     assert!(!tmp.path().join("lake").exists());
 }

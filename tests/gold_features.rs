@@ -138,9 +138,14 @@ fn sessions_can_be_keyed_by_a_parsed_field() {
     let lake_dir = tmp.path().join("lake");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
         .args(["--lake", lake_dir.to_str().unwrap(), "--source", "api"])
-        .args(["--date", "2026-11-20", "--format", "json"])
-        .args(["--session-key", "field:trace_id"])
-        .args(["run", "--input", log.to_str().unwrap()])
+        .args([
+            "--date",
+            "2026-11-20",
+            "run",
+            "--input",
+            log.to_str().unwrap(),
+        ])
+        .args(["--format", "json", "--session-key", "field:trace_id"])
         .output()
         .unwrap();
     assert!(

@@ -104,9 +104,11 @@ fn a_killed_writer_leaves_a_lake_the_next_run_recovers() {
 
     let mut child = Command::new(BIN)
         .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
-        .args(["--date", "2026-11-19", "--format", "generator"])
+        .args(["--date", "2026-11-19"])
         .args([
             "run",
+            "--format",
+            "generator",
             "--from",
             "01-bronze",
             "--input",
@@ -152,10 +154,11 @@ fn a_killed_writer_leaves_a_lake_the_next_run_recovers() {
 
     let out = Command::new(BIN)
         .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
-        .args(["--date", "2026-11-19", "--format", "generator"])
-        .args(["--on-locked", "fail"])
+        .args(["--date", "2026-11-19", "--on-locked", "fail"])
         .args([
             "run",
+            "--format",
+            "generator",
             "--from",
             "01-bronze",
             "--to",
@@ -206,9 +209,9 @@ fn nothing_to_do_exits_zero_by_default_and_the_configured_code_on_request() {
     let with_metrics = |args: &[&str]| {
         Command::new(BIN)
             .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
-            .args(["--date", "2026-11-19", "--format", "generator"])
-            .args(["--session-key", r"req=(\S+)"])
+            .args(["--date", "2026-11-19"])
             .args(args)
+            .envs(common::generator_source("shop"))
             .env("LOGLAKE__RUN__METRICS_TEXTFILE", &metrics)
             .output()
             .unwrap()
@@ -246,7 +249,6 @@ fn nothing_to_do_exits_zero_by_default_and_the_configured_code_on_request() {
         Command::new(BIN)
             .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
             .args(["--date", date, "--skip-exit-code", "99", "04-train"])
-            .args(["--session-key", r"req=(\S+)"])
             .env("LOGLAKE__TRAIN__RETRAIN_EVERY_DAYS", "7")
             .output()
             .unwrap()
@@ -339,12 +341,10 @@ fn the_cron_wrapper_logs_per_date_and_prints_only_failures() {
         .env("LOGLAKE_BIN", BIN)
         .env("LOGLAKE_INPUT", input)
         .env("LOGLAKE_LOG_DIR", &log_dir)
+        .env("LOGLAKE__SOURCES__SHOP__FORMAT", "generator")
         .env(
             "LOGLAKE_ARGS",
-            format!(
-                "--lake {} --source shop --format generator",
-                tmp.path().join("lake").display()
-            ),
+            format!("--lake {} --source shop", tmp.path().join("lake").display()),
         )
         .output()
         .unwrap()
@@ -393,10 +393,11 @@ fn the_cron_wrapper_logs_per_date_and_prints_only_failures() {
     .env("LOGLAKE_LOG_DIR", &log_dir)
     .env("LOGLAKE_LOCKED_RETRIES", "1")
     .env("LOGLAKE_LOCKED_PAUSE", "0")
+    .env("LOGLAKE__SOURCES__SHOP__FORMAT", "generator")
     .env(
         "LOGLAKE_ARGS",
         format!(
-            "--lake {} --source shop --format generator --on-locked fail",
+            "--lake {} --source shop --on-locked fail",
             tmp.path().join("lake").display()
         ),
     )

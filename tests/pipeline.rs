@@ -521,11 +521,11 @@ fn failures_exit_non_zero_with_one_clear_line() {
             vec![
                 "--lake",
                 &lake,
-                "--format",
-                "nosuch",
                 "run",
                 "--input",
                 "Cargo.toml",
+                "--format",
+                "nosuch",
             ],
             "unknown format",
         ),

@@ -34,7 +34,7 @@ fn hdfs_sessions_run_end_to_end() {
 
     let tmp = tempfile::tempdir().unwrap();
     let lake_dir = tmp.path().join("lake");
-    // The lake, source, batch date and session key every command here shares.
+    // The lake, source and batch date every command here shares.
     let loglake = |args: &[&str]| {
         let mut argv = vec![
             "loglake",
@@ -44,14 +44,21 @@ fn hdfs_sessions_run_end_to_end() {
             "hdfs",
             "--date",
             "2026-11-21",
-            "--session-key",
-            r"blk_-?\d+",
         ];
         argv.extend_from_slice(args);
         run(Cli::try_parse_from(argv).unwrap()).map(|_| ())
     };
-    loglake(&["run", "--input", log.to_str().unwrap(), "--format", "hdfs"])
-        .expect("pipeline on HDFS");
+    let input = log.to_str().unwrap();
+    loglake(&[
+        "run",
+        "--input",
+        input,
+        "--format",
+        "hdfs",
+        "--session-key",
+        r"blk_-?\d+",
+    ])
+    .expect("pipeline on HDFS");
 
     let lake = Lake::new(&lake_dir);
     let d = [NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()];

@@ -58,14 +58,20 @@ def _loglake_command(stage: str) -> str:
     for flag, var in [
         ("--config", "LOGLAKE_CONFIG"),
         ("--lake", "LOGLAKE_LAKE"),
-        ("--format", "LOGLAKE_FORMAT"),
-        ("--session-key", "LOGLAKE_SESSION_KEY"),
     ]:
         if _env(var):
             args += [flag, _env(var)]
     args += ["--source", _env("LOGLAKE_SOURCE", "app")]
     args += ["--skip-exit-code", str(SKIP_EXIT_CODE), "--log-format", "json"]
+    # Each stage takes only the flags it reads: the format is silver's, the session key
+    # silver's and gold's (loglake refuses them elsewhere).
+    stage_args = []
+    if stage == "02-silver" and _env("LOGLAKE_FORMAT"):
+        stage_args += ["--format", _env("LOGLAKE_FORMAT")]
+    if stage in ("02-silver", "03-gold") and _env("LOGLAKE_SESSION_KEY"):
+        stage_args += ["--session-key", _env("LOGLAKE_SESSION_KEY")]
     command = " ".join(shlex.quote(a) for a in args) + " --date {{ ds }} " + stage
+    command += "".join(" " + shlex.quote(a) for a in stage_args)
     if stage == "01-bronze":
         # Templated: the default reads one folder per logical date.
         command += " --input " + _env("LOGLAKE_INPUT", "/data/logs/{{ ds }}")

@@ -31,14 +31,25 @@ pub fn loglake(args: &[&str]) -> anyhow::Result<()> {
     loglake::cli::run(loglake::cli::Cli::try_parse_from(argv)?).map(|_| ())
 }
 
+/// The environment that configures `source` as the generator's logs (its format, sessions
+/// keyed by `req=`), as an operator's `[sources.<name>]` would: every stage reads it, so
+/// commands need no per-stage `--format` / `--session-key`.
+pub fn generator_source(source: &str) -> [(String, &'static str); 2] {
+    let key = |setting: &str| format!("LOGLAKE__SOURCES__{}__{setting}", source.to_uppercase());
+    [
+        (key("FORMAT"), "generator"),
+        (key("SESSION_KEY"), r"req=(\S+)"),
+    ]
+}
+
 /// The `loglake` binary on lake `lake` for source `shop` (generator format, `req=`
 /// sessions), batch `date`, with `args`.
 pub fn shop(lake: &Path, date: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
         .args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
-        .args(["--date", date, "--format", "generator"])
-        .args(["--session-key", r"req=(\S+)"])
+        .args(["--date", date])
         .args(args)
+        .envs(generator_source("shop"))
         .output()
         .unwrap()
 }
