@@ -59,23 +59,23 @@ fn main() -> Result<(), Box<dyn Error>> {
     db.migrate()?;
     let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     // A clean slate on a shared server.
-    db.replace_anomalies("bench", date, &[])?;
+    db.replace_detections("bench", date, &[], &[])?;
     let first = rows(n, "a");
     let t = Instant::now();
-    db.replace_anomalies("bench", date, &first)?;
+    db.replace_detections("bench", date, &first, &[])?;
     println!("first   {:.3}", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    db.replace_anomalies("bench", date, &first)?;
+    db.replace_detections("bench", date, &first, &[])?;
     println!("update  {:.3}", t.elapsed().as_secs_f64());
     let second = rows(n, "b");
     let t = Instant::now();
-    db.replace_anomalies("bench", date, &second)?;
+    db.replace_detections("bench", date, &second, &[])?;
     println!("replace {:.3}", t.elapsed().as_secs_f64());
     let left = db.query_i64("SELECT COUNT(*) FROM anomalies WHERE source = 'bench'")?;
     assert_eq!(
         left as usize, n,
         "the replaced batch holds exactly the new rows"
     );
-    db.replace_anomalies("bench", date, &[])?;
+    db.replace_detections("bench", date, &[], &[])?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Database access: every SQL statement loglake runs is in this file.
+//! Database access: every SQL statement loglake runs is in this module.
 //!
 //! One code path serves PostgreSQL and the embedded SQLite default through sqlx's `Any`
 //! driver. The two dialects differ only in how a timestamp or JSON value is written, so each
@@ -19,16 +19,16 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
 use crate::detectors::SavedModel;
-use crate::records::{AnomalyRow, EvaluationRow, Incident};
+use crate::records::EvaluationRow;
 use crate::secrets::redact_url;
 
 mod connect;
+mod detections;
 mod insert;
 mod retention;
 mod runs;
 pub mod status;
 use connect::probe;
-use insert::{Param, insert_rows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -113,6 +113,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "anomalies.service, indexes, severity checks, JSONB model documents",
         include_str!("../../migrations/postgres/0004_analyst_schema.sql"),
     ),
+    (
+        5,
+        "anomalies.incident_id references incidents",
+        include_str!("../../migrations/postgres/0005_incident_foreign_key.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -135,36 +140,12 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "anomalies.service, indexes, severity checks",
         include_str!("../../migrations/sqlite/0004_analyst_schema.sql"),
     ),
+    (
+        5,
+        "anomalies.incident_id references incidents",
+        include_str!("../../migrations/sqlite/0005_incident_foreign_key.sql"),
+    ),
 ];
-
-/// Delete one batch's rows of `table` whose id is not in `keep`: a re-run replaces what an
-/// earlier run of the same batch wrote, instead of leaving rows it no longer produces. One
-/// statement, the ids to keep passed as one JSON array (a row-by-row delete took 3.3 s on
-/// SQLite and 4.3 s on PostgreSQL when a re-run replaced 50,000 anomalies:
-/// `scripts/bench_db.sh`).
-async fn delete_stale(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    d: Dialect,
-    table: &str,
-    id_column: &str,
-    source: &str,
-    batch_date: NaiveDate,
-    keep: &std::collections::HashSet<&str>,
-) -> Result<(), sqlx::Error> {
-    let delete = format!(
-        "DELETE FROM {table} WHERE source = $1 AND {} = $2 AND {id_column} NOT IN ({})",
-        d.text("batch_date"),
-        d.json_strings(3)
-    );
-    let ids: Vec<&str> = keep.iter().copied().collect();
-    sqlx::query(sqlx::AssertSqlSafe(delete))
-        .bind(source.to_string())
-        .bind(batch_date.to_string())
-        .bind(serde_json::to_string(&ids).expect("strings serialise"))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
 
 impl Database {
     /// Connect to `url`, or to the embedded SQLite file when `url` is empty.
@@ -297,142 +278,6 @@ impl Database {
                 .bind(path.to_string())
                 .execute(&self.pool),
         )?;
-        Ok(())
-    }
-
-    /// Make the table's anomalies for (source, batch date) exactly `rows`: new ones inserted,
-    /// existing ones updated (keeping when and by which run they were first detected), ones a
-    /// re-run no longer raises deleted. One transaction, so readers never see a half state.
-    pub fn replace_anomalies(
-        &self,
-        source: &str,
-        batch_date: NaiveDate,
-        rows: &[AnomalyRow],
-    ) -> Result<usize> {
-        let d = self.dialect;
-        let into = "anomalies (anomaly_id, run_id, detected_at, source, batch_date, granularity, \
-             entity_key, window_start, window_end, detector, score, threshold, severity, reason, details, \
-             model_version, incident_id, service)";
-        let conflict = "ON CONFLICT (anomaly_id) DO UPDATE SET score = excluded.score, threshold = excluded.threshold, \
-             severity = excluded.severity, reason = excluded.reason, details = excluded.details, \
-             model_version = excluded.model_version, window_start = excluded.window_start, \
-             window_end = excluded.window_end, incident_id = excluded.incident_id, service = excluded.service";
-        use Param::{Date, Json, Plain, Ts};
-        let params = [
-            Plain, Plain, Ts, Plain, Date, Plain, Plain, Ts, Ts, Plain, Plain, Plain, Plain, Plain,
-            Json, Plain, Plain, Plain,
-        ];
-        // One row per id, the last one winning, as row-by-row upserts had it (a multi-row
-        // upsert may not touch a row twice).
-        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (i, r) in rows.iter().enumerate() {
-            last.insert(r.anomaly_id.as_str(), i);
-        }
-        let unique: Vec<&AnomalyRow> = rows
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| last[r.anomaly_id.as_str()] == *i)
-            .map(|(_, r)| r)
-            .collect();
-        let keep: std::collections::HashSet<&str> =
-            rows.iter().map(|r| r.anomaly_id.as_str()).collect();
-        self.runtime
-            .block_on(async {
-                let mut tx = self.pool.begin().await?;
-                delete_stale(
-                    &mut tx,
-                    d,
-                    "anomalies",
-                    "anomaly_id",
-                    source,
-                    batch_date,
-                    &keep,
-                )
-                .await?;
-                insert_rows(&mut tx, d, into, conflict, &params, &unique, |q, r| {
-                    q.bind(r.anomaly_id.clone())
-                        .bind(r.run_id.clone())
-                        .bind(format_ts(d, r.detected_at))
-                        .bind(r.source.clone())
-                        .bind(r.batch_date.to_string())
-                        .bind(r.granularity.clone())
-                        .bind(r.entity_key.clone())
-                        .bind(format_ts(d, r.window_start))
-                        .bind(format_ts(d, r.window_end))
-                        .bind(r.detector.clone())
-                        .bind(r.score)
-                        .bind(r.threshold)
-                        .bind(r.severity.clone())
-                        .bind(r.reason.clone())
-                        .bind(r.details.clone())
-                        .bind(r.model_version.clone())
-                        .bind(r.incident_id.clone())
-                        .bind(r.service.clone())
-                })
-                .await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(())
-            })
-            .with_context(|| format!("writing anomalies to {}", self.display_url))?;
-        Ok(rows.len())
-    }
-
-    /// Replace one batch's incidents: rows no longer produced are removed, the others
-    /// updated — except `status`, which belongs to the operator.
-    pub fn replace_incidents(
-        &self,
-        source: &str,
-        batch_date: NaiveDate,
-        incidents: &[Incident],
-    ) -> Result<()> {
-        let d = self.dialect;
-        let into = "incidents (incident_id, source, batch_date, service, started_at, ended_at, \
-             anomalies, entities, repeats, detectors, severity, max_score_ratio, title)";
-        let conflict = "ON CONFLICT (incident_id) DO UPDATE SET batch_date = excluded.batch_date, \
-             started_at = excluded.started_at, \
-             ended_at = excluded.ended_at, anomalies = excluded.anomalies, entities = excluded.entities, \
-             repeats = excluded.repeats, detectors = excluded.detectors, severity = excluded.severity, \
-             max_score_ratio = excluded.max_score_ratio, title = excluded.title";
-        use Param::{Date, Plain, Ts};
-        let params = [
-            Plain, Plain, Date, Plain, Ts, Ts, Plain, Plain, Plain, Plain, Plain, Plain, Plain,
-        ];
-        let keep: std::collections::HashSet<&str> =
-            incidents.iter().map(|i| i.incident_id.as_str()).collect();
-        self.runtime
-            .block_on(async {
-                let mut tx = self.pool.begin().await?;
-                delete_stale(
-                    &mut tx,
-                    d,
-                    "incidents",
-                    "incident_id",
-                    source,
-                    batch_date,
-                    &keep,
-                )
-                .await?;
-                // Incident ids are unique within a batch (one per group of anomalies).
-                insert_rows(&mut tx, d, into, conflict, &params, incidents, |q, i| {
-                    q.bind(i.incident_id.clone())
-                        .bind(i.source.clone())
-                        .bind(i.batch_date.to_string())
-                        .bind(i.service.clone())
-                        .bind(format_ts(d, i.started_at))
-                        .bind(format_ts(d, i.ended_at))
-                        .bind(i.anomalies as i64)
-                        .bind(i.entities as i64)
-                        .bind(i.repeats as i64)
-                        .bind(i.detectors.clone())
-                        .bind(i.severity.clone())
-                        .bind(i.max_score_ratio)
-                        .bind(i.title.clone())
-                })
-                .await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(())
-            })
-            .with_context(|| format!("writing incidents to {}", self.display_url))?;
         Ok(())
     }
 

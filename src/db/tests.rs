@@ -1,5 +1,5 @@
 use super::*;
-use crate::records::RunStart;
+use crate::records::{AnomalyRow, Incident, RunStart};
 use chrono::TimeZone;
 
 fn row(id: &str, score: f64) -> AnomalyRow {
@@ -39,10 +39,11 @@ fn sqlite_file_is_created_and_anomalies_are_replaced_per_batch() {
     db.migrate().unwrap(); // idempotent
 
     let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-    db.replace_anomalies("s", date, &[row("a", 10.0), row("b", 12.0)])
+    db.replace_detections("s", date, &[row("a", 10.0), row("b", 12.0)], &[])
         .unwrap();
     // A re-run that raises "a" again (new score) and no longer raises "b".
-    db.replace_anomalies("s", date, &[row("a", 11.0)]).unwrap();
+    db.replace_detections("s", date, &[row("a", 11.0)], &[])
+        .unwrap();
     let rows = db.anomaly_fingerprint("s").unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].0.as_str(), rows[0].3), ("a", 11.0));
@@ -166,11 +167,155 @@ fn a_database_of_the_previous_schema_is_migrated_with_its_rows() {
     // And new rows carry the column.
     let mut r = row("a2", 12.0);
     r.service = "payments".into();
-    db.replace_anomalies("s", NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(), &[r])
-        .unwrap();
+    db.replace_detections(
+        "s",
+        NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+        &[r],
+        &[],
+    )
+    .unwrap();
     assert_eq!(
         db.query_i64("SELECT COUNT(*) FROM anomalies WHERE service = 'payments'")
             .unwrap(),
         1
+    );
+}
+
+fn incident(id: &str, batch_date: NaiveDate) -> Incident {
+    let t = Utc.with_ymd_and_hms(2026, 11, 20, 14, 5, 0).unwrap();
+    Incident {
+        incident_id: id.into(),
+        source: "s".into(),
+        batch_date,
+        service: "checkout".into(),
+        started_at: t,
+        ended_at: t + chrono::Duration::minutes(5),
+        anomalies: 1,
+        entities: 1,
+        repeats: 0,
+        detectors: "zscore".into(),
+        severity: "high".into(),
+        max_score_ratio: 2.0,
+        title: "why".into(),
+    }
+}
+
+fn with_incident(id: &str, incident: &str, batch_date: NaiveDate) -> AnomalyRow {
+    AnomalyRow {
+        incident_id: Some(incident.into()),
+        batch_date,
+        ..row(id, 10.0)
+    }
+}
+
+/// Schema 4 had no foreign key: a link to a removed incident is cleared by the migration, the
+/// others kept, and from then on the database holds the promise itself. On SQLite, and on
+/// PostgreSQL in a database of its own when `TEST_DATABASE_URL` names a server (CI's).
+#[test]
+fn anomalies_reference_incidents_from_migration_5_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    migration_5_case(Database::connect("", &tmp.path().join("old.db"), 1).unwrap());
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("TEST_DATABASE_URL is not set: migration 5 checked on SQLite only (CI sets it)");
+        return;
+    };
+    let server = Database::connect(&url, Path::new("unused"), 1).unwrap();
+    let name = format!("loglake_migration5_{}", std::process::id());
+    server
+        .execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    server.execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let mut own = url::Url::parse(&url).unwrap();
+    own.set_path(&name);
+    migration_5_case(Database::connect(own.as_str(), Path::new("unused"), 1).unwrap());
+    server.execute(&format!("DROP DATABASE {name}")).unwrap();
+}
+
+fn migration_5_case(db: Database) {
+    db.migrate_up_to(4).unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    // As schema 4 let them be written: nothing checked a2's link.
+    let rows = [
+        with_incident("a1", "i1", day),
+        with_incident("a2", "gone", day),
+    ];
+    db.replace_detections("s", day, &rows, &[incident("i1", day)])
+        .unwrap();
+    db.migrate().unwrap();
+    let links = "SELECT anomaly_id, coalesce(incident_id, '-') FROM anomalies ORDER BY 1";
+    assert_eq!(
+        db.query_strings(links).unwrap(),
+        vec![
+            vec!["a1".to_string(), "i1".into()],
+            vec!["a2".into(), "-".into()]
+        ]
+    );
+    // The table keeps its views and its severity rule.
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM recent_anomalies")
+            .unwrap(),
+        2
+    );
+    let err = db
+        .execute("UPDATE anomalies SET severity = 'apocalyptic' WHERE anomaly_id = 'a1'")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("severity"), "{err:#}");
+    // An anomaly cannot name an incident that is not there...
+    let err = db
+        .replace_detections("s", day, &[with_incident("a3", "nowhere", day)], &[])
+        .unwrap_err();
+    let text = format!("{err:#}").to_lowercase();
+    assert!(text.contains("foreign key"), "{text}");
+    // ...and the failed write changed nothing (one transaction).
+    assert_eq!(db.query_strings(links).unwrap().len(), 2);
+    db.close();
+}
+
+/// 05-detect's write: a batch's incidents and anomalies replace the earlier run's together;
+/// an incident a re-run no longer forms takes its links from other batches' anomalies with it.
+#[test]
+fn detections_replace_anomalies_and_incidents_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Database::connect("", &tmp.path().join("d.db"), 1).unwrap();
+    db.migrate().unwrap();
+    let (d1, d2) = (
+        NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+    );
+    db.replace_detections(
+        "s",
+        d1,
+        &[with_incident("a1", "i1", d1)],
+        &[incident("i1", d1)],
+    )
+    .unwrap();
+    // The next day continues incident i1.
+    db.replace_detections(
+        "s",
+        d2,
+        &[with_incident("b1", "i1", d2)],
+        &[incident("i1", d1)],
+    )
+    .unwrap();
+    // A re-run of the first day forms another incident instead.
+    db.replace_detections(
+        "s",
+        d1,
+        &[with_incident("a1", "i2", d1)],
+        &[incident("i2", d1)],
+    )
+    .unwrap();
+    assert_eq!(
+        db.query_strings("SELECT anomaly_id, coalesce(incident_id, '-') FROM anomalies ORDER BY 1")
+            .unwrap(),
+        vec![
+            vec!["a1".to_string(), "i2".into()],
+            vec!["b1".into(), "-".into()]
+        ]
+    );
+    assert_eq!(
+        db.query_strings("SELECT incident_id FROM incidents")
+            .unwrap(),
+        vec![vec!["i2".to_string()]]
     );
 }

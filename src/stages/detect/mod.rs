@@ -86,8 +86,8 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             &frame,
         )?;
         timed("database", || {
-            ctx.db.replace_anomalies(&ctx.source, date, &anomalies)?;
-            ctx.db.replace_incidents(&ctx.source, date, &incidents)
+            ctx.db
+                .replace_detections(&ctx.source, date, &anomalies, &incidents)
         })?;
         outcome_incidents += incidents.len();
         outcome.rows_in += scored;
