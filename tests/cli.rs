@@ -130,3 +130,25 @@ fn config_show_says_where_each_value_came_from() {
     assert!(text.starts_with("# config file: none"), "{text}");
     assert!(!text.contains("s3cret-canary"), "{text}");
 }
+
+/// Every flag and positional argument of every command says what it is in `--help`.
+#[test]
+fn every_argument_has_help_text() {
+    use clap::CommandFactory as _;
+    fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_name() != "help" {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    check(&loglake::cli::Cli::command(), "loglake", &mut missing);
+    assert!(missing.is_empty(), "arguments without help: {missing:?}");
+}
