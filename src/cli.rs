@@ -275,6 +275,21 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Serve HTTP: score raw lines against the latest models, answer anomaly and incident
+    /// queries; read-only, takes no lock. Stops on SIGTERM or Ctrl-C.
+    #[command(after_help = "Endpoints:\n  \
+        POST /v1/sources/{source}/score   raw lines in the body, one per line\n  \
+        GET  /v1/anomalies?source=&since=&until=&detector=&min_severity=&limit=\n  \
+        GET  /v1/incidents?status=open&source=\n  \
+        GET  /healthz, /metrics\n\n\
+        Example:\n  \
+        loglake serve --listen 127.0.0.1:8080 &\n  \
+        curl --data-binary @app.log http://127.0.0.1:8080/v1/sources/app/score")]
+    Serve {
+        /// Address and port to listen on (overrides [serve] listen); port 0 picks a free one.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Show what the lake holds and how its last runs went; read-only, takes no lock.
     ///
     /// Per source: partitions per layer with row counts and bytes, quarantined lines, the last
@@ -455,6 +470,10 @@ pub fn run(cli: Cli) -> Result<Completion> {
         print!("{}", crate::vacuum::run(&settings, *keep_days, *yes)?);
         return Ok(Completion::Done);
     }
+    if let Command::Serve { listen } = &cli.command {
+        crate::serve::run(settings, listen.clone())?;
+        return Ok(Completion::Done);
+    }
     if let Command::Status { output } = &cli.command {
         // `--source` has a default; left at it, every source is shown.
         let only = (g.source != "default").then_some(g.source.as_str());
@@ -550,6 +569,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         | Command::Man
         | Command::Config { .. }
         | Command::Vacuum { .. }
+        | Command::Serve { .. }
         | Command::Status { .. } => unreachable!("handled above"),
     };
     let command = stage.map_or("run", Stage::name);

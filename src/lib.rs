@@ -26,6 +26,7 @@ pub mod lake;
 pub mod parse;
 pub mod records;
 pub mod secrets;
+pub mod serve;
 pub mod stages;
 pub mod status;
 pub mod vacuum;

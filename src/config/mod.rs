@@ -38,6 +38,29 @@ pub struct Settings {
     pub detectors: DetectorsConfig,
     pub detect: DetectSettings,
     pub run: RunSettings,
+    pub serve: ServeSettings,
+}
+
+/// `loglake serve`: where it listens and what it accepts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Address and port to listen on (`--listen` overrides it).
+    pub listen: String,
+    /// Largest request body accepted, in bytes; a bigger one is refused with 413.
+    pub max_body_bytes: usize,
+    /// Most rows `GET /v1/anomalies` returns (its `limit` may ask for fewer).
+    pub max_rows: i64,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 << 20,
+            max_rows: 10_000,
+        }
+    }
 }
 
 /// How stage commands behave as batch jobs: locking, exit codes, metrics.

@@ -22,6 +22,7 @@ use crate::detectors::SavedModel;
 use crate::records::EvaluationRow;
 use crate::secrets::redact_url;
 
+pub mod api;
 mod connect;
 mod detections;
 mod insert;

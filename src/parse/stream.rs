@@ -77,6 +77,11 @@ impl Miner {
             .collect()
     }
 
+    /// The distinct masked messages so far, indexed as the staged events' `template` is.
+    pub fn messages(&self) -> &[String] {
+        &self.order
+    }
+
     /// Mine the templates: Drain over the distinct messages, then the refine pass.
     pub fn finish(self, parser: &Parser) -> Mined {
         let mut drain = Drain::new(parser.drain.clone());

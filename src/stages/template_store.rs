@@ -18,6 +18,13 @@ use crate::parse::drain::WILDCARD;
 pub const STORE_TABLE: &str = "template_store";
 const STORE_FILE: &str = "store.parquet";
 
+/// Where the store of `source` is (the file may not exist yet).
+pub fn path(lake: &Lake, source: &str) -> std::path::PathBuf {
+    lake.table_dir(Layer::Silver, STORE_TABLE)
+        .join(format!("source={source}"))
+        .join(STORE_FILE)
+}
+
 /// Rebuild the store of `source` from all its silver template partitions; returns its rows.
 pub fn rebuild(lake: &Lake, source: &str) -> Result<usize> {
     let dates = lake.partition_dates(Layer::Silver, tables::TEMPLATES, source)?;

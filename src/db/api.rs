@@ -1,0 +1,188 @@
+//! What `loglake serve` answers from the database: anomalies by source, time, detector and
+//! severity, and incidents by status — as JSON objects, one per row.
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::{Database, format_ts};
+
+/// Severities from least to most severe: `min_severity` keeps a word and those after it.
+pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// `GET /v1/anomalies`' filters; `None` filters nothing.
+#[derive(Debug, Clone, Default)]
+pub struct AnomalyFilter {
+    pub source: Option<String>,
+    /// Windows starting at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Windows starting before this instant.
+    pub until: Option<DateTime<Utc>>,
+    pub detector: Option<String>,
+    /// One of [`SEVERITIES`].
+    pub min_severity: Option<String>,
+    pub limit: i64,
+}
+
+/// Columns of an anomaly as the service returns it (`details` is parsed back into JSON).
+const ANOMALY_COLUMNS: [&str; 15] = [
+    "anomaly_id",
+    "source",
+    "service",
+    "batch_date",
+    "granularity",
+    "entity_key",
+    "window_start",
+    "window_end",
+    "detector",
+    "score",
+    "threshold",
+    "severity",
+    "reason",
+    "incident_id",
+    "details",
+];
+
+const INCIDENT_COLUMNS: [&str; 13] = [
+    "incident_id",
+    "source",
+    "service",
+    "batch_date",
+    "started_at",
+    "ended_at",
+    "anomalies",
+    "entities",
+    "repeats",
+    "detectors",
+    "severity",
+    "title",
+    "status",
+];
+
+impl Database {
+    /// Anomalies matching `filter`, newest window first, at most `filter.limit`.
+    pub fn anomalies_matching(&self, filter: &AnomalyFilter) -> Result<Vec<Value>> {
+        let d = self.dialect;
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        let mut bind = |value: String| {
+            binds.push(value);
+            binds.len()
+        };
+        if let Some(s) = &filter.source {
+            conditions.push(format!("source = ${}", bind(s.clone())));
+        }
+        if let Some(t) = filter.since {
+            conditions.push(format!("window_start >= {}", d.ts(bind(format_ts(d, t)))));
+        }
+        if let Some(t) = filter.until {
+            conditions.push(format!("window_start < {}", d.ts(bind(format_ts(d, t)))));
+        }
+        if let Some(det) = &filter.detector {
+            conditions.push(format!("detector = ${}", bind(det.clone())));
+        }
+        if let Some(min) = &filter.min_severity {
+            let from = SEVERITIES.iter().position(|s| s == min).unwrap_or(0);
+            let words = serde_json::to_string(&SEVERITIES[from..]).expect("strings serialise");
+            conditions.push(format!("severity IN ({})", d.json_strings(bind(words))));
+        }
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let columns = ANOMALY_COLUMNS
+            .iter()
+            .map(|c| text_of(d, c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM anomalies {filter_sql} \
+             ORDER BY window_start DESC, score DESC, anomaly_id LIMIT {}",
+            filter.limit.max(0)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows: Vec<AnyRow> = self
+            .runtime
+            .block_on(query.fetch_all(&self.pool))
+            .with_context(|| format!("reading anomalies from {}", self.display_url))?;
+        rows.iter().map(|r| to_json(r, &ANOMALY_COLUMNS)).collect()
+    }
+
+    /// Incidents, optionally of one status and source, most recent first.
+    pub fn incidents_matching(
+        &self,
+        source: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Value>> {
+        let d = self.dialect;
+        let columns = INCIDENT_COLUMNS
+            .iter()
+            .map(|c| text_of(d, c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM incidents \
+             WHERE ($1 = '' OR source = $1) AND ($2 = '' OR status = $2) \
+             ORDER BY started_at DESC, incident_id LIMIT {}",
+            limit.max(0)
+        );
+        let rows: Vec<AnyRow> = self
+            .runtime
+            .block_on(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(source.unwrap_or_default().to_string())
+                    .bind(status.unwrap_or_default().to_string())
+                    .fetch_all(&self.pool),
+            )
+            .with_context(|| format!("reading incidents from {}", self.display_url))?;
+        rows.iter().map(|r| to_json(r, &INCIDENT_COLUMNS)).collect()
+    }
+
+    /// Whether the database answers a trivial query.
+    pub fn ping(&self) -> Result<()> {
+        self.runtime
+            .block_on(sqlx::query("SELECT 1").fetch_one(&self.pool))
+            .with_context(|| format!("querying {}", self.display_url))?;
+        Ok(())
+    }
+}
+
+/// A column as text in either dialect, except the numbers JSON should keep as numbers.
+fn text_of(d: super::Dialect, column: &str) -> String {
+    match column {
+        "score" | "threshold" | "anomalies" | "entities" | "repeats" => column.to_string(),
+        other => d.text(other),
+    }
+}
+
+/// A row as a JSON object named by `columns`: numbers as numbers, `details` as JSON, NULL as
+/// null.
+fn to_json(row: &AnyRow, columns: &[&str]) -> Result<Value> {
+    let mut object = Map::new();
+    for (i, name) in columns.iter().enumerate() {
+        let value = if let Ok(v) = row.try_get::<Option<f64>, _>(i)
+            && matches!(*name, "score" | "threshold")
+        {
+            v.map(Value::from).unwrap_or(Value::Null)
+        } else if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+            v.map(Value::from).unwrap_or(Value::Null)
+        } else {
+            match row.try_get::<Option<String>, _>(i)? {
+                None => Value::Null,
+                Some(text) if *name == "details" => {
+                    serde_json::from_str(&text).unwrap_or(Value::String(text))
+                }
+                Some(text) => Value::String(text),
+            }
+        };
+        object.insert(name.to_string(), value);
+    }
+    Ok(Value::Object(object))
+}
