@@ -1,0 +1,182 @@
+//! `loglake serve` as a client sees it: a real server process on a loopback port, asked over
+//! HTTP what an operator or a log shipper would ask.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `loglake serve` on lake `lake`, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(lake: &Path, env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loglake"))
+            .args(["--lake", lake.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .envs(common::generator_source("shop"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        Server { child, port }
+    }
+
+    /// `method path` with `body`: the status and the body (JSON when it is JSON).
+    fn ask(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: loglake\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(body).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let json = serde_json::from_str(body).unwrap_or(Value::Null);
+        (status, json, body.to_string())
+    }
+
+    /// SIGTERM, then the exit status once it has stopped.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_scores_lines_answers_queries_and_reloads_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-19", 2, 20_000, 5);
+    let lake = tmp.path().join("lake");
+    common::run_each_day(&lake, &raw, &["2026-11-19"], "05-detect");
+
+    let mut server = Server::start(&lake, &[("LOGLAKE__SERVE__MAX_BODY_BYTES", "200000")]);
+    let (status, health, _) = server.ask("GET", "/healthz", b"");
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["database"], "ok");
+
+    // Lines like the ones trained on, one the models never saw, and one that is not UTF-8.
+    let day2 = std::fs::read_to_string(raw.join("logs/shop-2026-11-20.log")).unwrap();
+    let mut body: Vec<u8> = Vec::new();
+    for line in day2.lines().take(200) {
+        body.extend_from_slice(line.as_bytes());
+        body.push(b'\n');
+    }
+    body.extend_from_slice(
+        b"2026-11-20T10:00:00.000Z ERROR payments: flux capacitor desynchronised from ledger\n",
+    );
+    body.extend_from_slice(b"\xff\xfe\n");
+    let (status, answer, text) = server.ask("POST", "/v1/sources/shop/score", &body);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(answer["lines"], 202);
+    assert_eq!(answer["quarantined"], 1);
+    assert_eq!(answer["unparsed"][0]["line_no"], 202);
+    assert!(answer["unparsed"][0]["reason"].as_str().unwrap().contains("UTF-8"));
+    let anomalies = answer["anomalies"].as_array().unwrap();
+    let new_line = anomalies
+        .iter()
+        .find(|a| a["line_no"] == 201 && a["detector"] == "rare_template")
+        .unwrap_or_else(|| panic!("the unseen line is not flagged: {answer}"));
+    assert!(
+        new_line["reason"].as_str().unwrap().contains("never seen in training"),
+        "{new_line}"
+    );
+    assert!(new_line["score"].as_f64().unwrap() > new_line["threshold"].as_f64().unwrap());
+    // Ordinary lines are ordinary: the day's own rare events may be flagged, not the bulk.
+    let ordinary_flagged = anomalies
+        .iter()
+        .filter(|a| a["line_no"].as_u64().unwrap() <= 200 && a["detector"] == "rare_template")
+        .count();
+    assert!(ordinary_flagged <= 10, "{ordinary_flagged} of 200: {answer}");
+    let version = answer["model_version"].as_str().unwrap().to_string();
+    assert!(version.contains("rare_template="), "{version}");
+
+    // What is refused is refused with a reason.
+    let (status, err, _) = server.ask("POST", "/v1/sources/nosuch/score", b"x\n");
+    assert_eq!(status, 404);
+    assert!(err["error"].as_str().unwrap().contains("04-train"), "{err}");
+    let (status, err, _) = server.ask("POST", "/v1/sources/shop/score", &vec![b'a'; 300_000]);
+    assert_eq!(status, 413, "{err}");
+    assert!(err["error"].is_string());
+    let (status, err, _) = server.ask("GET", "/v1/anomalies?min_severity=dire", b"");
+    assert_eq!(status, 400, "{err}");
+    let (status, _, _) = server.ask("GET", "/v1/incidents?status=maybe", b"");
+    assert_eq!(status, 400);
+
+    // The database's anomalies, filtered and newest first; open incidents.
+    let (status, found, text) = server.ask(
+        "GET",
+        "/v1/anomalies?source=shop&min_severity=high&since=2026-11-19&limit=5",
+        b"",
+    );
+    assert_eq!(status, 200, "{text}");
+    let rows = found["anomalies"].as_array().unwrap();
+    assert!(!rows.is_empty() && rows.len() <= 5, "{found}");
+    for r in rows {
+        assert!(["high", "critical"].contains(&r["severity"].as_str().unwrap()), "{r}");
+        assert!(r["details"].is_object(), "{r}");
+    }
+    let starts: Vec<&str> = rows.iter().map(|r| r["window_start"].as_str().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
+    let (status, open, _) = server.ask("GET", "/v1/incidents?status=open&source=shop", b"");
+    assert_eq!(status, 200);
+    assert!(!open["incidents"].as_array().unwrap().is_empty(), "{open}");
+
+    // The next day's training writes newer models; the running service picks them up.
+    common::run_each_day(&lake, &raw, &["2026-11-20"], "04-train");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, answer, text) = server.ask("POST", "/v1/sources/shop/score", &body);
+    assert_eq!(status, 200, "{text}");
+    assert_ne!(answer["model_version"].as_str().unwrap(), version);
+
+    let (_, _, metrics) = server.ask("GET", "/metrics", b"");
+    assert!(
+        metrics.contains("loglake_serve_lines_scored_total{source=\"shop\"} 404"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("loglake_serve_requests_total{route=\"score\",status=\"413\"} 1"));
+    assert!(metrics.contains("loglake_serve_request_seconds_bucket{route=\"score\""));
+
+    let stopped = server.stop();
+    assert!(stopped.success(), "{stopped:?}");
+}
