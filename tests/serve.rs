@@ -20,7 +20,13 @@ struct Server {
 impl Server {
     fn start(lake: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_loglake"))
-            .args(["--lake", lake.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--lake",
+                lake.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .envs(common::generator_source("shop"))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -111,14 +117,22 @@ fn serve_scores_lines_answers_queries_and_reloads_models() {
     assert_eq!(answer["lines"], 202);
     assert_eq!(answer["quarantined"], 1);
     assert_eq!(answer["unparsed"][0]["line_no"], 202);
-    assert!(answer["unparsed"][0]["reason"].as_str().unwrap().contains("UTF-8"));
+    assert!(
+        answer["unparsed"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
     let anomalies = answer["anomalies"].as_array().unwrap();
     let new_line = anomalies
         .iter()
         .find(|a| a["line_no"] == 201 && a["detector"] == "rare_template")
         .unwrap_or_else(|| panic!("the unseen line is not flagged: {answer}"));
     assert!(
-        new_line["reason"].as_str().unwrap().contains("never seen in training"),
+        new_line["reason"]
+            .as_str()
+            .unwrap()
+            .contains("never seen in training"),
         "{new_line}"
     );
     assert!(new_line["score"].as_f64().unwrap() > new_line["threshold"].as_f64().unwrap());
@@ -127,7 +141,10 @@ fn serve_scores_lines_answers_queries_and_reloads_models() {
         .iter()
         .filter(|a| a["line_no"].as_u64().unwrap() <= 200 && a["detector"] == "rare_template")
         .count();
-    assert!(ordinary_flagged <= 10, "{ordinary_flagged} of 200: {answer}");
+    assert!(
+        ordinary_flagged <= 10,
+        "{ordinary_flagged} of 200: {answer}"
+    );
     let version = answer["model_version"].as_str().unwrap().to_string();
     assert!(version.contains("rare_template="), "{version}");
 
@@ -153,10 +170,16 @@ fn serve_scores_lines_answers_queries_and_reloads_models() {
     let rows = found["anomalies"].as_array().unwrap();
     assert!(!rows.is_empty() && rows.len() <= 5, "{found}");
     for r in rows {
-        assert!(["high", "critical"].contains(&r["severity"].as_str().unwrap()), "{r}");
+        assert!(
+            ["high", "critical"].contains(&r["severity"].as_str().unwrap()),
+            "{r}"
+        );
         assert!(r["details"].is_object(), "{r}");
     }
-    let starts: Vec<&str> = rows.iter().map(|r| r["window_start"].as_str().unwrap()).collect();
+    let starts: Vec<&str> = rows
+        .iter()
+        .map(|r| r["window_start"].as_str().unwrap())
+        .collect();
     assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
     let (status, open, _) = server.ask("GET", "/v1/incidents?status=open&source=shop", b"");
     assert_eq!(status, 200);
@@ -179,4 +202,71 @@ fn serve_scores_lines_answers_queries_and_reloads_models() {
 
     let stopped = server.stop();
     assert!(stopped.success(), "{stopped:?}");
+}
+
+/// The same queries answered from PostgreSQL (CI's server, `TEST_DATABASE_URL`).
+#[test]
+fn serve_reads_postgres() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("TEST_DATABASE_URL is not set: skipping serve on PostgreSQL (CI sets it)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-19", 1, 20_000, 6);
+    let lake = tmp.path().join("lake");
+    let logs = raw.join("logs/shop-2026-11-19.log");
+    // A source of its own on the shared server.
+    let source = format!("serve{}", std::process::id());
+    let out = Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake.to_str().unwrap(), "--source", &source])
+        .args([
+            "--date",
+            "2026-11-19",
+            "run",
+            "--input",
+            logs.to_str().unwrap(),
+        ])
+        .envs(common::generator_source(&source))
+        .env("LOGLAKE__DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut server = Server::start(&lake, &[("LOGLAKE__DATABASE__URL", url.as_str())]);
+    let (status, health, _) = server.ask("GET", "/healthz", b"");
+    assert_eq!(
+        (status, &health["database"]),
+        (200, &Value::from("ok")),
+        "{health}"
+    );
+    let (status, found, text) = server.ask(
+        "GET",
+        &format!("/v1/anomalies?source={source}&until=2026-11-20T00:00:00Z&limit=3"),
+        b"",
+    );
+    assert_eq!(status, 200, "{text}");
+    let rows = found["anomalies"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{found}");
+    for r in rows {
+        assert_eq!(r["source"], Value::from(source.as_str()));
+        assert!(r["score"].is_f64() && r["details"].is_object(), "{r}");
+    }
+    let (status, open, text) = server.ask(
+        "GET",
+        &format!("/v1/incidents?status=open&source={source}"),
+        b"",
+    );
+    assert_eq!(status, 200, "{text}");
+    let incidents = open["incidents"].as_array().unwrap();
+    assert!(!incidents.is_empty(), "{open}");
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i["anomalies"].is_i64() && i["status"] == "open")
+    );
+    assert!(server.stop().success());
 }

@@ -93,11 +93,7 @@ impl Database {
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
-        let columns = ANOMALY_COLUMNS
-            .iter()
-            .map(|c| text_of(d, c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = select_list(d, &ANOMALY_COLUMNS);
         let sql = format!(
             "SELECT {columns} FROM anomalies {filter_sql} \
              ORDER BY window_start DESC, score DESC, anomaly_id LIMIT {}",
@@ -122,11 +118,7 @@ impl Database {
         limit: i64,
     ) -> Result<Vec<Value>> {
         let d = self.dialect;
-        let columns = INCIDENT_COLUMNS
-            .iter()
-            .map(|c| text_of(d, c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = select_list(d, &INCIDENT_COLUMNS);
         let sql = format!(
             "SELECT {columns} FROM incidents \
              WHERE ($1 = '' OR source = $1) AND ($2 = '' OR status = $2) \
@@ -154,12 +146,17 @@ impl Database {
     }
 }
 
-/// A column as text in either dialect, except the numbers JSON should keep as numbers.
-fn text_of(d: super::Dialect, column: &str) -> String {
-    match column {
-        "score" | "threshold" | "anomalies" | "entities" | "repeats" => column.to_string(),
-        other => d.text(other),
-    }
+/// The columns as `SELECT` lists them: as text in either dialect, except the numbers JSON
+/// should keep as numbers.
+fn select_list(d: super::Dialect, columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| match *c {
+            "score" | "threshold" | "anomalies" | "entities" | "repeats" => c.to_string(),
+            other => d.text(other),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A row as a JSON object named by `columns`: numbers as numbers, `details` as JSON, NULL as
