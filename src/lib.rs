@@ -14,6 +14,7 @@
 //! - [`generate`] writes synthetic logs with ground-truth labels; [`evaluate`] scores
 //!   detections against such labels.
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod db;

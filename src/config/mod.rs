@@ -39,6 +39,7 @@ pub struct Settings {
     pub detect: DetectSettings,
     pub run: RunSettings,
     pub serve: ServeSettings,
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 /// `loglake serve`: where it listens and what it accepts.
@@ -294,6 +295,13 @@ impl Settings {
         settings.detectors.check().context(
             "invalid configuration (see config/loglake.toml for every key and its default)",
         )?;
+        settings
+            .alerts
+            .check()
+            .map_err(anyhow::Error::msg)
+            .context(
+                "invalid configuration (see config/loglake.toml for every key and its default)",
+            )?;
         Ok(settings)
     }
 

@@ -22,6 +22,7 @@ use crate::detectors::SavedModel;
 use crate::records::EvaluationRow;
 use crate::secrets::redact_url;
 
+pub mod alerts;
 pub mod api;
 mod connect;
 mod detections;
@@ -119,6 +120,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "anomalies.incident_id references incidents",
         include_str!("../../migrations/postgres/0005_incident_foreign_key.sql"),
     ),
+    (
+        6,
+        "alerts sent per incident and receiver",
+        include_str!("../../migrations/postgres/0006_alerts.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -145,6 +151,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "anomalies.incident_id references incidents",
         include_str!("../../migrations/sqlite/0005_incident_foreign_key.sql"),
+    ),
+    (
+        6,
+        "alerts sent per incident and receiver",
+        include_str!("../../migrations/sqlite/0006_alerts.sql"),
     ),
 ];
 

@@ -52,6 +52,10 @@ const METRICS: &[(&str, &str)] = &[
         "loglake_anomalies",
         "Anomalies the last 05-detect run wrote for its batch.",
     ),
+    (
+        "loglake_alerts_undelivered",
+        "Alert notices the last 05-detect run could not deliver (retried after the next run).",
+    ),
 ];
 
 /// Update the textfile with this stage's run (no-op when no textfile is configured).
@@ -96,6 +100,13 @@ pub fn record(
         series.insert(
             format!("loglake_anomalies{{source=\"{}\"}}", escape(&ctx.source)),
             o.rows_out.to_string(),
+        );
+        series.insert(
+            format!(
+                "loglake_alerts_undelivered{{source=\"{}\"}}",
+                escape(&ctx.source)
+            ),
+            o.alerts_undelivered.to_string(),
         );
     }
     write_atomically(path, &render(&series))

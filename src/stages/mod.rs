@@ -90,6 +90,8 @@ pub struct RunOutcome {
     pub rows_out: u64,
     pub rows_quarantined: u64,
     pub message: String,
+    /// Alert notices 05-detect could not deliver (tried again after its next run).
+    pub alerts_undelivered: u64,
     /// The stage found nothing to do for its batch dates (no input that day, no upstream
     /// partition, a model still fresh): recorded as `skipped`, and the process exits with
     /// `[run] skip_exit_code`.

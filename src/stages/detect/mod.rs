@@ -104,14 +104,23 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
+    // Alerts are about the database's incidents, so they go after every date is written.
+    let alerts =
+        crate::alerts::deliver(&ctx.settings.alerts, &ctx.db, ctx.lake.root(), &ctx.source)?;
+    outcome.alerts_undelivered = alerts.failed as u64;
     outcome.message = format!(
-        "{} rows scored, {} anomalies in {outcome_incidents} incidents ({})",
+        "{} rows scored, {} anomalies in {outcome_incidents} incidents ({}){}",
         outcome.rows_in,
         outcome.rows_out,
         if breakdown.is_empty() {
             "none".to_string()
         } else {
             breakdown.join(", ")
+        },
+        if ctx.settings.alerts.receivers.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", alerts.summary())
         }
     );
     Ok(outcome)
