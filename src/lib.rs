@@ -24,6 +24,7 @@ pub mod features;
 pub mod generate;
 pub mod incidents;
 pub mod lake;
+pub mod operator;
 pub mod parse;
 pub mod records;
 pub mod secrets;

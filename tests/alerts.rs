@@ -3,58 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use loglake::db::Database;
 use serde_json::Value;
-
-/// Every request a [`Recorder`] got: path and JSON body.
-type Received = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// An HTTP server on a loopback port that answers 200 to everything and keeps what it got.
-fn recorder() -> (u16, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got: Received = Arc::default();
-    let keep = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() || line.is_empty() {
-                continue;
-            }
-            let path = line.split(' ').nth(1).unwrap_or_default().to_string();
-            let mut length = 0;
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                let header = header.trim_end();
-                if header.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = header.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            keep.lock()
-                .unwrap()
-                .push((path, serde_json::from_slice(&body).unwrap_or(Value::Null)));
-            let mut stream = stream;
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (port, got)
-}
 
 fn detect(lake: &Path, config: &Path, metrics: &Path, input: Option<&Path>) -> String {
     let mut args = vec!["--config", config.to_str().unwrap(), "run", "--from"];
@@ -96,7 +49,7 @@ fn incidents_are_announced_once_retried_when_undelivered_and_resolved_when_close
     let raw = common::generated(tmp.path(), "2026-11-19", 1, 20_000, 9);
     let lake = tmp.path().join("lake");
     let metrics = tmp.path().join("loglake.prom");
-    let (port, got) = recorder();
+    let (port, got) = common::recorder();
     let down = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

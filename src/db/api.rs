@@ -23,6 +23,7 @@ pub struct AnomalyFilter {
     pub detector: Option<String>,
     /// One of [`SEVERITIES`].
     pub min_severity: Option<String>,
+    pub incident_id: Option<String>,
     pub limit: i64,
 }
 
@@ -80,6 +81,9 @@ impl Database {
         if let Some(t) = filter.until {
             conditions.push(format!("window_start < {}", d.ts(bind(format_ts(d, t)))));
         }
+        if let Some(id) = &filter.incident_id {
+            conditions.push(format!("incident_id = ${}", bind(id.clone())));
+        }
         if let Some(det) = &filter.detector {
             conditions.push(format!("detector = ${}", bind(det.clone())));
         }
@@ -110,11 +114,12 @@ impl Database {
         rows.iter().map(|r| to_json(r, &ANOMALY_COLUMNS)).collect()
     }
 
-    /// Incidents, optionally of one status and source, most recent first.
+    /// Incidents, optionally of one source, status or id, most recent first.
     pub fn incidents_matching(
         &self,
         source: Option<&str>,
         status: Option<&str>,
+        incident_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Value>> {
         let d = self.dialect;
@@ -122,6 +127,7 @@ impl Database {
         let sql = format!(
             "SELECT {columns} FROM incidents \
              WHERE ($1 = '' OR source = $1) AND ($2 = '' OR status = $2) \
+             AND ($3 = '' OR incident_id = $3) \
              ORDER BY started_at DESC, incident_id LIMIT {}",
             limit.max(0)
         );
@@ -131,6 +137,7 @@ impl Database {
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(source.unwrap_or_default().to_string())
                     .bind(status.unwrap_or_default().to_string())
+                    .bind(incident_id.unwrap_or_default().to_string())
                     .fetch_all(&self.pool),
             )
             .with_context(|| format!("reading incidents from {}", self.display_url))?;

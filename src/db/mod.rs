@@ -26,6 +26,7 @@ pub mod alerts;
 pub mod api;
 mod connect;
 mod detections;
+pub mod feedback;
 mod insert;
 mod retention;
 mod runs;
@@ -125,6 +126,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerts sent per incident and receiver",
         include_str!("../../migrations/postgres/0006_alerts.sql"),
     ),
+    (
+        7,
+        "operator feedback",
+        include_str!("../../migrations/postgres/0007_feedback.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -156,6 +162,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "alerts sent per incident and receiver",
         include_str!("../../migrations/sqlite/0006_alerts.sql"),
+    ),
+    (
+        7,
+        "operator feedback",
+        include_str!("../../migrations/sqlite/0007_feedback.sql"),
     ),
 ];
 

@@ -258,6 +258,7 @@ fn filter(state: &Service, p: AnomalyParams) -> Result<AnomalyFilter, String> {
         until: p.until.as_deref().map(instant).transpose()?,
         detector: p.detector,
         min_severity: p.min_severity,
+        incident_id: None,
         limit,
     })
 }
@@ -297,7 +298,7 @@ async fn incidents(
                 let rows = state
                     .db
                     .call(move |db| {
-                        db.incidents_matching(p.source.as_deref(), p.status.as_deref(), max)
+                        db.incidents_matching(p.source.as_deref(), p.status.as_deref(), None, max)
                     })
                     .await;
                 match rows {

@@ -13,6 +13,9 @@ use crate::lake::lock::OnLocked;
 use crate::parse::accuracy;
 use crate::stages::{self, Context, Stage, StageOptions};
 
+mod operator;
+pub use operator::{AnomalyAction, IncidentAction, IncidentStatus, WhoArgs};
+
 /// loglake: raw logs → bronze/silver/gold Parquet lake → explained anomalies in SQL.
 ///
 /// Stages run one by one (`loglake 02-silver --date 2026-11-20`) or together (`loglake run`).
@@ -290,6 +293,16 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Incidents: list, show, acknowledge, close (closing sends the resolved alert).
+    Incidents {
+        #[command(subcommand)]
+        action: IncidentAction,
+    },
+    /// Anomalies: an operator's verdict on one (`mark ID --normal` for a false alarm).
+    Anomalies {
+        #[command(subcommand)]
+        action: AnomalyAction,
+    },
     /// Show what the lake holds and how its last runs went; read-only, takes no lock.
     ///
     /// Per source: partitions per layer with row counts and bytes, quarantined lines, the last
@@ -470,14 +483,22 @@ pub fn run(cli: Cli) -> Result<Completion> {
         print!("{}", crate::vacuum::run(&settings, *keep_days, *yes)?);
         return Ok(Completion::Done);
     }
+    let only_source = (g.source != "default").then_some(g.source.as_str());
+    if let Command::Incidents { action } = &cli.command {
+        print!("{}", operator::incidents(&settings, only_source, action)?);
+        return Ok(Completion::Done);
+    }
+    if let Command::Anomalies { action } = &cli.command {
+        print!("{}", operator::anomalies(&settings, action)?);
+        return Ok(Completion::Done);
+    }
     if let Command::Serve { listen } = &cli.command {
         crate::serve::run(settings, listen.clone())?;
         return Ok(Completion::Done);
     }
     if let Command::Status { output } = &cli.command {
         // `--source` has a default; left at it, every source is shown.
-        let only = (g.source != "default").then_some(g.source.as_str());
-        let status = crate::status::collect(&settings, only)?;
+        let status = crate::status::collect(&settings, only_source)?;
         match output {
             Output::Text => print!("{}", crate::status::render(&status)),
             Output::Json => println!("{}", serde_json::to_string_pretty(&status)?),
@@ -570,6 +591,8 @@ pub fn run(cli: Cli) -> Result<Completion> {
         | Command::Config { .. }
         | Command::Vacuum { .. }
         | Command::Serve { .. }
+        | Command::Incidents { .. }
+        | Command::Anomalies { .. }
         | Command::Status { .. } => unreachable!("handled above"),
     };
     let command = stage.map_or("run", Stage::name);

@@ -1,0 +1,145 @@
+//! The operator commands' arguments (`loglake incidents …`, `loglake anomalies mark …`) and
+//! their dispatch to [`crate::operator`].
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use super::Output;
+use crate::config::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentAction {
+    /// Incidents, newest first (of `--source` when given).
+    List {
+        /// Only incidents in this state.
+        #[arg(long, value_enum)]
+        status: Option<IncidentStatus>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// text for people, json for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// One incident and its anomalies.
+    Show {
+        /// The incident's id (first column of `incidents list`).
+        id: String,
+        /// text for people, json for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Mark it acknowledged: someone is on it.
+    Ack {
+        /// The incident's id.
+        id: String,
+        #[command(flatten)]
+        who: WhoArgs,
+    },
+    /// Close it; the alert receivers get a resolved notice.
+    Close {
+        /// The incident's id.
+        id: String,
+        #[command(flatten)]
+        who: WhoArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnomalyAction {
+    /// Record a verdict on an anomaly: --normal (a false alarm) or --anomaly (confirmed).
+    Mark {
+        /// The anomaly's id (`anomalies.anomaly_id`).
+        id: String,
+        /// It is normal: a false alarm.
+        #[arg(long, conflicts_with = "anomaly", required_unless_present = "anomaly")]
+        normal: bool,
+        /// It is a real anomaly.
+        #[arg(long)]
+        anomaly: bool,
+        #[command(flatten)]
+        who: WhoArgs,
+    },
+}
+
+/// Who gives a verdict, and why: kept in the `feedback` table.
+#[derive(Debug, Clone, Args)]
+pub struct WhoArgs {
+    /// Who [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Why, in a few words.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+impl WhoArgs {
+    fn verdict(&self) -> crate::db::feedback::Verdict {
+        crate::db::feedback::Verdict {
+            by: self
+                .by
+                .clone()
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "operator".into()),
+            note: self.note.clone(),
+        }
+    }
+}
+
+/// The states of an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IncidentStatus {
+    Open,
+    Acknowledged,
+    Closed,
+}
+
+impl IncidentStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Acknowledged => "acknowledged",
+            IncidentStatus::Closed => "closed",
+        }
+    }
+}
+
+/// Run an `incidents` command; what it prints.
+pub(super) fn incidents(
+    settings: &Settings,
+    only_source: Option<&str>,
+    action: &IncidentAction,
+) -> Result<String> {
+    use crate::operator;
+    match action {
+        IncidentAction::List {
+            status,
+            limit,
+            output,
+        } => operator::list(
+            settings,
+            only_source,
+            status.map(IncidentStatus::as_str),
+            *limit,
+            *output == Output::Json,
+        ),
+        IncidentAction::Show { id, output } => {
+            operator::show(settings, id, *output == Output::Json)
+        }
+        IncidentAction::Ack { id, who } => {
+            operator::set_status(settings, id, "acknowledged", &who.verdict())
+        }
+        IncidentAction::Close { id, who } => {
+            operator::set_status(settings, id, "closed", &who.verdict())
+        }
+    }
+}
+
+/// Run an `anomalies` command; what it prints.
+pub(super) fn anomalies(settings: &Settings, action: &AnomalyAction) -> Result<String> {
+    let AnomalyAction::Mark {
+        id, normal, who, ..
+    } = action;
+    let verdict = if *normal { "normal" } else { "anomaly" };
+    crate::operator::mark(settings, id, verdict, &who.verdict())
+}

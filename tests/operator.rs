@@ -1,0 +1,135 @@
+//! What operators do between batches: incidents listed, shown, acknowledged and closed (the
+//! close announced to the alert receivers at once), anomalies given verdicts — each recorded
+//! in `feedback` with who and why.
+
+mod common;
+
+use std::process::Command;
+
+use loglake::db::Database;
+
+#[test]
+fn operators_triage_incidents_and_give_verdicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-19", 1, 20_000, 9);
+    let lake = tmp.path().join("lake");
+    let (port, got) = common::recorder();
+    let config = tmp.path().join("loglake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nmin_severity = \"low\"\nretry_pause_ms = 10\n\
+             [[alerts.receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n"
+        ),
+    )
+    .unwrap();
+    let loglake = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_loglake"))
+            .args([
+                "--lake",
+                lake.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ])
+            .args(["--source", "shop", "--date", "2026-11-19"])
+            .args(args)
+            .envs(common::generator_source("shop"))
+            .env("USER", "ana")
+            .output()
+            .unwrap()
+    };
+    let logs = raw.join("logs");
+    common::succeeded(loglake(&[
+        "run",
+        "--to",
+        "05-detect",
+        "--input",
+        logs.to_str().unwrap(),
+    ]));
+    let announced = got.lock().unwrap().len();
+    assert!(announced > 0);
+
+    let listed: serde_json::Value = serde_json::from_str(&common::stdout_ok(loglake(&[
+        "incidents",
+        "list",
+        "--status",
+        "open",
+        "--output",
+        "json",
+    ])))
+    .unwrap();
+    let incidents = listed.as_array().unwrap();
+    assert_eq!(
+        incidents.len(),
+        announced,
+        "every open incident was announced"
+    );
+    let id = incidents[0]["incident_id"].as_str().unwrap().to_string();
+    let text = common::stdout_ok(loglake(&["incidents", "list"]));
+    assert!(text.contains(&id) && text.contains("open"), "{text}");
+
+    let shown: serde_json::Value = serde_json::from_str(&common::stdout_ok(loglake(&[
+        "incidents",
+        "show",
+        &id,
+        "--output",
+        "json",
+    ])))
+    .unwrap();
+    let anomalies = shown["anomalies"].as_array().unwrap();
+    assert_eq!(
+        anomalies.len() as i64,
+        shown["incident"]["anomalies"].as_i64().unwrap()
+    );
+    let anomaly = anomalies[0]["anomaly_id"].as_str().unwrap().to_string();
+
+    let out = common::stdout_ok(loglake(&["incidents", "ack", &id, "--note", "looking"]));
+    assert!(out.contains("acknowledged by ana"), "{out}");
+    let out = common::stdout_ok(loglake(&["incidents", "close", &id, "--by", "bo"]));
+    assert!(
+        out.contains("closed by bo") && out.contains("alerts: 1 sent"),
+        "{out}"
+    );
+    let (_, resolved) = got.lock().unwrap().last().unwrap().clone();
+    assert_eq!(resolved["notice"], "resolved");
+    assert_eq!(
+        resolved["incident"]["incident_id"],
+        serde_json::Value::from(id.as_str())
+    );
+
+    let out = common::stdout_ok(loglake(&[
+        "anomalies",
+        "mark",
+        &anomaly,
+        "--normal",
+        "--note",
+        "deploy",
+    ]));
+    assert!(out.contains("marked normal by ana"), "{out}");
+    // A verdict needs one of the two flags, and an id that exists.
+    let out = loglake(&["anomalies", "mark", &anomaly]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = loglake(&["incidents", "close", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no incident \"nosuch\""));
+
+    let db = Database::connect("", &lake.join("loglake.db"), 1).unwrap();
+    let rows = db
+        .query_strings(
+            "SELECT subject, verdict, by_whom, coalesce(note, '-'), coalesce(detector, '-') \
+             FROM feedback ORDER BY id",
+        )
+        .unwrap();
+    let detector = anomalies[0]["detector"].as_str().unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["incident", "acknowledged", "ana", "looking", "-"],
+            vec!["incident", "closed", "bo", "-", "-"],
+            vec!["anomaly", "normal", "ana", "deploy", detector],
+        ]
+        .into_iter()
+        .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+    );
+}
