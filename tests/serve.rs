@@ -181,6 +181,17 @@ fn serve_scores_lines_answers_queries_and_reloads_models() {
         .map(|r| r["window_start"].as_str().unwrap())
         .collect();
     assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
+    // An operator's verdict through the service, as `loglake anomalies mark` records it.
+    let id = rows[0]["anomaly_id"].as_str().unwrap();
+    let verdict = br#"{"verdict": "normal", "by": "ana", "note": "known batch job"}"#;
+    let (status, marked, text) =
+        server.ask("POST", &format!("/v1/anomalies/{id}/feedback"), verdict);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(marked["detector"], rows[0]["detector"]);
+    let (status, _, _) = server.ask("POST", "/v1/anomalies/nosuch/feedback", verdict);
+    assert_eq!(status, 404);
+    let (status, _, _) = server.ask("POST", &format!("/v1/anomalies/{id}/feedback"), b"{}");
+    assert_eq!(status, 400);
     let (status, open, _) = server.ask("GET", "/v1/incidents?status=open&source=shop", b"");
     assert_eq!(status, 200);
     assert!(!open["incidents"].as_array().unwrap().is_empty(), "{open}");

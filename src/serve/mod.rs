@@ -3,7 +3,8 @@
 //!
 //! - `POST /v1/sources/{source}/score` parses and scores raw lines against the source's latest
 //!   event-level models ([`scorer`]);
-//! - `GET /v1/anomalies` and `GET /v1/incidents` read the database;
+//! - `GET /v1/anomalies` and `GET /v1/incidents` read the database, and
+//!   `POST /v1/anomalies/{id}/feedback` records an operator's verdict;
 //! - `GET /healthz` checks the lake and the database, `GET /metrics` exposes counters.
 //!
 //! The service only reads: it takes no lake lock, so batches keep running beside it, and it
@@ -88,6 +89,7 @@ fn router(state: Arc<Service>, max_body: usize) -> Router {
         .route("/v1/sources/{source}/score", post(score))
         .route("/v1/anomalies", get(anomalies))
         .route("/v1/incidents", get(incidents))
+        .route("/v1/anomalies/{id}/feedback", post(feedback))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
@@ -309,6 +311,65 @@ async fn incidents(
         },
     };
     finish(&state, "incidents", started, response)
+}
+
+#[derive(Debug, Deserialize)]
+struct FeedbackBody {
+    /// `normal` (a false alarm) or `anomaly` (confirmed).
+    verdict: String,
+    by: String,
+    note: Option<String>,
+}
+
+/// `POST /v1/anomalies/{id}/feedback`: the same verdict as `loglake anomalies mark`.
+async fn feedback(
+    State(state): State<Arc<Service>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    // Any content type (curl -d sends a form type): the body is read as JSON.
+    let body = body.map_err(|e| (e.status(), e.body_text())).and_then(|b| {
+        serde_json::from_slice::<FeedbackBody>(&b).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"verdict\": \"normal\"|\"anomaly\", \"by\": \"…\", \"note\": \"…\"}}: {e}"),
+            )
+        })
+    });
+    let response = match body {
+        Err((status, message)) => error(status, message),
+        Ok(b) if !["normal", "anomaly"].contains(&b.verdict.as_str()) => error(
+            StatusCode::BAD_REQUEST,
+            format!("verdict must be normal or anomaly, not {:?}", b.verdict),
+        ),
+        Ok(b) => {
+            let verdict = crate::db::feedback::Verdict {
+                by: b.by,
+                note: b.note,
+            };
+            let word = b.verdict.clone();
+            let marked = state
+                .db
+                .call(move |db| db.mark_anomaly(&id, &word, &verdict))
+                .await;
+            match marked {
+                Ok(m) => Json(json!({
+                    "verdict": b.verdict,
+                    "source": m.source,
+                    "detector": m.detector,
+                    "granularity": m.granularity,
+                    "entity_key": m.entity_key,
+                }))
+                .into_response(),
+                Err(e) if format!("{e:#}").contains("no anomaly") => {
+                    error(StatusCode::NOT_FOUND, format!("{e:#}"))
+                }
+                Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+            }
+        }
+    };
+    finish(&state, "feedback", started, response)
 }
 
 async fn healthz(State(state): State<Arc<Service>>) -> Response {
