@@ -382,8 +382,16 @@ fn matches_entity(
 }
 
 /// The detections in an anomalies table (detections/anomalies has the database's columns).
+/// Anomalies an operator's verdict suppressed (`details.suppressed_by`) are not detections.
 pub fn detections_from(anomalies: &polars::prelude::DataFrame) -> anyhow::Result<Vec<Detection>> {
     use crate::features::{millis, strings};
+    let suppressed: Vec<bool> = match anomalies.column("details") {
+        Ok(_) => strings(anomalies, "details")?
+            .iter()
+            .map(|d| d.contains("\"suppressed_by\""))
+            .collect(),
+        Err(_) => vec![false; anomalies.height()],
+    };
     let granularity = strings(anomalies, "granularity")?;
     let entity = strings(anomalies, "entity_key")?;
     let detector = strings(anomalies, "detector")?;
@@ -391,6 +399,7 @@ pub fn detections_from(anomalies: &polars::prelude::DataFrame) -> anyhow::Result
     let end = millis(anomalies, "window_end")?;
     let ts = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
     Ok((0..anomalies.height())
+        .filter(|&i| !suppressed[i])
         .map(|i| Detection {
             granularity: granularity[i].clone(),
             entity_key: entity[i].clone(),

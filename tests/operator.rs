@@ -132,4 +132,37 @@ fn operators_triage_incidents_and_give_verdicts() {
         .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
         .collect::<Vec<_>>()
     );
+
+    // Until training learns it, 05-detect keeps findings like the one marked normal but
+    // suppresses them: out of incidents and alerts, with the verdict named.
+    let before = db
+        .query_i64("SELECT COUNT(*) FROM anomalies WHERE incident_id IS NOT NULL")
+        .unwrap();
+    let out = common::stdout_ok(loglake(&["05-detect"]));
+    assert!(
+        out.contains("suppressed by operators' normal verdicts"),
+        "{out}"
+    );
+    let row = db
+        .query_strings(&format!(
+            "SELECT coalesce(incident_id, '-'), details FROM anomalies WHERE anomaly_id = '{anomaly}'"
+        ))
+        .unwrap();
+    assert_eq!(row[0][0], "-");
+    let details: serde_json::Value = serde_json::from_str(&row[0][1]).unwrap();
+    assert_eq!(details["suppressed_by"]["by"], "ana", "{details}");
+    assert_eq!(details["suppressed_by"]["note"], "deploy");
+    let after = db
+        .query_i64("SELECT COUNT(*) FROM anomalies WHERE incident_id IS NOT NULL")
+        .unwrap();
+    assert!(
+        after < before,
+        "{after} of {before} anomalies still in incidents"
+    );
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM anomalies WHERE incident_id IS NULL AND details NOT LIKE '%suppressed_by%'")
+            .unwrap(),
+        0,
+        "only suppressed anomalies are outside incidents"
+    );
 }

@@ -12,6 +12,9 @@ CREATE TABLE IF NOT EXISTS feedback (
     granularity TEXT,
     entity_key  TEXT,
     evidence    TEXT,
+    -- The finding's kind (granularity|lead detector|leading evidence): a "normal" verdict
+    -- suppresses later findings of the same detector and kind.
+    kind        TEXT,
     by_whom     TEXT NOT NULL,
     at          TIMESTAMPTZ NOT NULL,
     note        TEXT

@@ -24,7 +24,47 @@ pub struct MarkedAnomaly {
     pub reason: String,
 }
 
+/// A "normal" verdict as 05-detect applies it: findings of this detector and kind are
+/// suppressed.
+#[derive(Debug, Clone)]
+pub struct NormalVerdict {
+    pub feedback_id: i64,
+    pub anomaly_id: String,
+    pub detector: String,
+    pub kind: String,
+    pub by: String,
+    pub note: Option<String>,
+}
+
 impl Database {
+    /// The source's "normal" verdicts on anomalies, oldest first.
+    pub fn normal_verdicts(&self, source: &str) -> Result<Vec<NormalVerdict>> {
+        let rows: Vec<AnyRow> = self
+            .runtime
+            .block_on(
+                sqlx::query(
+                    "SELECT CAST(id AS BIGINT), subject_id, detector, kind, by_whom, note FROM feedback \
+                     WHERE source = $1 AND subject = 'anomaly' AND verdict = 'normal' \
+                     AND detector IS NOT NULL AND kind IS NOT NULL ORDER BY id",
+                )
+                .bind(source.to_string())
+                .fetch_all(&self.pool),
+            )
+            .with_context(|| format!("reading feedback from {}", self.display_url))?;
+        rows.iter()
+            .map(|r| {
+                Ok(NormalVerdict {
+                    feedback_id: r.try_get(0)?,
+                    anomaly_id: r.try_get(1)?,
+                    detector: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    by: r.try_get(4)?,
+                    note: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
     /// Set an incident's status (`acknowledged` or `closed`) and record who did it; returns
     /// the incident's source. An unknown id is an error naming it.
     pub fn set_incident_status(
@@ -112,10 +152,13 @@ impl Database {
         let evidence = serde_json::from_str::<serde_json::Value>(&details)
             .ok()
             .and_then(|v| v["top_features"].get(0).map(|t| t.to_string()));
+        let (_, kind) =
+            crate::records::service_and_kind(&marked.granularity, &marked.detector, &details);
         let sql = format!(
             "INSERT INTO feedback (subject, subject_id, source, verdict, detector, granularity, entity_key, \
-             evidence, by_whom, at, note) VALUES ('anomaly', $1, $2, $3, $4, $5, $6, $7, $8, {}, $10)",
-            d.ts(9)
+             evidence, kind, by_whom, at, note) \
+             VALUES ('anomaly', $1, $2, $3, $4, $5, $6, $7, $8, $9, {}, $11)",
+            d.ts(10)
         );
         self.runtime
             .block_on(
@@ -127,6 +170,7 @@ impl Database {
                     .bind(marked.granularity.clone())
                     .bind(marked.entity_key.clone())
                     .bind(evidence)
+                    .bind(kind)
                     .bind(verdict.by.clone())
                     .bind(format_ts(d, chrono::Utc::now()))
                     .bind(verdict.note.clone())

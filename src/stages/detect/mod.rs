@@ -31,6 +31,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut per_detector: BTreeMap<String, usize> = BTreeMap::new();
     let mut outcome_incidents = 0;
     let mut dates_done = 0;
+    let mut suppressed_total = 0;
+    // Operators' "normal" verdicts, applied to every date's findings.
+    let verdicts = ctx.db.normal_verdicts(&ctx.source)?;
     for &date in &ctx.dates {
         if ctx
             .lake
@@ -70,8 +73,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         // continue an earlier batch's incident, and later batches may already continue ours.
         let others = rows::other_batches_anomalies(ctx, date)?;
         let tails = crate::incidents::tails(others.iter().filter(|r| r.batch_date < date));
+        let suppressed = rows::suppress(&mut anomalies, &verdicts);
+        suppressed_total += suppressed.len();
         crate::incidents::assign_ids(&mut anomalies, gap, &tails);
         let incidents = crate::incidents::summarize(&anomalies, &others);
+        anomalies.extend(suppressed);
+        anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
         for a in &anomalies {
             *per_detector
                 .entry(format!("{}/{}", a.granularity, a.detector))
@@ -109,13 +116,18 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         crate::alerts::deliver(&ctx.settings.alerts, &ctx.db, ctx.lake.root(), &ctx.source)?;
     outcome.alerts_undelivered = alerts.failed as u64;
     outcome.message = format!(
-        "{} rows scored, {} anomalies in {outcome_incidents} incidents ({}){}",
+        "{} rows scored, {} anomalies in {outcome_incidents} incidents ({}){}{}",
         outcome.rows_in,
         outcome.rows_out,
         if breakdown.is_empty() {
             "none".to_string()
         } else {
             breakdown.join(", ")
+        },
+        if suppressed_total > 0 {
+            format!("; {suppressed_total} suppressed by operators' normal verdicts")
+        } else {
+            String::new()
         },
         if ctx.settings.alerts.receivers.is_empty() {
             String::new()

@@ -8,6 +8,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::samples::Samples;
+use crate::db::feedback::NormalVerdict;
 use crate::detectors::{EntityScore, Finding, severity};
 use crate::features;
 use crate::lake::{Layer, tables};
@@ -268,4 +269,39 @@ pub fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
                 .collect::<Vec<Option<String>>>(),
         ),
     ])?)
+}
+
+/// Take out of `anomalies` the findings an operator has said are normal: the same detector
+/// and the same kind (granularity, leading detector, leading evidence) as an anomaly marked
+/// `normal`. They are kept, not deleted — with `details.suppressed_by` naming the verdict —
+/// but belong to no incident, raise no alert and count as no detection in the evaluation.
+pub fn suppress(anomalies: &mut Vec<AnomalyRow>, verdicts: &[NormalVerdict]) -> Vec<AnomalyRow> {
+    if verdicts.is_empty() {
+        return Vec::new();
+    }
+    let by_finding: std::collections::HashMap<(&str, &str), &NormalVerdict> = verdicts
+        .iter()
+        .map(|v| ((v.detector.as_str(), v.kind.as_str()), v))
+        .collect();
+    let (suppressed, kept): (Vec<AnomalyRow>, Vec<AnomalyRow>) = std::mem::take(anomalies)
+        .into_iter()
+        .partition(|a| by_finding.contains_key(&(a.detector.as_str(), a.kind.as_str())));
+    *anomalies = kept;
+    suppressed
+        .into_iter()
+        .map(|mut a| {
+            let v = by_finding[&(a.detector.as_str(), a.kind.as_str())];
+            let mut details: serde_json::Value =
+                serde_json::from_str(&a.details).unwrap_or_else(|_| serde_json::json!({}));
+            details["suppressed_by"] = serde_json::json!({
+                "feedback_id": v.feedback_id,
+                "anomaly_id": v.anomaly_id,
+                "by": v.by,
+                "note": v.note,
+            });
+            a.details = details.to_string();
+            a.incident_id = None;
+            a
+        })
+        .collect()
 }
