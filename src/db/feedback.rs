@@ -32,6 +32,8 @@ pub struct NormalVerdict {
     pub anomaly_id: String,
     pub detector: String,
     pub kind: String,
+    /// The marked finding's evidence (`details.top_features`, JSON), if it had any.
+    pub evidence: Option<String>,
     pub by: String,
     pub note: Option<String>,
 }
@@ -43,7 +45,7 @@ impl Database {
             .runtime
             .block_on(
                 sqlx::query(
-                    "SELECT CAST(id AS BIGINT), subject_id, detector, kind, by_whom, note FROM feedback \
+                    "SELECT CAST(id AS BIGINT), subject_id, detector, kind, evidence, by_whom, note FROM feedback \
                      WHERE source = $1 AND subject = 'anomaly' AND verdict = 'normal' \
                      AND detector IS NOT NULL AND kind IS NOT NULL ORDER BY id",
                 )
@@ -58,8 +60,9 @@ impl Database {
                     anomaly_id: r.try_get(1)?,
                     detector: r.try_get(2)?,
                     kind: r.try_get(3)?,
-                    by: r.try_get(4)?,
-                    note: r.try_get(5)?,
+                    evidence: r.try_get(4)?,
+                    by: r.try_get(5)?,
+                    note: r.try_get(6)?,
                 })
             })
             .collect()
@@ -148,10 +151,11 @@ impl Database {
             reason: row.try_get(4)?,
         };
         let details: String = row.try_get(5)?;
-        // The leading evidence (feature and the template, relation or value it names).
+        // The evidence (feature and the template, relation or value it names), most telling
+        // first: 05-detect suppresses findings with the same.
         let evidence = serde_json::from_str::<serde_json::Value>(&details)
             .ok()
-            .and_then(|v| v["top_features"].get(0).map(|t| t.to_string()));
+            .map(|v| v["top_features"].to_string());
         let (_, kind) =
             crate::records::service_and_kind(&marked.granularity, &marked.detector, &details);
         let sql = format!(
