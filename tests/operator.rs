@@ -165,4 +165,17 @@ fn operators_triage_incidents_and_give_verdicts() {
         0,
         "only suppressed anomalies are outside incidents"
     );
+
+    // An "anomaly" verdict confirms one: 06-report counts the judged anomalies.
+    let other = anomalies[1]["anomaly_id"].as_str().unwrap();
+    common::stdout_ok(loglake(&["anomalies", "mark", other, "--anomaly"]));
+    let report: serde_json::Value = serde_json::from_str(&common::stdout_ok(loglake(&[
+        "06-report",
+        "--output",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(report["operator_verdicts"]["confirmed"], 1, "{report}");
+    assert_eq!(report["operator_verdicts"]["normal"], 1);
+    assert_eq!(report["operator_verdicts"]["precision_on_judged"], 0.5);
 }

@@ -39,6 +39,45 @@ pub struct NormalVerdict {
 }
 
 impl Database {
+    /// How many of the source's anomalies in the batch dates `from..=to` operators judged
+    /// `anomaly` (confirmed) and `normal` — each anomaly's latest verdict.
+    pub fn verdict_counts(
+        &self,
+        source: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<(i64, i64)> {
+        let d = self.dialect;
+        let sql = format!(
+            "SELECT f.verdict, CAST(COUNT(*) AS BIGINT) FROM feedback f \
+             JOIN (SELECT subject_id, MAX(id) AS id FROM feedback WHERE subject = 'anomaly' \
+                   GROUP BY subject_id) latest ON latest.id = f.id \
+             JOIN anomalies a ON a.anomaly_id = f.subject_id \
+             WHERE a.source = $1 AND a.batch_date BETWEEN {} AND {} GROUP BY f.verdict",
+            d.date(2),
+            d.date(3)
+        );
+        let rows: Vec<AnyRow> = self
+            .runtime
+            .block_on(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(source.to_string())
+                    .bind(from.to_string())
+                    .bind(to.to_string())
+                    .fetch_all(&self.pool),
+            )
+            .with_context(|| format!("reading feedback from {}", self.display_url))?;
+        let (mut confirmed, mut normal) = (0, 0);
+        for r in &rows {
+            match r.try_get::<String, _>(0)?.as_str() {
+                "anomaly" => confirmed = r.try_get(1)?,
+                "normal" => normal = r.try_get(1)?,
+                _ => {}
+            }
+        }
+        Ok((confirmed, normal))
+    }
+
     /// The source's "normal" verdicts on anomalies, oldest first.
     pub fn normal_verdicts(&self, source: &str) -> Result<Vec<NormalVerdict>> {
         let rows: Vec<AnyRow> = self

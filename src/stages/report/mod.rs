@@ -151,6 +151,22 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .collect();
     doc.insert("top_anomalies".into(), top.into());
 
+    // Operators' verdicts (`loglake anomalies mark`): ground truth for the anomalies judged.
+    if let (Some(&first), Some(&last)) = (dates.first(), dates.last()) {
+        let (confirmed, normal) = ctx.db.verdict_counts(src, first, last)?;
+        if confirmed + normal > 0 {
+            let precision = confirmed as f64 / (confirmed + normal) as f64;
+            writeln!(
+                out,
+                "\noperator verdicts: {confirmed} confirmed, {normal} normal (precision on the judged anomalies {precision:.4})"
+            )?;
+            doc.insert(
+                "operator_verdicts".into(),
+                json!({"confirmed": confirmed, "normal": normal, "precision_on_judged": precision}),
+            );
+        }
+    }
+
     let mut message = format!("{bronze_rows} bronze rows, {} anomalies", detections.len());
     if let Some(path) = &ctx.options.labels {
         let labels = LabelSet::read(path)?;
