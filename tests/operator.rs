@@ -178,4 +178,30 @@ fn operators_triage_incidents_and_give_verdicts() {
     assert_eq!(report["operator_verdicts"]["confirmed"], 1, "{report}");
     assert_eq!(report["operator_verdicts"]["normal"], 1);
     assert_eq!(report["operator_verdicts"]["precision_on_judged"], 0.5);
+
+    // The next 04-train learns a rare template marked normal: routine, no longer flagged at
+    // all (not merely suppressed).
+    let rare = db
+        .query_strings(
+            "SELECT anomaly_id, details FROM anomalies WHERE detector = 'rare_template' ORDER BY anomaly_id LIMIT 1",
+        )
+        .unwrap();
+    let (rare_id, details) = (&rare[0][0], &rare[0][1]);
+    let template = serde_json::from_str::<serde_json::Value>(details).unwrap()["top_features"][0]
+        ["template_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::stdout_ok(loglake(&["anomalies", "mark", rare_id, "--normal"]));
+    common::stdout_ok(loglake(&["04-train"]));
+    common::stdout_ok(loglake(&["05-detect"]));
+    let still = db
+        .query_i64(&format!(
+            "SELECT COUNT(*) FROM anomalies WHERE detector = 'rare_template' AND details LIKE '%{template}%'"
+        ))
+        .unwrap();
+    assert_eq!(
+        still, 0,
+        "template {template} is still flagged after training on the verdict"
+    );
 }

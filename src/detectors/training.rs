@@ -39,6 +39,9 @@ pub struct TrainingData<'a> {
     pub templates: BTreeMap<String, String>,
     /// Rows of events read at once (`[parse] window_lines`).
     pub window_lines: usize,
+    /// Templates operators marked normal where a rare-template finding flagged them
+    /// (`loglake anomalies mark … --normal`): routine from now on.
+    pub normal_templates: std::collections::BTreeSet<String>,
     /// Reports what is being trained (the terminal's spinner).
     pub step: Box<dyn Fn(String) + Sync + 'a>,
 }

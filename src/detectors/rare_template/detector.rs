@@ -43,11 +43,17 @@ impl Detector for RareTemplateDetector {
         data: &TrainingData<'_>,
     ) -> Result<Trained> {
         (data.step)(format!("training {granularity}/{}", Self::NAME));
-        let counts: TemplateCounts = data
+        let mut counts: TemplateCounts = data
             .template_stats
             .iter()
             .map(|(id, (_, n))| (id.clone(), *n))
             .collect();
+        // An operator's "normal" verdict on a rare template makes it routine: counted as if
+        // seen just more often than the rarity limit allows.
+        for id in &data.normal_templates {
+            let n = counts.entry(id.clone()).or_default();
+            *n = (*n).max(s.max_count + 1);
+        }
         let total: u64 = counts.values().sum();
         let model = match s.fit(&counts) {
             Ok(m) => m,
