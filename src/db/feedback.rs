@@ -32,6 +32,8 @@ pub struct NormalVerdict {
     pub anomaly_id: String,
     pub detector: String,
     pub kind: String,
+    /// The entity judged: a session key, a service, an event's `file:line`.
+    pub entity_key: String,
     /// The marked finding's evidence (`details.top_features`, JSON), if it had any.
     pub evidence: Option<String>,
     pub by: String,
@@ -84,7 +86,8 @@ impl Database {
             .runtime
             .block_on(
                 sqlx::query(
-                    "SELECT CAST(id AS BIGINT), subject_id, detector, kind, evidence, by_whom, note FROM feedback \
+                    "SELECT CAST(id AS BIGINT), subject_id, detector, kind, evidence, by_whom, note, \
+                     coalesce(entity_key, '') FROM feedback \
                      WHERE source = $1 AND subject = 'anomaly' AND verdict = 'normal' \
                      AND detector IS NOT NULL AND kind IS NOT NULL ORDER BY id",
                 )
@@ -102,6 +105,7 @@ impl Database {
                     evidence: r.try_get(4)?,
                     by: r.try_get(5)?,
                     note: r.try_get(6)?,
+                    entity_key: r.try_get(7)?,
                 })
             })
             .collect()

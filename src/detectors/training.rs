@@ -39,14 +39,44 @@ pub struct TrainingData<'a> {
     pub templates: BTreeMap<String, String>,
     /// Rows of events read at once (`[parse] window_lines`).
     pub window_lines: usize,
-    /// Templates operators marked normal where a rare-template finding flagged them
-    /// (`loglake anomalies mark … --normal`): routine from now on.
-    pub normal_templates: std::collections::BTreeSet<String>,
+    /// Operators' "normal" verdicts on the source's anomalies (`loglake anomalies mark …
+    /// --normal`): each detector learns the ones about its own evidence.
+    pub normal_verdicts: Vec<crate::db::feedback::NormalVerdict>,
     /// Reports what is being trained (the terminal's spinner).
     pub step: Box<dyn Fn(String) + Sync + 'a>,
 }
 
 impl TrainingData<'_> {
+    /// The templates of the rare-template findings operators marked normal: those whose kind
+    /// is `event|rare_template|template_id|<id>` (the detector's own, or an ensemble it led).
+    pub fn normal_templates(&self) -> std::collections::BTreeSet<String> {
+        self.normal_verdicts
+            .iter()
+            .filter_map(|v| v.kind.strip_prefix("event|rare_template|template_id|"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The sessions operators marked normal (their keys).
+    pub fn normal_sessions(&self) -> std::collections::BTreeSet<&str> {
+        self.normal_verdicts
+            .iter()
+            .filter(|v| v.kind.starts_with("session|"))
+            .map(|v| v.entity_key.as_str())
+            .collect()
+    }
+
+    /// The evidence objects of `feature` in the findings operators marked normal.
+    pub fn normal_evidence(&self, feature: &str) -> Vec<serde_json::Value> {
+        self.normal_verdicts
+            .iter()
+            .filter_map(|v| v.evidence.as_deref())
+            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            .flat_map(|e| e.as_array().cloned().unwrap_or_default())
+            .filter(|e| e["feature"] == feature)
+            .collect()
+    }
+
     /// The training range's events — silver's rows, whose template, level and values gold
     /// does not copy — as frames of `columns`, at most `window_lines` rows each, in order: a
     /// month of events is never in memory at once.

@@ -169,19 +169,7 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         template_stats: stats,
         templates,
         window_lines,
-        normal_templates: normal_templates(&ctx.db.normal_verdicts(&ctx.source)?),
+        normal_verdicts: ctx.db.normal_verdicts(&ctx.source)?,
         step: Box::new(|what: String| ctx.progress.step(what)),
     })
-}
-
-/// The templates of the rare-template findings operators marked normal: those whose kind is
-/// `event|rare_template|template_id|<id>` (the detector's own, or an ensemble it led).
-fn normal_templates(
-    verdicts: &[crate::db::feedback::NormalVerdict],
-) -> std::collections::BTreeSet<String> {
-    verdicts
-        .iter()
-        .filter_map(|v| v.kind.strip_prefix("event|rare_template|template_id|"))
-        .map(str::to_string)
-        .collect()
 }

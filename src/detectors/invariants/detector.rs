@@ -57,7 +57,7 @@ impl Detector for InvariantsDetector {
         (data.step)(format!("training {granularity}/{}", Self::NAME));
         let sequences = features::strings(&sessions.sessions, "template_sequence")?;
         let services = features::strings(&sessions.sessions, "service")?;
-        let model = match s.fit_by_service(
+        let mut model = match s.fit_by_service(
             services
                 .iter()
                 .zip(&sequences)
@@ -69,6 +69,44 @@ impl Detector for InvariantsDetector {
             }
             Err(e) => return Err(e.into()),
         };
+        // A way of breaking an invariant that operators marked normal is accepted: the next
+        // session that breaks it with the same counts is not flagged. Every invariant a
+        // session marked normal breaks (when it is among the training sessions), and every
+        // one named in a marked finding's evidence.
+        let normal = data.normal_sessions();
+        if !normal.is_empty() {
+            let keys = features::strings(&sessions.sessions, "session_key")?;
+            let mut accepted = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                if !normal.contains(key.as_str()) {
+                    continue;
+                }
+                let counts = features::template_counts(&sequences[i]);
+                for v in model.for_service(&services[i]).check(&counts) {
+                    if let Violation::Broken {
+                        invariant,
+                        count_a,
+                        count_b,
+                    } = v
+                    {
+                        accepted.push((invariant.a, invariant.b, count_a, count_b));
+                    }
+                }
+            }
+            for (a, b, ca, cb) in accepted {
+                model.accept(&a, &b, ca, cb);
+            }
+        }
+        for e in data.normal_evidence("invariant") {
+            if let (Some(a), Some(b), Some(ca), Some(cb)) = (
+                e["a"].as_str(),
+                e["b"].as_str(),
+                e["count_a"].as_u64(),
+                e["count_b"].as_u64(),
+            ) {
+                model.accept(a, b, ca, cb);
+            }
+        }
         tracing::info!(
             invariants = model.all.invariants.len(),
             services = model.by_service.len(),

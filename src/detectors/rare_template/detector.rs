@@ -50,7 +50,7 @@ impl Detector for RareTemplateDetector {
             .collect();
         // An operator's "normal" verdict on a rare template makes it routine: counted as if
         // seen just more often than the rarity limit allows.
-        for id in &data.normal_templates {
+        for id in &data.normal_templates() {
             let n = counts.entry(id.clone()).or_default();
             *n = (*n).max(s.max_count + 1);
         }
