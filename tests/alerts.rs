@@ -35,12 +35,7 @@ fn detect(lake: &Path, config: &Path, metrics: &Path, input: Option<&Path>) -> S
         .env("LOGLAKE__RUN__METRICS_TEXTFILE", metrics)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::stdout_ok(out)
 }
 
 #[test]

@@ -241,11 +241,7 @@ fn serve_reads_postgres() {
         .env("LOGLAKE__DATABASE__URL", &url)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(out);
 
     let mut server = Server::start(&lake, &[("LOGLAKE__DATABASE__URL", url.as_str())]);
     let (status, health, _) = server.ask("GET", "/healthz", b"");
