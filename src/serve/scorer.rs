@@ -102,8 +102,10 @@ impl Stamp {
 pub struct SourceModels {
     pub source: String,
     parse: ParseSettings,
-    /// Built once, unless the format is `auto` (then detected on each request's lines).
-    parser: Option<Parser>,
+    /// Built for the day it was built on (times without a year take the year nearest that
+    /// day) and again on a new day; `None` when the format is `auto`, which is detected on
+    /// each request's lines.
+    parser: Option<std::sync::RwLock<(NaiveDate, std::sync::Arc<Parser>)>>,
     templates: TemplateIndex,
     models: Vec<SavedModel>,
     pub model_version: String,
@@ -133,10 +135,10 @@ impl SourceModels {
         let parser = if parse.format.trim().eq_ignore_ascii_case("auto") {
             None
         } else {
-            Some(
-                Parser::new(&parse, today())
-                    .with_context(|| format!("format {:?}", parse.format))?,
-            )
+            let day = today();
+            let parser =
+                Parser::new(&parse, day).with_context(|| format!("format {:?}", parse.format))?;
+            Some(std::sync::RwLock::new((day, std::sync::Arc::new(parser))))
         };
         let model_version = models
             .iter()
@@ -154,6 +156,23 @@ impl SourceModels {
         }))
     }
 
+    /// The cached parser, rebuilt first when the day has changed since it was built.
+    fn parser_of_today(
+        &self,
+        cached: &std::sync::RwLock<(NaiveDate, std::sync::Arc<Parser>)>,
+    ) -> Result<std::sync::Arc<Parser>> {
+        let day = today();
+        {
+            let (built, parser) = &*cached.read().expect("parser lock");
+            if *built == day {
+                return Ok(parser.clone());
+            }
+        }
+        let parser = std::sync::Arc::new(Parser::new(&self.parse, day)?);
+        *cached.write().expect("parser lock") = (day, parser.clone());
+        Ok(parser)
+    }
+
     /// Parse and score the lines of `body` (one per line; a final newline is optional).
     pub fn score(&self, body: &[u8]) -> Result<ScoreAnswer> {
         let raw: Vec<&[u8]> = split_lines(body);
@@ -164,9 +183,8 @@ impl SourceModels {
                     .map_err(|e| format!("not valid UTF-8 (byte {})", e.valid_up_to()))
             })
             .collect();
-        let detected;
         let parser = match &self.parser {
-            Some(p) => p,
+            Some(cached) => self.parser_of_today(cached)?,
             None => {
                 let sample: Vec<&str> = lines
                     .iter()
@@ -174,12 +192,11 @@ impl SourceModels {
                     .take(DETECTION_SAMPLE)
                     .copied()
                     .collect();
-                detected = Parser::for_sample(&self.parse, today(), &sample)?.0;
-                &detected
+                std::sync::Arc::new(Parser::for_sample(&self.parse, today(), &sample)?.0)
             }
         };
         let mut miner = Miner::default();
-        let window = miner.stage_window(parser, &lines, None);
+        let window = miner.stage_window(&parser, &lines, None);
         let mut batch = window.batch;
         for c in &window.orphans {
             batch.parsed[c.line] = Parsed::Quarantined(NO_EVENT_BEFORE.into());
