@@ -152,6 +152,10 @@ pub struct ValueRange {
     pub high: f64,
     /// Numeric training values at this position.
     pub values: u64,
+    /// The lowest and highest values operators marked normal: the range's edges move out to
+    /// them, its tail widths stay as trained (so a value far beyond them is still far out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<(f64, f64)>,
 }
 
 impl ValueRange {
@@ -166,13 +170,18 @@ impl ValueRange {
     /// 45 s request where 100 ms is usual is far out on both. A tail is never narrower than
     /// a factor of `min_factor` around the median.
     fn score(&self, x: f64, min_factor: f64) -> f64 {
+        let (lo_edge, hi_edge) = match self.accepted {
+            Some((a, b)) => (self.low.min(a), self.high.max(b)),
+            None => (self.low, self.high),
+        };
         // Inside the range on one scale is inside on both: most values stop here.
-        if (self.low..=self.high).contains(&x) {
+        if (lo_edge..=hi_edge).contains(&x) {
             return 0.0;
         }
-        let tails = |t: f64, m: f64, lo: f64, hi: f64, min_above: f64, min_below: f64| {
-            let above = (t - hi) / (hi - m).max(min_above);
-            let below = (lo - t) / (m - lo).max(min_below);
+        // Beyond an edge, in widths of the trained tail on that side.
+        let tails = |t: f64, m: f64, lo: f64, hi: f64, edges: (f64, f64), min: (f64, f64)| {
+            let above = (t - edges.1) / (hi - m).max(min.0);
+            let below = (edges.0 - t) / (m - lo).max(min.1);
             above.max(below).max(0.0)
         };
         let width = min_factor.ln();
@@ -181,8 +190,8 @@ impl ValueRange {
             scale(self.median),
             scale(self.low),
             scale(self.high),
-            width,
-            width,
+            (scale(lo_edge), scale(hi_edge)),
+            (width, width),
         );
         let m = self.median.abs().max(1.0);
         let linear = tails(
@@ -190,8 +199,8 @@ impl ValueRange {
             self.median,
             self.low,
             self.high,
-            (min_factor - 1.0) * m,
-            (1.0 - 1.0 / min_factor) * m,
+            (lo_edge, hi_edge),
+            ((min_factor - 1.0) * m, (1.0 - 1.0 / min_factor) * m),
         );
         log.min(linear)
     }
@@ -258,6 +267,18 @@ impl ParamRanges {
     pub fn score(&self, range: &ValueRange, x: f64) -> f64 {
         range.score(x, self.params.min_factor)
     }
+
+    /// Accept `x` at `position` of `template` as usual (an operator's "normal" verdict): every
+    /// range judging it, all services' and each service's own, moves its edge out to it.
+    pub fn accept(&mut self, template: &str, position: usize, x: f64) {
+        let tables = self.by_service.values_mut().chain(std::iter::once(&mut self.all));
+        for table in tables {
+            if let Some(Some(range)) = table.get_mut(template).and_then(|p| p.get_mut(position)) {
+                let (a, b) = range.accepted.unwrap_or((x, x));
+                range.accepted = Some((a.min(x), b.max(x)));
+            }
+        }
+    }
 }
 
 impl ParamRangeValidParams {
@@ -295,6 +316,7 @@ impl ParamRangeValidParams {
                         low: quantile_sorted(&s.values, 1.0 - self.quantile),
                         high: quantile_sorted(&s.values, self.quantile),
                         values: s.numeric,
+                        accepted: None,
                     })
                 })
                 .collect();
@@ -419,6 +441,17 @@ mod tests {
     fn score(model: &ParamRanges, service: &str, position: usize, raw: &str) -> f64 {
         let (range, _) = range(model, service, position).unwrap();
         model.score(range, numeric_value(raw).unwrap())
+    }
+
+    #[test]
+    fn a_value_marked_normal_widens_its_range() {
+        let mut model = fitted();
+        let t = model.threshold();
+        assert!(score(&model, "api", 0, "45000") >= t);
+        model.accept("t", 0, 45_000.0);
+        assert!(score(&model, "api", 0, "45000") < t);
+        assert!(score(&model, "api", 0, "30000") < t, "smaller values on that side too");
+        assert!(score(&model, "api", 0, "4500000") >= t, "not everything beyond it");
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl Detector for ParamRangeDetector {
             }
             Ok(())
         })?;
-        let model = match params.fit(sampler) {
+        let mut model = match params.fit(sampler) {
             Ok(m) => m,
             Err(ParamRangeError::TooFewValues { .. }) => {
                 return Ok(Trained::TooLittleData(
@@ -126,6 +126,16 @@ impl Detector for ParamRangeDetector {
             }
             Err(e) => return Err(e.into()),
         };
+        // A value operators marked normal is usual from now on: its ranges take it in.
+        for e in data.normal_evidence("value") {
+            if let (Some(template), Some(position), Some(x)) = (
+                e["template_id"].as_str(),
+                e["position"].as_u64(),
+                e["observed"].as_f64(),
+            ) {
+                model.accept(template, position as usize, x);
+            }
+        }
         let m = data.event_model(Self::NAME, &["params"], lines, model.threshold(), &model)?;
         Ok(Trained::Model(Box::new(m)))
     }
