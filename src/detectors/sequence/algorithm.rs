@@ -73,6 +73,20 @@ impl RareTransition {
     pub fn threshold(&self) -> f64 {
         self.score(self.limit())
     }
+
+    /// Accept `from → to` as common (an operator's "normal" verdict).
+    pub fn accept(&mut self, from: &str, to: &str) {
+        let common = self.limit() + 1;
+        let n = self.sessions_with.entry(key(from, to)).or_default();
+        *n = (*n).max(common);
+    }
+
+    /// Accept every rare transition of `sequence`: the session is no longer flagged.
+    pub fn accept_session(&mut self, sequence: &[&str]) {
+        while let Some((from, to, _)) = self.rarest(sequence) {
+            self.accept(&from, &to);
+        }
+    }
 }
 
 impl SequenceValidParams {
@@ -165,5 +179,17 @@ mod tests {
                 .fit(vec![vec!["a"]]),
             Err(SequenceError::TooFewSessions { got: 1, need: 10 })
         ));
+    }
+
+    #[test]
+    fn a_session_marked_normal_makes_its_rare_transitions_common() {
+        let mut training: Vec<Vec<&str>> = (0..2000).map(|_| vec!["a", "b", "c"]).collect();
+        training.push(vec!["a", "x", "c"]);
+        let mut model = RareTransition::params().fit(training).unwrap();
+        let odd = ["a", "x", "y", "c"];
+        assert!(model.rarest(&odd).is_some());
+        model.accept_session(&odd);
+        assert_eq!(model.rarest(&odd), None);
+        assert!(model.rarest(&["a", "z", "c"]).is_some(), "other rare paths still are");
     }
 }

@@ -49,7 +49,7 @@ impl Detector for SequenceDetector {
         };
         (data.step)(format!("training {granularity}/{}", Self::NAME));
         let sequences = features::strings(&sessions.sessions, "template_sequence")?;
-        let model = match s.fit(
+        let mut model = match s.fit(
             sequences
                 .iter()
                 .map(|s| s.split(' ').filter(|t| !t.is_empty()).collect()),
@@ -58,6 +58,23 @@ impl Detector for SequenceDetector {
             Err(SequenceError::TooFewSessions { .. }) => return Ok(Trained::TooLittleData(too_few)),
             Err(e) => return Err(e.into()),
         };
+        // Sessions operators marked normal, and the transitions their findings named, are
+        // common from now on.
+        let normal = data.normal_sessions();
+        if !normal.is_empty() {
+            let keys = features::strings(&sessions.sessions, "session_key")?;
+            for (key, sequence) in keys.iter().zip(&sequences) {
+                if normal.contains(key.as_str()) {
+                    let tokens: Vec<&str> = sequence.split(' ').filter(|t| !t.is_empty()).collect();
+                    model.accept_session(&tokens);
+                }
+            }
+        }
+        for e in data.normal_evidence("transition") {
+            if let (Some(from), Some(to)) = (e["from"].as_str(), e["to"].as_str()) {
+                model.accept(from, to);
+            }
+        }
         let mut m = data.model(
             granularity,
             Self::NAME,
