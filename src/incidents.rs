@@ -13,17 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::detectors::calibrated;
+use crate::detectors::{calibrated, severity_rank};
 use crate::records::{AnomalyRow, Incident};
-
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 3,
-        "high" => 2,
-        "medium" => 1,
-        _ => 0,
-    }
-}
 
 /// An incident of an earlier batch, as far as that batch's anomalies reach: what a batch's
 /// first anomalies of the same service may continue.

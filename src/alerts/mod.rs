@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::Database;
 use crate::db::alerts::{AlertIncident, Notice};
+use crate::detectors::{SEVERITIES, severity_rank as rank};
 
 /// `[alerts]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -68,12 +69,6 @@ pub enum ReceiverKind {
     Alertmanager,
     Slack,
     Webhook,
-}
-
-const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
-
-fn rank(severity: &str) -> usize {
-    SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0)
 }
 
 impl AlertSettings {

@@ -8,9 +8,7 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::{Database, format_ts};
-
-/// Severities from least to most severe: `min_severity` keeps a word and those after it.
-pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+use crate::detectors::{SEVERITIES, severity_rank};
 
 /// `GET /v1/anomalies`' filters; `None` filters nothing.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +19,7 @@ pub struct AnomalyFilter {
     /// Windows starting before this instant.
     pub until: Option<DateTime<Utc>>,
     pub detector: Option<String>,
-    /// One of [`SEVERITIES`].
+    /// One of [`SEVERITIES`]: that word and the more severe ones are kept.
     pub min_severity: Option<String>,
     pub incident_id: Option<String>,
     pub limit: i64,
@@ -88,8 +86,8 @@ impl Database {
             conditions.push(format!("detector = ${}", bind(det.clone())));
         }
         if let Some(min) = &filter.min_severity {
-            let from = SEVERITIES.iter().position(|s| s == min).unwrap_or(0);
-            let words = serde_json::to_string(&SEVERITIES[from..]).expect("strings serialise");
+            let words = serde_json::to_string(&SEVERITIES[severity_rank(min)..])
+                .expect("strings serialise");
             conditions.push(format!("severity IN ({})", d.json_strings(bind(words))));
         }
         let filter_sql = if conditions.is_empty() {

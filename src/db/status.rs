@@ -121,8 +121,8 @@ impl Database {
                 Ok(OpenIncidents {
                     source: r.try_get(0)?,
                     open: r.try_get(1)?,
-                    worst_severity: ["low", "low", "medium", "high", "critical"]
-                        [rank.clamp(0, 4) as usize]
+                    // The query ranks low 1 … critical 4.
+                    worst_severity: crate::detectors::SEVERITIES[(rank - 1).clamp(0, 3) as usize]
                         .to_string(),
                     latest_started_at: r.try_get(3)?,
                 })

@@ -83,6 +83,14 @@ pub fn calibrated(score: f64, threshold: f64) -> f64 {
     }
 }
 
+/// The severities anomalies and incidents carry, from least to most severe.
+pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// A severity's place in [`SEVERITIES`]; a word that is not one ranks lowest.
+pub fn severity_rank(severity: &str) -> usize {
+    SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0)
+}
+
 /// Severity from how far past its threshold a score is (score / threshold).
 pub fn severity(score: f64, threshold: f64) -> &'static str {
     let ratio = calibrated(score, threshold);

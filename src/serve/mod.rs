@@ -34,7 +34,8 @@ use serde_json::json;
 
 use crate::config::Settings;
 use crate::db::Database;
-use crate::db::api::{AnomalyFilter, SEVERITIES};
+use crate::db::api::AnomalyFilter;
+use crate::detectors::SEVERITIES;
 use crate::lake::Lake;
 use metrics::Metrics;
 use scorer::{SourceModels, Stamp};
