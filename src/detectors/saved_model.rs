@@ -67,7 +67,8 @@ impl SavedModel {
         Ok(())
     }
 
-    fn dir(lake: &Lake, source: &str, granularity: Granularity, detector: &str) -> PathBuf {
+    /// The folder of a detector's model versions: a new version is a new folder in it.
+    pub fn dir(lake: &Lake, source: &str, granularity: Granularity, detector: &str) -> PathBuf {
         lake.models_dir()
             .join(source)
             .join(granularity.as_str())
@@ -130,6 +131,25 @@ impl SavedModel {
     }
 
     /// The newest model (by training end, then creation time) trained on data up to `date`.
+    /// The latest model, trained on data up to `date`, of every detector that judges
+    /// `granularity`, in registry order.
+    pub fn latest_each(
+        lake: &Lake,
+        source: &str,
+        granularity: Granularity,
+        date: NaiveDate,
+    ) -> Result<Vec<Self>> {
+        let mut models = Vec::new();
+        for d in super::DETECTORS {
+            if d.supports().contains(&granularity)
+                && let Some(m) = Self::latest(lake, source, granularity, d.name(), date)?
+            {
+                models.push(m);
+            }
+        }
+        Ok(models)
+    }
+
     pub fn latest(
         lake: &Lake,
         source: &str,

@@ -78,12 +78,7 @@ impl Stamp {
         let mut paths: Vec<PathBuf> = DETECTORS
             .iter()
             .filter(|d| d.supports().contains(&Granularity::Event))
-            .map(|d| {
-                lake.models_dir()
-                    .join(source)
-                    .join(Granularity::Event.as_str())
-                    .join(d.name())
-            })
+            .map(|d| SavedModel::dir(lake, source, Granularity::Event, d.name()))
             .collect();
         paths.push(template_store::path(lake, source));
         Stamp(
@@ -117,17 +112,7 @@ impl SourceModels {
     /// event model yet (04-train has not run for it).
     pub fn load(lake: &Lake, settings: &Settings, source: &str) -> Result<Option<Self>> {
         let stamp = Stamp::read(lake, source);
-        let mut models = Vec::new();
-        for d in DETECTORS {
-            if !d.supports().contains(&Granularity::Event) {
-                continue;
-            }
-            if let Some(m) =
-                SavedModel::latest(lake, source, Granularity::Event, d.name(), NaiveDate::MAX)?
-            {
-                models.push(m);
-            }
-        }
+        let models = SavedModel::latest_each(lake, source, Granularity::Event, NaiveDate::MAX)?;
         if models.is_empty() {
             return Ok(None);
         }
@@ -235,9 +220,7 @@ impl SourceModels {
             findings: Vec::new(),
         };
         for model in &self.models {
-            let detector = DETECTORS
-                .iter()
-                .find(|d| d.name() == model.detector)
+            let detector = crate::detectors::find(&model.detector)
                 .with_context(|| format!("model of unknown detector {:?}", model.detector))?;
             detector.score(model, &input, &mut scored)?;
         }
@@ -399,12 +382,7 @@ impl TemplateIndex {
             .get(&tokens.len())
             .into_iter()
             .flatten()
-            .filter(|t| {
-                t.tokens
-                    .iter()
-                    .zip(&tokens)
-                    .all(|(stored, seen)| stored == seen || stored == WILDCARD)
-            })
+            .filter(|t| template_store::fits(&t.tokens, &tokens))
             .max_by(|a, b| {
                 (a.count, std::cmp::Reverse(a.wildcards), &b.id).cmp(&(
                     b.count,

@@ -84,13 +84,19 @@ fn replacements(ids: &[&str], texts: &[&str], last_seen: &[i64]) -> Vec<Option<S
 }
 
 fn covers(general: &[&str], specific: &[&str]) -> bool {
+    fits(general, specific)
+        && general.iter().filter(|t| **t == WILDCARD).count()
+            > specific.iter().filter(|t| **t == WILDCARD).count()
+}
+
+/// Whether the template `general` reads the tokens `specific`: as many tokens, equal wherever
+/// the template is not a wildcard.
+pub fn fits<T: AsRef<str>>(general: &[T], specific: &[&str]) -> bool {
     general.len() == specific.len()
         && general
             .iter()
             .zip(specific)
-            .all(|(g, s)| g == s || *g == WILDCARD)
-        && general.iter().filter(|t| **t == WILDCARD).count()
-            > specific.iter().filter(|t| **t == WILDCARD).count()
+            .all(|(g, s)| g.as_ref() == *s || g.as_ref() == WILDCARD)
 }
 
 #[cfg(test)]

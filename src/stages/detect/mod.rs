@@ -21,7 +21,7 @@ use chrono::{NaiveDate, Utc};
 use rayon::prelude::*;
 
 use super::{Context, RunOutcome};
-use crate::detectors::{DETECTORS, Finding, Granularity, SavedModel, Scored, ensemble};
+use crate::detectors::{Finding, Granularity, SavedModel, Scored, ensemble};
 use crate::lake::{Layer, tables};
 use crate::records::AnomalyRow;
 use samples::Samples;
@@ -143,18 +143,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 fn latest_models(ctx: &Context, date: NaiveDate) -> Result<Vec<SavedModel>> {
     let mut models = Vec::new();
     for granularity in Granularity::ALL {
-        if !ctx.resolved.has(granularity) {
-            continue;
-        }
-        for d in DETECTORS {
-            if !d.supports().contains(&granularity) {
-                continue;
-            }
-            if let Some(m) =
-                SavedModel::latest(&ctx.lake, &ctx.source, granularity, d.name(), date)?
-            {
-                models.push(m);
-            }
+        if ctx.resolved.has(granularity) {
+            models.extend(SavedModel::latest_each(
+                &ctx.lake,
+                &ctx.source,
+                granularity,
+                date,
+            )?);
         }
     }
     Ok(models)
