@@ -57,13 +57,21 @@ impl TrainingData<'_> {
             .collect()
     }
 
-    /// The sessions operators marked normal (their keys).
-    pub fn normal_sessions(&self) -> std::collections::BTreeSet<&str> {
-        self.normal_verdicts
+    /// The rows of the training sessions (`sessions.sessions`) that operators marked normal.
+    pub fn normal_session_rows(&self) -> Result<Vec<usize>> {
+        let marked: std::collections::BTreeSet<&str> = self
+            .normal_verdicts
             .iter()
             .filter(|v| v.kind.starts_with("session|"))
             .map(|v| v.entity_key.as_str())
-            .collect()
+            .collect();
+        let Some(sessions) = self.sessions.as_ref().filter(|_| !marked.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let keys = crate::features::strings(&sessions.sessions, "session_key")?;
+        Ok((0..keys.len())
+            .filter(|&i| marked.contains(keys[i].as_str()))
+            .collect())
     }
 
     /// The evidence objects of `feature` in the findings operators marked normal.

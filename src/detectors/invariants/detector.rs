@@ -73,29 +73,22 @@ impl Detector for InvariantsDetector {
         // session that breaks it with the same counts is not flagged. Every invariant a
         // session marked normal breaks (when it is among the training sessions), and every
         // one named in a marked finding's evidence.
-        let normal = data.normal_sessions();
-        if !normal.is_empty() {
-            let keys = features::strings(&sessions.sessions, "session_key")?;
-            let mut accepted = Vec::new();
-            for (i, key) in keys.iter().enumerate() {
-                if !normal.contains(key.as_str()) {
-                    continue;
-                }
-                let counts = features::template_counts(&sequences[i]);
-                for v in model.for_service(&services[i]).check(&counts) {
-                    if let Violation::Broken {
-                        invariant,
-                        count_a,
-                        count_b,
-                    } = v
-                    {
-                        accepted.push((invariant.a, invariant.b, count_a, count_b));
-                    }
+        let mut accepted = Vec::new();
+        for i in data.normal_session_rows()? {
+            let counts = features::template_counts(&sequences[i]);
+            for v in model.for_service(&services[i]).check(&counts) {
+                if let Violation::Broken {
+                    invariant,
+                    count_a,
+                    count_b,
+                } = v
+                {
+                    accepted.push((invariant.a, invariant.b, count_a, count_b));
                 }
             }
-            for (a, b, ca, cb) in accepted {
-                model.accept(&a, &b, ca, cb);
-            }
+        }
+        for (a, b, ca, cb) in accepted {
+            model.accept(&a, &b, ca, cb);
         }
         for e in data.normal_evidence("invariant") {
             if let (Some(a), Some(b), Some(ca), Some(cb)) = (

@@ -60,15 +60,9 @@ impl Detector for SequenceDetector {
         };
         // Sessions operators marked normal, and the transitions their findings named, are
         // common from now on.
-        let normal = data.normal_sessions();
-        if !normal.is_empty() {
-            let keys = features::strings(&sessions.sessions, "session_key")?;
-            for (key, sequence) in keys.iter().zip(&sequences) {
-                if normal.contains(key.as_str()) {
-                    let tokens: Vec<&str> = sequence.split(' ').filter(|t| !t.is_empty()).collect();
-                    model.accept_session(&tokens);
-                }
-            }
+        for i in data.normal_session_rows()? {
+            let tokens: Vec<&str> = sequences[i].split(' ').filter(|t| !t.is_empty()).collect();
+            model.accept_session(&tokens);
         }
         for e in data.normal_evidence("transition") {
             if let (Some(from), Some(to)) = (e["from"].as_str(), e["to"].as_str()) {

@@ -304,28 +304,26 @@ pub fn suppress(anomalies: &mut Vec<AnomalyRow>, verdicts: &[NormalVerdict]) -> 
             )
         })
         .collect();
-    let verdict_of = |a: &AnomalyRow| -> Option<&NormalVerdict> {
-        let kinds_match = by_finding
-            .keys()
-            .any(|(d, k, _)| *d == a.detector && *k == a.kind);
-        if !kinds_match {
-            return None;
-        }
-        let details: serde_json::Value = serde_json::from_str(&a.details).unwrap_or_default();
-        let key = evidence_key(&details["top_features"]);
-        by_finding
-            .get(&(a.detector.as_str(), a.kind.as_str(), key))
-            .copied()
-    };
+    // Most findings are of no marked detector and kind: those are passed over unparsed.
+    let kinds: std::collections::HashSet<(&str, &str)> =
+        by_finding.keys().map(|(d, k, _)| (*d, *k)).collect();
     let mut kept = Vec::with_capacity(anomalies.len());
     let mut suppressed = Vec::new();
     for mut a in std::mem::take(anomalies) {
-        let Some(v) = verdict_of(&a) else {
+        if !kinds.contains(&(a.detector.as_str(), a.kind.as_str())) {
+            kept.push(a);
+            continue;
+        }
+        let mut details: serde_json::Value =
+            serde_json::from_str(&a.details).unwrap_or_else(|_| serde_json::json!({}));
+        let evidence = evidence_key(&details["top_features"]);
+        let Some(v) = by_finding
+            .get(&(a.detector.as_str(), a.kind.as_str(), evidence))
+            .copied()
+        else {
             kept.push(a);
             continue;
         };
-        let mut details: serde_json::Value =
-            serde_json::from_str(&a.details).unwrap_or_else(|_| serde_json::json!({}));
         details["suppressed_by"] = serde_json::json!({
             "feedback_id": v.feedback_id,
             "anomaly_id": v.anomaly_id,
