@@ -197,8 +197,7 @@ impl SourceModels {
         for (i, p) in batch.parsed.iter().enumerate() {
             match p {
                 Parsed::Event(e) => {
-                    let (id, text) = &resolved[e.template];
-                    frame.push(i as u64 + 1, e, batch.params(e), id, text);
+                    frame.push(i as u64 + 1, e, batch.params(e), &resolved[e.template]);
                 }
                 Parsed::Joined => {}
                 Parsed::Quarantined(reason) => unparsed.push(Unparsed {
@@ -277,34 +276,33 @@ fn split_lines(body: &[u8]) -> Vec<&[u8]> {
 }
 
 /// A request's events in the columns [`EventColumns`] reads (silver's events with gold's
-/// service).
+/// service); the text borrows from the parsed batch and the resolved templates.
 #[derive(Default)]
-struct EventFrame {
+struct EventFrame<'a> {
     line_no: Vec<u64>,
     ts: Vec<i64>,
-    level: Vec<String>,
-    service: Vec<String>,
-    template_id: Vec<String>,
-    template: Vec<String>,
-    params: Vec<String>,
+    level: Vec<&'static str>,
+    service: Vec<&'a str>,
+    template_id: Vec<&'a str>,
+    template: Vec<&'a str>,
+    params: Vec<&'a str>,
 }
 
-impl EventFrame {
+impl<'a> EventFrame<'a> {
     fn push(
         &mut self,
         line_no: u64,
-        e: &crate::parse::Event<'_>,
-        params: &str,
-        id: &str,
-        text: &str,
+        e: &'a crate::parse::Event<'_>,
+        params: &'a str,
+        (id, text): &'a (String, String),
     ) {
         self.line_no.push(line_no);
         self.ts.push(e.header.ts_ms);
-        self.level.push(e.header.level.to_string());
-        self.service.push(e.header.service.to_string());
-        self.template_id.push(id.to_string());
-        self.template.push(text.to_string());
-        self.params.push(params.to_string());
+        self.level.push(e.header.level);
+        self.service.push(&e.header.service);
+        self.template_id.push(id);
+        self.template.push(text);
+        self.params.push(params);
     }
 
     fn finish(&self) -> Result<DataFrame> {
