@@ -102,11 +102,16 @@ pub fn finding_kind(granularity: &str, lead_detector: &str, top: &serde_json::Va
 /// detections/anomalies back).
 pub fn service_and_kind(granularity: &str, detector: &str, details: &str) -> (String, String) {
     let details: serde_json::Value = serde_json::from_str(details).unwrap_or_default();
+    (
+        details["service"].as_str().unwrap_or_default().to_string(),
+        kind_of(granularity, detector, &details),
+    )
+}
+
+/// The kind of an anomaly from its parsed details (see [`service_and_kind`]).
+pub fn kind_of(granularity: &str, detector: &str, details: &serde_json::Value) -> String {
     let lead = details["contributions"][0]["detector"]
         .as_str()
         .unwrap_or(detector);
-    (
-        details["service"].as_str().unwrap_or_default().to_string(),
-        finding_kind(granularity, lead, &details["top_features"][0]),
-    )
+    finding_kind(granularity, lead, &details["top_features"][0])
 }

@@ -21,7 +21,6 @@ pub struct MarkedAnomaly {
     pub detector: String,
     pub granularity: String,
     pub entity_key: String,
-    pub reason: String,
 }
 
 /// A "normal" verdict as 05-detect applies it: findings of this detector and kind are
@@ -174,7 +173,7 @@ impl Database {
             .runtime
             .block_on(
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT source, detector, granularity, entity_key, reason, {} FROM anomalies WHERE anomaly_id = $1",
+                    "SELECT source, detector, granularity, entity_key, {} FROM anomalies WHERE anomaly_id = $1",
                     d.text("details")
                 )))
                 .bind(anomaly_id.to_string())
@@ -191,16 +190,17 @@ impl Database {
             detector: row.try_get(1)?,
             granularity: row.try_get(2)?,
             entity_key: row.try_get(3)?,
-            reason: row.try_get(4)?,
         };
-        let details: String = row.try_get(5)?;
+        let details: String = row.try_get(4)?;
+        let details: Option<serde_json::Value> = serde_json::from_str(&details).ok();
         // The evidence (feature and the template, relation or value it names), most telling
         // first: 05-detect suppresses findings with the same.
-        let evidence = serde_json::from_str::<serde_json::Value>(&details)
-            .ok()
-            .map(|v| v["top_features"].to_string());
-        let (_, kind) =
-            crate::records::service_and_kind(&marked.granularity, &marked.detector, &details);
+        let evidence = details.as_ref().map(|v| v["top_features"].to_string());
+        let kind = crate::records::kind_of(
+            &marked.granularity,
+            &marked.detector,
+            details.as_ref().unwrap_or(&serde_json::Value::Null),
+        );
         let sql = format!(
             "INSERT INTO feedback (subject, subject_id, source, verdict, detector, granularity, entity_key, \
              evidence, kind, by_whom, at, note) \
