@@ -7,7 +7,9 @@
 //! the incident's severity has risen since. Each notice is tried `attempts` times with a
 //! doubling pause; one that still fails does not fail the batch — it is recorded with its
 //! error, counted in the stage's message and metrics, and tried again after the next
-//! 05-detect.
+//! 05-detect. When a receiver cannot be reached at all (no connection, a timeout, a 5xx
+//! answer), its other notices in that round are recorded as not delivered without being
+//! tried: a receiver that is down costs one notice's retries per run, not every notice's.
 
 mod payload;
 
@@ -145,14 +147,28 @@ pub fn deliver(
         .context("building the HTTP client for alerts")?;
     for receiver in &settings.receivers {
         let mut first_error = None;
+        let mut down = false;
         for incident in db.incidents_for_alerts(source, &receiver.name)? {
             let Some(notice) = due(settings, &incident) else {
                 continue;
             };
-            let report = report_link(settings, lake_root, &incident);
-            let (url, body) =
-                payload::request(receiver.kind, &receiver.url, notice, &incident, &report);
-            let (attempts, outcome) = runtime.block_on(post(&client, settings, &url, &body));
+            let (attempts, outcome) = match &first_error {
+                Some(e) if down => (0, Err(format!("not tried in this round: {e}"))),
+                _ => {
+                    let report = report_link(settings, lake_root, &incident);
+                    let (url, body) =
+                        payload::request(receiver.kind, &receiver.url, notice, &incident, &report);
+                    let (attempts, outcome) =
+                        runtime.block_on(post(&client, settings, &url, &body));
+                    (
+                        attempts,
+                        outcome.map_err(|f| {
+                            down |= f.unreachable;
+                            f.text
+                        }),
+                    )
+                }
+            };
             db.record_alert(
                 &incident.incident_id,
                 &receiver.name,
@@ -201,6 +217,14 @@ fn report_link(
     format!("{base}/{}/index.html", incident.batch_date)
 }
 
+/// Why a notice was not delivered: the last try's error, and whether it says the receiver
+/// is not there at all (no connection, a timeout, a server error) rather than refusing this
+/// one notice.
+struct Failure {
+    text: String,
+    unreachable: bool,
+}
+
 /// POST `body` to `url`, trying up to `attempts` times; how many tries it took, and whether
 /// one was answered with a success status.
 async fn post(
@@ -208,15 +232,24 @@ async fn post(
     settings: &AlertSettings,
     url: &str,
     body: &serde_json::Value,
-) -> (u32, std::result::Result<(), String>) {
+) -> (u32, std::result::Result<(), Failure>) {
     let mut pause = Duration::from_millis(settings.retry_pause_ms);
-    let mut last = String::new();
+    let mut last = Failure {
+        text: String::new(),
+        unreachable: false,
+    };
     for attempt in 1..=settings.attempts {
-        match client.post(url).json(body).send().await {
+        last = match client.post(url).json(body).send().await {
             Ok(r) if r.status().is_success() => return (attempt, Ok(())),
-            Ok(r) => last = format!("{url} answered {}", r.status()),
-            Err(e) => last = format!("{url}: {}", crate::secrets::scrub(&error_chain(&e))),
-        }
+            Ok(r) => Failure {
+                text: format!("{url} answered {}", r.status()),
+                unreachable: r.status().is_server_error(),
+            },
+            Err(e) => Failure {
+                text: format!("{url}: {}", crate::secrets::scrub(&error_chain(&e))),
+                unreachable: e.is_connect() || e.is_timeout() || e.is_request(),
+            },
+        };
         if attempt < settings.attempts {
             tokio::time::sleep(pause).await;
             pause *= 2;
