@@ -193,8 +193,26 @@ fn operators_triage_incidents_and_give_verdicts() {
         .unwrap()
         .to_string();
     common::stdout_ok(loglake(&["anomalies", "mark", rare_id, "--normal"]));
+    // And a window's count marked normal: its baseline widens to take it in.
+    let burst = db
+        .query_strings(
+            "SELECT anomaly_id, entity_key, window_start FROM anomalies \
+             WHERE detector = 'zscore' AND granularity = 'window' ORDER BY score DESC LIMIT 1",
+        )
+        .unwrap();
+    let (burst_id, service, start) = (&burst[0][0], &burst[0][1], &burst[0][2]);
+    common::stdout_ok(loglake(&["anomalies", "mark", burst_id, "--normal"]));
     common::stdout_ok(loglake(&["04-train"]));
     common::stdout_ok(loglake(&["05-detect"]));
+    let same_window = format!(
+        "SELECT COUNT(*) FROM anomalies WHERE detector = 'zscore' AND granularity = 'window' \
+         AND entity_key = '{service}' AND window_start = '{start}'"
+    );
+    assert_eq!(
+        db.query_i64(&same_window).unwrap(),
+        0,
+        "the window of {service} at {start} is still flagged after training on the verdict"
+    );
     let still = db
         .query_i64(&format!(
             "SELECT COUNT(*) FROM anomalies WHERE detector = 'rare_template' AND details LIKE '%{template}%'"

@@ -1,9 +1,10 @@
 //! Session detectors train on at most `[train] max_sessions` sessions: beyond it, on a fixed
-//! sample whose template counts follow its sessions.
+//! sample whose template counts follow its sessions, and to which sessions marked normal are
+//! added.
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::NaiveDate;
 use loglake::detectors::session_sample::session_training;
@@ -20,14 +21,15 @@ fn a_capped_training_range_is_a_fixed_sample_of_whole_sessions() {
         NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
         NaiveDate::from_ymd_opt(2026, 11, 17).unwrap(),
     ];
-    let all = session_training(&lake, "shop", &dates, 16_384, usize::MAX)
+    let none = BTreeSet::new();
+    let all = session_training(&lake, "shop", &dates, 16_384, usize::MAX, &none)
         .unwrap()
         .unwrap();
     let n = all.sessions.height();
     assert!(n > 2_000, "{n} sessions");
 
     let k = n / 4;
-    let sample = session_training(&lake, "shop", &dates, 4_096, k)
+    let sample = session_training(&lake, "shop", &dates, 4_096, k, &none)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -43,7 +45,7 @@ fn a_capped_training_range_is_a_fixed_sample_of_whole_sessions() {
     // The vocabulary is ranked over every session, so the features do not change.
     assert_eq!(sample.vocabulary, all.vocabulary);
     // The same sample whatever the window size, in the order the range holds the sessions.
-    let again = session_training(&lake, "shop", &dates, 16_384, k)
+    let again = session_training(&lake, "shop", &dates, 16_384, k, &none)
         .unwrap()
         .unwrap();
     assert!(again.frame.equals_missing(&sample.frame));
@@ -75,4 +77,19 @@ fn a_capped_training_range_is_a_fixed_sample_of_whole_sessions() {
         expected.equals_missing(&sample.frame),
         "sampled rows differ from the same sessions in the whole range"
     );
+    // Sessions operators marked normal join the sample, so the detectors can learn them.
+    let left_out: Vec<&str> = all_keys
+        .iter()
+        .filter(|k| !sampled.contains(*k))
+        .take(3)
+        .map(String::as_str)
+        .collect();
+    let marked: BTreeSet<&str> = left_out.iter().copied().collect();
+    let with_marked = session_training(&lake, "shop", &dates, 4_096, k, &marked)
+        .unwrap()
+        .unwrap();
+    let with_keys: HashSet<String> = keys(&with_marked.sessions).into_iter().collect();
+    assert_eq!(with_keys.len(), k + 3);
+    assert!(left_out.iter().all(|k| with_keys.contains(*k)));
+    assert!(sampled.is_subset(&with_keys));
 }

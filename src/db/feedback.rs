@@ -35,6 +35,9 @@ pub struct NormalVerdict {
     pub entity_key: String,
     /// The marked finding's evidence (`details.top_features`, JSON), if it had any.
     pub evidence: Option<String>,
+    /// When the judged window (or session, or event) started, in epoch milliseconds: with
+    /// the service, what names a window.
+    pub window_start: Option<i64>,
     pub by: String,
     pub note: Option<String>,
 }
@@ -84,12 +87,13 @@ impl Database {
         let rows: Vec<AnyRow> = self
             .runtime
             .block_on(
-                sqlx::query(
+                sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT CAST(id AS BIGINT), subject_id, detector, kind, evidence, by_whom, note, \
-                     coalesce(entity_key, '') FROM feedback \
+                     coalesce(entity_key, ''), {} FROM feedback \
                      WHERE source = $1 AND subject = 'anomaly' AND verdict = 'normal' \
                      AND detector IS NOT NULL AND kind IS NOT NULL ORDER BY id",
-                )
+                    self.dialect.epoch_millis("window_start")
+                )))
                 .bind(source.to_string())
                 .fetch_all(&self.pool),
             )
@@ -105,6 +109,7 @@ impl Database {
                     by: r.try_get(5)?,
                     note: r.try_get(6)?,
                     entity_key: r.try_get(7)?,
+                    window_start: r.try_get(8)?,
                 })
             })
             .collect()
@@ -173,8 +178,10 @@ impl Database {
             .runtime
             .block_on(
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT source, detector, granularity, entity_key, {} FROM anomalies WHERE anomaly_id = $1",
-                    d.text("details")
+                    "SELECT source, detector, granularity, entity_key, {}, {} FROM anomalies \
+                     WHERE anomaly_id = $1",
+                    d.text("details"),
+                    d.text("window_start")
                 )))
                 .bind(anomaly_id.to_string())
                 .fetch_all(&self.pool),
@@ -192,6 +199,7 @@ impl Database {
             entity_key: row.try_get(3)?,
         };
         let details: String = row.try_get(4)?;
+        let window_start: String = row.try_get(5)?;
         let details: Option<serde_json::Value> = serde_json::from_str(&details).ok();
         // The evidence (feature and the template, relation or value it names), most telling
         // first: 05-detect suppresses findings with the same.
@@ -203,9 +211,10 @@ impl Database {
         );
         let sql = format!(
             "INSERT INTO feedback (subject, subject_id, source, verdict, detector, granularity, entity_key, \
-             evidence, kind, by_whom, at, note) \
-             VALUES ('anomaly', $1, $2, $3, $4, $5, $6, $7, $8, $9, {}, $11)",
-            d.ts(10)
+             evidence, kind, by_whom, at, note, window_start) \
+             VALUES ('anomaly', $1, $2, $3, $4, $5, $6, $7, $8, $9, {}, $11, {})",
+            d.ts(10),
+            d.ts(12)
         );
         self.runtime
             .block_on(
@@ -221,6 +230,7 @@ impl Database {
                     .bind(verdict.by.clone())
                     .bind(format_ts(d, chrono::Utc::now()))
                     .bind(verdict.note.clone())
+                    .bind(window_start)
                     .execute(&self.pool),
             )
             .with_context(|| format!("recording feedback in {}", self.display_url))?;

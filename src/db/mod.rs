@@ -67,6 +67,15 @@ impl Dialect {
             Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
         }
     }
+    /// A timestamp column as milliseconds since the epoch.
+    fn epoch_millis(self, column: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST(EXTRACT(EPOCH FROM {column}) * 1000 AS BIGINT)"),
+            Dialect::Sqlite => {
+                format!("CAST(ROUND((julianday({column}) - 2440587.5) * 86400000) AS BIGINT)")
+            }
+        }
+    }
     /// A column read back as text, whatever its type in this dialect.
     fn text(self, column: &str) -> String {
         match self {
@@ -131,6 +140,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "operator feedback",
         include_str!("../../migrations/postgres/0007_feedback.sql"),
     ),
+    (
+        8,
+        "window of a verdict",
+        include_str!("../../migrations/postgres/0008_feedback_window.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -167,6 +181,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "operator feedback",
         include_str!("../../migrations/sqlite/0007_feedback.sql"),
+    ),
+    (
+        8,
+        "window of a verdict",
+        include_str!("../../migrations/sqlite/0008_feedback_window.sql"),
     ),
 ];
 

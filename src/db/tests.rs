@@ -213,22 +213,70 @@ fn with_incident(id: &str, incident: &str, batch_date: NaiveDate) -> AnomalyRow 
 /// PostgreSQL in a database of its own when `TEST_DATABASE_URL` names a server (CI's).
 #[test]
 fn anomalies_reference_incidents_from_migration_5_on() {
+    on_sqlite_and_postgres("migration5", migration_5_case);
+}
+
+/// Run `case` on a fresh SQLite file, then on PostgreSQL in a database of its own (dropped
+/// after) when `TEST_DATABASE_URL` names a server, as CI's does.
+fn on_sqlite_and_postgres(name: &str, case: fn(Database)) {
     let tmp = tempfile::tempdir().unwrap();
-    migration_5_case(Database::connect("", &tmp.path().join("old.db"), 1).unwrap());
+    case(Database::connect("", &tmp.path().join("own.db"), 1).unwrap());
     let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("TEST_DATABASE_URL is not set: migration 5 checked on SQLite only (CI sets it)");
+        eprintln!("TEST_DATABASE_URL is not set: {name} checked on SQLite only (CI sets it)");
         return;
     };
     let server = Database::connect(&url, Path::new("unused"), 1).unwrap();
-    let name = format!("loglake_migration5_{}", std::process::id());
+    let name = format!("loglake_{name}_{}", std::process::id());
     server
         .execute(&format!("DROP DATABASE IF EXISTS {name}"))
         .unwrap();
     server.execute(&format!("CREATE DATABASE {name}")).unwrap();
     let mut own = url::Url::parse(&url).unwrap();
     own.set_path(&name);
-    migration_5_case(Database::connect(own.as_str(), Path::new("unused"), 1).unwrap());
+    case(Database::connect(own.as_str(), Path::new("unused"), 1).unwrap());
     server.execute(&format!("DROP DATABASE {name}")).unwrap();
+}
+
+/// A verdict on a window keeps the window's start (what, with the service, names it) after
+/// a re-run removes the anomaly: 04-train finds the window among its training rows by it.
+/// Verdicts recorded before schema 8 get it from their anomaly.
+#[test]
+fn a_verdict_keeps_its_windows_start() {
+    on_sqlite_and_postgres("verdict_window", verdict_window_case);
+}
+
+fn verdict_window_case(db: Database) {
+    db.migrate_up_to(7).unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    db.replace_detections("s", day, &[row("a", 10.0), row("b", 9.0)], &[])
+        .unwrap();
+    db.execute(
+        "INSERT INTO feedback (subject, subject_id, source, verdict, detector, granularity, \
+         entity_key, kind, by_whom, at) VALUES ('anomaly', 'a', 's', 'normal', 'zscore', \
+         'window', 'checkout', 'window|zscore|n_error', 'ana', '2026-11-21 08:00:00')",
+    )
+    .unwrap();
+    db.migrate().unwrap();
+    let verdict = crate::db::feedback::Verdict {
+        by: "bo".into(),
+        note: None,
+    };
+    db.mark_anomaly("b", "normal", &verdict).unwrap();
+    db.replace_detections("s", day, &[], &[]).unwrap();
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 20, 14, 5, 0)
+        .unwrap()
+        .timestamp_millis();
+    let verdicts = db.normal_verdicts("s").unwrap();
+    let got: Vec<(&str, &str, Option<i64>)> = verdicts
+        .iter()
+        .map(|v| (v.anomaly_id.as_str(), v.by.as_str(), v.window_start))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("a", "ana", Some(start)), ("b", "bo", Some(start))]
+    );
+    db.close();
 }
 
 fn migration_5_case(db: Database) {

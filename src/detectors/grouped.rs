@@ -50,6 +50,13 @@ impl<M> Grouped<M> {
     }
 }
 
+/// A fitted baseline that learns an operator's "normal" verdict on one of its training rows
+/// (see [`TrainingData::normal_rows`]): it changes just enough that the row no longer scores
+/// as anomalous, and says whether it changed.
+pub trait AcceptsRow {
+    fn accept_row(&mut self, row: &[f64]) -> bool;
+}
+
 /// A z-score group needs this many training rows, or rows fall back to a coarser grouping.
 pub const MIN_GROUP_ROWS: usize = 8;
 
@@ -94,7 +101,11 @@ impl<'a> BaselineSpec<'a> {
 
     /// One baseline per group with at least `min_rows` training rows (see [`fit_grouped`]);
     /// `finish` may adjust the set before it is saved. `None` when no group has enough rows.
-    pub fn train<M: Serialize>(
+    ///
+    /// Training rows operators marked normal are then accepted by the baseline each row is
+    /// judged against ([`AcceptsRow`]): a count an operator called normal becomes part of
+    /// its group's usual range.
+    pub fn train<M: Serialize + AcceptsRow>(
         self,
         data: &TrainingData<'_>,
         fit: impl Fn(Array2<f64>) -> Result<M>,
@@ -121,6 +132,21 @@ impl<'a> BaselineSpec<'a> {
             models,
         };
         finish(&mut set);
+        let marked = data.normal_rows(granularity)?;
+        if !marked.is_empty() {
+            let mut columns: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for c in set.groupings.iter().flatten() {
+                columns.insert(c, features::strings(self.frame, c)?);
+            }
+            for i in marked {
+                let key = set
+                    .lookup(|c| columns.get(c).map_or("", |v| v[i].as_str()))
+                    .map(|(k, _)| k.to_string());
+                if let Some(m) = key.and_then(|k| set.models.get_mut(&k)) {
+                    m.accept_row(&x.row(i).to_vec());
+                }
+            }
+        }
         data.matrix_model(
             granularity,
             detector,

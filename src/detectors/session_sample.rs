@@ -4,7 +4,8 @@
 //! The sample is the sessions whose keys hash lowest ("bottom-k"): it does not depend on the
 //! order rows are read in, a re-run picks the same sessions, and two passes over the range a
 //! window of rows at a time find it without holding the range (a heap of k hashes, then the
-//! rows at or under the k-th). Template counts follow their sessions; the vocabulary (which
+//! rows at or under the k-th), and the sessions operators marked normal, whatever their
+//! hash (the detectors learn from them). Template counts follow their sessions; the vocabulary (which
 //! templates become count features) is still ranked over every session of the range.
 
 use std::collections::{BTreeMap, BinaryHeap};
@@ -25,6 +26,7 @@ pub fn session_training(
     dates: &[NaiveDate],
     window: usize,
     max_sessions: usize,
+    marked_normal: &std::collections::BTreeSet<&str>,
 ) -> Result<Option<SessionTraining>> {
     let total = lake.table_rows(Layer::Gold, tables::SESSION_FEATURES, source, dates)? as usize;
     if total <= max_sessions.max(1) {
@@ -80,7 +82,10 @@ pub fn session_training(
             .column("session_key")?
             .str()?
             .iter()
-            .map(|k| key_hash(k.unwrap_or_default()) <= cut)
+            .map(|k| {
+                let k = k.unwrap_or_default();
+                key_hash(k) <= cut || marked_normal.contains(k)
+            })
             .collect())
     };
 

@@ -57,21 +57,42 @@ impl TrainingData<'_> {
             .collect()
     }
 
-    /// The rows of the training sessions (`sessions.sessions`) that operators marked normal.
-    pub fn normal_session_rows(&self) -> Result<Vec<usize>> {
-        let marked: std::collections::BTreeSet<&str> = self
+    /// The rows of `granularity`'s training frame ([`TrainingData::frame`]; for sessions the
+    /// same rows as `sessions.sessions`) that operators marked normal, whichever detector
+    /// flagged them: the verdict is about the entity, so every detector of that granularity
+    /// learns it. Sessions are found by key, windows by service and start. An entity outside
+    /// the training range (or left out of a session sample) is not among them; 05-detect
+    /// still suppresses its findings.
+    pub fn normal_rows(&self, granularity: Granularity) -> Result<Vec<usize>> {
+        let prefix = format!("{granularity}|");
+        let marked: std::collections::BTreeSet<(&str, Option<i64>)> = self
             .normal_verdicts
             .iter()
-            .filter(|v| v.kind.starts_with("session|"))
-            .map(|v| v.entity_key.as_str())
+            .filter(|v| v.kind.starts_with(&prefix))
+            .map(|v| match granularity {
+                Granularity::Window => (v.entity_key.as_str(), v.window_start),
+                _ => (v.entity_key.as_str(), None),
+            })
             .collect();
-        let Some(sessions) = self.sessions.as_ref().filter(|_| !marked.is_empty()) else {
+        let Some(frame) = self.frame(granularity).filter(|_| !marked.is_empty()) else {
             return Ok(Vec::new());
         };
-        let keys = crate::features::strings(&sessions.sessions, "session_key")?;
-        Ok((0..keys.len())
-            .filter(|&i| marked.contains(keys[i].as_str()))
-            .collect())
+        Ok(match granularity {
+            Granularity::Session => {
+                let keys = features::strings(frame, "session_key")?;
+                (0..keys.len())
+                    .filter(|&i| marked.contains(&(keys[i].as_str(), None)))
+                    .collect()
+            }
+            Granularity::Window => {
+                let services = features::strings(frame, "service")?;
+                let starts = features::millis(frame, "window_start")?;
+                (0..services.len())
+                    .filter(|&i| marked.contains(&(services[i].as_str(), Some(starts[i]))))
+                    .collect()
+            }
+            Granularity::Event => Vec::new(),
+        })
     }
 
     /// The evidence objects of `feature` in the findings operators marked normal.

@@ -145,12 +145,21 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         ),
         None => None,
     };
+    let normal_verdicts = ctx.db.normal_verdicts(&ctx.source)?;
+    // Sessions operators marked normal are trained on even when the sample would leave them
+    // out: the session detectors learn from them.
+    let marked: std::collections::BTreeSet<&str> = normal_verdicts
+        .iter()
+        .filter(|v| v.kind.starts_with("session|"))
+        .map(|v| v.entity_key.as_str())
+        .collect();
     let sessions = session_training(
         &ctx.lake,
         &ctx.source,
         dates,
         ctx.resolved.parse.window_lines,
         ctx.settings.train.max_sessions,
+        &marked,
     )?;
     let window_lines = ctx.resolved.parse.window_lines;
     let stats = template_stats(&ctx.lake, &ctx.source, dates)?;
@@ -169,7 +178,7 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         template_stats: stats,
         templates,
         window_lines,
-        normal_verdicts: ctx.db.normal_verdicts(&ctx.source)?,
+        normal_verdicts,
         step: Box::new(|what: String| ctx.progress.step(what)),
     })
 }

@@ -18,6 +18,11 @@ pub struct Clustering {
     pub shares: Vec<f64>,
     pub distance_center: f64,
     pub distance_scale: f64,
+    /// Rows operators marked normal (on the scale distances are measured on), each a usual
+    /// cluster of its own: a behaviour too rare to have a cluster that an operator vouched
+    /// for, and rows near it, are no longer rare.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<Vec<f64>>,
     params: ClusteringValidParams,
 }
 
@@ -70,16 +75,33 @@ impl Clustering {
         }
     }
 
+    /// Learn an operator's "normal" verdict on `row`: if it scores as anomalous, it becomes
+    /// an accepted point ([`Clustering::accepted`]). Whether anything changed.
+    pub fn accept_row(&mut self, row: ArrayView1<f64>) -> bool {
+        if self.place(row).score < self.threshold() {
+            return false;
+        }
+        self.accepted.push(self.scaled(row).to_vec());
+        true
+    }
+
+    /// The nearest cluster — accepted points come after the centroids, each counting as a
+    /// whole share — its share and the distance to it.
     pub fn place(&self, row: ArrayView1<f64>) -> Placement {
         let row = self.scaled(row);
         let (cluster, dist) = self
             .centroids
             .iter()
+            .chain(&self.accepted)
             .enumerate()
             .map(|(i, c)| (i, distance(row.view(), c)))
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
             .unwrap_or((0, 0.0));
-        let share = self.shares.get(cluster).copied().unwrap_or(0.0);
+        let share = match self.shares.get(cluster) {
+            Some(s) => *s,
+            None if cluster >= self.centroids.len() => 1.0,
+            None => 0.0,
+        };
         let z = (dist - self.distance_center) / self.distance_scale;
         let rarity = -share.max(1e-12).log10() / -self.params.min_cluster_share.log10();
         let far = z / self.params.distance_threshold;
@@ -155,6 +177,7 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ClusteringError> for Clus
             shares: counts.iter().map(|&c| c as f64 / n as f64).collect(),
             distance_center: center,
             distance_scale: scale,
+            accepted: Vec::new(),
             params: self.clone(),
         })
     }
@@ -214,6 +237,26 @@ mod tests {
             let flagged = (0..3000).filter(|&i| scores[i] >= 1.0).count();
             assert_eq!(flagged, 0, "k={k}");
         }
+    }
+
+    #[test]
+    fn a_session_marked_normal_becomes_a_usual_cluster_of_its_own() {
+        let x = sessions();
+        let mut model = Clustering::params().n_clusters(3).fit_matrix(&x).unwrap();
+        assert!(model.place(x.row(3000)).score >= 1.0);
+        assert!(model.accept_row(x.row(3000)), "the loop is accepted");
+        assert!(!model.accept_row(x.row(3000)), "once");
+        let scores = model.predict(&x);
+        assert!(scores[3000] < 1.0, "the marked session: {}", scores[3000]);
+        // A session like it (one more loop) is usual too; the session that stops early, and
+        // every normal one, are judged as before.
+        assert!(model.place(ndarray::array![1.0, 6.0, 1.0, 0.0].view()).score < 1.0);
+        assert!(scores[3001] >= 1.0, "{}", scores[3001]);
+        assert_eq!((0..3000).filter(|&i| scores[i] >= 1.0).count(), 0);
+        // The accepted point survives saving.
+        let saved: Clustering =
+            serde_json::from_value(serde_json::to_value(&model).unwrap()).unwrap();
+        assert_eq!(saved, model);
     }
 
     #[test]

@@ -97,7 +97,10 @@ impl Detector for ClusteringDetector {
             .map(|t| format!("{}{t}", features::TEMPLATE_COUNT_PREFIX))
             .collect();
         let x = features::matrix(&sessions.frame, &features)?;
-        let model = s.params().fit_matrix(&x).context("session clustering")?;
+        let mut model = s.params().fit_matrix(&x).context("session clustering")?;
+        for i in data.normal_rows(granularity)? {
+            model.accept_row(x.row(i));
+        }
         let threshold = model.threshold();
         let mut saved = data.matrix_model(
             granularity,

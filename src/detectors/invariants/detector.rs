@@ -74,7 +74,7 @@ impl Detector for InvariantsDetector {
         // session marked normal breaks (when it is among the training sessions), and every
         // one named in a marked finding's evidence.
         let mut accepted = Vec::new();
-        for i in data.normal_session_rows()? {
+        for i in data.normal_rows(Granularity::Session)? {
             let counts = features::template_counts(&sequences[i]);
             for v in model.for_service(&services[i]).check(&counts) {
                 if let Violation::Broken {

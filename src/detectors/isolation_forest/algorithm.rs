@@ -109,6 +109,15 @@ impl Tree {
 
     /// Depth of the leaf `row` reaches plus c(rows left in that leaf).
     fn path_length(&self, row: ArrayView1<f64>) -> f64 {
+        let (leaf, depth) = self.leaf_of(row);
+        match &self.nodes[leaf] {
+            Node::Leaf { size } => depth as f64 + average_path_length(*size),
+            Node::Split { .. } => unreachable!("leaf_of ends at a leaf"),
+        }
+    }
+
+    /// The leaf `row` reaches, and its depth.
+    fn leaf_of(&self, row: ArrayView1<f64>) -> (usize, usize) {
         let mut i = 0usize;
         let mut depth = 0usize;
         loop {
@@ -126,7 +135,7 @@ impl Tree {
                     };
                     depth += 1;
                 }
-                Node::Leaf { size } => return depth as f64 + average_path_length(*size),
+                Node::Leaf { .. } => return (i, depth),
             }
         }
     }
@@ -159,6 +168,61 @@ impl IsolationForest {
 
     pub fn hyperparams(&self) -> &IsolationForestValidParams {
         &self.params
+    }
+
+    /// Learn an operator's "normal" verdict on `row`: in every tree, the leaf it reaches
+    /// counts `extra` more training rows, the fewest that bring its score to the threshold —
+    /// as if the trees had seen that many rows like it there. Rows that share its leaves
+    /// score lower too; a row isolated elsewhere is judged as before. Whether anything
+    /// changed.
+    pub fn accept_row(&mut self, row: ArrayView1<f64>) -> bool {
+        let norm = average_path_length(self.sub_sample);
+        let reached: Vec<(usize, usize, usize)> = self
+            .trees
+            .iter()
+            .map(|t| {
+                let (leaf, depth) = t.leaf_of(row);
+                match t.nodes[leaf] {
+                    Node::Leaf { size } => (leaf, depth, size),
+                    Node::Split { .. } => unreachable!("leaf_of ends at a leaf"),
+                }
+            })
+            .collect();
+        let score = |extra: usize| {
+            let mean = reached
+                .iter()
+                .map(|&(_, depth, size)| depth as f64 + average_path_length(size + extra))
+                .sum::<f64>()
+                / reached.len() as f64;
+            2f64.powf(-mean / norm)
+        };
+        if score(0) <= self.threshold {
+            return false;
+        }
+        // c(n) grows like 2·ln n: 2^40 more rows add about 55 to every path, past any
+        // threshold in (0, 1) that a fitted forest has.
+        let (mut lo, mut hi) = (0usize, 1usize);
+        while score(hi) > self.threshold {
+            if hi >= 1 << 40 {
+                return false;
+            }
+            lo = hi;
+            hi *= 2;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if score(mid) > self.threshold {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        for (tree, &(leaf, _, _)) in self.trees.iter_mut().zip(&reached) {
+            if let Node::Leaf { size } = &mut tree.nodes[leaf] {
+                *size += hi;
+            }
+        }
+        true
     }
 
     fn score_rows(&self, x: &ArrayBase<impl Data<Elem = f64> + Sync, Ix2>) -> Array1<f64> {
@@ -322,6 +386,33 @@ mod tests {
                 scores[o]
             );
         }
+    }
+
+    #[test]
+    fn a_row_marked_normal_scores_at_the_threshold_and_others_far_away_do_not_move() {
+        let (x, outliers) = cluster_with_outliers();
+        let mut model = IsolationForest::params()
+            .seed(1)
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
+        let before = model.predict(&x);
+        let marked = outliers[0];
+        assert!(model.accept_row(x.row(marked)));
+        assert!(!model.accept_row(x.row(marked)), "already inside");
+        let after = model.predict(&x);
+        assert!(
+            after[marked] <= model.threshold() && after[marked] > model.threshold() - 0.05,
+            "just inside: {}",
+            after[marked]
+        );
+        // A row just beside it is no longer anomalous either; the other outliers, on the far
+        // side of the cloud, still are; no score rose.
+        let beside = model.predict(&array![[7.9, 8.1, 8.0]]);
+        assert!(beside[0] <= model.threshold(), "{}", beside[0]);
+        for &o in &outliers[1..] {
+            assert!(after[o] > model.threshold(), "outlier {o}: {}", after[o]);
+        }
+        assert!((0..x.nrows()).all(|i| after[i] <= before[i] + 1e-12));
     }
 
     #[test]

@@ -101,11 +101,14 @@ impl Detector for IsolationForestDetector {
         };
         (data.step)(format!("training {granularity}/{}", Self::NAME));
         let x = features::matrix(frame, &features)?;
-        let forest = s
+        let mut forest = s
             .params()
             .map_err(|e| anyhow::anyhow!("{} {}", e.key, e.message))?
             .fit(&DatasetBase::from(x.clone()))
             .with_context(|| format!("{granularity} isolation forest"))?;
+        for i in data.normal_rows(granularity)? {
+            forest.accept_row(x.row(i));
+        }
         let threshold = forest.threshold();
         let mut model = data.matrix_model(
             granularity,

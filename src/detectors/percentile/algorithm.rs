@@ -44,6 +44,21 @@ impl FeatureRange {
         }
     }
 
+    /// Learn an operator's "normal" verdict on a row with value `x` scoring `threshold` or
+    /// more: the range's edge moves out to `x`, and the trained tail width stays (as
+    /// `param_range` does). Whether anything changed.
+    pub fn accept(&mut self, x: f64, threshold: f64) -> bool {
+        if !x.is_finite() || self.score(x) < threshold {
+            return false;
+        }
+        if x > self.high {
+            self.high = x;
+        } else {
+            self.low = self.low.min(x);
+        }
+        true
+    }
+
     /// How far outside the range `x` lies, in tail widths: positive above the high quantile
     /// or below the low one, zero or negative inside.
     pub fn score(&self, x: f64) -> f64 {
@@ -82,6 +97,18 @@ impl PercentileBaseline {
             .collect();
         let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         (top, scores)
+    }
+}
+
+impl crate::detectors::grouped::AcceptsRow for PercentileBaseline {
+    /// Every feature of `row` at or beyond the threshold moves its range's edge out to it.
+    fn accept_row(&mut self, row: &[f64]) -> bool {
+        let threshold = self.params.threshold();
+        let mut changed = false;
+        for (r, x) in self.ranges.iter_mut().zip(row) {
+            changed |= r.accept(*x, threshold);
+        }
+        changed
     }
 }
 
@@ -180,6 +207,30 @@ mod tests {
         assert!(s[[1, 0]] > model.threshold(), "spike: {}", s[[1, 0]]);
         assert!(s[[2, 0]] > model.threshold(), "drop: {}", s[[2, 0]]);
         assert!(s[[3, 0]] < 0.0, "typical: {}", s[[3, 0]]);
+    }
+
+    #[test]
+    fn a_value_marked_normal_moves_the_ranges_edge_out_to_it() {
+        use crate::detectors::grouped::AcceptsRow as _;
+        let values: Vec<f64> = (0..200).map(|i| 800.0 + 2.0 * i as f64).collect();
+        let trained = fit_counts(column(&values, 400));
+        let t = trained.threshold();
+        for v in [2000.0, 300.0] {
+            let mut m = trained.clone();
+            assert!(m.score_row(&[v]).0 >= t);
+            assert!(m.accept_row(&[v]));
+            assert!(m.score_row(&[v]).0 <= 0.0, "{v} is now inside the range");
+            // Another tail width beyond it is anomalous again; the median is untouched.
+            let r = &m.ranges[0];
+            let beyond = if v > 1000.0 {
+                v + (t + 0.5) * r.high_span
+            } else {
+                v - (t + 0.5) * r.low_span
+            };
+            assert!(m.score_row(&[beyond]).0 >= t, "{beyond}");
+            assert_eq!(r.median, trained.ranges[0].median);
+            assert!(!m.accept_row(&[v]));
+        }
     }
 
     #[test]

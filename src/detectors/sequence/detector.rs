@@ -60,7 +60,7 @@ impl Detector for SequenceDetector {
         };
         // Sessions operators marked normal, and the transitions their findings named, are
         // common from now on.
-        for i in data.normal_session_rows()? {
+        for i in data.normal_rows(Granularity::Session)? {
             let tokens: Vec<&str> = sequences[i].split(' ').filter(|t| !t.is_empty()).collect();
             model.accept_session(&tokens);
         }

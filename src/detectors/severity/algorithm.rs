@@ -15,6 +15,10 @@ pub struct SeverityRule {
     /// Template id → lines per level, indexed like [`LEVELS`].
     pub counts: BTreeMap<String, Vec<u64>>,
     pub total_events: u64,
+    /// Template id → the most severe level operators marked routine for it (an index into
+    /// [`LEVELS`]): its lines at that level or below are not unusual.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accepted: BTreeMap<String, usize>,
     params: SeverityValidParams,
 }
 
@@ -70,10 +74,28 @@ impl SeverityRule {
             .max(self.params.max_share * self.occurrences(template) as f64)
     }
 
+    /// Learn an operator's "normal" verdict on a line of `template` at `level`: that
+    /// template at that level, and below it, is routine from now on. Whether anything
+    /// changed.
+    pub fn accept(&mut self, template: &str, level: &str) -> bool {
+        if self.score(template, level) < self.threshold() {
+            return false;
+        }
+        let rank = level_rank(level);
+        let at = self.accepted.entry(template.to_string()).or_insert(rank);
+        *at = (*at).max(rank);
+        true
+    }
+
     /// `limit ÷ lines at this level or above` (none counting as half a line) for a judged
-    /// level, 0 otherwise: ≥ 1 is anomalous.
+    /// level not accepted as routine, 0 otherwise: ≥ 1 is anomalous.
     pub fn score(&self, template: &str, level: &str) -> f64 {
-        if !self.judges(level) {
+        if !self.judges(level)
+            || self
+                .accepted
+                .get(template)
+                .is_some_and(|&rank| level_rank(level) <= rank)
+        {
             return 0.0;
         }
         self.limit(template) / (self.at_or_above(template, level) as f64).max(0.5)
@@ -101,6 +123,7 @@ impl SeverityValidParams {
         Ok(SeverityRule {
             counts: per_template,
             total_events: total,
+            accepted: BTreeMap::new(),
             params: self.clone(),
         })
     }
@@ -155,6 +178,22 @@ mod tests {
         // Below min_level nothing is judged, however new.
         assert_eq!(r.score("never seen before", "WARN"), 0.0);
         assert!(!flags("cache miss", "DEBUG"));
+    }
+
+    #[test]
+    fn a_line_marked_normal_makes_its_template_routine_at_its_level_and_below() {
+        let mut r = rule();
+        let flags = |r: &SeverityRule, t: &str, l: &str| r.score(t, l) >= r.threshold();
+        assert!(r.accept("disk full", "ERROR"));
+        assert!(!r.accept("disk full", "ERROR"), "once");
+        assert!(!flags(&r, "disk full", "ERROR"));
+        // A worse level is still news, and so are other templates.
+        assert!(flags(&r, "disk full", "FATAL"));
+        assert!(flags(&r, "request ok", "ERROR"));
+        // Nothing to learn from a line that was routine already.
+        assert!(!r.accept("connection refused", "ERROR"));
+        let saved: SeverityRule = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(saved, r);
     }
 
     #[test]

@@ -69,13 +69,19 @@ impl Detector for SeverityDetector {
         if events == 0 {
             return Ok(Trained::TooLittleData(too_few.into()));
         }
-        let rule = match s.fit(&counts) {
+        let mut rule = match s.fit(&counts) {
             Ok(r) => r,
             Err(SeverityError::TooFewEvents { .. }) => {
                 return Ok(Trained::TooLittleData(too_few.into()));
             }
             Err(e) => return Err(e.into()),
         };
+        // Lines operators marked normal: their template at their level is routine.
+        for e in data.normal_evidence("level") {
+            if let (Some(id), Some(level)) = (e["template_id"].as_str(), e["level"].as_str()) {
+                rule.accept(id, level);
+            }
+        }
         let m = data.event_model(
             Self::NAME,
             &["template_id", "level"],

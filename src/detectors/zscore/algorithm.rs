@@ -40,6 +40,45 @@ impl FeatureBaseline {
     }
 }
 
+impl FeatureBaseline {
+    /// Learn an operator's "normal" verdict on a row with value `x`: widen the spread (on the
+    /// scale z is computed on, and `scale` in step) just enough that `x` lies inside
+    /// `threshold`. Values as far out as the marked one are usual from now on, further ones
+    /// are not. Whether anything changed (`x` may already be inside).
+    pub fn accept(&mut self, x: f64, threshold: f64) -> bool {
+        if !x.is_finite() || self.z(x).abs() < threshold {
+            return false;
+        }
+        let widened = |f: f64| FeatureBaseline {
+            center: self.center,
+            scale: self.scale * f,
+            stabilized: self.stabilized.map(|(c, s)| (c, s * f)),
+        };
+        let inside = |f: f64| widened(f).z(x).abs() < threshold;
+        // |z| falls as the spread grows — on either side, and on the exact Poisson tail for
+        // drops, whose clump size is the spread squared: double until inside, then bisect to
+        // the smallest widening found.
+        let (mut lo, mut hi) = (1.0f64, 2.0f64);
+        while !inside(hi) {
+            if hi > 1e12 {
+                return false;
+            }
+            lo = hi;
+            hi *= 2.0;
+        }
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if inside(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        *self = widened(hi);
+        true
+    }
+}
+
 /// How unlikely a count as low as `x` is, as a z, from the exact Poisson tail: the normal
 /// approximation on Anscombe's scale overstates drops towards zero (for a mean of 10, none
 /// at all is 3.9 standard deviations, not the 5.2 the transformed scale gives). A spread
@@ -70,6 +109,19 @@ impl ZScore {
 
     pub fn hyperparams(&self) -> &ZScoreValidParams {
         &self.params
+    }
+}
+
+impl crate::detectors::grouped::AcceptsRow for ZScore {
+    /// Every feature of `row` at or beyond the threshold widens its baseline (see
+    /// [`FeatureBaseline::accept`]).
+    fn accept_row(&mut self, row: &[f64]) -> bool {
+        let threshold = self.params.threshold;
+        let mut changed = false;
+        for (b, x) in self.baselines.iter_mut().zip(row) {
+            changed |= b.accept(*x, threshold);
+        }
+        changed
     }
 }
 
@@ -175,6 +227,43 @@ mod tests {
     use linfa::ParamGuard;
     use linfa::traits::Predict;
     use ndarray::array;
+
+    #[test]
+    fn a_value_marked_normal_widens_its_baseline_just_enough() {
+        use crate::detectors::grouped::AcceptsRow as _;
+        let x = array![
+            [100.0, 5.0],
+            [104.0, 5.0],
+            [96.0, 6.0],
+            [100.0, 4.0],
+            [108.0, 5.0],
+            [92.0, 5.0]
+        ];
+        let mut counts = ZScore::params()
+            .count_features(vec![true, false])
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
+        let t = counts.threshold();
+        // A burst (300 lines where 100 are usual), a drop to none, and a plain-scale outlier.
+        for (j, v) in [(0, 300.0), (0, 0.0), (1, 40.0)] {
+            let mut m = counts.clone();
+            assert!(m.baselines[j].z(v).abs() >= t);
+            let mut row = vec![100.0, 5.0];
+            row[j] = v;
+            assert!(m.accept_row(&row), "{v} was flagged, so the baseline changes");
+            let z = m.baselines[j].z(v);
+            assert!(z.abs() < t && z.abs() > 0.99 * t, "just inside: z = {z}");
+            // Further out than the marked value is still anomalous; the other feature is as
+            // it was; accepting again changes nothing.
+            if v > 0.0 {
+                assert!(m.baselines[j].z(v * 1.5).abs() >= t);
+            }
+            assert_eq!(m.baselines[1 - j], counts.baselines[1 - j]);
+            assert!(!m.accept_row(&row));
+        }
+        // A row inside every baseline teaches nothing.
+        assert!(!counts.accept_row(&[100.0, 5.0]));
+    }
 
     #[test]
     fn robust_baseline_ignores_a_burst_in_training() {
