@@ -128,21 +128,21 @@ fn event_chunks(
         .table_rows(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, &[date])?
         as usize;
     let window = ctx.resolved.parse.window_lines.max(1);
-    for start in (0..rows).step_by(window) {
+    let (lake, source) = (&ctx.lake, ctx.source.as_str());
+    let read = move |start: usize| -> Result<DataFrame> {
         let slice = |layer, table: &str, columns: &[&str]| {
             let read = RowWindows {
                 rows: window,
                 columns,
             };
-            ctx.lake
-                .read_rows(layer, table, (&ctx.source, date), start, &read)
+            lake.read_rows(layer, table, (source, date), start, &read)
         };
         let gold = slice(
             Layer::Gold,
             tables::EVENT_FEATURES,
             &["file", "line_no", "service"],
         )?;
-        let events = with_silver(
+        with_silver(
             date,
             gold,
             slice(
@@ -158,15 +158,35 @@ fn event_chunks(
                     "params",
                 ],
             )?,
-        )?;
-        let columns = EventColumns::of(&events)?;
-        score(&ScoringInput {
-            windows: None,
-            sessions: None,
-            events: Some(&columns),
-        })?;
-    }
-    Ok(())
+        )
+    };
+    // Reading and decoding a window (about 40 % of the event phase) runs on a thread of its
+    // own, one window ahead of the scoring: at most two windows are in memory.
+    std::thread::scope(|s| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(1);
+        let reader = s.spawn(move || {
+            for start in (0..rows).step_by(window) {
+                let events = read(start);
+                let failed = events.is_err();
+                // The scorer stopped (an error of its own): nothing more to read.
+                if tx.send(events).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for events in rx {
+            let events = events?;
+            let columns = EventColumns::of(&events)?;
+            score(&ScoringInput {
+                windows: None,
+                sessions: None,
+                events: Some(&columns),
+            })?;
+        }
+        reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread reading {date}'s events panicked"))
+    })
 }
 
 /// Silver's events with what gold adds to each. 03-gold writes its events in silver's order,
