@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use linfa::ParamGuard;
 use serde::{Deserialize, Serialize};
@@ -21,18 +21,31 @@ pub struct RareTransition {
 /// The rarest transition of a sequence: (from, to, training sessions containing it).
 pub type Finding = (String, String, u64);
 
-fn transitions<'a>(sequence: &'a [&'a str]) -> impl Iterator<Item = (String, String)> + 'a {
+fn transitions<'s, 'a: 's>(
+    sequence: &'s [&'a str],
+) -> impl Iterator<Item = (&'a str, &'a str)> + 's {
     let with_markers = std::iter::once(START)
         .chain(sequence.iter().copied())
         .chain(std::iter::once(END));
     let shifted = sequence.iter().copied().chain(std::iter::once(END));
-    with_markers
-        .zip(shifted)
-        .map(|(a, b)| (a.to_string(), b.to_string()))
+    with_markers.zip(shifted)
 }
 
 fn key(a: &str, b: &str) -> String {
-    format!("{a} {b}")
+    let mut k = String::new();
+    write_key(&mut k, a, b);
+    k
+}
+
+/// `"a b"` into `buf`, reused from transition to transition: a session's transitions are
+/// looked up without an allocation each (scoring a million events' sessions made two
+/// strings and a key per transition).
+fn write_key<'b>(buf: &'b mut String, a: &str, b: &str) -> &'b str {
+    buf.clear();
+    buf.push_str(a);
+    buf.push(' ');
+    buf.push_str(b);
+    buf
 }
 
 impl RareTransition {
@@ -55,14 +68,19 @@ impl RareTransition {
 
     /// The session's least common transition, rare or not.
     pub fn rarest_transition(&self, sequence: &[&str]) -> Option<Finding> {
-        let mut best: Option<Finding> = None;
+        let mut best: Option<(&str, &str, u64)> = None;
+        let mut buf = String::new();
         for (a, b) in transitions(sequence) {
-            let n = self.sessions_with.get(&key(&a, &b)).copied().unwrap_or(0);
-            if best.as_ref().is_none_or(|f| n < f.2) {
+            let n = self
+                .sessions_with
+                .get(write_key(&mut buf, a, b))
+                .copied()
+                .unwrap_or(0);
+            if best.is_none_or(|f| n < f.2) {
                 best = Some((a, b, n));
             }
         }
-        best
+        best.map(|(a, b, n)| (a.to_string(), b.to_string(), n))
     }
 
     /// −log10 of the share of training sessions with the transition (0 seen counts as ½).
@@ -96,11 +114,22 @@ impl SequenceValidParams {
     ) -> Result<RareTransition, SequenceError> {
         let mut sessions_with: BTreeMap<String, u64> = BTreeMap::new();
         let mut sessions = 0u64;
+        let mut buf = String::new();
+        let mut distinct: Vec<(&str, &str)> = Vec::new();
         for seq in sequences {
             sessions += 1;
-            let distinct: BTreeSet<(String, String)> = transitions(&seq).collect();
-            for (a, b) in distinct {
-                *sessions_with.entry(key(&a, &b)).or_default() += 1;
+            distinct.clear();
+            distinct.extend(transitions(&seq));
+            distinct.sort_unstable();
+            distinct.dedup();
+            for &(a, b) in &distinct {
+                let k = write_key(&mut buf, a, b);
+                match sessions_with.get_mut(k) {
+                    Some(n) => *n += 1,
+                    None => {
+                        sessions_with.insert(k.to_string(), 1);
+                    }
+                }
             }
         }
         if sessions < self.min_sessions {
