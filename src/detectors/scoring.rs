@@ -208,10 +208,18 @@ impl<'a> EventColumns<'a> {
             .iter()
             .map(|v| v.unwrap_or_default())
             .collect();
+        // `file:line` built in one reused buffer: one allocation a key, the Arc's own.
+        let mut buf = String::new();
         let keys = files
             .iter()
             .zip(&line_nos)
-            .map(|(f, n)| Arc::from(format!("{f}:{n}")))
+            .map(|(f, n)| {
+                use std::fmt::Write as _;
+                buf.clear();
+                buf.push_str(f);
+                let _ = write!(buf, ":{n}");
+                Arc::from(buf.as_str())
+            })
             .collect();
         let params = match df.column("params") {
             Ok(c) => c.str()?.iter().map(|v| v.unwrap_or_default()).collect(),

@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use linfa::traits::{Fit, Predict};
+use linfa::traits::Fit;
 use linfa::{DatasetBase, ParamGuard};
-use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use super::{ZScore, ZScoreError};
@@ -106,9 +105,12 @@ impl Detector for ZScoreDetector {
             let Some((group, zmodel)) = set.lookup(|c| rows.group_value(i, c)) else {
                 continue;
             };
-            let z: Array2<f64> =
-                zmodel.predict(&rows.x.slice(ndarray::s![i..i + 1, ..]).to_owned());
-            let score = z.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            // The largest |z| of the row: what `predict` gives, without a matrix per row.
+            let score = zmodel
+                .baselines
+                .iter()
+                .zip(rows.x.row(i))
+                .fold(0.0f64, |m, (b, v)| m.max(b.z(*v).abs()));
             out.scores.push(rows.score(i, model, score));
             if score < model.threshold {
                 continue;
@@ -187,7 +189,7 @@ pub fn pool_hourly_spreads(set: &mut Grouped<ZScore>) {
 #[cfg(test)]
 mod tests {
     use linfa::traits::Predict;
-    use ndarray::array;
+    use ndarray::{Array2, array};
 
     use super::*;
     use crate::detectors::grouped::window_groupings;
