@@ -169,8 +169,8 @@ pub fn millis(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
 }
 
 /// A session's template counts from its `template_sequence` (space-separated template ids).
-pub fn template_counts(sequence: &str) -> std::collections::HashMap<&str, u64> {
-    let mut counts = std::collections::HashMap::new();
+pub fn template_counts(sequence: &str) -> rustc_hash::FxHashMap<&str, u64> {
+    let mut counts = rustc_hash::FxHashMap::default();
     for t in sequence.split(' ').filter(|t| !t.is_empty()) {
         *counts.entry(t).or_default() += 1;
     }

@@ -1,4 +1,7 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// Fx hashing: a training range's sessions are counted template by template.
+use rustc_hash::FxHashMap as HashMap;
 
 use linfa::ParamGuard;
 use serde::{Deserialize, Serialize};
@@ -143,25 +146,26 @@ impl InvariantsValidParams {
                 need: self.min_sessions,
             });
         }
-        let mut sessions_with: BTreeMap<String, u64> = BTreeMap::new();
+        let mut sessions_with: HashMap<&str, u64> = HashMap::default();
         for s in sessions {
-            for t in s.keys() {
-                *sessions_with.entry(t.to_string()).or_default() += 1;
+            for &t in s.keys() {
+                *sessions_with.entry(t).or_default() += 1;
             }
         }
         // Frequent templates, numbered in id order so the result does not depend on hashing.
-        let frequent: Vec<&str> = sessions_with
+        let mut frequent: Vec<&str> = sessions_with
             .iter()
             .filter(|(_, c)| **c as f64 >= self.min_frequency * n as f64)
-            .map(|(t, _)| t.as_str())
+            .map(|(t, _)| *t)
             .collect();
+        frequent.sort_unstable();
         let index: HashMap<&str, usize> =
             frequent.iter().enumerate().map(|(i, t)| (*t, i)).collect();
 
         // For each pair (a < b) both present in a session: how often each reduced ratio
         // count(a) : count(b) occurs. Sessions with only one of the two break every ratio.
-        let mut ratios: HashMap<(usize, usize, u64, u64), u64> = HashMap::new();
-        let mut both: HashMap<(usize, usize), u64> = HashMap::new();
+        let mut ratios: HashMap<(usize, usize, u64, u64), u64> = HashMap::default();
+        let mut both: HashMap<(usize, usize), u64> = HashMap::default();
         for s in sessions {
             let mut present: Vec<(usize, u64)> = s
                 .iter()
@@ -214,7 +218,10 @@ impl InvariantsValidParams {
         }
         Ok(SessionInvariants {
             invariants,
-            sessions_with,
+            sessions_with: sessions_with
+                .into_iter()
+                .map(|(t, c)| (t.to_string(), c))
+                .collect(),
             sessions: n,
             params: self.clone(),
         })
