@@ -122,7 +122,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     } else {
         None
     };
-    let mut sessions = sessions::SessionBuckets::new(buckets, scratch);
+    let mut sessions = sessions::SessionBuckets::new(buckets, scratch, gold.session_bucket_events);
     let mut events_out = ctx
         .lake
         .stage_partition(Layer::Gold, tables::EVENT_FEATURES)?;
@@ -588,7 +588,7 @@ mod tests {
             ])
             .collect()
             .unwrap();
-        let mut buckets = sessions::SessionBuckets::new(1, None);
+        let mut buckets = sessions::SessionBuckets::new(1, None, 1);
         buckets.add(rows).unwrap();
         let mut out = None;
         buckets

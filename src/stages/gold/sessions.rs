@@ -9,6 +9,15 @@
 //! one bucket (a day of up to `[gold] session_bucket_events` events) the table is one file
 //! sorted by session key, as it always was.
 //!
+//! A window's share of one bucket is small (window ÷ buckets rows), and each append to a
+//! spill file is a Parquet row group with a fixed cost to write and read back: appended as
+//! they came, a day's row groups grew as windows × buckets, with the square of the day (a
+//! generated 30 million-line day: 230 windows × 58 buckets). Pieces are held until the
+//! bucket's are worth a row group: up to `session_bucket_events` rows in all — the memory one
+//! bucket takes at aggregation anyway — of which the fullest buckets are written when it is
+//! reached. 03-gold on that 30 M day: 28.0 → 21.7 s; on a 10 M day cut into 77 buckets,
+//! 9.8 → 7.0 s; the same tables, byte for byte.
+//!
 //! The aggregation is plain Rust over the bucket's columns, not a Polars group-by: joining each
 //! session's template sequence as text through a group-by took more than a gigabyte for three
 //! million events.
@@ -32,14 +41,19 @@ pub struct SessionBuckets {
     spill: Option<Spill>,
 }
 
-/// The open spill files of a day's buckets.
+/// The open spill files of a day's buckets, and the pieces not yet appended to them.
 struct Spill {
     scratch: Scratch,
     writers: Vec<Option<BatchedWriter<File>>>,
+    pending: Vec<Vec<DataFrame>>,
+    pending_rows: Vec<usize>,
+    /// Rows held in `pending` at most, in all.
+    hold: usize,
 }
 
 impl SessionBuckets {
-    pub fn new(buckets: usize, scratch: Option<Scratch>) -> Self {
+    /// `hold`: rows of pieces held back in all before the fullest buckets are written.
+    pub fn new(buckets: usize, scratch: Option<Scratch>, hold: usize) -> Self {
         let buckets = buckets.max(1);
         Self {
             buckets,
@@ -47,6 +61,9 @@ impl SessionBuckets {
             spill: scratch.filter(|_| buckets > 1).map(|scratch| Spill {
                 scratch,
                 writers: (0..buckets).map(|_| None).collect(),
+                pending: (0..buckets).map(|_| Vec::new()).collect(),
+                pending_rows: vec![0; buckets],
+                hold: hold.max(1),
             }),
         }
     }
@@ -61,7 +78,7 @@ impl SessionBuckets {
             return Ok(());
         };
         // Rows grouped by bucket (a counting sort, silver order kept within a bucket), then
-        // each bucket's run appended to its file as one row group.
+        // each bucket's run held back until it is written (see the module documentation).
         let bucket_of: Vec<usize> = rows
             .column("session_key")?
             .str()?
@@ -84,27 +101,12 @@ impl SessionBuckets {
         let grouped = rows.take(&IdxCa::from_vec("order".into(), order))?;
         for b in 0..self.buckets {
             let (from, to) = (starts[b], starts[b + 1]);
-            if from == to {
-                continue;
+            if from < to {
+                spill.pending[b].push(grouped.slice(from as i64, to - from));
+                spill.pending_rows[b] += to - from;
             }
-            let writer = match &mut spill.writers[b] {
-                Some(w) => w,
-                slot => {
-                    let path = spill.scratch.path(&bucket_file(b));
-                    let file = File::create(&path)
-                        .with_context(|| format!("creating {}", path.display()))?;
-                    // LZ4: a spill file is read back once, minutes later; zstd spent more
-                    // time compressing and decompressing it than the disk saved.
-                    slot.insert(
-                        ParquetWriter::new(file)
-                            .with_compression(ParquetCompression::Lz4Raw)
-                            .batched(grouped.schema())?,
-                    )
-                }
-            };
-            writer.write_batch(&grouped.slice(from as i64, to - from))?;
         }
-        Ok(())
+        spill.write_fullest()
     }
 
     /// Aggregate each bucket, handing `each` its sessions and template counts in bucket order.
@@ -114,6 +116,10 @@ impl SessionBuckets {
             let (sessions, counts) = aggregate(&rows)?;
             return each(sessions, counts);
         };
+        let mut spill = spill;
+        for b in 0..self.buckets {
+            spill.write(b)?;
+        }
         let mut written = Vec::new();
         for (b, writer) in spill.writers.into_iter().enumerate() {
             let Some(writer) = writer else { continue };
@@ -135,6 +141,53 @@ impl SessionBuckets {
                 each(sessions, counts)?;
             }
         }
+        Ok(())
+    }
+}
+
+impl Spill {
+    /// When more than `hold` rows are held, write the fullest buckets' pieces until at most
+    /// half of that is left.
+    fn write_fullest(&mut self) -> Result<()> {
+        let mut held: usize = self.pending_rows.iter().sum();
+        if held <= self.hold {
+            return Ok(());
+        }
+        let mut fullest: Vec<usize> = (0..self.pending.len()).collect();
+        fullest.sort_by_key(|&b| (std::cmp::Reverse(self.pending_rows[b]), b));
+        for b in fullest {
+            if held <= self.hold / 2 {
+                break;
+            }
+            held -= self.pending_rows[b];
+            self.write(b)?;
+        }
+        Ok(())
+    }
+
+    /// Append bucket `b`'s held pieces to its file as one row group.
+    fn write(&mut self, b: usize) -> Result<()> {
+        if self.pending[b].is_empty() {
+            return Ok(());
+        }
+        let rows = concat_rows(std::mem::take(&mut self.pending[b]))?;
+        self.pending_rows[b] = 0;
+        let writer = match &mut self.writers[b] {
+            Some(w) => w,
+            slot => {
+                let path = self.scratch.path(&bucket_file(b));
+                let file =
+                    File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                // LZ4: a spill file is read back once, minutes later; zstd spent more time
+                // compressing and decompressing it than the disk saved.
+                slot.insert(
+                    ParquetWriter::new(file)
+                        .with_compression(ParquetCompression::Lz4Raw)
+                        .batched(rows.schema())?,
+                )
+            }
+        };
+        writer.write_batch(&rows)?;
         Ok(())
     }
 }
