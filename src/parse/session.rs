@@ -54,17 +54,6 @@ impl SessionKey {
             SessionKey::Pattern { .. } => None,
         }
     }
-
-    /// An event's session key: its field's value, or the regex's match in its message.
-    pub fn key_of<'a>(&self, message: &'a str, field_value: Option<&'a str>) -> Option<&'a str> {
-        match self {
-            SessionKey::Field(_) => field_value,
-            SessionKey::Pattern { regex, group } => regex
-                .captures(message)
-                .and_then(|c| c.get(*group))
-                .map(|m| m.as_str()),
-        }
-    }
 }
 
 /// A fixed hash of a session key (not randomly seeded): 03-gold's session buckets and
