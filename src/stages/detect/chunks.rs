@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 use crate::detectors::Granularity;
 use crate::detectors::scoring::{EventColumns, ScoringInput};
-use crate::lake::{Layer, RowWindows, read_parquet, tables};
+use crate::lake::{Layer, RowWindows, each_prefetched, read_parquet, tables};
 use crate::stages::Context;
 
 /// Sessions scored at once, per line of `[parse] window_lines`: a session's feature row holds
@@ -129,7 +129,7 @@ fn event_chunks(
         as usize;
     let window = ctx.resolved.parse.window_lines.max(1);
     let (lake, source) = (&ctx.lake, ctx.source.as_str());
-    let read = move |start: usize| -> Result<DataFrame> {
+    let read = |start: usize| -> Result<DataFrame> {
         let slice = |layer, table: &str, columns: &[&str]| {
             let read = RowWindows {
                 rows: window,
@@ -162,31 +162,18 @@ fn event_chunks(
     };
     // Reading and decoding a window (about 40 % of the event phase) runs on a thread of its
     // own, one window ahead of the scoring: at most two windows are in memory.
-    std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(1);
-        let reader = s.spawn(move || {
-            for start in (0..rows).step_by(window) {
-                let events = read(start);
-                let failed = events.is_err();
-                // The scorer stopped (an error of its own): nothing more to read.
-                if tx.send(events).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        for events in rx {
-            let events = events?;
+    each_prefetched(
+        rows.div_ceil(window),
+        |w| read(w * window),
+        &mut |_, events| {
             let columns = EventColumns::of(&events)?;
             score(&ScoringInput {
                 windows: None,
                 sessions: None,
                 events: Some(&columns),
-            })?;
-        }
-        reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the thread reading {date}'s events panicked"))
-    })
+            })
+        },
+    )
 }
 
 /// Silver's events with what gold adds to each. 03-gold writes its events in silver's order,
