@@ -217,14 +217,18 @@ fn anomalies_reference_incidents_from_migration_5_on() {
 }
 
 /// Run `case` on a fresh SQLite file, then on PostgreSQL in a database of its own (dropped
-/// after) when `TEST_DATABASE_URL` names a server, as CI's does.
+/// after) when `TEST_DATABASE_URL` names a server, as CI's does. One case at a time on the
+/// server: the migrations create a role, which is shared by the server's databases, and two
+/// creating it at once collide.
 fn on_sqlite_and_postgres(name: &str, case: fn(Database)) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let tmp = tempfile::tempdir().unwrap();
     case(Database::connect("", &tmp.path().join("own.db"), 1).unwrap());
     let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
         eprintln!("TEST_DATABASE_URL is not set: {name} checked on SQLite only (CI sets it)");
         return;
     };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Database::connect(&url, Path::new("unused"), 1).unwrap();
     let name = format!("loglake_{name}_{}", std::process::id());
     server
