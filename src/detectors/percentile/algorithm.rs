@@ -20,6 +20,11 @@ pub struct FeatureRange {
     /// Tail widths: median → quantile, floored (see the module documentation).
     pub low_span: f64,
     pub high_span: f64,
+    /// The lowest and highest values operators marked normal: the range's edges move out to
+    /// them and its tail widths stay as trained, as `param_range`'s do. Kept apart from
+    /// `low` and `high`, which reasons quote as the training quantiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<(f64, f64)>,
 }
 
 impl FeatureRange {
@@ -41,28 +46,31 @@ impl FeatureRange {
             high,
             low_span: (med - low).max(floor(low)),
             high_span: (high - med).max(floor(high)),
+            accepted: None,
         }
     }
 
     /// Learn an operator's "normal" verdict on a row with value `x` scoring `threshold` or
-    /// more: the range's edge moves out to `x`, and the trained tail width stays (as
-    /// `param_range` does). Whether anything changed.
+    /// more: the range's edge moves out to `x` ([`FeatureRange::accepted`]). Whether anything
+    /// changed.
     pub fn accept(&mut self, x: f64, threshold: f64) -> bool {
         if !x.is_finite() || self.score(x) < threshold {
             return false;
         }
-        if x > self.high {
-            self.high = x;
-        } else {
-            self.low = self.low.min(x);
-        }
+        let (a, b) = self.accepted.unwrap_or((x, x));
+        self.accepted = Some((a.min(x), b.max(x)));
         true
     }
 
     /// How far outside the range `x` lies, in tail widths: positive above the high quantile
-    /// or below the low one, zero or negative inside.
+    /// or below the low one (or beyond the values accepted past them), zero or negative
+    /// inside.
     pub fn score(&self, x: f64) -> f64 {
-        ((x - self.high) / self.high_span).max((self.low - x) / self.low_span)
+        let (low, high) = match self.accepted {
+            Some((a, b)) => (self.low.min(a), self.high.max(b)),
+            None => (self.low, self.high),
+        };
+        ((x - high) / self.high_span).max((low - x) / self.low_span)
     }
 }
 
