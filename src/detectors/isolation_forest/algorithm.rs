@@ -109,15 +109,12 @@ impl Tree {
 
     /// Depth of the leaf `row` reaches plus c(rows left in that leaf).
     fn path_length(&self, row: ArrayView1<f64>) -> f64 {
-        let (leaf, depth) = self.leaf_of(row);
-        match &self.nodes[leaf] {
-            Node::Leaf { size } => depth as f64 + average_path_length(*size),
-            Node::Split { .. } => unreachable!("leaf_of ends at a leaf"),
-        }
+        let (_, depth, size) = self.leaf_of(row);
+        depth as f64 + average_path_length(size)
     }
 
-    /// The leaf `row` reaches, and its depth.
-    fn leaf_of(&self, row: ArrayView1<f64>) -> (usize, usize) {
+    /// The leaf `row` reaches: its index, depth and training rows.
+    fn leaf_of(&self, row: ArrayView1<f64>) -> (usize, usize, usize) {
         let mut i = 0usize;
         let mut depth = 0usize;
         loop {
@@ -135,7 +132,7 @@ impl Tree {
                     };
                     depth += 1;
                 }
-                Node::Leaf { .. } => return (i, depth),
+                Node::Leaf { size } => return (i, depth, *size),
             }
         }
     }
@@ -177,17 +174,8 @@ impl IsolationForest {
     /// changed.
     pub fn accept_row(&mut self, row: ArrayView1<f64>) -> bool {
         let norm = average_path_length(self.sub_sample);
-        let reached: Vec<(usize, usize, usize)> = self
-            .trees
-            .iter()
-            .map(|t| {
-                let (leaf, depth) = t.leaf_of(row);
-                match t.nodes[leaf] {
-                    Node::Leaf { size } => (leaf, depth, size),
-                    Node::Split { .. } => unreachable!("leaf_of ends at a leaf"),
-                }
-            })
-            .collect();
+        let reached: Vec<(usize, usize, usize)> =
+            self.trees.iter().map(|t| t.leaf_of(row)).collect();
         let score = |extra: usize| {
             let mean = reached
                 .iter()
