@@ -64,31 +64,34 @@ impl TrainingData<'_> {
     /// the training range (or left out of a session sample) is not among them; 05-detect
     /// still suppresses its findings.
     pub fn normal_rows(&self, granularity: Granularity) -> Result<Vec<usize>> {
-        let prefix = format!("{granularity}|");
-        let marked: std::collections::BTreeSet<(&str, Option<i64>)> = self
-            .normal_verdicts
-            .iter()
-            .filter(|v| v.kind.starts_with(&prefix))
-            .map(|v| match granularity {
-                Granularity::Window => (v.entity_key.as_str(), v.window_start),
-                _ => (v.entity_key.as_str(), None),
-            })
-            .collect();
-        let Some(frame) = self.frame(granularity).filter(|_| !marked.is_empty()) else {
+        let Some(frame) = self.frame(granularity) else {
             return Ok(Vec::new());
         };
         Ok(match granularity {
             Granularity::Session => {
+                let marked = marked_sessions(&self.normal_verdicts);
+                if marked.is_empty() {
+                    return Ok(Vec::new());
+                }
                 let keys = features::strings(frame, "session_key")?;
                 (0..keys.len())
-                    .filter(|&i| marked.contains(&(keys[i].as_str(), None)))
+                    .filter(|&i| marked.contains(keys[i].as_str()))
                     .collect()
             }
             Granularity::Window => {
+                let marked: std::collections::BTreeSet<(&str, i64)> = self
+                    .normal_verdicts
+                    .iter()
+                    .filter(|v| v.kind.starts_with("window|"))
+                    .filter_map(|v| Some((v.entity_key.as_str(), v.window_start?)))
+                    .collect();
+                if marked.is_empty() {
+                    return Ok(Vec::new());
+                }
                 let services = features::strings(frame, "service")?;
                 let starts = features::millis(frame, "window_start")?;
                 (0..services.len())
-                    .filter(|&i| marked.contains(&(services[i].as_str(), Some(starts[i]))))
+                    .filter(|&i| marked.contains(&(services[i].as_str(), starts[i])))
                     .collect()
             }
             Granularity::Event => Vec::new(),
@@ -218,6 +221,17 @@ impl TrainingData<'_> {
             Granularity::Event => None,
         }
     }
+}
+
+/// The keys of the sessions operators marked normal (whichever detector flagged them).
+pub fn marked_sessions(
+    verdicts: &[crate::db::feedback::NormalVerdict],
+) -> std::collections::BTreeSet<&str> {
+    verdicts
+        .iter()
+        .filter(|v| v.kind.starts_with("session|"))
+        .map(|v| v.entity_key.as_str())
+        .collect()
 }
 
 /// The events of `dates` as frames of `columns`, at most `window_lines` rows each, in order.

@@ -12,7 +12,7 @@ use chrono::{Duration, NaiveDate};
 
 use super::{Context, RunOutcome};
 use crate::detectors::session_sample::session_training;
-use crate::detectors::training::{TrainingData, template_stats};
+use crate::detectors::training::{TrainingData, marked_sessions, template_stats};
 use crate::detectors::{DETECTORS, Granularity, SavedModel, Trained};
 use crate::lake::{Layer, tables};
 use rayon::prelude::*;
@@ -148,18 +148,13 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
     let normal_verdicts = ctx.db.normal_verdicts(&ctx.source)?;
     // Sessions operators marked normal are trained on even when the sample would leave them
     // out: the session detectors learn from them.
-    let marked: std::collections::BTreeSet<&str> = normal_verdicts
-        .iter()
-        .filter(|v| v.kind.starts_with("session|"))
-        .map(|v| v.entity_key.as_str())
-        .collect();
     let sessions = session_training(
         &ctx.lake,
         &ctx.source,
         dates,
         ctx.resolved.parse.window_lines,
         ctx.settings.train.max_sessions,
-        &marked,
+        &marked_sessions(&normal_verdicts),
     )?;
     let window_lines = ctx.resolved.parse.window_lines;
     let stats = template_stats(&ctx.lake, &ctx.source, dates)?;
