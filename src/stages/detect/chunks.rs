@@ -128,14 +128,14 @@ fn event_chunks(
         .table_rows(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, &[date])?
         as usize;
     let window = ctx.resolved.parse.window_lines.max(1);
-    let (lake, source) = (&ctx.lake, ctx.source.as_str());
     let read = |start: usize| -> Result<DataFrame> {
         let slice = |layer, table: &str, columns: &[&str]| {
             let read = RowWindows {
                 rows: window,
                 columns,
             };
-            lake.read_rows(layer, table, (source, date), start, &read)
+            ctx.lake
+                .read_rows(layer, table, (&ctx.source, date), start, &read)
         };
         let gold = slice(
             Layer::Gold,

@@ -111,12 +111,11 @@ impl SessionBuckets {
 
     /// Aggregate each bucket, handing `each` its sessions and template counts in bucket order.
     pub fn finish(self, mut each: impl FnMut(DataFrame, DataFrame) -> Result<()>) -> Result<()> {
-        let Some(spill) = self.spill else {
+        let Some(mut spill) = self.spill else {
             let rows = concat_rows(self.held)?;
             let (sessions, counts) = aggregate(&rows)?;
             return each(sessions, counts);
         };
-        let mut spill = spill;
         for b in 0..self.buckets {
             spill.write(b)?;
         }
