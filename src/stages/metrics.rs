@@ -145,8 +145,9 @@ fn render(series: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// Label values escape backslash, double quote and newline (Prometheus exposition format).
-fn escape(v: &str) -> String {
+/// Label values escape backslash, double quote and newline (Prometheus exposition format;
+/// `loglake serve`'s `/metrics` writes its labels with it too).
+pub fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
