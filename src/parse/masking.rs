@@ -212,15 +212,18 @@ fn date_run(tokens: &[&str]) -> Option<usize> {
 
 /// `hh:mm[:ss[.fff]]`
 fn is_clock(token: &str) -> bool {
-    let parts: Vec<&str> = token.split(':').collect();
-    (2..=3).contains(&parts.len())
-        && parts[..2]
-            .iter()
-            .all(|p| (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-        && parts.get(2).is_none_or(|s| {
-            let secs = s.split(['.', ',']).next().unwrap_or_default();
-            secs.len() == 2 && secs.bytes().all(|b| b.is_ascii_digit())
-        })
+    let digits = |p: &str, len: std::ops::RangeInclusive<usize>| {
+        len.contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    let mut parts = token.split(':');
+    let (Some(h), Some(m)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let secs = parts.next();
+    digits(h, 1..=2)
+        && digits(m, 1..=2)
+        && parts.next().is_none()
+        && secs.is_none_or(|s| digits(s.split(['.', ',']).next().unwrap_or_default(), 2..=2))
 }
 
 /// `<SIZE>` or `<DURATION>` when `tokens` starts with a plain number followed by a unit word,
@@ -387,11 +390,13 @@ fn is_ip(s: &str) -> bool {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() => h,
         _ => s,
     };
-    let parts: Vec<&str> = host.split('.').collect();
-    parts.len() == 4
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    // Every token with a digit is tried here first, so no allocation: count the parts as
+    // they go by.
+    let mut parts = 0;
+    host.split('.').all(|p| {
+        parts += 1;
+        parts <= 4 && !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())
+    }) && parts == 4
 }
 
 fn is_uuid(s: &str) -> bool {
