@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use super::samples::COLLECTED_GOLD;
 use crate::detectors::Granularity;
 use crate::detectors::scoring::{EventColumns, ScoringInput};
 use crate::lake::{Layer, RowWindows, each_prefetched, read_parquet, tables};
@@ -21,26 +22,35 @@ use crate::stages::Context;
 /// about 100 MB while they are scored.
 const SESSIONS_PER_WINDOW_LINE: f64 = 1.0 / 8.0;
 
-/// Hand `score` every chunk of `date`'s views of `granularity`, in a fixed order.
+/// What a chunk's scorer gets: the views, and for events the frame they were made from.
+pub type Scorer<'s> = dyn FnMut(&ScoringInput<'_>, Option<&DataFrame>) -> Result<()> + 's;
+
+/// Hand `score` every chunk of `date`'s views of `granularity`, in a fixed order. With
+/// `samples`, event chunks also hold what [`super::samples::Collector`] keeps sample lines
+/// from (their messages and sessions).
 pub fn each_chunk(
     ctx: &Context,
     date: NaiveDate,
     granularity: Granularity,
-    score: &mut dyn FnMut(&ScoringInput<'_>) -> Result<()>,
+    samples: bool,
+    score: &mut Scorer<'_>,
 ) -> Result<()> {
     match granularity {
         Granularity::Window => {
             let Some(windows) = read_whole(ctx, date, tables::WINDOW_FEATURES)? else {
                 return Ok(());
             };
-            score(&ScoringInput {
-                windows: Some(&windows),
-                sessions: None,
-                events: None,
-            })
+            score(
+                &ScoringInput {
+                    windows: Some(&windows),
+                    sessions: None,
+                    events: None,
+                },
+                None,
+            )
         }
         Granularity::Session => session_chunks(ctx, date, score),
-        Granularity::Event => event_chunks(ctx, date, score),
+        Granularity::Event => event_chunks(ctx, date, samples, score),
     }
 }
 
@@ -58,11 +68,7 @@ fn read_whole(ctx: &Context, date: NaiveDate, table: &str) -> Result<Option<Data
     }
 }
 
-fn session_chunks(
-    ctx: &Context,
-    date: NaiveDate,
-    score: &mut dyn FnMut(&ScoringInput<'_>) -> Result<()>,
-) -> Result<()> {
+fn session_chunks(ctx: &Context, date: NaiveDate, score: &mut Scorer<'_>) -> Result<()> {
     let parts = |table| ctx.lake.part_files(Layer::Gold, table, &ctx.source, date);
     let (features, counts) = (
         parts(tables::SESSION_FEATURES)?,
@@ -108,11 +114,14 @@ fn session_chunks(
             } else {
                 counts.clone()
             };
-            score(&ScoringInput {
-                windows: None,
-                sessions: Some((&slice, &slice_counts)),
-                events: None,
-            })?;
+            score(
+                &ScoringInput {
+                    windows: None,
+                    sessions: Some((&slice, &slice_counts)),
+                    events: None,
+                },
+                None,
+            )?;
         }
     }
     Ok(())
@@ -121,7 +130,8 @@ fn session_chunks(
 fn event_chunks(
     ctx: &Context,
     date: NaiveDate,
-    score: &mut dyn FnMut(&ScoringInput<'_>) -> Result<()>,
+    samples: bool,
+    score: &mut Scorer<'_>,
 ) -> Result<()> {
     let rows = ctx
         .lake
@@ -137,27 +147,25 @@ fn event_chunks(
             ctx.lake
                 .read_rows(layer, table, (&ctx.source, date), start, &read)
         };
-        let gold = slice(
-            Layer::Gold,
-            tables::EVENT_FEATURES,
-            &["file", "line_no", "service"],
-        )?;
+        let mut gold_columns = vec!["file", "line_no", "service"];
+        let mut silver_columns = vec![
+            "file",
+            "line_no",
+            "ts",
+            "level",
+            "template_id",
+            "template",
+            "params",
+        ];
+        if samples {
+            gold_columns.extend(COLLECTED_GOLD);
+            silver_columns.push("message");
+        }
+        let gold = slice(Layer::Gold, tables::EVENT_FEATURES, &gold_columns)?;
         with_silver(
             date,
             gold,
-            slice(
-                Layer::Silver,
-                tables::EVENTS,
-                &[
-                    "file",
-                    "line_no",
-                    "ts",
-                    "level",
-                    "template_id",
-                    "template",
-                    "params",
-                ],
-            )?,
+            slice(Layer::Silver, tables::EVENTS, &silver_columns)?,
         )
     };
     // Reading and decoding a window (about 40 % of the event phase) runs on a thread of its
@@ -167,11 +175,14 @@ fn event_chunks(
         |w| read(w * window),
         &mut |_, events| {
             let columns = EventColumns::of(&events)?;
-            score(&ScoringInput {
-                windows: None,
-                sessions: None,
-                events: Some(&columns),
-            })
+            score(
+                &ScoringInput {
+                    windows: None,
+                    sessions: None,
+                    events: Some(&columns),
+                },
+                Some(&events),
+            )
         },
     )
 }

@@ -52,10 +52,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 ctx.source
             );
         }
-        let (scored, findings) = score_batch(ctx, date, &models)?;
-        // The batch's views and scores are gone by now: sample lines are read into the memory
-        // they held.
-        let samples = timed("load sample lines", || Samples::load(ctx, date, &findings))?;
+        let (scored, findings, collected) = score_batch(ctx, date, &models)?;
+        // Sample lines kept while events were read serve when they cover every finding;
+        // otherwise (no event models, or a finding wanting other lines) they are read now, into
+        // the memory the batch's views and scores held.
+        let samples = timed("load sample lines", || {
+            match collected {
+                Some(c) => c.finish(&findings, samples::partition_of(ctx, date))?,
+                None => None,
+            }
+            .map_or_else(|| Samples::load(ctx, date, &findings), Ok)
+        })?;
         let detected_at = Utc::now();
         let mut anomalies: Vec<AnomalyRow> = timed("anomaly rows", || {
             // Each finding's row (reason, evidence, sample lines) is its own: built in
@@ -157,13 +164,14 @@ fn latest_models(ctx: &Context, date: NaiveDate) -> Result<Vec<SavedModel>> {
 
 /// Score the batch with every model, a chunk at a time ([`chunks`]), and the ensemble; write
 /// `detections/scores` part by part as chunks are scored, and return how many rows were
-/// scored and the findings. Only a chunk's views and scores are in memory at once, with the
-/// ensemble's ballots and the findings (a few per thousand entities).
+/// scored, the findings, and the sample lines kept while events were read (when events were
+/// scored). Only a chunk's views and scores are in memory at once, with the ensemble's
+/// ballots, the findings (a few per thousand entities) and their sample lines.
 fn score_batch(
     ctx: &Context,
     date: NaiveDate,
     models: &[SavedModel],
-) -> Result<(u64, Vec<Finding>)> {
+) -> Result<(u64, Vec<Finding>, Option<samples::Collector>)> {
     let mut scores_out = ctx
         .lake
         .stage_partition(Layer::Detections, tables::SCORES)?;
@@ -171,6 +179,7 @@ fn score_batch(
     let mut findings = Vec::new();
     let mut scored = 0u64;
     let mut spent: BTreeMap<String, std::time::Duration> = BTreeMap::new();
+    let mut collector: Option<samples::Collector> = None;
     for granularity in Granularity::ALL {
         let judging: Vec<_> = models
             .iter()
@@ -181,26 +190,41 @@ fn score_batch(
             continue;
         }
         let t0 = std::time::Instant::now();
-        chunks::each_chunk(ctx, date, granularity, &mut |input| {
+        // Events come last: the window and session findings are known by then.
+        let collecting = granularity == Granularity::Event;
+        if collecting {
+            collector = Some(samples::Collector::new(&findings));
+        }
+        chunks::each_chunk(ctx, date, granularity, collecting, &mut |input, events| {
             let Some(rows) = input.rows(granularity) else {
                 return Ok(());
             };
             // Detectors judge a chunk independently, so they score it in parallel; their
             // outputs are gathered in registry order, as if they had run one after another.
-            let each: Vec<(Scored, std::time::Duration)> = judging
-                .par_iter()
-                .map(|&(model, detector)| {
-                    let t = std::time::Instant::now();
-                    let mut one = Scored {
-                        scores: Vec::with_capacity(rows as usize),
-                        findings: Vec::new(),
-                    };
-                    detector.score(model, input, &mut one).with_context(|| {
-                        format!("scoring with {}/{}", model.granularity, model.detector)
-                    })?;
-                    Ok((one, t.elapsed()))
-                })
-                .collect::<Result<_>>()?;
+            // Sample lines are marked meanwhile, from what was flagged before the chunk.
+            let (each, marked) = rayon::join(
+                || -> Result<Vec<(Scored, std::time::Duration)>> {
+                    judging
+                        .par_iter()
+                        .map(|&(model, detector)| {
+                            let t = std::time::Instant::now();
+                            let mut one = Scored {
+                                scores: Vec::with_capacity(rows as usize),
+                                findings: Vec::new(),
+                            };
+                            detector.score(model, input, &mut one).with_context(|| {
+                                format!("scoring with {}/{}", model.granularity, model.detector)
+                            })?;
+                            Ok((one, t.elapsed()))
+                        })
+                        .collect()
+                },
+                || match (collector.as_ref(), events) {
+                    (Some(c), Some(events)) => c.mark(events).map(|m| Some((m, events))),
+                    _ => Ok(None),
+                },
+            );
+            let each = each?;
             let mut out = Scored {
                 scores: Vec::with_capacity(rows as usize * judging.len()),
                 findings: Vec::new(),
@@ -212,6 +236,11 @@ fn score_batch(
                 *spent
                     .entry(format!("score {}/{}", model.granularity, model.detector))
                     .or_default() += took;
+            }
+            if let (Some(c), Some((marked, events))) = (collector.as_mut(), marked?) {
+                let t = std::time::Instant::now();
+                c.keep(events, marked, &out.findings)?;
+                *spent.entry("keep samples".into()).or_default() += t.elapsed();
             }
             ballots.add(&out.findings, &out.scores);
             if !out.scores.is_empty() {
@@ -241,7 +270,7 @@ fn score_batch(
         scores_out.write(&mut rows::scores_frame(&last)?)?;
     }
     timed("write scores", || scores_out.commit(&ctx.source, date))?;
-    Ok((scored, findings))
+    Ok((scored, findings, collector))
 }
 
 /// Run `f`, logging how long it took at debug level (`RUST_LOG=loglake=debug`): where

@@ -40,6 +40,15 @@ fn text(column: &StringChunked, i: usize) -> &str {
     column.get(i).unwrap_or_default()
 }
 
+/// Where sample lines come from, as `details.samples[].lake_partition` names it.
+pub fn partition_of(ctx: &Context, date: NaiveDate) -> String {
+    format!(
+        "silver/{}/source={}/date={date}",
+        tables::EVENTS,
+        ctx.source
+    )
+}
+
 /// The silver columns sample lines show.
 const COLUMNS: [&str; 7] = [
     "ts",
@@ -57,13 +66,8 @@ impl Samples {
     /// rows at a time and only those rows are kept, so memory follows the findings, not the
     /// batch; kept rows stay in silver order, as whole-batch reading had them.
     pub fn load(ctx: &Context, date: NaiveDate, findings: &[Finding]) -> Result<Self> {
-        let partition = format!(
-            "silver/{}/source={}/date={date}",
-            tables::EVENTS,
-            ctx.source
-        );
         let session_lines = session_lines(ctx, date, findings)?;
-        let wanted = Wanted::of(findings, &session_lines);
+        let wanted = Wanted::of(findings).with_session_lines(&session_lines);
         let mut kept: Vec<DataFrame> = Vec::new();
         if !findings.is_empty() {
             ctx.lake.read_windows(
@@ -92,6 +96,15 @@ impl Samples {
                 },
             )?;
         }
+        Self::of_kept(kept, partition_of(ctx, date), session_lines)
+    }
+
+    /// The samples from the rows kept, in silver order.
+    fn of_kept(
+        kept: Vec<DataFrame>,
+        partition: String,
+        session_lines: HashMap<String, SessionLines>,
+    ) -> Result<Self> {
         let df = if !kept.is_empty() {
             crate::lake::concat_rows(kept)?
         } else {
@@ -207,46 +220,78 @@ impl Samples {
 }
 
 /// Which silver rows a batch's findings may take samples from.
-struct Wanted<'a> {
+#[derive(Default)]
+struct Wanted {
     /// Window findings' time ranges, sorted and merged.
     ranges: Vec<(i64, i64)>,
-    /// Flagged sessions' and flagged lines' (file, line number).
-    lines: HashMap<&'a str, HashSet<u64>>,
+    /// Flagged lines' (file, line number), and on [`Samples::load`]'s path flagged sessions'.
+    lines: HashMap<String, HashSet<u64>>,
+    /// Flagged sessions' keys.
+    sessions: HashSet<String>,
+    /// The line numbers in `lines`, whatever their file.
+    numbers: HashSet<u64>,
 }
 
-impl<'a> Wanted<'a> {
-    fn of(findings: &'a [Finding], sessions: &'a HashMap<String, SessionLines>) -> Self {
+impl Wanted {
+    fn of(findings: &[Finding]) -> Self {
         let mut ranges: Vec<(i64, i64)> = Vec::new();
-        let mut lines: HashMap<&'a str, HashSet<u64>> = HashMap::default();
+        let mut wanted = Wanted::default();
         for f in findings {
             match &f.samples {
                 SampleQuery::Window { .. } => ranges.push((f.start_ms, f.end_ms)),
-                SampleQuery::Line { file, line_no } => {
-                    lines.entry(file.as_str()).or_default().insert(*line_no);
+                SampleQuery::Line { .. } => wanted.add_line(f),
+                SampleQuery::Session { key } => {
+                    wanted.sessions.insert(key.clone());
                 }
-                SampleQuery::Session { .. } => {}
             }
         }
+        ranges.sort_unstable();
+        for (a, b) in ranges {
+            match wanted.ranges.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => wanted.ranges.push((a, b)),
+            }
+        }
+        wanted
+    }
+
+    fn add_line(&mut self, f: &Finding) {
+        if let SampleQuery::Line { file, line_no } = &f.samples {
+            self.numbers.insert(*line_no);
+            if let Some(numbers) = self.lines.get_mut(file.as_str()) {
+                numbers.insert(*line_no);
+            } else {
+                self.lines
+                    .insert(file.clone(), std::iter::once(*line_no).collect());
+            }
+        }
+    }
+
+    /// The flagged sessions' lines wanted too, as lines.
+    fn with_session_lines(mut self, sessions: &HashMap<String, SessionLines>) -> Self {
         for by_file in sessions.values() {
             for (file, numbers) in by_file {
-                lines
-                    .entry(file.as_str())
+                self.numbers.extend(numbers.iter().copied());
+                self.lines
+                    .entry(file.clone())
                     .or_default()
                     .extend(numbers.iter().copied());
             }
         }
-        ranges.sort_unstable();
-        let mut merged: Vec<(i64, i64)> = Vec::new();
-        for (a, b) in ranges {
-            match merged.last_mut() {
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        Self {
-            ranges: merged,
-            lines,
-        }
+        self
+    }
+
+    /// Whether every row `other` wants, this wants too.
+    fn covers(&self, other: &Wanted) -> bool {
+        other.ranges.iter().all(|&(a, b)| {
+            let i = self.ranges.partition_point(|r| r.1 < a);
+            self.ranges.get(i).is_some_and(|r| r.0 <= a && b <= r.1)
+        }) && other.sessions.is_subset(&self.sessions)
+            && other.lines.iter().all(|(file, numbers)| {
+                self.lines
+                    .get(file)
+                    .is_some_and(|mine| numbers.is_subset(mine))
+            })
     }
 
     /// Whether `ts` lies in some window finding's range (ends included).
@@ -257,6 +302,119 @@ impl<'a> Wanted<'a> {
 
     fn line(&self, file: &str, line_no: u64) -> bool {
         self.lines.get(file).is_some_and(|n| n.contains(&line_no))
+    }
+}
+
+/// Sample lines kept while 05-detect's event phase reads the batch's events anyway, so that
+/// explaining the findings needs no second pass over silver and `gold/event_features` (the
+/// passes [`Samples::load`] makes: about 150 ms of a million-line batch, on one core).
+///
+/// It starts from the window and session findings (scored before events) and hears each
+/// event chunk's findings before it sees the chunk, so it keeps every row those findings may
+/// show, in silver order. It stands in for [`Samples::load`] only when the final findings —
+/// the ensemble's verdicts included — want no row it was not told about
+/// ([`Collector::finish`] answers `None` otherwise), so the samples are the same either way.
+pub struct Collector {
+    wanted: Wanted,
+    session_lines: HashMap<String, SessionLines>,
+    kept: Vec<DataFrame>,
+}
+
+/// An event chunk's rows marked by [`Collector::mark`].
+pub struct Marked {
+    rows: Vec<bool>,
+    /// Rows of flagged sessions.
+    in_sessions: Vec<usize>,
+}
+
+/// The columns an event chunk must hold for [`Collector::keep`], besides [`COLUMNS`]:
+/// from gold, each event's session as 03-gold keyed it.
+pub const COLLECTED_GOLD: [&str; 1] = ["session_key"];
+
+impl Collector {
+    pub fn new(findings_so_far: &[Finding]) -> Self {
+        Collector {
+            wanted: Wanted::of(findings_so_far),
+            session_lines: HashMap::default(),
+            kept: Vec::new(),
+        }
+    }
+
+    /// Which rows of an event chunk the findings known before the chunk was scored may show
+    /// (the window findings' times, the flagged sessions), and the flagged sessions' rows. It
+    /// only reads, so it runs while the chunk is scored; [`Collector::keep`] finishes it.
+    pub fn mark(&self, events: &DataFrame) -> Result<Marked> {
+        let ts = features::millis(events, "ts")?;
+        let session = events.column("session_key")?.str()?;
+        let mut marked = Marked {
+            rows: vec![false; events.height()],
+            in_sessions: Vec::new(),
+        };
+        for (i, key) in session.iter().enumerate() {
+            if key.is_some_and(|k| self.wanted.sessions.contains(k)) {
+                marked.rows[i] = true;
+                marked.in_sessions.push(i);
+            } else if self.wanted.time(ts[i]) {
+                marked.rows[i] = true;
+            }
+        }
+        Ok(marked)
+    }
+
+    /// Keep the rows of one event chunk that some finding may show: those `marked`, and the
+    /// lines the chunk's own findings flag (a flagged event shows its own line).
+    pub fn keep(
+        &mut self,
+        events: &DataFrame,
+        mut marked: Marked,
+        chunk_findings: &[Finding],
+    ) -> Result<()> {
+        let file = events.column("file")?.str()?;
+        let line_no = events.column("line_no")?.u64()?;
+        let session = events.column("session_key")?.str()?;
+        for &i in &marked.in_sessions {
+            let (Some(key), Some(f), Some(n)) = (session.get(i), file.get(i), line_no.get(i))
+            else {
+                continue;
+            };
+            // A flagged session has tens of lines: its key and file are copied once.
+            if !self.session_lines.contains_key(key) {
+                self.session_lines
+                    .insert(key.to_string(), HashMap::default());
+            }
+            let by_file = self.session_lines.get_mut(key).expect("inserted above");
+            if let Some(numbers) = by_file.get_mut(f) {
+                numbers.insert(n);
+            } else {
+                by_file.insert(f.to_string(), std::iter::once(n).collect());
+            }
+        }
+        for f in chunk_findings {
+            self.wanted.add_line(f);
+        }
+        // A row's line number is looked up first: most rows are not wanted, and a number
+        // hashes faster than a file name.
+        if !self.wanted.numbers.is_empty() {
+            for (i, keep) in marked.rows.iter_mut().enumerate() {
+                let n = line_no.get(i).unwrap_or_default();
+                if !*keep && self.wanted.numbers.contains(&n) {
+                    *keep = self.wanted.line(file.get(i).unwrap_or_default(), n);
+                }
+            }
+        }
+        let mask: BooleanChunked = marked.rows.into_iter().collect();
+        self.kept
+            .push(crate::lake::keep_rows(&events.select(COLUMNS)?, &mask)?);
+        Ok(())
+    }
+
+    /// The samples for `findings`, or `None` when some finding wants a row that was not kept
+    /// (then [`Samples::load`] reads them).
+    pub fn finish(self, findings: &[Finding], partition: String) -> Result<Option<Samples>> {
+        if !self.wanted.covers(&Wanted::of(findings)) {
+            return Ok(None);
+        }
+        Samples::of_kept(self.kept, partition, self.session_lines).map(Some)
     }
 }
 
@@ -335,8 +493,8 @@ mod tests {
         }
     }
 
-    fn samples() -> Samples {
-        let df = df!(
+    fn samples_frame() -> DataFrame {
+        df!(
             "ts" => [3_000i64, 1_000, 2_000, 4_000, 400_000],
             "line_no" => [3u64, 1, 2, 4, 5],
             "service" => ["api", "api", "api", "db", "api"],
@@ -345,7 +503,11 @@ mod tests {
             "template_id" => ["t2", "t1", "t1", "t3", "t1"],
             "message" => ["boom req=7", "start req=7", "step req=8", "db ok", "late req=7"],
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    fn samples() -> Samples {
+        let df = samples_frame();
         let sessions: HashMap<String, SessionLines> = [(
             "7".to_string(),
             [("a.log".to_string(), [1, 3, 5].into_iter().collect())]
@@ -384,6 +546,74 @@ mod tests {
             lines(s.find(&finding(any, "api", 0, 300_000), 3)),
             vec![1, 2, 3]
         );
+    }
+
+    /// An event chunk as 05-detect's event phase reads it: silver's columns and gold's
+    /// session key (line 4 belongs to no session).
+    fn chunk() -> DataFrame {
+        let mut df = samples_frame();
+        df.with_column(Column::new(
+            "session_key".into(),
+            [Some("7"), Some("7"), Some("8"), None, Some("7")],
+        ))
+        .unwrap();
+        df
+    }
+
+    #[test]
+    fn samples_kept_while_reading_events_are_the_samples_loaded_after() {
+        let window = |start, end| {
+            finding(
+                SampleQuery::Window {
+                    template: None,
+                    level: None,
+                },
+                "api",
+                start,
+                end,
+            )
+        };
+        let session = finding(SampleQuery::Session { key: "7".into() }, "api", 0, 400_000);
+        let line = finding(
+            SampleQuery::Line {
+                file: "a.log".into(),
+                line_no: 4,
+            },
+            "db",
+            4_000,
+            4_000,
+        );
+        let before = vec![window(1_500, 2_500), session.clone()];
+        let mut collector = Collector::new(&before);
+        let events = chunk();
+        let marked = collector.mark(&events).unwrap();
+        collector
+            .keep(&events, marked, std::slice::from_ref(&line))
+            .unwrap();
+        let all = [before.clone(), vec![line.clone()]].concat();
+        let kept = collector
+            .finish(&all, "p".into())
+            .unwrap()
+            .expect("every finding was known while the chunk was read");
+        // Line 2 for the window's time, 1, 3 and 5 for session 7, 4 for the flagged line.
+        assert_eq!(kept.line_no, vec![3, 1, 2, 4, 5]);
+        let full = samples();
+        for f in &all {
+            assert_eq!(lines(kept.find(f, 3)), lines(full.find(f, 3)));
+        }
+        assert_eq!(lines(kept.find(&session, 3)), vec![1, 3, 5]);
+
+        // A finding that wants rows no one asked for while the chunk was read: the caller
+        // must load the samples instead.
+        let mut collector = Collector::new(&before);
+        let marked = collector.mark(&events).unwrap();
+        collector.keep(&events, marked, &[]).unwrap();
+        assert!(collector.finish(&all, "p".into()).unwrap().is_none());
+        let mut collector = Collector::new(&before);
+        let marked = collector.mark(&events).unwrap();
+        collector.keep(&events, marked, &[]).unwrap();
+        let wider = [before, vec![window(0, 300_000)]].concat();
+        assert!(collector.finish(&wider, "p".into()).unwrap().is_none());
     }
 
     #[test]
