@@ -74,7 +74,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         })?;
         drop(samples);
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
-        rows::keep_first_detection(ctx, date, &mut anomalies)?;
+        timed("first detections", || {
+            rows::keep_first_detection(ctx, date, &mut anomalies)
+        })?;
         let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
         // Incidents reach across batches: this batch's first anomalies of a service may
         // continue an earlier batch's incident, and later batches may already continue ours.
@@ -91,14 +93,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .entry(format!("{}/{}", a.granularity, a.detector))
                 .or_default() += 1;
         }
-        let frame = rows::anomalies_frame(&anomalies)?;
-        ctx.lake.commit_partition(
-            Layer::Detections,
-            tables::ANOMALIES,
-            &ctx.source,
-            date,
-            &frame,
-        )?;
+        timed("lake anomalies", || {
+            let frame = rows::anomalies_frame(&anomalies)?;
+            ctx.lake.commit_partition(
+                Layer::Detections,
+                tables::ANOMALIES,
+                &ctx.source,
+                date,
+                &frame,
+            )
+        })?;
         timed("database", || {
             ctx.db
                 .replace_detections(&ctx.source, date, &anomalies, &incidents)
