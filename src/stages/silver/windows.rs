@@ -59,6 +59,7 @@ pub fn parse(
         &read_bronze(ctx, date, Some((0, DETECTION_SAMPLE)))?,
     )?;
 
+    let t0 = std::time::Instant::now();
     let mut miner = Miner::default();
     let mut pending = Pending::new(ctx.lake.scratch("silver-windows")?);
     let mut quarantined: Vec<DataFrame> = Vec::new();
@@ -143,6 +144,8 @@ pub fn parse(
     }
     super::warn_skew(date, settings.max_skew_days, n_skewed);
 
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, windows, "02-silver: windows parsed and spilled");
+    let t0 = std::time::Instant::now();
     ctx.progress.step(format!("mining the templates of {date}"));
     let mined = miner.finish(&parser);
     let mut events = ctx.lake.stage_partition(Layer::Silver, tables::EVENTS)?;
@@ -152,6 +155,7 @@ pub fn parse(
         events.write(&mut name_templates(frame, &mined)?)
     })?;
     events.commit(&ctx.source, date)?;
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "02-silver: templates mined, events written");
     ctx.lake.commit_partition(
         Layer::Silver,
         tables::TEMPLATES,
