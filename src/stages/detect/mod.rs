@@ -93,19 +93,28 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .entry(format!("{}/{}", a.granularity, a.detector))
                 .or_default() += 1;
         }
-        timed("lake anomalies", || {
-            let frame = rows::anomalies_frame(&anomalies)?;
-            ctx.lake.commit_partition(
-                Layer::Detections,
-                tables::ANOMALIES,
-                &ctx.source,
-                date,
-                &frame,
-            )
-        })?;
-        timed("database", || {
-            ctx.db
-                .replace_detections(&ctx.source, date, &anomalies, &incidents)
+        // The lake's copy and the database's are written at once: neither reads the other.
+        std::thread::scope(|s| -> Result<()> {
+            let lake = s.spawn(|| {
+                timed("lake anomalies", || {
+                    let frame = rows::anomalies_frame(&anomalies)?;
+                    ctx.lake.commit_partition(
+                        Layer::Detections,
+                        tables::ANOMALIES,
+                        &ctx.source,
+                        date,
+                        &frame,
+                    )
+                })
+            });
+            let database = timed("database", || {
+                ctx.db
+                    .replace_detections(&ctx.source, date, &anomalies, &incidents)
+            });
+            lake.join().map_err(|_| {
+                anyhow::anyhow!("the thread writing detections/anomalies panicked")
+            })??;
+            database
         })?;
         outcome_incidents += incidents.len();
         outcome.rows_in += scored;

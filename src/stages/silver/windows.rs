@@ -144,7 +144,11 @@ pub fn parse(
     }
     super::warn_skew(date, settings.max_skew_days, n_skewed);
 
-    tracing::debug!(ms = t0.elapsed().as_millis() as u64, windows, "02-silver: windows parsed and spilled");
+    tracing::debug!(
+        ms = t0.elapsed().as_millis() as u64,
+        windows,
+        "02-silver: windows parsed and spilled"
+    );
     let t0 = std::time::Instant::now();
     ctx.progress.step(format!("mining the templates of {date}"));
     let mined = miner.finish(&parser);
@@ -155,7 +159,10 @@ pub fn parse(
         events.write(&mut name_templates(frame, &mined)?)
     })?;
     events.commit(&ctx.source, date)?;
-    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "02-silver: templates mined, events written");
+    tracing::debug!(
+        ms = t0.elapsed().as_millis() as u64,
+        "02-silver: templates mined, events written"
+    );
     ctx.lake.commit_partition(
         Layer::Silver,
         tables::TEMPLATES,
