@@ -41,7 +41,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             "the latest models were trained on data up to {last}, less than [train] retrain_every_days = {every} days before {to}"
         )));
     }
+    let t0 = std::time::Instant::now();
     let data = training_data(ctx, &dates)?;
+    tracing::debug!(
+        ms = t0.elapsed().as_millis() as u64,
+        "04-train: training views read"
+    );
+    let t0 = std::time::Instant::now();
     let (train_from, train_to) = (data.train_from, data.train_to);
 
     let mut jobs = Vec::new();
@@ -69,8 +75,22 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     // models are taken in registry order, as if they had trained one after another.
     let trained: Vec<Trained> = jobs
         .par_iter()
-        .map(|&(granularity, detector, section)| detector.train(section, granularity, &data))
+        .map(|&(granularity, detector, section)| {
+            let t = std::time::Instant::now();
+            let trained = detector.train(section, granularity, &data);
+            tracing::debug!(
+                ms = t.elapsed().as_millis() as u64,
+                "04-train: {granularity}/{}",
+                detector.name()
+            );
+            trained
+        })
         .collect::<Result<_>>()?;
+    tracing::debug!(
+        ms = t0.elapsed().as_millis() as u64,
+        "04-train: detectors trained"
+    );
+    let t0 = std::time::Instant::now();
     let mut models = Vec::new();
     let mut skipped = Vec::new();
     for (&(_, detector, section), outcome) in jobs.iter().zip(trained) {
@@ -112,6 +132,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             m.granularity, m.detector, m.model_version, m.train_rows
         ));
     }
+    tracing::debug!(
+        ms = t0.elapsed().as_millis() as u64,
+        "04-train: models saved and registered"
+    );
     Ok(RunOutcome {
         rows_in: rows,
         rows_out: summary.len() as u64,
