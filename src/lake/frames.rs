@@ -99,17 +99,40 @@ pub fn each_prefetched<T: Send>(
     read: impl Fn(usize) -> Result<T> + Sync,
     each: &mut dyn FnMut(usize, T) -> Result<()>,
 ) -> Result<()> {
+    each_read_ahead(n, 1, read, each)
+}
+
+/// [`each_prefetched`] with up to `depth` items being read at once, each on a thread of its
+/// own: for a stage whose reading takes longer than its work on what it read, so that one
+/// reader alone would leave a core idle. Items still reach `each` in order. Memory: `depth`
+/// items more.
+pub fn each_read_ahead<T: Send>(
+    n: usize,
+    depth: usize,
+    read: impl Fn(usize) -> Result<T> + Sync,
+    each: &mut dyn FnMut(usize, T) -> Result<()>,
+) -> Result<()> {
     let read = &read;
+    let depth = depth.max(1);
     std::thread::scope(|s| {
-        let mut next = (n > 0).then(|| s.spawn(move || read(0)));
+        let mut reading = std::collections::VecDeque::with_capacity(depth);
+        let mut next = 0;
         for i in 0..n {
-            let item = next
-                .take()
+            while next < n && reading.len() < depth {
+                let k = next;
+                reading.push_back(s.spawn(move || read(k)));
+                next += 1;
+            }
+            let item = reading
+                .pop_front()
                 .expect("each item is read before it is used")
                 .join()
                 .map_err(|_| anyhow::anyhow!("the thread reading item {i} panicked"))??;
-            if i + 1 < n {
-                next = Some(s.spawn(move || read(i + 1)));
+            // The next read starts before this item's work, as with one reader.
+            if next < n {
+                let k = next;
+                reading.push_back(s.spawn(move || read(k)));
+                next += 1;
             }
             each(i, item)?;
         }
@@ -149,6 +172,23 @@ mod tests {
         assert_eq!(err.to_string(), "item 2 is unreadable");
         assert_eq!(used, 2);
         each_prefetched(0, |_| -> Result<()> { unreachable!() }, &mut |_, _| Ok(())).unwrap();
+
+        // Several readers at once: items still come in order, however long each read takes.
+        let mut seen = Vec::new();
+        each_read_ahead(
+            7,
+            3,
+            |i| {
+                std::thread::sleep(std::time::Duration::from_millis(((7 - i) * 3) as u64));
+                Ok(i)
+            },
+            &mut |i, v| {
+                seen.push((i, v));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (0..7).map(|i| (i, i)).collect::<Vec<_>>());
     }
 
     #[test]
