@@ -147,14 +147,15 @@ pub fn deliver(
         .context("building the HTTP client for alerts")?;
     for receiver in &settings.receivers {
         let mut first_error = None;
-        let mut down = false;
+        // Set once a notice finds the receiver not there at all: why.
+        let mut unreachable: Option<String> = None;
         for incident in db.incidents_for_alerts(source, &receiver.name)? {
             let Some(notice) = due(settings, &incident) else {
                 continue;
             };
-            let (attempts, outcome) = match &first_error {
-                Some(e) if down => (0, Err(format!("not tried in this round: {e}"))),
-                _ => {
+            let (attempts, outcome) = match &unreachable {
+                Some(e) => (0, Err(format!("not tried in this round: {e}"))),
+                None => {
                     let report = report_link(settings, lake_root, &incident);
                     let (url, body) =
                         payload::request(receiver.kind, &receiver.url, notice, &incident, &report);
@@ -163,7 +164,9 @@ pub fn deliver(
                     (
                         attempts,
                         outcome.map_err(|f| {
-                            down |= f.unreachable;
+                            if f.unreachable {
+                                unreachable = Some(f.text.clone());
+                            }
                             f.text
                         }),
                     )
