@@ -264,6 +264,15 @@ impl Context {
     }
 }
 
+/// Run `f`, logging how long it took at debug level (`RUST_LOG=loglake=debug`) as `what`:
+/// where a stage spends its time, step by step.
+pub fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t0 = std::time::Instant::now();
+    let out = f();
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "{what}");
+    out
+}
+
 /// Run one stage, recording it in `pipeline_runs` (started, then succeeded or failed).
 pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
     let started = Utc::now();

@@ -10,7 +10,7 @@
 use anyhow::{Context as _, Result, bail};
 use chrono::{Duration, NaiveDate};
 
-use super::{Context, RunOutcome};
+use super::{Context, RunOutcome, timed};
 use crate::detectors::session_sample::session_training;
 use crate::detectors::training::{TrainingData, marked_sessions, template_stats};
 use crate::detectors::{DETECTORS, Granularity, SavedModel, Trained};
@@ -41,13 +41,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             "the latest models were trained on data up to {last}, less than [train] retrain_every_days = {every} days before {to}"
         )));
     }
-    let t0 = std::time::Instant::now();
-    let data = training_data(ctx, &dates)?;
-    tracing::debug!(
-        ms = t0.elapsed().as_millis() as u64,
-        "04-train: training views read"
-    );
-    let t0 = std::time::Instant::now();
+    let data = timed("04-train: training views read", || {
+        training_data(ctx, &dates)
+    })?;
     let (train_from, train_to) = (data.train_from, data.train_to);
 
     let mut jobs = Vec::new();
@@ -73,24 +69,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     }
     // Detectors learn from the same data independently: they train in parallel, and their
     // models are taken in registry order, as if they had trained one after another.
-    let trained: Vec<Trained> = jobs
-        .par_iter()
-        .map(|&(granularity, detector, section)| {
-            let t = std::time::Instant::now();
-            let trained = detector.train(section, granularity, &data);
-            tracing::debug!(
-                ms = t.elapsed().as_millis() as u64,
-                "04-train: {granularity}/{}",
-                detector.name()
-            );
-            trained
-        })
-        .collect::<Result<_>>()?;
-    tracing::debug!(
-        ms = t0.elapsed().as_millis() as u64,
-        "04-train: detectors trained"
-    );
-    let t0 = std::time::Instant::now();
+    let trained: Vec<Trained> = timed("04-train: detectors trained", || {
+        jobs.par_iter()
+            .map(|&(granularity, detector, section)| {
+                timed(
+                    &format!("04-train: {granularity}/{}", detector.name()),
+                    || detector.train(section, granularity, &data),
+                )
+            })
+            .collect::<Result<_>>()
+    })?;
     let mut models = Vec::new();
     let mut skipped = Vec::new();
     for (&(_, detector, section), outcome) in jobs.iter().zip(trained) {
@@ -132,10 +120,6 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             m.granularity, m.detector, m.model_version, m.train_rows
         ));
     }
-    tracing::debug!(
-        ms = t0.elapsed().as_millis() as u64,
-        "04-train: models saved and registered"
-    );
     Ok(RunOutcome {
         rows_in: rows,
         rows_out: summary.len() as u64,

@@ -194,10 +194,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             }
             _ => file.to_string_lossy().into_owned(),
         };
-        let t0 = std::time::Instant::now();
-        let planned = segments::plan(file, &name, &known, wait);
-        tracing::debug!(ms = t0.elapsed().as_millis() as u64, file = %file.display(), "01-bronze: file read and checksummed");
-        let plan = match planned {
+        let plan = match super::timed("01-bronze: file read and checksummed", || {
+            segments::plan(file, &name, &known, wait)
+        }) {
             Ok(plan) => plan,
             Err(e) => {
                 // One unreadable file does not stop the others; it is counted and named.

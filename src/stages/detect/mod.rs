@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use chrono::{NaiveDate, Utc};
 use rayon::prelude::*;
 
-use super::{Context, RunOutcome};
+use super::{Context, RunOutcome, timed};
 use crate::detectors::{Finding, Granularity, SavedModel, Scored, ensemble};
 use crate::lake::{Layer, tables};
 use crate::records::AnomalyRow;
@@ -56,7 +56,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         // Sample lines kept while events were read serve when they cover every finding;
         // otherwise (no event models, or a finding wanting other lines) they are read now, into
         // the memory the batch's views and scores held.
-        let samples = timed("load sample lines", || {
+        let samples = timed("05-detect: load sample lines", || {
             match collected {
                 Some(c) => c.finish(&findings, samples::partition_of(ctx, date))?,
                 None => None,
@@ -64,17 +64,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .map_or_else(|| Samples::load(ctx, date, &findings), Ok)
         })?;
         let detected_at = Utc::now();
-        let mut anomalies: Vec<AnomalyRow> = timed("anomaly rows", || {
+        let mut anomalies: Vec<AnomalyRow> = timed("05-detect: anomaly rows", || {
             // Each finding's row (reason, evidence, sample lines) is its own: built in
             // parallel, collected in findings' order.
-            Ok(findings
+            findings
                 .into_par_iter()
                 .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
-                .collect())
-        })?;
+                .collect()
+        });
         drop(samples);
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
-        timed("first detections", || {
+        timed("05-detect: first detections", || {
             rows::keep_first_detection(ctx, date, &mut anomalies)
         })?;
         let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
@@ -96,7 +96,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         // The lake's copy and the database's are written at once: neither reads the other.
         std::thread::scope(|s| -> Result<()> {
             let lake = s.spawn(|| {
-                timed("lake anomalies", || {
+                timed("05-detect: lake anomalies", || {
                     let frame = rows::anomalies_frame(&anomalies)?;
                     ctx.lake.commit_partition(
                         Layer::Detections,
@@ -107,7 +107,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                     )
                 })
             });
-            let database = timed("database", || {
+            let database = timed("05-detect: database", || {
                 ctx.db
                     .replace_detections(&ctx.source, date, &anomalies, &incidents)
             });
@@ -282,15 +282,8 @@ fn score_batch(
     if !last.is_empty() || scores_out.is_empty() {
         scores_out.write(&mut rows::scores_frame(&last)?)?;
     }
-    timed("write scores", || scores_out.commit(&ctx.source, date))?;
+    timed("05-detect: write scores", || {
+        scores_out.commit(&ctx.source, date)
+    })?;
     Ok((scored, findings, collector))
-}
-
-/// Run `f`, logging how long it took at debug level (`RUST_LOG=loglake=debug`): where
-/// detection spends its time, per model and per step.
-fn timed<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let t0 = std::time::Instant::now();
-    let out = f();
-    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "05-detect: {what}");
-    out
 }
