@@ -133,57 +133,70 @@ fn event_chunks(
     samples: bool,
     score: &mut Scorer<'_>,
 ) -> Result<()> {
+    let mut gold_columns = vec!["service"];
+    let mut silver_columns = vec!["ts", "level", "template_id", "template", "params"];
+    if samples {
+        gold_columns.extend(COLLECTED_GOLD);
+        silver_columns.push("message");
+    }
+    each_event_window(ctx, date, &gold_columns, &silver_columns, &mut |events| {
+        let columns = EventColumns::of(&events)?;
+        score(
+            &ScoringInput {
+                windows: None,
+                sessions: None,
+                events: Some(&columns),
+            },
+            Some(&events),
+        )
+    })
+}
+
+/// `date`'s events a window of `[parse] window_lines` rows at a time, in order: silver's
+/// `silver` columns and gold's `gold` columns ([`with_silver`]), with `file` and `line_no`.
+/// Reading and decoding a window (about 40 % of the event phase) runs on a thread of its
+/// own, one window ahead of `each`: at most two windows are in memory.
+pub fn each_event_window(
+    ctx: &Context,
+    date: NaiveDate,
+    gold: &[&str],
+    silver: &[&str],
+    each: &mut dyn FnMut(DataFrame) -> Result<()>,
+) -> Result<()> {
     let rows = ctx
         .lake
         .table_rows(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, &[date])?
         as usize;
     let window = ctx.resolved.parse.window_lines.max(1);
+    // `file` and `line_no` from both: what the join by position is checked on.
+    let with_place = |columns: &[&str]| -> Vec<String> {
+        ["file", "line_no"]
+            .iter()
+            .chain(columns.iter().filter(|c| !["file", "line_no"].contains(c)))
+            .map(|c| c.to_string())
+            .collect()
+    };
+    let (gold, silver) = (with_place(gold), with_place(silver));
     let read = |start: usize| -> Result<DataFrame> {
-        let slice = |layer, table: &str, columns: &[&str]| {
+        let slice = |layer, table: &str, columns: &[String]| {
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
             let read = RowWindows {
                 rows: window,
-                columns,
+                columns: &columns,
             };
             ctx.lake
                 .read_rows(layer, table, (&ctx.source, date), start, &read)
         };
-        let mut gold_columns = vec!["file", "line_no", "service"];
-        let mut silver_columns = vec![
-            "file",
-            "line_no",
-            "ts",
-            "level",
-            "template_id",
-            "template",
-            "params",
-        ];
-        if samples {
-            gold_columns.extend(COLLECTED_GOLD);
-            silver_columns.push("message");
-        }
-        let gold = slice(Layer::Gold, tables::EVENT_FEATURES, &gold_columns)?;
         with_silver(
             date,
-            gold,
-            slice(Layer::Silver, tables::EVENTS, &silver_columns)?,
+            slice(Layer::Gold, tables::EVENT_FEATURES, &gold)?,
+            slice(Layer::Silver, tables::EVENTS, &silver)?,
         )
     };
-    // Reading and decoding a window (about 40 % of the event phase) runs on a thread of its
-    // own, one window ahead of the scoring: at most two windows are in memory.
     each_prefetched(
         rows.div_ceil(window),
         |w| read(w * window),
-        &mut |_, events| {
-            let columns = EventColumns::of(&events)?;
-            score(
-                &ScoringInput {
-                    windows: None,
-                    sessions: None,
-                    events: Some(&columns),
-                },
-                Some(&events),
-            )
-        },
+        &mut |_, events| each(events),
     )
 }
 

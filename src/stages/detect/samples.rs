@@ -10,9 +10,10 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use polars::prelude::*;
 use serde_json::json;
 
+use super::chunks::each_event_window;
 use crate::detectors::{Finding, SampleQuery};
 use crate::features;
-use crate::lake::{Layer, RowWindows, tables};
+use crate::lake::tables;
 use crate::stages::Context;
 
 /// The batch's silver events that some finding may show as a sample line, held in memory to
@@ -61,43 +62,20 @@ const COLUMNS: [&str; 7] = [
 ];
 
 impl Samples {
-    /// The lines findings may show (none when there are no findings): a window finding's
-    /// lines in its time range, a session's lines, a flagged line. Silver is read a window of
-    /// rows at a time and only those rows are kept, so memory follows the findings, not the
-    /// batch; kept rows stay in silver order, as whole-batch reading had them.
+    /// The lines findings may show (none when there are no findings), read after scoring:
+    /// the batch's events are read again a window at a time and a [`Collector`] keeps the
+    /// rows, as 05-detect's event phase does when it scores events, so memory follows the
+    /// findings, not the batch.
     pub fn load(ctx: &Context, date: NaiveDate, findings: &[Finding]) -> Result<Self> {
-        let session_lines = session_lines(ctx, date, findings)?;
-        let wanted = Wanted::of(findings).with_session_lines(&session_lines);
-        let mut kept: Vec<DataFrame> = Vec::new();
+        let mut collector = Collector::new(findings);
         if !findings.is_empty() {
-            ctx.lake.read_windows(
-                Layer::Silver,
-                tables::EVENTS,
-                (&ctx.source, date),
-                RowWindows {
-                    rows: ctx.resolved.parse.window_lines,
-                    columns: &COLUMNS,
-                },
-                &mut |df| {
-                    let ts = features::millis(&df, "ts")?;
-                    let file = df.column("file")?.str()?;
-                    let line_no = df.column("line_no")?.u64()?;
-                    let service = df.column("service")?.str()?;
-                    let mask: BooleanChunked = (0..df.height())
-                        .map(|i| {
-                            wanted.time(service.get(i).unwrap_or_default(), ts[i])
-                                || wanted.line(
-                                    file.get(i).unwrap_or_default(),
-                                    line_no.get(i).unwrap_or_default(),
-                                )
-                        })
-                        .collect();
-                    kept.push(crate::lake::keep_rows(&df, &mask)?);
-                    Ok(())
-                },
-            )?;
+            each_event_window(ctx, date, &COLLECTED_GOLD, &COLUMNS, &mut |events| {
+                let marked = collector.mark(&events)?;
+                collector.keep(&events, marked, &[])
+            })
+            .context("reading the batch's events for sample lines (gold/event_features; re-run 03-gold if an older loglake wrote it)")?;
         }
-        Self::of_kept(kept, partition_of(ctx, date), session_lines)
+        collector.into_samples(partition_of(ctx, date))
     }
 
     /// The samples from the rows kept, in silver order.
@@ -227,7 +205,7 @@ struct Wanted {
     /// its service's lines ([`Samples::find`]): other services' lines in its time range are
     /// not kept (on a generated 10 M-line day they were most of the rows kept).
     ranges: HashMap<String, Vec<(i64, i64)>>,
-    /// Flagged lines' (file, line number), and on [`Samples::load`]'s path flagged sessions'.
+    /// Flagged lines' (file, line number).
     lines: HashMap<String, HashSet<u64>>,
     /// Flagged sessions' keys.
     sessions: HashSet<String>,
@@ -277,20 +255,6 @@ impl Wanted {
         }
     }
 
-    /// The flagged sessions' lines wanted too, as lines.
-    fn with_session_lines(mut self, sessions: &HashMap<String, SessionLines>) -> Self {
-        for by_file in sessions.values() {
-            for (file, numbers) in by_file {
-                self.numbers.extend(numbers.iter().copied());
-                self.lines
-                    .entry(file.clone())
-                    .or_default()
-                    .extend(numbers.iter().copied());
-            }
-        }
-        self
-    }
-
     /// Whether every row `other` wants, this wants too.
     fn covers(&self, other: &Wanted) -> bool {
         other.ranges.iter().all(|(service, theirs)| {
@@ -321,15 +285,16 @@ impl Wanted {
     }
 }
 
-/// Sample lines kept while 05-detect's event phase reads the batch's events anyway, so that
-/// explaining the findings needs no second pass over silver and `gold/event_features` (the
-/// passes [`Samples::load`] makes: about 150 ms of a million-line batch, on one core).
+/// Sample lines kept from the batch's events as they are read, window by window.
 ///
-/// It starts from the window and session findings (scored before events) and hears each
-/// event chunk's findings before it sees the chunk, so it keeps every row those findings may
-/// show, in silver order. It stands in for [`Samples::load`] only when the final findings —
-/// the ensemble's verdicts included — want no row it was not told about
-/// ([`Collector::finish`] answers `None` otherwise), so the samples are the same either way.
+/// 05-detect's event phase reads the events anyway: it starts a collector from the window
+/// and session findings (scored before events) and tells it each event chunk's findings
+/// before it sees the chunk, so explaining the findings needs no second pass over silver and
+/// `gold/event_features` (one took about 150 ms of a million-line batch, on one core). That
+/// collector serves only when the final findings — the ensemble's verdicts included — want
+/// no row it was not told about ([`Collector::finish`] answers `None` otherwise); then
+/// [`Samples::load`] reads the events again with a collector that knows every finding, so
+/// the samples are the same either way.
 pub struct Collector {
     wanted: Wanted,
     session_lines: HashMap<String, SessionLines>,
@@ -431,59 +396,12 @@ impl Collector {
         if !self.wanted.covers(&Wanted::of(findings)) {
             return Ok(None);
         }
-        Samples::of_kept(self.kept, partition, self.session_lines).map(Some)
+        self.into_samples(partition).map(Some)
     }
-}
 
-/// The lines of each session some finding flagged, from `gold/event_features` (where 03-gold
-/// put each event's session key): sample lines follow the key exactly as sessions were built.
-fn session_lines(
-    ctx: &Context,
-    date: NaiveDate,
-    findings: &[Finding],
-) -> Result<HashMap<String, SessionLines>> {
-    let keys: HashSet<&str> = findings
-        .iter()
-        .filter_map(|f| match &f.samples {
-            SampleQuery::Session { key } => Some(key.as_str()),
-            _ => None,
-        })
-        .collect();
-    let mut lines: HashMap<String, SessionLines> = HashMap::default();
-    if keys.is_empty() {
-        return Ok(lines);
+    fn into_samples(self, partition: String) -> Result<Samples> {
+        Samples::of_kept(self.kept, partition, self.session_lines)
     }
-    ctx.lake.read_windows(
-        Layer::Gold,
-        tables::EVENT_FEATURES,
-        (&ctx.source, date),
-        RowWindows {
-            rows: ctx.resolved.parse.window_lines,
-            columns: &["session_key", "file", "line_no"],
-        },
-        &mut |df| {
-            let session = df.column("session_key")?.str()?;
-            let file = df.column("file")?.str()?;
-            let line_no = df.column("line_no")?.u64()?;
-            for i in 0..df.height() {
-                let (Some(s), Some(f), Some(n)) = (session.get(i), file.get(i), line_no.get(i))
-                else {
-                    continue;
-                };
-                if keys.contains(s) {
-                    lines
-                        .entry(s.to_string())
-                        .or_default()
-                        .entry(f.to_string())
-                        .or_default()
-                        .insert(n);
-                }
-            }
-            Ok(())
-        },
-    )
-    .context("reading the session of each event (gold/event_features; re-run 03-gold if an older loglake wrote it)")?;
-    Ok(lines)
 }
 
 #[cfg(test)]
