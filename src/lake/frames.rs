@@ -6,19 +6,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use polars::prelude::*;
 
-use super::parquet_write::Kept;
-
-/// Write a DataFrame as one zstd Parquet file at zstd's default level, 3, for every layer.
-/// (Silver's events at level 5 took 20.7 MB instead of 22.6 on a million HDFS lines, and
-/// 0.2 s more of a 1.3 s stage; storing line numbers as deltas saved more than that.)
+/// Write a DataFrame as one Parquet file of the lake (encoded as `parquet_write` explains).
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
-    write_parquet_for(df, path, Kept::InLake)
-}
-
-/// Write a DataFrame as one Parquet file encoded for `kept`.
-pub(super) fn write_parquet_for(df: &mut DataFrame, path: &Path, kept: Kept) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    super::parquet_write::write_frame(df, std::io::BufWriter::new(file), kept)
+    super::parquet_write::write_frame(df, std::io::BufWriter::new(file))
         .map_err(|e| explain_write_error(e, path))
 }
 

@@ -20,8 +20,9 @@
 //! partition absent, never partial, and re-running the stage restores it.
 
 mod frames;
+mod parquet_splice;
 mod parquet_write;
-pub use parquet_write::Kept;
+pub use parquet_splice::replace_column;
 mod staged;
 pub use staged::{FrameWriter, StagedPartition};
 pub mod lock;

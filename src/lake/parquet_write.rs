@@ -36,58 +36,16 @@ const ROW_GROUP_ROWS: usize = 512 * 512;
 /// threads interleave; neither spoils the deltas.
 const DESCENTS_TOLERATED: usize = 100;
 
-/// What a Parquet file is for, which decides how it is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kept {
-    /// A table of the lake: zstd level 1, statistics, dictionaries where they pay. Level 1
-    /// rather than zstd's default 3: on a million HDFS lines the lake came out no bigger
-    /// (0.338 bytes per raw byte against 0.341) and `run` 0.1–0.2 s faster, since every
-    /// layer's strings go through the compressor once and deltas and dictionaries have already
-    /// taken out what the higher level would find.
-    InLake,
-    /// A stage's spill file, read back once moments later: no compression, no statistics,
-    /// no dictionaries (trying one on a column of messages only to give it up cost 8 % of
-    /// 02-silver's time), climbing columns still as deltas.
-    Spilled,
-}
-
-/// Write `df` to `out` as Parquet, encoded for `kept`.
-pub fn write_frame<W: Write>(df: &mut DataFrame, out: W, kept: Kept) -> Result<()> {
-    let options = WriteOptions {
-        statistics: match kept {
-            Kept::InLake => StatisticsOptions::default(),
-            Kept::Spilled => StatisticsOptions::empty(),
-        },
-        compression: match kept {
-            Kept::InLake => {
-                CompressionOptions::Zstd(Some(polars_parquet::write::ZstdLevel::try_new(1)?))
-            }
-            Kept::Spilled => CompressionOptions::Uncompressed,
-        },
-        version: Version::V1,
-        data_page_size: None,
-    };
+/// Write `df` to `out` as a Parquet file of the lake.
+pub fn write_frame<W: Write>(df: &mut DataFrame, out: W) -> Result<()> {
+    let options = write_options()?;
     let df = chunk_df_for_writing(df, ROW_GROUP_ROWS)?;
     let schema = df.schema().to_arrow(CompatLevel::newest());
     let encodings: Vec<Vec<Encoding>> = df
         .columns()
         .iter()
         .zip(schema.iter_values())
-        .map(|(column, field)| {
-            if rises_almost_everywhere(column) {
-                vec![Encoding::DeltaBinaryPacked]
-            } else if kept == Kept::Spilled {
-                get_dtype_encoding(&field.dtype)
-                    .into_iter()
-                    .map(|e| match e {
-                        Encoding::RleDictionary => Encoding::Plain,
-                        other => other,
-                    })
-                    .collect()
-            } else {
-                get_dtype_encoding(&field.dtype)
-            }
-        })
+        .map(|(column, field)| column_encoding(column, &field.dtype))
         .collect();
     let mut writer = FileWriter::try_new(out, schema, options)?;
     let fields = writer.parquet_schema().fields().to_vec();
@@ -117,8 +75,32 @@ pub fn write_frame<W: Write>(df: &mut DataFrame, out: W, kept: Kept) -> Result<(
     Ok(())
 }
 
+/// How the lake's files are written: zstd level 1, statistics, version 1 pages. Level 1
+/// rather than zstd's default 3: on a million HDFS lines the lake came out no bigger (0.338
+/// bytes per raw byte against 0.341) and `run` 0.1–0.2 s faster, since every layer's strings
+/// go through the compressor once and deltas and dictionaries have already taken out what the
+/// higher level would find.
+pub(super) fn write_options() -> Result<WriteOptions> {
+    Ok(WriteOptions {
+        statistics: StatisticsOptions::default(),
+        compression: CompressionOptions::Zstd(Some(polars_parquet::write::ZstdLevel::try_new(1)?)),
+        version: Version::V1,
+        data_page_size: None,
+    })
+}
+
+/// The encoding of `column` (of Arrow type `dtype`): deltas for a climbing column, else
+/// Polars' choice (dictionaries where they pay).
+pub(super) fn column_encoding(column: &Column, dtype: &ArrowDataType) -> Vec<Encoding> {
+    if rises_almost_everywhere(column) {
+        vec![Encoding::DeltaBinaryPacked]
+    } else {
+        get_dtype_encoding(dtype)
+    }
+}
+
 /// One column of a row group, encoded and compressed: its pages, per Parquet leaf column.
-fn encode_column(
+pub(super) fn encode_column(
     array: &ArrayRef,
     field: &ParquetType,
     encoding: &[Encoding],
@@ -172,7 +154,7 @@ mod tests {
     fn written(df: &mut DataFrame) -> (DataFrame, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
-        write_frame(df, std::fs::File::create(&path).unwrap(), Kept::InLake).unwrap();
+        write_frame(df, std::fs::File::create(&path).unwrap()).unwrap();
         let reader =
             parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap())
                 .unwrap();

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::frames::write_parquet_for;
-use super::{Kept, Lake, Layer};
+use super::frames::write_parquet;
+use super::{Lake, Layer};
 
 /// A partition being written part by part (see [`Lake::stage_partition`]).
 pub struct StagedPartition<'l> {
@@ -37,12 +37,13 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
-    /// A writer of files encoded for `kept`: lake tables, or spill files.
-    pub fn start(kept: Kept) -> Self {
+    /// A writer of lake files (a stage's parts, or its spill files, which are encoded the
+    /// same way).
+    pub fn start() -> Self {
         let (frames, incoming): (_, Receiver<(PathBuf, DataFrame)>) = sync_channel(0);
         let done = std::thread::spawn(move || {
             for (path, mut df) in incoming {
-                write_parquet_for(&mut df, &path, kept)?;
+                write_parquet(&mut df, &path)?;
             }
             Ok(())
         });
@@ -106,10 +107,23 @@ impl<'l> StagedPartition<'l> {
     /// reported here, at the next part, or at [`StagedPartition::commit`].
     pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
         let path = self.staging.join(format!("part-{:05}.parquet", self.parts));
-        let writer = self
-            .writer
-            .get_or_insert_with(|| FrameWriter::start(Kept::InLake));
+        let writer = self.writer.get_or_insert_with(FrameWriter::start);
         writer.write(path, std::mem::take(df))?;
+        self.parts += 1;
+        Ok(())
+    }
+
+    /// Write the next part with `write`, on this thread (a part copied from another file
+    /// rather than encoded from a frame; see [`super::replace_column`]).
+    pub fn write_file(
+        &mut self,
+        write: impl FnOnce(std::io::BufWriter<std::fs::File>) -> Result<()>,
+    ) -> Result<()> {
+        let path = self.staging.join(format!("part-{:05}.parquet", self.parts));
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        write(std::io::BufWriter::new(file))
+            .map_err(|e| super::frames::explain_write_error(e, &path))?;
         self.parts += 1;
         Ok(())
     }

@@ -174,7 +174,7 @@ pub fn write_segment(
     // HDFS lines).
     let climbing = |name: &str| parquet::schema::types::ColumnPath::from(name);
     let props = WriterProperties::builder()
-        // Level 1, as the other layers (see `lake::parquet_write::Kept::InLake`).
+        // Level 1, as the other layers (see `lake::parquet_write::write_options`).
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(batch_rows.max(1024)))
         .set_column_dictionary_enabled(climbing("line_no"), false)

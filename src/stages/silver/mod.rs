@@ -414,7 +414,7 @@ impl<'a> EventColumns<'a> {
 
     /// Silver's events frame, each event's template named from `templates`; with `None`,
     /// the frame of a window whose templates are not mined yet: a [`TEMPLATE_INDEX`] column
-    /// in place of `template_id` and `template` (see [`name_templates`]).
+    /// in place of `template_id` and `template` (see `windows::parse`).
     fn finish(self, templates: Option<&Templates>) -> Result<DataFrame> {
         let ts = Column::new("ts".into(), self.ts).cast(&DataType::Datetime(
             TimeUnit::Milliseconds,
@@ -456,27 +456,6 @@ fn template_columns(templates: &Templates, index: impl Iterator<Item = usize>) -
         Column::new("template_id".into(), ids),
         Column::new("template".into(), texts),
     ]
-}
-
-/// A window's events frame (see [`EventColumns::finish`]) with its templates named: the
-/// [`TEMPLATE_INDEX`] column replaced, in place, by `template_id` and `template`.
-fn name_templates(frame: DataFrame, mined: &Mined) -> Result<DataFrame> {
-    let index = frame.column(TEMPLATE_INDEX)?.u32()?;
-    let named = template_columns(
-        &mined.templates,
-        index
-            .into_no_null_iter()
-            .map(|m| mined.template_of(m as usize)),
-    );
-    let mut columns = Vec::with_capacity(frame.width() + 1);
-    for c in frame.columns() {
-        if c.name() == TEMPLATE_INDEX {
-            columns.extend(named.iter().cloned());
-        } else {
-            columns.push(c.clone());
-        }
-    }
-    Ok(DataFrame::new_infer_height(columns)?)
 }
 
 /// Per template index (or masked-message index, for windows waiting for their templates):

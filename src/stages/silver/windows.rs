@@ -19,11 +19,11 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::{
-    BronzeColumns, EventColumns, TemplateCounts, counts_per_template, name_templates, parser_for,
-    quarantine_frame, read_bronze, template_counts, template_frame,
+    BronzeColumns, EventColumns, TEMPLATE_INDEX, TemplateCounts, counts_per_template, parser_for,
+    quarantine_frame, read_bronze, template_columns, template_counts, template_frame,
 };
 use crate::config::ParseSettings;
-use crate::lake::{FrameWriter, Kept, Layer, Scratch, read_parquet, tables};
+use crate::lake::{FrameWriter, Layer, Scratch, replace_column, tables};
 use crate::parse::stream::{Detached, Miner, detach};
 use crate::parse::{Batch, DETECTION_SAMPLE, NO_EVENT_BEFORE, Parsed, join_line};
 use crate::stages::Context;
@@ -153,10 +153,16 @@ pub fn parse(
     ctx.progress.step(format!("mining the templates of {date}"));
     let mined = miner.finish(&parser);
     let mut events = ctx.lake.stage_partition(Layer::Silver, tables::EVENTS)?;
-    pending.drain(|frame, k, frames| {
+    pending.drain(|waiting, k, frames| {
         ctx.progress
             .step(format!("writing silver {date}, part {k}/{frames}"));
-        events.write(&mut name_templates(frame, &mined)?)
+        let named = template_columns(
+            &mined.templates,
+            read_template_index(waiting)?
+                .into_no_null_iter()
+                .map(|m| mined.template_of(m as usize)),
+        );
+        events.write_file(|out| replace_column(waiting, TEMPLATE_INDEX, &named, out))
     })?;
     events.commit(&ctx.source, date)?;
     tracing::debug!(
@@ -181,10 +187,13 @@ pub fn parse(
     })
 }
 
-/// Windows' events frames waiting for the batch's templates, spilled one file each to the
-/// stage's scratch folder by a writer thread while the next window is parsed. (Keeping the
-/// latest in memory instead, since the last window's frame is named right after mining, saved
-/// no time on a million HDFS lines and held 60 MB more.)
+/// Windows' events frames waiting for the batch's templates, written one file each to the
+/// stage's scratch folder by a writer thread while the next window is parsed. They are
+/// written as lake files, zstd and all: naming their templates then copies every other
+/// column's pages into the partition as they are (`lake::replace_column`), instead of reading
+/// the frame back and encoding it again. (Keeping the latest in memory instead, since the last
+/// window's frame is named right after mining, saved no time on a million HDFS lines and held
+/// 60 MB more.)
 struct Pending {
     // Declared before the folder it writes into: dropped first, it finishes its file first.
     writer: Option<FrameWriter>,
@@ -212,23 +221,38 @@ impl Pending {
         }
         let path = self.path(self.frames);
         self.writer
-            .get_or_insert_with(|| FrameWriter::start(Kept::Spilled))
+            .get_or_insert_with(FrameWriter::start)
             .write(path, frame)?;
         self.frames += 1;
         Ok(())
     }
 
-    /// Hand `each` the frames in window order, with their number (from 1) and the count.
-    fn drain(mut self, mut each: impl FnMut(DataFrame, usize, usize) -> Result<()>) -> Result<()> {
+    /// Hand `each` the waiting files in window order, with their number (from 1) and the
+    /// count.
+    fn drain(
+        mut self,
+        mut each: impl FnMut(&std::path::Path, usize, usize) -> Result<()>,
+    ) -> Result<()> {
         if let Some(writer) = self.writer.take() {
             writer.finish()?;
         }
         let frames = self.frames;
         for k in 0..frames {
-            let frame = read_parquet(&self.path(k))
-                .context("reading back a spilled window of silver events")?;
-            each(frame, k + 1, frames)?;
+            each(&self.path(k), k + 1, frames)?;
         }
         Ok(())
     }
+}
+
+/// The template index column of a waiting window's file, read alone.
+fn read_template_index(path: &std::path::Path) -> Result<UInt32Chunked> {
+    let frame = LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().to_string()),
+        Default::default(),
+    )?
+    .select([col(TEMPLATE_INDEX)])
+    .collect()
+    .map_err(anyhow::Error::from)
+    .context("reading back the template indexes of a window of silver events")?;
+    Ok(frame.column(TEMPLATE_INDEX)?.u32()?.clone())
 }
