@@ -7,7 +7,8 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 use arrow::array::{
@@ -17,9 +18,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 
 use super::segments::{SEGMENT_KEY, Segment};
 
@@ -180,36 +183,101 @@ pub fn write_segment(
         .set_column_dictionary_enabled(climbing("line_no"), false)
         .set_column_encoding(climbing("line_no"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(climbing("byte_offset"), false)
+        .set_column_dictionary_enabled(climbing("line"), false)
         .set_column_encoding(climbing("byte_offset"), Encoding::DELTA_BINARY_PACKED)
         .build();
-    let writer = ArrowWriter::try_new(File::create(out)?, schema.clone(), Some(props))?;
-    // Encoding and compressing a batch (zstd: a third of bronze's time) happens on a thread
-    // of its own while the next batch is read: one batch in flight.
-    let (batches, incoming) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
+    let (file, groups) = ArrowWriter::try_new(File::create(out)?, schema.clone(), Some(props))?
+        .into_serialized_writer()?;
+    // Each batch is one row group, encoded and compressed (zstd: most of bronze's time) on
+    // one of `encoders` threads while the next batches are read; row groups are appended to
+    // the file in order as they come. One encoder left a core idle: reading a batch is
+    // quicker than compressing it.
+    let encoders = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    let (jobs, incoming) = sync_channel::<Job>(0);
+    let incoming = Arc::new(Mutex::new(incoming));
+    // Each batch's result, in file order; at most `encoders` queued, so memory holds a few
+    // batches however fast the reader is.
+    let (order, results) = sync_channel::<Receiver<Result<Vec<ArrowColumnChunk>>>>(encoders);
     std::thread::scope(|s| {
-        let encoder = s.spawn(move || -> Result<ArrowWriter<File>> {
-            let mut writer = writer;
-            for batch in incoming {
-                writer.write(&batch)?;
+        for _ in 0..encoders {
+            let incoming = Arc::clone(&incoming);
+            let (groups, schema) = (&groups, &schema);
+            s.spawn(move || {
+                loop {
+                    // The reader has finished (or stopped) when the channel closes.
+                    let job = match incoming.lock() {
+                        Ok(jobs) => jobs.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((index, batch, done)) = job else { break };
+                    // A dropped receiver means the appender stopped: nothing to do but end.
+                    let _ = done.send(encode_row_group(groups, index, &batch, schema));
+                }
+            });
+        }
+        let appender = s.spawn(move || -> Result<SerializedFileWriter<File>> {
+            let mut file = file;
+            for result in results {
+                let chunks = result
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("a thread encoding bronze stopped"))??;
+                let mut group = file.next_row_group()?;
+                for chunk in chunks {
+                    chunk.append_to_row_group(&mut group)?;
+                }
+                group.close()?;
             }
-            Ok(writer)
+            Ok(file)
         });
-        let read = read_segment(input, segment, until_error, batch_rows, &schema, &batches);
-        drop(batches);
-        let mut writer = encoder
+        let mut index = 0;
+        let read = read_segment(input, segment, until_error, batch_rows, &schema, |batch| {
+            let (done, result) = channel();
+            // A send fails when the appender stopped: its error is the one to report, at
+            // the join.
+            if order.send(result).is_err() || jobs.send((index, batch, done)).is_err() {
+                anyhow::bail!("the Parquet writer stopped");
+            }
+            index += 1;
+            Ok(())
+        });
+        drop((jobs, order));
+        let mut file = appender
             .join()
             .map_err(|_| anyhow::anyhow!("the thread writing {} panicked", out.display()))??;
         let (lines, written) = read?;
-        writer.append_key_value_metadata(KeyValue::new(
+        file.append_key_value_metadata(KeyValue::new(
             SEGMENT_KEY.to_string(),
             serde_json::to_string(&written)?,
         ));
-        writer.close()?;
+        file.close()?;
         Ok(lines)
     })
 }
 
-/// Read the lines of `segment` into record batches of `batch_rows` rows, handed to `out`;
+/// A batch to encode as row group `index`, and where its column chunks go.
+type Job = (usize, RecordBatch, Sender<Result<Vec<ArrowColumnChunk>>>);
+
+/// Encode and compress `batch` as row group `index`.
+fn encode_row_group(
+    groups: &ArrowRowGroupWriterFactory,
+    index: usize,
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> Result<Vec<ArrowColumnChunk>> {
+    let mut writers = groups.create_column_writers(index)?;
+    // One writer per leaf column: bronze's columns are all flat, a leaf each.
+    for ((writer, field), column) in writers.iter_mut().zip(schema.fields()).zip(batch.columns()) {
+        for leaf in compute_leaves(field, column)? {
+            writer.write(&leaf)?;
+        }
+    }
+    Ok(writers
+        .into_iter()
+        .map(|w| w.close())
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Read the lines of `segment` into record batches of `batch_rows` rows, handed to `send`;
 /// returns how many lines were read and the segment as written (its end where reading
 /// stopped).
 fn read_segment(
@@ -218,13 +286,8 @@ fn read_segment(
     until_error: bool,
     batch_rows: usize,
     schema: &SchemaRef,
-    out: &std::sync::mpsc::SyncSender<RecordBatch>,
+    mut send: impl FnMut(RecordBatch) -> Result<()>,
 ) -> Result<(u64, Segment)> {
-    // The writer thread stopped: its error is the one to report, at the join.
-    let send = |batch: RecordBatch| -> Result<()> {
-        out.send(batch)
-            .map_err(|_| anyhow::anyhow!("the Parquet writer stopped"))
-    };
     let (mut stream, _) = open_lines(input)?;
     std::io::copy(&mut (&mut stream).take(segment.start), &mut std::io::sink())
         .with_context(|| format!("skipping the part of {} ingested before", input.display()))?;
