@@ -15,7 +15,6 @@ use crate::detectors::session_sample::session_training;
 use crate::detectors::training::{TrainingData, marked_sessions, template_stats};
 use crate::detectors::{DETECTORS, Granularity, SavedModel, Trained};
 use crate::lake::{Layer, tables};
-use rayon::prelude::*;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let to = *ctx.dates.last().expect("at least one date");
@@ -70,14 +69,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     // Detectors learn from the same data independently: they train in parallel, and their
     // models are taken in registry order, as if they had trained one after another.
     let trained: Vec<Trained> = timed("04-train: detectors trained", || {
-        jobs.par_iter()
-            .map(|&(granularity, detector, section)| {
-                timed(
-                    &format!("04-train: {granularity}/{}", detector.name()),
-                    || detector.train(section, granularity, &data),
-                )
-            })
-            .collect::<Result<_>>()
+        in_parallel_largest_first(&jobs, |&(granularity, detector, section)| {
+            timed(
+                &format!("04-train: {granularity}/{}", detector.name()),
+                || detector.train(section, granularity, &data),
+            )
+        })
     })?;
     let mut models = Vec::new();
     let mut skipped = Vec::new();
@@ -184,4 +181,41 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         normal_verdicts,
         step: Box::new(|what: String| ctx.progress.step(what)),
     })
+}
+
+/// `train` over `jobs` on every core, results in `jobs`' order. Each worker takes the next job
+/// when it is free, event detectors first, then session, then window ones: an event detector
+/// learns from every line, a session one from a session's worth of lines, a window one from an
+/// hour's, so starting the longest first keeps one from running alone at the end. (Rayon's
+/// halving of the list left the event detectors for last on one core: on a million HDFS
+/// lines 0.31 s for 0.48 s of training.)
+fn in_parallel_largest_first<D: Sync, S: Sync>(
+    jobs: &[(Granularity, D, S)],
+    train: impl Fn(&(Granularity, D, S)) -> Result<Trained> + Sync,
+) -> Result<Vec<Trained>> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    // Stable: detectors of one granularity start in registry order.
+    order.sort_by_key(|&i| Granularity::ALL.iter().rev().position(|g| *g == jobs[i].0));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<std::sync::Mutex<Option<Result<Trained>>>> =
+        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    rayon::scope(|s| {
+        for _ in 0..rayon::current_num_threads().min(jobs.len()) {
+            s.spawn(|_| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&i) = order.get(k) else { break };
+                    let outcome = train(&jobs[i]);
+                    *done[i].lock().expect("no worker panicked holding it") = Some(outcome);
+                }
+            });
+        }
+    });
+    done.into_iter()
+        .map(|d| {
+            d.into_inner()
+                .expect("no worker panicked holding it")
+                .expect("every job was taken")
+        })
+        .collect()
 }
