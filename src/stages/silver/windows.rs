@@ -4,9 +4,9 @@
 //! Each window is parsed whole — headers, masking, values — and its events frame, which
 //! still names each event's masked message rather than its template, is spilled to the
 //! stage's scratch folder; the batch's templates are mined from its distinct masked messages
-//! once the last window is parsed (`parse::stream`), and each spilled frame is then read
-//! back, given its templates and written as one part of the partition, committed when the
-//! last is written. Every line parses exactly as it would in one piece (`parse::stream`
+//! once the last window is parsed (`parse::stream`), and each spilled file then becomes one
+//! part of the partition with its templates named (only the template columns are encoded
+//! again; see [`Pending`]), committed when the last is written. Every line parses exactly as it would in one piece (`parse::stream`
 //! explains why); the one thing a window cannot see is a continuation line at its start,
 //! which belongs to the last event of an earlier window: that event is held back until the
 //! next window shows whether lines follow it.
