@@ -292,14 +292,19 @@ fn mask_token(token: &str, out: &mut String, params: &mut impl Values) {
         return;
     }
     // Strip punctuation that wraps values: (x), [x], "x", trailing , ; .
+    // Byte by byte: the wrappers are ASCII, so the first byte that is not one starts a
+    // character and the last that is not one ends a character (a character's index plus one,
+    // as `rfind` gives, fell inside `12é` and panicked).
     let start = token
-        .find(|c: char| !matches!(c, '(' | '[' | '{' | '"' | '\'' | '<'))
+        .bytes()
+        .position(|b| !matches!(b, b'(' | b'[' | b'{' | b'"' | b'\'' | b'<'))
         .unwrap_or(token.len());
     let end = token
-        .rfind(|c: char| {
+        .bytes()
+        .rposition(|b| {
             !matches!(
-                c,
-                ')' | ']' | '}' | '"' | '\'' | ',' | ';' | '.' | ':' | '>'
+                b,
+                b')' | b']' | b'}' | b'"' | b'\'' | b',' | b';' | b'.' | b':' | b'>'
             )
         })
         .map(|i| i + 1)
@@ -416,6 +421,15 @@ fn is_hex(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value ending in a character of more than one byte is masked whole; cutting it at a
+    /// character's index plus one panicked.
+    #[test]
+    fn values_ending_in_wide_characters_are_masked_whole() {
+        let (m, p) = mask("took 12é then 7ms (3€), x=5π.");
+        assert_eq!(m, format!("took {ID} then {NUM} ({ID}), x={ID}."));
+        assert_eq!(p, vec!["12é", "7ms", "3€", "5π"]);
+    }
 
     #[test]
     fn masks_values_and_keeps_them() {
