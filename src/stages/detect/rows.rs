@@ -42,19 +42,15 @@ pub fn anomaly_row(
         .map_or(f.detector.as_str(), |c| c.detector.as_str());
     let empty = serde_json::Value::Null;
     let kind = finding_kind(granularity, lead, f.top.first().unwrap_or(&empty));
-    let mut details = json!({
-        "top_features": f.top,
-        "samples": sample_lines,
-        "service": f.service,
-    });
-    if let Some(d) = details.as_object_mut() {
-        if let Some(group) = &f.baseline_group {
-            d.insert("baseline_group".into(), json!(group));
-        }
-        if let Some(contributions) = &f.contributions {
-            d.insert("contributions".into(), json!(contributions));
-        }
-    }
+    let details = Details {
+        baseline_group: f.baseline_group.as_deref(),
+        // As a JSON object its fields come in name order, as every object of the details does.
+        contributions: f.contributions.as_ref().map(|c| json!(c)),
+        samples: &sample_lines,
+        service: &f.service,
+        top_features: &f.top,
+    };
+    let details = serde_json::to_string(&details).expect("JSON values and strings serialise");
     let ts = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
     AnomalyRow {
         anomaly_id,
@@ -71,12 +67,26 @@ pub fn anomaly_row(
         threshold: (f.threshold * 1e6).round() / 1e6,
         severity: severity(f.score, f.threshold).to_string(),
         reason: f.reason,
-        details: details.to_string(),
+        details,
         model_version: f.model_version,
         incident_id: None,
         service: f.service,
         kind,
     }
+}
+
+/// An anomaly's `details`: its fields in name order, as a JSON object's fields come out.
+/// Written straight to text: building the whole as a JSON value first and then writing it
+/// made the 12,721 anomaly rows of a million HDFS lines take 71–76 ms instead of 51–57.
+#[derive(serde::Serialize)]
+struct Details<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_group: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contributions: Option<serde_json::Value>,
+    samples: &'a [serde_json::Value],
+    service: &'a str,
+    top_features: &'a [serde_json::Value],
 }
 
 /// An anomaly raised again by a re-run keeps when, and by which run, it was first detected:
