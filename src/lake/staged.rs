@@ -106,26 +106,37 @@ impl<'l> StagedPartition<'l> {
     /// frame is taken (left empty) and written on the writer thread; a write that failed is
     /// reported here, at the next part, or at [`StagedPartition::commit`].
     pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
-        let path = self.staging.join(format!("part-{:05}.parquet", self.parts));
+        let path = self.part_path(self.parts);
         let writer = self.writer.get_or_insert_with(FrameWriter::start);
         writer.write(path, std::mem::take(df))?;
         self.parts += 1;
         Ok(())
     }
 
-    /// Write the next part with `write`, on this thread (a part copied from another file
-    /// rather than encoded from a frame; see [`super::replace_column`]).
-    pub fn write_file(
+    /// Write the next `n` parts at once, on every core, part `k` of them by `write(k, file)`
+    /// (parts copied from other files rather than encoded from frames; see
+    /// [`super::replace_column`]).
+    pub fn write_files(
         &mut self,
-        write: impl FnOnce(std::io::BufWriter<std::fs::File>) -> Result<()>,
+        n: usize,
+        write: impl Fn(usize, std::io::BufWriter<std::fs::File>) -> Result<()> + Sync,
     ) -> Result<()> {
-        let path = self.staging.join(format!("part-{:05}.parquet", self.parts));
-        let file =
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        write(std::io::BufWriter::new(file))
-            .map_err(|e| super::frames::explain_write_error(e, &path))?;
-        self.parts += 1;
+        use rayon::prelude::*;
+        let first = self.parts;
+        (0..n).into_par_iter().try_for_each(|k| {
+            let path = self.part_path(first + k);
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            write(k, std::io::BufWriter::new(file))
+                .map_err(|e| super::frames::explain_write_error(e, &path))
+        })?;
+        self.parts += n;
         Ok(())
+    }
+
+    /// Where part `k` (from 0) is staged.
+    fn part_path(&self, k: usize) -> PathBuf {
+        self.staging.join(format!("part-{k:05}.parquet"))
     }
 
     /// Whether no part has been written yet.

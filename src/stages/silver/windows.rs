@@ -153,17 +153,21 @@ pub fn parse(
     ctx.progress.step(format!("mining the templates of {date}"));
     let mined = miner.finish(&parser);
     let mut events = ctx.lake.stage_partition(Layer::Silver, tables::EVENTS)?;
-    pending.drain(|waiting, k, frames| {
-        ctx.progress
-            .step(format!("writing silver {date}, part {k}/{frames}"));
+    let frames = pending.finish()?;
+    ctx.progress
+        .step(format!("writing silver {date}: {frames} parts"));
+    // Each waiting file becomes its part on its own: on every core at once.
+    events.write_files(frames, |k, out| {
+        let waiting = pending.path(k);
         let named = template_columns(
             &mined.templates,
-            read_template_index(waiting)?
+            read_template_index(&waiting)?
                 .into_no_null_iter()
                 .map(|m| mined.template_of(m as usize)),
         );
-        events.write_file(|out| replace_column(waiting, TEMPLATE_INDEX, &named, out))
+        replace_column(&waiting, TEMPLATE_INDEX, &named, out)
     })?;
+    drop(pending);
     events.commit(&ctx.source, date)?;
     tracing::debug!(
         ms = t0.elapsed().as_millis() as u64,
@@ -227,20 +231,12 @@ impl Pending {
         Ok(())
     }
 
-    /// Hand `each` the waiting files in window order, with their number (from 1) and the
-    /// count.
-    fn drain(
-        mut self,
-        mut each: impl FnMut(&std::path::Path, usize, usize) -> Result<()>,
-    ) -> Result<()> {
+    /// Wait for the last file to be written; returns how many there are (`path(0..n)`).
+    fn finish(&mut self) -> Result<usize> {
         if let Some(writer) = self.writer.take() {
             writer.finish()?;
         }
-        let frames = self.frames;
-        for k in 0..frames {
-            each(&self.path(k), k + 1, frames)?;
-        }
-        Ok(())
+        Ok(self.frames)
     }
 }
 
