@@ -267,9 +267,10 @@ fn mask_token(token: &str, out: &mut String, params: &mut impl Values) {
     // Keep a key: `key=value`, `key:value` (but not `10.0.0.1:50010`, which is an address),
     // and a name called with a value, `deny(1)`, `com.apple.WebKit(9854)`.
     if let Some(pos) = token
-        .find(['='])
+        .bytes()
+        .position(|b| b == b'=')
         .or_else(|| {
-            token.find(':').filter(|&p| {
+            token.bytes().position(|b| b == b':').filter(|&p| {
                 p > 0
                     && token[..p]
                         .bytes()
@@ -277,7 +278,7 @@ fn mask_token(token: &str, out: &mut String, params: &mut impl Values) {
             })
         })
         .or_else(|| {
-            token.find('(').filter(|&p| {
+            token.bytes().position(|b| b == b'(').filter(|&p| {
                 p > 0
                     && token[..p].bytes().any(|b| b.is_ascii_alphabetic())
                     && !token[..p].bytes().any(|b| b.is_ascii_digit())
@@ -389,19 +390,33 @@ fn is_number(s: &str) -> bool {
 }
 
 fn is_ip(s: &str) -> bool {
-    // Optional leading `/` (Java's InetSocketAddress), IPv4 with an optional :port.
-    let s = s.strip_prefix('/').unwrap_or(s);
-    let host = match s.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() => h,
-        _ => s,
-    };
-    // Every token with a digit is tried here first, so no allocation: count the parts as
-    // they go by.
-    let mut parts = 0;
-    host.split('.').all(|p| {
-        parts += 1;
-        parts <= 4 && !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())
-    }) && parts == 4
+    // Optional leading `/` (Java's InetSocketAddress), IPv4 with an optional :port: four
+    // groups of one to three digits, then `:` and digits or nothing. Every token with a digit
+    // is tried here first, so one pass over its bytes and no allocation.
+    let b = s.strip_prefix('/').unwrap_or(s).as_bytes();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut at = 0;
+    for group in 0..4 {
+        if group > 0 {
+            if b.get(at) != Some(&b'.') {
+                return false;
+            }
+            at += 1;
+        }
+        let n = digits(at);
+        if !(1..=3).contains(&n) {
+            return false;
+        }
+        at += n;
+    }
+    match b.get(at) {
+        None => true,
+        Some(b':') => {
+            let port = digits(at + 1);
+            port > 0 && at + 1 + port == b.len()
+        }
+        Some(_) => false,
+    }
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -421,6 +436,35 @@ fn is_hex(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_four_groups_of_digits_with_an_optional_port() {
+        for ip in [
+            "10.250.19.102",
+            "/10.250.19.102:54106",
+            "0.0.0.0",
+            "255.255.255.255:1",
+        ] {
+            assert!(is_ip(ip), "{ip}");
+        }
+        for not in [
+            "",
+            "/",
+            "10.250.19",
+            "10.250.19.102.7",
+            "10.250.19.1024",
+            "10..19.102",
+            "10.250.19.102:",
+            "10.250.19.102:80:81",
+            "10.250.19.102:8x",
+            "10.250.19.102/24",
+            "a.b.c.d",
+            "1.2.3.4é",
+            "//1.2.3.4",
+        ] {
+            assert!(!is_ip(not), "{not}");
+        }
+    }
 
     /// A value ending in a character of more than one byte is masked whole; cutting it at a
     /// character's index plus one panicked.
