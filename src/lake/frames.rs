@@ -108,23 +108,23 @@ pub fn each_read_ahead<T: Send>(
     std::thread::scope(|s| {
         let mut reading = std::collections::VecDeque::with_capacity(depth);
         let mut next = 0;
-        for i in 0..n {
+        // Start reads until `depth` are under way (or none is left to start).
+        let mut fill = |reading: &mut std::collections::VecDeque<_>| {
             while next < n && reading.len() < depth {
                 let k = next;
                 reading.push_back(s.spawn(move || read(k)));
                 next += 1;
             }
+        };
+        fill(&mut reading);
+        for i in 0..n {
             let item = reading
                 .pop_front()
                 .expect("each item is read before it is used")
                 .join()
                 .map_err(|_| anyhow::anyhow!("the thread reading item {i} panicked"))??;
-            // The next read starts before this item's work, as with one reader.
-            if next < n {
-                let k = next;
-                reading.push_back(s.spawn(move || read(k)));
-                next += 1;
-            }
+            // The next read starts before this item's work.
+            fill(&mut reading);
             each(i, item)?;
         }
         Ok(())

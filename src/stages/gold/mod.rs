@@ -126,8 +126,6 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     let mut events_out = ctx
         .lake
         .stage_partition(Layer::Gold, tables::EVENT_FEATURES)?;
-    // Reading a window (decoding silver, finding each event's session key) runs on threads
-    // of their own while the window before is turned into features (see below).
     let read = |w: usize| -> Result<DataFrame> {
         let start = w * window;
         let Some(silver) =
@@ -153,10 +151,10 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
             .map_err(anyhow::Error::from)
             .context("reading silver events")
     };
-    // Reading a window (decoding silver's messages, running the session-key regex) takes
-    // longer than turning it into features: two windows are read at once, so that both
-    // cores are busy (on a million HDFS lines a reader took ~40 ms a window, the features
-    // ~25 ms).
+    // Reading a window (decoding silver's messages, running the session-key regex) runs on
+    // threads of its own while the window before is turned into features. It takes longer
+    // than the features (on a million HDFS lines ~40 ms a window against ~25 ms): two
+    // windows are read at once, so that both cores are busy.
     each_read_ahead(rows.div_ceil(window), 2, read, &mut |w, events| {
         let start = w * window;
         ctx.progress.step(format!(
