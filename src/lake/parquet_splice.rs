@@ -20,25 +20,34 @@ use anyhow::{Context as _, Result, bail};
 use polars::prelude::*;
 use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
 use polars_parquet::read::infer_schema;
-use polars_parquet::write::{
-    CompressedPage, DynIter, DynStreamingIterator, FileWriter, fallible_streaming_iterator,
-};
+use polars_parquet::write::{CompressedPage, FileWriter};
 
-use super::parquet_write::{column_encoding, encode_column, write_options};
+use super::parquet_write::{column_encoding, encode_column, write_options, write_row_group};
 
 /// Write to `out` the lake file `from` (written by `write_frame`) with its column
-/// `replaced` swapped, in its place, for the columns `with` — whole-file columns, as many rows
-/// as `from` has.
+/// `replaced` swapped, in its place, for the columns `with` makes of it — whole-file columns,
+/// as many rows as `from` has. The file is read once: the replaced column is decoded from the
+/// same bytes the other columns' pages are copied from.
 pub fn replace_column<W: Write>(
     from: &Path,
     replaced: &str,
-    with: &[Column],
+    with: impl FnOnce(&Column) -> Result<Vec<Column>>,
     out: W,
 ) -> Result<()> {
     let bytes: polars_buffer::Buffer<u8> = std::fs::read(from)
         .with_context(|| format!("reading {}", from.display()))?
         .into();
     let metadata = read_metadata(&mut Cursor::new(bytes.as_slice()))?;
+    let schema = infer_schema(&metadata)?;
+    if !schema.contains(replaced) {
+        bail!("{} has no column {replaced}", from.display());
+    }
+    let old = ParquetReader::new(Cursor::new(bytes.as_slice()))
+        .with_columns(Some(vec![replaced.to_string()]))
+        .finish()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("reading {replaced} of {}", from.display()))?;
+    let with = with(old.column(replaced)?)?;
     let rows: usize = metadata.row_groups.iter().map(|g| g.num_rows()).sum();
     if let Some(c) = with.iter().find(|c| c.len() != rows) {
         bail!(
@@ -52,9 +61,9 @@ pub fn replace_column<W: Write>(
     let mut fields = Vec::new();
     // Per field of the new file: the replacement column it comes from, if any.
     let mut source: Vec<Option<&Column>> = Vec::new();
-    for field in infer_schema(&metadata)?.iter_values() {
+    for field in schema.iter_values() {
         if field.name == replaced {
-            for c in with {
+            for c in &with {
                 fields.push(ArrowField::new(
                     c.name().clone(),
                     c.dtype().to_arrow(CompatLevel::newest()),
@@ -66,9 +75,6 @@ pub fn replace_column<W: Write>(
             fields.push(field.clone());
             source.push(None);
         }
-    }
-    if !source.iter().any(Option::is_some) {
-        bail!("{} has no column {replaced}", from.display());
     }
     let encodings: Vec<Vec<_>> = fields
         .iter()
@@ -119,12 +125,7 @@ pub fn replace_column<W: Write>(
                 }
             }
         }
-        let group = DynIter::new(columns.iter().map(|pages| {
-            Ok(DynStreamingIterator::new(
-                fallible_streaming_iterator::convert(pages.iter().map(Ok)),
-            ))
-        }));
-        writer.write(n as u64, group)?;
+        write_row_group(&mut writer, n as u64, &columns)?;
         offset += n;
     }
     writer.end(None)?;
@@ -178,7 +179,10 @@ mod tests {
         replace_column(
             &dir.path().join("waiting.parquet"),
             "template_index",
-            &named(&index),
+            |old| {
+                let old: Vec<u32> = old.u32()?.into_no_null_iter().collect();
+                Ok(named(&old))
+            },
             std::fs::File::create(&spliced).unwrap(),
         )
         .unwrap();
@@ -188,7 +192,7 @@ mod tests {
         let short = replace_column(
             &dir.path().join("waiting.parquet"),
             "template_index",
-            &named(&index[..10]),
+            |_| Ok(named(&index[..10])),
             std::io::sink(),
         )
         .unwrap_err();
@@ -196,7 +200,7 @@ mod tests {
         let missing = replace_column(
             &dir.path().join("waiting.parquet"),
             "nothing",
-            &named(&index),
+            |_| Ok(named(&index)),
             std::io::sink(),
         )
         .unwrap_err();

@@ -64,14 +64,24 @@ pub fn write_frame<W: Write>(df: &mut DataFrame, out: W) -> Result<()> {
             .into_iter()
             .flatten()
             .collect();
-        let group = DynIter::new(columns.iter().map(|pages| {
-            Ok(DynStreamingIterator::new(
-                fallible_streaming_iterator::convert(pages.iter().map(Ok)),
-            ))
-        }));
-        writer.write(rows, group)?;
+        write_row_group(&mut writer, rows, &columns)?;
     }
     writer.end(None)?;
+    Ok(())
+}
+
+/// Append one row group of `rows` rows, each column's pages ready (encoded and compressed).
+pub(super) fn write_row_group<W: Write>(
+    writer: &mut FileWriter<W>,
+    rows: u64,
+    columns: &[Vec<CompressedPage>],
+) -> Result<()> {
+    let group = DynIter::new(columns.iter().map(|pages| {
+        Ok(DynStreamingIterator::new(
+            fallible_streaming_iterator::convert(pages.iter().map(Ok)),
+        ))
+    }));
+    writer.write(rows, group)?;
     Ok(())
 }
 
