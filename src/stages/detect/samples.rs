@@ -223,7 +223,7 @@ impl Wanted {
                     .entry(f.service.as_str())
                     .or_default()
                     .push((f.start_ms, f.end_ms)),
-                SampleQuery::Line { .. } => wanted.add_line(f),
+                SampleQuery::Line { file, line_no } => wanted.add_line(file, *line_no),
                 SampleQuery::Session { key } => {
                     wanted.sessions.insert(key.clone());
                 }
@@ -243,15 +243,13 @@ impl Wanted {
         wanted
     }
 
-    fn add_line(&mut self, f: &Finding) {
-        if let SampleQuery::Line { file, line_no } = &f.samples {
-            self.numbers.insert(*line_no);
-            if let Some(numbers) = self.lines.get_mut(file.as_str()) {
-                numbers.insert(*line_no);
-            } else {
-                self.lines
-                    .insert(file.clone(), std::iter::once(*line_no).collect());
-            }
+    fn add_line(&mut self, file: &str, line_no: u64) {
+        self.numbers.insert(line_no);
+        if let Some(numbers) = self.lines.get_mut(file) {
+            numbers.insert(line_no);
+        } else {
+            self.lines
+                .insert(file.to_string(), std::iter::once(line_no).collect());
         }
     }
 
@@ -372,7 +370,9 @@ impl Collector {
             }
         }
         for f in chunk_findings {
-            self.wanted.add_line(f);
+            if let SampleQuery::Line { file, line_no } = &f.samples {
+                self.wanted.add_line(file, *line_no);
+            }
         }
         // A row's line number is looked up first: most rows are not wanted, and a number
         // hashes faster than a file name.
