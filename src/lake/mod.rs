@@ -20,6 +20,7 @@
 //! partition absent, never partial, and re-running the stage restores it.
 
 mod frames;
+mod parquet_dictionary;
 mod parquet_splice;
 mod parquet_write;
 pub use parquet_splice::replace_column;

@@ -28,6 +28,9 @@ use polars_parquet::write::{
 };
 use rayon::prelude::*;
 
+use super::parquet_dictionary::{StringPages, string_pages};
+use polars_arrow::array::Array;
+
 /// Rows per row group: Polars' default (512²), which readers and statistics are used to.
 const ROW_GROUP_ROWS: usize = 512 * 512;
 
@@ -109,13 +112,27 @@ pub(super) fn column_encoding(column: &Column, dtype: &ArrowDataType) -> Vec<Enc
     }
 }
 
-/// One column of a row group, encoded and compressed: its pages, per Parquet leaf column.
+/// One column of a row group, encoded and compressed: its pages, per Parquet leaf column. A
+/// string column is grouped here, in one pass, rather than by Polars (see
+/// [`super::parquet_dictionary`]).
 pub(super) fn encode_column(
     array: &ArrayRef,
     field: &ParquetType,
     encoding: &[Encoding],
     options: WriteOptions,
 ) -> Result<Vec<Vec<CompressedPage>>> {
+    let dictionary;
+    let (array, encoding): (&dyn Array, &[Encoding]) = match encoding {
+        [Encoding::RleDictionary] => match string_pages(array.as_ref()) {
+            Some(StringPages::Dictionary(d)) => {
+                dictionary = d;
+                (&dictionary, encoding)
+            }
+            Some(StringPages::Plain) => (array.as_ref(), &[Encoding::Plain]),
+            None => (array.as_ref(), encoding),
+        },
+        _ => (array.as_ref(), encoding),
+    };
     array_to_columns(array, field.clone(), options, encoding)?
         .into_iter()
         .map(|pages| {
