@@ -390,9 +390,21 @@ pub fn session_key_expr(session_key: Option<&SessionKey>) -> Expr {
     match session_key {
         None => lit(NULL).cast(DataType::String),
         Some(SessionKey::Field(_)) => col("session_field"),
-        Some(SessionKey::Pattern { regex, group }) => col("message")
-            .str()
-            .extract(lit(regex.as_str().to_string()), *group),
+        Some(SessionKey::Pattern(pattern)) => {
+            let pattern = pattern.as_ref().clone();
+            col("message").map(
+                move |messages| {
+                    let mut locations = pattern.locations();
+                    let keys: StringChunked = messages
+                        .str()?
+                        .iter()
+                        .map(|m| m.and_then(|m| pattern.find(m, &mut locations)))
+                        .collect();
+                    Ok(keys.into_column())
+                },
+                |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
+            )
+        }
     }
 }
 
