@@ -13,8 +13,10 @@
 //! in order of first appearance, as Polars' own grouping does, so the pages Polars writes from
 //! it are the pages it would have written. The choice between a dictionary and plain values
 //! follows Polars' rule — plain once distinct values exceed three quarters of the rows — with
-//! the exact count instead of an estimate, and is made early for a column whose first rows
-//! are already mostly distinct: such a column is stored plain without being hashed through.
+//! the exact count instead of an estimate. Only a column whose first rows are already mostly
+//! distinct is left to Polars' estimate, which hashes it once without building a map: its
+//! repeats, if any, may come later (a score table holds each session once per detector, the
+//! detectors one after another), so the first rows alone must not decide.
 
 use polars_arrow::array::{Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray};
 use polars_arrow::array::{Utf8ViewArray, View};
@@ -24,7 +26,7 @@ use rustc_hash::FxHashMap;
 /// Columns up to this many rows always get a dictionary (Polars' threshold).
 const SMALL: usize = 128;
 
-/// Rows read before deciding that a mostly distinct column is not worth a dictionary.
+/// Rows read before handing a mostly distinct column to Polars' estimate.
 const PREFIX: usize = 4096;
 
 /// A column's values may be at most this share distinct for a dictionary to pay (Polars'
@@ -42,23 +44,52 @@ pub(super) enum StringPages {
 /// How `array` should be written when it is a string column; `None` for any other column.
 pub(super) fn string_pages(array: &dyn Array) -> Option<StringPages> {
     let strings = array.as_any().downcast_ref::<Utf8ViewArray>()?;
-    Some(dictionary_of(strings).map_or(StringPages::Plain, StringPages::Dictionary))
+    let pages = match dictionary_of(strings, true) {
+        Grouped::Dictionary(d) => StringPages::Dictionary(d),
+        Grouped::TooMany => StringPages::Plain,
+        Grouped::MostlyDistinctAtFirst => {
+            let estimate = polars::polars_compute::cardinality::estimate_cardinality(strings);
+            if too_many(strings.len(), estimate, strings.len()) {
+                StringPages::Plain
+            } else {
+                match dictionary_of(strings, false) {
+                    Grouped::Dictionary(d) => StringPages::Dictionary(d),
+                    _ => StringPages::Plain,
+                }
+            }
+        }
+    };
+    Some(pages)
 }
 
-/// The dictionary form of `strings`, or `None` when too many values are distinct.
-fn dictionary_of(strings: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
+/// What grouping a string column found.
+enum Grouped {
+    Dictionary(DictionaryArray<u32>),
+    /// More than [`MAX_DISTINCT_SHARE`] of the values are distinct.
+    TooMany,
+    /// More than [`MAX_DISTINCT_SHARE`] of the first [`PREFIX`] values are distinct (only
+    /// when asked to stop there).
+    MostlyDistinctAtFirst,
+}
+
+/// Whether `distinct` values among `seen` of a column of `rows` rows are too many for a
+/// dictionary.
+fn too_many(rows: usize, distinct: usize, seen: usize) -> bool {
+    rows > SMALL && distinct as f64 > MAX_DISTINCT_SHARE * seen as f64
+}
+
+/// The dictionary form of `strings`; with `stop_early`, it gives up after [`PREFIX`] rows
+/// that are mostly distinct.
+fn dictionary_of(strings: &Utf8ViewArray, stop_early: bool) -> Grouped {
     let rows = strings.len();
-    let too_many = |distinct: usize, seen: usize| {
-        rows > SMALL && distinct as f64 > MAX_DISTINCT_SHARE * seen as f64
-    };
     let views: &[View] = strings.views();
     let mut keys: Vec<u32> = Vec::with_capacity(rows);
     let mut index: FxHashMap<&str, u32> = FxHashMap::default();
     let mut values = MutableBinaryViewArray::<str>::new();
     let mut previous: Option<(View, u32)> = None;
     for (row, view) in views.iter().enumerate() {
-        if row == PREFIX && too_many(index.len(), row) {
-            return None;
+        if stop_early && row == PREFIX && too_many(rows, index.len(), row) {
+            return Grouped::MostlyDistinctAtFirst;
         }
         if strings.is_null(row) {
             keys.push(0);
@@ -80,8 +111,8 @@ fn dictionary_of(strings: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
         keys.push(key);
         previous = Some((*view, key));
     }
-    if too_many(index.len(), rows) {
-        return None;
+    if too_many(rows, index.len(), rows) {
+        return Grouped::TooMany;
     }
     let keys = PrimitiveArray::new(
         ArrowDataType::UInt32,
@@ -94,7 +125,7 @@ fn dictionary_of(strings: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
         Box::new(ArrowDataType::Utf8View),
         false,
     );
-    Some(
+    Grouped::Dictionary(
         DictionaryArray::try_new(dtype, keys, values.boxed())
             .expect("every key indexes a value pushed above"),
     )
@@ -164,13 +195,14 @@ mod tests {
             string_pages(&strings(&half)),
             Some(StringPages::Dictionary(_))
         ));
-        // Distinct at first, repeats later: judged by the first rows.
-        let mut late: Vec<Option<&str>> = rows[..PREFIX].to_vec();
-        late.extend(std::iter::repeat_n(Some("same"), 20_000));
-        assert!(matches!(
-            string_pages(&strings(&late)),
-            Some(StringPages::Plain)
-        ));
+        // Distinct at first, repeats later (each value once per detector, the detectors one
+        // after another): still a dictionary.
+        let blocks: Vec<Option<&str>> = (0..4).flat_map(|_| rows.iter().copied()).collect();
+        let Some(StringPages::Dictionary(d)) = string_pages(&strings(&blocks)) else {
+            panic!("a column of repeats after distinct first rows gets a dictionary");
+        };
+        let expected: Vec<Option<String>> = blocks.iter().map(|r| r.map(String::from)).collect();
+        assert_eq!(decoded(&d), expected);
     }
 
     /// A one-column Parquet file of `array`, its pages made by `pages`.
