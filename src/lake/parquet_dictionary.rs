@@ -1,22 +1,22 @@
 //! String columns dictionary-encoded before Polars' Parquet encoder sees them.
 //!
 //! Given a string column and dictionary encoding, Polars first estimates the column's
-//! cardinality by hashing every value, then groups the values again to build the dictionary.
-//! Both passes hash each string in full: for the lake's long, nearly unique columns (silver's
-//! `message` and `params`, a score's `entity_key`) the estimate is spent only to learn that
-//! the column is stored plain, and for the short repetitive ones (`service`, `template_id`,
-//! `session_key`) the grouping hashes a value that is, more often than not, the one in the
-//! row before. Together that was about 5 % of `loglake run`'s CPU on a million HDFS lines.
+//! cardinality by hashing every value, then, when a dictionary pays, groups the values by
+//! hashing each again. For the lake's short, repetitive columns (`service`, `template_id`,
+//! `session_key`) that is two full hashes of a value that is, more often than not, the one in
+//! the row before. Polars' dictionary path was about 5 % of `loglake run`'s CPU on a million
+//! HDFS lines.
 //!
 //! Here one pass does both. A value equal to the previous row's (the same 16-byte view, so no
 //! hashing) takes its key; any other is looked up in a hash map. The dictionary holds values
 //! in order of first appearance, as Polars' own grouping does, so the pages Polars writes from
 //! it are the pages it would have written. The choice between a dictionary and plain values
 //! follows Polars' rule — plain once distinct values exceed three quarters of the rows — with
-//! the exact count instead of an estimate. Only a column whose first rows are already mostly
-//! distinct is left to Polars' estimate, which hashes it once without building a map: its
-//! repeats, if any, may come later (a score table holds each session once per detector, the
-//! detectors one after another), so the first rows alone must not decide.
+//! the exact count instead of an estimate. A column whose first rows are already mostly
+//! distinct (silver's `message` and `params`, an event's `entity_key`) goes back to Polars'
+//! estimate, which hashes it once without building a map: its repeats, if any, may come later
+//! (a score table holds each session once per detector, the detectors one after another), so
+//! the first rows alone must not decide.
 
 use polars_arrow::array::{Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray};
 use polars_arrow::array::{Utf8ViewArray, View};

@@ -92,11 +92,6 @@ impl KeyPattern {
         }
         None
     }
-
-    /// The regex as the user gave it.
-    pub fn as_str(&self) -> &str {
-        self.regex.as_str()
-    }
 }
 
 /// The literal text every match of `hir` starts with, if any.
