@@ -102,7 +102,11 @@ pub type AnomalyFingerprint = (String, String, String, f64, String);
 /// - a busy timeout instead of an immediate "database is locked" when two stages overlap;
 /// - temporary tables and statement journals in memory: 05-detect's multi-row upserts keep a
 ///   statement journal, which on disk cost as many page writes as the database itself
-///   (21,000 of 49,600 writes for 12,721 anomalies).
+///   (21,000 of 49,600 writes for 12,721 anomalies);
+/// - 16 KiB pages for a database file not yet written (an existing one keeps its pages): an
+///   anomaly's row is about 2 KB, evidence and all, and with SQLite's default 4 KiB pages
+///   inserting a million HDFS lines' 12,721 anomalies took 0.20–0.21 s against 0.16 s
+///   (`sqlite3` shell, the same rows and indexes).
 fn pool_options(dialect: Dialect) -> AnyPoolOptions {
     let options = AnyPoolOptions::new();
     if dialect != Dialect::Sqlite {
@@ -110,7 +114,11 @@ fn pool_options(dialect: Dialect) -> AnyPoolOptions {
     }
     options.after_connect(|conn, _| {
         Box::pin(async move {
-            for pragma in ["PRAGMA busy_timeout=30000", "PRAGMA temp_store=MEMORY"] {
+            for pragma in [
+                "PRAGMA page_size=16384",
+                "PRAGMA busy_timeout=30000",
+                "PRAGMA temp_store=MEMORY",
+            ] {
                 sqlx::query(pragma).execute(&mut *conn).await?;
             }
             Ok(())
