@@ -393,8 +393,8 @@ fn scan<'a>(
             let mut from = pos;
             loop {
                 let found = match &after[0] {
-                    Token::Space => line[from..].find(char::is_whitespace),
-                    Token::Literal(l) => line[from..].find(l.as_str()),
+                    Token::Space => find_whitespace(&line[from..]),
+                    Token::Literal(l) => find_literal(&line[from..], l),
                     Token::Field(_) => Some(0),
                 };
                 let Some(offset) = found else {
@@ -414,9 +414,69 @@ fn scan<'a>(
     }
 }
 
+/// Where the first whitespace character of `text` starts: `text.find(char::is_whitespace)`,
+/// with ASCII bytes judged without decoding a character (most of a header is ASCII).
+fn find_whitespace(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii() {
+            // char::is_whitespace's ASCII members: tab, newline, vertical tab, form feed,
+            // carriage return and space.
+            if matches!(b, b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r' | b' ') {
+                return Some(i);
+            }
+            i += 1;
+        } else {
+            let c = text[i..]
+                .chars()
+                .next()
+                .expect("i is on a character boundary");
+            if c.is_whitespace() {
+                return Some(i);
+            }
+            i += c.len_utf8();
+        }
+    }
+    None
+}
+
+/// Where `literal` (not empty) first occurs in `text`: `text.find(literal)`, by a byte
+/// search. A match of valid UTF-8 in valid UTF-8 starts on a character boundary.
+fn find_literal(text: &str, literal: &str) -> Option<usize> {
+    match literal.as_bytes() {
+        [b] => memchr::memchr(*b, text.as_bytes()),
+        needle => memchr::memmem::find(text.as_bytes(), needle),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_searches_find_what_str_find_finds() {
+        let texts = [
+            "",
+            "abc",
+            "a b",
+            "a\tb",
+            "\u{a0}x y",
+            "é\u{2003}z",
+            "x\u{85}y",
+            "\x0Bv",
+            "no-space-at-all",
+            "ünï: code: 1",
+            "a - b - c",
+        ];
+        for t in texts {
+            assert_eq!(find_whitespace(t), t.find(char::is_whitespace), "{t:?}");
+            for l in [":", " - ", "é", "code", "-", "zz"] {
+                assert_eq!(find_literal(t, l), t.find(l), "{l:?} in {t:?}");
+            }
+        }
+    }
 
     #[test]
     fn hdfs_preset_splits_header_fields() {
