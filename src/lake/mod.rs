@@ -358,13 +358,41 @@ impl Lake {
         read: RowWindows<'_>,
         each: &mut dyn FnMut(DataFrame) -> Result<()>,
     ) -> Result<()> {
-        let window = read.rows.max(1);
-        let rows = self.table_rows(layer, table, source, &[date])? as usize;
+        let ranges = self.row_ranges(layer, table, (source, date), read.rows)?;
         each_prefetched(
-            rows.div_ceil(window),
-            |w| self.read_rows(layer, table, (source, date), w * window, &read),
+            ranges.len(),
+            |w| {
+                let (start, rows) = ranges[w];
+                let read = RowWindows { rows, ..read };
+                self.read_rows(layer, table, (source, date), start, &read)
+            },
             &mut |_, df| each(df),
         )
+    }
+
+    /// Row ranges `(start, rows)` that cover one partition of `table` in order, each inside
+    /// one file and at most `max_rows` long: the windows a stage reads it in. A window that
+    /// ran from one file into the next decoded the next file's row group for the rows it took
+    /// and joined the two (silver's parts are a row or so off any fixed grid, as a window
+    /// hands its last event to the next).
+    pub fn row_ranges(
+        &self,
+        layer: Layer,
+        table: &str,
+        (source, date): (&str, NaiveDate),
+        max_rows: usize,
+    ) -> Result<Vec<(usize, usize)>> {
+        let max_rows = max_rows.max(1);
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        for file in self.part_files(layer, table, source, date)? {
+            let rows = Self::row_count(std::slice::from_ref(&file))? as usize;
+            for offset in (0..rows).step_by(max_rows) {
+                ranges.push((start + offset, max_rows.min(rows - offset)));
+            }
+            start += rows;
+        }
+        Ok(ranges)
     }
 
     /// Rows `start .. start + read.rows` of one partition of `table`, columns `read.columns`
@@ -633,44 +661,4 @@ impl Drop for Scratch {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commit_replaces_a_partition_whole() {
-        let tmp = tempfile::tempdir().unwrap();
-        let lake = Lake::new(tmp.path());
-        lake.ensure_layout().unwrap();
-        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let first = df!("x" => [1i64, 2, 3]).unwrap();
-        lake.commit_partition(Layer::Silver, "t", "s", date, &first)
-            .unwrap();
-        let second = df!("x" => [7i64]).unwrap();
-        lake.commit_partition(Layer::Silver, "t", "s", date, &second)
-            .unwrap();
-
-        let files = lake.part_files(Layer::Silver, "t", "s", date).unwrap();
-        assert_eq!(files.len(), 1);
-        assert_eq!(Lake::row_count(&files).unwrap(), 1);
-        let back = lake
-            .scan(Layer::Silver, "t", "s", &[date])
-            .unwrap()
-            .unwrap()
-            .collect()
-            .unwrap();
-        assert_eq!(back.column("x").unwrap().i64().unwrap().get(0), Some(7));
-        assert_eq!(
-            back.column("date").unwrap().str().unwrap().get(0),
-            Some("2026-11-20")
-        );
-        // Nothing is left behind in staging.
-        assert_eq!(
-            fs::read_dir(tmp.path().join("_staging")).unwrap().count(),
-            0
-        );
-        assert_eq!(
-            lake.partition_dates(Layer::Silver, "t", "s").unwrap(),
-            vec![date]
-        );
-    }
-}
+mod tests;

@@ -168,6 +168,17 @@ pub fn each_event_window(
         .table_rows(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, &[date])?
         as usize;
     let window = ctx.resolved.parse.window_lines.max(1);
+    // Windows inside silver's parts (see `Lake::row_ranges`); 03-gold writes its events in
+    // the same parts.
+    let ranges = ctx
+        .lake
+        .row_ranges(Layer::Silver, tables::EVENTS, (&ctx.source, date), window)?;
+    let silver_rows = ranges.last().map_or(0, |&(start, len)| start + len);
+    if silver_rows != rows {
+        bail!(
+            "gold/event_features of {date} no longer matches silver/events ({rows} and {silver_rows} rows; was 02-silver re-run after 03-gold?): re-run 03-gold"
+        );
+    }
     // `file` and `line_no` from both: what the join by position is checked on.
     let with_place = |columns: &[&str]| -> Vec<String> {
         ["file", "line_no"]
@@ -177,11 +188,11 @@ pub fn each_event_window(
             .collect()
     };
     let (gold, silver) = (with_place(gold), with_place(silver));
-    let read = |start: usize| -> Result<DataFrame> {
+    let read = |(start, rows): (usize, usize)| -> Result<DataFrame> {
         let slice = |layer, table: &str, columns: &[String]| {
             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
             let read = RowWindows {
-                rows: window,
+                rows,
                 columns: &columns,
             };
             ctx.lake
@@ -193,11 +204,9 @@ pub fn each_event_window(
             slice(Layer::Silver, tables::EVENTS, &silver)?,
         )
     };
-    each_prefetched(
-        rows.div_ceil(window),
-        |w| read(w * window),
-        &mut |_, events| each(events),
-    )
+    each_prefetched(ranges.len(), |w| read(ranges[w]), &mut |_, events| {
+        each(events)
+    })
 }
 
 /// Silver's events with what gold adds to each. 03-gold writes its events in silver's order,

@@ -126,8 +126,12 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     let mut events_out = ctx
         .lake
         .stage_partition(Layer::Gold, tables::EVENT_FEATURES)?;
+    // Windows inside silver's parts (see `Lake::row_ranges`).
+    let ranges = ctx
+        .lake
+        .row_ranges(Layer::Silver, tables::EVENTS, (&ctx.source, date), window)?;
     let read = |w: usize| -> Result<DataFrame> {
-        let start = w * window;
+        let (start, len) = ranges[w];
         let Some(silver) =
             ctx.lake
                 .scan_partition(Layer::Silver, tables::EVENTS, &ctx.source, date)?
@@ -136,7 +140,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
                 "the silver partition of {date} disappeared while 03-gold was reading it"
             );
         };
-        with_session_field(silver.slice(start as i64, window as IdxSize))?
+        with_session_field(silver.slice(start as i64, len as IdxSize))?
             .with_column(session_key_expr(session_key).alias("session_key"))
             .select([
                 col("file"),
@@ -155,11 +159,11 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     // threads of its own while the window before is turned into features. It takes longer
     // than the features (on a million HDFS lines ~40 ms a window against ~25 ms): two
     // windows are read at once, so that both cores are busy.
-    each_read_ahead(rows.div_ceil(window), 2, read, &mut |w, events| {
-        let start = w * window;
+    each_read_ahead(ranges.len(), 2, read, &mut |w, events| {
+        let (start, len) = ranges[w];
         ctx.progress.step(format!(
             "building features for {date}, rows {start}..{}",
-            (start + window).min(rows)
+            start + len
         ));
         let mut per_event = event_features(events.clone().lazy(), &counts, window_ms)?;
         events_out.write(&mut per_event)?;

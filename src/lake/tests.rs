@@ -1,0 +1,80 @@
+use super::*;
+
+#[test]
+fn commit_replaces_a_partition_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = Lake::new(tmp.path());
+    lake.ensure_layout().unwrap();
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let first = df!("x" => [1i64, 2, 3]).unwrap();
+    lake.commit_partition(Layer::Silver, "t", "s", date, &first)
+        .unwrap();
+    let second = df!("x" => [7i64]).unwrap();
+    lake.commit_partition(Layer::Silver, "t", "s", date, &second)
+        .unwrap();
+
+    let files = lake.part_files(Layer::Silver, "t", "s", date).unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(Lake::row_count(&files).unwrap(), 1);
+    let back = lake
+        .scan(Layer::Silver, "t", "s", &[date])
+        .unwrap()
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(back.column("x").unwrap().i64().unwrap().get(0), Some(7));
+    assert_eq!(
+        back.column("date").unwrap().str().unwrap().get(0),
+        Some("2026-11-20")
+    );
+    // Nothing is left behind in staging.
+    assert_eq!(
+        fs::read_dir(tmp.path().join("_staging")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        lake.partition_dates(Layer::Silver, "t", "s").unwrap(),
+        vec![date]
+    );
+}
+
+#[test]
+fn windows_stay_inside_parts_and_cover_the_partition_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = Lake::new(tmp.path());
+    lake.ensure_layout().unwrap();
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let mut out = lake.stage_partition(Layer::Silver, "t").unwrap();
+    let mut next = 0i64;
+    for rows in [5i64, 3, 7] {
+        let mut part = df!("x" => (next..next + rows).collect::<Vec<_>>()).unwrap();
+        out.write(&mut part).unwrap();
+        next += rows;
+    }
+    out.commit("s", date).unwrap();
+    let ranges = lake.row_ranges(Layer::Silver, "t", ("s", date), 4).unwrap();
+    assert_eq!(ranges, [(0, 4), (4, 1), (5, 3), (8, 4), (12, 3)]);
+    let mut seen = Vec::new();
+    lake.read_windows(
+        Layer::Silver,
+        "t",
+        ("s", date),
+        RowWindows {
+            rows: 4,
+            columns: &["x"],
+        },
+        &mut |df| {
+            seen.push(
+                df.column("x")?
+                    .i64()?
+                    .into_no_null_iter()
+                    .collect::<Vec<_>>(),
+            );
+            Ok(())
+        },
+    )
+    .unwrap();
+    let lengths: Vec<usize> = seen.iter().map(Vec::len).collect();
+    assert_eq!(lengths, [4, 1, 3, 4, 3]);
+    assert_eq!(seen.concat(), (0..15).collect::<Vec<i64>>());
+}
