@@ -1,11 +1,16 @@
 use super::*;
 
-#[test]
-fn commit_replaces_a_partition_whole() {
+/// A lake in a temporary folder (dropped with it), and the batch date the tests write.
+fn empty_lake() -> (tempfile::TempDir, Lake, NaiveDate) {
     let tmp = tempfile::tempdir().unwrap();
     let lake = Lake::new(tmp.path());
     lake.ensure_layout().unwrap();
-    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    (tmp, lake, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap())
+}
+
+#[test]
+fn commit_replaces_a_partition_whole() {
+    let (tmp, lake, date) = empty_lake();
     let first = df!("x" => [1i64, 2, 3]).unwrap();
     lake.commit_partition(Layer::Silver, "t", "s", date, &first)
         .unwrap();
@@ -40,10 +45,7 @@ fn commit_replaces_a_partition_whole() {
 
 #[test]
 fn windows_stay_inside_parts_and_cover_the_partition_in_order() {
-    let tmp = tempfile::tempdir().unwrap();
-    let lake = Lake::new(tmp.path());
-    lake.ensure_layout().unwrap();
-    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let (_tmp, lake, date) = empty_lake();
     let mut out = lake.stage_partition(Layer::Silver, "t").unwrap();
     let mut next = 0i64;
     for rows in [5i64, 3, 7] {
