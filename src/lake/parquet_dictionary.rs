@@ -44,32 +44,19 @@ pub(super) enum StringPages {
 /// How `array` should be written when it is a string column; `None` for any other column.
 pub(super) fn string_pages(array: &dyn Array) -> Option<StringPages> {
     let strings = array.as_any().downcast_ref::<Utf8ViewArray>()?;
-    let pages = match dictionary_of(strings, true) {
-        Grouped::Dictionary(d) => StringPages::Dictionary(d),
-        Grouped::TooMany => StringPages::Plain,
-        Grouped::MostlyDistinctAtFirst => {
+    let rows = strings.len();
+    Some(match pages_of(strings, true) {
+        Some(pages) => pages,
+        // Mostly distinct at first: Polars' estimate decides whether grouping it all pays.
+        None => {
             let estimate = polars::polars_compute::cardinality::estimate_cardinality(strings);
-            if too_many(strings.len(), estimate, strings.len()) {
+            if too_many(rows, estimate, rows) {
                 StringPages::Plain
             } else {
-                match dictionary_of(strings, false) {
-                    Grouped::Dictionary(d) => StringPages::Dictionary(d),
-                    _ => StringPages::Plain,
-                }
+                pages_of(strings, false).expect("only an early stop gives up")
             }
         }
-    };
-    Some(pages)
-}
-
-/// What grouping a string column found.
-enum Grouped {
-    Dictionary(DictionaryArray<u32>),
-    /// More than [`MAX_DISTINCT_SHARE`] of the values are distinct.
-    TooMany,
-    /// More than [`MAX_DISTINCT_SHARE`] of the first [`PREFIX`] values are distinct (only
-    /// when asked to stop there).
-    MostlyDistinctAtFirst,
+    })
 }
 
 /// Whether `distinct` values among `seen` of a column of `rows` rows are too many for a
@@ -78,9 +65,9 @@ fn too_many(rows: usize, distinct: usize, seen: usize) -> bool {
     rows > SMALL && distinct as f64 > MAX_DISTINCT_SHARE * seen as f64
 }
 
-/// The dictionary form of `strings`; with `stop_early`, it gives up after [`PREFIX`] rows
-/// that are mostly distinct.
-fn dictionary_of(strings: &Utf8ViewArray, stop_early: bool) -> Grouped {
+/// How `strings` goes to Parquet, by grouping it all; with `stop_early`, `None` once the
+/// first [`PREFIX`] rows turn out mostly distinct.
+fn pages_of(strings: &Utf8ViewArray, stop_early: bool) -> Option<StringPages> {
     let rows = strings.len();
     let views: &[View] = strings.views();
     let mut keys: Vec<u32> = Vec::with_capacity(rows);
@@ -89,7 +76,7 @@ fn dictionary_of(strings: &Utf8ViewArray, stop_early: bool) -> Grouped {
     let mut previous: Option<(View, u32)> = None;
     for (row, view) in views.iter().enumerate() {
         if stop_early && row == PREFIX && too_many(rows, index.len(), row) {
-            return Grouped::MostlyDistinctAtFirst;
+            return None;
         }
         if strings.is_null(row) {
             keys.push(0);
@@ -112,7 +99,7 @@ fn dictionary_of(strings: &Utf8ViewArray, stop_early: bool) -> Grouped {
         previous = Some((*view, key));
     }
     if too_many(rows, index.len(), rows) {
-        return Grouped::TooMany;
+        return Some(StringPages::Plain);
     }
     let keys = PrimitiveArray::new(
         ArrowDataType::UInt32,
@@ -125,10 +112,10 @@ fn dictionary_of(strings: &Utf8ViewArray, stop_early: bool) -> Grouped {
         Box::new(ArrowDataType::Utf8View),
         false,
     );
-    Grouped::Dictionary(
+    Some(StringPages::Dictionary(
         DictionaryArray::try_new(dtype, keys, values.boxed())
             .expect("every key indexes a value pushed above"),
-    )
+    ))
 }
 
 #[cfg(test)]
