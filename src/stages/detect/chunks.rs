@@ -4,8 +4,8 @@
 //! training), so the batch can be scored in pieces: service windows whole (a day has a few
 //! thousand), sessions a slice of one gold part at a time (a part holds whole sessions, with
 //! their template counts in the matching part of `session_template_counts`), and events a
-//! window of `[parse] window_lines` rows at a time, joined with silver by position. Every
-//! entity lies in exactly one chunk.
+//! window of at most `[parse] window_lines` rows inside one silver part at a time, joined with
+//! silver by position. Every entity lies in exactly one chunk.
 
 use anyhow::{Context as _, Result, bail};
 use chrono::NaiveDate;
@@ -152,8 +152,9 @@ fn event_chunks(
     })
 }
 
-/// `date`'s events a window of `[parse] window_lines` rows at a time, in order: silver's
-/// `silver` columns and gold's `gold` columns ([`with_silver`]), with `file` and `line_no`.
+/// `date`'s events a window at a time, in order (at most `[parse] window_lines` rows inside
+/// one silver part; see `Lake::row_ranges`): silver's `silver` columns and gold's `gold`
+/// columns ([`with_silver`]), with `file` and `line_no`.
 /// Reading and decoding a window (about 40 % of the event phase) runs on a thread of its
 /// own, one window ahead of `each`: at most two windows are in memory.
 pub fn each_event_window(
