@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
+
 use linfa::ParamGuard;
 use serde::{Deserialize, Serialize};
 
@@ -68,19 +70,20 @@ impl RareTransition {
 
     /// The session's least common transition, rare or not.
     pub fn rarest_transition(&self, sequence: &[&str]) -> Option<Finding> {
-        let mut best: Option<(&str, &str, u64)> = None;
-        let mut buf = String::new();
-        for (a, b) in transitions(sequence) {
-            let n = self
+        self.index().rarest_transition(sequence)
+    }
+
+    /// The counts in a hash table, for scoring many sessions: a lookup in the sorted map
+    /// compared the key with a dozen others, and scoring a million HDFS lines' sessions made
+    /// one per transition.
+    pub fn index(&self) -> TransitionIndex<'_> {
+        TransitionIndex {
+            sessions_with: self
                 .sessions_with
-                .get(write_key(&mut buf, a, b))
-                .copied()
-                .unwrap_or(0);
-            if best.is_none_or(|f| n < f.2) {
-                best = Some((a, b, n));
-            }
+                .iter()
+                .map(|(k, &n)| (k.as_str(), n))
+                .collect(),
         }
-        best.map(|(a, b, n)| (a.to_string(), b.to_string(), n))
     }
 
     /// −log10 of the share of training sessions with the transition (0 seen counts as ½).
@@ -107,14 +110,38 @@ impl RareTransition {
     }
 }
 
+/// [`RareTransition`]'s counts, keyed by `"from to"` in a hash table ([`RareTransition::index`]).
+pub struct TransitionIndex<'m> {
+    sessions_with: FxHashMap<&'m str, u64>,
+}
+
+impl TransitionIndex<'_> {
+    /// [`RareTransition::rarest_transition`].
+    pub fn rarest_transition(&self, sequence: &[&str]) -> Option<Finding> {
+        let mut best: Option<(&str, &str, u64)> = None;
+        let mut buf = String::new();
+        for (a, b) in transitions(sequence) {
+            let n = self
+                .sessions_with
+                .get(write_key(&mut buf, a, b))
+                .copied()
+                .unwrap_or(0);
+            if best.is_none_or(|f| n < f.2) {
+                best = Some((a, b, n));
+            }
+        }
+        best.map(|(a, b, n)| (a.to_string(), b.to_string(), n))
+    }
+}
+
 impl SequenceValidParams {
     pub fn fit<'a>(
         &self,
         sequences: impl IntoIterator<Item = Vec<&'a str>>,
     ) -> Result<RareTransition, SequenceError> {
-        let mut sessions_with: BTreeMap<String, u64> = BTreeMap::new();
+        // Counted by the pair of borrowed ids, hashed; the model keeps them sorted by key.
+        let mut counts: FxHashMap<(&'a str, &'a str), u64> = FxHashMap::default();
         let mut sessions = 0u64;
-        let mut buf = String::new();
         let mut distinct: Vec<(&str, &str)> = Vec::new();
         for seq in sequences {
             sessions += 1;
@@ -122,16 +149,11 @@ impl SequenceValidParams {
             distinct.extend(transitions(&seq));
             distinct.sort_unstable();
             distinct.dedup();
-            for &(a, b) in &distinct {
-                let k = write_key(&mut buf, a, b);
-                match sessions_with.get_mut(k) {
-                    Some(n) => *n += 1,
-                    None => {
-                        sessions_with.insert(k.to_string(), 1);
-                    }
-                }
+            for &pair in &distinct {
+                *counts.entry(pair).or_default() += 1;
             }
         }
+        let sessions_with = counts.into_iter().map(|((a, b), n)| (key(a, b), n)).collect();
         if sessions < self.min_sessions {
             return Err(SequenceError::TooFewSessions {
                 got: sessions,

@@ -95,12 +95,13 @@ impl Detector for SequenceDetector {
             START | END => id.to_string(),
             _ => template_name(&model.templates, id),
         };
+        let index = seq.index();
         for i in 0..cols.len() {
             let sequence: Vec<&str> = cols.sequences[i]
                 .split(' ')
                 .filter(|t| !t.is_empty())
                 .collect();
-            let rarest = seq.rarest_transition(&sequence);
+            let rarest = index.rarest_transition(&sequence);
             let score = rarest.as_ref().map(|r| seq.score(r.2)).unwrap_or(0.0);
             out.scores.push(cols.score(i, model, score));
             let Some((from, to, seen)) = rarest.filter(|r| r.2 <= seq.limit()) else {
