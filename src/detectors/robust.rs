@@ -45,12 +45,13 @@ pub fn median_and_mad(values: &mut [f64]) -> (f64, f64) {
     (center, 1.4826 * median(&dev))
 }
 
-/// The median and the sorted absolute deviations from it.
+/// The median and the sorted absolute deviations from it. Unstable sorts: values equal under
+/// `total_cmp` are the same bits, so any order of them is the order a stable sort gives.
 fn median_and_deviations(values: &mut [f64]) -> (f64, Vec<f64>) {
-    values.sort_by(|a, b| a.total_cmp(b));
+    values.sort_unstable_by(f64::total_cmp);
     let center = median(values);
     let mut dev: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
-    dev.sort_by(|a, b| a.total_cmp(b));
+    dev.sort_unstable_by(f64::total_cmp);
     (center, dev)
 }
 

@@ -271,7 +271,7 @@ impl<D: Data<Elem = f64> + Sync, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestErr
             Contamination::Auto => 0.5,
             Contamination::Fraction(c) => {
                 let mut scores = forest.score_rows(x).to_vec();
-                scores.sort_by(|a, b| a.total_cmp(b));
+                scores.sort_unstable_by(f64::total_cmp);
                 quantile_sorted(&scores, 1.0 - c)
             }
         };

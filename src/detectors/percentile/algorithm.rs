@@ -147,7 +147,7 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, PercentileError> for Perc
             .enumerate()
             .map(|(j, col)| {
                 let mut values: Vec<f64> = col.iter().copied().filter(|v| v.is_finite()).collect();
-                values.sort_by(|a, b| a.total_cmp(b));
+                values.sort_unstable_by(f64::total_cmp);
                 let is_count = self.count_features.get(j).copied().unwrap_or(false);
                 if values.is_empty() {
                     values.push(0.0);

@@ -168,7 +168,7 @@ pub fn pool_hourly_spreads(set: &mut Grouped<ZScore>) {
     let pooled: BTreeMap<(String, usize), f64> = spreads
         .into_iter()
         .map(|(k, mut v)| {
-            v.sort_by(|a, b| a.total_cmp(b));
+            v.sort_unstable_by(f64::total_cmp);
             (k, crate::detectors::robust::median(&v))
         })
         .collect();
