@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use linfa::ParamGuard;
+use rustc_hash::FxHashMap;
 use serde_json::json;
 
 use super::{LevelCounts, SeverityError, SeverityParams, SeverityRule, SeverityValidParams};
@@ -50,19 +51,24 @@ impl Detector for SeverityDetector {
         let mut counts = LevelCounts::new();
         let mut events = 0u64;
         data.event_windows(&["template_id", "level"], |_, df| {
+            // Counted per window by the borrowed pair (a window has a few hundred distinct
+            // pairs), then added to the totals: no string is copied per event.
             let ids = df.column("template_id")?.str()?;
             let levels = df.column("level")?.str()?;
+            let mut window: FxHashMap<(&str, &str), u64> = FxHashMap::default();
             for (id, level) in ids.iter().zip(levels.iter()) {
                 let (Some(id), Some(level)) = (id, level) else {
                     continue;
                 };
                 events += 1;
-                match counts.get_mut(id) {
-                    Some(by_level) => *by_level.entry(level.to_string()).or_default() += 1,
-                    None => {
-                        counts.insert(id.to_string(), [(level.to_string(), 1)].into());
-                    }
-                }
+                *window.entry((id, level)).or_default() += 1;
+            }
+            for ((id, level), n) in window {
+                *counts
+                    .entry(id.to_string())
+                    .or_default()
+                    .entry(level.to_string())
+                    .or_default() += n;
             }
             Ok(())
         })?;
