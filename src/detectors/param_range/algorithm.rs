@@ -14,6 +14,14 @@ use crate::detectors::robust::{median, quantile_sorted};
 /// size unit (`35 ms`, `1007MB`), durations in milliseconds and sizes in bytes. Anything else
 /// (`u64919`, `0x3037`, `10.0.0.1`, `SKU-37014`) is not a number.
 pub fn numeric_value(raw: &str) -> Option<f64> {
+    // Most values (ids, names, paths) fail on their first character; only a number, its
+    // sign or point, or a space before it, goes on.
+    let first = *raw.as_bytes().first()?;
+    if first.is_ascii() && !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.'))
+        && !char::from(first).is_whitespace()
+    {
+        return None;
+    }
     let s = raw.trim();
     let negative = s.starts_with('-');
     let body = s.strip_prefix(['-', '+']).unwrap_or(s);
@@ -304,7 +312,7 @@ impl ParamRangeValidParams {
                     if s.numeric < self.min_values() || !numeric {
                         return None;
                     }
-                    s.values.sort_by(f64::total_cmp);
+                    s.values.sort_unstable_by(f64::total_cmp);
                     let distinct = 1 + s.values.windows(2).filter(|w| w[0] != w[1]).count();
                     if distinct < self.min_distinct {
                         return None;
@@ -374,6 +382,11 @@ mod tests {
         assert_eq!(numeric_value("1007MB"), Some(1.007e9));
         assert_eq!(numeric_value("4 KiB"), Some(4096.0));
         assert_eq!(numeric_value("85%"), Some(85.0));
+        // Spaces around a number, ASCII or not, are trimmed before it is read.
+        assert_eq!(numeric_value(" 12 "), Some(12.0));
+        assert_eq!(numeric_value("\u{a0}7"), Some(7.0));
+        assert_eq!(numeric_value(".5"), Some(0.5));
+        assert_eq!(numeric_value("+2"), Some(2.0));
         assert_eq!(
             (
                 unit_of("35 ms"),
@@ -389,6 +402,7 @@ mod tests {
             "10.0.0.1",
             "SKU-37014",
             "pa1-000001",
+            "blk_-42",
             "",
             ".",
         ] {
