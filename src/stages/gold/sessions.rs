@@ -116,24 +116,47 @@ impl SessionBuckets {
             let (sessions, counts) = aggregate(&rows)?;
             return each(sessions, counts);
         };
-        for b in 0..self.buckets {
-            spill.write(b)?;
-        }
-        let mut written = Vec::new();
-        for (b, writer) in spill.writers.into_iter().enumerate() {
-            let Some(writer) = writer else { continue };
-            writer.finish()?;
-            written.push(b);
-        }
         // Buckets are independent: two at a time, one per core (memory: two buckets, each
-        // held to `[gold] session_bucket_events`), handed on in bucket order.
-        for pair in written.chunks(2) {
+        // held to `[gold] session_bucket_events`), handed on in bucket order. The first two
+        // take their last pieces from memory (what is spilled first, then what is held, the
+        // order writing and reading back gave); the others' pieces are written first, so
+        // that only the buckets being aggregated are in memory.
+        let first: Vec<usize> = (0..self.buckets)
+            .filter(|&b| spill.writers[b].is_some() || !spill.pending[b].is_empty())
+            .take(2)
+            .collect();
+        let mut held: Vec<Vec<DataFrame>> = Vec::with_capacity(self.buckets);
+        for b in 0..self.buckets {
+            if first.contains(&b) {
+                held.push(std::mem::take(&mut spill.pending[b]));
+            } else {
+                spill.write(b)?;
+                held.push(Vec::new());
+            }
+        }
+        // (bucket, whether it has a spill file, its pieces held in memory)
+        let mut work: Vec<(usize, bool, Vec<DataFrame>)> = Vec::new();
+        for (b, writer) in spill.writers.into_iter().enumerate() {
+            let pieces = std::mem::take(&mut held[b]);
+            if let Some(writer) = writer {
+                writer.finish()?;
+                work.push((b, true, pieces));
+            } else if !pieces.is_empty() {
+                work.push((b, false, pieces));
+            }
+        }
+        let scratch = &spill.scratch;
+        while !work.is_empty() {
+            let pair: Vec<_> = work.drain(..work.len().min(2)).collect();
             let aggregated: Vec<(DataFrame, DataFrame)> = pair
-                .par_iter()
-                .map(|&b| {
-                    let rows = read_parquet(&spill.scratch.path(&bucket_file(b)))
-                        .context("reading back a spilled session bucket")?;
-                    aggregate(&rows)
+                .into_par_iter()
+                .map(|(b, spilled, mut pieces)| {
+                    if spilled {
+                        let rows = read_parquet(&scratch.path(&bucket_file(b)))
+                            .context("reading back a spilled session bucket")?;
+                        pieces.insert(0, rows);
+                    }
+                    aggregate(&concat_rows(pieces)?)
                 })
                 .collect::<Result<_>>()?;
             for (sessions, counts) in aggregated {
@@ -218,6 +241,16 @@ pub fn aggregate(rows: &DataFrame) -> Result<(DataFrame, DataFrame)> {
     let ts: Vec<Option<i64>> = ts_physical.i64()?.iter().collect();
     let key: Vec<&str> = keys.iter().map(Option::unwrap_or_default).collect();
     let template: Vec<Option<&str>> = templates.iter().collect();
+    // Read in silver order, used in session order: looking a row up in a column by index
+    // (finding its chunk, then its view) was a quarter of the aggregation.
+    let severity: Vec<Severity> = levels
+        .iter()
+        .map(|level| match level {
+            Some("WARN") => Severity::Warn,
+            Some("ERROR" | "FATAL") => Severity::Error,
+            _ => Severity::Other,
+        })
+        .collect();
 
     // Sessions in key order; within one, events in time order (no time first), ties in
     // silver order. Grouped by hashing first, so only the distinct keys are sorted as text
@@ -261,8 +294,9 @@ pub fn aggregate(rows: &DataFrame) -> Result<(DataFrame, DataFrame)> {
     let mut start = 0;
     while start < order.len() {
         let k = key[order[start] as usize];
+        let g = group_of[order[start] as usize];
         let mut end = start + 1;
-        while end < order.len() && key[order[end] as usize] == k {
+        while end < order.len() && group_of[order[end] as usize] == g {
             end += 1;
         }
         let group = &order[start..end];
@@ -273,10 +307,10 @@ pub fn aggregate(rows: &DataFrame) -> Result<(DataFrame, DataFrame)> {
         ids.clear();
         for &i in group {
             let i = i as usize;
-            match levels.get(i) {
-                Some("WARN") => n_warn += 1,
-                Some("ERROR" | "FATAL") => n_error += 1,
-                _ => {}
+            match severity[i] {
+                Severity::Warn => n_warn += 1,
+                Severity::Error => n_error += 1,
+                Severity::Other => {}
             }
             if let Some(t) = ts[i] {
                 lo = Some(lo.map_or(t, |l| l.min(t)));
@@ -299,7 +333,7 @@ pub fn aggregate(rows: &DataFrame) -> Result<(DataFrame, DataFrame)> {
                 m += 1;
             }
             counts.key.push(k);
-            counts.template.push(ids[j].map(str::to_string));
+            counts.template.push(ids[j]);
             counts.count.push((m - j) as i64);
             distinct += 1;
             j = m;
@@ -317,6 +351,14 @@ pub fn aggregate(rows: &DataFrame) -> Result<(DataFrame, DataFrame)> {
         start = end;
     }
     Ok((out.finish(&ts_type)?, counts.finish()?))
+}
+
+/// What a session counts of an event's level.
+#[derive(Clone, Copy)]
+enum Severity {
+    Warn,
+    Error,
+    Other,
 }
 
 #[derive(Default)]
@@ -355,7 +397,7 @@ impl SessionColumns<'_> {
 #[derive(Default)]
 struct CountColumns<'a> {
     key: Vec<&'a str>,
-    template: Vec<Option<String>>,
+    template: Vec<Option<&'a str>>,
     count: Vec<i64>,
 }
 
