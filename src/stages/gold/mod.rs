@@ -33,16 +33,6 @@ use crate::parse::SessionKey;
 mod sessions;
 mod windows;
 
-fn is_error() -> Expr {
-    col("level")
-        .eq(lit("ERROR"))
-        .or(col("level").eq(lit("FATAL")))
-}
-
-fn count_of(pred: Expr, name: &str) -> Expr {
-    pred.cast(DataType::Int64).sum().alias(name)
-}
-
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let (mut sessions_total, mut windows_total) = (0usize, 0usize);
@@ -111,7 +101,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
             totals.iter().map(|&(_, n)| n as i64).collect::<Vec<_>>(),
         ),
     ])?;
-    let mut partials = windows::WindowPartials::new(window_ms, novelty(ctx, date)?);
+    let mut partials = windows::WindowPartials::new(window_ms, &novelty(ctx, date)?)?;
     let buckets = if session_key.is_some() {
         rows.div_ceil(gold.session_bucket_events.max(1)).max(1)
     } else {
@@ -167,7 +157,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
         ));
         let mut per_event = event_features(events.clone().lazy(), &counts, window_ms)?;
         events_out.write(&mut per_event)?;
-        partials.add(events.clone().lazy())?;
+        partials.add(&events)?;
         if session_key.is_some() {
             sessions.add(events.select([
                 "session_key",
@@ -441,6 +431,18 @@ pub fn event_features(events: LazyFrame, counts: &DataFrame, window_ms: i64) -> 
         .collect()
         .map_err(anyhow::Error::from)
         .context("computing event features")
+}
+
+#[cfg(test)]
+pub(crate) fn is_error() -> Expr {
+    col("level")
+        .eq(lit("ERROR"))
+        .or(col("level").eq(lit("FATAL")))
+}
+
+#[cfg(test)]
+pub(crate) fn count_of(pred: Expr, name: &str) -> Expr {
+    pred.cast(DataType::Int64).sum().alias(name)
 }
 
 #[cfg(test)]
