@@ -385,13 +385,7 @@ fn matches_entity(
 /// Anomalies an operator's verdict suppressed (`details.suppressed_by`) are not detections.
 pub fn detections_from(anomalies: &polars::prelude::DataFrame) -> anyhow::Result<Vec<Detection>> {
     use crate::features::{millis, strings};
-    let suppressed: Vec<bool> = match anomalies.column("details") {
-        Ok(_) => strings(anomalies, "details")?
-            .iter()
-            .map(|d| d.contains("\"suppressed_by\""))
-            .collect(),
-        Err(_) => vec![false; anomalies.height()],
-    };
+    let suppressed = suppressed(anomalies)?;
     let granularity = strings(anomalies, "granularity")?;
     let entity = strings(anomalies, "entity_key")?;
     let detector = strings(anomalies, "detector")?;
@@ -408,6 +402,18 @@ pub fn detections_from(anomalies: &polars::prelude::DataFrame) -> anyhow::Result
             detector: detector[i].clone(),
         })
         .collect())
+}
+
+/// Which rows of an anomalies table an operator's verdict suppressed
+/// (`details.suppressed_by`): [`detections_from`] leaves them out.
+pub fn suppressed(anomalies: &polars::prelude::DataFrame) -> anyhow::Result<Vec<bool>> {
+    Ok(match anomalies.column("details") {
+        Ok(_) => crate::features::strings(anomalies, "details")?
+            .iter()
+            .map(|d| d.contains("\"suppressed_by\""))
+            .collect(),
+        Err(_) => vec![false; anomalies.height()],
+    })
 }
 
 pub fn evaluate(detections: &[Detection], labels: &[Label]) -> Evaluation {

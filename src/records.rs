@@ -108,6 +108,22 @@ pub fn service_and_kind(granularity: &str, detector: &str, details: &str) -> (St
     )
 }
 
+/// The service an anomaly's details name (empty when they name none or do not parse), read
+/// without building the rest of the details: their sample lines are most of them, and the
+/// report read a day's 12,721 anomalies' 26 MB of details whole for this one field.
+pub fn service_of(details: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Service {
+        #[serde(default)]
+        service: Option<serde_json::Value>,
+    }
+    serde_json::from_str::<Service>(details)
+        .ok()
+        .and_then(|d| d.service)
+        .and_then(|s| s.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// The kind of an anomaly from its parsed details (see [`service_and_kind`]).
 pub fn kind_of(granularity: &str, detector: &str, details: &serde_json::Value) -> String {
     let lead = details["contributions"][0]["detector"]

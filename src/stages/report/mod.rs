@@ -23,6 +23,35 @@ use crate::features;
 use crate::lake::{Layer, tables};
 use crate::records::EvaluationRow;
 
+/// Anomalies per detector, and per day and service, of an anomalies table's `detections`
+/// (its rows that no verdict suppressed, in order; [`detections_from`]).
+#[allow(clippy::type_complexity)]
+fn anomaly_counts(
+    anomalies: &DataFrame,
+    detections: &[crate::evaluate::Detection],
+) -> Result<(BTreeMap<String, usize>, BTreeMap<(String, String), usize>)> {
+    let suppressed = crate::evaluate::suppressed(anomalies)?;
+    let details = features::strings(anomalies, "details")?;
+    // Each detection's row: the details of suppressed rows are not theirs.
+    let kept = details
+        .iter()
+        .zip(&suppressed)
+        .filter(|(_, s)| !**s)
+        .map(|(d, _)| d);
+    let mut by_detector: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_service_day: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (d, details) in detections.iter().zip(kept) {
+        *by_detector
+            .entry(format!("{}/{}", d.granularity, d.detector))
+            .or_default() += 1;
+        let day = d.window_start.date_naive().to_string();
+        *by_service_day
+            .entry((day, crate::records::service_of(details)))
+            .or_default() += 1;
+    }
+    Ok((by_detector, by_service_day))
+}
+
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut out = String::new();
     // The same report as one JSON document (`--output json`), built alongside the text.
@@ -106,20 +135,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     };
     if let Some(a) = &anomalies {
         detections = detections_from(a)?;
-        let details = features::strings(a, "details")?;
-        let mut by_detector: BTreeMap<String, usize> = BTreeMap::new();
-        let mut by_service_day: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for (d, details) in detections.iter().zip(&details) {
-            *by_detector
-                .entry(format!("{}/{}", d.granularity, d.detector))
-                .or_default() += 1;
-            let service = serde_json::from_str::<serde_json::Value>(details)
-                .ok()
-                .and_then(|d| d["service"].as_str().map(|s| s.to_string()))
-                .unwrap_or_default();
-            let day = d.window_start.date_naive().to_string();
-            *by_service_day.entry((day, service)).or_default() += 1;
-        }
+        let (by_detector, by_service_day) = anomaly_counts(a, &detections)?;
         writeln!(out, "\nanomalies per detector")?;
         for (k, v) in &by_detector {
             writeln!(out, "  {k:<32} {v:>8}")?;
@@ -481,4 +497,46 @@ fn score_against(
         .collect();
     ctx.db.upsert_evaluations(&rows)?;
     Ok((per, span))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A suppressed anomaly is not counted, and the rows after it keep their own services
+    /// (the counts once took each detection's service from the row at its index, which after
+    /// a suppressed row was the row before).
+    #[test]
+    fn anomaly_counts_skip_suppressed_rows_and_keep_each_rows_service() {
+        let day = 1_763_683_200_000i64; // 2025-11-21
+        let anomalies = df!(
+            "granularity" => ["session", "session", "event"],
+            "entity_key" => ["s1", "s2", "e3"],
+            "detector" => ["zscore", "zscore", "severity"],
+            "window_start" => [day, day, day + 86_400_000],
+            "window_end" => [day, day, day + 86_400_000],
+            "details" => [
+                r#"{"service":"a","suppressed_by":"f1"}"#,
+                r#"{"samples":[{"message":"service b"}],"service":"b"}"#,
+                r#"{"service":"c"}"#,
+            ],
+        )
+        .unwrap();
+        let detections = detections_from(&anomalies).unwrap();
+        let (by_detector, by_service_day) = anomaly_counts(&anomalies, &detections).unwrap();
+        assert_eq!(
+            by_detector.into_iter().collect::<Vec<_>>(),
+            [
+                ("event/severity".to_string(), 1),
+                ("session/zscore".to_string(), 1)
+            ]
+        );
+        assert_eq!(
+            by_service_day.into_iter().collect::<Vec<_>>(),
+            [
+                (("2025-11-21".to_string(), "b".to_string()), 1),
+                (("2025-11-22".to_string(), "c".to_string()), 1)
+            ]
+        );
+    }
 }
