@@ -2,11 +2,12 @@
 //! matrices here, from the same feature names, so a model always sees columns in the order it
 //! was fitted on (a feature missing from a later batch is 0: that template did not occur).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use ndarray::Array2;
 use polars::prelude::*;
+use rustc_hash::FxHashMap;
 
 use crate::lake::schema::{WINDOW_CONTEXT, WINDOW_KEYS};
 
@@ -85,13 +86,16 @@ pub fn session_frame(
         .map(|&d| (d.max(0) as f64).ln_1p())
         .collect();
     df.with_column(Column::new("duration_log".into(), duration_log))?;
+    // Each detector that judges sessions by their features makes this frame for each chunk:
+    // hashed with FxHash and read with iterators (SipHash and reading the counts row by row
+    // by index were most of the session z-score's and clustering's scoring time).
     let keys = df.column("session_key")?.str()?;
-    let row_of: HashMap<&str, usize> = keys
+    let row_of: FxHashMap<&str, usize> = keys
         .iter()
         .enumerate()
         .filter_map(|(i, k)| k.map(|k| (k, i)))
         .collect();
-    let vocab_index: HashMap<&str, usize> = vocabulary
+    let vocab_index: FxHashMap<&str, usize> = vocabulary
         .iter()
         .enumerate()
         .map(|(i, t)| (t.as_str(), i))
@@ -100,8 +104,8 @@ pub fn session_frame(
     let c_key = counts.column("session_key")?.str()?;
     let c_tpl = counts.column("template_id")?.str()?;
     let c_n = counts.column("count")?.i64()?;
-    for i in 0..counts.height() {
-        let (Some(k), Some(t), Some(n)) = (c_key.get(i), c_tpl.get(i), c_n.get(i)) else {
+    for ((k, t), n) in c_key.iter().zip(c_tpl.iter()).zip(c_n.iter()) {
+        let (Some(k), Some(t), Some(n)) = (k, t, n) else {
             continue;
         };
         if let (Some(&r), Some(&j)) = (row_of.get(k), vocab_index.get(t)) {
