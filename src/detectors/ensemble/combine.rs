@@ -1,6 +1,8 @@
 //! The ensemble in `05-detect`: one verdict per entity from the other detectors' scores.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{EnsembleValidParams, NAME, Vote};
 use crate::detectors::contract::{EntityScore, Finding, Granularity};
@@ -28,12 +30,19 @@ impl<'m> Ballots<'m> {
             .iter()
             .map(|f| (f.granularity, f.entity_key.as_str(), f.start_ms))
             .collect();
+        // A chunk's scores come a detector at a time: its name is filed once per run of
+        // them, not per entity (a million events' scores filed a million times).
+        let mut filed: Option<(Granularity, &str)> = None;
         for s in scores {
-            self.scored_by
-                .entry(s.granularity)
-                .or_default()
-                .insert(s.detector);
-            if flagged.contains(&(s.granularity, &*s.entity_key, s.start_ms)) {
+            if filed != Some((s.granularity, s.detector)) {
+                self.scored_by
+                    .entry(s.granularity)
+                    .or_default()
+                    .insert(s.detector);
+                filed = Some((s.granularity, s.detector));
+            }
+            if !flagged.is_empty() && flagged.contains(&(s.granularity, &*s.entity_key, s.start_ms))
+            {
                 self.votes
                     .entry((s.granularity, s.entity_key.to_string(), s.start_ms))
                     .or_default()
@@ -54,7 +63,7 @@ impl<'m> Ballots<'m> {
         params: &EnsembleValidParams,
         findings: &[Finding],
     ) -> (Vec<Finding>, Vec<EntityScore<'m>>) {
-        let mut flagged: HashMap<Entity, Vec<&Finding>> = HashMap::new();
+        let mut flagged: HashMap<Entity, Vec<&Finding>> = HashMap::default();
         for f in findings {
             flagged
                 .entry((f.granularity, f.entity_key.clone(), f.start_ms))
