@@ -70,7 +70,7 @@ impl RareTransition {
 
     /// The session's least common transition, rare or not.
     pub fn rarest_transition(&self, sequence: &[&str]) -> Option<Finding> {
-        self.index().rarest_transition(sequence)
+        rarest_by(sequence, |k| self.sessions_with.get(k).copied())
     }
 
     /// The counts in a hash table, for scoring many sessions: a lookup in the sorted map
@@ -118,20 +118,22 @@ pub struct TransitionIndex<'m> {
 impl TransitionIndex<'_> {
     /// [`RareTransition::rarest_transition`].
     pub fn rarest_transition(&self, sequence: &[&str]) -> Option<Finding> {
-        let mut best: Option<(&str, &str, u64)> = None;
-        let mut buf = String::new();
-        for (a, b) in transitions(sequence) {
-            let n = self
-                .sessions_with
-                .get(write_key(&mut buf, a, b))
-                .copied()
-                .unwrap_or(0);
-            if best.is_none_or(|f| n < f.2) {
-                best = Some((a, b, n));
-            }
-        }
-        best.map(|(a, b, n)| (a.to_string(), b.to_string(), n))
+        rarest_by(sequence, |k| self.sessions_with.get(k).copied())
     }
+}
+
+/// The least common transition of `sequence` (ties: the first), its training sessions looked
+/// up by `"from to"` key with `sessions_with` (none: 0).
+fn rarest_by(sequence: &[&str], sessions_with: impl Fn(&str) -> Option<u64>) -> Option<Finding> {
+    let mut best: Option<(&str, &str, u64)> = None;
+    let mut buf = String::new();
+    for (a, b) in transitions(sequence) {
+        let n = sessions_with(write_key(&mut buf, a, b)).unwrap_or(0);
+        if best.is_none_or(|f| n < f.2) {
+            best = Some((a, b, n));
+        }
+    }
+    best.map(|(a, b, n)| (a.to_string(), b.to_string(), n))
 }
 
 impl SequenceValidParams {
