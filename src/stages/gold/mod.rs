@@ -24,6 +24,7 @@
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rustc_hash::FxHashSet;
 
 use super::{Context, RunOutcome};
 use crate::lake::schema::with_session_field;
@@ -101,7 +102,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
             totals.iter().map(|&(_, n)| n as i64).collect::<Vec<_>>(),
         ),
     ])?;
-    let mut partials = windows::WindowPartials::new(window_ms, &novelty(ctx, date)?)?;
+    let mut partials = windows::WindowPartials::new(window_ms, seen_before(ctx, date)?);
     let buckets = if session_key.is_some() {
         rows.div_ceil(gold.session_bucket_events.max(1)).max(1)
     } else {
@@ -240,21 +241,23 @@ fn top_templates(totals: &[(String, u64)], k: usize) -> Vec<String> {
     ranked.into_iter().take(k).map(|(t, _)| t.clone()).collect()
 }
 
-/// `template_id`, `is_new = false` for every template an earlier batch had: a template of
-/// this batch that is not there is new.
-fn novelty(ctx: &Context, date: NaiveDate) -> Result<DataFrame> {
-    let prior = match templates_before(ctx, date)? {
-        Some(prior) => prior
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("reading earlier templates")?,
-        None => DataFrame::new_infer_height(vec![Column::new(
-            "template_id".into(),
-            Vec::<&str>::new(),
-        )])?,
+/// The templates an earlier batch had: a template of this batch that is not among them is
+/// new.
+fn seen_before(ctx: &Context, date: NaiveDate) -> Result<FxHashSet<String>> {
+    let Some(prior) = templates_before(ctx, date)? else {
+        return Ok(FxHashSet::default());
     };
-    let n = prior.height();
-    Ok(prior.hstack(&[Column::new("is_new".into(), vec![false; n])])?)
+    let prior = prior
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading earlier templates")?;
+    Ok(prior
+        .column("template_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect())
 }
 
 /// Template ids seen in this source's silver before `date`.

@@ -10,7 +10,6 @@
 
 use anyhow::{Context as _, Result};
 use polars::prelude::*;
-
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::window_start_ms;
@@ -36,20 +35,13 @@ struct Partial {
 }
 
 impl WindowPartials {
-    /// `novelty`: `template_id`, `is_new = false` for every template an earlier batch had.
-    pub fn new(window_ms: i64, novelty: &DataFrame) -> Result<Self> {
-        let seen_before = novelty
-            .column("template_id")?
-            .str()?
-            .iter()
-            .flatten()
-            .map(str::to_string)
-            .collect();
-        Ok(Self {
+    /// `seen_before`: the templates an earlier batch had.
+    pub fn new(window_ms: i64, seen_before: FxHashSet<String>) -> Self {
+        Self {
             window_ms,
             seen_before,
             parts: Vec::new(),
-        })
+        }
     }
 
     /// Reduce one window of rows (`ts`, `service`, `level`, `template_id`) to partials: one
@@ -331,7 +323,8 @@ mod tests {
             Column::new("is_new".into(), [false, false]),
         ])
         .unwrap();
-        let mut partials = WindowPartials::new(60_000, &novelty).unwrap();
+        let seen_before = ["t1", "t4"].into_iter().map(String::from).collect();
+        let mut partials = WindowPartials::new(60_000, seen_before);
         partials.add(&rows).unwrap();
         let ours = sorted(partials.parts.pop().unwrap());
         let theirs = sorted(reference(&rows, &novelty, 60_000));
