@@ -385,7 +385,14 @@ fn matches_entity(
 /// Anomalies an operator's verdict suppressed (`details.suppressed_by`) are not detections.
 pub fn detections_from(anomalies: &polars::prelude::DataFrame) -> anyhow::Result<Vec<Detection>> {
     use crate::features::{millis, strings};
-    let suppressed = suppressed(anomalies)?;
+    let suppressed: Vec<bool> = match anomalies.column("details") {
+        Ok(details) => details
+            .str()?
+            .iter()
+            .map(|d| d.is_some_and(is_suppressed))
+            .collect(),
+        Err(_) => vec![false; anomalies.height()],
+    };
     let granularity = strings(anomalies, "granularity")?;
     let entity = strings(anomalies, "entity_key")?;
     let detector = strings(anomalies, "detector")?;
@@ -404,16 +411,10 @@ pub fn detections_from(anomalies: &polars::prelude::DataFrame) -> anyhow::Result
         .collect())
 }
 
-/// Which rows of an anomalies table an operator's verdict suppressed
-/// (`details.suppressed_by`): [`detections_from`] leaves them out.
-pub fn suppressed(anomalies: &polars::prelude::DataFrame) -> anyhow::Result<Vec<bool>> {
-    Ok(match anomalies.column("details") {
-        Ok(_) => crate::features::strings(anomalies, "details")?
-            .iter()
-            .map(|d| d.contains("\"suppressed_by\""))
-            .collect(),
-        Err(_) => vec![false; anomalies.height()],
-    })
+/// Whether an anomaly's details say an operator's verdict suppressed it (`suppressed_by`):
+/// such an anomaly is not a detection ([`detections_from`]).
+pub fn is_suppressed(details: &str) -> bool {
+    details.contains("\"suppressed_by\"")
 }
 
 pub fn evaluate(detections: &[Detection], labels: &[Label]) -> Evaluation {

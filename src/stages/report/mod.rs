@@ -23,21 +23,22 @@ use crate::features;
 use crate::lake::{Layer, tables};
 use crate::records::EvaluationRow;
 
-/// Anomalies per detector, and per day and service, of an anomalies table's `detections`
-/// (its rows that no verdict suppressed, in order; [`detections_from`]).
-#[allow(clippy::type_complexity)]
+/// Anomalies per detector, and anomalies per (day, service).
+type AnomalyCounts = (BTreeMap<String, usize>, BTreeMap<(String, String), usize>);
+
+/// [`AnomalyCounts`] of an anomalies table's `detections` (its rows that no verdict
+/// suppressed, in order; [`detections_from`]).
 fn anomaly_counts(
     anomalies: &DataFrame,
     detections: &[crate::evaluate::Detection],
-) -> Result<(BTreeMap<String, usize>, BTreeMap<(String, String), usize>)> {
-    let suppressed = crate::evaluate::suppressed(anomalies)?;
-    let details = features::strings(anomalies, "details")?;
+) -> Result<AnomalyCounts> {
     // Each detection's row: the details of suppressed rows are not theirs.
-    let kept = details
+    let kept = anomalies
+        .column("details")?
+        .str()?
         .iter()
-        .zip(&suppressed)
-        .filter(|(_, s)| !**s)
-        .map(|(d, _)| d);
+        .map(Option::unwrap_or_default)
+        .filter(|d| !crate::evaluate::is_suppressed(d));
     let mut by_detector: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_service_day: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (d, details) in detections.iter().zip(kept) {
