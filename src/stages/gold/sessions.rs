@@ -121,29 +121,26 @@ impl SessionBuckets {
         // take their last pieces from memory (what is spilled first, then what is held, the
         // order writing and reading back gave); the others' pieces are written first, so
         // that only the buckets being aggregated are in memory.
-        let first: Vec<usize> = (0..self.buckets)
-            .filter(|&b| spill.writers[b].is_some() || !spill.pending[b].is_empty())
-            .take(2)
-            .collect();
-        let mut held: Vec<Vec<DataFrame>> = Vec::with_capacity(self.buckets);
-        for b in 0..self.buckets {
-            if first.contains(&b) {
-                held.push(std::mem::take(&mut spill.pending[b]));
-            } else {
-                spill.write(b)?;
-                held.push(Vec::new());
-            }
-        }
         // (bucket, whether it has a spill file, its pieces held in memory)
         let mut work: Vec<(usize, bool, Vec<DataFrame>)> = Vec::new();
-        for (b, writer) in spill.writers.into_iter().enumerate() {
-            let pieces = std::mem::take(&mut held[b]);
-            if let Some(writer) = writer {
-                writer.finish()?;
-                work.push((b, true, pieces));
-            } else if !pieces.is_empty() {
-                work.push((b, false, pieces));
+        for b in 0..self.buckets {
+            if spill.writers[b].is_none() && spill.pending[b].is_empty() {
+                continue;
             }
+            let pieces = if work.len() < 2 {
+                std::mem::take(&mut spill.pending[b])
+            } else {
+                spill.write(b)?;
+                Vec::new()
+            };
+            let spilled = match spill.writers[b].take() {
+                Some(writer) => {
+                    writer.finish()?;
+                    true
+                }
+                None => false,
+            };
+            work.push((b, spilled, pieces));
         }
         let scratch = &spill.scratch;
         while !work.is_empty() {
