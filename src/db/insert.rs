@@ -24,6 +24,11 @@ const INSERT_ROWS: usize = 256;
 
 /// `INSERT INTO {into} VALUES (…), (…) {conflict}` for `rows`, `INSERT_ROWS` rows a statement,
 /// each row's parameters typed by `params` and bound by `bind`.
+///
+/// The next statement is built (its text, and a copy of every bound value) while the database
+/// runs the one before: both SQLite's worker thread and a PostgreSQL server execute on their
+/// own, and building took about a third of the time of writing 12,721 anomalies to SQLite,
+/// all of it on the waiting thread before.
 pub(super) async fn insert_rows<'r, T>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     d: Dialect,
@@ -33,31 +38,66 @@ pub(super) async fn insert_rows<'r, T>(
     rows: &'r [T],
     bind: impl for<'q> Fn(AnyQuery<'q>, &'r T) -> AnyQuery<'q>,
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(INSERT_ROWS) {
-        let mut sql = format!("INSERT INTO {into} VALUES ");
-        for (i, _) in chunk.iter().enumerate() {
-            let base = i * params.len();
-            let tuple: Vec<String> = params
-                .iter()
-                .enumerate()
-                .map(|(j, kind)| d.placeholder(*kind, base + j + 1))
-                .collect();
-            if i > 0 {
-                sql.push_str(", ");
+    let full = statement(d, into, conflict, params, INSERT_ROWS.min(rows.len()));
+    let build = |chunk: &'r [T]| {
+        let sql = if chunk.len() == INSERT_ROWS.min(rows.len()) {
+            full.clone()
+        } else {
+            statement(d, into, conflict, params, chunk.len())
+        };
+        chunk
+            .iter()
+            .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, row| bind(q, row))
+    };
+    let mut chunks = rows.chunks(INSERT_ROWS);
+    let Some(first) = chunks.next() else {
+        return Ok(());
+    };
+    let mut query = build(first);
+    loop {
+        let mut running = std::pin::pin!(query.execute(&mut **tx));
+        // Polled once, the statement is on its way to the database; the next one is built
+        // before waiting for it.
+        let mut finished = None;
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(r) = running.as_mut().poll(cx) {
+                finished = Some(r);
             }
-            sql.push('(');
-            sql.push_str(&tuple.join(", "));
-            sql.push(')');
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let next = chunks.next().map(build);
+        match finished {
+            Some(result) => result?,
+            None => running.await?,
+        };
+        match next {
+            Some(q) => query = q,
+            None => return Ok(()),
         }
-        sql.push(' ');
-        sql.push_str(conflict);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            query = bind(query, row);
-        }
-        query.execute(&mut **tx).await?;
     }
-    Ok(())
+}
+
+/// The text of one multi-row INSERT of `rows` rows.
+fn statement(d: Dialect, into: &str, conflict: &str, params: &[Param], rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {into} VALUES ");
+    for i in 0..rows {
+        let base = i * params.len();
+        let tuple: Vec<String> = params
+            .iter()
+            .enumerate()
+            .map(|(j, kind)| d.placeholder(*kind, base + j + 1))
+            .collect();
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&tuple.join(", "));
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(conflict);
+    sql
 }
 
 impl Dialect {

@@ -371,3 +371,44 @@ fn detections_replace_anomalies_and_incidents_together() {
         vec![vec!["i2".to_string()]]
     );
 }
+
+/// Writing more anomalies than one statement holds: every row arrives, in statements built
+/// while the one before runs, and a re-run with fewer rows (a last, shorter statement)
+/// replaces them.
+#[test]
+fn many_anomalies_are_written_in_several_statements() {
+    on_sqlite_and_postgres("many_anomalies", many_anomalies_case);
+}
+
+fn many_anomalies_case(db: Database) {
+    db.migrate().unwrap();
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let rows = |n: usize, base: f64| -> Vec<AnomalyRow> {
+        (0..n)
+            .map(|i| row(&format!("a{i:04}"), base + i as f64))
+            .collect()
+    };
+    let written = |db: &Database| -> Vec<(String, f64)> {
+        db.anomaly_fingerprint("s")
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.0, r.3))
+            .collect()
+    };
+    db.replace_detections("s", date, &rows(601, 0.0), &[])
+        .unwrap();
+    let first = written(&db);
+    assert_eq!(first.len(), 601);
+    assert!(
+        first
+            .iter()
+            .enumerate()
+            .all(|(i, (id, score))| *id == format!("a{i:04}") && *score == i as f64)
+    );
+    db.replace_detections("s", date, &rows(257, 1000.0), &[])
+        .unwrap();
+    let again = written(&db);
+    assert_eq!(again.len(), 257);
+    assert_eq!(again[256], ("a0256".to_string(), 1256.0));
+    db.close();
+}
