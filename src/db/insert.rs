@@ -47,7 +47,7 @@ pub(super) async fn insert_rows<'r, T>(
         };
         chunk
             .iter()
-            .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, row| bind(q, row))
+            .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), &bind)
     };
     let mut chunks = rows.chunks(INSERT_ROWS);
     let Some(first) = chunks.next() else {
