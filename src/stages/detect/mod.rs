@@ -250,14 +250,30 @@ fn score_batch(
                     .entry(format!("score {}/{}", model.granularity, model.detector))
                     .or_default() += took;
             }
-            if let (Some(c), Some((marked, events))) = (collector.as_mut(), marked?) {
-                let t = std::time::Instant::now();
-                c.keep(events, marked, &out.findings)?;
-                *spent.entry("keep samples".into()).or_default() += t.elapsed();
+            // The chunk's score rows are laid out on one core while the other keeps its
+            // sample lines and files its ballots: each alone kept the other core idle.
+            let marked = marked?;
+            let (kept, frame) = rayon::join(
+                || -> Result<Option<std::time::Duration>> {
+                    ballots.add(&out.findings, &out.scores);
+                    let Some((c, (marked, events))) = collector.as_mut().zip(marked) else {
+                        return Ok(None);
+                    };
+                    let t = std::time::Instant::now();
+                    c.keep(events, marked, &out.findings)?;
+                    Ok(Some(t.elapsed()))
+                },
+                || {
+                    (!out.scores.is_empty())
+                        .then(|| rows::scores_frame(&out.scores))
+                        .transpose()
+                },
+            );
+            if let Some(took) = kept? {
+                *spent.entry("keep samples".into()).or_default() += took;
             }
-            ballots.add(&out.findings, &out.scores);
-            if !out.scores.is_empty() {
-                scores_out.write(&mut rows::scores_frame(&out.scores)?)?;
+            if let Some(mut frame) = frame? {
+                scores_out.write(&mut frame)?;
             }
             findings.extend(out.findings);
             Ok(())
