@@ -13,7 +13,10 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 
+use sqlx::Acquire as _;
+
 use super::insert::{Param, insert_rows};
+use super::wal::AUTOCHECKPOINT_PAGES;
 use super::{Database, Dialect, format_ts};
 use crate::records::{AnomalyRow, Incident};
 
@@ -35,9 +38,16 @@ impl Database {
             anomalies.iter().map(|r| r.anomaly_id.as_str()).collect();
         let keep_incidents: HashSet<&str> =
             incidents.iter().map(|i| i.incident_id.as_str()).collect();
+        let sqlite = d == Dialect::Sqlite;
         self.runtime
             .block_on(async {
-                let mut tx = self.pool.begin().await?;
+                let mut conn = self.pool.acquire().await?;
+                // The log is copied into the database file afterwards, off this thread
+                // (`super::wal`).
+                if sqlite {
+                    autocheckpoint(&mut conn, 0).await?;
+                }
+                let mut tx = conn.begin().await?;
                 for (table, id, keep) in [
                     ("anomalies", "anomaly_id", &keep_anomalies),
                     ("incidents", "incident_id", &keep_incidents),
@@ -46,10 +56,27 @@ impl Database {
                 }
                 write_incidents(&mut tx, d, incidents).await?;
                 write_anomalies(&mut tx, d, &unique).await?;
-                tx.commit().await
+                tx.commit().await?;
+                if sqlite {
+                    autocheckpoint(&mut conn, AUTOCHECKPOINT_PAGES).await?;
+                }
+                Ok::<_, sqlx::Error>(())
             })
-            .with_context(|| format!("writing anomalies and incidents to {}", self.display_url))
+            .with_context(|| format!("writing anomalies and incidents to {}", self.display_url))?;
+        self.checkpoint_in_background();
+        Ok(())
     }
+}
+
+/// Set how many pages SQLite's log may hold before a commit copies it into the database file
+/// (0: never), on `conn` only.
+async fn autocheckpoint(conn: &mut sqlx::AnyConnection, pages: u32) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA wal_autocheckpoint={pages}"
+    )))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// One row per id, the last one winning, as row-by-row upserts had it (a multi-row upsert

@@ -31,6 +31,7 @@ mod insert;
 mod retention;
 mod runs;
 pub mod status;
+mod wal;
 use connect::probe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +160,9 @@ pub struct Database {
     dialect: Dialect,
     runtime: tokio::runtime::Runtime,
     display_url: String,
+    /// The SQLite URL a connection of its own is opened with (see [`wal`]).
+    sqlite_url: Option<String>,
+    checkpointer: wal::Checkpointer,
 }
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -308,6 +312,8 @@ impl Database {
             dialect,
             runtime,
             display_url,
+            sqlite_url: (dialect == Dialect::Sqlite).then_some(connect_url),
+            checkpointer: wal::Checkpointer::default(),
         })
     }
 
@@ -579,6 +585,7 @@ impl Database {
     }
 
     pub fn close(self) {
+        self.wait_for_checkpoint();
         self.runtime.block_on(self.pool.close());
     }
 }

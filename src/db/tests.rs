@@ -412,3 +412,35 @@ fn many_anomalies_case(db: Database) {
     assert_eq!(again[256], ("a0256".to_string(), 1256.0));
     db.close();
 }
+
+/// 05-detect's write leaves SQLite's log to a checkpoint of its own: once it has run, the
+/// database file itself holds the rows (the log alone held them before), and the connection
+/// checkpoints automatically again.
+#[test]
+fn the_log_is_copied_into_the_database_file_after_a_detections_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("wal.db");
+    let db = Database::connect("", &path, 1).unwrap();
+    db.migrate().unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let evidence = format!(r#"{{"top_features":["{}"]}}"#, "x".repeat(2000));
+    let rows: Vec<AnomalyRow> = (0..600)
+        .map(|i| AnomalyRow {
+            details: evidence.clone(),
+            ..row(&format!("a{i:04}"), 1.0)
+        })
+        .collect();
+    db.replace_detections("s", date, &rows, &[]).unwrap();
+    db.wait_for_checkpoint();
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        after >= before + 600 * 2000,
+        "the database file grew from {before} to {after} bytes only"
+    );
+    assert_eq!(
+        db.query_i64("PRAGMA wal_autocheckpoint").unwrap(),
+        i64::from(super::wal::AUTOCHECKPOINT_PAGES)
+    );
+    db.close();
+}
