@@ -7,7 +7,7 @@ use polars::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::samples::Samples;
+use super::samples::{SampleLine, Samples};
 use crate::db::feedback::NormalVerdict;
 use crate::detectors::{EntityScore, Finding, severity};
 use crate::features;
@@ -84,7 +84,7 @@ struct Details<'a> {
     baseline_group: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     contributions: Option<serde_json::Value>,
-    samples: &'a [serde_json::Value],
+    samples: &'a [SampleLine<'a>],
     service: &'a str,
     top_features: &'a [serde_json::Value],
 }
