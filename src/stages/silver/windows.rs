@@ -159,13 +159,13 @@ pub fn parse(
     // Each waiting file becomes its part on its own: on every core at once.
     events.write_files(frames, |k, out| {
         let name = |index: &Column| -> Result<Vec<Column>> {
-            Ok(template_columns(
+            template_columns(
                 &mined.templates,
                 index
                     .u32()?
                     .into_no_null_iter()
                     .map(|m| mined.template_of(m as usize)),
-            ))
+            )
         };
         replace_column(&pending.path(k), TEMPLATE_INDEX, name, out)
     })?;
