@@ -8,7 +8,8 @@
 //! HDFS lines.
 //!
 //! Here one pass does both. A value equal to the previous row's (the same 16-byte view, so no
-//! hashing) takes its key; any other is looked up in a hash map. The dictionary holds values
+//! hashing) takes its key; so does one whose view was seen before (one 16-byte hash); any
+//! other is looked up in a hash map. The dictionary holds values
 //! in order of first appearance, as Polars' own grouping does, so the pages Polars writes from
 //! it are the pages it would have written. The choice between a dictionary and plain values
 //! follows Polars' rule — plain once distinct values exceed three quarters of the rows — with
@@ -74,6 +75,11 @@ fn pages_of(strings: &Utf8ViewArray, stop_early: bool) -> Option<StringPages> {
     let mut index: FxHashMap<&str, u32> = FxHashMap::default();
     let mut values = MutableBinaryViewArray::<str>::new();
     let mut previous: Option<(View, u32)> = None;
+    // Keys by view: rows that share a view share a value (a column gathered from its distinct
+    // values, or read from a dictionary page, repeats one view per value), and a view hashes
+    // faster than the text it stands for.
+    let mut by_view: Option<FxHashMap<u128, u32>> = Some(FxHashMap::default());
+    let mut by_view_hits = 0usize;
     for (row, view) in views.iter().enumerate() {
         if stop_early && row == PREFIX && too_many(rows, index.len(), row) {
             return None;
@@ -88,6 +94,18 @@ fn pages_of(strings: &Utf8ViewArray, stop_early: bool) -> Option<StringPages> {
             keys.push(key);
             continue;
         }
+        if let Some(seen) = &mut by_view {
+            if let Some(&key) = seen.get(&view.as_u128()) {
+                by_view_hits += 1;
+                keys.push(key);
+                previous = Some((*view, key));
+                continue;
+            }
+            // Rows rarely share views here: the map would only cost.
+            if row >= PREFIX && by_view_hits * 4 < row {
+                by_view = None;
+            }
+        }
         // SAFETY: `row` is below the array's length.
         let value = unsafe { strings.value_unchecked(row) };
         let next = index.len() as u32;
@@ -95,6 +113,9 @@ fn pages_of(strings: &Utf8ViewArray, stop_early: bool) -> Option<StringPages> {
             values.push_value(value);
             next
         });
+        if let Some(seen) = &mut by_view {
+            seen.insert(view.as_u128(), key);
+        }
         keys.push(key);
         previous = Some((*view, key));
     }
@@ -250,6 +271,79 @@ mod tests {
                 .collect()
         });
         assert_eq!(ours, polars);
+    }
+
+    /// `rows` as one array whose rows share the view of their value (as a column gathered
+    /// from its distinct values does), nulls as `None`.
+    fn shared_views(rows: &[Option<usize>], distinct: &[&str]) -> Utf8ViewArray {
+        let values = strings(&distinct.iter().map(|v| Some(*v)).collect::<Vec<_>>());
+        let views: Vec<View> = rows
+            .iter()
+            .map(|r| values.views()[r.unwrap_or(0)])
+            .collect();
+        let validity: polars_arrow::bitmap::Bitmap = rows.iter().map(Option::is_some).collect();
+        Utf8ViewArray::try_new(
+            ArrowDataType::Utf8View,
+            views.into(),
+            values.data_buffers().clone(),
+            Some(validity),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_sharing_views_get_their_values_keys() {
+        let distinct = [
+            "a template id of sixteen",
+            "x",
+            "another value longer than twelve bytes",
+        ];
+        // Interleaved, with nulls: most rows are found by their view.
+        let rows: Vec<Option<usize>> = (0..10_000)
+            .map(|i| (i % 13 != 5).then_some((i * 7) % 3))
+            .collect();
+        let array = shared_views(&rows, &distinct);
+        let Some(StringPages::Dictionary(d)) = string_pages(&array) else {
+            panic!("three values in 10,000 rows get a dictionary");
+        };
+        let expected: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| r.map(|i| distinct[i].to_string()))
+            .collect();
+        assert_eq!(decoded(&d), expected);
+        // And the file is the one Polars writes from the same rows.
+        let dictionary = [Encoding::RleDictionary];
+        let ours = file_of(&array, |a, f, o| {
+            encode_column(a, f, &dictionary, o).unwrap()
+        });
+        let polars = file_of(&array, |a, f, o| {
+            array_to_columns(a, f.clone(), o, &dictionary)
+                .unwrap()
+                .into_iter()
+                .map(|pages| {
+                    pages
+                        .map(|p| compress(p.unwrap(), Vec::new(), o.compression).unwrap())
+                        .collect()
+                })
+                .collect()
+        });
+        assert_eq!(ours, polars);
+    }
+
+    #[test]
+    fn equal_values_under_different_views_share_a_key_after_views_stop_paying() {
+        // Every row its own copy (no view repeats), values repeating every 50 rows: the view
+        // map is given up after the first rows and the values still group.
+        let rows: Vec<Option<String>> = (0..20_000)
+            .map(|i| Some(format!("a long enough value number {}", i % 50)))
+            .collect();
+        let rows: Vec<Option<&str>> = rows.iter().map(|r| r.as_deref()).collect();
+        let Some(StringPages::Dictionary(d)) = string_pages(&strings(&rows)) else {
+            panic!("50 values in 20,000 rows get a dictionary");
+        };
+        assert_eq!(d.values().len(), 50);
+        let expected: Vec<Option<String>> = rows.iter().map(|r| r.map(String::from)).collect();
+        assert_eq!(decoded(&d), expected);
     }
 
     #[test]
