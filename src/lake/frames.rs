@@ -1,4 +1,5 @@
-//! Whole frames in and out of single Parquet files, and the rows a stage keeps of a window.
+//! Whole frames in and out of single Parquet files, the rows a stage keeps of a window, and
+//! string columns built for writing.
 
 use std::fs;
 use std::path::Path;
@@ -11,6 +12,34 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     super::parquet_write::write_frame(df, std::io::BufWriter::new(file))
         .map_err(|e| explain_write_error(e, path))
+}
+
+/// A string column of few distinct values (a batch's files or services, a score table's
+/// detectors), each value stored once and gathered for its rows. Polars stores a string of
+/// more than 12 bytes out of line, so a copy a row was 49 MB for a million HDFS lines' files
+/// and services; and rows that share a copy are grouped by their view when the column is
+/// written ([`super::parquet_dictionary`]), not by hashing each row's text again.
+pub fn repeated_strings(name: &str, values: &[&str]) -> Result<Column> {
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut seen: rustc_hash::FxHashMap<&str, IdxSize> = Default::default();
+    let mut previous: Option<(&str, IdxSize)> = None;
+    let index: Vec<IdxSize> = values
+        .iter()
+        .map(|&v| match previous {
+            Some((p, i)) if p == v => i,
+            _ => {
+                let i = *seen.entry(v).or_insert_with(|| {
+                    distinct.push(v);
+                    (distinct.len() - 1) as IdxSize
+                });
+                previous = Some((v, i));
+                i
+            }
+        })
+        .collect();
+    let distinct: StringChunked = distinct.into_iter().collect();
+    let gathered = distinct.take(&IdxCa::from_vec("index".into(), index))?;
+    Ok(gathered.with_name(name.into()).into_column())
 }
 
 /// A failed write, said plainly: which file, and for a full disk what to do (the drivers'

@@ -31,7 +31,7 @@ pub mod schema;
 
 pub use frames::{
     concat_rows, each_prefetched, each_read_ahead, explain_write_error, keep_rows, read_parquet,
-    write_parquet,
+    repeated_strings, write_parquet,
 };
 
 use std::fs;

@@ -11,7 +11,7 @@ use super::samples::{SampleLine, Samples};
 use crate::db::feedback::NormalVerdict;
 use crate::detectors::{EntityScore, Finding, severity};
 use crate::features;
-use crate::lake::{Layer, tables};
+use crate::lake::{Layer, repeated_strings, tables};
 use crate::records::{AnomalyRow, finding_kind, service_and_kind};
 use crate::stages::Context;
 
@@ -203,14 +203,10 @@ fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
 /// Every entity's score per detector, as a gold table.
 pub fn scores_frame(scores: &[EntityScore<'_>]) -> Result<DataFrame> {
     let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
+    let granularities: Vec<&str> = scores.iter().map(|s| s.granularity.as_str()).collect();
+    let detectors: Vec<&str> = scores.iter().map(|s| s.detector).collect();
     Ok(DataFrame::new_infer_height(vec![
-        Column::new(
-            "granularity".into(),
-            scores
-                .iter()
-                .map(|s| s.granularity.as_str())
-                .collect::<Vec<&str>>(),
-        ),
+        repeated_strings("granularity", &granularities)?,
         Column::new(
             "entity_key".into(),
             scores.iter().map(|s| &*s.entity_key).collect::<Vec<&str>>(),
@@ -220,10 +216,7 @@ pub fn scores_frame(scores: &[EntityScore<'_>]) -> Result<DataFrame> {
             scores.iter().map(|s| s.start_ms).collect::<Vec<i64>>(),
         )
         .cast(&utc)?,
-        Column::new(
-            "detector".into(),
-            scores.iter().map(|s| s.detector).collect::<Vec<&str>>(),
-        ),
+        repeated_strings("detector", &detectors)?,
         Column::new(
             "score".into(),
             scores.iter().map(|s| s.score).collect::<Vec<f64>>(),

@@ -10,7 +10,7 @@ use polars::prelude::*;
 
 use super::Context;
 use crate::config::ParseSettings;
-use crate::lake::{Layer, tables};
+use crate::lake::{Layer, repeated_strings, tables};
 use crate::parse::stream::{Detached, Mined};
 use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser, Templates};
 
@@ -425,12 +425,12 @@ impl<'a> EventColumns<'a> {
             None => vec![Column::new(TEMPLATE_INDEX.into(), self.template)],
         };
         let mut columns = vec![
-            Column::new("file".into(), self.file),
+            repeated_strings("file", &self.file)?,
             Column::new("line_no".into(), self.line_no),
             ts,
             Column::new("level".into(), self.level),
             Column::new("level_raw".into(), self.level_raw),
-            Column::new("service".into(), self.service),
+            repeated_strings("service", &self.service)?,
             Column::new("message".into(), self.message),
         ];
         columns.extend(template);
