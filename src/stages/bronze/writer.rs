@@ -21,7 +21,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 
 use super::segments::{SEGMENT_KEY, Segment};
@@ -226,6 +226,9 @@ pub fn write_segment(
         .set_column_dictionary_enabled(column("byte_offset"), false)
         .set_column_encoding(column("byte_offset"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(column("line"), false)
+        // No minimum and maximum line: nothing filters on them, and finding them compared
+        // every line with the extremes so far (1 % of `run`'s CPU on a million HDFS lines).
+        .set_column_statistics_enabled(column("line"), EnabledStatistics::None)
         .build();
     let (file, groups) = ArrowWriter::try_new(File::create(out)?, schema.clone(), Some(props))?
         .into_serialized_writer()?;
