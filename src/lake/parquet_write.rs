@@ -122,13 +122,21 @@ pub(super) fn encode_column(
     options: WriteOptions,
 ) -> Result<Vec<Vec<CompressedPage>>> {
     let dictionary;
+    let mut options = options;
     let (array, encoding): (&dyn Array, &[Encoding]) = match encoding {
         [Encoding::RleDictionary] => match string_pages(array.as_ref()) {
             Some(StringPages::Dictionary(d)) => {
                 dictionary = d;
                 (&dictionary, encoding)
             }
-            Some(StringPages::Plain) => (array.as_ref(), &[Encoding::Plain]),
+            Some(StringPages::Plain) => {
+                // Text that is nearly all different (messages, values, entity keys): no
+                // minimum and maximum, which nothing filters on and which compared every
+                // value with the extremes so far.
+                options.statistics.min_value = false;
+                options.statistics.max_value = false;
+                (array.as_ref(), &[Encoding::Plain])
+            }
             None => (array.as_ref(), encoding),
         },
         _ => (array.as_ref(), encoding),
