@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
-
 use sqlx::Acquire as _;
 
 use super::insert::{Param, insert_rows};
@@ -47,20 +46,27 @@ impl Database {
                 if sqlite {
                     autocheckpoint(&mut conn, 0).await?;
                 }
-                let mut tx = conn.begin().await?;
-                for (table, id, keep) in [
-                    ("anomalies", "anomaly_id", &keep_anomalies),
-                    ("incidents", "incident_id", &keep_incidents),
-                ] {
-                    delete_stale(&mut tx, d, table, id, source, batch_date, keep).await?;
+                let written = async {
+                    let mut tx = conn.begin().await?;
+                    for (table, id, keep) in [
+                        ("anomalies", "anomaly_id", &keep_anomalies),
+                        ("incidents", "incident_id", &keep_incidents),
+                    ] {
+                        delete_stale(&mut tx, d, table, id, source, batch_date, keep).await?;
+                    }
+                    write_incidents(&mut tx, d, incidents).await?;
+                    write_anomalies(&mut tx, d, &unique).await?;
+                    tx.commit().await
                 }
-                write_incidents(&mut tx, d, incidents).await?;
-                write_anomalies(&mut tx, d, &unique).await?;
-                tx.commit().await?;
-                if sqlite {
-                    autocheckpoint(&mut conn, AUTOCHECKPOINT_PAGES).await?;
-                }
-                Ok::<_, sqlx::Error>(())
+                .await;
+                // Restored whether or not the write went through: the connection goes back
+                // to the pool.
+                let restored = if sqlite {
+                    autocheckpoint(&mut conn, AUTOCHECKPOINT_PAGES).await
+                } else {
+                    Ok(())
+                };
+                written.and(restored)
             })
             .with_context(|| format!("writing anomalies and incidents to {}", self.display_url))?;
         self.checkpoint_in_background();
