@@ -19,26 +19,32 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
 /// more than 12 bytes out of line, so a copy a row was 49 MB for a million HDFS lines' files
 /// and services; and rows that share a copy are grouped by their view when the column is
 /// written ([`super::parquet_dictionary`]), not by hashing each row's text again.
-pub fn repeated_strings(name: &str, values: &[&str]) -> Result<Column> {
+pub fn repeated_strings<'a>(
+    name: &str,
+    values: impl IntoIterator<Item = Option<&'a str>>,
+) -> Result<Column> {
     let mut distinct: Vec<&str> = Vec::new();
     let mut seen: rustc_hash::FxHashMap<&str, IdxSize> = Default::default();
     let mut previous: Option<(&str, IdxSize)> = None;
-    let index: Vec<IdxSize> = values
-        .iter()
-        .map(|&v| match previous {
-            Some((p, i)) if p == v => i,
-            _ => {
-                let i = *seen.entry(v).or_insert_with(|| {
-                    distinct.push(v);
-                    (distinct.len() - 1) as IdxSize
-                });
-                previous = Some((v, i));
-                i
-            }
+    let index: IdxCa = values
+        .into_iter()
+        .map(|v| {
+            let v = v?;
+            Some(match previous {
+                Some((p, i)) if p == v => i,
+                _ => {
+                    let i = *seen.entry(v).or_insert_with(|| {
+                        distinct.push(v);
+                        (distinct.len() - 1) as IdxSize
+                    });
+                    previous = Some((v, i));
+                    i
+                }
+            })
         })
         .collect();
     let distinct: StringChunked = distinct.into_iter().collect();
-    let gathered = distinct.take(&IdxCa::from_vec("index".into(), index))?;
+    let gathered = distinct.take(&index)?;
     Ok(gathered.with_name(name.into()).into_column())
 }
 

@@ -203,10 +203,11 @@ fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
 /// Every entity's score per detector, as a gold table.
 pub fn scores_frame(scores: &[EntityScore<'_>]) -> Result<DataFrame> {
     let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
-    let granularities: Vec<&str> = scores.iter().map(|s| s.granularity.as_str()).collect();
-    let detectors: Vec<&str> = scores.iter().map(|s| s.detector).collect();
     Ok(DataFrame::new_infer_height(vec![
-        repeated_strings("granularity", &granularities)?,
+        repeated_strings(
+            "granularity",
+            scores.iter().map(|s| Some(s.granularity.as_str())),
+        )?,
         Column::new(
             "entity_key".into(),
             scores.iter().map(|s| &*s.entity_key).collect::<Vec<&str>>(),
@@ -216,7 +217,7 @@ pub fn scores_frame(scores: &[EntityScore<'_>]) -> Result<DataFrame> {
             scores.iter().map(|s| s.start_ms).collect::<Vec<i64>>(),
         )
         .cast(&utc)?,
-        repeated_strings("detector", &detectors)?,
+        repeated_strings("detector", scores.iter().map(|s| Some(s.detector)))?,
         Column::new(
             "score".into(),
             scores.iter().map(|s| s.score).collect::<Vec<f64>>(),

@@ -425,12 +425,12 @@ impl<'a> EventColumns<'a> {
             None => vec![Column::new(TEMPLATE_INDEX.into(), self.template)],
         };
         let mut columns = vec![
-            repeated_strings("file", &self.file)?,
+            repeated_strings("file", self.file.iter().copied().map(Some))?,
             Column::new("line_no".into(), self.line_no),
             ts,
             Column::new("level".into(), self.level),
             Column::new("level_raw".into(), self.level_raw),
-            repeated_strings("service", &self.service)?,
+            repeated_strings("service", self.service.iter().copied().map(Some))?,
             Column::new("message".into(), self.message),
         ];
         columns.extend(template);
