@@ -171,6 +171,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn repeated_strings_hold_each_value_once_and_read_like_the_values() {
+        let long = "/var/log/a service's file of more than twelve bytes";
+        let values = [
+            Some(long),
+            Some(long),
+            None,
+            Some("short"),
+            Some(long),
+            Some("another long enough value"),
+            Some("short"),
+        ];
+        let column = repeated_strings("s", values).unwrap();
+        assert_eq!(column.name().as_str(), "s");
+        let plain = Column::new("s".into(), values.to_vec());
+        assert!(column.equals_missing(&plain), "{column:?}");
+        // The long values are stored once each, not once a row.
+        let chunks = column.str().unwrap().downcast_iter().collect::<Vec<_>>();
+        let stored: usize = chunks.iter().map(|a| a.total_buffer_len()).sum();
+        assert_eq!(stored, long.len() + "another long enough value".len());
+    }
+
+    #[test]
     fn prefetched_items_come_in_order_and_errors_stop_the_walk() {
         let mut seen = Vec::new();
         each_prefetched(5, |i| Ok(i * 10), &mut |i, v| {
