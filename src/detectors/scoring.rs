@@ -208,16 +208,18 @@ impl<'a> EventColumns<'a> {
             .iter()
             .map(|v| v.unwrap_or_default())
             .collect();
-        // `file:line` built in one reused buffer: one allocation a key, the Arc's own.
+        // `file:line` built in one reused buffer: one allocation a key, the Arc's own. The
+        // number written by itoa: through `write!` it was a third of the keys' time.
         let mut buf = String::new();
+        let mut digits = itoa::Buffer::new();
         let keys = files
             .iter()
             .zip(&line_nos)
             .map(|(f, n)| {
-                use std::fmt::Write as _;
                 buf.clear();
                 buf.push_str(f);
-                let _ = write!(buf, ":{n}");
+                buf.push(':');
+                buf.push_str(digits.format(*n));
                 Arc::from(buf.as_str())
             })
             .collect();
