@@ -23,6 +23,9 @@ pub fn repeated_strings<'a>(
     name: &str,
     values: impl IntoIterator<Item = Option<&'a str>>,
 ) -> Result<Column> {
+    // Values remembered for a later row, at most: past that, only a repeat of the previous
+    // row shares its copy, so memory stays bounded for a column of many values.
+    const REMEMBERED: usize = 4096;
     let mut distinct: Vec<&str> = Vec::new();
     let mut seen: rustc_hash::FxHashMap<&str, IdxSize> = Default::default();
     let mut previous: Option<(&str, IdxSize)> = None;
@@ -33,10 +36,17 @@ pub fn repeated_strings<'a>(
             Some(match previous {
                 Some((p, i)) if p == v => i,
                 _ => {
-                    let i = *seen.entry(v).or_insert_with(|| {
-                        distinct.push(v);
-                        (distinct.len() - 1) as IdxSize
-                    });
+                    let i = match seen.get(v) {
+                        Some(&i) => i,
+                        None => {
+                            distinct.push(v);
+                            let i = (distinct.len() - 1) as IdxSize;
+                            if seen.len() < REMEMBERED {
+                                seen.insert(v, i);
+                            }
+                            i
+                        }
+                    };
                     previous = Some((v, i));
                     i
                 }
@@ -190,6 +200,18 @@ mod tests {
         let chunks = column.str().unwrap().downcast_iter().collect::<Vec<_>>();
         let stored: usize = chunks.iter().map(|a| a.total_buffer_len()).sum();
         assert_eq!(stored, long.len() + "another long enough value".len());
+    }
+
+    #[test]
+    fn repeated_strings_of_many_values_still_read_like_the_values() {
+        // More values than are remembered, each coming back once after all the others.
+        let values: Vec<String> = (0..5000)
+            .chain(0..5000)
+            .map(|i| format!("a value of more than twelve bytes, number {i}"))
+            .collect();
+        let values: Vec<Option<&str>> = values.iter().map(|v| Some(v.as_str())).collect();
+        let column = repeated_strings("s", values.iter().copied()).unwrap();
+        assert!(column.equals_missing(&Column::new("s".into(), values)));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::lake::{Scratch, concat_rows, read_parquet, repeated_strings};
+use crate::lake::{Scratch, concat_rows, read_parquet};
 
 /// Keyed events on their way to per-session features.
 pub struct SessionBuckets {
@@ -376,7 +376,7 @@ impl SessionColumns<'_> {
     fn finish(self, ts_type: &DataType) -> Result<DataFrame> {
         Ok(DataFrame::new_infer_height(vec![
             Column::new("session_key".into(), self.key),
-            repeated_strings("service", self.service.iter().copied())?,
+            Column::new("service".into(), self.service),
             Column::new("start".into(), self.start).cast(ts_type)?,
             Column::new("end".into(), self.end).cast(ts_type)?,
             Column::new("n_events".into(), self.n_events),
@@ -401,9 +401,8 @@ struct CountColumns<'a> {
 impl CountColumns<'_> {
     fn finish(self) -> Result<DataFrame> {
         Ok(DataFrame::new_infer_height(vec![
-            // A session's key on each of its rows, and a dozen templates: stored once each.
-            repeated_strings("session_key", self.key.iter().copied().map(Some))?,
-            repeated_strings("template_id", self.template.iter().copied())?,
+            Column::new("session_key".into(), self.key),
+            Column::new("template_id".into(), self.template),
             Column::new("count".into(), self.count),
         ])?)
     }
