@@ -237,6 +237,26 @@ mod tests {
         out
     }
 
+    /// The file our encoder writes of `array` with a dictionary is the one Polars writes.
+    fn assert_same_file_as_polars(array: &Utf8ViewArray) {
+        let dictionary = [Encoding::RleDictionary];
+        let ours = file_of(array, |a, f, o| {
+            encode_column(a, f, &dictionary, o).unwrap()
+        });
+        let polars = file_of(array, |a, f, o| {
+            array_to_columns(a, f.clone(), o, &dictionary)
+                .unwrap()
+                .into_iter()
+                .map(|pages| {
+                    pages
+                        .map(|p| compress(p.unwrap(), Vec::new(), o.compression).unwrap())
+                        .collect()
+                })
+                .collect()
+        });
+        assert_eq!(ours, polars);
+    }
+
     #[test]
     fn the_file_is_the_one_polars_writes_from_the_strings() {
         let rows: Vec<Option<String>> = (0..20_000)
@@ -255,22 +275,7 @@ mod tests {
             string_pages(&array),
             Some(StringPages::Dictionary(_))
         ));
-        let dictionary = [Encoding::RleDictionary];
-        let ours = file_of(&array, |a, f, o| {
-            encode_column(a, f, &dictionary, o).unwrap()
-        });
-        let polars = file_of(&array, |a, f, o| {
-            array_to_columns(a, f.clone(), o, &dictionary)
-                .unwrap()
-                .into_iter()
-                .map(|pages| {
-                    pages
-                        .map(|p| compress(p.unwrap(), Vec::new(), o.compression).unwrap())
-                        .collect()
-                })
-                .collect()
-        });
-        assert_eq!(ours, polars);
+        assert_same_file_as_polars(&array);
     }
 
     /// `rows` as one array whose rows share the view of their value (as a column gathered
@@ -312,22 +317,7 @@ mod tests {
             .collect();
         assert_eq!(decoded(&d), expected);
         // And the file is the one Polars writes from the same rows.
-        let dictionary = [Encoding::RleDictionary];
-        let ours = file_of(&array, |a, f, o| {
-            encode_column(a, f, &dictionary, o).unwrap()
-        });
-        let polars = file_of(&array, |a, f, o| {
-            array_to_columns(a, f.clone(), o, &dictionary)
-                .unwrap()
-                .into_iter()
-                .map(|pages| {
-                    pages
-                        .map(|p| compress(p.unwrap(), Vec::new(), o.compression).unwrap())
-                        .collect()
-                })
-                .collect()
-        });
-        assert_eq!(ours, polars);
+        assert_same_file_as_polars(&array);
     }
 
     #[test]
