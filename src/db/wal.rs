@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 
 use sqlx::Connection as _;
 
-use super::{Database, Dialect};
+use super::Database;
 
 /// SQLite's default `wal_autocheckpoint`, in pages: restored after the big transaction.
 pub(super) const AUTOCHECKPOINT_PAGES: u32 = 1000;
@@ -31,11 +31,7 @@ impl Database {
     /// Start copying the log into the database file on a thread of its own (SQLite only; a
     /// checkpoint still running from before is waited for first).
     pub(super) fn checkpoint_in_background(&self) {
-        let Some(url) = self
-            .sqlite_url
-            .clone()
-            .filter(|_| self.dialect == Dialect::Sqlite)
-        else {
+        let Some(url) = self.sqlite_url.clone() else {
             return;
         };
         self.wait_for_checkpoint();

@@ -227,7 +227,8 @@ pub fn write_segment(
         .set_column_encoding(column("byte_offset"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(column("line"), false)
         // No minimum and maximum line: nothing filters on them, and finding them compared
-        // every line with the extremes so far (1 % of `run`'s CPU on a million HDFS lines).
+        // every line with the extremes so far (01-bronze's user time 0.39 -> 0.37 s on a
+        // million HDFS lines).
         .set_column_statistics_enabled(column("line"), EnabledStatistics::None)
         .build();
     let (file, groups) = ArrowWriter::try_new(File::create(out)?, schema.clone(), Some(props))?
