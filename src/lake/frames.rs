@@ -33,29 +33,40 @@ pub fn repeated_strings<'a>(
         .into_iter()
         .map(|v| {
             let v = v?;
-            Some(match previous {
-                Some((p, i)) if p == v => i,
-                _ => {
-                    let i = match seen.get(v) {
-                        Some(&i) => i,
-                        None => {
-                            distinct.push(v);
-                            let i = (distinct.len() - 1) as IdxSize;
-                            if seen.len() < REMEMBERED {
-                                seen.insert(v, i);
-                            }
-                            i
-                        }
-                    };
-                    previous = Some((v, i));
-                    i
+            if let Some((p, i)) = previous
+                && p == v
+            {
+                return Some(i);
+            }
+            let i = seen.get(v).copied().unwrap_or_else(|| {
+                distinct.push(v);
+                let i = (distinct.len() - 1) as IdxSize;
+                if seen.len() < REMEMBERED {
+                    seen.insert(v, i);
                 }
-            })
+                i
+            });
+            previous = Some((v, i));
+            Some(i)
         })
         .collect();
+    gathered(name, distinct, &index)
+}
+
+/// The column `name` whose row `r` is `distinct[index[r]]` (null where the index is): each
+/// value stored once, its rows sharing its copy. An index past `distinct` is an error.
+pub fn gathered<'a>(
+    name: &str,
+    distinct: impl IntoIterator<Item = &'a str>,
+    index: &IdxCa,
+) -> Result<Column> {
     let distinct: StringChunked = distinct.into_iter().collect();
-    let gathered = distinct.take(&index)?;
-    Ok(gathered.with_name(name.into()).into_column())
+    let values = distinct.len();
+    let column = distinct
+        .take(index)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("a row's value of {name} is not among its {values} values"))?;
+    Ok(column.with_name(name.into()).into_column())
 }
 
 /// A failed write, said plainly: which file, and for a full disk what to do (the drivers'

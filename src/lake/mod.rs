@@ -30,8 +30,8 @@ pub mod lock;
 pub mod schema;
 
 pub use frames::{
-    concat_rows, each_prefetched, each_read_ahead, explain_write_error, keep_rows, read_parquet,
-    repeated_strings, write_parquet,
+    concat_rows, each_prefetched, each_read_ahead, explain_write_error, gathered, keep_rows,
+    read_parquet, repeated_strings, write_parquet,
 };
 
 use std::fs;

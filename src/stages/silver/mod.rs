@@ -10,7 +10,7 @@ use polars::prelude::*;
 
 use super::Context;
 use crate::config::ParseSettings;
-use crate::lake::{Layer, repeated_strings, tables};
+use crate::lake::{Layer, gathered, repeated_strings, tables};
 use crate::parse::stream::{Detached, Mined};
 use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser, Templates};
 
@@ -447,29 +447,30 @@ impl<'a> EventColumns<'a> {
 /// the batch's templates are mined.
 const TEMPLATE_INDEX: &str = "template_index";
 
-/// `template_id` and `template` for events whose templates are `index` into `templates`.
-/// Gathered from a column of the templates themselves: every row of a template shares its
-/// text (Polars' string views point at one copy), where a copy a row was 66 MB on a million
-/// HDFS lines.
+/// `template_id` and `template` for events whose templates are `index` into `templates`,
+/// gathered from the templates themselves ([`gathered`]): a template's rows share its text,
+/// where a copy a row was 66 MB on a million HDFS lines.
 fn template_columns(
     templates: &Templates,
     index: impl Iterator<Item = usize>,
 ) -> Result<Vec<Column>> {
     let index = IdxCa::from_vec("index".into(), index.map(|i| i as IdxSize).collect());
-    let column = |name: &str, text: fn(&(String, String)) -> &str| -> Result<Column> {
-        let values: StringChunked = templates.iter().map(text).collect();
-        let gathered = anyhow::Context::with_context(values.take(&index), || {
-            format!(
-                "an event's template is not among the batch's {} templates",
-                templates.len()
-            )
-        })?;
-        Ok(gathered.with_name(name.into()).into_column())
+    let named = || -> Result<Vec<Column>> {
+        Ok(vec![
+            gathered(
+                "template_id",
+                templates.iter().map(|t| t.0.as_str()),
+                &index,
+            )?,
+            gathered("template", templates.iter().map(|t| t.1.as_str()), &index)?,
+        ])
     };
-    Ok(vec![
-        column("template_id", |t| t.0.as_str())?,
-        column("template", |t| t.1.as_str())?,
-    ])
+    named().with_context(|| {
+        format!(
+            "an event's template is not among the batch's {} templates",
+            templates.len()
+        )
+    })
 }
 
 /// Per template index (or masked-message index, for windows waiting for their templates):
