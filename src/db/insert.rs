@@ -38,9 +38,14 @@ pub(super) async fn insert_rows<'r, T>(
     rows: &'r [T],
     bind: impl for<'q> Fn(AnyQuery<'q>, &'r T) -> AnyQuery<'q>,
 ) -> Result<(), sqlx::Error> {
-    let full = statement(d, into, conflict, params, INSERT_ROWS.min(rows.len()));
+    let mut chunks = rows.chunks(INSERT_ROWS);
+    let Some(first) = chunks.next() else {
+        return Ok(());
+    };
+    // Every statement but a shorter last one has the first one's text.
+    let full = statement(d, into, conflict, params, first.len());
     let build = |chunk: &'r [T]| {
-        let sql = if chunk.len() == INSERT_ROWS.min(rows.len()) {
+        let sql = if chunk.len() == first.len() {
             full.clone()
         } else {
             statement(d, into, conflict, params, chunk.len())
@@ -48,10 +53,6 @@ pub(super) async fn insert_rows<'r, T>(
         chunk
             .iter()
             .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), &bind)
-    };
-    let mut chunks = rows.chunks(INSERT_ROWS);
-    let Some(first) = chunks.next() else {
-        return Ok(());
     };
     let mut query = build(first);
     loop {
