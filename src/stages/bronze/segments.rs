@@ -329,8 +329,8 @@ fn memchr_last(bytes: &[u8]) -> Option<usize> {
     memchr::memrchr(b'\n', bytes)
 }
 
-/// memchr's counter: a filter over the bytes compiled to a loop of four bytes a step, 55 ms
-/// of 01-bronze's 0.33 s on a million HDFS lines.
+/// Counted by memchr: a plain filter over the bytes compiled to a loop of four bytes a step
+/// and took 55 ms of 01-bronze's 0.33 s on a million HDFS lines.
 fn count_newlines(bytes: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', bytes).count() as u64
 }
