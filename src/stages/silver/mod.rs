@@ -415,30 +415,64 @@ impl<'a> EventColumns<'a> {
     /// Silver's events frame, each event's template named from `templates`; with `None`,
     /// the frame of a window whose templates are not mined yet: a [`TEMPLATE_INDEX`] column
     /// in place of `template_id` and `template` (see `windows::parse`).
+    ///
+    /// Messages and parameters hold most of the frame's bytes, and copying them into their
+    /// columns is most of building it: each is copied on a core of its own while the other
+    /// columns are built. One after the other, a window's frame kept one core busy and the
+    /// other idle for about 20 ms of every 80 on a million HDFS lines (02-silver alone 0.80 →
+    /// 0.75 s, medians of 9 alternating runs; the same files).
     fn finish(self, templates: Option<&Templates>) -> Result<DataFrame> {
-        let ts = Column::new("ts".into(), self.ts).cast(&DataType::Datetime(
-            TimeUnit::Milliseconds,
-            Some(TimeZone::UTC),
-        ))?;
-        let template = match templates {
-            Some(t) => template_columns(t, self.template.iter().map(|&i| i as usize))?,
-            None => vec![Column::new(TEMPLATE_INDEX.into(), self.template)],
-        };
-        let mut columns = vec![
-            repeated_strings("file", self.file.iter().copied().map(Some))?,
-            Column::new("line_no".into(), self.line_no),
+        let Self {
+            file,
+            line_no,
             ts,
-            Column::new("level".into(), self.level),
-            Column::new("level_raw".into(), self.level_raw),
-            repeated_strings("service", self.service.iter().copied().map(Some))?,
-            Column::new("message".into(), self.message),
-        ];
+            level,
+            level_raw,
+            service,
+            message,
+            template,
+            params,
+            session_field,
+            line_count,
+            batch: _,
+        } = self;
+        let ((message, params), rest) = rayon::join(
+            || {
+                rayon::join(
+                    || Column::new("message".into(), message),
+                    || Column::new("params".into(), params),
+                )
+            },
+            || -> Result<_> {
+                let ts = Column::new("ts".into(), ts).cast(&DataType::Datetime(
+                    TimeUnit::Milliseconds,
+                    Some(TimeZone::UTC),
+                ))?;
+                let template = match templates {
+                    Some(t) => template_columns(t, template.iter().map(|&i| i as usize))?,
+                    None => vec![Column::new(TEMPLATE_INDEX.into(), template)],
+                };
+                let head = vec![
+                    repeated_strings("file", file.iter().copied().map(Some))?,
+                    Column::new("line_no".into(), line_no),
+                    ts,
+                    Column::new("level".into(), level),
+                    Column::new("level_raw".into(), level_raw),
+                    repeated_strings("service", service.iter().copied().map(Some))?,
+                ];
+                let tail = [
+                    Column::new("session_field".into(), session_field),
+                    Column::new("line_count".into(), line_count),
+                ];
+                Ok((head, template, tail))
+            },
+        );
+        let (head, template, tail) = rest?;
+        let mut columns = head;
+        columns.push(message);
         columns.extend(template);
-        columns.extend([
-            Column::new("params".into(), self.params),
-            Column::new("session_field".into(), self.session_field),
-            Column::new("line_count".into(), self.line_count),
-        ]);
+        columns.push(params);
+        columns.extend(tail);
         Ok(DataFrame::new_infer_height(columns)?)
     }
 }
