@@ -27,8 +27,10 @@ KINDS = [
                       r"HUF_(compress|build|write|optimal)|FSE_(compress|build|write|optimal|normalize))"),
     ("zstd decompress", r"^(ZSTD_(decompress|buildFSETable|decode|DCtx|getc|copy)|HUF_decompress|"
                         r"HUF_read|FSE_(decompress|read|build))"),
+    # Decoding first: both sides live under `parquet::encoding::`, so "encod" alone would take
+    # the decoders too.
+    ("Parquet decode", r"parquet.*(::read|decod|deserializ)"),
     ("Parquet encode", r"parquet.*(write|encod)|ArrowColumnChunk|ByteArrayEncoder|Interner"),
-    ("Parquet decode", r"parquet.*(read|decod|deserializ)"),
     ("SQLite", r"^(sqlite3|pcache|btree|pager|vdbe|wal[A-Z]|keywordCode|yy_)"),
     ("SHA-256", r"^sha2::"),
     ("regex", r"^(<)?regex"),

@@ -119,10 +119,9 @@ pub(super) fn encode_column(
     array: &ArrayRef,
     field: &ParquetType,
     encoding: &[Encoding],
-    options: WriteOptions,
+    mut options: WriteOptions,
 ) -> Result<Vec<Vec<CompressedPage>>> {
     let dictionary;
-    let mut options = options;
     let (array, encoding): (&dyn Array, &[Encoding]) = match encoding {
         [Encoding::RleDictionary] => match string_pages(array.as_ref()) {
             Some(StringPages::Dictionary(d)) => {
