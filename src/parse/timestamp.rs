@@ -132,6 +132,13 @@ pub struct TimestampParser {
     /// not; `None` while the whole join reads.
     parts_mask: Option<u32>,
     searches_left: u32,
+    /// The last text read, whether it could be year-less, and what it read as. Consecutive
+    /// lines mostly share their timestamp (a busy log writes many lines a second), and
+    /// reading the same text again right after gives the same answer: the shape that read it
+    /// is where the next search starts.
+    last: Option<(String, bool, Option<i64>)>,
+    /// The time fields joined, reused from line to line.
+    joined: String,
 }
 
 impl TimestampParser {
@@ -141,6 +148,8 @@ impl TimestampParser {
             last_shape: 0,
             parts_mask: None,
             searches_left: SUBSET_SEARCHES,
+            last: None,
+            joined: String::new(),
         }
     }
 
@@ -157,6 +166,22 @@ impl TimestampParser {
             return None;
         }
         let full = (1u32 << n) - 1;
+        if self.parts_mask.is_none() {
+            // The usual case, all the fields joined, without a string allocated per line.
+            let mut joined = std::mem::take(&mut self.joined);
+            joined.clear();
+            for (i, part) in parts[..n].iter().enumerate() {
+                if i > 0 {
+                    joined.push(' ');
+                }
+                joined.push_str(part);
+            }
+            let read = self.parse(&joined);
+            self.joined = joined;
+            if read.is_some() {
+                return read;
+            }
+        }
         let join = |mask: u32| -> String {
             let picked: Vec<&str> = (0..n)
                 .filter(|i| mask & (1 << i) != 0)
@@ -164,13 +189,13 @@ impl TimestampParser {
                 .collect();
             picked.join(" ")
         };
-        if let Some(mask) = self.parts_mask
-            && let Some(ms) = self.parse(&join(mask))
-        {
-            return Some(ms);
-        }
-        if let Some(ms) = self.parse(&join(full)) {
-            return Some(ms);
+        if let Some(mask) = self.parts_mask {
+            if let Some(ms) = self.parse(&join(mask)) {
+                return Some(ms);
+            }
+            if let Some(ms) = self.parse(&join(full)) {
+                return Some(ms);
+            }
         }
         // A subset found once is the file's; failing that, the line is bad, not the shape.
         if self.parts_mask.is_some() || self.searches_left == 0 {
@@ -199,6 +224,21 @@ impl TimestampParser {
     /// that reads only that way (`Nov 9 12:01:01` beside `2005.11.09`) lost the year.
     fn parse_as(&mut self, text: &str, allow_yearless: bool) -> Option<i64> {
         let text = text.trim();
+        if let Some((last, yearless, read)) = &self.last
+            && last == text
+            && *yearless == allow_yearless
+        {
+            return *read;
+        }
+        let read = self.read_shapes(text, allow_yearless);
+        let (mut last, _, _) = self.last.take().unwrap_or_default();
+        last.clear();
+        last.push_str(text);
+        self.last = Some((last, allow_yearless, read));
+        read
+    }
+
+    fn read_shapes(&mut self, text: &str, allow_yearless: bool) -> Option<i64> {
         let b = text.as_bytes();
         if let Some((t, utc)) = fast_iso(b) {
             return if utc {
@@ -481,6 +521,40 @@ mod tests {
             assert_eq!(p.parse_parts(&["not", "a", "time"]), None);
         }
         assert_eq!(p.searches_left, 0);
+    }
+
+    #[test]
+    fn a_timestamp_read_again_reads_the_same() {
+        // The parser remembers its last reading; repeats, interleaved texts, texts that do not
+        // read and year-less ones read as a fresh parser reads them.
+        let texts = [
+            "081109 203615",
+            "081109 203615",
+            "2026-01-02 10:00:00",
+            "not a time",
+            "not a time",
+            "Dec 31 23:00:00",
+            "Dec 31 23:00:00",
+            "081109 203615",
+            "081109 203616",
+        ];
+        let mut p = utc_parser();
+        for text in texts {
+            assert_eq!(p.parse(text), utc_parser().parse(text), "{text}");
+        }
+        let mut p = utc_parser();
+        for text in texts {
+            let parts: Vec<&str> = text.split(' ').collect();
+            assert_eq!(
+                p.parse_parts(&parts),
+                utc_parser().parse_parts(&parts),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            p.parse_parts(&["081109", "203616"]),
+            Some(ms("2008-11-09T20:36:16Z"))
+        );
     }
 
     #[test]
