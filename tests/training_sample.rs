@@ -44,7 +44,7 @@ fn a_capped_training_range_is_a_fixed_sample_of_whole_sessions() {
     );
     // The vocabulary is ranked over every session, so the features do not change.
     assert_eq!(sample.vocabulary, all.vocabulary);
-    // The same sample whatever the window size, in the order the range holds the sessions.
+    // The same sample whatever the window size, in date and key order.
     let again = session_training(&lake, "shop", &dates, 16_384, k, &none)
         .unwrap()
         .unwrap();
@@ -92,4 +92,63 @@ fn a_capped_training_range_is_a_fixed_sample_of_whole_sessions() {
     assert_eq!(with_keys.len(), k + 3);
     assert!(left_out.iter().all(|k| with_keys.contains(*k)));
     assert!(sampled.is_subset(&with_keys));
+}
+
+#[test]
+fn how_gold_buckets_sessions_does_not_change_what_is_learnt() {
+    // `[gold] session_bucket_events` bounds gold's memory by splitting a day's sessions into
+    // buckets by key hash; the sessions the detectors learn from, and their order, must not
+    // follow it (k-means' seeding is order-sensitive: with two buckets instead of one, a
+    // million HDFS lines gave 376 clustering anomalies instead of 419).
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-16", 1, 20_000, 5);
+    let logs = raw.join("logs").join("shop-2026-11-16.log");
+    let bucketed = tmp.path().join("bucketed.toml");
+    std::fs::write(&bucketed, "[gold]\nsession_bucket_events = 3000\n").unwrap();
+    let build = |lake: &std::path::Path, config: Option<&std::path::Path>| {
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(c) = config {
+            args.extend(["--config", c.to_str().unwrap()]);
+        }
+        args.extend(["run", "--to", "03-gold", "--input", logs.to_str().unwrap()]);
+        common::shop_ok(lake, "2026-11-16", &args);
+    };
+    let (one, many) = (tmp.path().join("one"), tmp.path().join("many"));
+    build(&one, None);
+    build(&many, Some(&bucketed));
+    let date = NaiveDate::from_ymd_opt(2026, 11, 16).unwrap();
+    let parts = |dir: &std::path::Path| {
+        Lake::new(dir)
+            .part_files(
+                loglake::lake::Layer::Gold,
+                loglake::lake::tables::SESSION_FEATURES,
+                "shop",
+                date,
+            )
+            .unwrap()
+            .len()
+    };
+    assert_eq!(parts(&one), 1);
+    assert!(parts(&many) > 2, "{} parts", parts(&many));
+
+    let none = BTreeSet::new();
+    let learnt = |dir: &std::path::Path, max_sessions: usize| {
+        session_training(&Lake::new(dir), "shop", &[date], 4_096, max_sessions, &none)
+            .unwrap()
+            .unwrap()
+    };
+    // Every session, and a capped sample of them.
+    for max_sessions in [usize::MAX, 500] {
+        let (a, b) = (learnt(&one, max_sessions), learnt(&many, max_sessions));
+        assert!(a.frame.height() >= 500, "{} sessions", a.frame.height());
+        assert_eq!(a.vocabulary, b.vocabulary);
+        assert!(
+            a.sessions.equals_missing(&b.sessions),
+            "sessions differ with max_sessions {max_sessions}"
+        );
+        assert!(
+            a.frame.equals_missing(&b.frame),
+            "features differ with max_sessions {max_sessions}"
+        );
+    }
 }

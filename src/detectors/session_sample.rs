@@ -89,7 +89,7 @@ pub fn session_training(
             .collect())
     };
 
-    // Second pass: the sampled sessions and their counts, in date and row order.
+    // Second pass: the sampled sessions and their counts.
     let all_columns = |table: &str, d: NaiveDate| -> Result<Vec<String>> {
         let Some(mut lf) = lake.scan_partition(Layer::Gold, table, source, d)? else {
             return Ok(Vec::new());
@@ -146,7 +146,7 @@ pub fn session_training(
             },
         )?;
     }
-    let sessions = concat_rows(session_parts)?;
+    let sessions = in_key_order(concat_rows(session_parts)?)?;
     let counts = concat_rows(count_parts)?;
     tracing::info!(
         sessions = sessions.height(),
@@ -175,10 +175,12 @@ fn every_session(
     ) else {
         return Ok(None);
     };
-    let sessions = sessions
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading session features")?;
+    let sessions = in_key_order(
+        sessions
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading session features")?,
+    )?;
     let counts = counts
         .collect()
         .map_err(anyhow::Error::from)
@@ -190,6 +192,17 @@ fn every_session(
         frame,
         vocabulary,
     }))
+}
+
+/// Sessions by date, then key: the order the detectors learn from. Gold holds a day's
+/// sessions in buckets by key hash, as many as `[gold] session_bucket_events` makes, so the
+/// order rows are read in follows a memory setting; order-sensitive training (k-means'
+/// seeding, floating-point sums) then learnt a different model from the same sessions.
+fn in_key_order(sessions: DataFrame) -> Result<DataFrame> {
+    Ok(sessions.sort(
+        ["date", "session_key"],
+        SortMultipleOptions::default().with_maintain_order(true),
+    )?)
 }
 
 /// `df` with the `date` column [`Lake::scan`] adds, so both paths give the same columns.
