@@ -98,8 +98,8 @@ fn a_capped_training_range_is_a_fixed_sample_of_whole_sessions() {
 fn how_gold_buckets_sessions_does_not_change_what_is_learnt() {
     // `[gold] session_bucket_events` bounds gold's memory by splitting a day's sessions into
     // buckets by key hash; the sessions the detectors learn from, and their order, must not
-    // follow it (k-means' seeding is order-sensitive: with two buckets instead of one, a
-    // million HDFS lines gave 376 clustering anomalies instead of 419).
+    // follow it (k-means' seeding is order-sensitive: a million HDFS lines gave 419 clustering
+    // anomalies in two buckets, 377 in one).
     let tmp = tempfile::tempdir().unwrap();
     let raw = common::generated(tmp.path(), "2026-11-16", 1, 20_000, 5);
     let logs = raw.join("logs").join("shop-2026-11-16.log");
