@@ -489,22 +489,18 @@ fn template_columns(
     index: impl Iterator<Item = usize>,
 ) -> Result<Vec<Column>> {
     let index = IdxCa::from_vec("index".into(), index.map(|i| i as IdxSize).collect());
-    let named = || -> Result<Vec<Column>> {
-        Ok(vec![
-            gathered(
-                "template_id",
-                templates.iter().map(|t| t.0.as_str()),
-                &index,
-            )?,
-            gathered("template", templates.iter().map(|t| t.1.as_str()), &index)?,
-        ])
+    let column = |name: &str, text: fn(&(String, String)) -> &str| {
+        gathered(name, templates.iter().map(text), &index).with_context(|| {
+            format!(
+                "an event's template is not among the batch's {} templates",
+                templates.len()
+            )
+        })
     };
-    named().with_context(|| {
-        format!(
-            "an event's template is not among the batch's {} templates",
-            templates.len()
-        )
-    })
+    Ok(vec![
+        column("template_id", |t| t.0.as_str())?,
+        column("template", |t| t.1.as_str())?,
+    ])
 }
 
 /// Per template index (or masked-message index, for windows waiting for their templates):
