@@ -166,22 +166,6 @@ impl TimestampParser {
             return None;
         }
         let full = (1u32 << n) - 1;
-        if self.parts_mask.is_none() {
-            // The usual case, all the fields joined, without a string allocated per line.
-            let mut joined = std::mem::take(&mut self.joined);
-            joined.clear();
-            for (i, part) in parts[..n].iter().enumerate() {
-                if i > 0 {
-                    joined.push(' ');
-                }
-                joined.push_str(part);
-            }
-            let read = self.parse(&joined);
-            self.joined = joined;
-            if read.is_some() {
-                return read;
-            }
-        }
         let join = |mask: u32| -> String {
             let picked: Vec<&str> = (0..n)
                 .filter(|i| mask & (1 << i) != 0)
@@ -189,13 +173,24 @@ impl TimestampParser {
                 .collect();
             picked.join(" ")
         };
-        if let Some(mask) = self.parts_mask {
-            if let Some(ms) = self.parse(&join(mask)) {
-                return Some(ms);
+        if let Some(mask) = self.parts_mask
+            && let Some(ms) = self.parse(&join(mask))
+        {
+            return Some(ms);
+        }
+        // All the fields joined, the usual case: in a buffer reused from line to line.
+        let mut joined = std::mem::take(&mut self.joined);
+        joined.clear();
+        for (i, part) in parts[..n].iter().enumerate() {
+            if i > 0 {
+                joined.push(' ');
             }
-            if let Some(ms) = self.parse(&join(full)) {
-                return Some(ms);
-            }
+            joined.push_str(part);
+        }
+        let read = self.parse(&joined);
+        self.joined = joined;
+        if read.is_some() {
+            return read;
         }
         // A subset found once is the file's; failing that, the line is bad, not the shape.
         if self.parts_mask.is_some() || self.searches_left == 0 {
