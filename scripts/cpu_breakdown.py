@@ -37,7 +37,7 @@ KINDS = [
     ("hash tables", r"hashbrown|foldhash|hash_one|rustc_hash"),
     ("JSON", r"serde_json"),
     ("k-means (linfa)", r"linfa|ndarray"),
-    ("allocator", r"^_?mi_|^mi_"),
+    ("allocator", r"^_?mi_"),
     ("kernel", None),  # any symbol of [kernel.kallsyms]
     ("memcpy/memcmp", r"^__(mem|str)"),
     ("masking, parsing", r"loglake::parse::"),
