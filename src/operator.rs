@@ -15,7 +15,8 @@ use crate::db::feedback::Verdict;
 use crate::lake::Lake;
 
 fn open(settings: &Settings) -> Result<(Database, Lake)> {
-    let lake = Lake::new(&settings.lake.path);
+    let lake = Lake::open(&settings.lake.path)?;
+    lake.check_database(&settings.database.url)?;
     let db = Database::connect(&settings.database.url, &lake.default_database_path(), 1)?;
     db.migrate()?;
     Ok((db, lake))
@@ -113,7 +114,8 @@ pub fn set_status(
     let source = db.set_incident_status(incident_id, status, verdict)?;
     let mut out = format!("incident {incident_id} {status} by {}\n", verdict.by);
     if status == "closed" && !settings.alerts.receivers.is_empty() {
-        let delivery = crate::alerts::deliver(&settings.alerts, &db, lake.root(), &source)?;
+        let delivery =
+            crate::alerts::deliver(&settings.alerts, &db, &lake.reports_location(), &source)?;
         out.push_str(&format!("{}\n", delivery.summary()));
     }
     db.close();

@@ -42,17 +42,18 @@ pub struct TableStatus {
 /// The status of the lake `settings` point at; `source`: only that source.
 pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
     let root = &settings.lake.path;
-    if !root.join("bronze").is_dir() {
+    let lake = Lake::open(root)?;
+    if !lake.is_initialised()? {
         bail!(
             "no lake at {}: run `loglake 00-init` (or `loglake run`) first, or point --lake / [lake] path at an existing one",
-            root.display()
+            lake.location()
         );
     }
-    let lake = Lake::new(root);
+    lake.check_database(&settings.database.url)?;
     let mut tables = Vec::new();
     for layer in Layer::ALL {
-        for table in lake.tables(layer) {
-            for s in lake.sources(layer, &table) {
+        for table in lake.tables(layer)? {
+            for s in lake.sources(layer, &table)? {
                 if source.is_some_and(|only| only != s) {
                     continue;
                 }
@@ -83,10 +84,13 @@ pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
             found
         };
     Ok(Status {
-        lake: std::fs::canonicalize(root)
-            .unwrap_or_else(|_| root.clone())
-            .display()
-            .to_string(),
+        lake: match lake.is_remote() {
+            true => lake.location(),
+            false => std::fs::canonicalize(root)
+                .unwrap_or_else(|_| root.clone())
+                .display()
+                .to_string(),
+        },
         database,
         tables,
         last_runs,

@@ -16,10 +16,20 @@ use crate::db::Database;
 use crate::lake::lock::LakeLock;
 use crate::lake::{Lake, Layer, subdirectories, tree_bytes};
 
+/// What vacuum keeps.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Days of batch dates (training ends, report dates) kept.
+    pub keep_days: u32,
+    /// Unreferenced files of a lake on object storage younger than this are kept.
+    pub unreferenced_after: chrono::Duration,
+}
+
 /// One thing vacuum removes.
 #[derive(Debug, Clone)]
 pub struct Doomed {
-    /// `partition`, `model` or `report`.
+    /// `partition`, `model`, `report` or `unreferenced` (a file of a lake on object storage
+    /// that no manifest names).
     pub kind: &'static str,
     /// What it is, for the listing (`silver/events source=web date=2026-10-01`).
     pub what: String,
@@ -27,6 +37,8 @@ pub struct Doomed {
     pub bytes: u64,
     /// A model version's id, whose `models` row goes with its files.
     pub model_version: Option<String>,
+    /// The object, for an unreferenced file.
+    pub object: Option<crate::lake::remote::Object>,
 }
 
 /// What a vacuum would remove.
@@ -39,13 +51,13 @@ pub struct Plan {
     pub runs: i64,
 }
 
-/// What removing everything older than `keep_days` days before `today` means for this lake.
-pub fn plan(lake: &Lake, db: &Database, keep_days: u32, today: NaiveDate) -> Result<Plan> {
-    let cutoff = today - chrono::Duration::days(i64::from(keep_days));
+/// What `retention` means for this lake on `today`.
+pub fn plan(lake: &Lake, db: &Database, retention: &Retention, today: NaiveDate) -> Result<Plan> {
+    let cutoff = today - chrono::Duration::days(i64::from(retention.keep_days));
     let mut doomed = Vec::new();
     for layer in Layer::ALL {
-        for table in lake.tables(layer) {
-            for source in lake.sources(layer, &table) {
+        for table in lake.tables(layer)? {
+            for source in lake.sources(layer, &table)? {
                 for date in lake.partition_dates(layer, &table, &source)? {
                     if date >= cutoff {
                         continue;
@@ -54,25 +66,39 @@ pub fn plan(lake: &Lake, db: &Database, keep_days: u32, today: NaiveDate) -> Res
                     doomed.push(Doomed {
                         kind: "partition",
                         what: format!("{}/{table} source={source} date={date}", layer.dir_name()),
-                        bytes: tree_bytes(&path),
+                        bytes: lake.stored_bytes(&path)?,
                         path,
                         model_version: None,
+                        object: None,
                     });
                 }
             }
         }
     }
+    lake.fetch_tree(&lake.models_dir())?;
     doomed.extend(old_models(&lake.models_dir(), cutoff));
-    for (date, path) in dated_folders(&lake.root().join("reports"), "%Y-%m-%d") {
+    lake.fetch_tree(&lake.reports_dir())?;
+    for (date, path) in dated_folders(&lake.reports_dir(), "%Y-%m-%d") {
         if date < cutoff {
             doomed.push(Doomed {
                 kind: "report",
                 what: format!("reports/{date}"),
-                bytes: tree_bytes(&path),
+                bytes: lake.stored_bytes(&path)?,
                 path,
                 model_version: None,
+                object: None,
             });
         }
+    }
+    for object in lake.orphans(retention.unreferenced_after)? {
+        doomed.push(Doomed {
+            kind: "unreferenced",
+            what: object.key.clone(),
+            bytes: object.bytes,
+            path: lake.root().join(&object.key),
+            model_version: None,
+            object: Some(object),
+        });
     }
     Ok(Plan {
         cutoff,
@@ -111,6 +137,7 @@ fn old_models(root: &Path, cutoff: NaiveDate) -> Vec<Doomed> {
                         bytes: tree_bytes(&path),
                         path,
                         model_version: Some(version),
+                        object: None,
                     });
                 }
             }
@@ -132,10 +159,15 @@ fn dated_folders(dir: &Path, format: &str) -> Vec<(NaiveDate, PathBuf)> {
 /// Remove everything `plan` lists (the bytes it frees are in the plan).
 pub fn apply(lake: &Lake, db: &Database, plan: &Plan, held: &LakeLock) -> Result<()> {
     let mut versions = Vec::new();
+    let mut unreferenced = Vec::new();
     for d in &plan.doomed {
-        lake.remove(&d.path, held)?;
+        match &d.object {
+            Some(object) => unreferenced.push(object.clone()),
+            None => lake.remove(&d.path, held)?,
+        }
         versions.extend(d.model_version.clone());
     }
+    lake.remove_orphans(&unreferenced)?;
     db.delete_models(&versions)?;
     db.delete_runs_before(plan.cutoff)?;
     Ok(())
@@ -154,11 +186,12 @@ pub fn render(plan: &Plan, applied: bool) -> String {
     let bytes: u64 = plan.doomed.iter().map(|d| d.bytes).sum();
     let verb = if applied { "removed" } else { "would remove" };
     out.push_str(&format!(
-        "vacuum: {verb} everything before {}: {} partition(s), {} model version(s), {} report(s) ({bytes} bytes) and {} pipeline_runs row(s)\n",
+        "vacuum: {verb} everything before {}: {} partition(s), {} model version(s), {} report(s), {} unreferenced file(s) ({bytes} bytes) and {} pipeline_runs row(s)\n",
         plan.cutoff,
         count("partition"),
         count("model"),
         count("report"),
+        count("unreferenced"),
         plan.runs
     ));
     if !applied {
@@ -168,14 +201,15 @@ pub fn render(plan: &Plan, applied: bool) -> String {
 }
 
 /// `loglake vacuum`: plan for the lake `settings` point at, delete with `yes`; the listing.
-pub fn run(settings: &crate::config::Settings, keep_days: u32, yes: bool) -> Result<String> {
-    let lake = Lake::new(&settings.lake.path);
-    if !lake.root().join("bronze").is_dir() {
+pub fn run(settings: &crate::config::Settings, retention: &Retention, yes: bool) -> Result<String> {
+    let lake = Lake::open(&settings.lake.path)?;
+    if !lake.is_initialised()? {
         anyhow::bail!(
             "no lake at {}: nothing to vacuum (check --lake / [lake] path)",
-            lake.root().display()
+            lake.location()
         );
     }
+    lake.check_database(&settings.database.url)?;
     let held = LakeLock::acquire(
         lake.root(),
         settings.run.on_locked,
@@ -187,7 +221,7 @@ pub fn run(settings: &crate::config::Settings, keep_days: u32, yes: bool) -> Res
         settings.database.max_connections,
     )?;
     db.migrate()?;
-    let plan = plan(&lake, &db, keep_days, chrono::Utc::now().date_naive())?;
+    let plan = plan(&lake, &db, retention, chrono::Utc::now().date_naive())?;
     if yes {
         apply(&lake, &db, &plan, &held)?;
     }

@@ -126,11 +126,12 @@ impl Delivery {
     }
 }
 
-/// Send what is due for `source` to every receiver.
+/// Send what is due for `source` to every receiver; `reports` is where the lake's reports are
+/// (a link in each notice unless `report_url` is set).
 pub fn deliver(
     settings: &AlertSettings,
     db: &Database,
-    lake_root: &std::path::Path,
+    reports: &str,
     source: &str,
 ) -> Result<Delivery> {
     let mut delivery = Delivery::default();
@@ -156,7 +157,7 @@ pub fn deliver(
             let (attempts, outcome) = match &unreachable {
                 Some(e) => (0, Err(format!("not tried in this round: {e}"))),
                 None => {
-                    let report = report_link(settings, lake_root, &incident);
+                    let report = report_link(settings, reports, &incident);
                     let (url, body) =
                         payload::request(receiver.kind, &receiver.url, notice, &incident, &report);
                     let (attempts, outcome) =
@@ -207,13 +208,9 @@ fn due(settings: &AlertSettings, incident: &AlertIncident) -> Option<Notice> {
     (severe_enough && new_or_worse).then_some(Notice::Firing)
 }
 
-fn report_link(
-    settings: &AlertSettings,
-    lake_root: &std::path::Path,
-    incident: &AlertIncident,
-) -> String {
+fn report_link(settings: &AlertSettings, reports: &str, incident: &AlertIncident) -> String {
     let base = if settings.report_url.is_empty() {
-        format!("file://{}", lake_root.join("reports").display())
+        reports.to_string()
     } else {
         settings.report_url.trim_end_matches('/').to_string()
     };

@@ -277,6 +277,11 @@ pub enum Command {
         /// Delete; without it, only list.
         #[arg(long)]
         yes: bool,
+        /// A lake on object storage: files in partitions that no commit manifest names (left
+        /// by writers killed mid-upload, or by replaced partitions) go once they are this many
+        /// hours old. Younger ones may belong to a write still running.
+        #[arg(long, value_name = "H", default_value_t = 24)]
+        unreferenced_after_hours: u32,
     },
     /// Serve HTTP: score raw lines against the latest models, answer anomaly and incident
     /// queries; read-only, takes no lock. Stops on SIGTERM or Ctrl-C.
@@ -479,8 +484,17 @@ pub fn run(cli: Cli) -> Result<Completion> {
         print!("{}", crate::config::show::render(&from, &shown));
         return Ok(Completion::Done);
     }
-    if let Command::Vacuum { keep_days, yes } = &cli.command {
-        print!("{}", crate::vacuum::run(&settings, *keep_days, *yes)?);
+    if let Command::Vacuum {
+        keep_days,
+        yes,
+        unreferenced_after_hours,
+    } = &cli.command
+    {
+        let retention = crate::vacuum::Retention {
+            keep_days: *keep_days,
+            unreferenced_after: chrono::Duration::hours(i64::from(*unreferenced_after_hours)),
+        };
+        print!("{}", crate::vacuum::run(&settings, &retention, *yes)?);
         return Ok(Completion::Done);
     }
     let only_source = (g.source != "default").then_some(g.source.as_str());

@@ -113,7 +113,8 @@ pub fn anchored_paths(file: &Path, values: impl Fn(&str) -> Option<String>) -> S
         .unwrap_or_else(|| file.parent().map(Path::to_path_buf).unwrap_or_default());
     let anchor = |value: &str| -> Option<String> {
         let path = Path::new(value);
-        (!value.is_empty() && path.is_relative())
+        // A URL (`s3://bucket/prefix`) is not a path relative to anything.
+        (!value.is_empty() && path.is_relative() && !value.contains("://"))
             .then(|| folder.join(path).to_string_lossy().into_owned())
     };
     let mut toml = String::new();

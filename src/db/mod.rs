@@ -28,6 +28,7 @@ mod connect;
 mod detections;
 pub mod feedback;
 mod insert;
+mod lease;
 mod retention;
 mod runs;
 pub mod status;
@@ -162,6 +163,10 @@ pub struct Database {
     display_url: String,
     /// The SQLite URL a connection of its own is opened with (see [`wal`]).
     sqlite_url: Option<String>,
+    /// The URL connections of their own are opened with (leases, see [`lease`]).
+    connect_url: String,
+    /// Leases held, each on a connection of its own, released when the database is dropped.
+    leases: std::sync::Mutex<Vec<(String, lease::Held)>>,
     checkpointer: wal::Checkpointer,
 }
 
@@ -312,7 +317,9 @@ impl Database {
             dialect,
             runtime,
             display_url,
-            sqlite_url: (dialect == Dialect::Sqlite).then_some(connect_url),
+            sqlite_url: (dialect == Dialect::Sqlite).then(|| connect_url.clone()),
+            connect_url,
+            leases: Default::default(),
             checkpointer: wal::Checkpointer::default(),
         })
     }

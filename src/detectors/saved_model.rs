@@ -111,6 +111,7 @@ impl SavedModel {
     ) -> Result<Option<NaiveDate>> {
         let mut latest = None;
         let root = lake.models_dir().join(source);
+        lake.fetch_tree(&root)?;
         let dirs = crate::lake::subdirectories;
         for granularity in dirs(&root) {
             for detector in dirs(&granularity) {
@@ -158,6 +159,7 @@ impl SavedModel {
         date: NaiveDate,
     ) -> Result<Option<Self>> {
         let dir = Self::dir(lake, source, granularity, detector);
+        lake.fetch_tree(&dir)?;
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(None);
         };

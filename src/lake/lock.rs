@@ -124,6 +124,12 @@ pub struct LakeLocked(String);
 impl LakeLocked {
     /// sysexits.h's EX_TEMPFAIL: "temporary failure; the user is invited to retry".
     pub const EXIT_CODE: u8 = 75;
+
+    /// Held by another writer, as `why` explains (a lease in the database, for a lake on
+    /// object storage).
+    pub fn new(why: String) -> Self {
+        LakeLocked(why)
+    }
 }
 
 impl std::fmt::Display for LakeLocked {

@@ -20,6 +20,7 @@
 //! partition absent, never partial, and re-running the stage restores it.
 
 mod frames;
+mod mirror;
 mod parquet_dictionary;
 mod parquet_splice;
 mod parquet_write;
@@ -27,6 +28,7 @@ pub use parquet_splice::replace_column;
 mod staged;
 pub use staged::{FrameWriter, StagedPartition};
 pub mod lock;
+pub mod remote;
 pub mod schema;
 
 pub use frames::{
@@ -111,14 +113,21 @@ pub mod tables {
 
 #[derive(Debug, Clone)]
 pub struct Lake {
+    /// The lake's folder; for a lake on object storage, the process's working copy.
     root: PathBuf,
+    /// The bucket, for a lake on object storage (see [`Lake::open`]).
+    mirror: Option<std::sync::Arc<mirror::Mirror>>,
 }
 
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Lake {
+    /// The local lake in `root` ([`Lake::open`] also opens one on object storage).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            mirror: None,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -133,7 +142,7 @@ impl Lake {
         for extra in ["models", "reports", "_staging"] {
             fs::create_dir_all(self.root.join(extra))?;
         }
-        Ok(())
+        self.mark_remote()
     }
 
     /// The embedded database used when no URL is configured.
@@ -218,6 +227,12 @@ impl Lake {
         if !path.starts_with(&self.root) || path == self.root {
             bail!("refusing to remove {}: not inside the lake", path.display());
         }
+        if let Some(m) = &self.mirror {
+            self.unpublish(m, path)?;
+            if !path.exists() {
+                return Ok(());
+            }
+        }
         let trash = self.staging_dir("removed")?;
         fs::rename(path, trash.join("old"))
             .with_context(|| format!("moving {} aside", path.display()))?;
@@ -228,21 +243,29 @@ impl Lake {
     /// The Parquet files of `table` kept per source, outside any date partition (silver's
     /// template store), sorted.
     pub fn source_files(&self, layer: Layer, table: &str, source: &str) -> Result<Vec<PathBuf>> {
-        parquet_files(
-            &self
-                .table_dir(layer, table)
-                .join(format!("source={source}")),
-        )
+        let dir = self
+            .table_dir(layer, table)
+            .join(format!("source={source}"));
+        self.fetch_tree(&dir)?;
+        parquet_files(&dir)
     }
 
     /// The tables `layer` holds (its folders), by name.
-    pub fn tables(&self, layer: Layer) -> Vec<String> {
-        subfolders(&self.root.join(layer.dir_name()), "")
+    pub fn tables(&self, layer: Layer) -> Result<Vec<String>> {
+        let dir = self.root.join(layer.dir_name());
+        match &self.mirror {
+            Some(m) => self.remote_folders(m, &dir, ""),
+            None => Ok(subfolders(&dir, "")),
+        }
     }
 
     /// The sources `table` of `layer` has partitions for (its `source=` folders), by name.
-    pub fn sources(&self, layer: Layer, table: &str) -> Vec<String> {
-        subfolders(&self.table_dir(layer, table), "source=")
+    pub fn sources(&self, layer: Layer, table: &str) -> Result<Vec<String>> {
+        let dir = self.table_dir(layer, table);
+        match &self.mirror {
+            Some(m) => self.remote_folders(m, &dir, "source="),
+            None => Ok(subfolders(&dir, "source=")),
+        }
     }
 
     /// Dates that have a partition of `table` for `source`, ascending.
@@ -255,6 +278,9 @@ impl Lake {
         let dir = self
             .table_dir(layer, table)
             .join(format!("source={source}"));
+        if let Some(m) = &self.mirror {
+            return self.remote_dates(m, &dir);
+        }
         let mut dates = Vec::new();
         let Ok(entries) = fs::read_dir(&dir) else {
             return Ok(dates);
@@ -280,7 +306,11 @@ impl Lake {
         source: &str,
         date: NaiveDate,
     ) -> Result<Vec<PathBuf>> {
-        parquet_files(&self.partition_dir(layer, table, source, date))
+        let dir = self.partition_dir(layer, table, source, date);
+        if let Some(m) = &self.mirror {
+            self.fetch_partition(m, &dir)?;
+        }
+        parquet_files(&dir)
     }
 
     /// Lazily scan `table` over the given dates; `None` when no partition exists.
@@ -472,6 +502,9 @@ impl Lake {
         date: NaiveDate,
     ) -> Result<()> {
         let target = self.partition_dir(layer, table, source, date);
+        if let Some(m) = &self.mirror {
+            self.unpublish(m, &target)?;
+        }
         if target.exists() {
             let trash = self.staging_dir("trash")?;
             fs::rename(&target, trash.join("old"))?;
@@ -481,6 +514,13 @@ impl Lake {
     }
 
     fn swap_into_place(&self, staging: &Path, target: &Path) -> Result<()> {
+        match &self.mirror {
+            // The bucket's commit comes first: the working copy only follows it.
+            Some(m) => self.publish_partition(m, staging, target)?,
+            None => {
+                tracing::debug!(partition = %target.display(), "staged; committing the partition")
+            }
+        }
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -510,7 +550,10 @@ impl Lake {
         write: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<PathBuf> {
         let dir = self.partition_dir(layer, table, source, date);
-        self.commit_file_with(&dir, file_name, write)
+        self.commit_staged(&dir, file_name, write, |staged| match &self.mirror {
+            Some(m) => self.publish_part_file(m, &dir, staged, file_name),
+            None => Ok(()),
+        })
     }
 
     /// Write one small file (a model, a report) atomically: staged, then renamed into `dir`.
@@ -528,9 +571,26 @@ impl Lake {
         name: &str,
         write: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<PathBuf> {
+        let target = self.commit_staged(dir, name, write, |_| Ok(()))?;
+        if let Some(m) = &self.mirror {
+            self.publish_file(m, &target)?;
+        }
+        Ok(target)
+    }
+
+    /// Write `dir/name` through a staging path: `write` fills it, `publish` sees it complete
+    /// (and publishes it to the bucket of a remote lake), and it is renamed into place.
+    fn commit_staged(
+        &self,
+        dir: &Path,
+        name: &str,
+        write: impl FnOnce(&Path) -> Result<()>,
+        publish: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
         let staging = self.staging_dir("file")?;
         let staged = staging.join(name);
         write(&staged).map_err(|e| explain_write_error(e, &dir.join(name)))?;
+        publish(&staged)?;
         fs::create_dir_all(dir)?;
         let target = dir.join(name);
         fs::rename(&staged, &target).with_context(|| format!("committing {}", target.display()))?;

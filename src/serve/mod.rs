@@ -46,7 +46,13 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 /// Serve until SIGTERM or Ctrl-C, on `listen` (or `[serve] listen`).
 pub fn run(settings: Settings, listen: Option<String>) -> Result<()> {
     let listen = listen.unwrap_or_else(|| settings.serve.listen.clone());
-    let lake = Lake::new(&settings.lake.path);
+    let lake = Lake::open(&settings.lake.path)?;
+    if lake.is_remote() {
+        bail!(
+            "`loglake serve` reads its models from a local lake; {} is on object storage: point --lake at a local copy of its models (or serve from the machine that trains)",
+            lake.location()
+        );
+    }
     if !lake.root().join("bronze").is_dir() {
         bail!(
             "the lake at {} is not initialised: run `loglake run` (or the stages up to 04-train) first",

@@ -11,7 +11,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     Ok(RunOutcome {
         message: format!(
             "lake ready at {}, database schema up to date at {}",
-            ctx.lake.root().display(),
+            ctx.lake.location(),
             ctx.db.display_url()
         ),
         ..Default::default()

@@ -189,7 +189,10 @@ impl Context {
         }
         // Before the lock and the lake: a bad setting is refused before anything is written.
         let resolved = Resolved::new(&settings, &source, &options)?;
-        let lake = Lake::new(&settings.lake.path);
+        let lake = Lake::open(&settings.lake.path)?;
+        lake.check_database(&settings.database.url)?;
+        // For a lake on object storage this locks the process's private working copy (always
+        // free); its writers are kept apart by the leases taken below.
         let mut lock = LakeLock::acquire(
             lake.root(),
             settings.run.on_locked,
@@ -207,6 +210,17 @@ impl Context {
             &lake.default_database_path(),
             settings.database.max_connections,
         )?;
+        if lake.is_remote() {
+            // In date order, so two writers of overlapping date ranges cannot each hold a
+            // date the other waits for.
+            for date in &dates {
+                db.hold_lease(
+                    &format!("{} source={source} date={date}", lake.location()),
+                    settings.run.on_locked,
+                    std::time::Duration::from_secs(settings.run.lock_timeout_seconds),
+                )?;
+            }
+        }
         if let Some(previous) = &lock.recovered_from {
             // Before 00-init the runs table may not exist yet: nothing to mark then.
             let abandoned = match &previous.run_id {
@@ -254,13 +268,28 @@ impl Context {
 
     /// Fail with a helpful message unless `00-init` has created the lake.
     pub fn require_lake(&self) -> Result<()> {
-        if !self.lake.root().join("bronze").is_dir() {
+        if !self.lake.is_initialised()? {
             bail!(
                 "the lake at {} is not initialised: run `loglake 00-init` (or `loglake run`) first",
-                self.lake.root().display()
+                self.lake.location()
             );
         }
         Ok(())
+    }
+
+    /// For a lake on object storage, hold the lease on this source's own state as well (02-silver's
+    /// template store, 04-train's models), which every batch date of the source shares: the
+    /// date leases taken at [`Context::open`] do not keep two dates' writers apart there. A
+    /// no-op for a local lake, whose writer holds the whole lake.
+    pub fn hold_source_lease(&self) -> Result<()> {
+        if !self.lake.is_remote() {
+            return Ok(());
+        }
+        self.db.hold_lease(
+            &format!("{} source={}", self.lake.location(), self.source),
+            self.settings.run.on_locked,
+            std::time::Duration::from_secs(self.settings.run.lock_timeout_seconds),
+        )
     }
 }
 
@@ -294,6 +323,9 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
         result
     } else {
         ctx.require_lake()?;
+        if matches!(stage, Stage::Silver | Stage::Train) {
+            ctx.hold_source_lease()?;
+        }
         // A lake initialised by an older loglake gets this version's schema before the first
         // write, so upgrading the binary never leaves a stage writing to tables it predates.
         ctx.db.migrate()?;

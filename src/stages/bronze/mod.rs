@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use super::Context;
-use crate::lake::{Lake, Layer, tables};
+use crate::lake::{Layer, tables};
 use crate::stages::RunOutcome;
 use segments::{Ingested, Plan};
 
@@ -337,24 +337,27 @@ fn ingested_of(ctx: &Context) -> Result<Ingested> {
         .lake
         .partition_dates(Layer::Bronze, tables::LINES, &ctx.source)?
     {
-        for part in ctx
-            .lake
-            .part_files(Layer::Bronze, tables::LINES, &ctx.source, d)?
-        {
-            if let Some(stem) = part
-                .file_stem()
-                .and_then(|s| s.to_str())
+        // Footer values only: a lake on object storage answers from its manifests, without
+        // fetching every earlier day's lines.
+        for (name, segment) in ctx.lake.footer_values(
+            Layer::Bronze,
+            tables::LINES,
+            &ctx.source,
+            d,
+            segments::SEGMENT_KEY,
+        )? {
+            if let Some(stem) = name
+                .strip_suffix(".parquet")
                 .and_then(|s| s.strip_prefix("part-"))
             {
                 known.part_names.insert(stem.to_string());
             }
-            if let Some(text) = Lake::footer_value(&part, segments::SEGMENT_KEY)? {
+            if let Some(text) = segment {
                 known
                     .segments
                     .push(serde_json::from_str(&text).map_err(|e| {
                         anyhow::anyhow!(
-                            "the segment record of {} is unreadable: {e}",
-                            part.display()
+                            "the segment record of bronze part {name} of {d} is unreadable: {e}"
                         )
                     })?);
             }

@@ -132,8 +132,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
     // Alerts are about the database's incidents, so they go after every date is written.
-    let alerts =
-        crate::alerts::deliver(&ctx.settings.alerts, &ctx.db, ctx.lake.root(), &ctx.source)?;
+    let alerts = crate::alerts::deliver(
+        &ctx.settings.alerts,
+        &ctx.db,
+        &ctx.lake.reports_location(),
+        &ctx.source,
+    )?;
     outcome.alerts_undelivered = alerts.failed as u64;
     outcome.message = format!(
         "{} rows scored, {} anomalies in {outcome_incidents} incidents ({}){}{}",

@@ -16,7 +16,7 @@ use polars::prelude::*;
 use super::svg::{self, Marker, Series, escape};
 use crate::detectors::ensemble::NAME as ENSEMBLE;
 use crate::features;
-use crate::lake::{Layer, tables, write_atomically};
+use crate::lake::{Layer, tables};
 use crate::stages::Context;
 
 /// At most this many points per line: longer ranges are summed into wider buckets, so a
@@ -300,9 +300,11 @@ td code {{ font-size: 12px; word-break: break-all; }}
         format!("{first}_to_{last}")
     };
     let dir = ctx.lake.reports_dir().join(label);
-    let path = dir.join(format!("{src}.html"));
-    write_atomically(&path, &page)?;
-    write_index(&dir)?;
+    // Other sources' pages of the date, for the index (a no-op for a local lake).
+    ctx.lake.fetch_tree(&dir)?;
+    ctx.lake
+        .commit_file(&dir, &format!("{src}.html"), page.as_bytes())?;
+    write_index(&ctx.lake, &dir)?;
     Ok(dir.join("index.html"))
 }
 
@@ -523,7 +525,7 @@ fn templates(ctx: &Context) -> Result<BatchTemplates> {
 
 /// `index.html` of a report folder: the page itself when one source reported for the date,
 /// otherwise a list of the sources' pages.
-fn write_index(dir: &std::path::Path) -> Result<()> {
+fn write_index(lake: &crate::lake::Lake, dir: &std::path::Path) -> Result<()> {
     let mut pages: Vec<String> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
@@ -543,5 +545,6 @@ fn write_index(dir: &std::path::Path) -> Result<()> {
         s.push_str("</ul></body></html>\n");
         s
     };
-    write_atomically(&dir.join("index.html"), &index)
+    lake.commit_file(dir, "index.html", index.as_bytes())
+        .map(|_| ())
 }

@@ -1,0 +1,301 @@
+//! The lake on object storage, against a real S3-compatible server (and the same kills on a
+//! local lake, whose commits go through the same interface): `TEST_S3_LAKE`
+//! (`s3://bucket`, a bucket that exists) with the standard `AWS_*` variables pointing at the
+//! server, and `TEST_DATABASE_URL` for the PostgreSQL server the writers share. CI starts both
+//! and sets them; then these tests must pass, and without them they say so and skip.
+//!
+//! Asserts what a user moving a lake to a bucket relies on: the same anomalies as on a local
+//! disk, re-runs that replace partitions without leaving anything readers see, `vacuum`
+//! removing what replaced and killed writes left, and a writer killed with `kill -9` at any
+//! point leaving every committed partition whole.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use loglake::lake::{Lake, Layer, tables};
+use polars::prelude::*;
+
+const DAYS: [&str; 2] = ["2026-11-18", "2026-11-19"];
+
+/// The bucket URL and the database URL, or `None` (with a note) when CI did not provide them.
+fn services() -> Option<(String, String)> {
+    match (
+        std::env::var("TEST_S3_LAKE"),
+        std::env::var("TEST_DATABASE_URL"),
+    ) {
+        (Ok(lake), Ok(db)) => Some((lake.trim_end_matches('/').to_string(), db)),
+        (Ok(_), Err(_)) => {
+            panic!("TEST_S3_LAKE is set but TEST_DATABASE_URL is not: an S3 lake needs PostgreSQL")
+        }
+        _ => {
+            eprintln!("TEST_S3_LAKE is not set: skipping the object-storage lake (CI sets it)");
+            None
+        }
+    }
+}
+
+/// A prefix of the bucket no other test run uses.
+fn fresh_prefix(bucket: &str, what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{bucket}/{what}-{}-{nanos}", std::process::id())
+}
+
+/// `loglake` on `lake` for `source` (the generator's format) and batch `date`.
+fn loglake(lake: &str, db: Option<&str>, source: &str, date: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loglake"));
+    cmd.args(["--lake", lake, "--source", source, "--date", date])
+        .args(args)
+        .envs(common::generator_source(source))
+        .env("RUST_LOG", "warn");
+    if let Some(url) = db {
+        cmd.env("LOGLAKE__DATABASE__URL", url);
+    }
+    cmd
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every day's input, run through every stage, one day after the other.
+fn run_days(lake: &str, db: Option<&str>, source: &str, raw: &Path) {
+    for day in DAYS {
+        let input = raw.join("logs").join(format!("shop-{day}.log"));
+        let out = loglake(lake, db, source, day, &["run", "--input"])
+            .arg(&input)
+            .output()
+            .unwrap();
+        ok(out, &format!("run {day} on {lake}"));
+    }
+}
+
+/// The anomalies of `days`, read from the lake at `url` as a new reader would, without the
+/// columns that name the run that found them, sorted.
+fn anomalies(url: &str, source: &str, days: &[&str]) -> DataFrame {
+    let lake = Lake::open(Path::new(url)).unwrap();
+    let dates: Vec<chrono::NaiveDate> = days.iter().map(|d| d.parse().unwrap()).collect();
+    let found = lake
+        .scan(Layer::Detections, tables::ANOMALIES, source, &dates)
+        .unwrap()
+        .expect("anomalies were committed")
+        .collect()
+        .unwrap()
+        .drop_many(["run_id", "detected_at"]);
+    let by: Vec<String> = found
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    found.sort(by, SortMultipleOptions::default()).unwrap()
+}
+
+/// Every partition a reader of the lake at `url` finds is whole: on object storage, every
+/// committed manifest names files that are all there, each a complete Parquet file.
+fn every_partition_is_whole(url: &str) -> usize {
+    let lake = Lake::open(Path::new(url)).unwrap();
+    let mut checked = 0;
+    for layer in Layer::ALL {
+        for table in lake.tables(layer).unwrap() {
+            for source in lake.sources(layer, &table).unwrap() {
+                for date in lake.partition_dates(layer, &table, &source).unwrap() {
+                    // Fetching checks each named file exists; reading checks each is whole.
+                    let files = lake.part_files(layer, &table, &source, date).unwrap();
+                    Lake::row_count(&files).unwrap_or_else(|e| {
+                        panic!("{table} {source} {date}: a committed file is not whole: {e:#}")
+                    });
+                    checked += 1;
+                }
+            }
+        }
+    }
+    checked
+}
+
+#[test]
+fn a_lake_on_object_storage_finds_what_a_local_lake_finds() {
+    let Some((bucket, db)) = services() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), DAYS[0], 2, 20_000, 11);
+    let source = format!("s3{}", std::process::id());
+    let local = tmp.path().join("lake");
+    run_days(local.to_str().unwrap(), None, &source, &raw);
+    let remote = fresh_prefix(&bucket, "same");
+    run_days(&remote, Some(&db), &source, &raw);
+
+    let expected = anomalies(local.to_str().unwrap(), &source, &DAYS);
+    assert!(Lake::open(Path::new(&remote)).unwrap().is_remote());
+    let found = anomalies(&remote, &source, &DAYS);
+    assert!(
+        expected.height() > 10,
+        "the generator's anomalies are found"
+    );
+    assert!(
+        found.equals_missing(&expected),
+        "S3 lake: {} anomalies, local lake: {}",
+        found.height(),
+        expected.height()
+    );
+    assert!(every_partition_is_whole(&remote) >= 10);
+
+    // A re-run replaces the day's partitions: readers see the new manifests only, the files
+    // they replaced are left for vacuum, and vacuum removes them without touching the rest.
+    let input = raw.join("logs").join(format!("shop-{}.log", DAYS[1]));
+    ok(
+        loglake(&remote, Some(&db), &source, DAYS[1], &["run", "--input"])
+            .arg(&input)
+            .output()
+            .unwrap(),
+        "re-run",
+    );
+    assert!(anomalies(&remote, &source, &DAYS).equals_missing(&expected));
+    let vacuum = |yes: bool| {
+        let mut args = vec![
+            "vacuum",
+            "--keep-days",
+            "36500",
+            "--unreferenced-after-hours",
+            "0",
+        ];
+        if yes {
+            args.push("--yes");
+        }
+        ok(
+            loglake(&remote, Some(&db), &source, DAYS[1], &args)
+                .output()
+                .unwrap(),
+            "vacuum",
+        )
+    };
+    let listed = vacuum(false);
+    let unreferenced = listed
+        .lines()
+        .filter(|l| l.contains("unreferenced "))
+        .count();
+    assert!(
+        unreferenced >= 5,
+        "the re-run's replaced files are listed: {listed}"
+    );
+    vacuum(true);
+    let after = vacuum(false);
+    assert!(after.contains(" 0 unreferenced file(s)"), "{after}");
+    assert!(anomalies(&remote, &source, &DAYS).equals_missing(&expected));
+    assert!(every_partition_is_whole(&remote) >= 10);
+}
+
+#[test]
+fn a_writer_killed_as_it_commits_leaves_every_bucket_partition_whole() {
+    let Some((bucket, db)) = services() else {
+        return;
+    };
+    let remote = fresh_prefix(&bucket, "kill");
+    let source = format!("kill{}", std::process::id());
+    killed_at_each_commit(&remote, Some(&db), &source);
+    // Each kill between a partition's uploads and its manifest left files no manifest names,
+    // as did each re-run's replaced partitions; vacuum removes them, and nothing readers see.
+    let expected = anomalies(&remote, &source, &DAYS[..1]);
+    let out = loglake(
+        &remote,
+        Some(&db),
+        &source,
+        DAYS[0],
+        &[
+            "vacuum",
+            "--keep-days",
+            "36500",
+            "--unreferenced-after-hours",
+            "0",
+            "--yes",
+        ],
+    )
+    .output()
+    .unwrap();
+    let vacuumed = ok(out, "vacuum");
+    let removed = vacuumed
+        .lines()
+        .filter(|l| l.contains("unreferenced "))
+        .count();
+    assert!(removed > 0, "{vacuumed}");
+    every_partition_is_whole(&remote);
+    assert!(anomalies(&remote, &source, &DAYS[..1]).equals_missing(&expected));
+}
+
+/// The same kills on a local lake, whose commits are renames: one interface, one test.
+#[test]
+fn a_writer_killed_as_it_commits_leaves_every_local_partition_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("lake");
+    killed_at_each_commit(local.to_str().unwrap(), None, "shop");
+}
+
+/// Run one generated day through every stage on `lake`, then kill a re-run right as it
+/// commits its k-th partition, for several k, checking after each kill that every partition
+/// a reader finds is whole and that the anomalies are the last committed ones; then a re-run
+/// restores everything.
+fn killed_at_each_commit(lake: &str, db: Option<&str>, source: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), DAYS[0], 1, 60_000, 5);
+    let input = raw.join("logs").join(format!("shop-{}.log", DAYS[0]));
+    let run = || {
+        let mut cmd = loglake(lake, db, source, DAYS[0], &["run", "--input"]);
+        cmd.arg(&input);
+        cmd
+    };
+    ok(run().output().unwrap(), "first run");
+    let expected = anomalies(lake, source, &DAYS[..1]);
+    let remote = lake.contains("://");
+
+    // The debug log says when a partition is complete and its commit starts: on object
+    // storage, its files uploaded and its manifest not yet written; on a local disk, its
+    // files staged and not yet renamed into place.
+    for k in 1..=8usize {
+        let mut child = run()
+            .env("RUST_LOG", "loglake=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = 0;
+        for line in std::io::BufRead::lines(log) {
+            if line.unwrap().contains("committing the") {
+                seen += 1;
+                if seen == k {
+                    // SIGKILL: no destructor, no clean-up, as after an OOM kill.
+                    let _ = child.kill();
+                    break;
+                }
+            }
+        }
+        let _ = child.wait();
+        assert_eq!(seen, k, "a run commits at least {k} partitions");
+        every_partition_is_whole(lake);
+        // A local partition being replaced is absent for the instant between its two
+        // renames (never partial); a bucket's is replaced by one PUT.
+        let date: chrono::NaiveDate = DAYS[0].parse().unwrap();
+        let present = !Lake::open(Path::new(lake))
+            .unwrap()
+            .part_files(Layer::Detections, tables::ANOMALIES, source, date)
+            .unwrap()
+            .is_empty();
+        if remote || present {
+            assert!(
+                anomalies(lake, source, &DAYS[..1]).equals_missing(&expected),
+                "killed at commit {k}: readers see the last committed anomalies, whole"
+            );
+        }
+    }
+    ok(run().output().unwrap(), "run after the kills");
+    assert!(anomalies(lake, source, &DAYS[..1]).equals_missing(&expected));
+}
