@@ -15,7 +15,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use loglake::lake::{Lake, Layer, tables};
-use polars::prelude::*;
 
 const DAYS: [&str; 2] = ["2026-11-18", "2026-11-19"];
 
@@ -79,26 +78,6 @@ fn run_days(lake: &str, db: Option<&str>, source: &str, raw: &Path) {
     }
 }
 
-/// The anomalies of `days`, read from the lake at `url` as a new reader would, without the
-/// columns that name the run that found them, sorted.
-fn anomalies(url: &str, source: &str, days: &[&str]) -> DataFrame {
-    let lake = Lake::open(Path::new(url)).unwrap();
-    let dates: Vec<chrono::NaiveDate> = days.iter().map(|d| d.parse().unwrap()).collect();
-    let found = lake
-        .scan(Layer::Detections, tables::ANOMALIES, source, &dates)
-        .unwrap()
-        .expect("anomalies were committed")
-        .collect()
-        .unwrap()
-        .drop_many(["run_id", "detected_at"]);
-    let by: Vec<String> = found
-        .get_column_names()
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    found.sort(by, SortMultipleOptions::default()).unwrap()
-}
-
 /// Every partition a reader of the lake at `url` finds is whole: on object storage, every
 /// committed manifest names files that are all there, each a complete Parquet file.
 fn every_partition_is_whole(url: &str) -> usize {
@@ -134,9 +113,9 @@ fn a_lake_on_object_storage_finds_what_a_local_lake_finds() {
     let remote = fresh_prefix(&bucket, "same");
     run_days(&remote, Some(&db), &source, &raw);
 
-    let expected = anomalies(local.to_str().unwrap(), &source, &DAYS);
+    let expected = common::lake_anomalies(local.to_str().unwrap(), &source, &DAYS, &[]);
     assert!(Lake::open(Path::new(&remote)).unwrap().is_remote());
-    let found = anomalies(&remote, &source, &DAYS);
+    let found = common::lake_anomalies(&remote, &source, &DAYS, &[]);
     assert!(
         expected.height() > 10,
         "the generator's anomalies are found"
@@ -159,7 +138,7 @@ fn a_lake_on_object_storage_finds_what_a_local_lake_finds() {
             .unwrap(),
         "re-run",
     );
-    assert!(anomalies(&remote, &source, &DAYS).equals_missing(&expected));
+    assert!(common::lake_anomalies(&remote, &source, &DAYS, &[]).equals_missing(&expected));
     let vacuum = |yes: bool| {
         let mut args = vec![
             "vacuum",
@@ -190,7 +169,7 @@ fn a_lake_on_object_storage_finds_what_a_local_lake_finds() {
     vacuum(true);
     let after = vacuum(false);
     assert!(after.contains(" 0 unreferenced file(s)"), "{after}");
-    assert!(anomalies(&remote, &source, &DAYS).equals_missing(&expected));
+    assert!(common::lake_anomalies(&remote, &source, &DAYS, &[]).equals_missing(&expected));
     assert!(every_partition_is_whole(&remote) >= 10);
 }
 
@@ -204,7 +183,7 @@ fn a_writer_killed_as_it_commits_leaves_every_bucket_partition_whole() {
     killed_at_each_commit(&remote, Some(&db), &source);
     // Each kill between a partition's uploads and its manifest left files no manifest names,
     // as did each re-run's replaced partitions; vacuum removes them, and nothing readers see.
-    let expected = anomalies(&remote, &source, &DAYS[..1]);
+    let expected = common::lake_anomalies(&remote, &source, &DAYS[..1], &[]);
     let out = loglake(
         &remote,
         Some(&db),
@@ -228,7 +207,7 @@ fn a_writer_killed_as_it_commits_leaves_every_bucket_partition_whole() {
         .count();
     assert!(removed > 0, "{vacuumed}");
     every_partition_is_whole(&remote);
-    assert!(anomalies(&remote, &source, &DAYS[..1]).equals_missing(&expected));
+    assert!(common::lake_anomalies(&remote, &source, &DAYS[..1], &[]).equals_missing(&expected));
 }
 
 /// The same kills on a local lake, whose commits are renames: one interface, one test.
@@ -253,7 +232,7 @@ fn killed_at_each_commit(lake: &str, db: Option<&str>, source: &str) {
         cmd
     };
     ok(run().output().unwrap(), "first run");
-    let expected = anomalies(lake, source, &DAYS[..1]);
+    let expected = common::lake_anomalies(lake, source, &DAYS[..1], &[]);
     let remote = lake.contains("://");
 
     // The debug log says when a partition is complete and its commit starts: on object
@@ -291,11 +270,114 @@ fn killed_at_each_commit(lake: &str, db: Option<&str>, source: &str) {
             .is_empty();
         if remote || present {
             assert!(
-                anomalies(lake, source, &DAYS[..1]).equals_missing(&expected),
+                common::lake_anomalies(lake, source, &DAYS[..1], &[]).equals_missing(&expected),
                 "killed at commit {k}: readers see the last committed anomalies, whole"
             );
         }
     }
     ok(run().output().unwrap(), "run after the kills");
-    assert!(anomalies(lake, source, &DAYS[..1]).equals_missing(&expected));
+    assert!(common::lake_anomalies(lake, source, &DAYS[..1], &[]).equals_missing(&expected));
+}
+
+/// Shards of one day on a bucket, 01-bronze and 02-silver of each at the same time in
+/// separate processes (as Airflow workers run them), find what they find one after the other;
+/// the leases keep apart only what the shards share.
+#[test]
+fn shards_written_at_once_find_what_shards_written_in_turn_find() {
+    let Some((bucket, db)) = services() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let day = DAYS[0];
+    let files = common::shard_files(tmp.path(), day, 60_000, 2);
+    let stage = |lake: &str, source: &str, args: &[&str], shard: usize| {
+        let mut cmd = loglake(lake, Some(&db), source, day, args);
+        cmd.args(["--shard", &format!("s{shard}")]);
+        if args[0] == "01-bronze" {
+            cmd.arg("--input").arg(&files[shard]);
+        }
+        cmd
+    };
+    let whole = |lake: &str, source: &str, args: &[&str]| {
+        ok(
+            loglake(lake, Some(&db), source, day, args)
+                .output()
+                .unwrap(),
+            &format!("{args:?}"),
+        )
+    };
+
+    let in_turn = fresh_prefix(&bucket, "turn");
+    let turn_source = format!("turn{}", std::process::id());
+    whole(&in_turn, &turn_source, &["00-init"]);
+    for args in [["01-bronze"], ["02-silver"]] {
+        for shard in 0..2 {
+            ok(
+                stage(&in_turn, &turn_source, &args, shard)
+                    .output()
+                    .unwrap(),
+                "in turn",
+            );
+        }
+    }
+    whole(&in_turn, &turn_source, &["run", "--from", "03-gold"]);
+
+    let at_once = fresh_prefix(&bucket, "once");
+    let once_source = format!("once{}", std::process::id());
+    whole(&at_once, &once_source, &["00-init"]);
+    for args in [["01-bronze"], ["02-silver"]] {
+        let children: Vec<std::process::Child> = (0..2)
+            .map(|shard| {
+                stage(&at_once, &once_source, &args, shard)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            ok(child.wait_with_output().unwrap(), "at once");
+        }
+    }
+    whole(&at_once, &once_source, &["run", "--from", "03-gold"]);
+
+    // The two processes of each stage did run at the same time (their pipeline_runs rows).
+    let database = loglake::db::Database::connect(&db, &tmp.path().join("unused.db"), 1).unwrap();
+    for stage in ["01-bronze", "02-silver"] {
+        let overlapping = database
+            .query_strings(&format!(
+                "SELECT count(*) FROM pipeline_runs a JOIN pipeline_runs b ON a.id < b.id \
+                 WHERE a.source = '{once_source}' AND b.source = '{once_source}' \
+                 AND a.stage = '{stage}' AND b.stage = '{stage}' \
+                 AND a.started_at < b.finished_at AND b.started_at < a.finished_at"
+            ))
+            .unwrap();
+        assert_eq!(
+            overlapping[0][0], "1",
+            "{stage} of the two shards overlapped in time"
+        );
+    }
+    database.close();
+
+    // Sources differ (one database holds both), and with them the ids derived from them.
+    let without_source = |url: &str, source: &str| {
+        // The model's version is a hash of the model, which names its source, and the
+        // details name the source's partitions.
+        common::lake_anomalies(
+            url,
+            source,
+            &[day],
+            &[
+                "source",
+                "anomaly_id",
+                "incident_id",
+                "model_version",
+                "details",
+            ],
+        )
+    };
+    let expected = without_source(&in_turn, &turn_source);
+    assert!(expected.height() > 5, "the generator's anomalies are found");
+    let found = without_source(&at_once, &once_source);
+    assert!(found.equals_missing(&expected));
 }

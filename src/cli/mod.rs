@@ -117,6 +117,16 @@ pub struct IngestArgs {
     pub input: Vec<PathBuf>,
 }
 
+/// Which input shard of the batch `01-bronze`, `02-silver` and `run --to 02-silver` work on.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShardArgs {
+    /// Work on one shard of the day (a file, an hour of files): its lines go to the day's
+    /// `shard=<NAME>` sub-partition, so shards run as separate tasks, on several machines at
+    /// once; 03-gold onwards read every shard of the day.
+    #[arg(long, value_name = "NAME")]
+    pub shard: Option<String>,
+}
+
 /// How `02-silver` and `run` read lines: the source's format and session key, over the
 /// config's `[sources.<name>]` and `[parse]`.
 #[derive(Debug, Clone, Default, Args)]
@@ -164,12 +174,16 @@ pub enum Command {
     Bronze {
         #[command(flatten)]
         ingest: IngestArgs,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
     /// Parse bronze into silver events; unparseable lines go to quarantine.
     #[command(name = "02-silver", alias = "silver")]
     Silver {
         #[command(flatten)]
         parse: ParseArgs,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
     /// Build gold feature tables (windows, sessions, events).
     #[command(name = "03-gold", alias = "gold")]
@@ -206,6 +220,8 @@ pub enum Command {
         to: Stage,
         #[command(flatten)]
         ingest: IngestArgs,
+        #[command(flatten)]
+        shard: ShardArgs,
         #[command(flatten)]
         parse: ParseArgs,
         #[command(flatten)]
@@ -560,7 +576,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         _ => None,
     };
     let parse_args = match &cli.command {
-        Command::Silver { parse } | Command::Run { parse, .. } => Some(parse),
+        Command::Silver { parse, .. } | Command::Run { parse, .. } => Some(parse),
         _ => None,
     };
     let session_key = match &cli.command {
@@ -569,8 +585,14 @@ pub fn run(cli: Cli) -> Result<Completion> {
     };
     let options = StageOptions {
         inputs: match &cli.command {
-            Command::Bronze { ingest } | Command::Run { ingest, .. } => ingest.input.clone(),
+            Command::Bronze { ingest, .. } | Command::Run { ingest, .. } => ingest.input.clone(),
             _ => Vec::new(),
+        },
+        shard: match &cli.command {
+            Command::Bronze { shard, .. }
+            | Command::Silver { shard, .. }
+            | Command::Run { shard, .. } => shard.shard.clone(),
+            _ => None,
         },
         format: parse_args.and_then(|p| p.format.clone()),
         session_key,

@@ -39,13 +39,7 @@ impl Database {
     /// wait for it or fail at once, as `on_locked` says. A lease this process holds already
     /// is kept as it is (`run`'s 02-silver and 04-train both hold the source's).
     pub fn hold_lease(&self, name: &str, on_locked: OnLocked, timeout: Duration) -> Result<()> {
-        if self
-            .leases
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .any(|(held, _)| held == name)
-        {
+        if self.holds_lease(name) {
             return Ok(());
         }
         let held = match self.dialect {
@@ -75,6 +69,31 @@ impl Database {
             .expect("not poisoned")
             .push((name.to_string(), held));
         Ok(())
+    }
+
+    /// Whether this process holds the lease `name`.
+    pub fn holds_lease(&self, name: &str) -> bool {
+        self.leases
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .any(|(held, _)| held == name)
+    }
+
+    /// Give the lease `name` back now (ending the session that holds it); a no-op if it is
+    /// not held.
+    pub fn release_lease(&self, name: &str) {
+        let held = {
+            let mut leases = self.leases.lock().expect("not poisoned");
+            leases
+                .iter()
+                .position(|(held, _)| held == name)
+                .map(|i| leases.remove(i).1)
+        };
+        if let Some(Held::Postgres(conn)) = held {
+            use sqlx::Connection as _;
+            let _ = self.runtime.block_on(conn.close());
+        }
     }
 
     fn advisory_lock(

@@ -63,6 +63,7 @@ impl Lake {
                 objects: Mutex::default(),
                 work,
             })),
+            shard: None,
         })
     }
 
@@ -139,12 +140,15 @@ impl Lake {
         if known.contains_key(&key) {
             return Ok(());
         }
-        if dir.exists() {
-            fs::remove_dir_all(dir)?;
+        // The partition's own files only: a whole day's folder also holds its shards' folders.
+        for stale in super::parquet_files(dir)? {
+            fs::remove_file(&stale)?;
         }
-        let Some(manifest) = m.remote.manifest(&key)? else {
-            return Ok(());
-        };
+        // A partition with no manifest is remembered as empty, like any other snapshot.
+        let manifest = m.remote.manifest(&key)?.unwrap_or_else(|| Manifest {
+            files: Vec::new(),
+            committed_at: Utc::now(),
+        });
         let wanted: Vec<(String, PathBuf)> = manifest
             .files
             .iter()
@@ -276,6 +280,34 @@ impl Lake {
         Ok(())
     }
 
+    /// After the day in `day` is committed whole: its shards' manifests go, so readers no
+    /// longer count their lines twice.
+    pub(super) fn retire_shards(&self, m: &Mirror, day: &Path) -> Result<()> {
+        let key = self.key_of(day)?;
+        let shard_manifests: Vec<String> = m
+            .remote
+            .list(&key)?
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| k.starts_with(&format!("{key}/shard=")) && k.ends_with(MANIFEST))
+            .collect();
+        m.remote.delete(&shard_manifests)?;
+        m.partitions
+            .lock()
+            .expect("not poisoned")
+            .retain(|k, _| !k.starts_with(&format!("{key}/shard=")));
+        Ok(())
+    }
+
+    /// After a shard of the day in `day` is committed: the day's own manifest (from when it
+    /// was written whole) goes.
+    pub(super) fn unpublish_day_files(&self, m: &Mirror, day: &Path) -> Result<()> {
+        let key = self.key_of(day)?;
+        m.remote.delete(&[format!("{key}/{MANIFEST}")])?;
+        m.partitions.lock().expect("not poisoned").remove(&key);
+        Ok(())
+    }
+
     /// The names of the folders in the bucket under `dir` that start with `prefix`, prefix
     /// removed, sorted.
     pub(super) fn remote_folders(
@@ -302,9 +334,10 @@ impl Lake {
             .list(&key)?
             .iter()
             .filter_map(|o| {
+                // `date=<d>/_manifest.json`, or a shard's `date=<d>/shard=<s>/_manifest.json`.
                 let rest = o.key.strip_prefix(&format!("{key}/date="))?;
-                let date = rest.strip_suffix(&format!("/{MANIFEST}"))?;
-                chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
+                rest.strip_suffix(MANIFEST)?;
+                chrono::NaiveDate::parse_from_str(rest.get(..10)?, "%Y-%m-%d").ok()
             })
             .collect();
         dates.sort();
@@ -325,19 +358,26 @@ impl Lake {
     ) -> Result<Vec<(String, Option<String>)>> {
         let dir = self.partition_dir(layer, table, source, date);
         if let Some(m) = &self.mirror {
-            return Ok(self
-                .remote_manifest(m, &dir)?
-                .map(|manifest| {
-                    manifest
-                        .files
+            let mut dirs = vec![dir.clone()];
+            if self.shard.is_none() {
+                dirs.extend(
+                    self.shards_of(&dir)?
                         .into_iter()
-                        .map(|f| {
-                            let value = f.footer.get(key).cloned();
-                            (f.name, value)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default());
+                        .map(|s| dir.join(format!("shard={s}"))),
+                );
+            }
+            let mut values = Vec::new();
+            for dir in dirs {
+                for f in self
+                    .remote_manifest(m, &dir)?
+                    .into_iter()
+                    .flat_map(|m| m.files)
+                {
+                    let value = f.footer.get(key).cloned();
+                    values.push((f.name, value));
+                }
+            }
+            return Ok(values);
         }
         self.part_files(layer, table, source, date)?
             .into_iter()

@@ -117,6 +117,8 @@ pub struct Lake {
     root: PathBuf,
     /// The bucket, for a lake on object storage (see [`Lake::open`]).
     mirror: Option<std::sync::Arc<mirror::Mirror>>,
+    /// A view of one input shard's partitions (see [`Lake::for_shard`]).
+    shard: Option<std::sync::Arc<str>>,
 }
 
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -127,6 +129,28 @@ impl Lake {
         Self {
             root: root.into(),
             mirror: None,
+            shard: None,
+        }
+    }
+
+    /// This lake as one input shard sees it: every partition it addresses is the shard's
+    /// sub-partition, `…/date=<d>/shard=<name>/`. 01-bronze and 02-silver of a day too big for
+    /// one task run once per shard (a file, an hour of files), possibly on several machines at
+    /// once, each writing only its own shard; 03-gold onwards read a day whole, all its shards
+    /// in name order (see [`Lake::part_files`]).
+    pub fn for_shard(&self, shard: &str) -> Lake {
+        Lake {
+            shard: Some(shard.into()),
+            ..self.clone()
+        }
+    }
+
+    /// This lake with every day whole: the view a shard's writer uses for what all shards
+    /// share (the source's template store).
+    pub fn whole(&self) -> Lake {
+        Lake {
+            shard: None,
+            ..self.clone()
         }
     }
 
@@ -161,9 +185,14 @@ impl Lake {
         source: &str,
         date: NaiveDate,
     ) -> PathBuf {
-        self.table_dir(layer, table)
+        let day = self
+            .table_dir(layer, table)
             .join(format!("source={source}"))
-            .join(format!("date={}", date.format("%Y-%m-%d")))
+            .join(format!("date={}", date.format("%Y-%m-%d")));
+        match &self.shard {
+            Some(shard) => day.join(format!("shard={shard}")),
+            None => day,
+        }
     }
 
     pub fn models_dir(&self) -> PathBuf {
@@ -298,7 +327,8 @@ impl Lake {
         Ok(dates)
     }
 
-    /// The Parquet files of one partition, sorted by name (so reads are in a stable order).
+    /// The Parquet files of one partition, sorted by name (so reads are in a stable order). A
+    /// whole day that was written in shards is their files, shard by shard in name order.
     pub fn part_files(
         &self,
         layer: Layer,
@@ -310,7 +340,25 @@ impl Lake {
         if let Some(m) = &self.mirror {
             self.fetch_partition(m, &dir)?;
         }
-        parquet_files(&dir)
+        let mut files = parquet_files(&dir)?;
+        if self.shard.is_none() {
+            for shard in self.shards_of(&dir)? {
+                let shard_dir = dir.join(format!("shard={shard}"));
+                if let Some(m) = &self.mirror {
+                    self.fetch_partition(m, &shard_dir)?;
+                }
+                files.extend(parquet_files(&shard_dir)?);
+            }
+        }
+        Ok(files)
+    }
+
+    /// The shards a day's partition in `dir` was written in, by name.
+    fn shards_of(&self, dir: &Path) -> Result<Vec<String>> {
+        match &self.mirror {
+            Some(m) => self.remote_folders(m, dir, "shard="),
+            None => Ok(subfolders(dir, "shard=")),
+        }
     }
 
     /// Lazily scan `table` over the given dates; `None` when no partition exists.
@@ -534,6 +582,34 @@ impl Lake {
         } else {
             fs::rename(staging, target)
                 .with_context(|| format!("committing {}", target.display()))?;
+        }
+        // A day is written whole or in shards: whichever is committed replaces the other (a
+        // local whole day's rename has replaced its shard folders with it already).
+        match (&self.shard, &self.mirror) {
+            (Some(_), _) => self.retire_whole_day(target),
+            (None, Some(m)) => self.retire_shards(m, target),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// After shard `target` of a day is committed: the files the day had when it was last
+    /// written whole go (they hold the shard's lines too).
+    fn retire_whole_day(&self, target: &Path) -> Result<()> {
+        let Some(day) = target.parent() else {
+            return Ok(());
+        };
+        if let Some(m) = &self.mirror {
+            self.unpublish_day_files(m, day)?;
+        }
+        let old = parquet_files(day)?;
+        if !old.is_empty() {
+            let trash = self.staging_dir("trash")?;
+            for file in &old {
+                let name = file.file_name().unwrap_or_default();
+                fs::rename(file, trash.join(name))
+                    .with_context(|| format!("moving old {} aside", file.display()))?;
+            }
+            fs::remove_dir_all(&trash)?;
         }
         Ok(())
     }

@@ -137,6 +137,8 @@ impl RunOutcome {
 pub struct StageOptions {
     /// Raw files or folders for `01-bronze`.
     pub inputs: Vec<PathBuf>,
+    /// The input shard `01-bronze` and `02-silver` work on (see [`Lake::for_shard`]).
+    pub shard: Option<String>,
     /// Overrides the source's format.
     pub format: Option<String>,
     /// Overrides the source's session key regex.
@@ -175,13 +177,19 @@ impl Context {
         dates: Vec<NaiveDate>,
         options: StageOptions,
     ) -> Result<Self> {
-        if source.is_empty()
-            || !source
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        let folder_name = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if !folder_name(&source) {
             bail!(
                 "source name {source:?} must be non-empty and use only letters, digits, - and _ (it names lake folders)"
+            );
+        }
+        if let Some(shard) = options.shard.as_deref().filter(|s| !folder_name(s)) {
+            bail!(
+                "shard name {shard:?} must be non-empty and use only letters, digits, - and _ (it names lake folders)"
             );
         }
         if dates.is_empty() {
@@ -189,8 +197,11 @@ impl Context {
         }
         // Before the lock and the lake: a bad setting is refused before anything is written.
         let resolved = Resolved::new(&settings, &source, &options)?;
-        let lake = Lake::open(&settings.lake.path)?;
+        let mut lake = Lake::open(&settings.lake.path)?;
         lake.check_database(&settings.database.url)?;
+        if let Some(shard) = &options.shard {
+            lake = lake.for_shard(shard);
+        }
         // For a lake on object storage this locks the process's private working copy (always
         // free); its writers are kept apart by the leases taken below.
         let mut lock = LakeLock::acquire(
@@ -213,9 +224,15 @@ impl Context {
         if lake.is_remote() {
             // In date order, so two writers of overlapping date ranges cannot each hold a
             // date the other waits for.
+            // A shard's writer holds its shard only: the day's other shards run at once.
+            let shard = options
+                .shard
+                .as_ref()
+                .map(|s| format!(" shard={s}"))
+                .unwrap_or_default();
             for date in &dates {
                 db.hold_lease(
-                    &format!("{} source={source} date={date}", lake.location()),
+                    &format!("{} source={source} date={date}{shard}", lake.location()),
                     settings.run.on_locked,
                     std::time::Duration::from_secs(settings.run.lock_timeout_seconds),
                 )?;
@@ -277,19 +294,37 @@ impl Context {
         Ok(())
     }
 
-    /// For a lake on object storage, hold the lease on this source's own state as well (02-silver's
-    /// template store, 04-train's models), which every batch date of the source shares: the
-    /// date leases taken at [`Context::open`] do not keep two dates' writers apart there. A
-    /// no-op for a local lake, whose writer holds the whole lake.
+    /// For a lake on object storage, hold the lease on this source's own state as well
+    /// (04-train's models), which every batch date of the source shares: the date leases
+    /// taken at [`Context::open`] do not keep two dates' writers apart there. A no-op for a
+    /// local lake, whose writer holds the whole lake.
     pub fn hold_source_lease(&self) -> Result<()> {
         if !self.lake.is_remote() {
             return Ok(());
         }
         self.db.hold_lease(
-            &format!("{} source={}", self.lake.location(), self.source),
+            &self.source_lease(),
             self.settings.run.on_locked,
             std::time::Duration::from_secs(self.settings.run.lock_timeout_seconds),
         )
+    }
+
+    /// `f` under the source's lease (see [`Context::hold_source_lease`]), released after it
+    /// unless this command held it already: 02-silver rebuilds the template store every shard
+    /// and date share this way, while the shards' parsing before it runs at once.
+    pub fn with_source_lease<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let name = self.source_lease();
+        if !self.lake.is_remote() || self.db.holds_lease(&name) {
+            return f();
+        }
+        self.hold_source_lease()?;
+        let out = f();
+        self.db.release_lease(&name);
+        out
+    }
+
+    fn source_lease(&self) -> String {
+        format!("{} source={}", self.lake.location(), self.source)
     }
 }
 
@@ -323,7 +358,13 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
         result
     } else {
         ctx.require_lake()?;
-        if matches!(stage, Stage::Silver | Stage::Train) {
+        if ctx.options.shard.is_some() && !matches!(stage, Stage::Bronze | Stage::Silver) {
+            bail!(
+                "{} reads a day whole, not one shard: run it without --shard once every shard's 01-bronze and 02-silver is done (`run --shard` takes --to 02-silver)",
+                stage.name()
+            );
+        }
+        if stage == Stage::Train {
             ctx.hold_source_lease()?;
         }
         // A lake initialised by an older loglake gets this version's schema before the first
@@ -374,6 +415,11 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
 pub fn run_range(ctx: &Context, from: Stage, to: Stage) -> Result<bool> {
     if from > to {
         bail!("--from {} comes after --to {}", from.name(), to.name());
+    }
+    if ctx.options.shard.is_some() && to > Stage::Silver {
+        bail!(
+            "`run --shard` runs one shard's 01-bronze and 02-silver: give it --to 02-silver, then run 03-gold onwards once for the whole day"
+        );
     }
     let mut worked = false;
     let mut moving_stages = 0;

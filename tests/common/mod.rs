@@ -139,3 +139,48 @@ pub fn recorder() -> (u16, Received) {
     });
     (port, got)
 }
+
+/// The anomalies of `days` (YYYY-MM-DD) of `source`, read from the lake at `url` (a folder or
+/// `s3://…`) as a new reader would, without the columns that name the run that found them or
+/// any in `without`, sorted by every column: two lakes found the same anomalies when these are
+/// equal.
+pub fn lake_anomalies(
+    url: &str,
+    source: &str,
+    days: &[&str],
+    without: &[&str],
+) -> polars::prelude::DataFrame {
+    use loglake::lake::{Lake, Layer, tables};
+    let lake = Lake::open(Path::new(url)).unwrap();
+    let dates: Vec<NaiveDate> = days.iter().map(|d| d.parse().unwrap()).collect();
+    let found = lake
+        .scan(Layer::Detections, tables::ANOMALIES, source, &dates)
+        .unwrap()
+        .expect("anomalies were committed")
+        .collect()
+        .unwrap()
+        .drop_many(["run_id", "detected_at"])
+        .drop_many(without.iter().copied());
+    let by: Vec<String> = found
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    found.sort(by, Default::default()).unwrap()
+}
+
+/// A generated day of `lines` lines (source `shop`, starting `day`) split into `n` files of
+/// consecutive lines under `dir`: the shards a scheduler would fan the day out over.
+pub fn shard_files(dir: &Path, day: &str, lines: u64, n: usize) -> Vec<PathBuf> {
+    let raw = generated(dir, day, 1, lines, 21);
+    let text = std::fs::read_to_string(raw.join("logs").join(format!("shop-{day}.log"))).unwrap();
+    let all: Vec<&str> = text.lines().collect();
+    all.chunks(all.len().div_ceil(n))
+        .enumerate()
+        .map(|(i, chunk)| {
+            let path = dir.join(format!("shard-{i}.log"));
+            std::fs::write(&path, chunk.join("\n") + "\n").unwrap();
+            path
+        })
+        .collect()
+}

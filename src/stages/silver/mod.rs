@@ -113,7 +113,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         tracing::info!(%date, events = n_events, templates = templates.height(), quarantined = n_bad, "silver partition written");
     }
     if dates_done > 0 {
-        let n = super::template_store::rebuild(&ctx.lake, &ctx.source)?;
+        // From every shard and date of the source, so from the lake's whole view.
+        let n = ctx
+            .with_source_lease(|| super::template_store::rebuild(&ctx.lake.whole(), &ctx.source))?;
         tracing::info!(templates = n, "template store rebuilt");
     }
     if dates_done == 0 {
