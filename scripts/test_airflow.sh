@@ -16,15 +16,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 t_start=$(date +%s)
 
-airflow_version="${AIRFLOW_VERSION:-3.3.2}"
-venv="${LOGLAKE_AIRFLOW_VENV:-$HOME/.cache/loglake-airflow-venv}"
-installed=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('apache-airflow'))" 2>/dev/null || true)
-if [ ! -x "$venv/bin/airflow" ] || [ "$installed" != "$airflow_version" ]; then
-  echo "airflow-test: installing apache-airflow $airflow_version into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "apache-airflow==$airflow_version"
-fi
+. scripts/airflow_venv.sh
 
 if [ -z "${LOGLAKE_BIN:-}" ]; then
   cargo build --quiet
@@ -46,7 +38,6 @@ export LOGLAKE_SESSION_KEY='req=(\S+)'
 export LOGLAKE_START_DATE=2026-11-01
 export LOGLAKE_RETRAIN_EVERY_DAYS=7
 export LOGLAKE_RETRIES=0
-airflow="$venv/bin/airflow"
 
 # One folder of raw logs per logical date, as the DAG's default input layout expects.
 "$LOGLAKE_BIN" generate --out "$work/gen" --days 2 --start-date 2026-11-19 --lines-per-day 30000 >/dev/null
