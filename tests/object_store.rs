@@ -381,3 +381,113 @@ fn shards_written_at_once_find_what_shards_written_in_turn_find() {
     let found = without_source(&at_once, &once_source);
     assert!(found.equals_missing(&expected));
 }
+
+/// `--input s3://bucket/prefix`: the objects under it are ingested under their URLs, every
+/// line once; given again, they are found in bronze; a prefix with nothing under it fails.
+#[test]
+fn logs_in_a_bucket_are_ingested_once_under_their_urls() {
+    let Some((bucket, _)) = services() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), DAYS[0], 1, 20_000, 3);
+    let log = raw.join("logs").join(format!("shop-{}.log", DAYS[0]));
+    let text = std::fs::read(&log).unwrap();
+    let lines = text.iter().filter(|&&b| b == b'\n').count() as u64;
+    let inputs = fresh_prefix(&bucket, "inputs");
+    let remote = loglake::lake::remote::Remote::open(&inputs).unwrap();
+    let half = text.len() / 2
+        + text[text.len() / 2..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap()
+        + 1;
+    remote.put("web-1/a.log", text[..half].to_vec()).unwrap();
+    remote.put("web-1/b.log", text[half..].to_vec()).unwrap();
+    remote
+        .put("web-1/.hidden", b"not a log\n".to_vec())
+        .unwrap();
+
+    let lake = tmp.path().join("lake");
+    let url = format!("{inputs}/web-1");
+    let bronze = |url: &str| {
+        loglake(
+            lake.to_str().unwrap(),
+            None,
+            "shop",
+            DAYS[0],
+            &["run", "--to", "01-bronze", "--input", url],
+        )
+        .output()
+        .unwrap()
+    };
+    let first = ok(bronze(&url), "ingest from the bucket");
+    assert!(first.contains("2 file(s)"), "{first}");
+    let rows = Lake::new(&lake)
+        .table_rows(
+            Layer::Bronze,
+            tables::LINES,
+            "shop",
+            &[DAYS[0].parse().unwrap()],
+        )
+        .unwrap();
+    assert_eq!(rows, lines, "every line of both objects, once");
+    let files = Lake::new(&lake)
+        .scan(
+            Layer::Bronze,
+            tables::LINES,
+            "shop",
+            &[DAYS[0].parse().unwrap()],
+        )
+        .unwrap()
+        .unwrap()
+        .select([polars::prelude::col("file")])
+        .unique(None, polars::prelude::UniqueKeepStrategy::Any)
+        .collect()
+        .unwrap();
+    let mut names: Vec<String> = files
+        .column("file")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    assert_eq!(names, [format!("{url}/a.log"), format!("{url}/b.log")]);
+    let again = ok(bronze(&url), "the same objects again");
+    assert!(again.contains("nothing new"), "{again}");
+
+    let missing = bronze(&format!("{inputs}/no-such-prefix"));
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("names no object"), "{stderr}");
+}
+
+/// A file larger than one upload part goes up in parts and comes back byte for byte.
+#[test]
+fn a_large_file_goes_up_in_parts_and_comes_back_whole() {
+    let Some((bucket, _)) = services() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big.bin");
+    // 40 MiB of varied bytes: more than two 16 MiB parts.
+    let bytes: Vec<u8> = (0..40u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&big, &bytes).unwrap();
+    let remote = loglake::lake::remote::Remote::open(&fresh_prefix(&bucket, "parts")).unwrap();
+    remote
+        .upload(&[(big.as_path(), "big.bin".to_string())])
+        .unwrap();
+    let back = tmp.path().join("back.bin");
+    remote
+        .download(&[("big.bin".to_string(), back.clone())])
+        .unwrap();
+    assert!(
+        std::fs::read(&back).unwrap() == bytes,
+        "the same bytes came back"
+    );
+}

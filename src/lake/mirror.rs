@@ -37,6 +37,19 @@ pub(super) struct Mirror {
     work: PathBuf,
 }
 
+impl Mirror {
+    /// Publish `manifest` as the partition at `key` (one PUT: the commit), and remember it as
+    /// what the working copy holds.
+    fn commit(&self, key: String, manifest: Manifest) -> Result<()> {
+        self.remote.commit_manifest(&key, &manifest)?;
+        self.partitions
+            .lock()
+            .expect("not poisoned")
+            .insert(key, manifest);
+        Ok(())
+    }
+}
+
 impl Drop for Mirror {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.work);
@@ -145,10 +158,10 @@ impl Lake {
             fs::remove_file(&stale)?;
         }
         // A partition with no manifest is remembered as empty, like any other snapshot.
-        let manifest = m.remote.manifest(&key)?.unwrap_or_else(|| Manifest {
-            files: Vec::new(),
-            committed_at: Utc::now(),
-        });
+        let manifest = m
+            .remote
+            .manifest(&key)?
+            .unwrap_or_else(|| Manifest::of(Vec::new()));
         let wanted: Vec<(String, PathBuf)> = manifest
             .files
             .iter()
@@ -182,16 +195,7 @@ impl Lake {
             .collect();
         m.remote.upload(&uploads)?;
         tracing::debug!(partition = %key, files = uploads.len(), "uploaded; committing the manifest");
-        let manifest = Manifest {
-            files: entries,
-            committed_at: Utc::now(),
-        };
-        m.remote.commit_manifest(&key, &manifest)?;
-        m.partitions
-            .lock()
-            .expect("not poisoned")
-            .insert(key, manifest);
-        Ok(())
+        m.commit(key, Manifest::of(entries))
     }
 
     /// Add (or replace) one file of the partition in `dir`: uploaded, then a manifest with it
@@ -211,20 +215,14 @@ impl Lake {
         m.remote
             .upload(&[(staged, format!("{key}/{}", entry.object))])?;
         tracing::debug!(partition = %key, file = name, "uploaded; committing the manifest");
-        let mut manifest = self.remote_manifest(m, dir)?.unwrap_or(Manifest {
-            files: Vec::new(),
-            committed_at: Utc::now(),
-        });
-        manifest.files.retain(|f| f.name != name);
-        manifest.files.push(entry);
-        manifest.files.sort_by(|a, b| a.name.cmp(&b.name));
-        manifest.committed_at = Utc::now();
-        m.remote.commit_manifest(&key, &manifest)?;
-        m.partitions
-            .lock()
-            .expect("not poisoned")
-            .insert(key, manifest);
-        Ok(())
+        let mut files = self
+            .remote_manifest(m, dir)?
+            .map(|manifest| manifest.files)
+            .unwrap_or_default();
+        files.retain(|f| f.name != name);
+        files.push(entry);
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        m.commit(key, Manifest::of(files))
     }
 
     /// Publish one file of the working copy (a model, a report page, the template store) as

@@ -38,6 +38,9 @@ const MARKER: &str = "_loglake.json";
 /// Files fetched or uploaded at once: enough to keep a link busy, few enough not to be
 /// throttled by a store.
 const CONCURRENCY: usize = 8;
+/// Files larger than this are uploaded in parts of this size, a few at a time, so that an
+/// upload holds a few parts in memory, not the file (bronze's part of a large log).
+const PART_BYTES: usize = 16 << 20;
 
 /// One file of a committed partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +60,16 @@ pub struct ManifestFile {
 pub struct Manifest {
     pub files: Vec<ManifestFile>,
     pub committed_at: DateTime<Utc>,
+}
+
+impl Manifest {
+    /// A partition of `files`, committed now.
+    pub fn of(files: Vec<ManifestFile>) -> Self {
+        Manifest {
+            files,
+            committed_at: Utc::now(),
+        }
+    }
 }
 
 /// An object store holding a lake under a prefix; every call blocks.
@@ -118,10 +131,10 @@ impl Remote {
     }
 
     fn key(&self, rel: &str) -> Result<Key> {
-        let full = if self.prefix.as_ref().is_empty() {
-            rel.to_string()
-        } else {
-            format!("{}/{rel}", self.prefix.as_ref())
+        let full = match (self.prefix.as_ref(), rel) {
+            ("", rel) => rel.to_string(),
+            (prefix, "") => prefix.to_string(),
+            (prefix, rel) => format!("{prefix}/{rel}"),
         };
         Key::parse(full.trim_matches('/'))
             .map_err(|e| anyhow!("{rel}: not a valid object key: {e}"))
@@ -175,14 +188,22 @@ impl Remote {
     pub fn upload(&self, files: &[(&LocalPath, String)]) -> Result<()> {
         self.runtime.block_on(async {
             futures::stream::iter(files.iter().map(|(path, rel)| async move {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .with_context(|| format!("reading {}", path.display()))?;
                 let key = self.key(rel)?;
-                self.store
-                    .put(&key, PutPayload::from(bytes))
+                let size = tokio::fs::metadata(path)
                     .await
-                    .map_err(|e| self.explain("uploading", rel, e))?;
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .len();
+                if size <= PART_BYTES as u64 {
+                    let bytes = tokio::fs::read(path)
+                        .await
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    self.store
+                        .put(&key, PutPayload::from(bytes))
+                        .await
+                        .map_err(|e| self.explain("uploading", rel, e))?;
+                } else {
+                    self.upload_in_parts(path, &key, rel).await?;
+                }
                 Ok::<_, anyhow::Error>(())
             }))
             .buffer_unordered(CONCURRENCY)
@@ -192,26 +213,68 @@ impl Remote {
         })
     }
 
-    /// Download objects, `(rel, local path)` each, several at a time; each file is written
-    /// beside its target and renamed, so a killed fetch leaves no truncated file under the
-    /// final name.
+    /// A multipart upload of a large file: parts are read and sent a few at a time. The object
+    /// appears whole when the upload completes, or not at all.
+    async fn upload_in_parts(&self, path: &LocalPath, key: &Key, rel: &str) -> Result<()> {
+        use tokio::io::AsyncReadExt as _;
+        let upload = self
+            .store
+            .put_multipart(key)
+            .await
+            .map_err(|e| self.explain("uploading", rel, e))?;
+        let mut parts = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut buf = vec![0u8; PART_BYTES];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            parts
+                .wait_for_capacity(4)
+                .await
+                .map_err(|e| self.explain("uploading", rel, e))?;
+            parts.write(&buf[..n]);
+        }
+        parts
+            .finish()
+            .await
+            .map_err(|e| self.explain("uploading", rel, e))?;
+        Ok(())
+    }
+
+    /// Download objects, `(rel, local path)` each, several at a time, each streamed to disk;
+    /// each file is written beside its target and renamed, so a killed fetch leaves no
+    /// truncated file under the final name.
     pub fn download(&self, files: &[(String, std::path::PathBuf)]) -> Result<()> {
         self.runtime.block_on(async {
             futures::stream::iter(files.iter().map(|(rel, path)| async move {
+                use tokio::io::AsyncWriteExt as _;
                 let key = self.key(rel)?;
-                let bytes = match self.store.get(&key).await {
-                    Ok(found) => found.bytes().await,
-                    Err(e) => Err(e),
-                }
-                .map_err(|e| self.explain("fetching", rel, e))?;
+                let mut chunks = self
+                    .store
+                    .get(&key)
+                    .await
+                    .map_err(|e| self.explain("fetching", rel, e))?
+                    .into_stream();
                 if let Some(dir) = path.parent() {
                     tokio::fs::create_dir_all(dir).await?;
                 }
                 let mut tmp = path.as_os_str().to_owned();
                 tmp.push(format!(".fetching-{}", unique_token()));
-                tokio::fs::write(&tmp, &bytes)
+                let mut out = tokio::fs::File::create(&tmp)
                     .await
                     .with_context(|| format!("writing {}", path.display()))?;
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = chunk.map_err(|e| self.explain("fetching", rel, e))?;
+                    out.write_all(&chunk)
+                        .await
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                out.flush().await?;
+                drop(out);
                 tokio::fs::rename(&tmp, path)
                     .await
                     .with_context(|| format!("putting the fetched {} in place", path.display()))?;
@@ -241,6 +304,29 @@ impl Remote {
             .collect();
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
+    }
+
+    /// The objects an input URL names: every object under its prefix, or the one object it
+    /// is; keys relative to the URL. An input that names nothing is an error, like a missing
+    /// input file.
+    pub fn input_objects(&self) -> Result<Vec<Object>> {
+        let under = self.list("")?;
+        if !under.is_empty() {
+            return Ok(under);
+        }
+        let key = self.key("")?;
+        match self.runtime.block_on(self.store.head(&key)) {
+            Ok(meta) => Ok(vec![Object {
+                key: String::new(),
+                bytes: meta.size,
+                modified: meta.last_modified,
+            }]),
+            Err(object_store::Error::NotFound { .. }) => bail!(
+                "input {} names no object (no logs arrived yet, or a typo in --input?)",
+                self.url
+            ),
+            Err(e) => Err(self.explain("reading", "", e)),
+        }
     }
 
     /// The names of the "folders" directly under `rel`, sorted.

@@ -12,6 +12,7 @@
 //! rewritten file is ingested again from its start with a warning. Each line lands once,
 //! whatever the schedule.
 
+mod objects;
 mod segments;
 mod writer;
 
@@ -158,14 +159,17 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     } else {
         None
     };
+    // `--input s3://…`: fetched into the staging area too, ingested under their URLs.
+    let fetched = objects::fetch(ctx, &ctx.options.inputs)?;
     let mut inputs: Vec<PathBuf> = ctx
         .options
         .inputs
         .iter()
-        .filter(|i| i.as_os_str() != "-")
+        .filter(|i| i.as_os_str() != "-" && !objects::is_url(i))
         .cloned()
         .collect();
     inputs.extend(stdin.as_ref().map(|s| s.path.clone()));
+    inputs.extend(fetched.names.keys().cloned());
     let (files, mut rejected) = list_inputs(&inputs)?;
     for (entry, why) in &rejected {
         tracing::warn!(entry = %entry, "input entry skipped: {why}");
@@ -186,11 +190,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .step(format!("file {}/{total}: {}", i + 1, file.display()));
         let mut wait =
             std::time::Duration::from_secs(ctx.settings.lake.unfinished_line_wait_seconds);
-        let name = match &stdin {
-            // Standard input has ended: its last line is complete, newline or not.
-            Some(spool) if file == &spool.path => {
+        let name = match (&stdin, fetched.names.get(file)) {
+            // Standard input has ended, and an object is whole: the last line is complete,
+            // newline or not.
+            (Some(spool), _) if file == &spool.path => {
                 wait = std::time::Duration::ZERO;
                 spool.name.clone()
+            }
+            (_, Some(url)) => {
+                wait = std::time::Duration::ZERO;
+                url.clone()
             }
             _ => file.to_string_lossy().into_owned(),
         };
