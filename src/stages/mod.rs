@@ -223,8 +223,9 @@ impl Context {
         )?;
         if lake.is_remote() {
             // In date order, so two writers of overlapping date ranges cannot each hold a
-            // date the other waits for.
-            // A shard's writer holds its shard only: the day's other shards run at once.
+            // date the other waits for. A shard's writer holds its shard only, so the day's
+            // other shards run at once (a whole-day writer of the same day is not kept apart
+            // from them: a day is run whole or in shards).
             let shard = options
                 .shard
                 .as_ref()
