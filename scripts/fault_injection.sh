@@ -6,7 +6,9 @@
 #
 # Environment: LOGLAKE_BIN (default: the release build, built here), LINES (generated lines,
 # default 20000), FAULT_DATABASE_URL (a PostgreSQL URL: the trials then write there instead of
-# each lake's SQLite file; its password never shows, loglake scrubs it).
+# each lake's SQLite file; its password never shows, loglake scrubs it), FAULT_LAKE_URL
+# (s3://bucket/prefix, with the AWS_* variables of its server: every lake in the bucket; needs
+# FAULT_DATABASE_URL).
 #
 # Kinds of trial, TRIALS of each:
 #   run        `loglake run` killed (-9) at a random moment, then `run` again;
@@ -22,6 +24,10 @@ cd "$(dirname "$0")/.."
 trials=${1:-10}
 lines=${LINES:-20000}
 db_url=${FAULT_DATABASE_URL:-}
+# FAULT_LAKE_URL=s3://bucket/prefix: every lake in the bucket (with the AWS_* variables of its
+# server) instead of on disk; needs FAULT_DATABASE_URL, as a lake on object storage does.
+lake_url=${FAULT_LAKE_URL:+${FAULT_LAKE_URL%/}/fault-$$}
+[ -z "$lake_url" ] || [ -n "$db_url" ] || { echo "FAULT_LAKE_URL needs FAULT_DATABASE_URL" >&2; exit 1; }
 if [ -z "${LOGLAKE_BIN:-}" ]; then
   cargo build --release --quiet
   LOGLAKE_BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/loglake")
@@ -37,6 +43,9 @@ date=2026-11-20
   --seed 3 --source shop >/dev/null
 export RUST_LOG=error
 [ -z "$db_url" ] || export LOGLAKE__DATABASE__URL="$db_url"
+
+# Where the lake named $1 lives: a folder of the work area, or a prefix of the bucket.
+lake_of() { if [ -n "$lake_url" ]; then echo "$lake_url/$1"; else echo "$work/$1"; fi; }
 
 # loglake on lake $1 with source $2, then the rest of the arguments. The source's format and
 # session key are its settings (as `[sources.<name>]` in a config file), read by every stage.
@@ -80,9 +89,9 @@ kill_after_random() { # min_ms span_ms lake source args...
 
 input="$work/raw/logs"
 t0=$(now_ms)
-ll "$work/ref" ref run --input "$input" >/dev/null
+ll "$(lake_of ref)" ref run --input "$input" >/dev/null
 run_ms=$(( $(now_ms) - t0 ))
-dump "$work/ref" ref "$work/ref.txt"
+dump "$(lake_of ref)" ref "$work/ref.txt"
 [ -s "$work/ref.txt" ] || { echo "the reference run left nothing to compare" >&2; keep=1; exit 1; }
 # Each stage's clean duration, from the reference's pipeline_runs.
 stage_ms() {
@@ -96,7 +105,7 @@ stage_ms() {
 # A command's start-up before its stage begins (lock, database, migrations): a stage is
 # killed this long after it is started, plus a random part of its own duration.
 t0=$(now_ms)
-ll "$work/ref" ref 00-init >/dev/null
+ll "$(lake_of ref)" ref 00-init >/dev/null
 startup_ms=$(( $(now_ms) - t0 ))
 
 status=0
@@ -105,7 +114,7 @@ check() { # kind lake source
   n=$((n + 1))
   dump "$2" "$3" "$work/trial-$n.txt"
   if cmp -s "$work/ref.txt" "$work/trial-$n.txt"; then
-    rm -rf "$2"
+    [ -n "$lake_url" ] || rm -rf "$2"
     return 0
   fi
   echo "MISMATCH in $1 trial $n: diff $work/ref.txt $work/trial-$n.txt" >&2
@@ -122,7 +131,7 @@ report() { # kind ok total [killed mid-run]
 
 ok=0 hits=0
 for i in $(seq "$trials"); do
-  lake="$work/run-$i" source="run$i"
+  lake=$(lake_of "run-$i") source="run$i"
   kill_after_random 0 "$run_ms" "$lake" "$source" run --input "$input"
   ll "$lake" "$source" run --input "$input" >/dev/null
   check run "$lake" "$source" && ok=$((ok + 1))
@@ -134,7 +143,7 @@ for stage in 01-bronze 02-silver 03-gold 04-train 05-detect; do
   ms=$(stage_ms "$stage"); ms=${ms:-100}
   ok=0 hits=0
   for i in $(seq "$trials"); do
-    lake="$work/$stage-$i" source="s${stage%%-*}t$i"
+    lake=$(lake_of "$stage-$i") source="s${stage%%-*}t$i"
     ll "$lake" "$source" run --to "$prev" --input "$input" >/dev/null
     extra=(); [ "$stage" = 01-bronze ] && extra=(--input "$input")
     kill_after_random "$startup_ms" "$ms" "$lake" "$source" "$stage" "${extra[@]}"
@@ -147,7 +156,7 @@ done
 
 ok=0
 for i in $(seq "$trials"); do
-  lake="$work/concurrent-$i" source="c$i"
+  lake=$(lake_of "concurrent-$i") source="c$i"
   ll "$lake" "$source" --on-locked wait run --input "$input" >/dev/null 2>&1 &
   a=$!
   ll "$lake" "$source" --on-locked wait run --input "$input" >/dev/null 2>&1 &
@@ -161,7 +170,9 @@ report concurrent "$ok" "$trials"
 # must fail naming the full disk, leave no partial partition, and once the lake is moved to
 # a disk with room, a re-run must reach the reference.
 full_sizes=(128k 256k 512k 1m 2m 4m 8m)
-if [ "$(id -u)" = 0 ] && mkdir -p "$work/mnt" && mount -t tmpfs -o size=1m tmpfs "$work/mnt" 2>/dev/null; then
+if [ -n "$lake_url" ]; then
+  echo "disk-full  skipped (the lake is in a bucket)"
+elif [ "$(id -u)" = 0 ] && mkdir -p "$work/mnt" && mount -t tmpfs -o size=1m tmpfs "$work/mnt" 2>/dev/null; then
   umount "$work/mnt"
   ok=0 full=0
   for size in "${full_sizes[@]}"; do

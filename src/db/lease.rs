@@ -48,7 +48,7 @@ impl Database {
                 let db_file = self
                     .sqlite_url
                     .as_deref()
-                    .and_then(|u| u.strip_prefix("sqlite://"))
+                    .and_then(|u| u.strip_prefix("sqlite://").or(u.strip_prefix("sqlite:")))
                     .map(|u| u.split('?').next().unwrap_or(u).to_string())
                     .unwrap_or_default();
                 let dir = std::path::PathBuf::from(format!("{db_file}.leases"))
