@@ -110,21 +110,20 @@ fn layer_rank(table: &str) -> (usize, &str) {
 
 fn table_status(lake: &Lake, layer: Layer, table: &str, source: &str) -> Result<TableStatus> {
     let dates = lake.partition_dates(layer, table, source)?;
-    let mut groups: Vec<Vec<std::path::PathBuf>> = dates
-        .iter()
-        .map(|&date| lake.part_files(layer, table, source, date))
-        .collect::<Result<_>>()?;
-    // A table kept per source rather than per date (silver's template store).
-    groups.push(lake.source_files(layer, table, source)?);
     let (mut rows, mut bytes) = (0, 0);
-    for files in &groups {
-        rows += Lake::row_count(files)?;
-        bytes += files
-            .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum::<u64>();
+    for &date in &dates {
+        let (r, b) = lake.partition_size(layer, table, source, date)?;
+        rows += r;
+        bytes += b;
     }
+    // A table kept per source rather than per date (silver's template store).
+    let kept = lake.source_files(layer, table, source)?;
+    rows += Lake::row_count(&kept)?;
+    bytes += kept
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum::<u64>();
     let day = |d: Option<&chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
     Ok(TableStatus {
         source: source.to_string(),

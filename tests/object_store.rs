@@ -128,6 +128,33 @@ fn a_lake_on_object_storage_finds_what_a_local_lake_finds() {
     );
     assert!(every_partition_is_whole(&remote) >= 10);
 
+    // `status` counts the bucket's rows from its manifests: the local lake's counts.
+    let rows = |lake: &str, db: Option<&str>| -> Vec<(String, u64)> {
+        let out = ok(
+            loglake(lake, db, &source, DAYS[1], &["status", "--output", "json"])
+                .output()
+                .unwrap(),
+            "status",
+        );
+        let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut rows: Vec<(String, u64)> = status["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["table"].as_str().unwrap().to_string(),
+                    t["rows"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let on_disk = rows(local.to_str().unwrap(), None);
+    assert!(on_disk.len() >= 10, "{on_disk:?}");
+    assert_eq!(rows(&remote, Some(&db)), on_disk);
+
     // A re-run replaces the day's partitions: readers see the new manifests only, the files
     // they replaced are left for vacuum, and vacuum removes them without touching the rest.
     let input = raw.join("logs").join(format!("shop-{}.log", DAYS[1]));

@@ -389,6 +389,47 @@ impl Lake {
             .collect()
     }
 
+    /// Rows and bytes of one partition (a day, with its shards): for a lake on object
+    /// storage from its manifests, so that `loglake status` fetches no data.
+    pub fn partition_size(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: chrono::NaiveDate,
+    ) -> Result<(u64, u64)> {
+        let Some(m) = &self.mirror else {
+            let files = self.part_files(layer, table, source, date)?;
+            let bytes = files
+                .iter()
+                .filter_map(|f| fs::metadata(f).ok())
+                .map(|meta| meta.len())
+                .sum();
+            return Ok((Lake::row_count(&files)?, bytes));
+        };
+        let dir = self.partition_dir(layer, table, source, date);
+        let mut dirs = vec![dir.clone()];
+        if self.shard.is_none() {
+            dirs.extend(
+                self.shards_of(&dir)?
+                    .into_iter()
+                    .map(|s| dir.join(format!("shard={s}"))),
+            );
+        }
+        let (mut rows, mut bytes) = (0, 0);
+        for dir in dirs {
+            for f in self
+                .remote_manifest(m, &dir)?
+                .into_iter()
+                .flat_map(|m| m.files)
+            {
+                rows += f.rows;
+                bytes += f.bytes;
+            }
+        }
+        Ok((rows, bytes))
+    }
+
     /// Bytes stored for `path` (a partition, a model version, a report folder).
     pub fn stored_bytes(&self, path: &Path) -> Result<u64> {
         match &self.mirror {
@@ -476,6 +517,7 @@ fn entry_for(path: &Path, token: &str) -> Result<ManifestFile> {
         object: object_name(&name, token),
         name,
         bytes,
+        rows: reader.metadata().file_metadata().num_rows() as u64,
         footer,
     })
 }

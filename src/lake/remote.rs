@@ -50,6 +50,10 @@ pub struct ManifestFile {
     /// The object it is stored as, in the partition's prefix (unique to the write).
     pub object: String,
     pub bytes: u64,
+    /// Rows, from the file's footer: `loglake status` counts a bucket's rows from its
+    /// manifests, without fetching the lake.
+    #[serde(default)]
+    pub rows: u64,
     /// Footer values a reader may need without fetching the file (bronze's segment record).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub footer: std::collections::BTreeMap<String, String>,
