@@ -518,3 +518,23 @@ fn a_large_file_goes_up_in_parts_and_comes_back_whole() {
         "the same bytes came back"
     );
 }
+
+/// A bucket that does not exist is one line that says so and what to do, not the server's XML.
+#[test]
+fn a_missing_bucket_is_one_clear_line() {
+    let Some((_, db)) = services() else {
+        return;
+    };
+    let lake = format!("s3://loglake-no-such-bucket-{}/lake", std::process::id());
+    let out = loglake(&lake, Some(&db), "shop", DAYS[0], &["00-init"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("the bucket does not exist (create it"),
+        "{stderr}"
+    );
+}

@@ -157,11 +157,37 @@ impl Remote {
         }
     }
 
+    /// One line that says what failed and what to check: an S3 error's code and message
+    /// rather than the XML body the server sent.
     fn explain(&self, what: &str, rel: &str, e: object_store::Error) -> anyhow::Error {
-        anyhow!(
-            "{what} {}/{rel}: {e} (is the object store reachable, and are AWS_ENDPOINT_URL and the credentials right?)",
-            self.url
-        )
+        let text = e.to_string();
+        let between = |open: &str, close: &str| {
+            let start = text.find(open)? + open.len();
+            Some(text[start..].split(close).next()?.to_string())
+        };
+        let (why, hint) = match (
+            between("<Code>", "</Code>"),
+            between("<Message>", "</Message>"),
+        ) {
+            (Some(code), _) if code == "NoSuchBucket" => (
+                format!("{code}: the bucket does not exist"),
+                "create it, or fix the s3:// URL",
+            ),
+            (Some(code), message) => (
+                format!("{code}: {}", message.unwrap_or_default()),
+                "check the credentials and the bucket's permissions",
+            ),
+            (None, _) => (
+                text.split_whitespace().collect::<Vec<_>>().join(" "),
+                "is the object store reachable, and are AWS_ENDPOINT_URL and the credentials right?",
+            ),
+        };
+        let at = if rel.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{}/{rel}", self.url)
+        };
+        anyhow!("{what} {at}: {why} ({hint})")
     }
 
     /// The object at `rel`, or `None` when there is none.
