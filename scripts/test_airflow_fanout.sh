@@ -10,7 +10,8 @@
 #
 # Needs what .ci/run starts: TEST_S3_LAKE (s3://bucket) with the AWS_* variables of its server,
 # and TEST_DATABASE_URL (a PostgreSQL server; two databases are created on it).
-# Usage: scripts/test_airflow_fanout.sh     (builds loglake with cargo unless LOGLAKE_BIN is set)
+# Usage: scripts/test_airflow_fanout.sh     (builds loglake with cargo unless LOGLAKE_BIN is set;
+#        KEEP_WORK=1 keeps the work folder, with Airflow's logs, for a look after a failure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)

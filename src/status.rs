@@ -119,11 +119,7 @@ fn table_status(lake: &Lake, layer: Layer, table: &str, source: &str) -> Result<
     // A table kept per source rather than per date (silver's template store).
     let kept = lake.source_files(layer, table, source)?;
     rows += Lake::row_count(&kept)?;
-    bytes += kept
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum::<u64>();
+    bytes += kept.iter().map(|f| crate::lake::tree_bytes(f)).sum::<u64>();
     let day = |d: Option<&chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
     Ok(TableStatus {
         source: source.to_string(),

@@ -77,8 +77,7 @@ pub fn plan(lake: &Lake, db: &Database, retention: &Retention, today: NaiveDate)
     }
     lake.fetch_tree(&lake.models_dir())?;
     doomed.extend(old_models(&lake.models_dir(), cutoff));
-    lake.fetch_tree(&lake.reports_dir())?;
-    for (date, path) in dated_folders(&lake.reports_dir(), "%Y-%m-%d") {
+    for (date, path) in report_folders(lake)? {
         if date < cutoff {
             doomed.push(Doomed {
                 kind: "report",
@@ -146,14 +145,16 @@ fn old_models(root: &Path, cutoff: NaiveDate) -> Vec<Doomed> {
     doomed
 }
 
-fn dated_folders(dir: &Path, format: &str) -> Vec<(NaiveDate, PathBuf)> {
-    subdirectories(dir)
+/// The report folders (`reports/<YYYY-MM-DD>/`) by date; listed, not fetched.
+fn report_folders(lake: &Lake) -> Result<Vec<(NaiveDate, PathBuf)>> {
+    Ok(lake
+        .folders(&lake.reports_dir())?
         .into_iter()
-        .filter_map(|p| {
-            let name = p.file_name()?.to_string_lossy().into_owned();
-            Some((NaiveDate::parse_from_str(&name, format).ok()?, p))
+        .filter_map(|name| {
+            let date = NaiveDate::parse_from_str(&name, "%Y-%m-%d").ok()?;
+            Some((date, lake.reports_dir().join(name)))
         })
-        .collect()
+        .collect())
 }
 
 /// Remove everything `plan` lists (the bytes it frees are in the plan).

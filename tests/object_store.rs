@@ -538,3 +538,52 @@ fn a_missing_bucket_is_one_clear_line() {
         "{stderr}"
     );
 }
+
+/// 01-bronze appends to a bucket day without fetching the day's earlier parts; the next stage
+/// still reads the day whole.
+#[test]
+fn a_day_appended_to_by_two_processes_is_read_whole() {
+    let Some((bucket, db)) = services() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let files = common::shard_files(tmp.path(), DAYS[0], 10_000, 2);
+    let lake = fresh_prefix(&bucket, "append");
+    let lines: u64 = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count() as u64)
+        .sum();
+    let run = |args: &[&str]| {
+        ok(
+            loglake(&lake, Some(&db), "shop", DAYS[0], args)
+                .output()
+                .unwrap(),
+            "append",
+        )
+    };
+    run(&[
+        "run",
+        "--to",
+        "01-bronze",
+        "--input",
+        files[0].to_str().unwrap(),
+    ]);
+    run(&[
+        "run",
+        "--from",
+        "01-bronze",
+        "--to",
+        "02-silver",
+        "--input",
+        files[1].to_str().unwrap(),
+    ]);
+    let lake = Lake::open(Path::new(&lake)).unwrap();
+    let day: chrono::NaiveDate = DAYS[0].parse().unwrap();
+    let parsed = lake
+        .table_rows(Layer::Silver, tables::EVENTS, "shop", &[day])
+        .unwrap()
+        + lake
+            .table_rows(Layer::Quarantine, tables::UNPARSED, "shop", &[day])
+            .unwrap();
+    assert_eq!(parsed, lines, "02-silver read both processes' parts");
+}

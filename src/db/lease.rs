@@ -24,7 +24,8 @@ use crate::lake::lock::{LakeLock, LakeLocked, OnLocked};
 /// A lease held until the [`Database`] is dropped.
 pub(super) enum Held {
     /// The connection whose session holds the advisory lock.
-    Postgres(#[allow(dead_code)] sqlx::AnyConnection),
+    Postgres(sqlx::AnyConnection),
+    /// Held for as long as it lives (dropped: unlocked).
     Sqlite(#[allow(dead_code)] Box<LakeLock>),
 }
 

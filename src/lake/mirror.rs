@@ -33,6 +33,9 @@ pub(super) struct Mirror {
     /// held while they are fetched, so that threads asking for overlapping folders at once
     /// (04-train's detectors) fetch each object once.
     objects: Mutex<HashSet<String>>,
+    /// The shards of each day this process has asked about, by the day's key (a listing of
+    /// the bucket, kept like the partitions' manifests: a day's windows ask again and again).
+    shards: Mutex<HashMap<String, Vec<String>>>,
     /// The working copy, removed with the mirror.
     work: PathBuf,
 }
@@ -74,6 +77,7 @@ impl Lake {
                 remote,
                 partitions: Mutex::default(),
                 objects: Mutex::default(),
+                shards: Mutex::default(),
                 work,
             })),
             shard: None,
@@ -195,12 +199,32 @@ impl Lake {
             .collect();
         m.remote.upload(&uploads)?;
         tracing::debug!(partition = %key, files = uploads.len(), "uploaded; committing the manifest");
-        m.commit(key, Manifest::of(entries))
+        m.commit(key, Manifest::of(entries))?;
+        self.note_shard(m, target)
+    }
+
+    /// After a commit to `partition`: a shard's day, if this process has listed its shards,
+    /// lists this one too.
+    fn note_shard(&self, m: &Mirror, partition: &Path) -> Result<()> {
+        let (Some(shard), Some(day)) = (&self.shard, partition.parent()) else {
+            return Ok(());
+        };
+        let day = self.key_of(day)?;
+        if let Some(known) = m.shards.lock().expect("not poisoned").get_mut(&day)
+            && !known.iter().any(|s| **s == **shard)
+        {
+            known.push(shard.to_string());
+            known.sort();
+        }
+        Ok(())
     }
 
     /// Add (or replace) one file of the partition in `dir`: uploaded, then a manifest with it
     /// added to the committed ones. The caller holds the partition's lease, so no other
-    /// writer changes the manifest in between.
+    /// writer changes the manifest in between. The partition's earlier files are not
+    /// fetched (01-bronze appends to a day it does not read); the working copy then counts as
+    /// holding the partition only if it held the earlier files too, and a later read fetches
+    /// it whole otherwise.
     pub(super) fn publish_part_file(
         &self,
         m: &Mirror,
@@ -208,8 +232,12 @@ impl Lake {
         staged: &Path,
         name: &str,
     ) -> Result<()> {
-        self.fetch_partition(m, dir)?;
         let key = self.key_of(dir)?;
+        let held = m
+            .partitions
+            .lock()
+            .expect("not poisoned")
+            .contains_key(&key);
         let entry = entry_for(staged, &unique_token())?;
         debug_assert_eq!(entry.name, name);
         m.remote
@@ -219,10 +247,16 @@ impl Lake {
             .remote_manifest(m, dir)?
             .map(|manifest| manifest.files)
             .unwrap_or_default();
+        let complete = held || files.is_empty();
         files.retain(|f| f.name != name);
         files.push(entry);
         files.sort_by(|a, b| a.name.cmp(&b.name));
-        m.commit(key, Manifest::of(files))
+        if complete {
+            m.commit(key, Manifest::of(files))?;
+        } else {
+            m.remote.commit_manifest(&key, &Manifest::of(files))?;
+        }
+        self.note_shard(m, dir)
     }
 
     /// Publish one file of the working copy (a model, a report page, the template store) as
@@ -294,7 +328,46 @@ impl Lake {
             .lock()
             .expect("not poisoned")
             .retain(|k, _| !k.starts_with(&format!("{key}/shard=")));
+        m.shards
+            .lock()
+            .expect("not poisoned")
+            .insert(key, Vec::new());
         Ok(())
+    }
+
+    /// The shards the day in `dir` was written in, by name: listed from the bucket the first
+    /// time this process asks.
+    pub(super) fn remote_shards(&self, m: &Mirror, dir: &Path) -> Result<Vec<String>> {
+        let key = self.key_of(dir)?;
+        if let Some(known) = m.shards.lock().expect("not poisoned").get(&key) {
+            return Ok(known.clone());
+        }
+        let found = self.remote_folders(m, dir, "shard=")?;
+        m.shards
+            .lock()
+            .expect("not poisoned")
+            .insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// The committed files of one partition (a day, with its shards), from the manifests.
+    fn committed_files(
+        &self,
+        m: &Mirror,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: chrono::NaiveDate,
+    ) -> Result<Vec<ManifestFile>> {
+        let mut files = Vec::new();
+        for dir in self.partition_dirs(layer, table, source, date)? {
+            files.extend(
+                self.remote_manifest(m, &dir)?
+                    .into_iter()
+                    .flat_map(|m| m.files),
+            );
+        }
+        Ok(files)
     }
 
     /// After a shard of the day in `day` is committed: the day's own manifest (from when it
@@ -354,28 +427,15 @@ impl Lake {
         date: chrono::NaiveDate,
         key: &str,
     ) -> Result<Vec<(String, Option<String>)>> {
-        let dir = self.partition_dir(layer, table, source, date);
         if let Some(m) = &self.mirror {
-            let mut dirs = vec![dir.clone()];
-            if self.shard.is_none() {
-                dirs.extend(
-                    self.shards_of(&dir)?
-                        .into_iter()
-                        .map(|s| dir.join(format!("shard={s}"))),
-                );
-            }
-            let mut values = Vec::new();
-            for dir in dirs {
-                for f in self
-                    .remote_manifest(m, &dir)?
-                    .into_iter()
-                    .flat_map(|m| m.files)
-                {
+            return Ok(self
+                .committed_files(m, layer, table, source, date)?
+                .into_iter()
+                .map(|f| {
                     let value = f.footer.get(key).cloned();
-                    values.push((f.name, value));
-                }
-            }
-            return Ok(values);
+                    (f.name, value)
+                })
+                .collect());
         }
         self.part_files(layer, table, source, date)?
             .into_iter()
@@ -400,34 +460,14 @@ impl Lake {
     ) -> Result<(u64, u64)> {
         let Some(m) = &self.mirror else {
             let files = self.part_files(layer, table, source, date)?;
-            let bytes = files
-                .iter()
-                .filter_map(|f| fs::metadata(f).ok())
-                .map(|meta| meta.len())
-                .sum();
+            let bytes = files.iter().map(|f| super::tree_bytes(f)).sum();
             return Ok((Lake::row_count(&files)?, bytes));
         };
-        let dir = self.partition_dir(layer, table, source, date);
-        let mut dirs = vec![dir.clone()];
-        if self.shard.is_none() {
-            dirs.extend(
-                self.shards_of(&dir)?
-                    .into_iter()
-                    .map(|s| dir.join(format!("shard={s}"))),
-            );
-        }
-        let (mut rows, mut bytes) = (0, 0);
-        for dir in dirs {
-            for f in self
-                .remote_manifest(m, &dir)?
-                .into_iter()
-                .flat_map(|m| m.files)
-            {
-                rows += f.rows;
-                bytes += f.bytes;
-            }
-        }
-        Ok((rows, bytes))
+        let files = self.committed_files(m, layer, table, source, date)?;
+        Ok((
+            files.iter().map(|f| f.rows).sum(),
+            files.iter().map(|f| f.bytes).sum(),
+        ))
     }
 
     /// Bytes stored for `path` (a partition, a model version, a report folder).

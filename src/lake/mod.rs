@@ -261,10 +261,15 @@ impl Lake {
 
     /// The tables `layer` holds (its folders), by name.
     pub fn tables(&self, layer: Layer) -> Result<Vec<String>> {
-        let dir = self.root.join(layer.dir_name());
+        self.folders(&self.root.join(layer.dir_name()))
+    }
+
+    /// The names of the folders in `dir` (in the bucket, for a lake on object storage, where
+    /// nothing needs fetching to list them), sorted; staging folders (`_…`) are not listed.
+    pub fn folders(&self, dir: &Path) -> Result<Vec<String>> {
         match &self.mirror {
-            Some(m) => self.remote_folders(m, &dir, ""),
-            None => Ok(subfolders(&dir, "")),
+            Some(m) => self.remote_folders(m, dir, ""),
+            None => Ok(subfolders(dir, "")),
         }
     }
 
@@ -316,29 +321,36 @@ impl Lake {
         source: &str,
         date: NaiveDate,
     ) -> Result<Vec<PathBuf>> {
-        let dir = self.partition_dir(layer, table, source, date);
-        if let Some(m) = &self.mirror {
-            self.fetch_partition(m, &dir)?;
-        }
-        let mut files = parquet_files(&dir)?;
-        if self.shard.is_none() {
-            for shard in self.shards_of(&dir)? {
-                let shard_dir = dir.join(format!("shard={shard}"));
-                if let Some(m) = &self.mirror {
-                    self.fetch_partition(m, &shard_dir)?;
-                }
-                files.extend(parquet_files(&shard_dir)?);
+        let mut files = Vec::new();
+        for dir in self.partition_dirs(layer, table, source, date)? {
+            if let Some(m) = &self.mirror {
+                self.fetch_partition(m, &dir)?;
             }
+            files.extend(parquet_files(&dir)?);
         }
         Ok(files)
     }
 
-    /// The shards a day's partition in `dir` was written in, by name.
-    fn shards_of(&self, dir: &Path) -> Result<Vec<String>> {
-        match &self.mirror {
-            Some(m) => self.remote_folders(m, dir, "shard="),
-            None => Ok(subfolders(dir, "shard=")),
+    /// The folders one partition's files are in: its own, and for a whole day written in
+    /// shards, each shard's, in name order.
+    fn partition_dirs(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+    ) -> Result<Vec<PathBuf>> {
+        let dir = self.partition_dir(layer, table, source, date);
+        if self.shard.is_some() {
+            return Ok(vec![dir]);
         }
+        let shards = match &self.mirror {
+            Some(m) => self.remote_shards(m, &dir)?,
+            None => subfolders(&dir, "shard="),
+        };
+        let mut dirs = vec![dir.clone()];
+        dirs.extend(shards.iter().map(|s| dir.join(format!("shard={s}"))));
+        Ok(dirs)
     }
 
     /// Lazily scan `table` over the given dates; `None` when no partition exists.
