@@ -115,6 +115,14 @@ pub struct IngestArgs {
     /// or - for standard input; repeatable.
     #[arg(long, value_name = "PATH")]
     pub input: Vec<PathBuf>,
+    /// Kafka topic to ingest, each partition from where bronze stopped up to its latest
+    /// offset when the batch starts; repeatable. SASL and TLS settings come from
+    /// LOGLAKE_KAFKA_* (see README).
+    #[arg(long, value_name = "TOPIC")]
+    pub kafka: Vec<String>,
+    /// Kafka brokers, host:port[,host:port…] (overrides [sources.<name>] kafka_brokers).
+    #[arg(long, value_name = "HOSTS", requires = "kafka")]
+    pub kafka_brokers: Option<String>,
 }
 
 /// Which input shard of the batch `01-bronze`, `02-silver` and `run --to 02-silver` work on.
@@ -169,7 +177,7 @@ pub enum Command {
     /// Create the lake layout and apply database migrations.
     #[command(name = "00-init", alias = "init")]
     Init,
-    /// Ingest raw files (plain or .gz) into bronze, losslessly.
+    /// Ingest raw files (plain or .gz) or Kafka topics into bronze, losslessly.
     #[command(name = "01-bronze", alias = "bronze")]
     Bronze {
         #[command(flatten)]
@@ -583,11 +591,14 @@ pub fn run(cli: Cli) -> Result<Completion> {
         Command::Gold { sessions } => sessions.session_key.clone(),
         _ => parse_args.and_then(|p| p.sessions.session_key.clone()),
     };
+    let ingest_args = match &cli.command {
+        Command::Bronze { ingest, .. } | Command::Run { ingest, .. } => Some(ingest),
+        _ => None,
+    };
     let options = StageOptions {
-        inputs: match &cli.command {
-            Command::Bronze { ingest, .. } | Command::Run { ingest, .. } => ingest.input.clone(),
-            _ => Vec::new(),
-        },
+        inputs: ingest_args.map(|i| i.input.clone()).unwrap_or_default(),
+        kafka_topics: ingest_args.map(|i| i.kafka.clone()).unwrap_or_default(),
+        kafka_brokers: ingest_args.and_then(|i| i.kafka_brokers.clone()),
         shard: match &cli.command {
             Command::Bronze { shard, .. }
             | Command::Silver { shard, .. }

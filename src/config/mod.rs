@@ -141,6 +141,9 @@ pub struct SourceSettings {
     pub granularities: Option<Vec<String>>,
     /// Overrides `[gold] window_minutes` for this source.
     pub window_minutes: Option<u32>,
+    /// Kafka brokers (`host:port`, comma-separated) that `01-bronze --kafka <topic>` reads
+    /// this source's topics from (`--kafka-brokers` overrides it).
+    pub kafka_brokers: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -404,7 +407,7 @@ mod tests {
                 format: Some("hdfs".into()),
                 session_key: Some(r"(blk_-?\d+)".into()),
                 granularities: Some(vec!["session".into()]),
-                window_minutes: None,
+                ..Default::default()
             },
         );
         assert_eq!(s.parse_for("hdfs").format, "hdfs");

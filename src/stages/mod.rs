@@ -137,6 +137,9 @@ impl RunOutcome {
 pub struct StageOptions {
     /// Raw files or folders for `01-bronze`.
     pub inputs: Vec<PathBuf>,
+    /// Kafka topics for `01-bronze`, and the brokers given on the command line.
+    pub kafka_topics: Vec<String>,
+    pub kafka_brokers: Option<String>,
     /// The input shard `01-bronze` and `02-silver` work on (see [`Lake::for_shard`]).
     pub shard: Option<String>,
     /// Overrides the source's format.

@@ -12,6 +12,7 @@
 //! rewritten file is ingested again from its start with a warning. Each line lands once,
 //! whatever the schedule.
 
+mod kafka;
 mod objects;
 mod segments;
 mod writer;
@@ -149,9 +150,85 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let [date] = ctx.dates[..] else {
         bail!("01-bronze ingests into one batch date: give --date, not a range");
     };
-    if ctx.options.inputs.is_empty() {
-        bail!("01-bronze needs --input <file or folder>");
+    let topics = &ctx.options.kafka_topics;
+    if ctx.options.inputs.is_empty() && topics.is_empty() {
+        bail!("01-bronze needs --input <file or folder> or --kafka <topic>");
     }
+    let mut files = Files::default();
+    if !ctx.options.inputs.is_empty() {
+        ingest_files(ctx, date, &mut files)?;
+    }
+    let mut consumed = kafka::Consumed::default();
+    if !topics.is_empty() {
+        let brokers = kafka_brokers(ctx)?;
+        // Under the source's lease on a bucket: two batch dates' runs reading one topic at
+        // once would both start from the same committed offsets.
+        consumed = ctx
+            .with_source_lease(|| kafka::ingest(ctx, date, topics, &brokers, kafka_ranges(ctx)?))?;
+        files.rejected.extend(consumed.lost.iter().cloned());
+    }
+    record_rejected(ctx, date, &files.rejected)?;
+    let unreadable = files.unreadable;
+    if unreadable > 0 && files.ingested == 0 && files.skipped == 0 && topics.is_empty() {
+        bail!(
+            "none of the {unreadable} input file(s) could be read (see the warnings above): check their permissions"
+        );
+    }
+    let mut said = Vec::new();
+    if !ctx.options.inputs.is_empty() {
+        said.push(if files.found == 0 {
+            format!("no files under {:?}", ctx.options.inputs)
+        } else {
+            format!(
+                "{} file(s) or new parts of files ingested ({} lines), {} already in bronze",
+                files.ingested, files.lines, files.skipped
+            )
+        });
+    }
+    if !topics.is_empty() {
+        said.push(format!(
+            "{} Kafka message(s) from {} partition(s) of {}, {} partition(s) with nothing new",
+            consumed.messages,
+            consumed.parts,
+            topics.join(", "),
+            consumed.up_to_date,
+        ));
+        if !consumed.lost.is_empty() {
+            said.push(format!(
+                "{} message(s) lost upstream before they were read (see the warnings and quarantine/inputs)",
+                consumed.lost_messages
+            ));
+        }
+    }
+    let said = format!("{}{}", said.join("; "), unreadable_note(unreadable));
+    let rows = files.lines + consumed.messages;
+    if files.ingested == 0 && consumed.parts == 0 {
+        return Ok(RunOutcome::nothing_to_do(said));
+    }
+    Ok(RunOutcome {
+        rows_in: rows,
+        rows_out: rows,
+        rows_quarantined: 0,
+        message: format!("{said}, into {date}"),
+        ..Default::default()
+    })
+}
+
+/// What 01-bronze made of its input files.
+#[derive(Default)]
+struct Files {
+    /// Files found under the inputs.
+    found: usize,
+    ingested: usize,
+    skipped: usize,
+    /// Files and folder entries that could not be read.
+    unreadable: usize,
+    lines: u64,
+    /// What could not be read (or was lost upstream), for `quarantine/inputs`.
+    rejected: Rejected,
+}
+
+fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Result<()> {
     // `--input -`: standard input, spooled to the lake's staging area and ingested as a file
     // named by its content, `stdin:<sha>` (piping the same text again finds it in bronze).
     let stdin = if ctx.options.inputs.iter().any(|i| i.as_os_str() == "-") {
@@ -170,21 +247,18 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .collect();
     inputs.extend(stdin.as_ref().map(|s| s.path.clone()));
     inputs.extend(fetched.names.keys().cloned());
-    let (files, mut rejected) = list_inputs(&inputs)?;
+    let (files, rejected) = list_inputs(&inputs)?;
     for (entry, why) in &rejected {
         tracing::warn!(entry = %entry, "input entry skipped: {why}");
     }
-    let unfollowed = rejected.len();
+    tally.unreadable = rejected.len();
+    tally.rejected = rejected;
+    tally.found = files.len();
     if files.is_empty() {
-        record_rejected(ctx, date, &rejected)?;
-        return Ok(RunOutcome::nothing_to_do(format!(
-            "no files under {:?} (no logs arrived for {date}?)",
-            ctx.options.inputs
-        )));
+        return Ok(());
     }
     let mut known = ingested_of(ctx)?;
     let total = files.len() as u64;
-    let (mut ingested, mut skipped, mut unreadable, mut lines) = (0usize, 0usize, 0usize, 0u64);
     for (i, file) in files.iter().enumerate() {
         ctx.progress
             .step(format!("file {}/{total}: {}", i + 1, file.display()));
@@ -211,15 +285,15 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 // One unreadable file does not stop the others; it is counted and named.
                 let why = format!("{e:#}");
                 tracing::warn!(file = %file.display(), error = %why, "input not readable; skipped (fix it and run 01-bronze again: nothing of it was ingested)");
-                rejected.push((file.display().to_string(), why));
-                unreadable += 1;
+                tally.rejected.push((file.display().to_string(), why));
+                tally.unreadable += 1;
                 continue;
             }
         };
         let (segment, until_error) = match plan {
             Plan::Skip { why } => {
                 tracing::info!(file = %file.display(), "{why}; skipped");
-                skipped += 1;
+                tally.skipped += 1;
                 continue;
             }
             Plan::Ingest {
@@ -260,32 +334,29 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .part_names
             .insert(segment.prefix_sha[..32].to_string());
         known.segments.push(segment);
-        ingested += 1;
-        lines += n;
+        tally.ingested += 1;
+        tally.lines += n;
     }
-    let unreadable = unreadable + unfollowed;
-    record_rejected(ctx, date, &rejected)?;
-    if unreadable > 0 && ingested == 0 && skipped == 0 {
-        bail!(
-            "none of the {unreadable} input file(s) could be read (see the warnings above): check their permissions"
-        );
-    }
-    if ingested == 0 {
-        return Ok(RunOutcome::nothing_to_do(format!(
-            "nothing new: {skipped} file(s) already in bronze{}",
-            unreadable_note(unreadable)
-        )));
-    }
-    Ok(RunOutcome {
-        rows_in: lines,
-        rows_out: lines,
-        rows_quarantined: 0,
-        message: format!(
-            "{ingested} file(s) or new parts of files ingested ({lines} lines), {skipped} already in bronze, into {date}{}",
-            unreadable_note(unreadable)
-        ),
-        ..Default::default()
-    })
+    Ok(())
+}
+
+/// The brokers `--kafka` reads from: `--kafka-brokers`, else the source's `kafka_brokers`.
+fn kafka_brokers(ctx: &Context) -> Result<String> {
+    ctx.options
+        .kafka_brokers
+        .clone()
+        .or_else(|| {
+            ctx.settings
+                .sources
+                .get(&ctx.source)
+                .and_then(|s| s.kafka_brokers.clone())
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--kafka needs the brokers to read from: give --kafka-brokers host:port or set kafka_brokers in [sources.{}]",
+                ctx.source
+            )
+        })
 }
 
 fn unreadable_note(unreadable: usize) -> String {
@@ -342,37 +413,62 @@ fn record_rejected(
 /// What bronze holds of this source: each part's segment (from its footer) and its name.
 fn ingested_of(ctx: &Context) -> Result<Ingested> {
     let mut known = Ingested::default();
+    for (d, name, segment) in footer_records(ctx, segments::SEGMENT_KEY)? {
+        if let Some(stem) = name
+            .strip_suffix(".parquet")
+            .and_then(|s| s.strip_prefix("part-"))
+        {
+            known.part_names.insert(stem.to_string());
+        }
+        if let Some(text) = segment {
+            known
+                .segments
+                .push(serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "the segment record of bronze part {name} of {d} is unreadable: {e}"
+                    )
+                })?);
+        }
+    }
+    Ok(known)
+}
+
+/// The Kafka offset ranges bronze holds of this source, from its parts' footers.
+fn kafka_ranges(ctx: &Context) -> Result<Vec<kafka::offsets::Range>> {
+    footer_records(ctx, kafka::offsets::RANGE_KEY)?
+        .into_iter()
+        .filter_map(|(d, name, text)| {
+            text.map(|text| {
+                serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "the Kafka offset record of bronze part {name} of {d} is unreadable: {e}"
+                    )
+                })
+            })
+        })
+        .collect()
+}
+
+/// Every bronze part of this source, by date, with its footer record `key` if it has one.
+/// Footer values only: a lake on object storage answers from its manifests, without fetching
+/// every earlier day's lines.
+fn footer_records(
+    ctx: &Context,
+    key: &str,
+) -> Result<Vec<(chrono::NaiveDate, String, Option<String>)>> {
+    let mut records = Vec::new();
     for d in ctx
         .lake
         .partition_dates(Layer::Bronze, tables::LINES, &ctx.source)?
     {
-        // Footer values only: a lake on object storage answers from its manifests, without
-        // fetching every earlier day's lines.
-        for (name, segment) in ctx.lake.footer_values(
-            Layer::Bronze,
-            tables::LINES,
-            &ctx.source,
-            d,
-            segments::SEGMENT_KEY,
-        )? {
-            if let Some(stem) = name
-                .strip_suffix(".parquet")
-                .and_then(|s| s.strip_prefix("part-"))
-            {
-                known.part_names.insert(stem.to_string());
-            }
-            if let Some(text) = segment {
-                known
-                    .segments
-                    .push(serde_json::from_str(&text).map_err(|e| {
-                        anyhow::anyhow!(
-                            "the segment record of bronze part {name} of {d} is unreadable: {e}"
-                        )
-                    })?);
-            }
+        for (name, value) in
+            ctx.lake
+                .footer_values(Layer::Bronze, tables::LINES, &ctx.source, d, key)?
+        {
+            records.push((d, name, value));
         }
     }
-    Ok(known)
+    Ok(records)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, Result};
 use arrow::array::{
     ArrayRef, BinaryBuilder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+    new_null_array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -43,6 +44,16 @@ pub fn schema() -> SchemaRef {
         // one last row holding whatever was read of its line, which silver quarantines
         // with this reason. Null on every other row.
         Field::new("read_error", DataType::Utf8, true),
+        // A Kafka message's key and timestamp (`01-bronze --kafka`); null for a file's lines.
+        // For a message, `file` is `kafka://<topic>/<partition>`, `byte_offset` its offset in
+        // the partition, `line_no` that offset + 1 and `file_sha256` the checksum naming its
+        // part (see [`super::kafka`]).
+        Field::new("message_key", DataType::Binary, true),
+        Field::new(
+            "message_time",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
     ]))
 }
 
@@ -88,31 +99,54 @@ pub fn open_lines(path: &Path) -> Result<(Box<dyn BufRead>, bool)> {
     }
 }
 
-struct BatchBuilder {
+/// The rows of one record batch as they are read.
+pub struct BatchBuilder {
     line: StringBuilder,
     raw: BinaryBuilder,
     byte_offset: UInt64Builder,
     line_no: UInt64Builder,
     read_error: StringBuilder,
-    rows: usize,
+    /// Kafka messages' keys and timestamps; `None` for a file's lines, whose batches get
+    /// all-null columns without a row-by-row append.
+    message: Option<(BinaryBuilder, TimestampMillisecondBuilder)>,
+    pub rows: usize,
 }
 
 impl BatchBuilder {
     /// Builders sized for `rows` lines of `line_bytes` bytes in all. A builder that starts
     /// empty doubles its buffer as lines arrive, copying them each time into memory the kernel
     /// must fault in afresh: on a million HDFS lines that was a tenth of 01-bronze's CPU.
-    fn with_capacity(rows: usize, line_bytes: usize) -> Self {
+    pub fn with_capacity(rows: usize, line_bytes: usize) -> Self {
         Self {
             line: StringBuilder::with_capacity(rows, line_bytes),
             raw: BinaryBuilder::new(),
             byte_offset: UInt64Builder::with_capacity(rows),
             line_no: UInt64Builder::with_capacity(rows),
             read_error: StringBuilder::new(),
+            message: None,
             rows: 0,
         }
     }
 
-    fn push(&mut self, bytes: &[u8], offset: u64, line_no: u64, read_error: Option<&str>) {
+    /// Builders for Kafka messages: each row also has a key (or null) and a timestamp.
+    pub fn for_messages(rows: usize, line_bytes: usize) -> Self {
+        let mut builder = Self::with_capacity(rows, line_bytes);
+        builder.message = Some((
+            BinaryBuilder::new(),
+            TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
+        ));
+        builder
+    }
+
+    /// A message's key and timestamp, for the row pushed next (see [`Self::for_messages`]).
+    pub fn push_message(&mut self, key: Option<&[u8]>, time_ms: i64) {
+        if let Some((keys, times)) = &mut self.message {
+            keys.append_option(key);
+            times.append_value(time_ms);
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8], offset: u64, line_no: u64, read_error: Option<&str>) {
         self.read_error.append_option(read_error);
         match std::str::from_utf8(bytes) {
             Ok(s) => {
@@ -129,13 +163,24 @@ impl BatchBuilder {
         self.rows += 1;
     }
 
-    fn finish(&mut self, schema: &SchemaRef, same: &mut SameOnEveryRow) -> Result<RecordBatch> {
+    pub fn finish(&mut self, schema: &SchemaRef, same: &mut SameOnEveryRow) -> Result<RecordBatch> {
         let n = self.rows;
         // The next batch is sized like this one, with a little room for longer lines.
         let line_bytes = self.line.values_slice().len();
-        let next = Self::with_capacity(n, line_bytes + line_bytes / 16);
+        let next = if self.message.is_some() {
+            Self::for_messages(n, line_bytes + line_bytes / 16)
+        } else {
+            Self::with_capacity(n, line_bytes + line_bytes / 16)
+        };
         let mut this = std::mem::replace(self, next);
         let [file, ingest_time, sha] = same.columns(n);
+        let (message_key, message_time): (ArrayRef, ArrayRef) = match &mut this.message {
+            Some((keys, times)) => (Arc::new(keys.finish()), Arc::new(times.finish())),
+            None => (
+                new_null_array(&DataType::Binary, n),
+                new_null_array(schema.field(9).data_type(), n),
+            ),
+        };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(this.line.finish()),
             Arc::new(this.raw.finish()),
@@ -145,6 +190,8 @@ impl BatchBuilder {
             ingest_time,
             sha,
             Arc::new(this.read_error.finish()),
+            message_key,
+            message_time,
         ];
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
@@ -154,7 +201,7 @@ impl BatchBuilder {
 /// once for the longest batch and sliced for each (a slice shares the values): built again
 /// for every batch they were 85 MB of copies on a million HDFS lines, most of it a 64-byte
 /// checksum.
-struct SameOnEveryRow {
+pub struct SameOnEveryRow {
     file: String,
     ingest_ms: i64,
     sha: String,
@@ -162,7 +209,7 @@ struct SameOnEveryRow {
 }
 
 impl SameOnEveryRow {
-    fn new(file: String, ingest_ms: i64, sha: String) -> Self {
+    pub fn new(file: String, ingest_ms: i64, sha: String) -> Self {
         let built = Self::build(&file, ingest_ms, &sha, 0);
         Self {
             file,
@@ -198,11 +245,11 @@ impl SameOnEveryRow {
 }
 
 /// Stream the lines of `segment` — bytes `start..end` of its file's (decompressed) stream,
-/// as [`super::segments::probe`] measured them — into a Parquet file at `out`, with the segment
-/// in the footer. Reading stops at `end` even if the file has grown since it was probed: what
+/// as [`super::segments::plan`] measured them — into a Parquet file at `out`, with the segment
+/// in the footer. Reading stops at `end` even if the file has grown since it was planned: what
 /// lies beyond is the next run's segment.
 ///
-/// With `until_error` (the probe met a read error, a truncated `.gz`), reading goes on to
+/// With `until_error` (the plan met a read error, a truncated `.gz`), reading goes on to
 /// that error instead, so that what was read of the broken line is kept with its reason.
 pub fn write_segment(
     input: &Path,
@@ -211,6 +258,22 @@ pub fn write_segment(
     until_error: bool,
     batch_rows: usize,
 ) -> Result<u64> {
+    write_part(out, batch_rows, |send| {
+        let (lines, written) =
+            read_segment(input, segment, until_error, batch_rows, &schema(), send)?;
+        let record = KeyValue::new(SEGMENT_KEY.to_string(), serde_json::to_string(&written)?);
+        Ok((lines, record))
+    })
+}
+
+/// Write one bronze part at `out` from the record batches `fill` hands to the function it is
+/// given, with the footer record `fill` returns beside its result (what the part holds, for
+/// the next run to pick up after it).
+pub fn write_part<T>(
+    out: &Path,
+    batch_rows: usize,
+    fill: impl FnOnce(&mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<(T, KeyValue)>,
+) -> Result<T> {
     let schema = schema();
     // Line numbers and byte offsets climb steadily: delta-encoded they take a few bits a row
     // (plain, zstd found little to squeeze out of them: 6.4 of bronze's 21 MB on a million
@@ -275,7 +338,7 @@ pub fn write_segment(
             Ok(file)
         });
         let mut index = 0;
-        let read = read_segment(input, segment, until_error, batch_rows, &schema, |batch| {
+        let filled = fill(&mut |batch| {
             let (done, result) = channel();
             // A send fails when the appender stopped: its error is the one to report, at
             // the join.
@@ -289,13 +352,10 @@ pub fn write_segment(
         let mut file = appender
             .join()
             .map_err(|_| anyhow::anyhow!("the thread writing {} panicked", out.display()))??;
-        let (lines, written) = read?;
-        file.append_key_value_metadata(KeyValue::new(
-            SEGMENT_KEY.to_string(),
-            serde_json::to_string(&written)?,
-        ));
+        let (out, record) = filled?;
+        file.append_key_value_metadata(record);
         file.close()?;
-        Ok(lines)
+        Ok(out)
     })
 }
 
@@ -331,7 +391,7 @@ fn read_segment(
     until_error: bool,
     batch_rows: usize,
     schema: &SchemaRef,
-    mut send: impl FnMut(RecordBatch) -> Result<()>,
+    send: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<(u64, Segment)> {
     let (mut stream, _) = open_lines(input)?;
     std::io::copy(&mut (&mut stream).take(segment.start), &mut std::io::sink())
