@@ -189,7 +189,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         said.push(format!(
             "{} Kafka message(s) from {} partition(s) of {}, {} partition(s) with nothing new",
             consumed.messages,
-            consumed.parts,
+            consumed.partitions,
             topics.join(", "),
             consumed.up_to_date,
         ));
@@ -202,7 +202,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     }
     let said = format!("{}{}", said.join("; "), unreadable_note(unreadable));
     let rows = files.lines + consumed.messages;
-    if files.ingested == 0 && consumed.parts == 0 {
+    if files.ingested == 0 && consumed.partitions == 0 {
         return Ok(RunOutcome::nothing_to_do(said));
     }
     Ok(RunOutcome {
@@ -435,18 +435,18 @@ fn ingested_of(ctx: &Context) -> Result<Ingested> {
 
 /// The Kafka offset ranges bronze holds of this source, from its parts' footers.
 fn kafka_ranges(ctx: &Context) -> Result<Vec<kafka::offsets::Range>> {
-    footer_records(ctx, kafka::offsets::RANGE_KEY)?
-        .into_iter()
-        .filter_map(|(d, name, text)| {
-            text.map(|text| {
-                serde_json::from_str(&text).map_err(|e| {
-                    anyhow::anyhow!(
-                        "the Kafka offset record of bronze part {name} of {d} is unreadable: {e}"
-                    )
-                })
-            })
-        })
-        .collect()
+    let mut ranges = Vec::new();
+    for (d, name, text) in footer_records(ctx, kafka::offsets::RANGE_KEY)? {
+        if let Some(text) = text {
+            let held: Vec<kafka::offsets::Range> = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "the Kafka offset record of bronze part {name} of {d} is unreadable: {e}"
+                )
+            })?;
+            ranges.extend(held);
+        }
+    }
+    Ok(ranges)
 }
 
 /// Every bronze part of this source, by date, with its footer record `key` if it has one.

@@ -106,9 +106,9 @@ pub struct BatchBuilder {
     byte_offset: UInt64Builder,
     line_no: UInt64Builder,
     read_error: StringBuilder,
-    /// Kafka messages' keys and timestamps; `None` for a file's lines, whose batches get
-    /// all-null columns without a row-by-row append.
-    message: Option<(BinaryBuilder, TimestampMillisecondBuilder)>,
+    /// Kafka messages' partitions, keys and timestamps; `None` for a file's lines, whose
+    /// batches get all-null columns without a row-by-row append.
+    message: Option<Messages>,
     pub rows: usize,
 }
 
@@ -128,21 +128,25 @@ impl BatchBuilder {
         }
     }
 
-    /// Builders for Kafka messages: each row also has a key (or null) and a timestamp.
+    /// Builders for Kafka messages: each row also has its partition (as `file`), a key (or
+    /// null) and a timestamp.
     pub fn for_messages(rows: usize, line_bytes: usize) -> Self {
         let mut builder = Self::with_capacity(rows, line_bytes);
-        builder.message = Some((
-            BinaryBuilder::new(),
-            TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
-        ));
+        builder.message = Some(Messages {
+            file: StringBuilder::new(),
+            key: BinaryBuilder::new(),
+            time: TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
+        });
         builder
     }
 
-    /// A message's key and timestamp, for the row pushed next (see [`Self::for_messages`]).
-    pub fn push_message(&mut self, key: Option<&[u8]>, time_ms: i64) {
-        if let Some((keys, times)) = &mut self.message {
-            keys.append_option(key);
-            times.append_value(time_ms);
+    /// A message's partition, key and timestamp, for the row pushed next (see
+    /// [`Self::for_messages`]).
+    pub fn push_message(&mut self, file: &str, key: Option<&[u8]>, time_ms: i64) {
+        if let Some(m) = &mut self.message {
+            m.file.append_value(file);
+            m.key.append_option(key);
+            m.time.append_value(time_ms);
         }
     }
 
@@ -173,9 +177,12 @@ impl BatchBuilder {
             Self::with_capacity(n, line_bytes + line_bytes / 16)
         };
         let mut this = std::mem::replace(self, next);
-        let [file, ingest_time, sha] = same.columns(n);
+        let [mut file, ingest_time, sha] = same.columns(n);
         let (message_key, message_time): (ArrayRef, ArrayRef) = match &mut this.message {
-            Some((keys, times)) => (Arc::new(keys.finish()), Arc::new(times.finish())),
+            Some(m) => {
+                file = Arc::new(m.file.finish());
+                (Arc::new(m.key.finish()), Arc::new(m.time.finish()))
+            }
             None => (
                 new_null_array(&DataType::Binary, n),
                 new_null_array(schema.field(9).data_type(), n),
@@ -195,6 +202,13 @@ impl BatchBuilder {
         ];
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
+}
+
+/// What a Kafka message's row has beyond a line's.
+struct Messages {
+    file: StringBuilder,
+    key: BinaryBuilder,
+    time: TimestampMillisecondBuilder,
 }
 
 /// The columns every row of a segment shares — its file, ingest time and checksum — built

@@ -2,9 +2,9 @@
 //!
 //! loglake stays a batch pipeline: a batch reads each partition from where bronze stopped up
 //! to the partition's latest offset *when the batch started*, so a run ends however busy the
-//! topic is, and what arrives meanwhile is the next batch's. Each partition's new messages
-//! become one bronze part, committed with the [`offsets::Range`] it holds in its footer: the
-//! offsets and the rows land together or not at all (see [`offsets`]).
+//! topic is, and what arrives meanwhile is the next batch's. A topic's new messages become one
+//! bronze part, committed with the [`offsets::Range`] of each partition it holds in its
+//! footer: the offsets and the rows land together or not at all (see [`offsets`]).
 //!
 //! A row is one message: its value is the line (one trailing newline removed, as from a
 //! file's line; not valid UTF-8: kept exactly in `raw`), with `message_key` and
@@ -15,6 +15,7 @@
 mod client;
 pub mod offsets;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
@@ -23,6 +24,7 @@ use chrono::NaiveDate;
 use parquet::file::metadata::KeyValue;
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::record::RecordAndOffset;
+use sha2::{Digest, Sha256};
 
 use super::Rejected;
 use super::writer::{self, BatchBuilder, SameOnEveryRow};
@@ -38,8 +40,8 @@ const FETCH_BYTES: i32 = 4 << 20;
 /// What a batch read from Kafka.
 #[derive(Debug, Default)]
 pub struct Consumed {
-    /// Partitions read into a part of their own, and those with nothing new.
-    pub parts: usize,
+    /// Partitions read, and those with nothing new.
+    pub partitions: usize,
     pub up_to_date: usize,
     pub messages: u64,
     /// What was lost upstream, per partition, for `quarantine/inputs`: (where, why).
@@ -47,8 +49,8 @@ pub struct Consumed {
     pub lost_messages: i64,
 }
 
-/// Read every partition of `topics` from where bronze stopped into `date`'s partition.
-/// `committed` is what bronze holds (every range of the source's parts).
+/// Read every partition of `topics` from where bronze stopped into `date`'s partition: one
+/// part per topic. `committed` is what bronze holds (every range of the source's parts).
 pub fn ingest(
     ctx: &Context,
     date: NaiveDate,
@@ -70,28 +72,35 @@ pub fn ingest(
                 connection.brokers
             );
         };
+        let mut streams = Vec::new();
         for &partition in &found.partitions {
             let key = (topic.clone(), partition);
-            let last = last.get(&key);
-            ingest_partition(ctx, date, &connection, key, last, &mut consumed)
+            let stream = plan_partition(&connection, &key, last.get(&key), &mut consumed)
                 .with_context(|| format!("reading partition {partition} of topic {topic}"))?;
+            streams.extend(stream);
         }
+        if streams.is_empty() {
+            continue;
+        }
+        consumed.partitions += streams.len();
+        consumed.messages += ingest_topic(ctx, date, &connection, streams)
+            .with_context(|| format!("reading topic {topic}"))?;
     }
     Ok(consumed)
 }
 
-fn ingest_partition(
-    ctx: &Context,
-    date: NaiveDate,
+/// Where `partition` picks up, with what was lost upstream recorded in `consumed`; `None` when
+/// it holds nothing new.
+fn plan_partition(
     connection: &client::Connection,
-    (topic, partition): (String, i32),
+    (topic, partition): &(String, i32),
     last: Option<&Range>,
     consumed: &mut Consumed,
-) -> Result<()> {
+) -> Result<Option<Stream>> {
     let runtime = &connection.runtime;
     let reader = Arc::new(runtime.block_on(connection.client.partition_client(
         topic.clone(),
-        partition,
+        *partition,
         UnknownTopicHandling::Retry,
     ))?);
     let held = runtime.block_on(held_by(&reader))?;
@@ -111,47 +120,32 @@ fn ingest_partition(
         incarnation,
         lost,
     } = offsets::start(last, held, still_there);
-    let place = offsets::location(&topic, partition, incarnation);
-    if let Some((count, why)) = lost {
-        tracing::warn!(partition = %place, lost = count, "{why}");
-        consumed.lost.push((place.clone(), why));
-        consumed.lost_messages += count;
-    }
-    if from >= held.latest {
-        consumed.up_to_date += 1;
-        return Ok(());
-    }
-    let mut range = Range {
-        topic,
-        partition,
+    let range = Range {
+        topic: topic.clone(),
+        partition: *partition,
         incarnation,
         start: from,
         end: held.latest,
         messages: 0,
         first: None,
     };
-    let name = format!("part-{}.parquet", &range.checksum()[..32]);
-    let batch_rows = ctx.settings.lake.bronze_batch_rows;
-    ctx.lake.commit_part_file(
-        Layer::Bronze,
-        tables::LINES,
-        &ctx.source,
-        date,
-        &name,
-        |staged| {
-            let read = writer::write_part(staged, batch_rows, |send| {
-                let read = read_range(runtime, &reader, &mut range, batch_rows, send)?;
-                let record =
-                    KeyValue::new(offsets::RANGE_KEY.to_string(), serde_json::to_string(&range)?);
-                Ok((read, record))
-            })?;
-            tracing::info!(partition = %range.location(), messages = read, from = range.start, to = range.end, "ingested");
-            Ok(())
-        },
-    )?;
-    consumed.parts += 1;
-    consumed.messages += range.messages;
-    Ok(())
+    if let Some((count, why)) = lost {
+        tracing::warn!(partition = %range.location(), lost = count, "{why}");
+        consumed.lost.push((range.location(), why));
+        consumed.lost_messages += count;
+    }
+    if from >= held.latest {
+        consumed.up_to_date += 1;
+        return Ok(None);
+    }
+    Ok(Some(Stream {
+        location: range.location(),
+        next: range.start,
+        range,
+        reader,
+        queue: VecDeque::new(),
+        in_flight: None,
+    }))
 }
 
 /// The partition's earliest and latest offsets now. The latest is the high watermark a fetch
@@ -168,74 +162,178 @@ async fn held_by(reader: &PartitionClient) -> Result<Held> {
     })
 }
 
-/// Read `range.start..range.end` into record batches handed to `send`, filling in the
-/// range's message count and first message; returns the messages read.
-fn read_range(
+/// Write the new messages of a topic's partitions as one bronze part, with their ranges in
+/// its footer; returns the messages written.
+///
+/// The partitions are merged by message timestamp (then partition, then offset), not
+/// appended one after the other: Kafka keeps order only within a partition, and 02-silver's
+/// template miner sees lines in bronze's order. Merged, a topic whose messages are stamped as
+/// their lines were written holds them in the order a file of the same lines would, and gives
+/// the same templates and anomalies.
+fn ingest_topic(
+    ctx: &Context,
+    date: NaiveDate,
+    connection: &client::Connection,
+    mut streams: Vec<Stream>,
+) -> Result<u64> {
+    let name = {
+        let mut hash = Sha256::new();
+        for s in &streams {
+            hash.update(s.range.checksum().as_bytes());
+        }
+        format!("part-{}.parquet", &writer::hex(&hash.finalize())[..32])
+    };
+    let batch_rows = ctx.settings.lake.bronze_batch_rows;
+    let mut written = 0;
+    ctx.lake.commit_part_file(
+        Layer::Bronze,
+        tables::LINES,
+        &ctx.source,
+        date,
+        &name,
+        |staged| {
+            written = writer::write_part(staged, batch_rows, |send| {
+                let written = merge(&connection.runtime, &mut streams, &name, batch_rows, send)?;
+                let ranges: Vec<&Range> = streams.iter().map(|s| &s.range).collect();
+                let record = KeyValue::new(
+                    offsets::RANGE_KEY.to_string(),
+                    serde_json::to_string(&ranges)?,
+                );
+                Ok((written, record))
+            })?;
+            Ok(())
+        },
+    )?;
+    for s in &streams {
+        tracing::info!(partition = %s.location, messages = s.range.messages, from = s.range.start, to = s.range.end, "ingested");
+    }
+    Ok(written)
+}
+
+/// One partition being read: its range, the messages fetched and not yet written, and the
+/// fetch in flight.
+struct Stream {
+    range: Range,
+    location: String,
+    reader: Arc<PartitionClient>,
+    /// The next offset to fetch.
+    next: i64,
+    queue: VecDeque<RecordAndOffset>,
+    in_flight: Option<Fetch>,
+}
+
+type Fetch = tokio::task::JoinHandle<rskafka::client::error::Result<(Vec<RecordAndOffset>, i64)>>;
+
+impl Stream {
+    fn done(&self) -> bool {
+        self.queue.is_empty() && self.next >= self.range.end
+    }
+
+    /// Start fetching from `next`, unless the range is read or a fetch is in flight.
+    fn fetch_ahead(&mut self, runtime: &tokio::runtime::Runtime) {
+        if self.in_flight.is_none() && self.next < self.range.end {
+            let (reader, offset) = (Arc::clone(&self.reader), self.next);
+            self.in_flight = Some(
+                runtime
+                    .spawn(async move { reader.fetch_records(offset, 1..FETCH_BYTES, 500).await }),
+            );
+        }
+    }
+
+    /// Make sure the queue holds the next message, unless the range is read.
+    fn fill(&mut self, runtime: &tokio::runtime::Runtime) -> Result<()> {
+        while self.queue.is_empty() && self.next < self.range.end {
+            self.fetch_ahead(runtime);
+            let pending = self.in_flight.take().expect("a fetch was started");
+            let (records, _) = runtime
+                .block_on(pending)
+                .context("the Kafka fetch task stopped")?
+                .with_context(|| {
+                    format!(
+                        "fetching {} from offset {} (if retention deleted it meanwhile, run 01-bronze again: it reports what was lost)",
+                        self.location, self.next
+                    )
+                })?;
+            let end = self.range.end;
+            let next = self.next;
+            self.queue.extend(
+                records
+                    .into_iter()
+                    .filter(|r| r.offset >= next && r.offset < end),
+            );
+            let Some(after) = self.queue.back().map(|r| r.offset + 1) else {
+                // Nothing at `next` though the partition holds messages up to `end`. Stepping
+                // over the offset could skip a message, so the run stops and says what it met.
+                bail!(
+                    "the broker returned no message at offset {next} of {}, though it holds messages up to offset {} (a transactional topic's markers, which loglake cannot read past yet, or a broker that cannot fetch from inside a record batch); nothing of this topic was committed by this run",
+                    self.location,
+                    end - 1
+                );
+            };
+            self.next = after;
+            if self.range.first.is_none() {
+                self.range.first = self.queue.front().map(|r| (r.offset, fingerprint_of(r)));
+            }
+        }
+        // The next fetch is in flight while this thread writes what came.
+        self.fetch_ahead(runtime);
+        Ok(())
+    }
+}
+
+/// Merge the streams' messages by (timestamp, partition, offset) into record batches handed
+/// to `send`; returns how many were written.
+fn merge(
     runtime: &tokio::runtime::Runtime,
-    reader: &Arc<PartitionClient>,
-    range: &mut Range,
+    streams: &mut [Stream],
+    part: &str,
     batch_rows: usize,
     send: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<u64> {
     let schema = writer::schema();
     let mut same = SameOnEveryRow::new(
-        range.location(),
+        String::new(),
         chrono::Utc::now().timestamp_millis(),
-        range.checksum(),
+        part.trim_start_matches("part-")
+            .trim_end_matches(".parquet")
+            .to_string(),
     );
     let mut batch = BatchBuilder::for_messages(batch_rows.min(1024), 0);
-    let (mut next, end) = (range.start, range.end);
-    let mut read = 0u64;
-    // The next fetch is in flight while this thread turns the last one into rows.
-    let fetch = |offset: i64| {
-        let reader = Arc::clone(reader);
-        runtime.spawn(async move { reader.fetch_records(offset, 1..FETCH_BYTES, 500).await })
+    let mut written = 0u64;
+    for s in streams.iter_mut() {
+        s.fill(runtime)?;
+    }
+    // Partitions are few: a scan for the earliest head costs less than a heap's upkeep.
+    let earliest = |streams: &[Stream]| {
+        (streams.iter().enumerate())
+            .filter_map(|(i, s)| s.queue.front().map(|r| (r.record.timestamp, i)))
+            .min()
+            .map(|(_, i)| i)
     };
-    let mut in_flight = Some(fetch(next));
-    while let Some(pending) = in_flight.take() {
-        let (records, _) = runtime
-            .block_on(pending)
-            .context("the Kafka fetch task stopped")?
-            .with_context(|| offset_error_hint(range, next))?;
-        let records: Vec<RecordAndOffset> = records
-            .into_iter()
-            .filter(|r| r.offset >= next && r.offset < end)
-            .collect();
-        let Some(after) = records.last().map(|r| r.offset + 1) else {
-            // Nothing at `next` though the partition holds messages up to `end`. Stepping over
-            // the offset could skip a message, so the run stops and says what it met.
-            bail!(
-                "the broker returned no message at offset {next} of {}, though it holds messages up to offset {} (a transactional topic's markers, which loglake cannot read past yet, or a broker that cannot fetch from inside a record batch); nothing of this partition was committed by this run",
-                range.location(),
-                end - 1
-            );
-        };
-        next = after;
-        if next < end {
-            in_flight = Some(fetch(next));
+    while let Some(i) = earliest(streams) {
+        let s = &mut streams[i];
+        let r = s.queue.pop_front().expect("the chosen stream has a head");
+        push_message(&mut batch, &s.location, &r);
+        s.range.messages += 1;
+        written += 1;
+        if batch.rows >= batch_rows {
+            send(batch.finish(&schema, &mut same)?)?;
         }
-        for r in &records {
-            push_message(&mut batch, r);
-            read += 1;
-            if batch.rows >= batch_rows {
-                send(batch.finish(&schema, &mut same)?)?;
-            }
-        }
-        if range.first.is_none() {
-            range.first = records.first().map(|r| (r.offset, fingerprint_of(r)));
+        if s.queue.is_empty() {
+            s.fill(runtime)?;
         }
     }
+    debug_assert!(streams.iter().all(Stream::done));
     if batch.rows > 0 {
         send(batch.finish(&schema, &mut same)?)?;
     }
-    range.messages = read;
-    Ok(read)
+    Ok(written)
 }
 
-fn push_message(batch: &mut BatchBuilder, r: &RecordAndOffset) {
+fn push_message(batch: &mut BatchBuilder, location: &str, r: &RecordAndOffset) {
     let offset = r.offset as u64;
     let time_ms = r.record.timestamp.timestamp_millis();
-    batch.push_message(r.record.key.as_deref(), time_ms);
+    batch.push_message(location, r.record.key.as_deref(), time_ms);
     match &r.record.value {
         Some(value) => {
             let line = value.strip_suffix(b"\n").unwrap_or(value);
@@ -255,12 +353,5 @@ fn fingerprint_of(r: &RecordAndOffset) -> String {
         r.record.timestamp.timestamp_millis(),
         r.record.key.as_deref(),
         r.record.value.as_deref(),
-    )
-}
-
-fn offset_error_hint(range: &Range, offset: i64) -> String {
-    format!(
-        "fetching {} from offset {offset} (if retention deleted it meanwhile, run 01-bronze again: it reports what was lost)",
-        range.location()
     )
 }

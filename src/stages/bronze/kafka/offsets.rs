@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 
 use crate::stages::bronze::writer::hex;
 
-/// Key of the offset range record in a bronze part's Parquet footer.
+/// Key of the offset ranges record (a JSON list, one range per partition) in a bronze part's
+/// Parquet footer.
 pub const RANGE_KEY: &str = "loglake.bronze.kafka";
 
 /// The offsets of one partition that one bronze part holds.

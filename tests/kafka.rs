@@ -1,0 +1,480 @@
+//! `01-bronze --kafka` against a real Kafka-protocol broker: `TEST_KAFKA_BROKERS`
+//! (`host:port`). CI starts tansu and sets it; then these tests must pass, and without it
+//! they say so and skip. Messages are produced here with the same client loglake reads with.
+//!
+//! Asserts what a user feeding loglake from Kafka relies on: every message lands in bronze
+//! once, with its topic, partition, offset, key and timestamp; a later batch reads only what
+//! arrived since; a recreated topic is reported, with what was lost, and read again as a new
+//! incarnation; and a topic holding a file's lines gives the file's anomalies.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use loglake::lake::{Lake, Layer, tables};
+use polars::prelude::*;
+use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::Record;
+
+const DAY: &str = "2026-11-21";
+/// How the lines produced here start, in the format [`FORMAT`] reads.
+const LINE_HEAD: &str = "2026-11-21 10:00:00 INFO app: ";
+const FORMAT: &str = "<Date> <Time> <Level> <Component>: <Content>";
+
+fn brokers() -> Option<String> {
+    match std::env::var("TEST_KAFKA_BROKERS") {
+        Ok(b) => Some(b),
+        Err(_) => {
+            eprintln!("TEST_KAFKA_BROKERS is not set: skipping the Kafka tests (CI sets it)");
+            None
+        }
+    }
+}
+
+/// A message's key or value, if it has one.
+type Bytes<'a> = Option<&'a [u8]>;
+
+/// A topic of its own on the test broker, and a client to produce to it.
+struct Topic {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    name: String,
+    partitions: i32,
+}
+
+impl Topic {
+    fn create(brokers: &str, what: &str, partitions: i32) -> Topic {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("{what}-{}-{nanos}", std::process::id());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let client = runtime
+            .block_on(ClientBuilder::new(vec![brokers.to_string()]).build())
+            .unwrap();
+        let topic = Topic {
+            runtime,
+            client,
+            name,
+            partitions,
+        };
+        topic.create_again();
+        topic
+    }
+
+    fn create_again(&self) {
+        self.runtime
+            .block_on(async {
+                self.client
+                    .controller_client()?
+                    .create_topic(&self.name, self.partitions, 1, 5_000)
+                    .await
+            })
+            .unwrap();
+    }
+
+    fn delete(&self) {
+        self.runtime
+            .block_on(async {
+                self.client
+                    .controller_client()?
+                    .delete_topic(&self.name, 5_000)
+                    .await
+            })
+            .unwrap();
+    }
+
+    /// Produce `messages` (key, value) to `partition`, stamped `at` + their index in ms.
+    fn produce(&self, partition: i32, messages: &[(Bytes, Bytes)], at: i64) {
+        let stamped: Vec<_> = (messages.iter().enumerate())
+            .map(|(i, (key, value))| (*key, *value, at + i as i64))
+            .collect();
+        self.produce_stamped(partition, &stamped);
+    }
+
+    /// Produce `messages` (key, value, timestamp in ms) to `partition`.
+    fn produce_stamped(&self, partition: i32, messages: &[(Bytes, Bytes, i64)]) {
+        let records = messages
+            .iter()
+            .map(|(key, value, at)| Record {
+                key: key.map(<[u8]>::to_vec),
+                value: value.map(<[u8]>::to_vec),
+                headers: Default::default(),
+                timestamp: chrono::DateTime::from_timestamp_millis(*at).unwrap(),
+            })
+            .collect();
+        self.runtime
+            .block_on(async {
+                self.client
+                    .partition_client(&self.name, partition, UnknownTopicHandling::Retry)
+                    .await?
+                    .produce(records, Compression::NoCompression)
+                    .await
+            })
+            .unwrap();
+    }
+
+    /// `count` lines `2026-11-21 10:00:00 INFO app: <prefix> <i>` to `partition`.
+    fn lines(&self, partition: i32, prefix: &str, count: usize) {
+        let texts: Vec<String> = (0..count)
+            .map(|i| format!("{LINE_HEAD}{prefix} {i}"))
+            .collect();
+        let messages: Vec<_> = texts.iter().map(|t| (None, Some(t.as_bytes()))).collect();
+        self.produce(partition, &messages, 1_700_000_000_000);
+    }
+}
+
+fn loglake(lake: &Path, brokers: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args([
+            "--lake",
+            lake.to_str().unwrap(),
+            "--source",
+            "app",
+            "--date",
+            DAY,
+        ])
+        .args(args)
+        .env("LOGLAKE__SOURCES__APP__KAFKA_BROKERS", brokers)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loglake failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &stderr
+}
+
+/// The day's bronze rows of source `app`, ordered by where they came from.
+fn bronze(lake: &Path) -> DataFrame {
+    Lake::open(lake)
+        .unwrap()
+        .scan_partition(Layer::Bronze, tables::LINES, "app", DAY.parse().unwrap())
+        .unwrap()
+        .expect("bronze was committed")
+        .sort(["file", "byte_offset"], Default::default())
+        .collect()
+        .unwrap()
+}
+
+#[test]
+fn each_message_lands_once_with_its_provenance() {
+    let Some(brokers) = brokers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let topic = Topic::create(&brokers, "once", 3);
+    topic.lines(0, "zero", 100);
+    topic.produce(
+        0,
+        &[
+            (
+                Some(b"host-7"),
+                Some(b"2026-11-21 10:00:01 INFO app: keyed line"),
+            ),
+            (
+                None,
+                Some(b"2026-11-21 10:00:02 INFO app: not utf-8 \xff here"),
+            ),
+            (
+                None,
+                Some(b"2026-11-21 10:00:03 INFO app: ends in a newline\n"),
+            ),
+            (Some(b"gone"), None),
+        ],
+        1_800_000_000_000,
+    );
+    topic.lines(1, "one", 50);
+    ok(loglake(&lake, &brokers, &["00-init"]));
+    let said = ok(loglake(
+        &lake,
+        &brokers,
+        &["01-bronze", "--kafka", &topic.name],
+    ));
+    assert!(
+        said.contains("154 Kafka message(s) from 2 partition(s)"),
+        "{said}"
+    );
+    assert!(said.contains("1 partition(s) with nothing new"), "{said}");
+
+    let rows = bronze(&lake);
+    assert_eq!(rows.height(), 154);
+    let file = rows.column("file").unwrap().str().unwrap();
+    let offset = rows.column("byte_offset").unwrap().u64().unwrap();
+    let line_no = rows.column("line_no").unwrap().u64().unwrap();
+    let line = rows.column("line").unwrap().str().unwrap();
+    let p0 = format!("kafka://{}/0", topic.name);
+    assert_eq!(file.get(0), Some(p0.as_str()));
+    assert_eq!((offset.get(0), line_no.get(0)), (Some(0), Some(1)));
+    assert_eq!(line.get(0), Some(format!("{LINE_HEAD}zero 0").as_str()));
+    // The four special messages follow partition 0's hundred lines, at offsets 100..103.
+    let key = rows.column("message_key").unwrap().binary().unwrap();
+    let time = rows.column("message_time").unwrap().datetime().unwrap();
+    assert_eq!(key.get(100), Some(&b"host-7"[..]));
+    assert!(line.get(100).unwrap().ends_with(": keyed line"));
+    assert_eq!(time.phys.get(100), Some(1_800_000_000_000));
+    assert_eq!(key.get(101), None);
+    let raw = rows.column("raw").unwrap().binary().unwrap();
+    assert!(raw.get(101).unwrap().ends_with(b": not utf-8 \xff here"));
+    assert!(line.get(102).unwrap().ends_with(": ends in a newline"));
+    let read_error = rows.column("read_error").unwrap().str().unwrap();
+    assert!(read_error.get(103).unwrap().contains("tombstone"));
+    assert_eq!(read_error.null_count(), 153);
+    let p1 = format!("kafka://{}/1", topic.name);
+    assert_eq!(file.get(104), Some(p1.as_str()));
+
+    // A later batch reads what arrived since, and only that.
+    topic.lines(2, "two", 30);
+    topic.lines(0, "zero again", 5);
+    let said = ok(loglake(
+        &lake,
+        &brokers,
+        &["01-bronze", "--kafka", &topic.name],
+    ));
+    assert!(
+        said.contains("35 Kafka message(s) from 2 partition(s)"),
+        "{said}"
+    );
+    let rows = bronze(&lake);
+    assert_eq!(rows.height(), 189);
+    let unique = rows
+        .select(["file", "byte_offset"])
+        .unwrap()
+        .unique_stable(None, UniqueKeepStrategy::Any, None)
+        .unwrap();
+    assert_eq!(unique.height(), 189, "a message landed twice");
+    let said = ok(loglake(
+        &lake,
+        &brokers,
+        &["01-bronze", "--kafka", &topic.name],
+    ));
+    assert!(said.contains("nothing to do"), "{said}");
+
+    // Silver accounts for every row: the tombstone is quarantined with its reason.
+    let said = ok(loglake(&lake, &brokers, &["02-silver", "--format", FORMAT]));
+    assert!(said.contains("189 lines"), "{said}");
+    assert!(said.contains("1 quarantined"), "{said}");
+}
+
+#[test]
+fn a_recreated_topic_is_reported_and_read_as_a_new_incarnation() {
+    let Some(brokers) = brokers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let topic = Topic::create(&brokers, "recreated", 1);
+    topic.lines(0, "first life", 10);
+    ok(loglake(&lake, &brokers, &["00-init"]));
+    ok(loglake(
+        &lake,
+        &brokers,
+        &["01-bronze", "--kafka", &topic.name],
+    ));
+
+    // Deleted and created again with fewer messages: offsets went back.
+    topic.delete();
+    std::thread::sleep(Duration::from_millis(200));
+    topic.create_again();
+    topic.lines(0, "second life", 4);
+    let said = ok(loglake(
+        &lake,
+        &brokers,
+        &["01-bronze", "--kafka", &topic.name],
+    ));
+    assert!(said.contains("4 Kafka message(s)"), "{said}");
+    assert!(said.contains("recreated"), "{said}");
+    assert!(said.contains("lost upstream"), "{said}");
+    let rows = bronze(&lake);
+    assert_eq!(rows.height(), 14);
+    let second = format!("kafka://{}/0?incarnation=1", topic.name);
+    let file = rows.column("file").unwrap().str().unwrap();
+    assert_eq!(
+        file.iter().filter(|f| *f == Some(second.as_str())).count(),
+        4
+    );
+    let lost = Lake::open(&lake)
+        .unwrap()
+        .scan_partition(
+            Layer::Quarantine,
+            tables::INPUTS,
+            "app",
+            DAY.parse().unwrap(),
+        )
+        .unwrap()
+        .expect("the loss is recorded")
+        .collect()
+        .unwrap();
+    let reason = lost
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert!(reason.contains("recreated"), "{reason}");
+
+    // Recreated again, this time grown past what was read: the first message read is no
+    // longer the one at its offset.
+    topic.delete();
+    std::thread::sleep(Duration::from_millis(200));
+    topic.create_again();
+    topic.lines(0, "third life", 6);
+    let said = ok(loglake(
+        &lake,
+        &brokers,
+        &["01-bronze", "--kafka", &topic.name],
+    ));
+    assert!(said.contains("6 Kafka message(s)"), "{said}");
+    assert!(said.contains("recreated"), "{said}");
+    assert_eq!(bronze(&lake).height(), 20);
+}
+
+#[test]
+fn mistakes_fail_with_what_to_do() {
+    let Some(brokers) = brokers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ok(loglake(&lake, &brokers, &["00-init"]));
+    let out = loglake(
+        &lake,
+        &brokers,
+        &["01-bronze", "--kafka", "no-such-topic-here"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // No brokers configured for the source.
+    let out = Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args([
+            "--lake",
+            lake.to_str().unwrap(),
+            "--source",
+            "app",
+            "--date",
+            DAY,
+        ])
+        .args(["01-bronze", "--kafka", "logs"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--kafka-brokers"), "{stderr}");
+}
+
+/// The real HDFS sessions' lines (`../shared/data`), produced to three partitions in blocks
+/// dealt round-robin, so that a block's lines are spread over partitions, and stamped in the
+/// order they were written, as a shipper stamps what it reads, give the anomalies the file
+/// gives. HDFS stamps its lines to the second, so many share a time and only bronze's order
+/// orders them: appending the partitions one after another instead of merging them changes
+/// the sessions' event sequences, and this test fails.
+#[test]
+fn a_topic_gives_the_anomalies_of_the_same_lines_in_a_file() {
+    let Some(brokers) = brokers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/hdfs-sessions-dev/HDFS.log");
+    let text = std::fs::read(&log).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the tests expect ../shared beside the checkout)",
+            log.display()
+        )
+    });
+    let topic = Topic::create(&brokers, "same", 3);
+    let lines: Vec<&[u8]> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    for (block, chunk) in lines.chunks(300).enumerate() {
+        let stamped: Vec<_> = (chunk.iter().enumerate())
+            .map(|(i, line)| {
+                (
+                    None,
+                    Some(*line),
+                    1_700_000_000_000 + (block * 300 + i) as i64,
+                )
+            })
+            .collect();
+        topic.produce_stamped((block % 3) as i32, &stamped);
+    }
+    let (from_file, from_topic) = (dir.path().join("file"), dir.path().join("topic"));
+    let hdfs = |lake: &Path, input: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loglake"));
+        cmd.args(["--lake", lake.to_str().unwrap(), "--source", "hdfs"])
+            .args(["--date", DAY, "run"])
+            .args(input)
+            .env("LOGLAKE__SOURCES__HDFS__FORMAT", "hdfs")
+            .env("LOGLAKE__SOURCES__HDFS__SESSION_KEY", r"blk_-?\d+")
+            .env("RUST_LOG", "warn");
+        ok(cmd.output().unwrap())
+    };
+    hdfs(&from_file, &["--input", log.to_str().unwrap()]);
+    let said = hdfs(
+        &from_topic,
+        &["--kafka", &topic.name, "--kafka-brokers", &brokers],
+    );
+    assert!(
+        said.contains("Kafka message(s) from 3 partition(s)"),
+        "{said}"
+    );
+    // Samples name where their lines came from (a file, or a topic's partition and offset),
+    // and so does an event's key (`<file>:<line>`, `kafka://<topic>/<partition>:<offset+1>`),
+    // which names its anomaly and the incident it opens: windows and sessions must match in
+    // all but their incident's name, events in everything but those names.
+    let found = |lake: &Path, events: bool| {
+        let all = common::lake_anomalies(
+            lake.to_str().unwrap(),
+            "hdfs",
+            &[DAY],
+            &["details", "incident_id"],
+        );
+        let is_event = all
+            .column("granularity")
+            .unwrap()
+            .str()
+            .unwrap()
+            .equal("event");
+        let mask = if events { is_event } else { !is_event };
+        let rows = all.filter(&mask).unwrap();
+        if !events {
+            return rows;
+        }
+        let rows = rows.drop_many(["anomaly_id", "entity_key"]);
+        let by: Vec<String> = rows
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        rows.sort(by, Default::default()).unwrap()
+    };
+    let incidents = |lake: &Path| {
+        let all = common::lake_anomalies(lake.to_str().unwrap(), "hdfs", &[DAY], &[]);
+        all.column("incident_id").unwrap().n_unique().unwrap()
+    };
+    assert_eq!(incidents(&from_file), incidents(&from_topic));
+    for events in [false, true] {
+        let (file_found, topic_found) = (found(&from_file, events), found(&from_topic, events));
+        assert_eq!(file_found.height(), topic_found.height(), "events {events}");
+        let differ: Vec<String> = file_found
+            .get_column_names()
+            .iter()
+            .filter(|c| {
+                !file_found
+                    .column(c)
+                    .unwrap()
+                    .equals_missing(topic_found.column(c).unwrap())
+            })
+            .map(|c| c.to_string())
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "events {events}: the anomalies differ in {differ:?}"
+        );
+    }
+    let found = common::lake_anomalies(from_file.to_str().unwrap(), "hdfs", &[DAY], &[]);
+    assert!(found.height() > 20, "{found}");
+}
