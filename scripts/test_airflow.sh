@@ -7,7 +7,8 @@
 #   day 3  no logs arrived (an empty folder): the data stages are skipped via exit code 99,
 #          00-init and 06-report succeed, nothing fails;
 #   day 4  the day's log folder is missing: 01-bronze fails with loglake's one-line reason in
-#          its task log, the stages after it are upstream_failed, and `dags test` exits non-zero.
+#          its task log, the stages after it are upstream_failed, and `dags test` exits non-zero;
+#   days 5-7, with TEST_KAFKA_BROKERS: the DAG reading a Kafka topic instead (see below).
 #
 # Usage: scripts/test_airflow.sh            (builds loglake with cargo unless LOGLAKE_BIN is set)
 # Env:   AIRFLOW_VERSION (default 3.3.2), LOGLAKE_AIRFLOW_VENV (default ~/.cache/loglake-airflow-venv)
@@ -125,5 +126,40 @@ assert per_day.get("2026-11-19", 0) > 0 and per_day.get("2026-11-20", 0) > 0, pe
 # One failed stage run: day 4's 01-bronze; nothing left running.
 assert runs.get("failed", 0) == 1 and runs.get("running", 0) == 0, runs
 EOF
+
+# With a Kafka broker (CI sets TEST_KAFKA_BROKERS): the same DAG reading a topic instead of a
+# folder, on a lake of its own. Each run reads what arrived since the last:
+#   day 5  the first day's lines are on the topic: every task succeeds;
+#   day 6  the second day's lines arrived: 04-train skipped (fresh models), the rest succeed;
+#   day 7  nothing arrived: the data stages are skipped, nothing fails.
+if [ -n "${TEST_KAFKA_BROKERS:-}" ]; then
+  produce=${KAFKA_PRODUCE_BIN:-$(dirname "$LOGLAKE_BIN")/examples/kafka_produce}
+  [ -x "$produce" ] || { cargo build --quiet --example kafka_produce; produce="${CARGO_TARGET_DIR:-$repo/target}/debug/examples/kafka_produce"; }
+  topic="airflow-$$-$(date +%s)"
+  export LOGLAKE_LAKE="$work/kafka-lake" LOGLAKE_KAFKA_TOPICS="$topic" LOGLAKE_KAFKA_BROKERS="$TEST_KAFKA_BROKERS"
+  "$produce" --brokers "$TEST_KAFKA_BROKERS" --topic "$topic" --partitions 3 --create --key 'req=(\S+)' \
+    "$work/logs/2026-11-19/"* >/dev/null
+  run_day 2026-11-23
+  expect_states 2026-11-23 "00-init=success 01-bronze=success 02-silver=success 03-gold=success 04-train=success 05-detect=success 06-report=success"
+  "$produce" --brokers "$TEST_KAFKA_BROKERS" --topic "$topic" --partitions 3 --key 'req=(\S+)' \
+    "$work/logs/2026-11-20/"* >/dev/null
+  run_day 2026-11-24
+  expect_states 2026-11-24 "00-init=success 01-bronze=success 02-silver=success 03-gold=success 04-train=skipped 05-detect=success 06-report=success"
+  run_day 2026-11-25
+  expect_states 2026-11-25 "00-init=success 01-bronze=skipped 02-silver=skipped 03-gold=skipped 04-train=skipped 05-detect=skipped 06-report=success"
+  python3 - "$LOGLAKE_LAKE/loglake.db" "$work/logs" <<'EOF'
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+rows = dict(con.execute(
+    "SELECT batch_dates, rows_out FROM pipeline_runs WHERE stage = '01-bronze' AND status = 'succeeded'"))
+lines = [sum(1 for f in os.listdir(os.path.join(sys.argv[2], d))
+             for _ in open(os.path.join(sys.argv[2], d, f), "rb"))
+         for d in ("2026-11-19", "2026-11-20")]
+print(f"airflow-test: from Kafka, bronze rows per batch date {rows}; lines produced {lines}")
+assert [rows.get("2026-11-23"), rows.get("2026-11-24")] == lines, (rows, lines)
+per_day = dict(con.execute("SELECT batch_date, count(*) FROM anomalies GROUP BY batch_date"))
+assert per_day.get("2026-11-23", 0) > 0 and per_day.get("2026-11-24", 0) > 0, per_day
+EOF
+fi
 
 echo "airflow-test: passed in $(( $(date +%s) - t_start ))s (Airflow $airflow_version)"

@@ -6,6 +6,10 @@
 //! once, with its topic, partition, offset, key and timestamp; a later batch reads only what
 //! arrived since; a recreated topic is reported, with what was lost, and read again as a new
 //! incarnation; and a topic holding a file's lines gives the file's anomalies.
+//!
+//! Messages deleted by retention before they were read are counted by the same code that
+//! tells a recreated topic (`offsets::start`, unit-tested there), but not here: tansu's
+//! in-memory storage does not implement DeleteRecords, which such a test would need.
 
 mod common;
 

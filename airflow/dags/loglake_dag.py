@@ -16,6 +16,9 @@ Settings come from the environment of the scheduler/worker, so the file needs no
     LOGLAKE_BIN                 loglake binary                   (default: loglake on PATH)
     LOGLAKE_SOURCE              source name                      (default: app)
     LOGLAKE_INPUT               raw logs of one day, templated   (default: /data/logs/{{ ds }})
+    LOGLAKE_KAFKA_TOPICS        Kafka topics instead of files,   (default: none; read files)
+                                comma-separated: each run reads what arrived since the last
+    LOGLAKE_KAFKA_BROKERS       their brokers, host:port,…       (default: from the config)
     LOGLAKE_CONFIG              config file                      (default: loglake's own lookup)
     LOGLAKE_LAKE                lake folder                      (default: from the config)
     LOGLAKE_FORMAT              line format                      (default: from the config)
@@ -72,7 +75,15 @@ def _loglake_command(stage: str) -> str:
         stage_args += ["--session-key", _env("LOGLAKE_SESSION_KEY")]
     command = " ".join(shlex.quote(a) for a in args) + " --date {{ ds }} " + stage
     command += "".join(" " + shlex.quote(a) for a in stage_args)
-    if stage == "01-bronze":
+    if stage == "01-bronze" and _env("LOGLAKE_KAFKA_TOPICS"):
+        # A topic instead of a folder: each run reads every partition from where bronze
+        # stopped up to the offsets it finds at its start, into the run's date.
+        for topic in _env("LOGLAKE_KAFKA_TOPICS").split(","):
+            if topic.strip():
+                command += " --kafka " + shlex.quote(topic.strip())
+        if _env("LOGLAKE_KAFKA_BROKERS"):
+            command += " --kafka-brokers " + shlex.quote(_env("LOGLAKE_KAFKA_BROKERS"))
+    elif stage == "01-bronze":
         # Templated: the default reads one folder per logical date.
         command += " --input " + _env("LOGLAKE_INPUT", "/data/logs/{{ ds }}")
     if stage == "06-report":
