@@ -20,17 +20,8 @@ target=${CARGO_TARGET_DIR:-target}
 bin="$target/release/loglake"
 produce="$target/release/examples/kafka_produce"
 work=$(mktemp -d /tmp/loglake-bench-kafka.XXXXXX)
-broker_pid=""
-trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; rm -rf "$work"' EXIT
-if [ -z "${KAFKA_BROKERS:-}" ]; then
-  tansu=${TANSU_BIN:-$HOME/.cache/loglake-tansu/bin/tansu}
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
-  broker_pid=$!
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  KAFKA_BROKERS=127.0.0.1:$port
-fi
+trap '[ -n "${broker_pid:-}" ] && kill "$broker_pid" 2>/dev/null; rm -rf "$work"' EXIT
+. scripts/tansu_broker.sh
 python3 ../shared/peers/make_hdfs_like.py --lines "$lines" --seed 7 --out "$work/day.log" >/dev/null
 n=$(wc -l <"$work/day.log")
 topic="bench-$$"

@@ -36,18 +36,8 @@ produce=${KAFKA_PRODUCE_BIN:-$target/release/examples/kafka_produce}
 check=${KAFKA_CHECK_BIN:-$target/release/examples/kafka_bronze_check}
 work=$(mktemp -d)
 keep=0
-broker_pid=""
-trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; [ "$keep" = 1 ] || rm -rf "$work"' EXIT
-if [ -z "${KAFKA_BROKERS:-}" ]; then
-  tansu=${TANSU_BIN:-$HOME/.cache/loglake-tansu/bin/tansu}
-  [ -x "$tansu" ] || { echo "no broker: set KAFKA_BROKERS, or install tansu (see .ci/run)" >&2; exit 1; }
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
-  broker_pid=$!
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  KAFKA_BROKERS=127.0.0.1:$port
-fi
+trap '[ -n "${broker_pid:-}" ] && kill "$broker_pid" 2>/dev/null; [ "$keep" = 1 ] || rm -rf "$work"' EXIT
+. scripts/tansu_broker.sh
 date=2026-11-20
 "$bin" generate --out "$work/raw" --days 1 --start-date "$date" --lines-per-day "$lines" \
   --seed 5 --source shop >/dev/null

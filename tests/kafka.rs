@@ -81,6 +81,13 @@ impl Topic {
             .unwrap();
     }
 
+    /// Deleted and created again, empty, as an operator recreating it does.
+    fn recreate(&self) {
+        self.delete();
+        std::thread::sleep(Duration::from_millis(200));
+        self.create_again();
+    }
+
     fn delete(&self) {
         self.runtime
             .block_on(async {
@@ -149,6 +156,15 @@ fn loglake(lake: &Path, brokers: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `01-bronze --kafka` on `topic`, which must succeed; what it said.
+fn ingest(lake: &Path, brokers: &str, topic: &Topic) -> String {
+    ok(loglake(
+        lake,
+        brokers,
+        &["01-bronze", "--kafka", &topic.name],
+    ))
+}
+
 fn ok(out: Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "loglake failed: {stderr}");
@@ -195,11 +211,7 @@ fn each_message_lands_once_with_its_provenance() {
     );
     topic.lines(1, "one", 50);
     ok(loglake(&lake, &brokers, &["00-init"]));
-    let said = ok(loglake(
-        &lake,
-        &brokers,
-        &["01-bronze", "--kafka", &topic.name],
-    ));
+    let said = ingest(&lake, &brokers, &topic);
     assert!(
         said.contains("154 Kafka message(s) from 2 partition(s)"),
         "{said}"
@@ -235,11 +247,7 @@ fn each_message_lands_once_with_its_provenance() {
     // A later batch reads what arrived since, and only that.
     topic.lines(2, "two", 30);
     topic.lines(0, "zero again", 5);
-    let said = ok(loglake(
-        &lake,
-        &brokers,
-        &["01-bronze", "--kafka", &topic.name],
-    ));
+    let said = ingest(&lake, &brokers, &topic);
     assert!(
         said.contains("35 Kafka message(s) from 2 partition(s)"),
         "{said}"
@@ -252,11 +260,7 @@ fn each_message_lands_once_with_its_provenance() {
         .unique_stable(None, UniqueKeepStrategy::Any, None)
         .unwrap();
     assert_eq!(unique.height(), 189, "a message landed twice");
-    let said = ok(loglake(
-        &lake,
-        &brokers,
-        &["01-bronze", "--kafka", &topic.name],
-    ));
+    let said = ingest(&lake, &brokers, &topic);
     assert!(said.contains("nothing to do"), "{said}");
 
     // Silver accounts for every row: the tombstone is quarantined with its reason.
@@ -273,22 +277,12 @@ fn a_recreated_topic_is_reported_and_read_as_a_new_incarnation() {
     let topic = Topic::create(&brokers, "recreated", 1);
     topic.lines(0, "first life", 10);
     ok(loglake(&lake, &brokers, &["00-init"]));
-    ok(loglake(
-        &lake,
-        &brokers,
-        &["01-bronze", "--kafka", &topic.name],
-    ));
+    ingest(&lake, &brokers, &topic);
 
     // Deleted and created again with fewer messages: offsets went back.
-    topic.delete();
-    std::thread::sleep(Duration::from_millis(200));
-    topic.create_again();
+    topic.recreate();
     topic.lines(0, "second life", 4);
-    let said = ok(loglake(
-        &lake,
-        &brokers,
-        &["01-bronze", "--kafka", &topic.name],
-    ));
+    let said = ingest(&lake, &brokers, &topic);
     assert!(said.contains("4 Kafka message(s)"), "{said}");
     assert!(said.contains("recreated"), "{said}");
     assert!(said.contains("lost upstream"), "{said}");
@@ -323,15 +317,9 @@ fn a_recreated_topic_is_reported_and_read_as_a_new_incarnation() {
 
     // Recreated again, this time grown past what was read: the first message read is no
     // longer the one at its offset.
-    topic.delete();
-    std::thread::sleep(Duration::from_millis(200));
-    topic.create_again();
+    topic.recreate();
     topic.lines(0, "third life", 6);
-    let said = ok(loglake(
-        &lake,
-        &brokers,
-        &["01-bronze", "--kafka", &topic.name],
-    ));
+    let said = ingest(&lake, &brokers, &topic);
     assert!(said.contains("6 Kafka message(s)"), "{said}");
     assert!(said.contains("recreated"), "{said}");
     assert_eq!(bronze(&lake).height(), 20);
