@@ -195,7 +195,8 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         ));
         if !consumed.lost.is_empty() {
             said.push(format!(
-                "{} message(s) lost upstream before they were read (see the warnings and quarantine/inputs)",
+                "{} partition(s) lost messages upstream or were recreated, {} message(s) known lost before they were read (see the warnings and quarantine/inputs)",
+                consumed.lost.len(),
                 consumed.lost_messages
             ));
         }
