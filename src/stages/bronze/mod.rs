@@ -177,7 +177,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut said = Vec::new();
     if !ctx.options.inputs.is_empty() {
         said.push(if files.found == 0 {
-            format!("no files under {:?}", ctx.options.inputs)
+            format!(
+                "no files under {:?} (no logs arrived for {date}?)",
+                ctx.options.inputs
+            )
+        } else if files.ingested == 0 {
+            format!("nothing new: {} file(s) already in bronze", files.skipped)
         } else {
             format!(
                 "{} file(s) or new parts of files ingested ({} lines), {} already in bronze",
@@ -201,16 +206,16 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             ));
         }
     }
-    let said = format!("{}{}", said.join("; "), unreadable_note(unreadable));
+    let (said, note) = (said.join("; "), unreadable_note(unreadable));
     let rows = files.lines + consumed.messages;
     if files.ingested == 0 && consumed.partitions == 0 {
-        return Ok(RunOutcome::nothing_to_do(said));
+        return Ok(RunOutcome::nothing_to_do(format!("{said}{note}")));
     }
     Ok(RunOutcome {
         rows_in: rows,
         rows_out: rows,
         rows_quarantined: 0,
-        message: format!("{said}, into {date}"),
+        message: format!("{said}, into {date}{note}"),
         ..Default::default()
     })
 }
