@@ -183,10 +183,15 @@ impl BatchBuilder {
                 file = Arc::new(m.file.finish());
                 (Arc::new(m.key.finish()), Arc::new(m.time.finish()))
             }
-            None => (
-                new_null_array(&DataType::Binary, n),
-                new_null_array(schema.field(9).data_type(), n),
-            ),
+            None => {
+                let null = |name: &str| {
+                    let field = schema
+                        .field_with_name(name)
+                        .expect("bronze has this column");
+                    new_null_array(field.data_type(), n)
+                };
+                (null("message_key"), null("message_time"))
+            }
         };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(this.line.finish()),
