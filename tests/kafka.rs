@@ -139,21 +139,31 @@ impl Topic {
     }
 }
 
-fn loglake(lake: &Path, brokers: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loglake"))
-        .args([
-            "--lake",
-            lake.to_str().unwrap(),
-            "--source",
-            "app",
-            "--date",
-            DAY,
-        ])
+/// `loglake` on `lake` for source `app` and batch [`DAY`], with `args`.
+fn command(lake: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loglake"));
+    command
+        .args(["--lake", lake.to_str().unwrap(), "--source", "app"])
+        .args(["--date", DAY])
         .args(args)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// [`command`] with `brokers` as the source's Kafka brokers (as its config would name them).
+fn loglake(lake: &Path, brokers: &str, args: &[&str]) -> Output {
+    command(lake, args)
         .env("LOGLAKE__SOURCES__APP__KAFKA_BROKERS", brokers)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap()
+}
+
+/// A lake of its own, initialised (the folder goes when the first value is dropped).
+fn initialised_lake(brokers: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ok(loglake(&lake, brokers, &["00-init"]));
+    (dir, lake)
 }
 
 /// `01-bronze --kafka` on `topic`, which must succeed; what it said.
@@ -186,8 +196,7 @@ fn bronze(lake: &Path) -> DataFrame {
 #[test]
 fn each_message_lands_once_with_its_provenance() {
     let Some(brokers) = brokers() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
+    let (_dir, lake) = initialised_lake(&brokers);
     let topic = Topic::create(&brokers, "once", 3);
     topic.lines(0, "zero", 100);
     topic.produce(
@@ -210,7 +219,6 @@ fn each_message_lands_once_with_its_provenance() {
         1_800_000_000_000,
     );
     topic.lines(1, "one", 50);
-    ok(loglake(&lake, &brokers, &["00-init"]));
     let said = ingest(&lake, &brokers, &topic);
     assert!(
         said.contains("154 Kafka message(s) from 2 partition(s)"),
@@ -272,11 +280,9 @@ fn each_message_lands_once_with_its_provenance() {
 #[test]
 fn a_recreated_topic_is_reported_and_read_as_a_new_incarnation() {
     let Some(brokers) = brokers() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
+    let (_dir, lake) = initialised_lake(&brokers);
     let topic = Topic::create(&brokers, "recreated", 1);
     topic.lines(0, "first life", 10);
-    ok(loglake(&lake, &brokers, &["00-init"]));
     ingest(&lake, &brokers, &topic);
 
     // Deleted and created again with fewer messages: offsets went back.
@@ -347,9 +353,7 @@ fn a_recreated_topic_is_reported_and_read_as_a_new_incarnation() {
 #[test]
 fn mistakes_fail_with_what_to_do() {
     let Some(brokers) = brokers() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    ok(loglake(&lake, &brokers, &["00-init"]));
+    let (_dir, lake) = initialised_lake(&brokers);
     let out = loglake(
         &lake,
         &brokers,
@@ -360,16 +364,7 @@ fn mistakes_fail_with_what_to_do() {
     assert!(stderr.contains("does not exist"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     // No brokers configured for the source.
-    let out = Command::new(env!("CARGO_BIN_EXE_loglake"))
-        .args([
-            "--lake",
-            lake.to_str().unwrap(),
-            "--source",
-            "app",
-            "--date",
-            DAY,
-        ])
-        .args(["01-bronze", "--kafka", "logs"])
+    let out = command(&lake, &["01-bronze", "--kafka", "logs"])
         .output()
         .unwrap();
     assert!(!out.status.success());
