@@ -587,3 +587,23 @@ fn a_day_appended_to_by_two_processes_is_read_whole() {
             .unwrap();
     assert_eq!(parsed, lines, "02-silver read both processes' parts");
 }
+
+/// A writer killed with `kill -9` never removes its working copy; the next writer to open a
+/// lake on object storage does, and leaves those of writers still running.
+#[test]
+fn dead_writers_working_copies_are_removed() {
+    let Some((bucket, _db)) = services() else {
+        return;
+    };
+    let mut finished = Command::new("true").spawn().unwrap();
+    finished.wait().unwrap();
+    let copy_of = |pid: u32| std::env::temp_dir().join(format!("loglake-work-{pid}-test"));
+    let (dead, alive) = (copy_of(finished.id()), copy_of(std::process::id()));
+    for copy in [&dead, &alive] {
+        std::fs::create_dir_all(copy.join("bronze")).unwrap();
+    }
+    let _lake = Lake::open(Path::new(&fresh_prefix(&bucket, "sweep"))).unwrap();
+    assert!(!dead.exists(), "{} is left", dead.display());
+    assert!(alive.exists(), "a running writer's working copy went");
+    std::fs::remove_dir_all(&alive).unwrap();
+}

@@ -68,7 +68,12 @@ impl Lake {
             return Ok(Lake::new(location));
         }
         let remote = Remote::open(&text)?;
-        let work = std::env::temp_dir().join(format!("loglake-work-{}", unique_token()));
+        remove_dead_working_copies();
+        let work = std::env::temp_dir().join(format!(
+            "{WORK_PREFIX}{}-{}",
+            std::process::id(),
+            unique_token()
+        ));
         fs::create_dir_all(&work)
             .with_context(|| format!("creating the working copy {}", work.display()))?;
         Ok(Lake {
@@ -526,6 +531,36 @@ impl Lake {
         match &self.mirror {
             Some(m) => m.remote.mark_lake(),
             None => Ok(()),
+        }
+    }
+}
+
+/// How a working copy's folder in the temporary folder starts; the writer's pid follows.
+const WORK_PREFIX: &str = "loglake-work-";
+
+/// Remove the working copies of writers that are no longer running: one killed (`kill -9`,
+/// the OOM killer) never ran its clean-up, and each left a day's partitions behind. A folder
+/// is its writer's while a process of its pid runs (a pid reused by another program keeps it,
+/// which is safe); where `/proc` cannot tell, nothing is removed.
+fn remove_dead_working_copies() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(WORK_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::debug!(folder = %entry.path().display(), "removing a dead writer's working copy");
+            let _ = fs::remove_dir_all(entry.path());
         }
     }
 }
