@@ -188,13 +188,15 @@ fn ingest_topic(
     connection: &client::Connection,
     mut streams: Vec<Stream>,
 ) -> Result<u64> {
-    let name = {
+    // The part's checksum, from its ranges': its name, and its rows' `file_sha256`.
+    let checksum = {
         let mut hash = Sha256::new();
         for s in &streams {
             hash.update(s.range.checksum().as_bytes());
         }
-        format!("part-{}.parquet", &writer::hex(&hash.finalize())[..32])
+        writer::hex(&hash.finalize())
     };
+    let name = format!("part-{}.parquet", &checksum[..32]);
     let batch_rows = ctx.settings.lake.bronze_batch_rows;
     let mut written = 0;
     ctx.lake.commit_part_file(
@@ -205,7 +207,13 @@ fn ingest_topic(
         &name,
         |staged| {
             written = writer::write_part(staged, batch_rows, |send| {
-                let written = merge(&connection.runtime, &mut streams, &name, batch_rows, send)?;
+                let written = merge(
+                    &connection.runtime,
+                    &mut streams,
+                    &checksum,
+                    batch_rows,
+                    send,
+                )?;
                 let ranges: Vec<&Range> = streams.iter().map(|s| &s.range).collect();
                 let record = KeyValue::new(
                     offsets::RANGE_KEY.to_string(),
@@ -299,17 +307,16 @@ impl Stream {
 fn merge(
     runtime: &tokio::runtime::Runtime,
     streams: &mut [Stream],
-    part: &str,
+    checksum: &str,
     batch_rows: usize,
     send: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<u64> {
     let schema = writer::schema();
+    // Every row's own partition goes in `file` (see `BatchBuilder::for_messages`).
     let mut same = SameOnEveryRow::new(
         String::new(),
         chrono::Utc::now().timestamp_millis(),
-        part.trim_start_matches("part-")
-            .trim_end_matches(".parquet")
-            .to_string(),
+        checksum.to_string(),
     );
     let mut batch = BatchBuilder::for_messages(batch_rows.min(1024), 0);
     let mut written = 0u64;
