@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [lake, source, date, expected] = &args[..] else {
         return Err("usage: kafka_bronze_check LAKE SOURCE DATE EXPECTED".into());
     };
-    let scan = Lake::open(std::path::Path::new(lake))?.scan_partition(
+    let scan = Lake::open(&loglake::lake::location::LakeLocation::parse(lake)?)?.scan_partition(
         Layer::Bronze,
         tables::LINES,
         source,

@@ -32,3 +32,4 @@ pub mod serve;
 pub mod stages;
 pub mod status;
 pub mod vacuum;
+pub mod workspace;

@@ -13,13 +13,11 @@ use crate::db::Database;
 use crate::db::api::AnomalyFilter;
 use crate::db::feedback::Verdict;
 use crate::lake::Lake;
+use crate::workspace::{Access, Workspace};
 
 fn open(settings: &Settings) -> Result<(Database, Lake)> {
-    let lake = Lake::open(&settings.lake.path)?;
-    lake.check_database(&settings.database.url)?;
-    let db = Database::connect(&settings.database.url, &lake.default_database_path(), 1)?;
-    db.migrate()?;
-    Ok((db, lake))
+    let Workspace { lake, db, .. } = Workspace::open(settings, Access::Database)?;
+    Ok((db.expect("the database access connects it"), lake))
 }
 
 /// `incidents list`: a table for people, or the rows as JSON.

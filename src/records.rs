@@ -98,6 +98,29 @@ pub fn finding_kind(granularity: &str, lead_detector: &str, top: &serde_json::Va
     format!("{granularity}|{lead_detector}|{}", parts.join("|"))
 }
 
+/// A kind as [`finding_kind`] writes it, taken apart again: readers ask for its parts instead
+/// of matching the text's layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindParts<'a> {
+    pub granularity: &'a str,
+    pub lead_detector: &'a str,
+    /// The leading evidence's values, in [`finding_kind`]'s order of keys.
+    pub evidence: Vec<&'a str>,
+}
+
+impl<'a> KindParts<'a> {
+    pub fn of(kind: &'a str) -> Self {
+        let mut parts = kind.split('|');
+        let granularity = parts.next().unwrap_or_default();
+        let lead_detector = parts.next().unwrap_or_default();
+        Self {
+            granularity,
+            lead_detector,
+            evidence: parts.filter(|p| !p.is_empty()).collect(),
+        }
+    }
+}
+
 /// The service and kind of an anomaly whose details were written by `05-detect` (reading
 /// detections/anomalies back).
 pub fn service_and_kind(granularity: &str, detector: &str, details: &str) -> (String, String) {
@@ -130,4 +153,23 @@ pub fn kind_of(granularity: &str, detector: &str, details: &serde_json::Value) -
         .as_str()
         .unwrap_or(detector);
     finding_kind(granularity, lead, &details["top_features"][0])
+}
+
+/// A "normal" verdict as 05-detect applies it: findings of this detector and kind are
+/// suppressed.
+#[derive(Debug, Clone)]
+pub struct NormalVerdict {
+    pub feedback_id: i64,
+    pub anomaly_id: String,
+    pub detector: String,
+    pub kind: String,
+    /// The entity judged: a session key, a service, an event's `file:line`.
+    pub entity_key: String,
+    /// The marked finding's evidence (`details.top_features`, JSON), if it had any.
+    pub evidence: Option<String>,
+    /// When the judged window (or session, or event) started, in epoch milliseconds: with
+    /// the service, what names a window.
+    pub window_start: Option<i64>,
+    pub by: String,
+    pub note: Option<String>,
 }

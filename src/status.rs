@@ -6,13 +6,13 @@
 //! lines, the latest model of each detector, the last run of each stage and the open
 //! incidents, per source.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::db::Database;
 use crate::db::status::{LastRun, LatestModel, OpenIncidents};
 use crate::lake::{Lake, Layer};
+use crate::workspace::{Access, Workspace};
 
 /// Everything `status` reports.
 #[derive(Debug, Serialize)]
@@ -41,15 +41,8 @@ pub struct TableStatus {
 
 /// The status of the lake `settings` point at; `source`: only that source.
 pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
-    let root = &settings.lake.path;
-    let lake = Lake::open(root)?;
-    if !lake.is_initialised()? {
-        bail!(
-            "no lake at {}: run `loglake 00-init` (or `loglake run`) first, or point --lake / [lake] path at an existing one",
-            lake.location()
-        );
-    }
-    lake.check_database(&settings.database.url)?;
+    let ws = Workspace::open(settings, Access::Read)?;
+    let lake = &ws.lake;
     let mut tables = Vec::new();
     for layer in Layer::ALL {
         for table in lake.tables(layer)? {
@@ -57,37 +50,34 @@ pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
                 if source.is_some_and(|only| only != s) {
                     continue;
                 }
-                tables.push(table_status(&lake, layer, &table, &s)?);
+                tables.push(table_status(lake, layer, &table, &s)?);
             }
         }
     }
     tables
         .sort_by(|a, b| (&a.source, layer_rank(&a.table)).cmp(&(&b.source, layer_rank(&b.table))));
-    let embedded = lake.default_database_path();
-    let (database, last_runs, models, open_incidents) =
-        if settings.database.url.trim().is_empty() && !embedded.is_file() {
-            (
-                format!("none yet ({} does not exist)", embedded.display()),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            )
-        } else {
-            let db = Database::connect(&settings.database.url, &embedded, 1)?;
-            let found = (
-                db.display_url().to_string(),
-                db.last_runs(source)?,
-                db.latest_models(source)?,
-                db.open_incidents(source)?,
-            );
-            db.close();
-            found
-        };
-    Ok(Status {
-        lake: match lake.is_remote() {
-            true => lake.location(),
-            false => std::fs::canonicalize(root)
-                .unwrap_or_else(|_| root.clone())
+    let (database, last_runs, models, open_incidents) = match &ws.db {
+        None => (
+            format!(
+                "none yet ({} does not exist)",
+                lake.default_database_path().display()
+            ),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        Some(db) => (
+            db.display_url().to_string(),
+            db.last_runs(source)?,
+            db.latest_models(source)?,
+            db.open_incidents(source)?,
+        ),
+    };
+    let status = Status {
+        lake: match settings.lake.path.local() {
+            None => lake.location(),
+            Some(root) => std::fs::canonicalize(root)
+                .unwrap_or_else(|_| root.to_path_buf())
                 .display()
                 .to_string(),
         },
@@ -96,7 +86,9 @@ pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
         last_runs,
         models,
         open_incidents,
-    })
+    };
+    ws.close();
+    Ok(status)
 }
 
 fn layer_rank(table: &str) -> (usize, &str) {

@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use crate::db::Database;
 use crate::lake::lock::LakeLock;
 use crate::lake::{Lake, Layer, subdirectories, tree_bytes};
+use crate::workspace::{Access, Workspace};
 
 /// What vacuum keeps.
 #[derive(Debug, Clone)]
@@ -203,29 +204,17 @@ pub fn render(plan: &Plan, applied: bool) -> String {
 
 /// `loglake vacuum`: plan for the lake `settings` point at, delete with `yes`; the listing.
 pub fn run(settings: &crate::config::Settings, retention: &Retention, yes: bool) -> Result<String> {
-    let lake = Lake::open(&settings.lake.path)?;
-    if !lake.is_initialised()? {
-        anyhow::bail!(
-            "no lake at {}: nothing to vacuum (check --lake / [lake] path)",
-            lake.location()
-        );
-    }
-    lake.check_database(&settings.database.url)?;
-    let held = LakeLock::acquire(
-        lake.root(),
-        settings.run.on_locked,
-        std::time::Duration::from_secs(settings.run.lock_timeout_seconds),
-    )?;
-    let db = Database::connect(
-        &settings.database.url,
-        &lake.default_database_path(),
-        settings.database.max_connections,
-    )?;
+    let ws = Workspace::open(settings, Access::Write)?;
+    let (lake, db) = (&ws.lake, ws.db());
+    let held = ws
+        .lock
+        .as_ref()
+        .expect("a writer's workspace holds the lock");
     db.migrate()?;
-    let plan = plan(&lake, &db, retention, chrono::Utc::now().date_naive())?;
+    let plan = plan(lake, db, retention, chrono::Utc::now().date_naive())?;
     if yes {
-        apply(&lake, &db, &plan, &held)?;
+        apply(lake, db, &plan, held)?;
     }
-    db.close();
+    ws.close();
     Ok(render(&plan, yes))
 }

@@ -183,8 +183,7 @@ fn ok(out: Output) -> String {
 
 /// The day's bronze rows of source `app`, ordered by where they came from.
 fn bronze(lake: &Path) -> DataFrame {
-    Lake::open(lake)
-        .unwrap()
+    Lake::new(lake)
         .scan_partition(Layer::Bronze, tables::LINES, "app", DAY.parse().unwrap())
         .unwrap()
         .expect("bronze was committed")
@@ -303,8 +302,7 @@ fn a_recreated_topic_is_reported_and_read_as_a_new_incarnation() {
         file.iter().filter(|f| *f == Some(second.as_str())).count(),
         4
     );
-    let lost = Lake::open(&lake)
-        .unwrap()
+    let lost = Lake::new(&lake)
         .scan_partition(
             Layer::Quarantine,
             tables::INPUTS,

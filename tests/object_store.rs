@@ -14,6 +14,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use loglake::lake::location::LakeLocation;
 use loglake::lake::{Lake, Layer, tables};
 
 const DAYS: [&str; 2] = ["2026-11-18", "2026-11-19"];
@@ -81,7 +82,7 @@ fn run_days(lake: &str, db: Option<&str>, source: &str, raw: &Path) {
 /// Every partition a reader of the lake at `url` finds is whole: on object storage, every
 /// committed manifest names files that are all there, each a complete Parquet file.
 fn every_partition_is_whole(url: &str) -> usize {
-    let lake = Lake::open(Path::new(url)).unwrap();
+    let lake = Lake::open(&LakeLocation::parse(url).unwrap()).unwrap();
     let mut checked = 0;
     for layer in Layer::ALL {
         for table in lake.tables(layer).unwrap() {
@@ -114,7 +115,11 @@ fn a_lake_on_object_storage_finds_what_a_local_lake_finds() {
     run_days(&remote, Some(&db), &source, &raw);
 
     let expected = common::lake_anomalies(local.to_str().unwrap(), &source, &DAYS, &[]);
-    assert!(Lake::open(Path::new(&remote)).unwrap().is_remote());
+    assert!(
+        Lake::open(&LakeLocation::parse(&remote).unwrap())
+            .unwrap()
+            .is_remote()
+    );
     let found = common::lake_anomalies(&remote, &source, &DAYS, &[]);
     assert!(
         expected.height() > 10,
@@ -290,7 +295,7 @@ fn killed_at_each_commit(lake: &str, db: Option<&str>, source: &str) {
         // A local partition being replaced is absent for the instant between its two
         // renames (never partial); a bucket's is replaced by one PUT.
         let date: chrono::NaiveDate = DAYS[0].parse().unwrap();
-        let present = !Lake::open(Path::new(lake))
+        let present = !Lake::open(&LakeLocation::parse(lake).unwrap())
             .unwrap()
             .part_files(Layer::Detections, tables::ANOMALIES, source, date)
             .unwrap()
@@ -422,7 +427,7 @@ fn logs_in_a_bucket_are_ingested_once_under_their_urls() {
     let text = std::fs::read(&log).unwrap();
     let lines = text.iter().filter(|&&b| b == b'\n').count() as u64;
     let inputs = fresh_prefix(&bucket, "inputs");
-    let remote = loglake::lake::remote::Remote::open(&inputs).unwrap();
+    let remote = open_remote(&inputs);
     let half = text.len() / 2
         + text[text.len() / 2..]
             .iter()
@@ -505,7 +510,7 @@ fn a_large_file_goes_up_in_parts_and_comes_back_whole() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     std::fs::write(&big, &bytes).unwrap();
-    let remote = loglake::lake::remote::Remote::open(&fresh_prefix(&bucket, "parts")).unwrap();
+    let remote = open_remote(&fresh_prefix(&bucket, "parts"));
     remote
         .upload(&[(big.as_path(), "big.bin".to_string())])
         .unwrap();
@@ -577,7 +582,7 @@ fn a_day_appended_to_by_two_processes_is_read_whole() {
         "--input",
         files[1].to_str().unwrap(),
     ]);
-    let lake = Lake::open(Path::new(&lake)).unwrap();
+    let lake = Lake::open(&LakeLocation::parse(&lake).unwrap()).unwrap();
     let day: chrono::NaiveDate = DAYS[0].parse().unwrap();
     let parsed = lake
         .table_rows(Layer::Silver, tables::EVENTS, "shop", &[day])
@@ -602,8 +607,16 @@ fn dead_writers_working_copies_are_removed() {
     for copy in [&dead, &alive] {
         std::fs::create_dir_all(copy.join("bronze")).unwrap();
     }
-    let _lake = Lake::open(Path::new(&fresh_prefix(&bucket, "sweep"))).unwrap();
+    let _lake = Lake::open(&LakeLocation::parse(&fresh_prefix(&bucket, "sweep")).unwrap()).unwrap();
     assert!(!dead.exists(), "{} is left", dead.display());
     assert!(alive.exists(), "a running writer's working copy went");
     std::fs::remove_dir_all(&alive).unwrap();
+}
+
+/// The bucket prefix at `url`, opened as the lake's object-store client opens it.
+fn open_remote(url: &str) -> loglake::lake::remote::Remote {
+    let location = loglake::lake::location::S3Url::of(url)
+        .expect("an s3:// URL")
+        .unwrap();
+    loglake::lake::remote::Remote::open(&location).unwrap()
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use loglake::config::ParseSettings;
+use loglake::parse::ParserConfig;
 use loglake::parse::accuracy::{evaluate_parser, read_truth};
 
 fn data() -> PathBuf {
@@ -13,10 +14,11 @@ fn data() -> PathBuf {
 }
 
 fn accuracy(format: &str, log: PathBuf, truth: PathBuf) -> f64 {
-    let settings = ParseSettings {
+    let settings = ParserConfig::new(ParseSettings {
         format: format.into(),
         ..Default::default()
-    };
+    })
+    .unwrap();
     let truth = read_truth(&truth).unwrap();
     let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
     evaluate_parser(&settings, date, &log, &truth)

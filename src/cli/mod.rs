@@ -7,11 +7,14 @@ use anyhow::{Context as _, Result, bail};
 use chrono::{NaiveDate, Utc};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::config::file::ConfigFrom;
+use crate::config::resolved::{Resolved, SourceOverrides};
 use crate::config::{Overrides, Settings};
 use crate::generate::{GenerateOptions, generate};
 use crate::lake::lock::OnLocked;
 use crate::parse::accuracy;
 use crate::stages::{self, Context, Stage, StageOptions};
+use crate::workspace::Access;
 
 mod operator;
 pub use operator::{AnomalyAction, IncidentAction, IncidentStatus, WhoArgs};
@@ -442,56 +445,112 @@ pub fn main() -> Result<Completion> {
     run(cli)
 }
 
+/// Run the command: one arm per command, each handing typed values to the module that does
+/// the work.
 pub fn run(cli: Cli) -> Result<Completion> {
     let g = &cli.global;
-    // Generated from the parser's own definitions, so they cannot drift from it.
+    // `--source` has a default; left at it, the operator commands and `status` show every
+    // source.
+    let only_source = (g.source != "default").then_some(g.source.as_str());
     match &cli.command {
+        // Generated from the parser's own definitions, so they cannot drift from it.
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(*shell, &mut command, "loglake", &mut std::io::stdout());
-            return Ok(Completion::Done);
         }
-        Command::Man => {
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .context("writing the man page")?;
-            return Ok(Completion::Done);
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .context("writing the man page")?,
+        Command::Generate {
+            out,
+            days,
+            start_date,
+            lines_per_day,
+            seed,
+        } => {
+            let start = start_date
+                .unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(*days as i64));
+            write_generated(&GenerateOptions {
+                out_dir: out.clone(),
+                source: if g.source == "default" {
+                    "app".into()
+                } else {
+                    g.source.clone()
+                },
+                start,
+                days: *days,
+                lines_per_day: *lines_per_day,
+                seed: *seed,
+            })?;
         }
-        _ => {}
+        Command::Config {
+            action: ConfigAction::Show,
+        } => {
+            let (from, overrides, settings) = load_settings(g)?;
+            let shown = crate::config::show::show(&settings, &from, &overrides)?;
+            print!("{}", crate::config::show::render(&from, &shown));
+        }
+        Command::Vacuum {
+            keep_days,
+            yes,
+            unreferenced_after_hours,
+        } => {
+            let retention = crate::vacuum::Retention {
+                keep_days: *keep_days,
+                unreferenced_after: chrono::Duration::hours(i64::from(*unreferenced_after_hours)),
+            };
+            print!(
+                "{}",
+                crate::vacuum::run(&load_settings(g)?.2, &retention, *yes)?
+            );
+        }
+        Command::Incidents { action } => {
+            print!(
+                "{}",
+                operator::incidents(&load_settings(g)?.2, only_source, action)?
+            );
+        }
+        Command::Anomalies { action } => {
+            print!("{}", operator::anomalies(&load_settings(g)?.2, action)?);
+        }
+        Command::Serve { listen } => crate::serve::run(load_settings(g)?.2, listen.clone())?,
+        Command::Status { output } => {
+            let status = crate::status::collect(&load_settings(g)?.2, only_source)?;
+            match output {
+                Output::Text => print!("{}", crate::status::render(&status)),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+            }
+        }
+        Command::ParseAccuracy {
+            log,
+            truth,
+            show_mistakes,
+            format,
+        } => {
+            let settings = load_settings(g)?.2;
+            let overrides = SourceOverrides {
+                format: format.clone(),
+                ..Default::default()
+            };
+            let resolved = Resolved::new(&settings, &g.source, &overrides)?;
+            parse_accuracy(&resolved, batch_dates(g)?[0], log, truth, *show_mistakes)?;
+        }
+        Command::Init => return run_stages(g, &cli.command, Stages::One(Stage::Init)),
+        Command::Bronze { .. } => return run_stages(g, &cli.command, Stages::One(Stage::Bronze)),
+        Command::Silver { .. } => return run_stages(g, &cli.command, Stages::One(Stage::Silver)),
+        Command::Gold { .. } => return run_stages(g, &cli.command, Stages::One(Stage::Gold)),
+        Command::Train => return run_stages(g, &cli.command, Stages::One(Stage::Train)),
+        Command::Detect => return run_stages(g, &cli.command, Stages::One(Stage::Detect)),
+        Command::Report { .. } => return run_stages(g, &cli.command, Stages::One(Stage::Report)),
+        Command::Run { from, to, .. } => {
+            return run_stages(g, &cli.command, Stages::Range(*from, *to));
+        }
     }
-    if let Command::Generate {
-        out,
-        days,
-        start_date,
-        lines_per_day,
-        seed,
-    } = &cli.command
-    {
-        let start = start_date
-            .unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(*days as i64));
-        let summary = generate(&GenerateOptions {
-            out_dir: out.clone(),
-            source: if g.source == "default" {
-                "app".into()
-            } else {
-                g.source.clone()
-            },
-            start,
-            days: *days,
-            lines_per_day: *lines_per_day,
-            seed: *seed,
-        })?;
-        println!(
-            "generate: {} lines in {} file(s) under {}, {} labelled anomalies in {}",
-            summary.lines,
-            summary.files.len(),
-            out.join("logs").display(),
-            summary.labels,
-            summary.labels_path.display()
-        );
-        return Ok(Completion::Done);
-    }
+    Ok(Completion::Done)
+}
 
+/// The config file, the flags that override it, and the settings they merge to.
+fn load_settings(g: &GlobalArgs) -> Result<(ConfigFrom, Overrides, Settings)> {
     let overrides = Overrides {
         lake: g.lake.clone(),
         database_url: g.database_url.clone(),
@@ -500,155 +559,126 @@ pub fn run(cli: Cli) -> Result<Completion> {
     };
     let from = crate::config::file::find(g.config.as_deref())?;
     let settings = Settings::load_from(&from, &overrides)?;
-    if let Command::Config {
-        action: ConfigAction::Show,
-    } = &cli.command
-    {
-        let shown = crate::config::show::show(&settings, &from, &overrides)?;
-        print!("{}", crate::config::show::render(&from, &shown));
-        return Ok(Completion::Done);
-    }
-    if let Command::Vacuum {
-        keep_days,
-        yes,
-        unreferenced_after_hours,
-    } = &cli.command
-    {
-        let retention = crate::vacuum::Retention {
-            keep_days: *keep_days,
-            unreferenced_after: chrono::Duration::hours(i64::from(*unreferenced_after_hours)),
-        };
-        print!("{}", crate::vacuum::run(&settings, &retention, *yes)?);
-        return Ok(Completion::Done);
-    }
-    let only_source = (g.source != "default").then_some(g.source.as_str());
-    if let Command::Incidents { action } = &cli.command {
-        print!("{}", operator::incidents(&settings, only_source, action)?);
-        return Ok(Completion::Done);
-    }
-    if let Command::Anomalies { action } = &cli.command {
-        print!("{}", operator::anomalies(&settings, action)?);
-        return Ok(Completion::Done);
-    }
-    if let Command::Serve { listen } = &cli.command {
-        crate::serve::run(settings, listen.clone())?;
-        return Ok(Completion::Done);
-    }
-    if let Command::Status { output } = &cli.command {
-        // `--source` has a default; left at it, every source is shown.
-        let status = crate::status::collect(&settings, only_source)?;
-        match output {
-            Output::Text => print!("{}", crate::status::render(&status)),
-            Output::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        }
-        return Ok(Completion::Done);
-    }
-    if let Command::ParseAccuracy {
-        log,
-        truth,
-        show_mistakes,
-        format,
-    } = &cli.command
-    {
-        let mut parse = settings.parse_for(&g.source);
-        if let Some(format) = format {
-            parse.format = format.clone();
-        }
-        let date = batch_dates(g)?[0];
-        let truth = accuracy::read_truth(truth)?;
-        let m = accuracy::evaluate_parser(&parse, date, log, &truth)?;
-        if let Some(d) = &m.detection {
-            println!(
-                "parse-accuracy: format auto-detected: {} {:?} ({} of the first {} lines)",
-                d.preset, d.format, d.matched, d.sampled
-            );
-        }
-        let text = match m.template_accuracy {
-            Some((pa, fta)) => format!(", PA {pa:.4}, FTA {fta:.4}"),
-            None => String::new(),
-        };
+    Ok((from, overrides, settings))
+}
+
+fn write_generated(options: &GenerateOptions) -> Result<()> {
+    let summary = generate(options)?;
+    println!(
+        "generate: {} lines in {} file(s) under {}, {} labelled anomalies in {}",
+        summary.lines,
+        summary.files.len(),
+        options.out_dir.join("logs").display(),
+        summary.labels,
+        summary.labels_path.display()
+    );
+    Ok(())
+}
+
+/// `parse-accuracy`: the parser's template groups against ground truth, printed.
+fn parse_accuracy(
+    resolved: &Resolved,
+    date: NaiveDate,
+    log: &std::path::Path,
+    truth: &std::path::Path,
+    show_mistakes: usize,
+) -> Result<()> {
+    let truth = accuracy::read_truth(truth)?;
+    let m = accuracy::evaluate_parser(&resolved.parse, date, log, &truth)?;
+    if let Some(d) = &m.detection {
         println!(
-            "parse-accuracy: {} lines, {} quarantined, {} templates ({} true events), FGA {:.4}{text}, grouping accuracy {:.4}",
-            m.lines, m.quarantined, m.templates, m.true_events, m.group_f1, m.accuracy
+            "parse-accuracy: format auto-detected: {} {:?} ({} of the first {} lines)",
+            d.preset, d.format, d.matched, d.sampled
         );
-        for (event, templates) in m.mistakes.iter().take(*show_mistakes) {
-            println!("  true event {event}:");
-            for (template, n) in templates {
-                println!("    {n:>6}  {template}");
-            }
-        }
-        return Ok(Completion::Done);
     }
-    let report_args = match &cli.command {
-        Command::Report { report, .. } | Command::Run { report, .. } => Some(report),
-        _ => None,
+    let text = match m.template_accuracy {
+        Some((pa, fta)) => format!(", PA {pa:.4}, FTA {fta:.4}"),
+        None => String::new(),
     };
-    let parse_args = match &cli.command {
-        Command::Silver { parse, .. } | Command::Run { parse, .. } => Some(parse),
-        _ => None,
+    println!(
+        "parse-accuracy: {} lines, {} quarantined, {} templates ({} true events), FGA {:.4}{text}, grouping accuracy {:.4}",
+        m.lines, m.quarantined, m.templates, m.true_events, m.group_f1, m.accuracy
+    );
+    for (event, templates) in m.mistakes.iter().take(show_mistakes) {
+        println!("  true event {event}:");
+        for (template, n) in templates {
+            println!("    {n:>6}  {template}");
+        }
+    }
+    Ok(())
+}
+
+/// Which stages a stage command runs.
+#[derive(Debug, Clone, Copy)]
+enum Stages {
+    /// A stage command (`02-silver`).
+    One(Stage),
+    /// `run --from … --to …`.
+    Range(Stage, Stage),
+}
+
+/// A stage command or `run`: its flags turned into the source's resolved settings and the
+/// stages' options, the workspace opened, the stages run.
+fn run_stages(g: &GlobalArgs, command: &Command, stages: Stages) -> Result<Completion> {
+    let (_, _, settings) = load_settings(g)?;
+    let (ingest, shard, parse, sessions, report) = match command {
+        Command::Bronze { ingest, shard } => (Some(ingest), Some(shard), None, None, None),
+        Command::Silver { parse, shard } => (None, Some(shard), Some(parse), None, None),
+        Command::Gold { sessions } => (None, None, None, Some(sessions), None),
+        Command::Report { report, .. } => (None, None, None, None, Some(report)),
+        Command::Run {
+            ingest,
+            shard,
+            parse,
+            report,
+            ..
+        } => (Some(ingest), Some(shard), Some(parse), None, Some(report)),
+        _ => (None, None, None, None, None),
     };
-    let session_key = match &cli.command {
-        Command::Gold { sessions } => sessions.session_key.clone(),
-        _ => parse_args.and_then(|p| p.sessions.session_key.clone()),
-    };
-    let ingest_args = match &cli.command {
-        Command::Bronze { ingest, .. } | Command::Run { ingest, .. } => Some(ingest),
-        _ => None,
+    let sessions = sessions.or(parse.map(|p| &p.sessions));
+    let overrides = SourceOverrides {
+        format: parse.and_then(|p| p.format.clone()),
+        session_key: sessions.and_then(|s| s.session_key.clone()),
+        kafka_brokers: ingest.and_then(|i| i.kafka_brokers.clone()),
+        reads_kafka: ingest.is_some_and(|i| !i.kafka.is_empty()),
     };
     let options = StageOptions {
-        inputs: ingest_args.map(|i| i.input.clone()).unwrap_or_default(),
-        kafka_topics: ingest_args.map(|i| i.kafka.clone()).unwrap_or_default(),
-        kafka_brokers: ingest_args.and_then(|i| i.kafka_brokers.clone()),
-        shard: match &cli.command {
-            Command::Bronze { shard, .. }
-            | Command::Silver { shard, .. }
-            | Command::Run { shard, .. } => shard.shard.clone(),
-            _ => None,
-        },
-        format: parse_args.and_then(|p| p.format.clone()),
-        session_key,
-        labels: report_args.and_then(|r| r.labels.clone()),
-        html: report_args.is_some_and(|r| r.html),
+        inputs: ingest.map(|i| i.input.clone()).unwrap_or_default(),
+        kafka_topics: ingest.map(|i| i.kafka.clone()).unwrap_or_default(),
+        shard: shard.and_then(|s| s.shard.clone()),
+        labels: report.and_then(|r| r.labels.clone()),
+        html: report.is_some_and(|r| r.html),
         json_logs: g.json_logs(),
         report_json: matches!(
-            cli.command,
+            command,
             Command::Report {
                 output: Output::Json,
                 ..
             }
         ),
     };
+    let (name, creates) = match stages {
+        Stages::One(stage) => (stage.name(), stage == Stage::Init),
+        Stages::Range(from, _) => ("run", from == Stage::Init),
+    };
+    let access = if creates {
+        Access::Create
+    } else {
+        Access::Write
+    };
     let skip = Completion::NothingToDo {
         exit_code: settings.run.skip_exit_code,
     };
-    // The one stage a stage command runs; `run` runs a range of them.
-    let stage = match &cli.command {
-        Command::Init => Some(Stage::Init),
-        Command::Bronze { .. } => Some(Stage::Bronze),
-        Command::Silver { .. } => Some(Stage::Silver),
-        Command::Gold { .. } => Some(Stage::Gold),
-        Command::Train => Some(Stage::Train),
-        Command::Detect => Some(Stage::Detect),
-        Command::Report { .. } => Some(Stage::Report),
-        Command::Run { .. } => None,
-        Command::Generate { .. }
-        | Command::ParseAccuracy { .. }
-        | Command::Completions { .. }
-        | Command::Man
-        | Command::Config { .. }
-        | Command::Vacuum { .. }
-        | Command::Serve { .. }
-        | Command::Incidents { .. }
-        | Command::Anomalies { .. }
-        | Command::Status { .. } => unreachable!("handled above"),
-    };
-    let command = stage.map_or("run", Stage::name);
-    let ctx = Context::open(settings, g.source.clone(), batch_dates(g)?, options)
-        .with_context(|| format!("{command} could not start"))?;
-    let nothing_to_do = match (stage, &cli.command) {
-        (Some(stage), _) => stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do),
-        (None, Command::Run { from, to, .. }) => stages::run_range(&ctx, *from, *to),
-        (None, _) => unreachable!("only `run` has no single stage"),
+    let dates = batch_dates(g)?;
+    // Before the lock and the lake: a bad setting is refused before anything is written.
+    let ctx = Resolved::new(&settings, &g.source, &overrides)
+        .and_then(|resolved| {
+            Context::open(settings, resolved, g.source.clone(), dates, options, access)
+        })
+        .with_context(|| format!("{name} could not start"))?;
+    let nothing_to_do = match stages {
+        Stages::One(stage) => stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do),
+        Stages::Range(from, to) => stages::run_range(&ctx, from, to),
     };
     ctx.db.close();
     Ok(if nothing_to_do? {

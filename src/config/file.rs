@@ -114,7 +114,7 @@ pub fn anchored_paths(file: &Path, values: impl Fn(&str) -> Option<String>) -> S
     let anchor = |value: &str| -> Option<String> {
         let path = Path::new(value);
         // A URL (`s3://bucket/prefix`) is not a path relative to anything.
-        (!value.is_empty() && path.is_relative() && !value.contains("://"))
+        (!value.is_empty() && path.is_relative() && !crate::lake::location::is_url(value))
             .then(|| folder.join(path).to_string_lossy().into_owned())
     };
     let mut toml = String::new();

@@ -15,9 +15,11 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub mod file;
+pub mod resolved;
 pub mod show;
 
 use crate::detectors::settings::DetectorsConfig;
+use crate::lake::location::LakeLocation;
 use crate::lake::lock::OnLocked;
 /// `[parse]`: owned by the parser, which is its only reader.
 pub use crate::parse::ParseSettings;
@@ -94,8 +96,8 @@ impl Default for RunSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LakeSettings {
-    /// Root folder of the lake.
-    pub path: PathBuf,
+    /// Where the lake is: a folder, or `s3://bucket/prefix` (read once, here, into its type).
+    pub path: LakeLocation,
     /// Rows per bronze row group: bounds bronze's memory whatever the file size.
     pub bronze_batch_rows: usize,
     /// A plain file's last line without a newline is left for a later run while the file
@@ -107,7 +109,7 @@ pub struct LakeSettings {
 impl Default for LakeSettings {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("lake"),
+            path: LakeLocation::default(),
             bronze_batch_rows: 65_536,
             unfinished_line_wait_seconds: 300,
         }
@@ -297,10 +299,8 @@ impl Settings {
             "invalid configuration (see config/loglake.toml for every key and its default)",
         )?;
         crate::secrets::register_url(&settings.database.url);
-        // Every detector's section is checked now, before any stage writes anything.
-        settings.detectors.check().context(
-            "invalid configuration (see config/loglake.toml for every key and its default)",
-        )?;
+        // Every detector's section was read and checked as the settings were deserialised,
+        // before any stage writes anything.
         settings
             .alerts
             .check()
@@ -309,34 +309,6 @@ impl Settings {
                 "invalid configuration (see config/loglake.toml for every key and its default)",
             )?;
         Ok(settings)
-    }
-
-    /// The gold settings for one source: `[sources.<name>]` over `[gold]`.
-    pub fn gold_for(&self, source: &str) -> GoldSettings {
-        let mut gold = self.gold.clone();
-        if let Some(s) = self.sources.get(source) {
-            if let Some(g) = &s.granularities {
-                gold.granularities = g.clone();
-            }
-            if let Some(w) = s.window_minutes {
-                gold.window_minutes = w;
-            }
-        }
-        gold
-    }
-
-    /// The parse settings for one source: `[sources.<name>]` over `[parse]`.
-    pub fn parse_for(&self, source: &str) -> ParseSettings {
-        let mut parse = self.parse.clone();
-        if let Some(s) = self.sources.get(source) {
-            if let Some(f) = &s.format {
-                parse.format = f.clone();
-            }
-            if let Some(k) = &s.session_key {
-                parse.session_key = k.clone();
-            }
-        }
-        parse
     }
 }
 
@@ -353,23 +325,26 @@ mod tests {
                 .unwrap();
         let mut from_file: Settings = toml_like(&text);
         let mut defaults = Settings::default();
-        from_file.detectors.check().unwrap();
         // Sections compared with every key resolved by its detector (1 and 1.0 alike).
-        let resolved = |s: &Settings| s.detectors.resolved().unwrap();
-        assert_eq!(resolved(&from_file), resolved(&defaults));
         assert_eq!(
-            from_file.detectors.0.keys().collect::<Vec<_>>(),
-            defaults.detectors.0.keys().collect::<Vec<_>>(),
+            from_file.detectors.resolved(),
+            defaults.detectors.resolved()
+        );
+        let written = from_file.detectors.written();
+        let resolved = defaults.detectors.resolved();
+        assert_eq!(
+            written.keys().collect::<Vec<_>>(),
+            resolved.keys().collect::<Vec<_>>(),
             "the shipped file documents every detector's section"
         );
-        for (name, section) in &defaults.detectors.0 {
+        for (name, section) in &resolved {
             let keys = |v: &serde_json::Value| {
                 v.as_object()
                     .map(|m| m.keys().cloned().collect::<Vec<_>>())
                     .unwrap_or_default()
             };
             assert_eq!(
-                keys(&from_file.detectors.0[name]),
+                keys(&written[name]),
                 keys(section),
                 "[detectors.{name}] in config/loglake.toml lists every key"
             );
@@ -379,8 +354,8 @@ mod tests {
         // Paths in the file are relative to its folder, `config/`: `../lake` is the default
         // `lake` of a command run in the project folder.
         assert_eq!(
-            from_file.lake.path,
-            Path::new("..").join(&defaults.lake.path)
+            from_file.lake.path.local().unwrap(),
+            Path::new("..").join(defaults.lake.path.local().unwrap())
         );
         from_file.lake.path = defaults.lake.path.clone();
         assert_eq!(
@@ -400,6 +375,7 @@ mod tests {
 
     #[test]
     fn sources_override_parse_defaults() {
+        use super::resolved::{Resolved, SourceOverrides};
         let mut s = Settings::default();
         s.sources.insert(
             "hdfs".into(),
@@ -410,11 +386,25 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(s.parse_for("hdfs").format, "hdfs");
-        assert_eq!(s.parse_for("other").format, "auto");
-        assert_eq!(s.gold_for("hdfs").granularities, vec!["session"]);
-        assert_eq!(s.gold_for("hdfs").window_minutes, 5);
-        assert_eq!(s.gold_for("other").granularities.len(), 3);
+        let none = SourceOverrides::default();
+        let hdfs = Resolved::new(&s, "hdfs", &none).unwrap();
+        let other = Resolved::new(&s, "other", &none).unwrap();
+        assert_eq!(hdfs.parse.format.spec(), "hdfs");
+        assert!(hdfs.parse.session_key.is_some());
+        assert!(other.parse.format.is_auto());
+        assert_eq!(
+            hdfs.granularities,
+            vec![crate::detectors::Granularity::Session]
+        );
+        assert_eq!(hdfs.gold.window_minutes, 5);
+        assert_eq!(other.granularities.len(), 3);
+        // The command line over the source's section.
+        let flags = SourceOverrides {
+            format: Some("syslog".into()),
+            ..Default::default()
+        };
+        let flagged = Resolved::new(&s, "hdfs", &flags).unwrap();
+        assert_eq!(flagged.parse.format.spec(), "syslog");
     }
 }
 
@@ -437,12 +427,11 @@ mod detector_settings_tests {
     fn bad_detector_settings_are_refused_with_their_key() {
         assert!(
             error("[detectors.zscore]\nthreshold = -1\n")
-                .contains("detectors.zscore.threshold must be positive, got -1")
+                .contains("detectors.zscore.threshold: z-score threshold must be positive, got -1")
         );
-        assert!(
-            error("[detectors.percentile]\nquantile = 0.3\n")
-                .contains("detectors.percentile.quantile must be in (0.5, 1), got 0.3")
-        );
+        assert!(error("[detectors.percentile]\nquantile = 0.3\n").contains(
+            "detectors.percentile.quantile: percentile quantile must be in (0.5, 1), got 0.3"
+        ));
         assert!(
             error("[detectors.isolation_forest]\ncontamination = \"lots\"\n")
                 .contains("detectors.isolation_forest.contamination")
@@ -469,12 +458,12 @@ mod detector_settings_tests {
     #[test]
     fn a_section_overrides_only_the_keys_it_names() {
         let s = load("[detectors.zscore]\nthreshold = 4\nweight = 0.25\n").unwrap();
-        let resolved = s.detectors.resolved().unwrap();
+        let resolved = s.detectors.resolved();
         assert_eq!(resolved["zscore"]["threshold"], 4.0);
         assert_eq!(resolved["zscore"]["robust"], true);
         assert_eq!(resolved["zscore"]["weight"], 0.25);
         assert_eq!(resolved["percentile"]["quantile"], 0.99);
-        let (enabled, ensemble) = s.detectors.ensemble().unwrap();
+        let (enabled, ensemble) = s.detectors.ensemble();
         assert!(enabled);
         assert_eq!(ensemble.weight_of("zscore"), 0.25);
         assert_eq!(ensemble.weight_of("invariants"), 1.0);

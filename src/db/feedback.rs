@@ -23,24 +23,13 @@ pub struct MarkedAnomaly {
     pub entity_key: String,
 }
 
-/// A "normal" verdict as 05-detect applies it: findings of this detector and kind are
-/// suppressed.
-#[derive(Debug, Clone)]
-pub struct NormalVerdict {
-    pub feedback_id: i64,
-    pub anomaly_id: String,
-    pub detector: String,
-    pub kind: String,
-    /// The entity judged: a session key, a service, an event's `file:line`.
-    pub entity_key: String,
-    /// The marked finding's evidence (`details.top_features`, JSON), if it had any.
-    pub evidence: Option<String>,
-    /// When the judged window (or session, or event) started, in epoch milliseconds: with
-    /// the service, what names a window.
-    pub window_start: Option<i64>,
-    pub by: String,
-    pub note: Option<String>,
-}
+pub use crate::records::NormalVerdict;
+
+/// A verdict named an anomaly the table does not hold: the caller's mistake, not the
+/// database's (the service answers 404 for it, 503 for the database's own failures).
+#[derive(Debug, thiserror::Error)]
+#[error("no anomaly {0:?} (ids are in the anomalies table and `GET /v1/anomalies`)")]
+pub struct NoSuchAnomaly(pub String);
 
 impl Database {
     /// How many of the source's anomalies in the batch dates `from..=to` operators judged
@@ -188,9 +177,7 @@ impl Database {
             )
             .with_context(|| format!("reading anomaly {anomaly_id} from {}", self.display_url))?;
         let Some(row) = rows.first() else {
-            bail!(
-                "no anomaly {anomaly_id:?} (ids are in the anomalies table and `GET /v1/anomalies`)"
-            );
+            return Err(NoSuchAnomaly(anomaly_id.to_string()).into());
         };
         let marked = MarkedAnomaly {
             source: row.try_get(0)?,

@@ -1,5 +1,5 @@
 //! The shape every detector has, so that `04-train` and `05-detect` are loops over
-//! [`super::registry::DETECTORS`] and adding a detector touches its own folder and one line of
+//! [`super::DETECTORS`] and adding a detector touches its own folder and one line of
 //! the registry.
 //!
 //! A detector is a unit struct implementing [`Detector`]: its name, the granularities it can
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::saved_model::SavedModel;
 use super::scoring::ScoringInput;
-use super::settings::{self, Common, Params};
+use super::settings::{self, Params, Section};
 use super::training::TrainingData;
 
 /// What an anomaly is about: a service's time window, a session, or one log line.
@@ -62,6 +62,31 @@ impl Granularity {
 impl std::fmt::Display for Granularity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// When a score is anomalous, decided here once for every detector.
+///
+/// A threshold names the least score that raises an alarm, so a score *at* it is anomalous:
+/// z-score's "|z| at or above 5", rare_template's "seen at most N times", a percentile's
+/// "one tail width past the range" all count their boundary in. The isolation forest is the
+/// one exception, because its threshold is scikit-learn's `offset_`: the score of the training
+/// row at the contamination quantile, itself normal by that definition, so only scores above
+/// it are anomalous. 05-detect and 06-report's evaluation both ask this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    /// `score >= threshold` is anomalous.
+    AtOrAbove,
+    /// `score > threshold` is anomalous.
+    Above,
+}
+
+impl Crossing {
+    pub fn crosses(self, score: f64, threshold: f64) -> bool {
+        match self {
+            Crossing::AtOrAbove => score >= threshold,
+            Crossing::Above => score > threshold,
+        }
     }
 }
 
@@ -159,8 +184,8 @@ impl Trained {
 
 /// A detector, as its folder implements it: a unit struct with a typed settings section.
 ///
-/// [`AnyDetector`] (implemented for every `Detector`) is the same thing with the settings
-/// still a serde value, which is what the registry lists and the stages call.
+/// [`AnyDetector`] (implemented for every `Detector`) is the same thing behind its settings
+/// [`Section`], which is what the registry lists and the stages call.
 pub trait Detector: Sync {
     /// Its `[detectors.<name>]` section: the serde struct is its parameters.
     type Settings: Params;
@@ -170,6 +195,9 @@ pub trait Detector: Sync {
 
     /// The granularities it can judge at all; which of them it runs on is its settings'.
     const SUPPORTS: &'static [Granularity];
+
+    /// Whether a score at its threshold is anomalous (see [`Crossing`]).
+    const CROSSING: Crossing = Crossing::AtOrAbove;
 
     /// Fit a model at `granularity` on the training range.
     fn train(
@@ -188,21 +216,18 @@ pub trait Detector: Sync {
     ) -> Result<()>;
 }
 
-/// A [`Detector`] whose settings are still the raw `[detectors.<name>]` value: what the
-/// registry lists. Every method reads the section through [`settings::read`], so a bad value
-/// is refused with its key named wherever it is first met (settings load checks them all).
+/// A [`Detector`] behind its settings [`Section`]: what the registry lists and the stages
+/// call. The section is read once, by [`AnyDetector::read_section`] when settings load; the
+/// other methods take it typed.
 pub trait AnyDetector: Sync {
     fn name(&self) -> &'static str;
     fn supports(&self) -> &'static [Granularity];
-    /// Its section with every default (`config/loglake.toml` documents the same values).
-    fn default_settings(&self) -> serde_json::Value;
-    /// Read and check its section; returns the part every detector has.
-    fn check_settings(&self, section: &serde_json::Value) -> Result<Common>;
-    /// The checked section with defaults filled in, as the saved model keeps it.
-    fn resolved_settings(&self, section: &serde_json::Value) -> Result<serde_json::Value>;
+    fn crossing(&self) -> Crossing;
+    /// Read and check its `[detectors.<name>]` section (defaults for what is not written).
+    fn read_section(&self, section: &serde_json::Value) -> Result<Section>;
     fn train(
         &self,
-        section: &serde_json::Value,
+        section: &Section,
         granularity: Granularity,
         data: &TrainingData<'_>,
     ) -> Result<Trained>;
@@ -221,26 +246,19 @@ impl<D: Detector> AnyDetector for D {
     fn supports(&self) -> &'static [Granularity] {
         D::SUPPORTS
     }
-    fn default_settings(&self) -> serde_json::Value {
-        settings::resolved(&D::Settings::default_common(), &D::Settings::default())
-            .expect("settings serialise")
+    fn crossing(&self) -> Crossing {
+        D::CROSSING
     }
-    fn check_settings(&self, section: &serde_json::Value) -> Result<Common> {
-        let (common, _) = settings::read::<D::Settings>(D::NAME, D::SUPPORTS, section)?;
-        Ok(common)
-    }
-    fn resolved_settings(&self, section: &serde_json::Value) -> Result<serde_json::Value> {
-        let (common, params) = settings::read::<D::Settings>(D::NAME, D::SUPPORTS, section)?;
-        settings::resolved(&common, &params)
+    fn read_section(&self, section: &serde_json::Value) -> Result<Section> {
+        settings::read::<D::Settings>(D::NAME, D::SUPPORTS, section)
     }
     fn train(
         &self,
-        section: &serde_json::Value,
+        section: &Section,
         granularity: Granularity,
         data: &TrainingData<'_>,
     ) -> Result<Trained> {
-        let (_, params) = settings::read::<D::Settings>(D::NAME, D::SUPPORTS, section)?;
-        Detector::train(self, &params, granularity, data)
+        Detector::train(self, section.params::<D::Settings>(), granularity, data)
     }
     fn score<'m>(
         &self,

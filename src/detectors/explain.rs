@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
-use super::zscore::FeatureBaseline;
+use super::baseline::FeatureBaseline;
 use crate::features;
 
 /// How many deviating features an anomaly's details list.

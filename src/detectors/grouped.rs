@@ -11,10 +11,11 @@ use ndarray::{Array2, Axis};
 use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 
+use super::baseline::FeatureBaseline;
 use super::contract::Granularity;
 use super::saved_model::SavedModel;
 use super::training::TrainingData;
-use super::zscore::{FeatureBaseline, ZScore};
+use super::zscore::ZScore;
 use crate::features;
 
 /// Baselines per group, most specific grouping first: a row uses the first grouping whose

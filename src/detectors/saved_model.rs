@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::baseline::FeatureBaseline;
 use super::contract::Granularity;
-use super::zscore::FeatureBaseline;
 use crate::lake::Lake;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

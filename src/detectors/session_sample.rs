@@ -49,34 +49,8 @@ pub fn session_training(
         return Ok(None);
     }
 
-    // First pass: the k lowest key hashes.
-    let k = max_sessions.max(1);
-    let mut lowest: BinaryHeap<u64> = BinaryHeap::with_capacity(k + 1);
-    for &d in &session_dates {
-        lake.read_windows(
-            Layer::Gold,
-            tables::SESSION_FEATURES,
-            (source, d),
-            RowWindows {
-                rows: window,
-                columns: &["session_key"],
-            },
-            &mut |df| {
-                for key in df.column("session_key")?.str()?.iter() {
-                    let h = key_hash(key.unwrap_or_default());
-                    if lowest.len() < k {
-                        lowest.push(h);
-                    } else if h < *lowest.peek().expect("k > 0") {
-                        lowest.pop();
-                        lowest.push(h);
-                    }
-                }
-                Ok(())
-            },
-        )?;
-    }
-    let cut = *lowest.peek().expect("k > 0");
-    drop(lowest);
+    // First pass: the key hash of the k-th lowest, which the sample keeps up to.
+    let cut = hash_cut(lake, source, &session_dates, window, max_sessions.max(1))?;
     let sampled = |df: &DataFrame| -> Result<BooleanChunked> {
         Ok(df
             .column("session_key")?
@@ -160,6 +134,42 @@ pub fn session_training(
         frame,
         vocabulary,
     }))
+}
+
+/// The `k`-th lowest key hash of the sessions of `dates`: a sample of `k` sessions is every
+/// session whose key hashes no higher.
+fn hash_cut(
+    lake: &Lake,
+    source: &str,
+    dates: &[NaiveDate],
+    window: usize,
+    k: usize,
+) -> Result<u64> {
+    let mut lowest: BinaryHeap<u64> = BinaryHeap::with_capacity(k + 1);
+    for &d in dates {
+        lake.read_windows(
+            Layer::Gold,
+            tables::SESSION_FEATURES,
+            (source, d),
+            RowWindows {
+                rows: window,
+                columns: &["session_key"],
+            },
+            &mut |df| {
+                for key in df.column("session_key")?.str()?.iter() {
+                    let h = key_hash(key.unwrap_or_default());
+                    if lowest.len() < k {
+                        lowest.push(h);
+                    } else if h < *lowest.peek().expect("k > 0") {
+                        lowest.pop();
+                        lowest.push(h);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+    }
+    Ok(*lowest.peek().expect("k > 0"))
 }
 
 /// Every session of `dates`, read whole (there are at most `max_sessions`).

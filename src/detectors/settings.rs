@@ -1,12 +1,15 @@
 //! Detector settings: each detector's `[detectors.<name>]` section is its own serde
 //! parameter struct (in its folder), plus four keys every detector has — `enabled`,
-//! `granularities`, the ensemble `weight` and `view`. `config.rs` keeps the sections as
-//! raw values ([`DetectorsConfig`]) so that adding a detector never touches it; they are read
-//! and checked here, all of them when settings load, so a bad value stops the command before
-//! anything is written and the error names its key:
-//! `detectors.zscore.threshold must be positive, got -1`.
+//! `granularities`, the ensemble `weight` and `view`. Settings hold them as
+//! [`DetectorsConfig`], which reads and checks every section once, as the settings are
+//! deserialised, into its typed [`Section`]: adding a detector never touches the config
+//! module, nothing downstream parses a section again, and a bad value stops the command before
+//! anything is written with its key named:
+//! `detectors.zscore.threshold: z-score threshold must be positive, got -1`.
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::de::DeserializeOwned;
@@ -57,16 +60,46 @@ impl SettingError {
 /// they are the section itself; where they hold more — flags derived from the training data
 /// (z-score, percentile), sampling internals (param_range, clustering), a typed contamination
 /// (isolation forest) — the detector has a settings struct that builds them.
-pub trait Params: Serialize + DeserializeOwned + Default + Clone {
+pub trait Params: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static {
     /// Its defaults for the keys every detector has.
     fn default_common() -> Common;
     /// Range checks (usually its algorithm's `ParamGuard::check`), naming the key at fault.
     fn check(&self) -> Result<(), SettingError>;
 }
 
+/// One detector's section, read and checked once: the keys every detector has, its own
+/// typed parameters (behind `Any`, so that one list holds every detector's) and the section
+/// with every default filled in, as a saved model records it.
+#[derive(Clone)]
+pub struct Section {
+    pub common: Common,
+    params: Arc<dyn Any + Send + Sync>,
+    resolved: Value,
+}
+
+impl Section {
+    /// Its parameters, as the detector that read it declares them.
+    pub fn params<P: 'static>(&self) -> &P {
+        self.params
+            .downcast_ref()
+            .expect("a section is read by the detector whose parameters it holds")
+    }
+
+    /// Every key with its value, defaults filled in.
+    pub fn resolved(&self) -> &Value {
+        &self.resolved
+    }
+}
+
+impl std::fmt::Debug for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.resolved.fmt(f)
+    }
+}
+
 /// Read `[detectors.<name>]` into its common part and its parameters, with defaults for
 /// missing keys, refusing unknown keys and out-of-range values.
-pub fn read<P: Params>(name: &str, supports: &[Granularity], raw: &Value) -> Result<(Common, P)> {
+pub fn read<P: Params>(name: &str, supports: &[Granularity], raw: &Value) -> Result<Section> {
     let mut map = match raw {
         Value::Null => Map::new(),
         Value::Object(m) => m.clone(),
@@ -113,8 +146,13 @@ pub fn read<P: Params>(name: &str, supports: &[Granularity], raw: &Value) -> Res
         .map_err(|e| anyhow!("[detectors.{name}]: {e}"))?;
     params
         .check()
-        .map_err(|e| anyhow!("{} {}", key(e.key), e.message))?;
-    Ok((common, params))
+        .map_err(|e| anyhow!("{}: {}", key(e.key), e.message))?;
+    let resolved = resolved(&common, &params)?;
+    Ok(Section {
+        common,
+        params: Arc::new(params),
+        resolved,
+    })
 }
 
 /// A section with every key, defaults filled in: what a saved model records.
@@ -143,6 +181,12 @@ fn names(supports: &[Granularity]) -> String {
 pub struct EnsembleSettings {
     pub enabled: bool,
     pub default_weight: f64,
+    /// Where weights and views were set before each detector's section took them: read only
+    /// to say where they went.
+    #[serde(default, skip_serializing)]
+    weights: Option<Value>,
+    #[serde(default, skip_serializing)]
+    views: Option<Value>,
 }
 
 impl Default for EnsembleSettings {
@@ -150,39 +194,64 @@ impl Default for EnsembleSettings {
         Self {
             enabled: true,
             default_weight: 1.0,
+            weights: None,
+            views: None,
         }
     }
 }
 
-/// Every `[detectors.*]` section as written (file, then environment), unread until checked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DetectorsConfig(pub BTreeMap<String, Value>);
+/// Every `[detectors.*]` section, read and checked once when the settings are deserialised:
+/// each registered detector's typed [`Section`] (defaults where none is written) and the
+/// ensemble's checked parameters. Serialises as every section with every key.
+#[derive(Debug, Clone)]
+pub struct DetectorsConfig {
+    /// As written (file, then environment): which sections and keys a user set.
+    written: BTreeMap<String, Value>,
+    /// Every registered detector's section, by name.
+    sections: BTreeMap<&'static str, Section>,
+    ensemble_enabled: bool,
+    ensemble: EnsembleValidParams,
+}
 
 impl Default for DetectorsConfig {
     fn default() -> Self {
-        let mut sections: BTreeMap<String, Value> = super::DETECTORS
-            .iter()
-            .map(|d| (d.name().to_string(), d.default_settings()))
-            .collect();
-        sections.insert(
-            ENSEMBLE.into(),
-            serde_json::to_value(EnsembleSettings::default()).expect("serialises"),
-        );
-        Self(sections)
+        Self::read(BTreeMap::new()).expect("every detector's defaults pass its checks")
+    }
+}
+
+impl TryFrom<BTreeMap<String, Value>> for DetectorsConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(written: BTreeMap<String, Value>) -> Result<Self> {
+        Self::read(written)
+    }
+}
+
+impl From<DetectorsConfig> for BTreeMap<String, Value> {
+    fn from(config: DetectorsConfig) -> Self {
+        config.resolved()
+    }
+}
+
+impl Serialize for DetectorsConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.resolved().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DetectorsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let written = BTreeMap::<String, Value>::deserialize(d)?;
+        // `{:#}`: the error's whole chain, which names the key at fault.
+        Self::read(written).map_err(|e| serde::de::Error::custom(format!("{e:#}")))
     }
 }
 
 impl DetectorsConfig {
-    /// A detector's section as written (an empty table when absent: every key defaults).
-    pub fn section(&self, name: &str) -> &Value {
+    /// Read and check every section: known names, known keys, values in range.
+    fn read(written: BTreeMap<String, Value>) -> Result<Self> {
         static EMPTY: Value = Value::Null;
-        self.0.get(name).unwrap_or(&EMPTY)
-    }
-
-    /// Check every section: known names, known keys, values in range.
-    pub fn check(&self) -> Result<()> {
-        for name in self.0.keys() {
+        for name in written.keys() {
             if name != ENSEMBLE && super::find(name).is_none() {
                 bail!(
                     "unknown detector section [detectors.{name}]: known are {}, {ENSEMBLE}",
@@ -190,80 +259,85 @@ impl DetectorsConfig {
                 );
             }
         }
+        let mut sections = BTreeMap::new();
         for d in super::DETECTORS {
-            d.check_settings(self.section(d.name()))?;
+            let raw = written.get(d.name()).unwrap_or(&EMPTY);
+            sections.insert(d.name(), d.read_section(raw)?);
         }
-        self.ensemble()?;
-        Ok(())
+        let s: EnsembleSettings = match written.get(ENSEMBLE) {
+            None | Some(Value::Null) => EnsembleSettings::default(),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| anyhow!("[detectors.{ENSEMBLE}]: {e}"))?,
+        };
+        if s.weights.is_some() || s.views.is_some() {
+            bail!(
+                "[detectors.{ENSEMBLE}]: weights and views are set in each detector's section now: [detectors.zscore] weight = 0.5, view = \"counts\""
+            );
+        }
+        let mut params = EnsembleParams::default().default_weight(s.default_weight);
+        for (name, section) in &sections {
+            params = params
+                .weight(name, section.common.weight)
+                .view(name, &section.common.view);
+        }
+        let ensemble =
+            linfa::ParamGuard::check(params).map_err(|e| anyhow!("detectors.{ENSEMBLE}: {e}"))?;
+        Ok(Self {
+            written,
+            sections,
+            ensemble_enabled: s.enabled,
+            ensemble,
+        })
+    }
+
+    /// A registered detector's section.
+    pub fn section(&self, name: &str) -> &Section {
+        self.sections
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is a registered detector"))
     }
 
     /// A detector's common keys (enabled, granularities, weight, view).
-    pub fn common(&self, name: &str) -> Result<Common> {
-        let d = super::find(name).ok_or_else(|| anyhow!("unknown detector {name:?}"))?;
-        d.check_settings(self.section(name))
+    pub fn common(&self, name: &str) -> &Common {
+        &self.section(name).common
     }
 
     /// Whether the ensemble runs, and its checked parameters: each detector's weight and
     /// view from its own section.
-    pub fn ensemble(&self) -> Result<(bool, EnsembleValidParams)> {
-        let raw = self.section(ENSEMBLE);
-        let s: EnsembleSettings = match raw {
-            Value::Null => EnsembleSettings::default(),
-            v => serde_json::from_value(v.clone()).map_err(|e| {
-                let moved = if e.to_string().contains("`weights`") || e.to_string().contains("`views`") {
-                    " (weights and views are set in each detector's section now: [detectors.zscore] weight = 0.5, view = \"counts\")"
-                } else {
-                    ""
-                };
-                anyhow!("[detectors.{ENSEMBLE}]: {e}{moved}")
-            })?,
-        };
-        let mut params = EnsembleParams::default().default_weight(s.default_weight);
-        for d in super::DETECTORS {
-            let c = d.check_settings(self.section(d.name()))?;
-            params = params.weight(d.name(), c.weight).view(d.name(), &c.view);
-        }
-        let params =
-            linfa::ParamGuard::check(params).map_err(|e| anyhow!("detectors.{ENSEMBLE}: {e}"))?;
-        Ok((s.enabled, params))
+    pub fn ensemble(&self) -> (bool, &EnsembleValidParams) {
+        (self.ensemble_enabled, &self.ensemble)
     }
 
-    /// Every section with every key, defaults filled in (unknown sections dropped): what
-    /// `config/loglake.toml` documents and a saved model records.
-    pub fn resolved(&self) -> Result<BTreeMap<String, Value>> {
-        let mut out = BTreeMap::new();
-        for d in super::DETECTORS {
-            out.insert(
-                d.name().to_string(),
-                d.resolved_settings(self.section(d.name()))?,
-            );
-        }
-        let (enabled, params) = self.ensemble()?;
+    /// The sections as written, before defaults (which keys a file sets).
+    pub fn written(&self) -> &BTreeMap<String, Value> {
+        &self.written
+    }
+
+    /// Every section with every key, defaults filled in: what `config/loglake.toml`
+    /// documents and a saved model records.
+    pub fn resolved(&self) -> BTreeMap<String, Value> {
+        let mut out: BTreeMap<String, Value> = self
+            .sections
+            .iter()
+            .map(|(name, s)| (name.to_string(), s.resolved.clone()))
+            .collect();
         out.insert(
             ENSEMBLE.into(),
-            serde_json::json!({"enabled": enabled, "default_weight": params.default_weight}),
+            serde_json::json!({"enabled": self.ensemble_enabled, "default_weight": self.ensemble.default_weight}),
         );
-        Ok(out)
+        out
     }
 }
 
 /// A detector's `ParamGuard` verdict as a [`SettingError`]: `key` says which setting the
-/// error is about, and the message keeps the guard's "must be …, got …".
+/// error is about (picked by the error's variant), and the message is the guard's own.
 pub fn guarded<T, E: std::fmt::Display>(
     checked: Result<T, E>,
     key: impl FnOnce(&E) -> &'static str,
 ) -> Result<(), SettingError> {
-    match checked {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let text = e.to_string();
-            let message = text
-                .find("must")
-                .map_or(text.as_str(), |at| &text[at..])
-                .to_string();
-            Err(SettingError::new(key(&e), message))
-        }
-    }
+    checked
+        .map(|_| ())
+        .map_err(|e| SettingError::new(key(&e), e.to_string()))
 }
 
 /// A text setting that an environment variable may have given as a number or a boolean

@@ -13,6 +13,7 @@ use super::grouped::robust_baselines;
 use super::saved_model::SavedModel;
 use crate::features;
 use crate::lake::{Lake, Layer, RowWindows, tables};
+use crate::records::KindParts;
 
 /// The session view: per-session features, and the same rows with `duration_log` and the
 /// template count vector (`tc_<id>` over `vocabulary`) joined in.
@@ -41,19 +42,29 @@ pub struct TrainingData<'a> {
     pub window_lines: usize,
     /// Operators' "normal" verdicts on the source's anomalies (`loglake anomalies mark …
     /// --normal`): each detector learns the ones about its own evidence.
-    pub normal_verdicts: Vec<crate::db::feedback::NormalVerdict>,
+    pub normal_verdicts: Vec<crate::records::NormalVerdict>,
     /// Reports what is being trained (the terminal's spinner).
     pub step: Box<dyn Fn(String) + Sync + 'a>,
 }
 
 impl TrainingData<'_> {
-    /// The templates of the rare-template findings operators marked normal: those whose kind
-    /// is `event|rare_template|template_id|<id>` (the detector's own, or an ensemble it led).
-    pub fn normal_templates(&self) -> std::collections::BTreeSet<String> {
+    /// The value after feature `key` in the evidence of the findings operators marked normal whose
+    /// kind is `granularity` led by `detector` (the detector's own, or an ensemble it led):
+    /// rare_template's `template_id` gives the templates marked normal.
+    pub fn marked_normal_values(
+        &self,
+        granularity: Granularity,
+        detector: &str,
+        key: &str,
+    ) -> std::collections::BTreeSet<String> {
         self.normal_verdicts
             .iter()
-            .filter_map(|v| v.kind.strip_prefix("event|rare_template|template_id|"))
-            .map(str::to_string)
+            .map(|v| KindParts::of(&v.kind))
+            .filter(|k| k.granularity == granularity.as_str() && k.lead_detector == detector)
+            .filter_map(|k| match k.evidence.as_slice() {
+                [first, value, ..] if *first == key => Some(value.to_string()),
+                _ => None,
+            })
             .collect()
     }
 
@@ -82,7 +93,7 @@ impl TrainingData<'_> {
                 let marked: std::collections::BTreeSet<(&str, i64)> = self
                     .normal_verdicts
                     .iter()
-                    .filter(|v| v.kind.starts_with("window|"))
+                    .filter(|v| KindParts::of(&v.kind).granularity == Granularity::Window.as_str())
                     .filter_map(|v| Some((v.entity_key.as_str(), v.window_start?)))
                     .collect();
                 if marked.is_empty() {
@@ -225,11 +236,11 @@ impl TrainingData<'_> {
 
 /// The keys of the sessions operators marked normal (whichever detector flagged them).
 pub fn marked_sessions(
-    verdicts: &[crate::db::feedback::NormalVerdict],
+    verdicts: &[crate::records::NormalVerdict],
 ) -> std::collections::BTreeSet<&str> {
     verdicts
         .iter()
-        .filter(|v| v.kind.starts_with("session|"))
+        .filter(|v| KindParts::of(&v.kind).granularity == Granularity::Session.as_str())
         .map(|v| v.entity_key.as_str())
         .collect()
 }

@@ -22,6 +22,8 @@
 //! ingesting the folder ingests only logs. Everything is seeded: the same options give the same
 //! bytes.
 
+mod injections;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -421,182 +423,13 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         };
 
         // Plan the day's injections first, so the normal traffic loop can honour them.
-        let spike_service = day.rng.gen_range(0..SERVICES.len());
-        let spike_start = day.rng.gen_range(60..(22 * 60)) as i64;
-        let burst_service = (spike_service + day.rng.gen_range(1..SERVICES.len())) % SERVICES.len();
-        let burst_start = day.rng.gen_range(60..(22 * 60)) as i64;
-        day.labels.push(Label {
-            kind: "volume_spike".into(),
-            granularity: "window".into(),
-            service: SERVICES[spike_service].into(),
-            start: rfc3339(day_start + spike_start * 60_000),
-            end: rfc3339(day_start + (spike_start + 15) * 60_000),
-            session_key: None,
-            file: Some(file_name.clone()),
-            line: None,
-        });
-        day.labels.push(Label {
-            kind: "error_burst".into(),
-            granularity: "window".into(),
-            service: SERVICES[burst_service].into(),
-            start: rfc3339(day_start + burst_start * 60_000),
-            end: rfc3339(day_start + (burst_start + 10) * 60_000),
-            session_key: None,
-            file: Some(file_name.clone()),
-            line: None,
-        });
-
+        let plan = day.plan_window_anomalies(day_start, &file_name);
         for minute in 0..1440u32 {
-            let minute_start = day_start + minute as i64 * 60_000;
-            let season = seasonality(date, minute);
-            for (s, weight) in SERVICE_WEIGHT.iter().enumerate() {
-                let mut rate = requests_per_minute * weight * season;
-                let m = minute as i64;
-                if s == spike_service && m >= spike_start && m < spike_start + 15 {
-                    rate *= 8.0;
-                }
-                let n = day.poisson(rate);
-                for _ in 0..n {
-                    let at = minute_start + day.rng.gen_range(0..60_000);
-                    day.request(s, at, false, 1.0);
-                }
-                // Background: a health check a minute, GC pauses, rare upstream timeouts.
-                let at = minute_start + day.rng.gen_range(0..60_000);
-                let latency = day.rng.gen_range(1..20);
-                day.push(
-                    at,
-                    s,
-                    DEBUG,
-                    format!("health check ok latency_ms={latency}"),
-                );
-                if day.rng.gen_bool(0.2) {
-                    let at = minute_start + day.rng.gen_range(0..60_000);
-                    let (pause, heap) = (day.rng.gen_range(5..120), day.rng.gen_range(200..2000));
-                    day.push(
-                        at,
-                        s,
-                        INFO,
-                        format!("gc pause {pause} ms heap_used={heap}MB"),
-                    );
-                }
-                if day.rng.gen_bool(0.02) {
-                    let at = minute_start + day.rng.gen_range(0..60_000);
-                    let (other, after) = (
-                        SERVICES[day.rng.gen_range(0..SERVICES.len())],
-                        day.rng.gen_range(1000..5000),
-                    );
-                    day.push(
-                        at,
-                        s,
-                        ERROR,
-                        format!("upstream timeout calling {other} after {after} ms"),
-                    );
-                }
-                if s == burst_service && m >= burst_start && m < burst_start + 10 {
-                    for _ in 0..day.poisson(30.0) {
-                        let at = minute_start + day.rng.gen_range(0..60_000);
-                        let ip = day.ip();
-                        let retry = day.rng.gen_range(1..6);
-                        day.push(
-                            at,
-                            s,
-                            ERROR,
-                            format!(
-                                "database connection refused host={ip} pool=primary retry={retry}"
-                            ),
-                        );
-                    }
-                }
-            }
+            day.traffic_minute(date, day_start, minute, requests_per_minute, &plan);
         }
-
-        // Session anomalies: three broken sessions and three latency outliers.
-        for kind in ["broken_session", "latency_outlier"] {
-            for _ in 0..3 {
-                let s = day.rng.gen_range(0..SERVICES.len());
-                let at = day_start
-                    + day.rng.gen_range(30..(23 * 60)) as i64 * 60_000
-                    + day.rng.gen_range(0..60_000);
-                let (broken, stretch) = if kind == "broken_session" {
-                    (true, 1.0)
-                } else {
-                    (false, day.rng.gen_range(500.0..1500.0))
-                };
-                let before = day.lines.len();
-                let req = day.request(s, at, broken, stretch);
-                let end = day.lines[before..]
-                    .iter()
-                    .map(|l| l.ts_ms)
-                    .max()
-                    .unwrap_or(at);
-                day.labels.push(Label {
-                    kind: kind.into(),
-                    granularity: "session".into(),
-                    service: SERVICES[s].into(),
-                    start: rfc3339(at),
-                    end: rfc3339(end + 1),
-                    session_key: Some(req),
-                    file: Some(file_name.clone()),
-                    line: None,
-                });
-                if kind == "latency_outlier" {
-                    // Its completion line reports the 15–60 s duration: an event whose value
-                    // is out of range, whatever the session around it.
-                    let completed = day.lines.len() - 1;
-                    day.label_line(completed, "out_of_range", &file_name);
-                }
-            }
-        }
-
-        // Never-seen messages: two single lines.
-        for k in 0..2 {
-            let s = day.rng.gen_range(0..SERVICES.len());
-            let at = day_start
-                + day.rng.gen_range(30..(23 * 60)) as i64 * 60_000
-                + day.rng.gen_range(0..60_000);
-            let j = d as usize * 2 + k;
-            let template = NEVER_SEEN[j % NEVER_SEEN.len()];
-            let subsystem =
-                NEVER_SEEN_SUBSYSTEMS[(j / NEVER_SEEN.len()) % NEVER_SEEN_SUBSYSTEMS.len()];
-            let mut text = format!("{subsystem}: ");
-            let mut rest = template;
-            while let Some(pos) = rest.find('{') {
-                text.push_str(&rest[..pos]);
-                let close = rest[pos..]
-                    .find('}')
-                    .map(|c| pos + c)
-                    .unwrap_or(rest.len() - 1);
-                match &rest[pos..=close] {
-                    "{h}" => {
-                        write!(text, "{:012x}", day.rng.r#gen::<u64>() & 0xffff_ffff_ffff).unwrap()
-                    }
-                    _ => write!(text, "{}", day.rng.gen_range(2..99999)).unwrap(),
-                }
-                rest = &rest[close + 1..];
-            }
-            text.push_str(rest);
-            let idx = day.push(at, s, ERROR, text);
-            day.label_line(idx, "never_seen", &file_name);
-        }
-
-        // A value out of range: a usual message reporting a value far beyond its usual one
-        // (health checks take 1–19 ms, GC pauses 5–119 ms).
-        let s = day.rng.gen_range(0..SERVICES.len());
-        let at = day_start
-            + day.rng.gen_range(30..(23 * 60)) as i64 * 60_000
-            + day.rng.gen_range(0..60_000);
-        let (level, text) = if day.rng.gen_bool(0.5) {
-            let latency = day.rng.gen_range(5_000..30_000);
-            (DEBUG, format!("health check ok latency_ms={latency}"))
-        } else {
-            let (pause, heap) = (
-                day.rng.gen_range(20_000..90_000),
-                day.rng.gen_range(200..2000),
-            );
-            (INFO, format!("gc pause {pause} ms heap_used={heap}MB"))
-        };
-        let idx = day.push(at, s, level, text);
-        day.label_line(idx, "out_of_range", &file_name);
+        day.session_anomalies(day_start, &file_name);
+        day.never_seen(day_start, &file_name);
+        day.value_out_of_range(day_start, &file_name);
 
         // Time order, then write; event labels learn their line numbers here.
         let mut lines = std::mem::take(&mut day.lines);

@@ -29,14 +29,12 @@ fn never_seen_messages_stay_distinct_templates_over_two_months() {
     assert_eq!(lines.len(), 120);
     // Mined together, as one training range would see them, every message is its own
     // template: none is seen twice.
-    let parser = crate::parse::Parser::new(
-        &crate::config::ParseSettings {
-            format: "generator".into(),
-            ..Default::default()
-        },
-        start,
-    )
+    let config = crate::parse::ParserConfig::new(crate::parse::ParseSettings {
+        format: "generator".into(),
+        ..Default::default()
+    })
     .unwrap();
+    let parser = crate::parse::Parser::new(&config, start).unwrap();
     let input: Vec<Result<&str, String>> = lines.iter().map(|l| Ok(l.as_str())).collect();
     let batch = parser.parse_batch(&input);
     let mut templates = std::collections::HashSet::new();

@@ -75,7 +75,7 @@ impl Holder {
         // query parameter). The record is for the operator's "who holds the lake" question.
         let command = std::env::args()
             .map(|arg| {
-                if arg.contains("://") && !arg.starts_with('-') {
+                if super::location::is_url(&arg) && !arg.starts_with('-') {
                     crate::secrets::redact_url(&arg)
                 } else {
                     crate::secrets::scrub(&arg).into_owned()

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Utc};
 
+use super::location::LakeLocation;
 use super::remote::{MANIFEST, Manifest, ManifestFile, Object, Remote, object_name, unique_token};
 use super::{Lake, Layer};
 
@@ -60,14 +61,14 @@ impl Drop for Mirror {
 }
 
 impl Lake {
-    /// The lake at `location`: a local folder, or `s3://bucket/prefix` with a private working
-    /// copy under the system's temporary folder.
-    pub fn open(location: &Path) -> Result<Lake> {
-        let text = location.to_string_lossy();
-        if !text.contains("://") {
-            return Ok(Lake::new(location));
-        }
-        let remote = Remote::open(&text)?;
+    /// The lake at `location`: a local folder, or a bucket with a private working copy under
+    /// the system's temporary folder. Commands open it through [`crate::workspace`].
+    pub fn open(location: &LakeLocation) -> Result<Lake> {
+        let url = match location {
+            LakeLocation::Local(folder) => return Ok(Lake::new(folder)),
+            LakeLocation::S3(url) => url,
+        };
+        let remote = Remote::open(url)?;
         remove_dead_working_copies();
         let work = std::env::temp_dir().join(format!(
             "{WORK_PREFIX}{}-{}",

@@ -27,6 +27,7 @@ mod parquet_write;
 pub use parquet_splice::replace_column;
 mod staged;
 pub use staged::{FrameWriter, StagedPartition};
+pub mod location;
 pub mod lock;
 pub mod remote;
 pub mod schema;

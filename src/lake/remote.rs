@@ -24,6 +24,7 @@
 use std::path::Path as LocalPath;
 use std::sync::Arc;
 
+use super::location::S3Url;
 use anyhow::{Context as _, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -100,14 +101,9 @@ pub struct Object {
 
 impl Remote {
     /// The store behind `url` (`s3://bucket` or `s3://bucket/prefix`).
-    pub fn open(url: &str) -> Result<Self> {
-        let Some(rest) = url.strip_prefix("s3://") else {
-            bail!("{url} is not an object-store lake: only s3:// URLs are supported");
-        };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            bail!("{url} names no bucket: write it as s3://bucket/prefix");
-        }
+    pub fn open(location: &S3Url) -> Result<Self> {
+        let url = location.to_string();
+        let (bucket, prefix) = (&location.bucket, &location.prefix);
         let store = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .build()
@@ -116,14 +112,14 @@ impl Remote {
                     "setting up {url} (set AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL with AWS_ALLOW_HTTP=true for a local server)"
                 )
             })?;
-        let prefix = Key::parse(prefix.trim_matches('/'))
+        let prefix = Key::parse(prefix.as_str())
             .with_context(|| format!("{url}: the prefix is not a valid object path"))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the object store's runtime")?;
         Ok(Remote {
-            url: url.trim_end_matches('/').to_string(),
+            url,
             store: Arc::new(store),
             prefix,
             runtime,

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 
 use chrono::NaiveDate;
 
-use super::ParseSettings;
+use super::ParserConfig;
 use super::{DETECTION_SAMPLE, Detection, Parsed, Parser};
 
 /// Fraction of lines whose predicted group equals their true group. `predicted[i]` and
@@ -179,7 +179,7 @@ pub struct ParserAccuracy {
 /// quarantined line is its own group (so it is wrong unless its true event has one line),
 /// and its template text is empty.
 pub fn evaluate_parser(
-    settings: &ParseSettings,
+    settings: &ParserConfig,
     batch_date: NaiveDate,
     log: &Path,
     truth_all: &Truth,

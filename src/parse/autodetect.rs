@@ -5,7 +5,7 @@ use anyhow::Result;
 use chrono::NaiveDate;
 
 use super::timestamp::{self, TimeContext, TimestampParser};
-use super::{HeaderReader, ParseSettings, Parser, format, generic, known_level};
+use super::{Format, HeaderReader, Parser, ParserConfig, format, generic, known_level};
 
 /// Which preset `format = "auto"` chose, and how well it fit the sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,12 +26,12 @@ impl Parser {
     /// reads the most of `sample` (ties go to the preset whose level field holds real levels,
     /// then to the one with more fields, then to the earlier preset in the list). Returns what was detected, if anything.
     pub fn for_sample(
-        settings: &ParseSettings,
+        config: &ParserConfig,
         batch_date: NaiveDate,
         sample: &[&str],
     ) -> Result<(Self, Option<Detection>)> {
-        if !settings.format.trim().eq_ignore_ascii_case("auto") {
-            let mut parser = Self::new(settings, batch_date)?;
+        if !config.format.is_auto() {
+            let mut parser = Self::new(config, batch_date)?;
             parser.check_time_on(sample);
             return Ok((parser, None));
         }
@@ -41,8 +41,7 @@ impl Parser {
             .chain(format::STRUCTURED_PRESETS.iter().copied());
         let mut best: Option<((usize, usize, usize), &str)> = None;
         for name in candidates {
-            let mut candidate = settings.clone();
-            candidate.format = name.to_string();
+            let candidate = config.with_format(Format::Preset(name.to_string()));
             let parser = Self::new(&candidate, batch_date)?;
             let mut ts = TimestampParser::new(parser.time);
             let (mut matched, mut with_level) = (0, 0);
@@ -63,20 +62,18 @@ impl Parser {
             }
         }
         let ((mut matched, _, _), name) = best.expect("there are presets");
-        let mut chosen = settings.clone();
-        chosen.format = name.to_string();
+        let mut chosen = config.with_format(Format::Preset(name.to_string()));
         let mut preset = name.to_string();
         // The generic layout when it reads more than twice what the best preset reads: a
         // preset that fits is more specific (it names more fields, knows where sessions and
         // levels are), so it keeps the log unless it plainly does not fit.
         let time = TimeContext {
-            zone: timestamp::parse_zone(&settings.timezone).map_err(anyhow::Error::msg)?,
-            year: settings.year,
+            zone: timestamp::parse_zone(&config.settings.timezone).map_err(anyhow::Error::msg)?,
+            year: config.settings.year,
             batch_date,
         };
         if let Some(format) = generic::infer_format(sample, time) {
-            let mut candidate = settings.clone();
-            candidate.format = format.clone();
+            let candidate = config.with_format(Format::Pattern(format));
             let parser = Self::new(&candidate, batch_date)?;
             let mut ts = TimestampParser::new(parser.time);
             let read = sample
@@ -98,7 +95,7 @@ impl Parser {
         parser.check_time_on(sample);
         let detection = Detection {
             preset,
-            format: chosen.format.clone(),
+            format: chosen.format.spec().to_string(),
             matched,
             sampled: sample.len(),
         };

@@ -38,8 +38,8 @@ use sha2::{Digest, Sha256};
 
 use drain::DrainParams;
 use format::LineFormat;
-pub use session::{SESSION_FIELD_PREFIX, SessionKey, session_field};
-pub use settings::ParseSettings;
+pub use session::{SESSION_FIELD_PREFIX, SessionKey};
+pub use settings::{Format, ParseSettings, ParserConfig};
 use timestamp::{TIME_FIELDS, TimeContext, TimestampParser};
 
 /// A parsed line, before templating. Text fields borrow from the line where they can
@@ -175,16 +175,19 @@ pub struct Parser {
 impl Parser {
     /// A parser for a configured format. `format = "auto"` needs lines to look at: use
     /// [`Parser::for_sample`].
-    pub fn new(settings: &ParseSettings, batch_date: NaiveDate) -> Result<Self> {
+    pub fn new(config: &ParserConfig, batch_date: NaiveDate) -> Result<Self> {
+        let settings = &config.settings;
         let time = TimeContext {
             zone: timestamp::parse_zone(&settings.timezone).map_err(anyhow::Error::msg)?,
             year: settings.year,
             batch_date,
         };
-        let spec = settings.format.trim();
-        if spec.eq_ignore_ascii_case("auto") {
-            anyhow::bail!("format \"auto\" needs sample lines to choose a preset from");
-        }
+        let spec = match &config.format {
+            Format::Auto => {
+                anyhow::bail!("format \"auto\" needs sample lines to choose a preset from")
+            }
+            Format::Preset(spec) | Format::Pattern(spec) => spec.as_str(),
+        };
         let reader = if let Some((kind, preset_fields)) = structured_kind(spec) {
             let fields = preset_fields.unwrap_or_else(|| {
                 structured::FieldMap::from_lists(
@@ -194,13 +197,10 @@ impl Parser {
                     &settings.message_field,
                 )
             });
-            HeaderReader::Structured(
-                kind,
-                fields.with_session(session_field(&settings.session_key)),
-            )
+            HeaderReader::Structured(kind, fields.with_session(config.session_field()))
         } else {
             let format = LineFormat::from_spec(spec)?;
-            let slots = slots_of(&format, spec, session_field(&settings.session_key))?;
+            let slots = slots_of(&format, spec, config.session_field())?;
             HeaderReader::Format(Box::new(format), slots)
         };
         Ok(Self {

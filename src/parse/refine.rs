@@ -167,67 +167,7 @@ pub fn refine(
         let mut merged_any = false;
         let max_len = groups.iter().map(|g| g.pattern.len()).max().unwrap_or(0);
         for p in 0..max_len {
-            let mut buckets: HashMap<(usize, Vec<Option<&str>>), Vec<usize>> = HashMap::new();
-            for (gi, g) in groups.iter().enumerate() {
-                if p >= g.pattern.len() {
-                    continue;
-                }
-                let key: Vec<Option<&str>> = g
-                    .pattern
-                    .iter()
-                    .enumerate()
-                    .map(|(q, v)| if q == p { None } else { v.as_deref() })
-                    .collect();
-                buckets.entry((g.pattern.len(), key)).or_default().push(gi);
-            }
-            let mut absorbed_into: HashMap<usize, usize> = HashMap::new();
-            for bucket in buckets.into_values() {
-                if bucket.len() < 2 {
-                    continue;
-                }
-                let shared_words = groups[bucket[0]]
-                    .pattern
-                    .iter()
-                    .enumerate()
-                    .filter(|(q, v)| *q != p && v.as_deref().is_some_and(|v| !is_masked(v)))
-                    .count();
-                if shared_words < MIN_SHARED_WORDS {
-                    continue;
-                }
-                let mut values: HashMap<&str, u64> = HashMap::new();
-                for &g in &bucket {
-                    if let Some(v) = groups[g].pattern[p].as_deref() {
-                        *values.entry(v).or_default() += groups[g].lines;
-                    }
-                }
-                let varies = bucket.iter().any(|&g| groups[g].pattern[p].is_none())
-                    || mixes_masked_and_literal(&values);
-                if varies || values.len() > max_constant_values {
-                    let target = *bucket.iter().min().expect("non-empty bucket");
-                    for &g in &bucket {
-                        if g != target {
-                            absorbed_into.insert(g, target);
-                        }
-                    }
-                }
-            }
-            if absorbed_into.is_empty() {
-                continue;
-            }
-            merged_any = true;
-            // Members are re-sorted below, so the order groups are absorbed in does not
-            // matter; only the groups that grew need their pattern again.
-            let targets: HashSet<usize> = absorbed_into.values().copied().collect();
-            for (&from, &to) in &absorbed_into {
-                let members = std::mem::take(&mut groups[from].members);
-                groups[to].members.extend(members);
-                groups[to].lines += std::mem::take(&mut groups[from].lines);
-            }
-            for &t in &targets {
-                groups[t].members.sort_unstable();
-                groups[t].pattern = pattern_of(&groups[t].members, &unified);
-            }
-            groups.retain(|g| !g.members.is_empty());
+            merged_any |= merge_at(&mut groups, p, &unified, max_constant_values);
         }
         if !merged_any {
             break;
@@ -248,6 +188,77 @@ pub fn refine(
         })
         .collect();
     (group_of, templates)
+}
+
+/// Merge the groups that are equal but for position `p` where, together, they take many
+/// values (or a variable); whether any merged.
+fn merge_at<'m>(
+    groups: &mut Vec<Group<'m>>,
+    p: usize,
+    unified: &[Vec<Cow<'m, str>>],
+    max_constant_values: usize,
+) -> bool {
+    let mut buckets: HashMap<(usize, Vec<Option<&str>>), Vec<usize>> = HashMap::new();
+    for (gi, g) in groups.iter().enumerate() {
+        if p >= g.pattern.len() {
+            continue;
+        }
+        let key: Vec<Option<&str>> = g
+            .pattern
+            .iter()
+            .enumerate()
+            .map(|(q, v)| if q == p { None } else { v.as_deref() })
+            .collect();
+        buckets.entry((g.pattern.len(), key)).or_default().push(gi);
+    }
+    let mut absorbed_into: HashMap<usize, usize> = HashMap::new();
+    for bucket in buckets.into_values() {
+        if bucket.len() < 2 {
+            continue;
+        }
+        let shared_words = groups[bucket[0]]
+            .pattern
+            .iter()
+            .enumerate()
+            .filter(|(q, v)| *q != p && v.as_deref().is_some_and(|v| !is_masked(v)))
+            .count();
+        if shared_words < MIN_SHARED_WORDS {
+            continue;
+        }
+        let mut values: HashMap<&str, u64> = HashMap::new();
+        for &g in &bucket {
+            if let Some(v) = groups[g].pattern[p].as_deref() {
+                *values.entry(v).or_default() += groups[g].lines;
+            }
+        }
+        let varies = bucket.iter().any(|&g| groups[g].pattern[p].is_none())
+            || mixes_masked_and_literal(&values);
+        if varies || values.len() > max_constant_values {
+            let target = *bucket.iter().min().expect("non-empty bucket");
+            for &g in &bucket {
+                if g != target {
+                    absorbed_into.insert(g, target);
+                }
+            }
+        }
+    }
+    if absorbed_into.is_empty() {
+        return false;
+    }
+    // Members are re-sorted below, so the order groups are absorbed in does not
+    // matter; only the groups that grew need their pattern again.
+    let targets: HashSet<usize> = absorbed_into.values().copied().collect();
+    for (&from, &to) in &absorbed_into {
+        let members = std::mem::take(&mut groups[from].members);
+        groups[to].members.extend(members);
+        groups[to].lines += std::mem::take(&mut groups[from].lines);
+    }
+    for &t in &targets {
+        groups[t].members.sort_unstable();
+        groups[t].pattern = pattern_of(&groups[t].members, &unified);
+    }
+    groups.retain(|g| !g.members.is_empty());
+    true
 }
 
 /// Split one group's members by the values of its constant positions (those with at most

@@ -8,7 +8,7 @@ use anyhow::Result;
 pub const SESSION_FIELD_PREFIX: &str = "field:";
 
 /// The field a `session_key` setting names, if it names one.
-pub fn session_field(session_key: &str) -> Option<&str> {
+fn session_field(session_key: &str) -> Option<&str> {
     session_key
         .trim()
         .strip_prefix(SESSION_FIELD_PREFIX)

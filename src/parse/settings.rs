@@ -1,7 +1,10 @@
 //! `[parse]`: how raw lines are read. The parser owns its settings; `config.rs` merges them
 //! with the rest (and `[sources.<name>]` overrides) and re-exports this type.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
+
+use super::session::SessionKey;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -71,5 +74,87 @@ impl Default for ParseSettings {
             service_field: "service,logger,component,app,name,source".into(),
             message_field: "message,msg,log,text,event".into(),
         }
+    }
+}
+
+/// A line format, read once from the `format` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// Chosen per batch from its first lines (see [`super::Parser::for_sample`]).
+    Auto,
+    /// A preset's name (`hdfs`, `syslog`, `json`, … or an alias), as written.
+    Preset(String),
+    /// A logparser-style format string, `<Date> <Time> <Level> <Component>: <Content>`.
+    Pattern(String),
+}
+
+impl Format {
+    /// Read a `format` setting: `auto` (any case), a known preset, or a string with fields in
+    /// angle brackets; anything else is refused with the choices.
+    pub fn parse(text: &str) -> Result<Format> {
+        let spec = text.trim();
+        if spec.eq_ignore_ascii_case("auto") {
+            return Ok(Format::Auto);
+        }
+        let structured = super::format::STRUCTURED_PRESETS
+            .iter()
+            .chain(&["jsonl"])
+            .any(|name| name.eq_ignore_ascii_case(spec));
+        if structured || super::format::preset(spec).is_some() {
+            return Ok(Format::Preset(spec.to_string()));
+        }
+        if spec.contains('<') {
+            return Ok(Format::Pattern(spec.to_string()));
+        }
+        // Refused with the line format's own message, which lists every preset.
+        super::format::LineFormat::from_spec(spec).map(|_| Format::Pattern(spec.to_string()))
+    }
+
+    /// As written: `auto`, the preset's name or the format string.
+    pub fn spec(&self) -> &str {
+        match self {
+            Format::Auto => "auto",
+            Format::Preset(s) | Format::Pattern(s) => s,
+        }
+    }
+
+    pub fn is_auto(&self) -> bool {
+        matches!(self, Format::Auto)
+    }
+}
+
+/// `[parse]` with its two strings that name something read into their types: what a
+/// [`super::Parser`] is built from. `config::resolved` makes one per command and source, after
+/// `[sources.<name>]` and the command line have had their say; nothing reads
+/// `settings.format` or `settings.session_key` again.
+#[derive(Debug, Clone)]
+pub struct ParserConfig {
+    pub format: Format,
+    /// How sessions are keyed; `None`: the source has no sessions.
+    pub session_key: Option<SessionKey>,
+    /// The rest of `[parse]`: masking, template mining, time zone, windows.
+    pub settings: ParseSettings,
+}
+
+impl ParserConfig {
+    pub fn new(settings: ParseSettings) -> Result<Self> {
+        Ok(Self {
+            format: Format::parse(&settings.format)?,
+            session_key: SessionKey::parse(&settings.session_key)?,
+            settings,
+        })
+    }
+
+    /// The same settings with another format (auto-detection's candidates).
+    pub fn with_format(&self, format: Format) -> Self {
+        Self {
+            format,
+            ..self.clone()
+        }
+    }
+
+    /// The field sessions are keyed by, when they are keyed by a field.
+    pub fn session_field(&self) -> Option<&str> {
+        self.session_key.as_ref().and_then(SessionKey::field)
     }
 }

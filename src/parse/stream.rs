@@ -163,7 +163,7 @@ pub fn detach(batch: &Batch<'_>, event: &Event<'_>) -> Detached {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{CHUNK, ParseSettings, Parsed};
+    use crate::parse::{CHUNK, ParseSettings, Parsed, ParserConfig};
     use chrono::NaiveDate;
 
     /// Windows parse every line exactly as one batch does, continuation lines across window
@@ -174,8 +174,11 @@ mod tests {
             format: "<Date> <Time> <Level> <Component>: <Content>".into(),
             ..Default::default()
         };
-        let parser =
-            Parser::new(&settings, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()).unwrap();
+        let parser = Parser::new(
+            &ParserConfig::new(settings).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        )
+        .unwrap();
         let mut lines: Vec<String> = Vec::new();
         for i in 0..(3 * CHUNK + 700) {
             let line = match i % 97 {
@@ -275,7 +278,11 @@ mod tests {
             format: "cri".into(),
             ..Default::default()
         };
-        let parser = Parser::new(&settings, NaiveDate::from_ymd_opt(2025, 6, 24).unwrap()).unwrap();
+        let parser = Parser::new(
+            &ParserConfig::new(settings).unwrap(),
+            NaiveDate::from_ymd_opt(2025, 6, 24).unwrap(),
+        )
+        .unwrap();
         let window = 2 * CHUNK;
         let lines: Vec<String> = (0..window + 100)
             .map(|i| {

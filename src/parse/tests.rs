@@ -5,7 +5,8 @@ fn parser(format: &str) -> Parser {
         format: format.into(),
         ..Default::default()
     };
-    Parser::new(&settings, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()).unwrap()
+    let config = ParserConfig::new(settings).unwrap();
+    Parser::new(&config, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()).unwrap()
 }
 
 #[test]
@@ -43,14 +44,12 @@ fn parses_and_templates_a_batch() {
 fn session_key_may_name_a_parsed_field() {
     let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     let with_key = |format: &str, key: &str| {
-        Parser::new(
-            &ParseSettings {
-                format: format.into(),
-                session_key: key.into(),
-                ..Default::default()
-            },
-            date,
-        )
+        ParserConfig::new(ParseSettings {
+            format: format.into(),
+            session_key: key.into(),
+            ..Default::default()
+        })
+        .and_then(|config| Parser::new(&config, date))
     };
     let session = |p: &Parser, line: &str| {
         let mut ts = TimestampParser::new(p.time);
@@ -388,10 +387,11 @@ fn loghub_format_strings_that_repeat_the_time_read_the_full_time() {
 fn auto_detection_picks_the_preset_of_each_sample() {
     let settings = ParseSettings::default();
     assert_eq!(settings.format, "auto");
+    let config = ParserConfig::new(settings).unwrap();
     let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     for &(preset, line, ..) in PRESET_LINES {
         let sample = vec![line; 5];
-        let (_, detection) = Parser::for_sample(&settings, date, &sample).unwrap();
+        let (_, detection) = Parser::for_sample(&config, date, &sample).unwrap();
         let d = detection.expect("auto detects");
         assert_eq!(d.matched, 5, "{preset}");
         // Presets with the same shape (syslog / mac / openssh) read each other's lines
@@ -406,7 +406,7 @@ fn auto_detection_picks_the_preset_of_each_sample() {
             d.preset
         );
     }
-    let err = Parser::for_sample(&settings, date, &["no format at all"])
+    let err = Parser::for_sample(&config, date, &["no format at all"])
         .err()
         .unwrap();
     assert!(err.to_string().contains("no preset reads"), "{err}");
@@ -540,10 +540,11 @@ fn loghub_formats_of_other_systems_read_their_lines() {
 /// an unreadable time is quarantined as before.
 #[test]
 fn a_time_shape_nobody_reads_keeps_the_lines() {
-    let settings = ParseSettings {
+    let settings = ParserConfig::new(ParseSettings {
         format: "<Time> <Level> <Component>: <Content>".into(),
         ..Default::default()
-    };
+    })
+    .unwrap();
     let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     let lines: Vec<String> = (0..50)
         .map(|i| format!("{}h{:02}m INFO api: request {i} served", i % 24, i % 60))

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -37,6 +37,7 @@ use crate::db::Database;
 use crate::db::api::AnomalyFilter;
 use crate::detectors::SEVERITIES;
 use crate::lake::Lake;
+use crate::workspace::{Access, Workspace};
 use metrics::Metrics;
 use scorer::{SourceModels, Stamp};
 
@@ -46,20 +47,8 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 /// Serve until SIGTERM or Ctrl-C, on `listen` (or `[serve] listen`).
 pub fn run(settings: Settings, listen: Option<String>) -> Result<()> {
     let listen = listen.unwrap_or_else(|| settings.serve.listen.clone());
-    let lake = Lake::open(&settings.lake.path)?;
-    if lake.is_remote() {
-        bail!(
-            "`loglake serve` reads its models from a local lake; {} is on object storage: point --lake at a local copy of its models (or serve from the machine that trains)",
-            lake.location()
-        );
-    }
-    if !lake.root().join("bronze").is_dir() {
-        bail!(
-            "the lake at {} is not initialised: run `loglake run` (or the stages up to 04-train) first",
-            lake.root().display()
-        );
-    }
-    let db = DbThread::start(&settings, &lake)?;
+    let Workspace { lake, db, .. } = Workspace::open(&settings, Access::Serve)?;
+    let db = DbThread::start(db.expect("serving connects the database"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -369,7 +358,7 @@ async fn feedback(
                     "entity_key": m.entity_key,
                 }))
                 .into_response(),
-                Err(e) if format!("{e:#}").contains("no anomaly") => {
+                Err(e) if e.is::<crate::db::feedback::NoSuchAnomaly>() => {
                     error(StatusCode::NOT_FOUND, format!("{e:#}"))
                 }
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
@@ -381,7 +370,7 @@ async fn feedback(
 
 async fn healthz(State(state): State<Arc<Service>>) -> Response {
     let started = Instant::now();
-    let lake_ok = state.lake.root().join("bronze").is_dir();
+    let lake_ok = state.lake.is_initialised().unwrap_or(false);
     let db = state.db.call(|db| db.ping()).await;
     let body = json!({
         "lake": if lake_ok { "ok".to_string() } else { format!("{} is not a loglake lake", state.lake.root().display()) },
@@ -416,8 +405,7 @@ struct DbThread {
 }
 
 impl DbThread {
-    fn start(settings: &Settings, lake: &Lake) -> Result<Self> {
-        let db = Database::connect(&settings.database.url, &lake.default_database_path(), 2)?;
+    fn start(db: Database) -> Result<Self> {
         let (jobs, queue) = std::sync::mpsc::channel::<DbJob>();
         std::thread::Builder::new()
             .name("loglake-db".into())

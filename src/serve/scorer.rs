@@ -20,12 +20,13 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::config::resolved::{Resolved, SourceOverrides};
 use crate::detectors::scoring::{EventColumns, ScoringInput};
 use crate::detectors::{DETECTORS, Granularity, SampleQuery, SavedModel, Scored};
 use crate::lake::{Lake, read_parquet};
 use crate::parse::drain::WILDCARD;
 use crate::parse::stream::Miner;
-use crate::parse::{DETECTION_SAMPLE, NO_EVENT_BEFORE, ParseSettings, Parsed, Parser, template_id};
+use crate::parse::{DETECTION_SAMPLE, NO_EVENT_BEFORE, Parsed, Parser, ParserConfig, template_id};
 use crate::stages::template_store;
 
 /// The `file` of a request's events: their keys read `request:<line number>`.
@@ -96,7 +97,7 @@ impl Stamp {
 /// A source's parser settings, templates and event models, ready to score.
 pub struct SourceModels {
     pub source: String,
-    parse: ParseSettings,
+    parse: ParserConfig,
     /// Built for the day it was built on (times without a year take the year nearest that
     /// day) and again on a new day; `None` when the format is `auto`, which is detected on
     /// each request's lines.
@@ -116,13 +117,14 @@ impl SourceModels {
         if models.is_empty() {
             return Ok(None);
         }
-        let parse = settings.parse_for(source);
-        let parser = if parse.format.trim().eq_ignore_ascii_case("auto") {
+        // The source's settings as a batch reads them (no command-line overrides here).
+        let parse = Resolved::new(settings, source, &SourceOverrides::default())?.parse;
+        let parser = if parse.format.is_auto() {
             None
         } else {
             let day = today();
-            let parser =
-                Parser::new(&parse, day).with_context(|| format!("format {:?}", parse.format))?;
+            let parser = Parser::new(&parse, day)
+                .with_context(|| format!("format {:?}", parse.format.spec()))?;
             Some(std::sync::RwLock::new((day, std::sync::Arc::new(parser))))
         };
         let model_version = models

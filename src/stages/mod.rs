@@ -12,7 +12,6 @@ pub mod init;
 pub mod metrics;
 pub mod progress;
 pub mod report;
-pub mod resolved;
 pub mod silver;
 pub mod template_store;
 pub mod train;
@@ -23,11 +22,12 @@ use anyhow::{Result, bail};
 use chrono::{NaiveDate, Utc};
 
 use crate::config::Settings;
+pub use crate::config::resolved::Resolved;
 use crate::db::Database;
 use crate::lake::Lake;
 use crate::lake::lock::LakeLock;
 use crate::records::{RunEnd, RunStart};
-pub use resolved::Resolved;
+use crate::workspace::{Access, Workspace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
@@ -137,15 +137,10 @@ impl RunOutcome {
 pub struct StageOptions {
     /// Raw files or folders for `01-bronze`.
     pub inputs: Vec<PathBuf>,
-    /// Kafka topics for `01-bronze`, and the brokers given on the command line.
+    /// Kafka topics for `01-bronze` (their brokers are resolved in [`Resolved`]).
     pub kafka_topics: Vec<String>,
-    pub kafka_brokers: Option<String>,
     /// The input shard `01-bronze` and `02-silver` work on (see [`Lake::for_shard`]).
     pub shard: Option<String>,
-    /// Overrides the source's format.
-    pub format: Option<String>,
-    /// Overrides the source's session key regex.
-    pub session_key: Option<String>,
     /// Ground-truth labels for `06-report`.
     pub labels: Option<PathBuf>,
     /// `06-report` also writes the HTML report.
@@ -174,11 +169,16 @@ pub struct Context {
 }
 
 impl Context {
+    /// Open the workspace for a stage command: `resolved` is `source`'s settings as
+    /// [`Resolved::new`] read them; `access` is [`Access::Create`] when the command may make
+    /// the lake (00-init), else [`Access::Write`].
     pub fn open(
         settings: Settings,
+        resolved: Resolved,
         source: String,
         dates: Vec<NaiveDate>,
         options: StageOptions,
+        access: Access,
     ) -> Result<Self> {
         let folder_name = |s: &str| {
             !s.is_empty()
@@ -198,20 +198,15 @@ impl Context {
         if dates.is_empty() {
             bail!("no batch date: --from-date is after --to-date");
         }
-        // Before the lock and the lake: a bad setting is refused before anything is written.
-        let resolved = Resolved::new(&settings, &source, &options)?;
-        let mut lake = Lake::open(&settings.lake.path)?;
-        lake.check_database(&settings.database.url)?;
-        if let Some(shard) = &options.shard {
-            lake = lake.for_shard(shard);
-        }
-        // For a lake on object storage this locks the process's private working copy (always
-        // free); its writers are kept apart by the leases taken below.
-        let mut lock = LakeLock::acquire(
-            lake.root(),
-            settings.run.on_locked,
-            std::time::Duration::from_secs(settings.run.lock_timeout_seconds),
-        )?;
+        let Workspace { lake, db, lock } = Workspace::open(&settings, access)?;
+        let (db, mut lock) = (
+            db.expect("a writer's workspace connects the database"),
+            lock.expect("a writer's workspace holds the lock"),
+        );
+        let lake = match &options.shard {
+            Some(shard) => lake.for_shard(shard),
+            None => lake,
+        };
         let run_id = format!(
             "{}-{}",
             Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
@@ -219,11 +214,6 @@ impl Context {
         );
         let leftovers = lake.clear_staging(&lock)?;
         lock.record_run(&run_id)?;
-        let db = Database::connect(
-            &settings.database.url,
-            &lake.default_database_path(),
-            settings.database.max_connections,
-        )?;
         if lake.is_remote() {
             // In date order, so two writers of overlapping date ranges cannot each hold a
             // date the other waits for. A shard's writer holds its shard only, so the day's
@@ -289,13 +279,7 @@ impl Context {
 
     /// Fail with a helpful message unless `00-init` has created the lake.
     pub fn require_lake(&self) -> Result<()> {
-        if !self.lake.is_initialised()? {
-            bail!(
-                "the lake at {} is not initialised: run `loglake 00-init` (or `loglake run`) first",
-                self.lake.location()
-            );
-        }
-        Ok(())
+        crate::workspace::require_initialised(&self.lake)
     }
 
     /// For a lake on object storage, hold the lease on this source's own state as well

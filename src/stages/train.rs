@@ -55,7 +55,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             if ctx
                 .settings
                 .detectors
-                .common(detector.name())?
+                .common(detector.name())
                 .runs_on(granularity)
             {
                 jobs.push((
@@ -78,10 +78,10 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     })?;
     let mut models = Vec::new();
     let mut skipped = Vec::new();
-    for (&(_, detector, section), outcome) in jobs.iter().zip(trained) {
+    for (&(_, _, section), outcome) in jobs.iter().zip(trained) {
         match outcome {
             Trained::Model(mut m) => {
-                m.params = detector.resolved_settings(section)?;
+                m.params = section.resolved().clone();
                 models.push(*m);
             }
             // A detector short of data (a new source, a small log) is left out with a
@@ -157,11 +157,11 @@ fn training_data<'a>(ctx: &'a Context, dates: &'a [NaiveDate]) -> Result<Trainin
         &ctx.lake,
         &ctx.source,
         dates,
-        ctx.resolved.parse.window_lines,
+        ctx.resolved.parse.settings.window_lines,
         ctx.settings.train.max_sessions,
         &marked_sessions(&normal_verdicts),
     )?;
-    let window_lines = ctx.resolved.parse.window_lines;
+    let window_lines = ctx.resolved.parse.settings.window_lines;
     let stats = template_stats(&ctx.lake, &ctx.source, dates)?;
     let templates = stats
         .iter()

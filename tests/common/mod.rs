@@ -150,8 +150,9 @@ pub fn lake_anomalies(
     days: &[&str],
     without: &[&str],
 ) -> polars::prelude::DataFrame {
+    use loglake::lake::location::LakeLocation;
     use loglake::lake::{Lake, Layer, tables};
-    let lake = Lake::open(Path::new(url)).unwrap();
+    let lake = Lake::open(&LakeLocation::parse(url).unwrap()).unwrap();
     let dates: Vec<NaiveDate> = days.iter().map(|d| d.parse().unwrap()).collect();
     let found = lake
         .scan(Layer::Detections, tables::ANOMALIES, source, &dates)

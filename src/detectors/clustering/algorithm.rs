@@ -250,7 +250,12 @@ mod tests {
         assert!(scores[3000] < 1.0, "the marked session: {}", scores[3000]);
         // A session like it (one more loop) is usual too; the session that stops early, and
         // every normal one, are judged as before.
-        assert!(model.place(ndarray::array![1.0, 6.0, 1.0, 0.0].view()).score < 1.0);
+        assert!(
+            model
+                .place(ndarray::array![1.0, 6.0, 1.0, 0.0].view())
+                .score
+                < 1.0
+        );
         assert!(scores[3001] >= 1.0, "{}", scores[3001]);
         assert_eq!((0..3000).filter(|&i| scores[i] >= 1.0).count(), 0);
         // The accepted point survives saving.

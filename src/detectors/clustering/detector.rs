@@ -102,14 +102,8 @@ impl Detector for ClusteringDetector {
             model.accept_row(x.row(i));
         }
         let threshold = model.threshold();
-        let mut saved = data.matrix_model(
-            granularity,
-            Self::NAME,
-            &x,
-            features,
-            threshold,
-            model,
-        )?;
+        let mut saved =
+            data.matrix_model(granularity, Self::NAME, &x, features, threshold, model)?;
         saved.vocabulary = sessions.vocabulary.clone();
         Ok(Trained::Model(Box::new(saved)))
     }
@@ -132,7 +126,7 @@ impl Detector for ClusteringDetector {
             .collect();
         for (i, p) in placements.iter().enumerate() {
             out.scores.push(rows.score(i, model, p.score));
-            if p.score < model.threshold {
+            if !Self::CROSSING.crosses(p.score, model.threshold) {
                 continue;
             }
             let top = top_features(

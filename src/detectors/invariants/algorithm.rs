@@ -260,7 +260,11 @@ impl ServiceInvariants {
     /// Accept breaking `a`–`b` with these counts (an operator's "normal" verdict): in every
     /// service's model it counts as a common way to break it, which is not flagged.
     pub fn accept(&mut self, a: &str, b: &str, count_a: u64, count_b: u64) {
-        for model in self.by_service.values_mut().chain(std::iter::once(&mut self.all)) {
+        for model in self
+            .by_service
+            .values_mut()
+            .chain(std::iter::once(&mut self.all))
+        {
             let common = model.rare_limit() + 1;
             for inv in model.invariants.iter_mut().filter(|i| i.a == a && i.b == b) {
                 let seen = inv.broken_as.entry(pattern(count_a, count_b)).or_default();
@@ -497,7 +501,9 @@ mod tests {
     fn a_way_of_breaking_an_invariant_marked_normal_is_accepted() {
         let training: Vec<(&str, HashMap<&str, u64>)> =
             (0..2000).map(|i| ("dn", normal(i))).collect();
-        let mut model = InvariantsParams::default().fit_by_service(training).unwrap();
+        let mut model = InvariantsParams::default()
+            .fit_by_service(training)
+            .unwrap();
         let short = session(&[("alloc", 1), ("recv", 3), ("ack", 2)]);
         let broken = |m: &ServiceInvariants, s: &HashMap<&str, u64>| {
             m.for_service("dn")
@@ -508,7 +514,11 @@ mod tests {
         };
         assert_eq!(broken(&model, &short), 2, "ack–alloc and ack–recv");
         model.accept("ack", "recv", 2, 3);
-        assert_eq!(broken(&model, &short), 1, "ack–recv 2:3 is accepted, ack–alloc is not");
+        assert_eq!(
+            broken(&model, &short),
+            1,
+            "ack–recv 2:3 is accepted, ack–alloc is not"
+        );
         // Other counts still break it.
         let shorter = session(&[("alloc", 1), ("recv", 3), ("ack", 1)]);
         assert_eq!(broken(&model, &shorter), 2);

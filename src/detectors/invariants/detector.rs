@@ -5,7 +5,9 @@ use anyhow::Result;
 use linfa::ParamGuard;
 use serde_json::json;
 
-use super::{InvariantsError, InvariantsParams, InvariantsValidParams, ServiceInvariants, Violation};
+use super::{
+    InvariantsError, InvariantsParams, InvariantsValidParams, ServiceInvariants, Violation,
+};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::explain::template_name;
 use crate::detectors::saved_model::SavedModel;

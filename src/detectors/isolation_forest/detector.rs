@@ -7,7 +7,7 @@ use linfa::{DatasetBase, ParamGuard};
 use serde::{Deserialize, Serialize};
 
 use super::{Contamination, IsolationForest, IsolationForestError};
-use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
+use crate::detectors::contract::{Crossing, Detector, Granularity, Scored, Trained};
 use crate::detectors::explain::top_features;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
@@ -79,6 +79,8 @@ impl Detector for IsolationForestDetector {
     type Settings = IsolationForestSettings;
     const NAME: &'static str = "isolation_forest";
     const SUPPORTS: &'static [Granularity] = &[Granularity::Window, Granularity::Session];
+    /// scikit-learn's offset is the last normal score: only scores above it are anomalous.
+    const CROSSING: Crossing = Crossing::Above;
 
     fn train(
         &self,
@@ -110,14 +112,8 @@ impl Detector for IsolationForestDetector {
             forest.accept_row(x.row(i));
         }
         let threshold = forest.threshold();
-        let mut model = data.matrix_model(
-            granularity,
-            Self::NAME,
-            &x,
-            features,
-            threshold,
-            forest,
-        )?;
+        let mut model =
+            data.matrix_model(granularity, Self::NAME, &x, features, threshold, forest)?;
         model.vocabulary = vocabulary;
         Ok(Trained::Model(Box::new(model)))
     }
@@ -136,7 +132,7 @@ impl Detector for IsolationForestDetector {
         for i in 0..rows.len() {
             let score = scores[i];
             out.scores.push(rows.score(i, model, score));
-            if score <= model.threshold {
+            if !Self::CROSSING.crosses(score, model.threshold) {
                 continue;
             }
             let top = top_features(

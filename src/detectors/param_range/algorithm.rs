@@ -16,7 +16,8 @@ pub fn numeric_value(raw: &str) -> Option<f64> {
     // Most values (ids, names, paths) fail on their first character; only a number, its
     // sign or point, or a space before it, goes on.
     let first = *raw.as_bytes().first()?;
-    if first.is_ascii() && !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.'))
+    if first.is_ascii()
+        && !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.'))
         && !char::from(first).is_whitespace()
     {
         return None;
@@ -280,7 +281,10 @@ impl ParamRanges {
     /// Accept `x` at `position` of `template` as usual (an operator's "normal" verdict): every
     /// range judging it, all services' and each service's own, moves its edge out to it.
     pub fn accept(&mut self, template: &str, position: usize, x: f64) {
-        let tables = self.by_service.values_mut().chain(std::iter::once(&mut self.all));
+        let tables = self
+            .by_service
+            .values_mut()
+            .chain(std::iter::once(&mut self.all));
         for table in tables {
             if let Some(Some(range)) = table.get_mut(template).and_then(|p| p.get_mut(position)) {
                 let (a, b) = range.accepted.unwrap_or((x, x));
@@ -465,8 +469,14 @@ mod tests {
         assert!(score(&model, "api", 0, "45000") >= t);
         model.accept("t", 0, 45_000.0);
         assert!(score(&model, "api", 0, "45000") < t);
-        assert!(score(&model, "api", 0, "30000") < t, "smaller values on that side too");
-        assert!(score(&model, "api", 0, "4500000") >= t, "not everything beyond it");
+        assert!(
+            score(&model, "api", 0, "30000") < t,
+            "smaller values on that side too"
+        );
+        assert!(
+            score(&model, "api", 0, "4500000") >= t,
+            "not everything beyond it"
+        );
     }
 
     #[test]

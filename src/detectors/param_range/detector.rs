@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    LineRanges, ParamRangeError, ParamRangeParams, ParamRanges, ValueRange, numeric_value,
-    unit_of,
+    LineRanges, ParamRangeError, ParamRangeParams, ParamRanges, ValueRange, numeric_value, unit_of,
 };
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::explain::{fmt_num, ordinal};
@@ -120,8 +119,7 @@ impl Detector for ParamRangeDetector {
             Ok(m) => m,
             Err(ParamRangeError::TooFewValues { .. }) => {
                 return Ok(Trained::TooLittleData(
-                    "param_range: no value position has enough numeric training values yet"
-                        .into(),
+                    "param_range: no value position has enough numeric training values yet".into(),
                 ));
             }
             Err(e) => return Err(e.into()),
@@ -189,7 +187,7 @@ impl Detector for ParamRangeDetector {
                 continue;
             }
             out.scores.push(ev.score(i, model, score));
-            if score < ranges.threshold() {
+            if !Self::CROSSING.crosses(score, ranges.threshold()) {
                 continue;
             }
             let template = ev.template(i);

@@ -9,11 +9,9 @@ use linfa::{DatasetBase, ParamGuard};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{PercentileBaseline, PercentileError, min_rows_for};
+use super::{PercentileBaseline, PercentileError, PercentileParams, min_rows_for};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
-use crate::detectors::explain::{
-    Ranked, TOP_FEATURES, display_value, feature_label, ordinal,
-};
+use crate::detectors::explain::{Ranked, TOP_FEATURES, display_value, feature_label, ordinal};
 use crate::detectors::grouped::{BaselineSpec, Grouped, count_flags};
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
@@ -33,10 +31,12 @@ pub struct PercentileSettings {
 }
 
 impl Default for PercentileSettings {
+    /// The algorithm's own defaults (`hyperparams.rs`), so the two cannot drift.
     fn default() -> Self {
+        let algorithm = &PercentileParams::default().0;
         Self {
-            quantile: 0.99,
-            threshold: 1.0,
+            quantile: algorithm.quantile,
+            threshold: algorithm.threshold,
         }
     }
 }
@@ -81,9 +81,13 @@ impl Detector for PercentileDetector {
         let params = PercentileBaseline::params()
             .quantile(s.quantile)
             .threshold(s.threshold);
-        let Some(spec) =
-            BaselineSpec::counts(data, granularity, Self::NAME, params.check_ref()?.min_rows(), s.threshold)
-        else {
+        let Some(spec) = BaselineSpec::counts(
+            data,
+            granularity,
+            Self::NAME,
+            params.check_ref()?.min_rows(),
+            s.threshold,
+        ) else {
             return Ok(Trained::TooLittleData(too_few));
         };
         let params = params.count_features(count_flags(&spec.features)).check()?;
@@ -112,7 +116,7 @@ impl Detector for PercentileDetector {
             let row = rows.row(i);
             let (score, each) = baseline.score_row(&row);
             out.scores.push(rows.score(i, model, score));
-            if score < model.threshold {
+            if !Self::CROSSING.crosses(score, model.threshold) {
                 continue;
             }
             let top = outside_range(

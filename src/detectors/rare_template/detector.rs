@@ -6,7 +6,9 @@ use linfa::ParamGuard;
 use rustc_hash::FxHashMap;
 use serde_json::json;
 
-use super::{RareTemplate, RareTemplateError, RareTemplateParams, TemplateCounts, RareTemplateValidParams};
+use super::{
+    RareTemplate, RareTemplateError, RareTemplateParams, RareTemplateValidParams, TemplateCounts,
+};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::ScoringInput;
@@ -50,7 +52,7 @@ impl Detector for RareTemplateDetector {
             .collect();
         // An operator's "normal" verdict on a rare template makes it routine: counted as if
         // seen just more often than the rarity limit allows.
-        for id in &data.normal_templates() {
+        for id in &data.marked_normal_values(Granularity::Event, Self::NAME, "template_id") {
             let n = counts.entry(id.clone()).or_default();
             *n = (*n).max(s.max_count + 1);
         }
@@ -64,7 +66,13 @@ impl Detector for RareTemplateDetector {
             }
             Err(e) => return Err(e.into()),
         };
-        let m = data.event_model(Self::NAME, &["template_id"], total, model.threshold(), &model)?;
+        let m = data.event_model(
+            Self::NAME,
+            &["template_id"],
+            total,
+            model.threshold(),
+            &model,
+        )?;
         Ok(Trained::Model(Box::new(m)))
     }
 

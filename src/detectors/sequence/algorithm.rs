@@ -155,7 +155,10 @@ impl SequenceValidParams {
                 *counts.entry(pair).or_default() += 1;
             }
         }
-        let sessions_with = counts.into_iter().map(|((a, b), n)| (key(a, b), n)).collect();
+        let sessions_with = counts
+            .into_iter()
+            .map(|((a, b), n)| (key(a, b), n))
+            .collect();
         if sessions < self.min_sessions {
             return Err(SequenceError::TooFewSessions {
                 got: sessions,
@@ -243,6 +246,9 @@ mod tests {
         assert!(model.rarest(&odd).is_some());
         model.accept_session(&odd);
         assert_eq!(model.rarest(&odd), None);
-        assert!(model.rarest(&["a", "z", "c"]).is_some(), "other rare paths still are");
+        assert!(
+            model.rarest(&["a", "z", "c"]).is_some(),
+            "other rare paths still are"
+        );
     }
 }

@@ -55,7 +55,9 @@ impl Detector for SequenceDetector {
                 .map(|s| s.split(' ').filter(|t| !t.is_empty()).collect()),
         ) {
             Ok(m) => m,
-            Err(SequenceError::TooFewSessions { .. }) => return Ok(Trained::TooLittleData(too_few)),
+            Err(SequenceError::TooFewSessions { .. }) => {
+                return Ok(Trained::TooLittleData(too_few));
+            }
             Err(e) => return Err(e.into()),
         };
         // Sessions operators marked normal, and the transitions their findings named, are
@@ -123,7 +125,8 @@ impl Detector for SequenceDetector {
             let top = vec![
                 json!({"feature": "transition", "from": from, "to": to, "training_sessions_with": seen, "training_sessions": seq.sessions}),
             ];
-            out.findings.push(cols.finding(i, model, score, reason, top));
+            out.findings
+                .push(cols.finding(i, model, score, reason, top));
         }
         Ok(())
     }

@@ -192,7 +192,8 @@ mod tests {
         assert!(flags(&r, "request ok", "ERROR"));
         // Nothing to learn from a line that was routine already.
         assert!(!r.accept("connection refused", "ERROR"));
-        let saved: SeverityRule = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        let saved: SeverityRule =
+            serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
         assert_eq!(saved, r);
     }
 

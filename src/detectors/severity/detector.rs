@@ -117,7 +117,7 @@ impl Detector for SeverityDetector {
             }
             let score = rule.score(id, level);
             out.scores.push(ev.score(i, model, score));
-            if score < rule.threshold() {
+            if !Self::CROSSING.crosses(score, rule.threshold()) {
                 continue;
             }
             let at_level = rule.at_or_above(id, level);

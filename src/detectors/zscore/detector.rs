@@ -30,10 +30,12 @@ pub struct ZScoreSettings {
 }
 
 impl Default for ZScoreSettings {
+    /// The algorithm's own defaults (`hyperparams.rs`), so the two cannot drift.
     fn default() -> Self {
+        let algorithm = &ZScore::params().0;
         Self {
-            robust: true,
-            threshold: 5.0,
+            robust: algorithm.robust,
+            threshold: algorithm.threshold,
         }
     }
 }
@@ -49,10 +51,13 @@ impl Params for ZScoreSettings {
     }
 
     fn check(&self) -> Result<(), SettingError> {
-        guarded(ZScore::params().threshold(self.threshold).check(), |e| match e {
-            ZScoreError::Threshold(_) => "threshold",
-            _ => "robust",
-        })
+        guarded(
+            ZScore::params().threshold(self.threshold).check(),
+            |e| match e {
+                ZScoreError::Threshold(_) => "threshold",
+                _ => "robust",
+            },
+        )
     }
 }
 
@@ -112,7 +117,7 @@ impl Detector for ZScoreDetector {
                 .zip(rows.x.row(i))
                 .fold(0.0f64, |m, (b, v)| m.max(b.z(*v).abs()));
             out.scores.push(rows.score(i, model, score));
-            if score < model.threshold {
+            if !Self::CROSSING.crosses(score, model.threshold) {
                 continue;
             }
             let top = top_features(

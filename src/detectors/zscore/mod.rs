@@ -28,7 +28,7 @@ mod detector;
 mod errors;
 mod hyperparams;
 
-pub use algorithm::{FeatureBaseline, ZScore};
+pub use algorithm::ZScore;
 pub use detector::{ZScoreDetector, ZScoreSettings};
 pub use errors::ZScoreError;
 pub use hyperparams::{ZScoreParams, ZScoreValidParams};

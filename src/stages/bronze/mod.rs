@@ -160,7 +160,11 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     }
     let mut consumed = kafka::Consumed::default();
     if !topics.is_empty() {
-        let brokers = kafka_brokers(ctx)?;
+        let brokers = ctx
+            .resolved
+            .kafka_brokers
+            .clone()
+            .expect("a command with --kafka resolves its brokers");
         // Under the source's lease on a bucket: two batch dates' runs reading one topic at
         // once would both start from the same committed offsets.
         consumed = ctx
@@ -344,25 +348,6 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
         tally.lines += n;
     }
     Ok(())
-}
-
-/// The brokers `--kafka` reads from: `--kafka-brokers`, else the source's `kafka_brokers`.
-fn kafka_brokers(ctx: &Context) -> Result<String> {
-    ctx.options
-        .kafka_brokers
-        .clone()
-        .or_else(|| {
-            ctx.settings
-                .sources
-                .get(&ctx.source)
-                .and_then(|s| s.kafka_brokers.clone())
-        })
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--kafka needs the brokers to read from: give --kafka-brokers host:port or set kafka_brokers in [sources.{}]",
-                ctx.source
-            )
-        })
 }
 
 fn unreadable_note(unreadable: usize) -> String {

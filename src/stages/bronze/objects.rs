@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::lake::Scratch;
+use crate::lake::location::S3Url;
 use crate::lake::remote::Remote;
 use crate::stages::Context;
 
 /// Whether an `--input` is an object-store URL rather than a path.
 pub fn is_url(input: &std::path::Path) -> bool {
-    input.to_string_lossy().starts_with("s3://")
+    S3Url::of(&input.to_string_lossy()).is_some()
 }
 
 /// Objects fetched for this stage: each local copy and the URL it is ingested as.
@@ -27,11 +28,15 @@ pub struct Fetched {
 
 /// Fetch every object the URLs in `inputs` name (others are left to the caller).
 pub fn fetch(ctx: &Context, inputs: &[PathBuf]) -> Result<Fetched> {
-    let urls: Vec<String> = inputs
+    // Each URL as given (less a trailing slash): the name its objects are ingested under.
+    let urls: Vec<(String, S3Url)> = inputs
         .iter()
-        .filter(|i| is_url(i))
-        .map(|i| i.to_string_lossy().trim_end_matches('/').to_string())
-        .collect();
+        .filter_map(|i| {
+            let text = i.to_string_lossy();
+            let name = text.trim_end_matches('/').to_string();
+            S3Url::of(&text).map(|parsed| parsed.map(|u| (name, u)))
+        })
+        .collect::<Result<_>>()?;
     let mut fetched = Fetched {
         _scratch: None,
         names: HashMap::new(),
@@ -40,8 +45,8 @@ pub fn fetch(ctx: &Context, inputs: &[PathBuf]) -> Result<Fetched> {
         return Ok(fetched);
     }
     let scratch = ctx.lake.scratch("inputs")?;
-    for url in &urls {
-        let remote = Remote::open(url)?;
+    for (url, location) in &urls {
+        let remote = Remote::open(location)?;
         let downloads: Vec<(String, PathBuf)> = remote
             .input_objects()?
             .into_iter()

@@ -84,8 +84,9 @@ fn session_chunks(ctx: &Context, date: NaiveDate, score: &mut Scorer<'_>) -> Res
             counts.len()
         );
     }
-    let slice_rows =
-        ((ctx.resolved.parse.window_lines as f64 * SESSIONS_PER_WINDOW_LINE) as usize).max(1);
+    let slice_rows = ((ctx.resolved.parse.settings.window_lines as f64 * SESSIONS_PER_WINDOW_LINE)
+        as usize)
+        .max(1);
     for (f, c) in features.iter().zip(&counts) {
         let sessions = read_parquet(f)?;
         let counts = read_parquet(c)?;
@@ -168,7 +169,7 @@ pub fn each_event_window(
         .lake
         .table_rows(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, &[date])?
         as usize;
-    let window = ctx.resolved.parse.window_lines.max(1);
+    let window = ctx.resolved.parse.settings.window_lines.max(1);
     // Windows inside silver's parts (see `Lake::row_ranges`); 03-gold writes its events in
     // the same parts.
     let ranges = ctx

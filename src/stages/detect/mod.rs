@@ -21,9 +21,10 @@ use chrono::{NaiveDate, Utc};
 use rayon::prelude::*;
 
 use super::{Context, RunOutcome, timed};
-use crate::detectors::{Finding, Granularity, SavedModel, Scored, ensemble};
+use crate::detectors::scoring::ScoringInput;
+use crate::detectors::{AnyDetector, Finding, Granularity, SavedModel, Scored, ensemble};
 use crate::lake::{Layer, tables};
-use crate::records::AnomalyRow;
+use crate::records::{AnomalyRow, Incident};
 use samples::Samples;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
@@ -93,29 +94,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .entry(format!("{}/{}", a.granularity, a.detector))
                 .or_default() += 1;
         }
-        // The lake's copy and the database's are written at once: neither reads the other.
-        std::thread::scope(|s| -> Result<()> {
-            let lake = s.spawn(|| {
-                timed("05-detect: lake anomalies", || {
-                    let frame = rows::anomalies_frame(&anomalies)?;
-                    ctx.lake.commit_partition(
-                        Layer::Detections,
-                        tables::ANOMALIES,
-                        &ctx.source,
-                        date,
-                        &frame,
-                    )
-                })
-            });
-            let database = timed("05-detect: database", || {
-                ctx.db
-                    .replace_detections(&ctx.source, date, &anomalies, &incidents)
-            });
-            lake.join().map_err(|_| {
-                anyhow::anyhow!("the thread writing detections/anomalies panicked")
-            })??;
-            database
-        })?;
+        write_detections(ctx, date, &anomalies, &incidents)?;
         outcome_incidents += incidents.len();
         outcome.rows_in += scored;
         outcome.rows_out += anomalies.len() as u64;
@@ -127,10 +106,6 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             ctx.dates_label()
         )));
     }
-    let breakdown: Vec<String> = per_detector
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
     // Alerts are about the database's incidents, so they go after every date is written.
     let alerts = crate::alerts::deliver(
         &ctx.settings.alerts,
@@ -139,8 +114,64 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         &ctx.source,
     )?;
     outcome.alerts_undelivered = alerts.failed as u64;
-    outcome.message = format!(
-        "{} rows scored, {} anomalies in {outcome_incidents} incidents ({}){}{}",
+    outcome.message = summary(
+        ctx,
+        &outcome,
+        &per_detector,
+        outcome_incidents,
+        suppressed_total,
+        &alerts,
+    );
+    Ok(outcome)
+}
+
+/// Commit `date`'s anomalies to the lake and replace them (and the incidents) in the
+/// database, both at once: neither reads the other.
+fn write_detections(
+    ctx: &Context,
+    date: NaiveDate,
+    anomalies: &[AnomalyRow],
+    incidents: &[Incident],
+) -> Result<()> {
+    std::thread::scope(|s| -> Result<()> {
+        let lake = s.spawn(|| {
+            timed("05-detect: lake anomalies", || {
+                let frame = rows::anomalies_frame(anomalies)?;
+                ctx.lake.commit_partition(
+                    Layer::Detections,
+                    tables::ANOMALIES,
+                    &ctx.source,
+                    date,
+                    &frame,
+                )
+            })
+        });
+        let database = timed("05-detect: database", || {
+            ctx.db
+                .replace_detections(&ctx.source, date, anomalies, incidents)
+        });
+        lake.join()
+            .map_err(|_| anyhow::anyhow!("the thread writing detections/anomalies panicked"))??;
+        database
+    })
+}
+
+/// The stage's one-line message: rows scored, anomalies and incidents per detector, what
+/// operators' verdicts suppressed, how the alerts went.
+fn summary(
+    ctx: &Context,
+    outcome: &RunOutcome,
+    per_detector: &BTreeMap<String, usize>,
+    incidents: usize,
+    suppressed_total: usize,
+    alerts: &crate::alerts::Delivery,
+) -> String {
+    let breakdown: Vec<String> = per_detector
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    format!(
+        "{} rows scored, {} anomalies in {incidents} incidents ({}){}{}",
         outcome.rows_in,
         outcome.rows_out,
         if breakdown.is_empty() {
@@ -158,8 +189,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         } else {
             format!("; {}", alerts.summary())
         }
-    );
-    Ok(outcome)
+    )
 }
 
 /// The latest model of every detector at every granularity the source has, trained on data
@@ -177,6 +207,29 @@ fn latest_models(ctx: &Context, date: NaiveDate) -> Result<Vec<SavedModel>> {
         }
     }
     Ok(models)
+}
+
+/// Every model of `judging` scores one chunk, in parallel: each one's scores and findings,
+/// with the time it took, in `judging`'s order.
+fn score_chunk<'m>(
+    judging: &[(&'m SavedModel, &'static dyn AnyDetector)],
+    input: &ScoringInput<'_>,
+    rows: u64,
+) -> Result<Vec<(Scored<'m>, std::time::Duration)>> {
+    judging
+        .par_iter()
+        .map(|&(model, detector)| {
+            let t = std::time::Instant::now();
+            let mut one = Scored {
+                scores: Vec::with_capacity(rows as usize),
+                findings: Vec::new(),
+            };
+            detector.score(model, input, &mut one).with_context(|| {
+                format!("scoring with {}/{}", model.granularity, model.detector)
+            })?;
+            Ok((one, t.elapsed()))
+        })
+        .collect()
 }
 
 /// Score the batch with every model, a chunk at a time ([`chunks`]), and the ensemble; write
@@ -220,22 +273,7 @@ fn score_batch(
             // outputs are gathered in registry order, as if they had run one after another.
             // Sample lines are marked meanwhile, from what was flagged before the chunk.
             let (each, marked) = rayon::join(
-                || -> Result<Vec<(Scored, std::time::Duration)>> {
-                    judging
-                        .par_iter()
-                        .map(|&(model, detector)| {
-                            let t = std::time::Instant::now();
-                            let mut one = Scored {
-                                scores: Vec::with_capacity(rows as usize),
-                                findings: Vec::new(),
-                            };
-                            detector.score(model, input, &mut one).with_context(|| {
-                                format!("scoring with {}/{}", model.granularity, model.detector)
-                            })?;
-                            Ok((one, t.elapsed()))
-                        })
-                        .collect()
-                },
+                || score_chunk(&judging, input, rows),
                 || match (collector.as_ref(), events) {
                     (Some(c), Some(events)) => c.mark(events).map(|m| Some((m, events))),
                     _ => Ok(None),
@@ -290,10 +328,10 @@ fn score_batch(
     for (what, t) in spent {
         tracing::debug!(ms = t.as_millis() as u64, "05-detect: {what}");
     }
-    let (enabled, params) = ctx.settings.detectors.ensemble()?;
+    let (enabled, params) = ctx.settings.detectors.ensemble();
     let mut last = Vec::new();
     if enabled {
-        let (verdicts, ensemble_scores) = ballots.combine(&params, &findings);
+        let (verdicts, ensemble_scores) = ballots.combine(params, &findings);
         findings.extend(verdicts);
         last = ensemble_scores;
     }

@@ -80,28 +80,13 @@ struct Built {
 /// window's event features are written, the window is reduced to partial window counts, and
 /// its keyed events go to the session buckets. Template counts come from `silver/templates`.
 fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
-    let session_key = ctx.resolved.session_key.as_ref();
+    let session_key = ctx.resolved.parse.session_key.as_ref();
     let gold = &ctx.resolved.gold;
     let window_ms = i64::from(gold.window_minutes.max(1)) * 60_000;
-    let window = ctx.resolved.parse.window_lines.max(1);
+    let window = ctx.resolved.parse.settings.window_lines.max(1);
 
     let t0 = std::time::Instant::now();
-    let totals: Vec<(String, u64)> =
-        crate::detectors::training::template_stats(&ctx.lake, &ctx.source, &[date])?
-            .into_iter()
-            .map(|(id, (_, n))| (id, n))
-            .collect();
-    let top = top_templates(&totals, gold.top_templates);
-    let counts = DataFrame::new_infer_height(vec![
-        Column::new(
-            "template_id".into(),
-            totals.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "template_count".into(),
-            totals.iter().map(|&(_, n)| n as i64).collect::<Vec<_>>(),
-        ),
-    ])?;
+    let (counts, top) = template_counts(ctx, date, gold.top_templates)?;
     let mut partials = windows::WindowPartials::new(window_ms, seen_before(ctx, date)?);
     let buckets = if session_key.is_some() {
         rows.div_ceil(gold.session_bucket_events.max(1)).max(1)
@@ -185,6 +170,43 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
         &windows,
     )?;
 
+    let n_sessions = write_sessions(ctx, date, sessions, session_key)?;
+    Ok(Built {
+        windows: windows.height(),
+        sessions: n_sessions,
+    })
+}
+
+/// `date`'s count of each template (from `silver/templates`) as a frame to join events with,
+/// and the `k` most frequent templates.
+fn template_counts(ctx: &Context, date: NaiveDate, k: usize) -> Result<(DataFrame, Vec<String>)> {
+    let totals: Vec<(String, u64)> =
+        crate::detectors::training::template_stats(&ctx.lake, &ctx.source, &[date])?
+            .into_iter()
+            .map(|(id, (_, n))| (id, n))
+            .collect();
+    let top = top_templates(&totals, k);
+    let counts = DataFrame::new_infer_height(vec![
+        Column::new(
+            "template_id".into(),
+            totals.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "template_count".into(),
+            totals.iter().map(|&(_, n)| n as i64).collect::<Vec<_>>(),
+        ),
+    ])?;
+    Ok((counts, top))
+}
+
+/// Commit `date`'s session features from `sessions` (or drop stale ones when sessions are not
+/// keyed); how many sessions there were.
+fn write_sessions(
+    ctx: &Context,
+    date: NaiveDate,
+    sessions: sessions::SessionBuckets,
+    session_key: Option<&SessionKey>,
+) -> Result<usize> {
     let mut n_sessions = 0;
     if session_key.is_none() {
         // No sessions configured: make sure a re-run without a key leaves no stale sessions.
@@ -211,11 +233,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
         })?;
         features_out.commit(&ctx.source, date)?;
         counts_out.commit(&ctx.source, date)?;
-        tracing::debug!(
-            ms = t0.elapsed().as_millis() as u64,
-            buckets,
-            "session features"
-        );
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "session features");
         if let Some(field) = session_key.and_then(SessionKey::field)
             && n_sessions == 0
         {
@@ -228,10 +246,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
             );
         }
     }
-    Ok(Built {
-        windows: windows.height(),
-        sessions: n_sessions,
-    })
+    Ok(n_sessions)
 }
 
 /// The `k` most frequent templates (ties by id), which get their own window count column.

@@ -220,6 +220,47 @@ fn bucket(key: &str, buckets: usize) -> usize {
     (crate::parse::session::key_hash(key) % buckets as u64) as usize
 }
 
+/// Rows in session order, and each row's session (numbered by first appearance).
+///
+/// Sessions in key order; within one, events in time order (no time first), ties in silver
+/// order. Grouped by hashing first, so only the distinct keys are sorted as text and each
+/// session's few events by time (one sort of every event by key spent most of the
+/// aggregation comparing strings).
+fn session_order(key: &[&str], ts: &[Option<i64>]) -> (Vec<u32>, Vec<u32>) {
+    let mut first_of: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut group_of: Vec<u32> = Vec::with_capacity(key.len());
+    for &k in key {
+        let next = first_of.len() as u32;
+        group_of.push(*first_of.entry(k).or_insert(next));
+    }
+    let mut sizes = vec![0u32; first_of.len() + 1];
+    for &g in &group_of {
+        sizes[g as usize + 1] += 1;
+    }
+    let mut keys_sorted: Vec<(&str, u32)> = first_of.into_iter().collect();
+    keys_sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Start of each group in key order.
+    let mut start_of = vec![0u32; sizes.len() - 1];
+    let mut at = 0u32;
+    for &(_, g) in &keys_sorted {
+        start_of[g as usize] = at;
+        at += sizes[g as usize + 1];
+    }
+    let mut order = vec![0u32; key.len()];
+    let mut fill = start_of.clone();
+    for (i, &g) in group_of.iter().enumerate() {
+        order[fill[g as usize] as usize] = i as u32;
+        fill[g as usize] += 1;
+    }
+    for &(_, g) in &keys_sorted {
+        let from = start_of[g as usize] as usize;
+        let to = from + sizes[g as usize + 1] as usize;
+        // Indices are in silver order here, so a stable sort by time keeps ties in it.
+        order[from..to].sort_by_key(|&i| ts[i as usize]);
+    }
+    (order, group_of)
+}
+
 /// Per session of `rows`: service (of its first event), start, end, events, distinct
 /// templates, warnings, errors, the template sequence in time order (ties in silver order)
 /// and duration; and its template counts. Both sorted by session key.
@@ -249,41 +290,7 @@ pub fn aggregate(rows: &DataFrame) -> Result<(DataFrame, DataFrame)> {
         })
         .collect();
 
-    // Sessions in key order; within one, events in time order (no time first), ties in
-    // silver order. Grouped by hashing first, so only the distinct keys are sorted as text
-    // and each session's few events by time (one sort of every event by key spent most of
-    // the aggregation comparing strings).
-    let mut first_of: FxHashMap<&str, u32> = FxHashMap::default();
-    let mut group_of: Vec<u32> = Vec::with_capacity(key.len());
-    for &k in &key {
-        let next = first_of.len() as u32;
-        group_of.push(*first_of.entry(k).or_insert(next));
-    }
-    let mut sizes = vec![0u32; first_of.len() + 1];
-    for &g in &group_of {
-        sizes[g as usize + 1] += 1;
-    }
-    let mut keys_sorted: Vec<(&str, u32)> = first_of.into_iter().collect();
-    keys_sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    // Start of each group in key order.
-    let mut start_of = vec![0u32; sizes.len() - 1];
-    let mut at = 0u32;
-    for &(_, g) in &keys_sorted {
-        start_of[g as usize] = at;
-        at += sizes[g as usize + 1];
-    }
-    let mut order = vec![0u32; key.len()];
-    let mut fill = start_of.clone();
-    for (i, &g) in group_of.iter().enumerate() {
-        order[fill[g as usize] as usize] = i as u32;
-        fill[g as usize] += 1;
-    }
-    for &(_, g) in &keys_sorted {
-        let from = start_of[g as usize] as usize;
-        let to = from + sizes[g as usize + 1] as usize;
-        // Indices are in silver order here, so a stable sort by time keeps ties in it.
-        order[from..to].sort_by_key(|&i| ts[i as usize]);
-    }
+    let (order, group_of) = session_order(&key, &ts);
 
     let mut out = SessionColumns::default();
     let mut counts = CountColumns::default();

@@ -132,6 +132,50 @@ td code {{ font-size: 12px; word-break: break-all; }}
         n_incidents = incidents.len(),
     )?;
 
+    timelines(&mut page, &volumes, bucket_ms, &marks)?;
+
+    bar_section(
+        &mut page,
+        ("detectors", "Anomalies per detector"),
+        "No anomalies in this batch.",
+        ("chart-detectors", "anomaly rows per granularity/detector"),
+        &per_detector,
+        svg::RED,
+    );
+    bar_section(
+        &mut page,
+        ("templates", "Top templates"),
+        "No silver templates for this batch.",
+        ("chart-templates", "events per template (top 15)"),
+        &top,
+        svg::BLUE,
+    );
+    new_templates(&mut page, &new, first_batch)?;
+
+    incidents_table(&mut page, &incidents)?;
+    writeln!(page, "</body></html>")?;
+
+    let label = if first == last {
+        first.to_string()
+    } else {
+        format!("{first}_to_{last}")
+    };
+    let dir = ctx.lake.reports_dir().join(label);
+    // Other sources' pages of the date, for the index (a no-op for a local lake).
+    ctx.lake.fetch_tree(&dir)?;
+    ctx.lake
+        .commit_file(&dir, &format!("{src}.html"), page.as_bytes())?;
+    write_index(&ctx.lake, &dir)?;
+    Ok(dir.join("index.html"))
+}
+
+/// Each service's events and errors over time, with its anomalies marked.
+fn timelines(
+    page: &mut String,
+    volumes: &Volumes,
+    bucket_ms: i64,
+    marks: &[AnomalyMark],
+) -> std::fmt::Result {
     writeln!(
         page,
         "<h2 id=\"timelines\">Volume and anomalies per service</h2>\n<p class=\"muted\">Events and errors per {} min; red circles mark anomalies (size: how many; hover for details).</p>",
@@ -141,7 +185,7 @@ td code {{ font-size: 12px; word-break: break-all; }}
         writeln!(page, "<p>No gold window features for this batch.</p>")?;
     }
     let mut marks_by_service: BTreeMap<&str, BTreeMap<i64, Vec<&str>>> = BTreeMap::new();
-    for m in &marks {
+    for m in marks {
         marks_by_service
             .entry(&m.service)
             .or_default()
@@ -149,7 +193,7 @@ td code {{ font-size: 12px; word-break: break-all; }}
             .or_default()
             .push(&m.label);
     }
-    for (service, points) in &volumes {
+    for (service, points) in volumes {
         let events = Series {
             name: "events".into(),
             color: svg::BLUE,
@@ -196,23 +240,11 @@ td code {{ font-size: 12px; word-break: break-all; }}
         ));
         page.push('\n');
     }
+    Ok(())
+}
 
-    bar_section(
-        &mut page,
-        ("detectors", "Anomalies per detector"),
-        "No anomalies in this batch.",
-        ("chart-detectors", "anomaly rows per granularity/detector"),
-        &per_detector,
-        svg::RED,
-    );
-    bar_section(
-        &mut page,
-        ("templates", "Top templates"),
-        "No silver templates for this batch.",
-        ("chart-templates", "events per template (top 15)"),
-        &top,
-        svg::BLUE,
-    );
+/// The templates first seen in this batch.
+fn new_templates(page: &mut String, new: &[NewTemplate], first_batch: bool) -> std::fmt::Result {
     writeln!(page, "<h2 id=\"new-templates\">New templates</h2>")?;
     if first_batch {
         writeln!(
@@ -247,7 +279,11 @@ td code {{ font-size: 12px; word-break: break-all; }}
             )?;
         }
     }
+    Ok(())
+}
 
+/// The batch's incidents, most severe first as the database lists them.
+fn incidents_table(page: &mut String, incidents: &[[String; 10]]) -> std::fmt::Result {
     writeln!(page, "<h2 id=\"incidents\">Incidents</h2>")?;
     if incidents.is_empty() {
         writeln!(page, "<p>No incidents in this batch.</p>")?;
@@ -292,20 +328,7 @@ td code {{ font-size: 12px; word-break: break-all; }}
             )?;
         }
     }
-    writeln!(page, "</body></html>")?;
-
-    let label = if first == last {
-        first.to_string()
-    } else {
-        format!("{first}_to_{last}")
-    };
-    let dir = ctx.lake.reports_dir().join(label);
-    // Other sources' pages of the date, for the index (a no-op for a local lake).
-    ctx.lake.fetch_tree(&dir)?;
-    ctx.lake
-        .commit_file(&dir, &format!("{src}.html"), page.as_bytes())?;
-    write_index(&ctx.lake, &dir)?;
-    Ok(dir.join("index.html"))
+    Ok(())
 }
 
 /// A section of the page: its heading, then a bar chart of `items`, or `empty` when none.

@@ -146,38 +146,7 @@ pub fn time_series(class: &str, title: &str, series: &[Series], markers: &[Marke
         );
         v += ystep;
     }
-    // Time ticks: about eight, on round minutes.
-    let span_min = (t1 - t0) as f64 / 60_000.0;
-    let steps = [
-        5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 360.0, 720.0, 1440.0,
-    ];
-    let step_min = steps
-        .iter()
-        .copied()
-        .find(|s| span_min / s <= 8.0)
-        .unwrap_or(1440.0 * (span_min / 1440.0 / 8.0).ceil());
-    let step_ms = (step_min * 60_000.0) as i64;
-    let with_date = t1 - t0 > 86_400_000;
-    let mut t = (t0 + step_ms - 1).div_euclid(step_ms) * step_ms;
-    while t <= t1 {
-        let xx = x(t);
-        let _ = write!(
-            svg,
-            r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#9ca3af"/><text x="{xx:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="{GREY}">{}</text>"##,
-            TOP + plot_h,
-            TOP + plot_h + 4.0,
-            TOP + plot_h + 16.0,
-            fmt_time(t, with_date)
-        );
-        t += step_ms;
-    }
-    let _ = write!(
-        svg,
-        r##"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#6b7280"/>"##,
-        TOP + plot_h,
-        WIDTH - RIGHT,
-        TOP + plot_h
-    );
+    time_axis(&mut svg, (t0, t1), &x, plot_h);
     for s in series {
         if s.points.is_empty() {
             continue;
@@ -210,11 +179,52 @@ pub fn time_series(class: &str, title: &str, series: &[Series], markers: &[Marke
             escape(&m.label)
         );
     }
-    // Legend, top right.
+    legend(&mut svg, series, !markers.is_empty());
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The time axis under the plot: about eight ticks, on round minutes, and the axis line.
+fn time_axis(svg: &mut String, (t0, t1): (i64, i64), x: &dyn Fn(i64) -> f64, plot_h: f64) {
+    let span_min = (t1 - t0) as f64 / 60_000.0;
+    let steps = [
+        5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 360.0, 720.0, 1440.0,
+    ];
+    let step_min = steps
+        .iter()
+        .copied()
+        .find(|s| span_min / s <= 8.0)
+        .unwrap_or(1440.0 * (span_min / 1440.0 / 8.0).ceil());
+    let step_ms = (step_min * 60_000.0) as i64;
+    let with_date = t1 - t0 > 86_400_000;
+    let mut t = (t0 + step_ms - 1).div_euclid(step_ms) * step_ms;
+    while t <= t1 {
+        let xx = x(t);
+        let _ = write!(
+            svg,
+            r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#9ca3af"/><text x="{xx:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="{GREY}">{}</text>"##,
+            TOP + plot_h,
+            TOP + plot_h + 4.0,
+            TOP + plot_h + 16.0,
+            fmt_time(t, with_date)
+        );
+        t += step_ms;
+    }
+    let _ = write!(
+        svg,
+        r##"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#6b7280"/>"##,
+        TOP + plot_h,
+        WIDTH - RIGHT,
+        TOP + plot_h
+    );
+}
+
+/// The legend, top right: each series' colour, and the anomaly markers' when there are any.
+fn legend(svg: &mut String, series: &[Series], with_anomalies: bool) {
     let mut lx = WIDTH - RIGHT;
     let mut entries: Vec<(&str, &str)> =
         series.iter().map(|s| (s.name.as_str(), s.color)).collect();
-    if !markers.is_empty() {
+    if with_anomalies {
         entries.push(("anomalies", RED));
     }
     for (name, color) in entries.iter().rev() {
@@ -227,8 +237,6 @@ pub fn time_series(class: &str, title: &str, series: &[Series], markers: &[Marke
             escape(name)
         );
     }
-    svg.push_str("</svg>");
-    svg
 }
 
 /// A horizontal bar chart of labelled values, largest first as given.

@@ -9,17 +9,17 @@ use anyhow::{Context as _, Result, bail};
 use polars::prelude::*;
 
 use super::Context;
-use crate::config::ParseSettings;
 use crate::lake::{Layer, gathered, repeated_strings, tables};
 use crate::parse::stream::{Detached, Mined};
-use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser, Templates};
+use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser, ParserConfig, Templates};
 
 mod windows;
 use crate::stages::RunOutcome;
 use chrono::NaiveDate;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
-    let settings = ctx.resolved.parse.clone();
+    let config = &ctx.resolved.parse;
+    let settings = &config.settings;
     let mut outcome = RunOutcome::default();
     let mut dates_done = 0;
     for &date in &ctx.dates {
@@ -36,7 +36,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             .lake
             .table_rows(Layer::Bronze, tables::LINES, &ctx.source, &[date])?;
         if lines > settings.window_lines as u64 {
-            let done = windows::parse(ctx, &settings, date, lines)?;
+            let done = windows::parse(ctx, config, date, lines)?;
             outcome.rows_in += done.lines;
             outcome.rows_out += done.events;
             outcome.rows_quarantined += done.quarantined;
@@ -46,7 +46,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         let bronze = read_bronze(ctx, date, None)?;
         ctx.progress
             .step(format!("parsing {date} ({} lines)", bronze.height()));
-        let parser = parser_for(&settings, date, &bronze)?;
+        let parser = parser_for(config, date, &bronze)?;
         let t0 = std::time::Instant::now();
         let columns = BronzeColumns::of(&bronze)?;
         let mut batch = parser.parse_batch(&columns.inputs());
@@ -171,10 +171,10 @@ fn read_bronze(ctx: &Context, date: NaiveDate, window: Option<(i64, usize)>) -> 
 
 /// The configured parser, or with `format = "auto"` the preset that reads most of the first
 /// lines of the batch (logged, so an operator can pin it in the config).
-fn parser_for(settings: &ParseSettings, date: NaiveDate, bronze: &DataFrame) -> Result<Parser> {
+fn parser_for(config: &ParserConfig, date: NaiveDate, bronze: &DataFrame) -> Result<Parser> {
     let line = bronze.column("line")?.str()?;
     let sample: Vec<&str> = line.iter().flatten().take(DETECTION_SAMPLE).collect();
-    let (parser, detection) = Parser::for_sample(settings, date, &sample)?;
+    let (parser, detection) = Parser::for_sample(config, date, &sample)?;
     if let Some(d) = detection {
         tracing::info!(
             %date,

@@ -22,9 +22,9 @@ use super::{
     BronzeColumns, EventColumns, TEMPLATE_INDEX, TemplateCounts, counts_per_template, parser_for,
     quarantine_frame, read_bronze, template_columns, template_counts, template_frame,
 };
-use crate::config::ParseSettings;
 use crate::lake::{FrameWriter, Layer, Scratch, replace_column, tables};
-use crate::parse::stream::{Detached, Miner, detach};
+use crate::parse::ParserConfig;
+use crate::parse::stream::{Detached, Mined, Miner, detach};
 use crate::parse::{Batch, DETECTION_SAMPLE, NO_EVENT_BEFORE, Parsed, join_line};
 use crate::stages::Context;
 
@@ -42,19 +42,15 @@ struct Held {
     event: Detached,
 }
 
-/// Parse `date`'s `lines` bronze lines in windows of `settings.window_lines` and commit
+/// Parse `date`'s `lines` bronze lines in windows of `[parse] window_lines` and commit
 /// silver's events, templates and quarantine for it.
-pub fn parse(
-    ctx: &Context,
-    settings: &ParseSettings,
-    date: NaiveDate,
-    lines: u64,
-) -> Result<Written> {
+pub fn parse(ctx: &Context, config: &ParserConfig, date: NaiveDate, lines: u64) -> Result<Written> {
+    let settings = &config.settings;
     let window = settings.window_lines;
     let windows = (lines as usize).div_ceil(window);
     let read = |w: usize| read_bronze(ctx, date, Some(((w * window) as i64, window)));
     let parser = parser_for(
-        settings,
+        config,
         date,
         &read_bronze(ctx, date, Some((0, DETECTION_SAMPLE)))?,
     )?;
@@ -94,37 +90,10 @@ pub fn parse(
             }
         }
         template_counts(&win.batch, &mut counts);
-        let last = win
-            .batch
-            .parsed
-            .iter()
-            .rposition(|p| matches!(p, Parsed::Event(_)));
-        let mut ev = EventColumns::with_capacity(win.batch.parsed.len(), &win.batch);
-        let previous = match last {
-            Some(_) => held.take(),
-            None => None,
-        };
-        if let Some(p) = &previous {
-            ev.push_detached(&p.file, p.line_no, &p.event);
-            n_event_lines += u64::from(p.event.event.lines);
-            n_events += 1;
-        }
-        for (i, p) in win.batch.parsed.iter().enumerate() {
-            let Parsed::Event(e) = p else { continue };
-            let (file, line_no, _) = columns.provenance(i);
-            if Some(i) == last {
-                held = Some(Held {
-                    file: file.to_string(),
-                    line_no,
-                    event: detach(&win.batch, e),
-                });
-            } else {
-                ev.push(file, line_no, e);
-                n_event_lines += u64::from(e.lines);
-                n_events += 1;
-            }
-        }
-        pending.add(ev.finish(None)?)?;
+        let (events, lines_in_events, n) = window_events(&win.batch, &columns, &mut held)?;
+        n_event_lines += lines_in_events;
+        n_events += n;
+        pending.add(events)?;
         let bad = quarantine_frame(&win.batch, &columns)?;
         n_bad += bad.height() as u64;
         quarantined.push(bad);
@@ -152,25 +121,7 @@ pub fn parse(
     let t0 = std::time::Instant::now();
     ctx.progress.step(format!("mining the templates of {date}"));
     let mined = miner.finish(&parser);
-    let mut events = ctx.lake.stage_partition(Layer::Silver, tables::EVENTS)?;
-    let frames = pending.finish()?;
-    ctx.progress
-        .step(format!("writing silver {date}: {frames} parts"));
-    // Each waiting file becomes its part on its own: on every core at once.
-    events.write_files(frames, |k, out| {
-        let name = |index: &Column| -> Result<Vec<Column>> {
-            template_columns(
-                &mined.templates,
-                index
-                    .u32()?
-                    .into_no_null_iter()
-                    .map(|m| mined.template_of(m as usize)),
-            )
-        };
-        replace_column(&pending.path(k), TEMPLATE_INDEX, name, out)
-    })?;
-    drop(pending);
-    events.commit(&ctx.source, date)?;
+    write_events(ctx, date, &mined, pending)?;
     tracing::debug!(
         ms = t0.elapsed().as_millis() as u64,
         "02-silver: templates mined, events written"
@@ -191,6 +142,71 @@ pub fn parse(
         events: n_events,
         quarantined: n_bad,
     })
+}
+
+/// Name the templates of the waiting windows' events and commit them as `date`'s silver
+/// events, each waiting file becoming its part on its own: on every core at once.
+fn write_events(ctx: &Context, date: NaiveDate, mined: &Mined, mut pending: Pending) -> Result<()> {
+    let mut events = ctx.lake.stage_partition(Layer::Silver, tables::EVENTS)?;
+    let frames = pending.finish()?;
+    ctx.progress
+        .step(format!("writing silver {date}: {frames} parts"));
+    events.write_files(frames, |k, out| {
+        let name = |index: &Column| -> Result<Vec<Column>> {
+            template_columns(
+                &mined.templates,
+                index
+                    .u32()?
+                    .into_no_null_iter()
+                    .map(|m| mined.template_of(m as usize)),
+            )
+        };
+        replace_column(&pending.path(k), TEMPLATE_INDEX, name, out)
+    })?;
+    drop(pending);
+    events.commit(&ctx.source, date)?;
+    Ok(())
+}
+
+/// A window's events as silver's frame, less its last event, which is held back in `held`
+/// (its continuation lines may start the next window) while the one held from the window
+/// before joins this frame; with the lines and events in it.
+fn window_events(
+    batch: &Batch,
+    columns: &BronzeColumns,
+    held: &mut Option<Held>,
+) -> Result<(DataFrame, u64, u64)> {
+    let (mut lines, mut events) = (0u64, 0u64);
+    let last = batch
+        .parsed
+        .iter()
+        .rposition(|p| matches!(p, Parsed::Event(_)));
+    let mut ev = EventColumns::with_capacity(batch.parsed.len(), batch);
+    let previous = match last {
+        Some(_) => held.take(),
+        None => None,
+    };
+    if let Some(p) = &previous {
+        ev.push_detached(&p.file, p.line_no, &p.event);
+        lines += u64::from(p.event.event.lines);
+        events += 1;
+    }
+    for (i, p) in batch.parsed.iter().enumerate() {
+        let Parsed::Event(e) = p else { continue };
+        let (file, line_no, _) = columns.provenance(i);
+        if Some(i) == last {
+            *held = Some(Held {
+                file: file.to_string(),
+                line_no,
+                event: detach(batch, e),
+            });
+        } else {
+            ev.push(file, line_no, e);
+            lines += u64::from(e.lines);
+            events += 1;
+        }
+    }
+    Ok((ev.finish(None)?, lines, events))
 }
 
 /// Windows' events frames waiting for the batch's templates, written one file each to the
