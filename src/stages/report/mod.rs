@@ -157,10 +157,7 @@ type LabelledEntities = (HashSet<(String, i64)>, HashSet<String>);
 
 /// The windows (service, start) and sessions holding a line `labels` mark anomalous, as
 /// 03-gold placed each event.
-fn entities_with_labelled_lines(
-    ctx: &Context,
-    labels: &LabelSet,
-) -> Result<LabelledEntities> {
+fn entities_with_labelled_lines(ctx: &Context, labels: &LabelSet) -> Result<LabelledEntities> {
     let mut anomalous_windows = HashSet::new();
     let mut anomalous_sessions = HashSet::new();
     if let Some(events) =
