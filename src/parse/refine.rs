@@ -255,7 +255,7 @@ fn merge_at<'m>(
     }
     for &t in &targets {
         groups[t].members.sort_unstable();
-        groups[t].pattern = pattern_of(&groups[t].members, &unified);
+        groups[t].pattern = pattern_of(&groups[t].members, unified);
     }
     groups.retain(|g| !g.members.is_empty());
     true
