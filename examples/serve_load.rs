@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                         let t = Instant::now();
                         write!(
                             writer,
-                            "POST {path} HTTP/1.1\r\nHost: loglake\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
                             body.len()
                         )
                         .map_err(|e| e.to_string())?;

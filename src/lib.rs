@@ -31,5 +31,6 @@ pub mod secrets;
 pub mod serve;
 pub mod stages;
 pub mod status;
+pub mod tokens;
 pub mod vacuum;
 pub mod workspace;

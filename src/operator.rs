@@ -13,6 +13,7 @@ use crate::db::Database;
 use crate::db::api::AnomalyFilter;
 use crate::db::feedback::Verdict;
 use crate::lake::Lake;
+use crate::records::Scope;
 use crate::workspace::{Access, Workspace};
 
 fn open(settings: &Settings) -> Result<(Database, Lake)> {
@@ -142,4 +143,84 @@ fn text(v: &Value) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     }
+}
+
+/// `tokens create`: make and store a token; the text that shows it, once.
+pub fn create_token(settings: &Settings, name: &str, scopes: &[Scope]) -> Result<String> {
+    let (row, token) = crate::tokens::make(name, scopes)?;
+    let (db, _) = open(settings)?;
+    db.create_token(&row)?;
+    db.close();
+    Ok(format!(
+        "token {} for {} ({}):\n{token}\nshown once: keep it now (only its hash is stored); send it as Authorization: Bearer <token>\n",
+        row.token_id,
+        row.name,
+        scope_list(&row.scopes)
+    ))
+}
+
+/// `tokens list`: ids, names, scopes and state; never secrets.
+pub fn list_tokens(settings: &Settings, json: bool) -> Result<String> {
+    let (db, _) = open(settings)?;
+    let rows = db.tokens()?;
+    db.close();
+    if json {
+        let rows: Vec<Value> = rows
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "token_id": t.token_id, "name": t.name,
+                    "scopes": t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                    "created_at": t.created_at.to_rfc3339(),
+                    "revoked_at": t.revoked_at.map(|r| r.to_rfc3339()),
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?));
+    }
+    let mut out = format!(
+        "{:<12}  {:<20}  {:<20}  {:<16}  state\n",
+        "token", "name", "scopes", "created"
+    );
+    for t in &rows {
+        out.push_str(&format!(
+            "{:<12}  {:<20}  {:<20}  {:<16}  {}\n",
+            t.token_id,
+            t.name,
+            scope_list(&t.scopes),
+            t.created_at.format("%Y-%m-%d %H:%M"),
+            match t.revoked_at {
+                Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                None => "live".to_string(),
+            }
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str("(none: `loglake serve` answers only on loopback)\n");
+    }
+    Ok(out)
+}
+
+/// `tokens revoke`: what became of the token.
+pub fn revoke_token(settings: &Settings, id: &str) -> Result<String> {
+    let id = id.trim().trim_start_matches(crate::tokens::PREFIX);
+    let id = id.split('_').next().unwrap_or_default();
+    let (db, _) = open(settings)?;
+    let revoked = db.revoke_token(id)?;
+    db.close();
+    if !revoked {
+        anyhow::bail!("no live token {id:?} (see `loglake tokens list`)");
+    }
+    Ok(format!(
+        "token {id} revoked: `loglake serve` refuses it within {} s\n",
+        crate::serve::TOKEN_REFRESH.as_secs()
+    ))
+}
+
+fn scope_list(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -173,3 +173,44 @@ pub struct NormalVerdict {
     pub by: String,
     pub note: Option<String>,
 }
+
+/// What an API token lets its holder do with `loglake serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Scope {
+    /// Read anomalies, incidents and the service's metrics.
+    Read,
+    /// Score raw lines against a source's models.
+    Score,
+    /// Give verdicts on anomalies (they steer later detection and training).
+    Feedback,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Score, Scope::Feedback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Score => "score",
+            Scope::Feedback => "feedback",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text.trim())
+    }
+}
+
+/// One row of `api_tokens`: a token's public part and the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// The token's public id (its first part), shown in listings and logs.
+    pub token_id: String,
+    /// Whom it speaks for: verdicts given with it are recorded as theirs.
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// SHA-256 of the secret, in hex.
+    pub secret_sha256: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

@@ -29,7 +29,8 @@ pub enum Access {
     /// `status`: the lake must be initialised; no lock, so it works while a batch runs. The
     /// database is connected only if there is one (a configured URL, or the embedded file).
     Read,
-    /// `serve`: a local, initialised lake (models are read from its folders); no lock.
+    /// `serve`: a local, initialised lake (models are read from its folders) and its database,
+    /// migrated; no lock.
     Serve,
     /// The operator commands (verdicts, incidents): the database alone, migrated; no lock,
     /// and the lake need not exist (only the embedded database's path is taken from it).
@@ -78,8 +79,13 @@ impl Workspace {
                 &embedded,
                 settings.database.max_connections,
             )?),
-            // The service's queries run one at a time on their own thread, plus a health check.
-            Access::Serve => Some(Database::connect(url, &embedded, 2)?),
+            // The service's queries run one at a time on their own thread, plus a health check;
+            // migrated, so that a database made by an older loglake has the tokens table.
+            Access::Serve => {
+                let db = Database::connect(url, &embedded, 2)?;
+                db.migrate()?;
+                Some(db)
+            }
             Access::Read => Some(Database::connect(url, &embedded, 1)?),
             Access::Database => {
                 let db = Database::connect(url, &embedded, 1)?;

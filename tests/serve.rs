@@ -3,91 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::server::{JSON, Server};
 use serde_json::Value;
-
-/// A running `loglake serve` on lake `lake`, stopped (SIGTERM) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(lake: &Path, env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loglake"))
-            .args([
-                "--lake",
-                lake.to_str().unwrap(),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .envs(common::generator_source("shop"))
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}"));
-        Server { child, port }
-    }
-
-    /// `method path` with `body`: the status and the body (JSON when it is JSON).
-    fn ask(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: loglake\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        stream.write_all(body).unwrap();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).unwrap();
-        let answer = String::from_utf8(answer).unwrap();
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let json = serde_json::from_str(body).unwrap_or(Value::Null);
-        (status, json, body.to_string())
-    }
-
-    /// SIGTERM, then the exit status once it has stopped.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn serve_scores_lines_answers_queries_and_reloads_models() {
@@ -184,13 +104,13 @@ fn serve_scores_lines_answers_queries_and_reloads_models() {
     // An operator's verdict through the service, as `loglake anomalies mark` records it.
     let id = rows[0]["anomaly_id"].as_str().unwrap();
     let verdict = br#"{"verdict": "normal", "by": "ana", "note": "known batch job"}"#;
-    let (status, marked, text) =
-        server.ask("POST", &format!("/v1/anomalies/{id}/feedback"), verdict);
+    let feedback = format!("/v1/anomalies/{id}/feedback");
+    let (status, marked, text) = server.ask_with("POST", &feedback, &[JSON], verdict);
     assert_eq!(status, 200, "{text}");
     assert_eq!(marked["detector"], rows[0]["detector"]);
-    let (status, _, _) = server.ask("POST", "/v1/anomalies/nosuch/feedback", verdict);
+    let (status, _, _) = server.ask_with("POST", "/v1/anomalies/nosuch/feedback", &[JSON], verdict);
     assert_eq!(status, 404);
-    let (status, _, _) = server.ask("POST", &format!("/v1/anomalies/{id}/feedback"), b"{}");
+    let (status, _, _) = server.ask_with("POST", &feedback, &[JSON], b"{}");
     assert_eq!(status, 400);
     let (status, open, _) = server.ask("GET", "/v1/incidents?status=open&source=shop", b"");
     assert_eq!(status, 200);

@@ -17,7 +17,7 @@ use crate::stages::{self, Context, Stage, StageOptions};
 use crate::workspace::Access;
 
 mod operator;
-pub use operator::{AnomalyAction, IncidentAction, IncidentStatus, WhoArgs};
+pub use operator::{AnomalyAction, IncidentAction, IncidentStatus, TokenAction, WhoArgs};
 
 /// loglake: raw logs → bronze/silver/gold Parquet lake → explained anomalies in SQL.
 ///
@@ -311,12 +311,14 @@ pub enum Command {
         unreferenced_after_hours: u32,
     },
     /// Serve HTTP: score raw lines against the latest models, answer anomaly and incident
-    /// queries; read-only, takes no lock. Stops on SIGTERM or Ctrl-C.
+    /// queries, take verdicts; takes no lock. With API tokens (`loglake tokens`) every route
+    /// but /healthz needs one; without, it answers only on loopback. Stops on SIGTERM or Ctrl-C.
     #[command(after_help = "Endpoints:\n  \
         POST /v1/sources/{source}/score   raw lines in the body, one per line\n  \
         GET  /v1/anomalies?source=&since=&until=&detector=&min_severity=&limit=\n  \
         GET  /v1/incidents?status=open&source=\n  \
-        GET  /healthz, /metrics\n\n\
+        POST /v1/anomalies/{id}/feedback  {\"verdict\": \"normal\"|\"anomaly\", \"by\": …}\n  \
+        GET  /healthz, /metrics, /v1/openapi.json\n\n\
         Example:\n  \
         loglake serve --listen 127.0.0.1:8080 &\n  \
         curl --data-binary @app.log http://127.0.0.1:8080/v1/sources/app/score")]
@@ -334,6 +336,15 @@ pub enum Command {
     Anomalies {
         #[command(subcommand)]
         action: AnomalyAction,
+    },
+    /// API tokens for `loglake serve`: create (printed once), list, revoke.
+    #[command(after_help = "Examples:\n  \
+        loglake tokens create --name grafana --scope read\n  \
+        loglake tokens create --name alice --scope read --scope feedback\n  \
+        loglake tokens revoke 3f9c2a71b0de")]
+    Tokens {
+        #[command(subcommand)]
+        action: TokenAction,
     },
     /// Show what the lake holds and how its last runs went; read-only, takes no lock.
     ///
@@ -512,6 +523,9 @@ pub fn run(cli: Cli) -> Result<Completion> {
         }
         Command::Anomalies { action } => {
             print!("{}", operator::anomalies(&load_settings(g)?.2, action)?);
+        }
+        Command::Tokens { action } => {
+            print!("{}", operator::tokens(&load_settings(g)?.2, action)?);
         }
         Command::Serve { listen } => crate::serve::run(load_settings(g)?.2, listen.clone())?,
         Command::Status { output } => {

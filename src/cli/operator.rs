@@ -62,6 +62,41 @@ pub enum AnomalyAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token for `loglake serve`; it is printed once, only its hash is kept.
+    Create {
+        /// Whom it speaks for: verdicts given with it are recorded under this name.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// What it may do (repeatable): read (anomalies, incidents, metrics), score (lines),
+        /// feedback (verdicts).
+        #[arg(long, value_enum, required = true)]
+        scope: Vec<crate::records::Scope>,
+    },
+    /// The tokens, live and revoked (ids and names; never secrets).
+    List {
+        /// text for people, json for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Revoke a token: `serve` refuses it within seconds.
+    Revoke {
+        /// The token's id (`tokens list`; the part after `llt_` of the token).
+        id: String,
+    },
+}
+
+/// Run a `tokens` command; what it prints.
+pub(super) fn tokens(settings: &Settings, action: &TokenAction) -> Result<String> {
+    use crate::operator;
+    match action {
+        TokenAction::Create { name, scope } => operator::create_token(settings, name, scope),
+        TokenAction::List { output } => operator::list_tokens(settings, *output == Output::Json),
+        TokenAction::Revoke { id } => operator::revoke_token(settings, id),
+    }
+}
+
 /// Who gives a verdict, and why: kept in the `feedback` table.
 #[derive(Debug, Clone, Args)]
 pub struct WhoArgs {

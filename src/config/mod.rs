@@ -52,8 +52,16 @@ pub struct ServeSettings {
     pub listen: String,
     /// Largest request body accepted, in bytes; a bigger one is refused with 413.
     pub max_body_bytes: usize,
+    /// Longest line a scoring request may hold, in bytes (413 beyond).
+    pub max_line_bytes: usize,
     /// Most rows `GET /v1/anomalies` returns (its `limit` may ask for fewer).
     pub max_rows: i64,
+    /// Requests one API token may make in a minute (429 beyond).
+    pub requests_per_minute: u32,
+    /// A connection that has not sent a request's headers within this time is closed.
+    pub header_timeout_seconds: u64,
+    /// Most connections open at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServeSettings {
@@ -61,7 +69,11 @@ impl Default for ServeSettings {
         Self {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 16 << 20,
+            max_line_bytes: 64 << 10,
             max_rows: 10_000,
+            requests_per_minute: 6000,
+            header_timeout_seconds: 10,
+            max_connections: 1024,
         }
     }
 }

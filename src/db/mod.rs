@@ -32,6 +32,7 @@ mod lease;
 mod retention;
 mod runs;
 pub mod status;
+pub mod tokens;
 mod wal;
 use connect::probe;
 
@@ -211,6 +212,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "window of a verdict",
         include_str!("../../migrations/postgres/0008_feedback_window.sql"),
     ),
+    (
+        9,
+        "API tokens",
+        include_str!("../../migrations/postgres/0009_api_tokens.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -252,6 +258,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "window of a verdict",
         include_str!("../../migrations/sqlite/0008_feedback_window.sql"),
+    ),
+    (
+        9,
+        "API tokens",
+        include_str!("../../migrations/sqlite/0009_api_tokens.sql"),
     ),
 ];
 

@@ -112,6 +112,15 @@ pub mod tables {
     pub const SCORES: &str = "scores";
 }
 
+/// Whether `name` may name a lake folder (a source, a shard): letters, digits, `-` and `_`
+/// only, so that no name reaches outside its partition (`..`, `/`) or needs quoting.
+pub fn is_folder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 #[derive(Debug, Clone)]
 pub struct Lake {
     /// The lake's folder; for a lake on object storage, the process's working copy.

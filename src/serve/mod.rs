@@ -13,6 +13,8 @@
 //! queries go to one thread that owns the [`Database`] (whose synchronous calls drive their own
 //! runtime, which cannot run inside the server's).
 
+mod auth;
+mod listen;
 mod metrics;
 pub mod scorer;
 
@@ -20,10 +22,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,9 +39,13 @@ use crate::db::Database;
 use crate::db::api::AnomalyFilter;
 use crate::detectors::SEVERITIES;
 use crate::lake::Lake;
+use crate::records::Scope;
 use crate::workspace::{Access, Workspace};
 use metrics::Metrics;
 use scorer::{SourceModels, Stamp};
+
+/// How long a revoked token may still be accepted (tokens are read again this often).
+pub const TOKEN_REFRESH: Duration = auth::REFRESH;
 
 /// How often, at most, a source's model folders are checked for a newer version.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
@@ -48,19 +54,17 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 pub fn run(settings: Settings, listen: Option<String>) -> Result<()> {
     let listen = listen.unwrap_or_else(|| settings.serve.listen.clone());
     let Workspace { lake, db, .. } = Workspace::open(&settings, Access::Serve)?;
-    let db = DbThread::start(db.expect("serving connects the database"))?;
+    let db = db.expect("serving connects the database");
+    let tokens = db
+        .tokens()?
+        .iter()
+        .filter(|t| t.revoked_at.is_none())
+        .count();
+    let db = DbThread::start(db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the HTTP runtime")?;
-    let max_body = settings.serve.max_body_bytes;
-    let state = Arc::new(Service {
-        settings,
-        lake,
-        db,
-        sources: Mutex::new(HashMap::new()),
-        metrics: Metrics::default(),
-    });
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
@@ -68,29 +72,93 @@ pub fn run(settings: Settings, listen: Option<String>) -> Result<()> {
                 format!("listening on {listen} (is the port taken? set --listen or [serve] listen)")
             })?;
         let addr = listener.local_addr()?;
+        let loopback = addr.ip().is_loopback();
+        if !loopback && tokens == 0 {
+            bail!(
+                "refusing to listen on {addr} beyond this machine with no API token: create one with `loglake tokens create --name NAME --scope read` (requests then need it), or listen on 127.0.0.1"
+            );
+        }
+        if !loopback {
+            tracing::warn!(
+                %addr,
+                "serving plain HTTP beyond loopback: tokens cross the network in the clear unless a TLS proxy is in front (see README, \"Security\")"
+            );
+        }
+        let (max_body, serve) = (settings.serve.max_body_bytes, settings.serve.clone());
+        let state = Arc::new(Service {
+            gate: auth::Gate::new(loopback, serve.requests_per_minute),
+            scoring: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
+            settings,
+            lake,
+            db,
+            sources: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+        });
         // On stdout, for whoever started the service (and tests, which ask for port 0).
         println!("serve: listening on http://{addr}");
-        tracing::info!(%addr, "serving");
-        axum::serve(listener, router(state, max_body))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving HTTP")?;
+        tracing::info!(%addr, tokens, "serving");
+        listen::serve(
+            listener,
+            router(state, max_body),
+            Duration::from_secs(serve.header_timeout_seconds.max(1)),
+            serve.max_connections,
+            shutdown_signal(),
+        )
+        .await
+        .context("serving HTTP")?;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
 fn router(state: Arc<Service>, max_body: usize) -> Router {
+    // Each route with the scope a token needs for it (`None`: any caller the gate admits).
+    let scope = |scope: Option<Scope>| {
+        axum::middleware::from_fn_with_state((state.clone(), scope), auth::guard)
+    };
     Router::new()
-        .route("/v1/sources/{source}/score", post(score))
-        .route("/v1/anomalies", get(anomalies))
-        .route("/v1/incidents", get(incidents))
-        .route("/v1/anomalies/{id}/feedback", post(feedback))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route(
+            "/v1/sources/{source}/score",
+            post(score).route_layer(scope(Some(Scope::Score))),
+        )
+        .route(
+            "/v1/anomalies",
+            get(anomalies).route_layer(scope(Some(Scope::Read))),
+        )
+        .route(
+            "/v1/incidents",
+            get(incidents).route_layer(scope(Some(Scope::Read))),
+        )
+        .route(
+            "/v1/anomalies/{id}/feedback",
+            post(feedback).route_layer(scope(Some(Scope::Feedback))),
+        )
+        .route(
+            "/metrics",
+            get(metrics).route_layer(scope(Some(Scope::Read))),
+        )
+        .route("/healthz", get(healthz).route_layer(scope(None)))
+        .route("/v1/openapi.json", get(openapi).route_layer(scope(None)))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method (see GET /v1/openapi.json)".into(),
+            )
+        })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// `GET /v1/openapi.json`: the routes, their scopes and answers.
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }
 
 async fn shutdown_signal() {
@@ -110,6 +178,10 @@ async fn shutdown_signal() {
 }
 
 struct Service {
+    /// Who may ask what (API tokens, or loopback only).
+    gate: auth::Gate,
+    /// Scoring runs on the blocking pool, at most this many requests at once.
+    scoring: tokio::sync::Semaphore,
     settings: Settings,
     lake: Lake,
     db: DbThread,
@@ -168,39 +240,76 @@ async fn score(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
+    let max_line = state.settings.serve.max_line_bytes;
     let response = match body {
         Err(rejection) => error(rejection.status(), rejection.body_text()),
-        Ok(body) => {
-            let worker = state.clone();
-            let scored = tokio::task::spawn_blocking(move || -> Result<Option<_>> {
-                let Some(models) = worker.models(&source)? else {
-                    return Ok(None);
-                };
-                models.score(&body).map(Some)
-            })
-            .await;
-            match scored {
-                Ok(Ok(Some(answer))) => {
-                    let detectors: Vec<&str> =
-                        answer.anomalies.iter().map(|a| a.detector.as_str()).collect();
-                    state.metrics.scored(
-                        &answer.source,
-                        answer.lines,
-                        answer.quarantined,
-                        &detectors,
-                    );
-                    Json(answer).into_response()
-                }
-                Ok(Ok(None)) => error(
-                    StatusCode::NOT_FOUND,
-                    "no event models for this source: run 04-train for it first (or check the name)".into(),
-                ),
-                Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("scoring failed: {e}")),
-            }
-        }
+        Ok(_) if !crate::lake::is_folder_name(&source) => error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{source:?} is not a source name: sources are named with letters, digits, - and _"
+            ),
+        ),
+        Ok(body) if body.iter().all(u8::is_ascii_whitespace) => error(
+            StatusCode::BAD_REQUEST,
+            "the body holds no lines: send raw log lines, one per line".into(),
+        ),
+        Ok(body) if longest_line(&body) > max_line => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a line is longer than {max_line} bytes ([serve] max_line_bytes): split the body into log lines"
+            ),
+        ),
+        Ok(body) => score_lines(&state, source, body).await,
     };
     finish(&state, "score", started, response)
+}
+
+/// The longest line of `body`, in bytes.
+fn longest_line(body: &[u8]) -> usize {
+    body.split(|&b| b == b'\n')
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Score `body`'s lines on the blocking pool, at most [`Service::scoring`] requests at once.
+async fn score_lines(state: &Arc<Service>, source: String, body: Bytes) -> Response {
+    let Ok(_turn) = state.scoring.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+    };
+    let worker = state.clone();
+    let scored = tokio::task::spawn_blocking(move || -> Result<Option<_>> {
+        let Some(models) = worker.models(&source)? else {
+            return Ok(None);
+        };
+        models.score(&body).map(Some)
+    })
+    .await;
+    match scored {
+        Ok(Ok(Some(answer))) => {
+            let detectors: Vec<&str> = answer
+                .anomalies
+                .iter()
+                .map(|a| a.detector.as_str())
+                .collect();
+            state
+                .metrics
+                .scored(&answer.source, answer.lines, answer.quarantined, &detectors);
+            Json(answer).into_response()
+        }
+        Ok(Ok(None)) => error(
+            StatusCode::NOT_FOUND,
+            "no event models for this source: run 04-train for it first (or check the name)".into(),
+        ),
+        Ok(Err(e)) if e.is::<scorer::UnreadableLines>() => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}"))
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("scoring failed: {e}"),
+        ),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,45 +422,37 @@ async fn incidents(
 struct FeedbackBody {
     /// `normal` (a false alarm) or `anomaly` (confirmed).
     verdict: String,
-    by: String,
+    /// Who gives it: required without tokens; with a token, the token's name is recorded.
+    by: Option<String>,
     note: Option<String>,
 }
+
+/// Longest `by` and `note` of a verdict, in characters.
+const MAX_BY: usize = 100;
+const MAX_NOTE: usize = 2000;
 
 /// `POST /v1/anomalies/{id}/feedback`: the same verdict as `loglake anomalies mark`.
 async fn feedback(
     State(state): State<Arc<Service>>,
     Path(id): Path<String>,
+    Extension(caller): Extension<auth::Caller>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    // Any content type (curl -d sends a form type): the body is read as JSON.
-    let body = body.map_err(|e| (e.status(), e.body_text())).and_then(|b| {
-        serde_json::from_slice::<FeedbackBody>(&b).map_err(|e| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"verdict\": \"normal\"|\"anomaly\", \"by\": \"…\", \"note\": \"…\"}}: {e}"),
-            )
-        })
-    });
-    let response = match body {
+    let response = match verdict_of(&caller, &headers, body) {
         Err((status, message)) => error(status, message),
-        Ok(b) if !["normal", "anomaly"].contains(&b.verdict.as_str()) => error(
-            StatusCode::BAD_REQUEST,
-            format!("verdict must be normal or anomaly, not {:?}", b.verdict),
-        ),
-        Ok(b) => {
-            let verdict = crate::db::feedback::Verdict {
-                by: b.by,
-                note: b.note,
+        Ok((word, verdict)) => {
+            let marked = {
+                let word = word.clone();
+                state
+                    .db
+                    .call(move |db| db.mark_anomaly(&id, &word, &verdict))
+                    .await
             };
-            let word = b.verdict.clone();
-            let marked = state
-                .db
-                .call(move |db| db.mark_anomaly(&id, &word, &verdict))
-                .await;
             match marked {
                 Ok(m) => Json(json!({
-                    "verdict": b.verdict,
+                    "verdict": word,
                     "source": m.source,
                     "detector": m.detector,
                     "granularity": m.granularity,
@@ -366,6 +467,58 @@ async fn feedback(
         }
     };
     finish(&state, "feedback", started, response)
+}
+
+/// A verdict request read and checked: its word and who gives it, or the client's mistake.
+fn verdict_of(
+    caller: &auth::Caller,
+    headers: &axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(String, crate::db::feedback::Verdict), (StatusCode, String)> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a verdict is JSON: send Content-Type: application/json".into(),
+        ));
+    }
+    let body = body.map_err(|e| (e.status(), e.body_text()))?;
+    let b: FeedbackBody = serde_json::from_slice(&body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"verdict\": \"normal\"|\"anomaly\", \"by\": \"…\", \"note\": \"…\"}}: {e}"),
+        )
+    })?;
+    if !["normal", "anomaly"].contains(&b.verdict.as_str()) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("verdict must be normal or anomaly, not {:?}", b.verdict),
+        ));
+    }
+    let too_long =
+        |text: &Option<String>, max: usize| text.as_ref().is_some_and(|t| t.chars().count() > max);
+    if too_long(&b.by, MAX_BY) || too_long(&b.note, MAX_NOTE) {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("by holds at most {MAX_BY} characters and note {MAX_NOTE}"),
+        ));
+    }
+    let by = match caller {
+        auth::Caller::Token { name } => name.clone(),
+        auth::Caller::Local => match b.by.as_deref().map(str::trim) {
+            Some(by) if !by.is_empty() => by.to_string(),
+            _ => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "say who gives the verdict: \"by\": \"name\"".into(),
+                ));
+            }
+        },
+    };
+    Ok((b.verdict, crate::db::feedback::Verdict { by, note: b.note }))
 }
 
 async fn healthz(State(state): State<Arc<Service>>) -> Response {

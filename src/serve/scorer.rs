@@ -108,6 +108,12 @@ pub struct SourceModels {
     pub stamp: Stamp,
 }
 
+/// The request's lines are not the source's logs: no format reads them (the client's
+/// mistake, answered 422, not the service's).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UnreadableLines(String);
+
 impl SourceModels {
     /// Load the latest event models and the template store of `source`; `None` when it has no
     /// event model yet (04-train has not run for it).
@@ -179,7 +185,9 @@ impl SourceModels {
                     .take(DETECTION_SAMPLE)
                     .copied()
                     .collect();
-                std::sync::Arc::new(Parser::for_sample(&self.parse, today(), &sample)?.0)
+                let (parser, _) = Parser::for_sample(&self.parse, today(), &sample)
+                    .map_err(|e| UnreadableLines(format!("{e:#}")))?;
+                std::sync::Arc::new(parser)
             }
         };
         let mut miner = Miner::default();

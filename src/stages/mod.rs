@@ -180,11 +180,7 @@ impl Context {
         options: StageOptions,
         access: Access,
     ) -> Result<Self> {
-        let folder_name = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        };
+        let folder_name = crate::lake::is_folder_name;
         if !folder_name(&source) {
             bail!(
                 "source name {source:?} must be non-empty and use only letters, digits, - and _ (it names lake folders)"

@@ -2,6 +2,8 @@
 // Each test binary compiles this module and uses only some of it.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
