@@ -46,9 +46,14 @@ pub fn register(secret: &str) {
 }
 
 /// Register the password(s) a database URL carries: the user-info password and any
-/// password-like query parameter. A text that is not a URL registers nothing.
+/// password-like query parameter — read loosely when the text does not parse as a URL (a
+/// mistyped port, no scheme), since a mistyped URL is exactly the one an error message quotes.
 pub fn register_url(url: &str) {
     let Ok(parsed) = url::Url::parse(url.trim()) else {
+        let loose = Loose::of(url);
+        for secret in loose.password.into_iter().chain(loose.params) {
+            register(secret);
+        }
         return;
     };
     if let Some(p) = parsed.password() {
@@ -80,7 +85,14 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 /// [`MASK`]. Text that does not parse as a URL is scrubbed of registered secrets only.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        return scrub(url).into_owned();
+        let loose = Loose::of(url);
+        let mut out = url.to_string();
+        for secret in loose.password.into_iter().chain(loose.params) {
+            if !secret.is_empty() {
+                out = out.replace(secret, MASK);
+            }
+        }
+        return scrub(&out).into_owned();
     };
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some(MASK));
@@ -101,6 +113,39 @@ pub fn redact_url(url: &str) -> String {
     }
     // `url` percent-encodes the mask in user info; print it plainly.
     scrub(&parsed.to_string().replace("%2A%2A%2A", MASK)).into_owned()
+}
+
+/// The secrets of a URL-shaped text that does not parse: what stands between the first `:`
+/// and the last `@` of its user info (after `scheme://`, `scheme:/` or nothing), and the
+/// values of password-like query parameters.
+struct Loose<'a> {
+    password: Option<&'a str>,
+    params: Vec<&'a str>,
+}
+
+impl<'a> Loose<'a> {
+    fn of(text: &'a str) -> Self {
+        let text = text.trim();
+        let (before_query, query) = text.split_once('?').unwrap_or((text, ""));
+        let password = before_query.rfind('@').and_then(|at| {
+            let info = &before_query[..at];
+            let info = match (info.find("://"), info.find(":/")) {
+                (Some(i), _) => &info[i + 3..],
+                (None, Some(i)) => info[i + 2..].trim_start_matches('/'),
+                (None, None) => info,
+            };
+            info.split_once(':')
+                .map(|(_, password)| password)
+                .filter(|p| !p.is_empty())
+        });
+        let params = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(k, v)| is_secret_param(k) && !v.is_empty())
+            .map(|(_, v)| v)
+            .collect();
+        Loose { password, params }
+    }
 }
 
 fn percent_decode(text: &str) -> String {
@@ -161,6 +206,25 @@ mod tests {
             redact_url("sqlite://lake/loglake.db"),
             "sqlite://lake/loglake.db"
         );
+    }
+
+    #[test]
+    fn urls_that_do_not_parse_lose_their_passwords_too() {
+        for url in [
+            "postgres://special:Wr0ngPassw0rdQ@127.0.0.1:abc/special",
+            "postgres://special:Wr0ngPassw0rdQ@127.0.0.1:99999/special",
+            "postgres://special:Wr0ngPassw0rdQ@my host/special",
+            "postgres://special:Wr0ngPassw0rdQ@[::1/special",
+            "postgres:/special:Wr0ngPassw0rdQ@127.0.0.1/special",
+            "special:Wr0ngPassw0rdQ@127.0.0.1/special",
+            "postgres://u@127.0.0.1:abc/db?sslmode=require&password=Wr0ngPassw0rdQ",
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains("Wr0ngPassw0rdQ"), "{url} -> {shown}");
+            register_url(url);
+            let quoted = format!("error with {url}: invalid port");
+            assert!(!scrub(&quoted).contains("Wr0ngPassw0rdQ"), "{url}");
+        }
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub(super) async fn probe(url: &str) -> Result<()> {
                 let _ = conn.close().await;
                 return Ok(());
             }
+            // A URL the driver cannot read: nothing was contacted.
+            Ok(Err(e @ sqlx::Error::Configuration(_))) => {
+                return Err(anyhow::Error::from(e).context(
+                    "the database URL does not read (write it as postgres://user:password@host:5432/database)",
+                ));
+            }
             Ok(Err(e)) if !transient(&e) => {
                 return Err(anyhow::Error::from(e).context(
                     "the server refused or rejected the connection (is it running on that host and port, and are the user and password right?)",
