@@ -161,3 +161,101 @@ fn bad_lines_are_quarantined_with_reasons_and_every_line_is_accounted_for() {
         .unwrap();
     assert_eq!(total, events.height() as u64);
 }
+
+/// A gzip file corrupt in its middle decodes to garbage before its checksum fails: none of it
+/// reaches bronze; it is quarantined whole, with why, and the other inputs are ingested.
+#[test]
+fn a_corrupt_gzip_is_quarantined_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let mut good = String::new();
+    for i in 0..100 {
+        good.push_str(&format!(
+            "2026-11-21T10:00:{:02}.000Z INFO api: request {i} ok\n",
+            i % 60
+        ));
+    }
+    std::fs::write(raw.join("good.log"), &good).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for i in 0..20_000 {
+        writeln!(
+            gz,
+            "2026-11-21T11:00:00.000Z INFO gz: compressed line {i} of many"
+        )
+        .unwrap();
+    }
+    let mut gz = gz.finish().unwrap();
+    let middle = gz.len() / 2;
+    for b in &mut gz[middle..middle + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(raw.join("broken.log.gz"), &gz).unwrap();
+
+    let lake_dir = dir.path().join("lake");
+    let lake_arg = lake_dir.to_str().unwrap();
+    let raw_arg = raw.to_str().unwrap();
+    loglake(&[
+        "--lake",
+        lake_arg,
+        "--source",
+        "bad",
+        "--date",
+        "2026-11-21",
+        "run",
+        "--to",
+        "01-bronze",
+        "--input",
+        raw_arg,
+    ])
+    .expect("the good file is ingested");
+    let lake = Lake::new(&lake_dir);
+    let d = [chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()];
+    assert_eq!(
+        lake.table_rows(Layer::Bronze, tables::LINES, "bad", &d)
+            .unwrap(),
+        100,
+        "only the good file's lines"
+    );
+    let rejected = lake
+        .scan(Layer::Quarantine, tables::INPUTS, "bad", &d)
+        .unwrap()
+        .expect("quarantine/inputs")
+        .collect()
+        .unwrap();
+    let reasons = format!("{:?}", rejected.column("reason").unwrap());
+    assert_eq!(rejected.height(), 1, "{reasons}");
+    assert!(reasons.contains("corrupt"), "{reasons}");
+}
+
+/// An empty file, and a file of nothing but NUL bytes, are nothing to do: the batch does not
+/// fail, and the NUL line is quarantined with its reason.
+#[test]
+fn empty_and_nul_inputs_do_not_fail_the_batch() {
+    for (name, bytes, quarantined) in [
+        ("empty.log", Vec::new(), 0usize),
+        ("zeros.log", [vec![0u8; 5000], b"\n".to_vec()].concat(), 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("raw");
+        std::fs::create_dir_all(&raw).unwrap();
+        std::fs::write(raw.join(name), &bytes).unwrap();
+        let lake_dir = dir.path().join("lake");
+        loglake(&[
+            "--lake",
+            lake_dir.to_str().unwrap(),
+            "--date",
+            "2026-11-21",
+            "run",
+            "--input",
+            raw.to_str().unwrap(),
+        ])
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let lake = Lake::new(&lake_dir);
+        let d = [chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()];
+        let unparsed = lake
+            .table_rows(Layer::Quarantine, tables::UNPARSED, "default", &d)
+            .unwrap();
+        assert_eq!(unparsed as usize, quarantined, "{name}");
+    }
+}

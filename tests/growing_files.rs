@@ -226,6 +226,8 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
     std::fs::write(logs.join("old.log.xz"), b"\xfd7zXZ\x00 fake xz").unwrap();
     std::os::unix::fs::symlink(&logs, logs.join("sub").join("loop")).unwrap();
     std::os::unix::fs::symlink(logs.join("gone.log"), logs.join("dangling.log")).unwrap();
+    // A link to a device that never ends: named, never read.
+    std::os::unix::fs::symlink("/dev/zero", logs.join("zeros.log")).unwrap();
     common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
 
     let out = bronze(&lake, &logs, &[]);
@@ -234,7 +236,7 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(rows(&lake).height(), 30, "plain and zstd lines: {stdout}");
     assert!(
-        stdout.contains("4 file(s) or folder entries could not be read"),
+        stdout.contains("5 file(s) or folder entries could not be read"),
         "{stdout}"
     );
     // Each is recorded in quarantine/inputs with its reason; a second run adds no copy.
@@ -247,7 +249,7 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
         .expect("quarantine/inputs")
         .collect()
         .unwrap();
-    assert_eq!(recorded.height(), 4, "{recorded:?}");
+    assert_eq!(recorded.height(), 5, "{recorded:?}");
     let reasons: Vec<String> = recorded
         .column("reason")
         .unwrap()
@@ -261,6 +263,7 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
         "xz-compressed",
         "symbolic link loop",
         "dangling symbolic link",
+        "not a regular file",
     ] {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
         assert!(

@@ -35,6 +35,15 @@ impl Parser {
             parser.check_time_on(sample);
             return Ok((parser, None));
         }
+        // Lines no format could read (empty, NUL bytes) are quarantined for that reason by
+        // whichever parser reads them: a sample of nothing else has no format to detect.
+        if sample
+            .iter()
+            .all(|line| line.trim().is_empty() || line.contains('\0'))
+        {
+            let first = Format::Preset(format::PRESETS[0].0.to_string());
+            return Ok((Self::new(&config.with_format(first), batch_date)?, None));
+        }
         let candidates = format::PRESETS
             .iter()
             .map(|(name, _)| *name)

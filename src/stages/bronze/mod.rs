@@ -53,7 +53,14 @@ pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
         for entry in walk {
             match entry {
                 Ok(e) if e.file_type().is_file() => files.push(e.into_path()),
-                Ok(_) => {}
+                Ok(e) if e.file_type().is_dir() => {}
+                // A device, a FIFO or a socket (or a link to one, /dev/zero): reading it would
+                // never end or block; it is named, not read.
+                Ok(e) => skipped.push((
+                    e.path().display().to_string(),
+                    "not a regular file (a device, a FIFO or a socket): logs are read from files"
+                        .to_string(),
+                )),
                 Err(e) => {
                     let at = e
                         .path()

@@ -131,7 +131,21 @@ pub fn plan(
                 lines_at_newline,
             },
         read_error,
+        corrupt,
     } = pass;
+    // What a compressed stream decoded before failing its check cannot be trusted: nothing of
+    // it is ingested, and the caller quarantines the file with the reason.
+    if let (true, Some(why)) = (compressed, corrupt) {
+        anyhow::bail!(
+            "{} is corrupt ({why}): its compressed stream fails its check, so none of it was ingested; replace it with a good copy",
+            path.display()
+        );
+    }
+    if at == 0 {
+        return Ok(Plan::Skip {
+            why: "it is empty".into(),
+        });
+    }
     let whole = hex(&hasher.clone().finalize());
     if ingested.part_names.contains(&whole[..32]) {
         return Ok(Plan::Skip {
@@ -188,6 +202,8 @@ struct Pass<'s> {
     lines: Lines,
     /// The stream could not be read to its end.
     read_error: bool,
+    /// Why the stream failed its own check (not merely cut short), if it did.
+    corrupt: Option<String>,
 }
 
 /// Read the rest of `stream` (whose first bytes, `head`, are read already), counting its
@@ -214,7 +230,7 @@ fn read_through<'s>(stream: &mut dyn Read, head: &[u8], candidates: Vec<&'s Segm
         });
         let mut lines = Lines::default();
         lines.count(head);
-        let mut read_error = false;
+        let (mut read_error, mut corrupt) = (false, None);
         loop {
             let mut buf = returned.try_recv().unwrap_or_else(|_| vec![0; BUFFER]);
             match stream.read(&mut buf) {
@@ -226,8 +242,14 @@ fn read_through<'s>(stream: &mut dyn Read, head: &[u8], candidates: Vec<&'s Segm
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => {
+                // A stream that ends early (a copy cut short) is sound up to its end; one that
+                // fails its own check (a corrupt block, a checksum mismatch) may already have
+                // handed out garbage before the decoder noticed.
+                Err(e) => {
                     read_error = true;
+                    if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                        corrupt = Some(e.to_string());
+                    }
                     break;
                 }
             }
@@ -240,6 +262,7 @@ fn read_through<'s>(stream: &mut dyn Read, head: &[u8], candidates: Vec<&'s Segm
             checksums,
             lines,
             read_error,
+            corrupt,
         }
     })
 }

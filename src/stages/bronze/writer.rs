@@ -465,6 +465,17 @@ fn read_segment(
             send(batch.finish(schema, &mut same)?)?;
         }
     }
+    // The file ended before the bytes planned: it shrank (truncated, rewritten) while it was
+    // read, and the last line read may be torn. Nothing of this segment is committed; the next
+    // run sees the file as it is then.
+    if !until_error && offset < segment.end {
+        anyhow::bail!(
+            "{} shrank while 01-bronze read it ({} of {} bytes were there): nothing of it was committed; run 01-bronze again once it is written",
+            input.display(),
+            offset,
+            segment.end
+        );
+    }
     if batch.rows > 0 || line_no == segment.start_line {
         send(batch.finish(schema, &mut same)?)?;
     }
@@ -478,4 +489,52 @@ fn read_segment(
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::segments::{Ingested, Plan, plan};
+    use super::*;
+
+    /// A file cut short between the plan and the read (logrotate's copytruncate, a rewrite)
+    /// commits nothing, rather than a torn last line.
+    #[test]
+    fn a_file_that_shrinks_while_read_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("app.log");
+        let text: String = (0..1000)
+            .map(|i| format!("2026-11-21T10:00:00.000Z INFO api: request {i} served\n"))
+            .collect();
+        std::fs::write(&input, &text).unwrap();
+        let Plan::Ingest {
+            segment,
+            until_error,
+            ..
+        } = plan(
+            &input,
+            "app.log",
+            &Ingested::default(),
+            std::time::Duration::ZERO,
+        )
+        .unwrap()
+        else {
+            panic!("a new file is ingested");
+        };
+        assert_eq!(segment.end, text.len() as u64);
+        // Cut mid-line, as a copy-truncate caught halfway would leave it.
+        std::fs::write(&input, &text.as_bytes()[..text.len() / 2 + 7]).unwrap();
+        let out = dir.path().join("part.parquet");
+        let err = write_segment(&input, &out, &segment, until_error, 256).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("shrank while 01-bronze read it"),
+            "{err:#}"
+        );
+        // The whole file, untouched, still reads.
+        std::fs::write(&input, &text).unwrap();
+        let out = dir.path().join("whole.parquet");
+        assert_eq!(
+            write_segment(&input, &out, &segment, false, 256).unwrap(),
+            1000
+        );
+    }
 }

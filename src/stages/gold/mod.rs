@@ -50,6 +50,21 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tracing::warn!(%date, "no silver partition for this date; nothing to do");
             continue;
         }
+        if rows == 0 {
+            // Every line was quarantined (a file of NULs, lines in no format): no features,
+            // and none left from an earlier run of the date.
+            tracing::warn!(%date, "silver holds no events for this date (every line was quarantined); no features built");
+            for table in [
+                tables::WINDOW_FEATURES,
+                tables::SESSION_FEATURES,
+                tables::SESSION_TEMPLATE_COUNTS,
+                tables::EVENT_FEATURES,
+            ] {
+                ctx.lake
+                    .drop_partition(Layer::Gold, table, &ctx.source, date)?;
+            }
+            continue;
+        }
         let built = build_date(ctx, date, rows as usize)?;
         outcome.rows_in += rows;
         outcome.rows_out += (built.windows + rows as usize) as u64;

@@ -69,6 +69,31 @@ pub fn connect(brokers: &str) -> Result<Connection> {
     })
 }
 
+/// `work` on the client's runtime, given up after [`DEADLINE`]: a broker that went away
+/// mid-batch is retried by the client (with backoff, for each request), and a run must end
+/// with one line that says so rather than wait for every request to exhaust its retries.
+pub fn within<T, E>(
+    connection: &Connection,
+    what: impl FnOnce() -> String,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    match connection
+        .runtime
+        .block_on(async { tokio::time::timeout(DEADLINE, work).await })
+    {
+        Ok(done) => done.map_err(Into::into).with_context(what),
+        Err(_) => bail!(
+            "the Kafka brokers {} did not answer within {} s while {}; nothing of this topic was committed by this run (run 01-bronze again once they are back)",
+            connection.brokers,
+            DEADLINE.as_secs(),
+            what()
+        ),
+    }
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

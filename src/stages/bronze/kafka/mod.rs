@@ -64,10 +64,11 @@ pub fn ingest(
 ) -> Result<Consumed> {
     let connection = client::connect(brokers)?;
     let last = offsets::last_ranges(committed);
-    let listed = connection
-        .runtime
-        .block_on(connection.client.list_topics())
-        .with_context(|| format!("listing the topics of {}", connection.brokers))?;
+    let listed = client::within(
+        &connection,
+        || format!("listing the topics of {}", connection.brokers),
+        connection.client.list_topics(),
+    )?;
     let mut consumed = Consumed::default();
     for topic in topics {
         let Some(found) = listed.iter().find(|t| &t.name == topic) else {
@@ -103,18 +104,23 @@ fn plan_partition(
     last: Option<&Range>,
     consumed: &mut Consumed,
 ) -> Result<Option<Stream>> {
-    let runtime = &connection.runtime;
-    let reader = Arc::new(runtime.block_on(connection.client.partition_client(
-        topic.clone(),
-        *partition,
-        UnknownTopicHandling::Retry,
-    ))?);
-    let held = runtime.block_on(held_by(&reader))?;
+    let location = || format!("opening {topic}/{partition}");
+    let reader = Arc::new(client::within(
+        connection,
+        location,
+        connection
+            .client
+            .partition_client(topic.clone(), *partition, UnknownTopicHandling::Retry),
+    )?);
+    let held = client::within(connection, location, held_by(&reader))?;
     // The last range's first message, if the broker still has its offset: the same one?
     let still_there = match last.and_then(|r| r.first.clone()) {
         Some((offset, print)) if offset >= held.earliest && offset < held.latest => {
-            let (records, _) =
-                runtime.block_on(reader.fetch_records(offset, 1..FETCH_BYTES, FETCH_WAIT_MS))?;
+            let (records, _) = client::within(
+                connection,
+                || format!("fetching {topic}/{partition} at offset {offset}"),
+                reader.fetch_records(offset, 1..FETCH_BYTES, FETCH_WAIT_MS),
+            )?;
             records
                 .iter()
                 .find(|r| r.offset == offset)
@@ -266,8 +272,17 @@ impl Stream {
         while self.queue.is_empty() && self.next < self.range.end {
             self.fetch_ahead(runtime);
             let pending = self.in_flight.take().expect("a fetch was started");
-            let (records, _) = runtime
-                .block_on(pending)
+            let answered =
+                runtime.block_on(async { tokio::time::timeout(client::DEADLINE, pending).await });
+            let Ok(joined) = answered else {
+                bail!(
+                    "the Kafka brokers did not answer within {} s while fetching {} from offset {}; nothing of this topic was committed by this run (run 01-bronze again once they are back)",
+                    client::DEADLINE.as_secs(),
+                    self.location,
+                    self.next
+                );
+            };
+            let (records, _) = joined
                 .context("the Kafka fetch task stopped")?
                 .with_context(|| {
                     format!(
