@@ -169,7 +169,18 @@ impl SavedModel {
             if !path.is_file() {
                 continue;
             }
-            let m = Self::load(&path)?;
+            // One damaged version (a disk error, a hand edit) must not stop every run and the
+            // service: it is skipped, loudly, and the newest readable one is used.
+            let m = match Self::load(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "skipping a model version that does not read ({e:#}); remove it, or run 04-train again"
+                    );
+                    continue;
+                }
+            };
             if m.train_to > date {
                 continue;
             }
@@ -246,5 +257,15 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(on_d2, b);
+
+        // A damaged older version is skipped; the newest readable one is still found.
+        let damaged =
+            SavedModel::dir(&lake, "s", Granularity::Event, "rare_template").join("20200101-x");
+        std::fs::create_dir_all(&damaged).unwrap();
+        std::fs::write(damaged.join("model.json"), b"{ not json").unwrap();
+        let still = SavedModel::latest(&lake, "s", Granularity::Event, "rare_template", d2)
+            .unwrap()
+            .unwrap();
+        assert_eq!(still, b);
     }
 }

@@ -394,6 +394,13 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     if opts.days == 0 {
         anyhow::bail!("--days must be at least 1");
     }
+    // The source names the log files: a name with `/` or `..` would write outside `--out`.
+    if !crate::lake::is_folder_name(&opts.source) {
+        anyhow::bail!(
+            "source name {:?} must use only letters, digits, - and _ (it names the log files)",
+            opts.source
+        );
+    }
     let logs_dir = opts.out_dir.join("logs");
     fs::create_dir_all(&logs_dir).with_context(|| format!("creating {}", logs_dir.display()))?;
     let mut labels: Vec<Label> = Vec::new();
