@@ -11,3 +11,11 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at  TIMESTAMPTZ NOT NULL,
     revoked_at  TIMESTAMPTZ
 );
+-- Analysts' read-only role sees every table by default (0003); not this one.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'loglake_reader') THEN
+        REVOKE ALL ON api_tokens FROM loglake_reader;
+    END IF;
+END
+$$;
