@@ -1,4 +1,4 @@
-//! `api_tokens`: the tokens `loglake serve` accepts (see [`crate::tokens`] for how they are
+//! `api_tokens`: the tokens `loglake serve` accepts (see the `tokens` module for how they are
 //! made and checked; only their secrets' hashes are stored).
 
 use anyhow::{Context as _, Result};

@@ -62,7 +62,7 @@ impl Drop for Mirror {
 
 impl Lake {
     /// The lake at `location`: a local folder, or a bucket with a private working copy under
-    /// the system's temporary folder. Commands open it through [`crate::workspace`].
+    /// the system's temporary folder. Commands open it through their workspace.
     pub fn open(location: &LakeLocation) -> Result<Lake> {
         let url = match location {
             LakeLocation::Local(folder) => return Ok(Lake::new(folder)),
