@@ -15,6 +15,7 @@
 #   01..05     the stages before it run cleanly, the stage killed at a random moment within
 #              its clean duration (after the process's start-up), then `run --from` it;
 #   concurrent two `run`s started together on one lake (the second waits for the lock);
+#   inputs     a corrupt gzip, an empty file and a link to /dev/zero beside the good input;
 #   disk-full  as root only: the lake on a tmpfs of 7 sizes, then moved to a roomy disk.
 # After each, the lake's table row counts (06-report) and the anomalies (granularity, entity,
 # detector, score, severity; ids differ by source) are compared with a clean reference run.
@@ -165,6 +166,30 @@ for i in $(seq "$trials"); do
   check concurrent "$lake" "$source" && ok=$((ok + 1))
 done
 report concurrent "$ok" "$trials"
+
+# Bad inputs beside the good ones: a gzip corrupt at a random place of its middle half, an
+# empty file, a link to /dev/zero. None may change what the lake holds or finds, the run must
+# succeed, and each must be named in quarantine/inputs (the empty file is nothing to do).
+ok=0
+for i in $(seq "$trials"); do
+  lake=$(lake_of "inputs-$i") source="in$i" bad="$work/bad-inputs-$i"
+  mkdir -p "$bad"
+  gzip -c "$input"/*.log >"$bad/broken.log.gz"
+  size=$(stat -c %s "$bad/broken.log.gz")
+  at=$(( size / 4 + (RANDOM * 32768 + RANDOM) % (size / 2) ))
+  head -c 64 /dev/urandom | dd of="$bad/broken.log.gz" bs=1 seek="$at" conv=notrunc status=none
+  : >"$bad/empty.log"
+  ln -s /dev/zero "$bad/zeros.log"
+  if ! ll "$lake" "$source" run --input "$input" --input "$bad" >"$work/inputs.out" 2>"$work/inputs.err"; then
+    echo "bad inputs failed the run (trial $i): $(tail -1 "$work/inputs.err")" >&2
+    status=1 keep=1
+    continue
+  fi
+  grep -q "2 file(s) or folder entries could not be read" "$work/inputs.out" ||
+    { echo "the corrupt gzip and the device were not both reported (trial $i)" >&2; status=1; keep=1; }
+  check inputs "$lake" "$source" && ok=$((ok + 1))
+done
+report inputs "$ok" "$trials"
 
 # A full disk: the lake on a small tmpfs (needs root to mount; skipped otherwise). The run
 # must fail naming the full disk, leave no partial partition, and once the lake is moved to
