@@ -19,7 +19,9 @@ fn main() -> ExitCode {
             // a reader should not need RUST_LOG to learn why a stage failed.
             // Scrubbed: a driver's error may quote the database URL it was given.
             let line = format!("{err:#}");
-            eprintln!("loglake: error: {}", loglake::secrets::scrub(&line));
+            // Control characters escaped: a file's name must not forge a second line.
+            let line = loglake::secrets::scrub(&line);
+            eprintln!("loglake: error: {}", loglake::lake::printable(&line));
             // A lake held by another writer is worth retrying later: its own code.
             let locked = err
                 .chain()

@@ -112,6 +112,30 @@ pub mod tables {
     pub const SCORES: &str = "scores";
 }
 
+/// Text as a log line or message shows it: control characters (a newline or an escape code in
+/// a file's name) written as escapes, so that a name cannot forge a log line or drive the
+/// operator's terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// A path as log lines and messages show it (see [`printable`]).
+pub fn shown(path: &Path) -> String {
+    printable(&path.to_string_lossy()).into_owned()
+}
+
 /// Whether `name` may name a lake folder (a source, a shard): letters, digits, `-` and `_`
 /// only, so that no name reaches outside its partition (`..`, `/`) or needs quoting.
 pub fn is_folder_name(name: &str) -> bool {

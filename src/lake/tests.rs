@@ -80,3 +80,14 @@ fn windows_stay_inside_parts_and_cover_the_partition_in_order() {
     assert_eq!(lengths, [4, 1, 3, 4, 3]);
     assert_eq!(seen.concat(), (0..15).collect::<Vec<i64>>());
 }
+
+#[test]
+fn names_with_control_characters_are_shown_escaped() {
+    assert_eq!(printable("app.log"), "app.log");
+    assert_eq!(
+        printable("a\nlevel=ERROR forged\u{1b}[31m.log"),
+        "a\\nlevel=ERROR forged\\u{1b}[31m.log"
+    );
+    assert!(!shown(Path::new("x\ry.log")).contains('\r'));
+    assert!(is_folder_name("web-1_a") && !is_folder_name("..") && !is_folder_name("a/b"));
+}

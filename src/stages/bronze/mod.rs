@@ -266,7 +266,7 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
     inputs.extend(fetched.names.keys().cloned());
     let (files, rejected) = list_inputs(&inputs)?;
     for (entry, why) in &rejected {
-        tracing::warn!(entry = %entry, "input entry skipped: {why}");
+        tracing::warn!(entry = %crate::lake::printable(entry), "input entry skipped: {why}");
     }
     tally.unreadable = rejected.len();
     tally.rejected = rejected;
@@ -277,8 +277,11 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
     let mut known = ingested_of(ctx)?;
     let total = files.len() as u64;
     for (i, file) in files.iter().enumerate() {
-        ctx.progress
-            .step(format!("file {}/{total}: {}", i + 1, file.display()));
+        ctx.progress.step(format!(
+            "file {}/{total}: {}",
+            i + 1,
+            crate::lake::shown(file)
+        ));
         let mut wait =
             std::time::Duration::from_secs(ctx.settings.lake.unfinished_line_wait_seconds);
         let name = match (&stdin, fetched.names.get(file)) {
@@ -301,7 +304,7 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
             Err(e) => {
                 // One unreadable file does not stop the others; it is counted and named.
                 let why = format!("{e:#}");
-                tracing::warn!(file = %file.display(), error = %why, "input not readable; skipped (fix it and run 01-bronze again: nothing of it was ingested)");
+                tracing::warn!(file = %crate::lake::shown(file), error = %crate::lake::printable(&why), "input not readable; skipped (fix it and run 01-bronze again: nothing of it was ingested)");
                 tally.rejected.push((file.display().to_string(), why));
                 tally.unreadable += 1;
                 continue;
@@ -309,7 +312,7 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
         };
         let (segment, until_error) = match plan {
             Plan::Skip { why } => {
-                tracing::info!(file = %file.display(), "{why}; skipped");
+                tracing::info!(file = %crate::lake::shown(file), "{why}; skipped");
                 tally.skipped += 1;
                 continue;
             }
@@ -320,10 +323,10 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
                 held_back,
             } => {
                 if rewritten {
-                    tracing::warn!(file = %file.display(), "this file was ingested before with other content (truncated or rewritten?): ingesting it again from its start");
+                    tracing::warn!(file = %crate::lake::shown(file), "this file was ingested before with other content (truncated or rewritten?): ingesting it again from its start");
                 }
                 if held_back {
-                    tracing::info!(file = %file.display(), "its last line has no newline yet (still being written?): left for a later run");
+                    tracing::info!(file = %crate::lake::shown(file), "its last line has no newline yet (still being written?): left for a later run");
                 }
                 (segment, until_error)
             }
@@ -346,7 +349,7 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
                 Ok(())
             },
         )?;
-        tracing::info!(file = %file.display(), lines = n, from_line = segment.start_line + 1, "ingested");
+        tracing::info!(file = %crate::lake::shown(file), lines = n, from_line = segment.start_line + 1, "ingested");
         known
             .part_names
             .insert(segment.prefix_sha[..32].to_string());

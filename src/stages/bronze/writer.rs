@@ -448,7 +448,7 @@ fn read_segment(
                     "{} unreadable after line {line_no} (truncated or corrupt file?): {e}",
                     input.display()
                 );
-                tracing::warn!(file = %input.display(), after_line = line_no, error = %e, "input cut short; the lines before it are ingested and the rest is quarantined");
+                tracing::warn!(file = %crate::lake::shown(input), after_line = line_no, error = %e, "input cut short; the lines before it are ingested and the rest is quarantined");
                 line_no += 1;
                 batch.push(&buf, offset, line_no, Some(&reason));
                 break;
