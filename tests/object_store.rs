@@ -542,6 +542,14 @@ fn a_missing_bucket_is_one_clear_line() {
         errors[0].contains("the bucket does not exist (create it"),
         "{stderr}"
     );
+    // A plain-HTTP endpoint without AWS_ALLOW_HTTP: what to set, not "builder error".
+    let out = loglake(&lake, Some(&db), "shop", DAYS[0], &["00-init"])
+        .env_remove("AWS_ALLOW_HTTP")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("AWS_ALLOW_HTTP=true"), "{stderr}");
 }
 
 /// 01-bronze appends to a bucket day without fetching the day's earlier parts; the next stage

@@ -104,6 +104,18 @@ impl Remote {
     pub fn open(location: &S3Url) -> Result<Self> {
         let url = location.to_string();
         let (bucket, prefix) = (&location.bucket, &location.prefix);
+        // object_store refuses a plain-HTTP endpoint unless told to allow it, and says only
+        // "builder error": say what to set.
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            .unwrap_or_default();
+        let allow_http =
+            std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if endpoint.trim().starts_with("http://") && !allow_http {
+            bail!(
+                "{url}: the endpoint {endpoint} is plain HTTP; set AWS_ALLOW_HTTP=true to use it (a local S3 server), or give an https:// endpoint"
+            );
+        }
         let store = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .build()
