@@ -23,6 +23,9 @@ pub struct Status {
     pub tables: Vec<TableStatus>,
     pub last_runs: Vec<LastRun>,
     pub models: Vec<LatestModel>,
+    /// Model files that do not read (skipped by 04-train's successors and `serve`; remove or
+    /// replace them).
+    pub unreadable_models: Vec<String>,
     pub open_incidents: Vec<OpenIncidents>,
 }
 
@@ -85,6 +88,10 @@ pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
         tables,
         last_runs,
         models,
+        unreadable_models: crate::detectors::SavedModel::unreadable(lake, source)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         open_incidents,
     };
     ws.close();
@@ -200,6 +207,16 @@ pub fn render(status: &Status) -> String {
                 m.model_version,
                 m.train_from,
                 m.train_to
+            ));
+        }
+        let prefix = format!("/models/{source}/");
+        for bad in status
+            .unreadable_models
+            .iter()
+            .filter(|p| p.contains(&prefix))
+        {
+            out.push_str(&format!(
+                "    unreadable model (skipped; remove or replace it): {bad}\n"
             ));
         }
         match status.open_incidents.iter().find(|i| i.source == source) {

@@ -128,6 +128,20 @@ fn without_tokens_only_this_machine_is_answered() {
     );
     assert_eq!(doc["paths"]["/v1/anomalies"]["get"]["x-scope"], "read");
 
+    // A damaged old model version: skipped (scoring still answers), and said by /healthz.
+    let damaged = lake.join("models/shop/event/rare_template/20200101-x");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::write(damaged.join("model.json"), b"{ torn").unwrap();
+    let lines = b"2026-11-19T10:00:00.000Z INFO checkout: order placed\n";
+    let (status, _, text) = server.ask("POST", "/v1/sources/shop/score", lines);
+    assert_eq!(status, 200, "{text}");
+    let (status, health, _) = server.ask("GET", "/healthz", b"");
+    assert_eq!(status, 200);
+    assert!(
+        health["models"].as_str().unwrap().contains("20200101-x"),
+        "{health}"
+    );
+
     // Beyond loopback it does not start without a token.
     let refused = Server::start_on(&lake, "0.0.0.0:0", &[])
         .err()

@@ -151,6 +151,28 @@ impl SavedModel {
         Ok(models)
     }
 
+    /// The model versions of `source` (every source: `None`) whose file does not read, for
+    /// `status` and the service's health: each is skipped by [`SavedModel::latest`], which
+    /// uses the newest readable one, but someone should remove or replace it.
+    pub fn unreadable(lake: &Lake, source: Option<&str>) -> Vec<PathBuf> {
+        let sources = match source {
+            Some(s) => vec![lake.models_dir().join(s)],
+            None => crate::lake::subdirectories(&lake.models_dir()),
+        };
+        let mut bad = Vec::new();
+        for granularity in sources.iter().flat_map(|s| crate::lake::subdirectories(s)) {
+            for detector in crate::lake::subdirectories(&granularity) {
+                for version in crate::lake::subdirectories(&detector) {
+                    let path = version.join("model.json");
+                    if path.is_file() && Self::load(&path).is_err() {
+                        bad.push(path);
+                    }
+                }
+            }
+        }
+        bad
+    }
+
     pub fn latest(
         lake: &Lake,
         source: &str,
@@ -267,5 +289,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(still, b);
+        assert_eq!(
+            SavedModel::unreadable(&lake, Some("s")),
+            vec![damaged.join("model.json")]
+        );
+        assert_eq!(SavedModel::unreadable(&lake, None).len(), 1);
     }
 }

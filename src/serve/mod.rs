@@ -94,6 +94,7 @@ pub fn run(settings: Settings, listen: Option<String>) -> Result<()> {
             lake,
             db,
             sources: Mutex::new(HashMap::new()),
+            unreadable: Mutex::new(None),
             metrics: Metrics::default(),
         });
         // On stdout, for whoever started the service (and tests, which ask for port 0).
@@ -185,12 +186,36 @@ struct Service {
     settings: Settings,
     lake: Lake,
     db: DbThread,
+    /// Unreadable model versions, as last looked for.
+    unreadable: Mutex<Option<(Instant, Vec<std::path::PathBuf>)>>,
     /// Loaded sources, with when their stamp was last checked.
     sources: Mutex<HashMap<String, (Arc<SourceModels>, Instant)>>,
     metrics: Metrics,
 }
 
+/// How long the list of unreadable model versions `/healthz` reports is kept (finding them
+/// reads every version's file).
+const MODEL_CHECK: Duration = Duration::from_secs(60);
+
 impl Service {
+    /// Model versions whose file does not read: skipped (the newest readable one serves), and
+    /// reported by `/healthz`; looked for at most every [`MODEL_CHECK`].
+    async fn unreadable_models(self: &Arc<Self>) -> Vec<std::path::PathBuf> {
+        if let Some((at, found)) = &*self.unreadable.lock().expect("models check lock")
+            && at.elapsed() < MODEL_CHECK
+        {
+            return found.clone();
+        }
+        let lake = self.lake.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            crate::detectors::SavedModel::unreadable(&lake, None)
+        })
+        .await
+        .unwrap_or_default();
+        *self.unreadable.lock().expect("models check lock") = Some((Instant::now(), found.clone()));
+        found
+    }
+
     /// The source's models, loaded on first use and again when its folders change; `None`
     /// when it has no event model.
     fn models(&self, source: &str) -> Result<Option<Arc<SourceModels>>> {
@@ -525,9 +550,14 @@ async fn healthz(State(state): State<Arc<Service>>) -> Response {
     let started = Instant::now();
     let lake_ok = state.lake.is_initialised().unwrap_or(false);
     let db = state.db.call(|db| db.ping()).await;
+    let unreadable = state.unreadable_models().await;
     let body = json!({
         "lake": if lake_ok { "ok".to_string() } else { format!("{} is not a loglake lake", state.lake.root().display()) },
         "database": match &db { Ok(()) => "ok".to_string(), Err(e) => format!("{e:#}") },
+        "models": if unreadable.is_empty() { "ok".to_string() } else {
+            format!("{} model version(s) do not read and are skipped: {}", unreadable.len(),
+                unreadable.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
+        },
     });
     let status = if lake_ok && db.is_ok() {
         StatusCode::OK
