@@ -353,7 +353,7 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
         known
             .part_names
             .insert(segment.prefix_sha[..32].to_string());
-        known.segments.push(segment);
+        known.add(segment);
         tally.ingested += 1;
         tally.lines += n;
     }
@@ -422,13 +422,11 @@ fn ingested_of(ctx: &Context) -> Result<Ingested> {
             known.part_names.insert(stem.to_string());
         }
         if let Some(text) = segment {
-            known
-                .segments
-                .push(serde_json::from_str(&text).map_err(|e| {
-                    anyhow::anyhow!(
-                        "the segment record of bronze part {name} of {d} is unreadable: {e}"
-                    )
-                })?);
+            known.add(serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "the segment record of bronze part {name} of {d} is unreadable: {e}"
+                )
+            })?);
         }
     }
     Ok(known)

@@ -23,7 +23,7 @@
 //! footer record; their names (`part-<checksum prefix>`) still stop the same file being
 //! ingested twice.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -57,10 +57,48 @@ pub struct Segment {
 }
 
 /// What bronze holds of a source: the segments, and the checksums that name older parts.
+///
+/// Segments are indexed by their head — its length (`min(end, 4096)`) and checksum — so a
+/// file's candidates are found by hashing its own head once per distinct length bronze holds,
+/// not once per segment: with one segment per file that was a checksum per pair of files,
+/// and ten thousand small files took a minute to plan.
 #[derive(Default)]
 pub struct Ingested {
-    pub segments: Vec<Segment>,
+    segments: Vec<Segment>,
     pub part_names: HashSet<String>,
+    by_head: HashMap<(usize, String), Vec<usize>>,
+    lengths: BTreeSet<usize>,
+    files: HashSet<String>,
+}
+
+impl Ingested {
+    pub fn add(&mut self, segment: Segment) {
+        let length = (segment.end as usize).min(HEAD);
+        self.by_head
+            .entry((length, segment.head_sha.clone()))
+            .or_default()
+            .push(self.segments.len());
+        self.lengths.insert(length);
+        self.files.insert(segment.file.clone());
+        self.segments.push(segment);
+    }
+
+    /// The segments whose head is the start of `head` (a file's first bytes, up to 4096).
+    fn candidates(&self, head: &[u8]) -> Vec<&Segment> {
+        let mut hasher = Sha256::new();
+        let mut fed = 0;
+        let mut found = Vec::new();
+        // Each length's checksum from the one before: the head is hashed once, in steps.
+        for &length in self.lengths.range(..=head.len()) {
+            hasher.update(&head[fed..length]);
+            fed = length;
+            let key = (length, hex(&hasher.clone().finalize()));
+            if let Some(at) = self.by_head.get(&key) {
+                found.extend(at.iter().map(|&i| &self.segments[i]));
+            }
+        }
+        found
+    }
 }
 
 /// What to do with one input file.
@@ -103,14 +141,7 @@ pub fn plan(
         .with_context(|| format!("reading {}", path.display()))?;
     // Candidates: segments whose head matches this file's.
     let head_sha = |len: usize| hex(&Sha256::digest(&head[..len.min(head.len())]));
-    let mut candidates: Vec<&Segment> = ingested
-        .segments
-        .iter()
-        .filter(|s| {
-            (s.end as usize).min(HEAD) <= head.len()
-                && s.head_sha == head_sha(s.end.min(HEAD as u64) as usize)
-        })
-        .collect();
+    let mut candidates = ingested.candidates(&head);
     candidates.sort_by_key(|s| s.end);
     candidates.dedup_by_key(|s| (s.end, s.prefix_sha.clone()));
 
@@ -178,8 +209,7 @@ pub fn plan(
         Some(m) => (m.end, m.end_line),
         None => (0, 0),
     };
-    let rewritten =
-        matched.is_none() && ingested.segments.iter().any(|s| s.file == file) && start == 0;
+    let rewritten = matched.is_none() && ingested.files.contains(&file) && start == 0;
     Ok(Plan::Ingest {
         segment: Segment {
             file,
@@ -388,6 +418,30 @@ mod tests {
             prefix_sha: hex(&Sha256::digest(&prefix_of[..end])),
             head_sha: hex(&Sha256::digest(&text[..end.min(HEAD)])),
         }
+    }
+
+    /// The index finds exactly the segments whose head starts the file, whatever their
+    /// lengths, as comparing every segment's head did.
+    #[test]
+    fn candidates_are_the_segments_whose_head_starts_the_file() {
+        let text: Vec<u8> = (0..1000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let other: Vec<u8> = text.iter().map(|b| b ^ 1).collect();
+        let mut ingested = Ingested::default();
+        for end in [0, 7, 100, 1000, 4096, 5000] {
+            ingested.add(segment(&text, end, &text));
+        }
+        ingested.add(segment(&other, 100, &other));
+        let ends = |head: &[u8]| {
+            let mut e: Vec<u64> = ingested.candidates(head).iter().map(|s| s.end).collect();
+            e.sort();
+            e
+        };
+        assert_eq!(ends(&text[..4096]), vec![0, 7, 100, 1000, 4096, 5000]);
+        // A shorter file: only the segments no longer than it.
+        assert_eq!(ends(&text[..500]), vec![0, 7, 100]);
+        assert_eq!(ends(&other[..4096]), vec![0, 100]);
     }
 
     /// However the stream arrives, the pass finds the checksums and line counts a straight
