@@ -185,7 +185,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
         &windows,
     )?;
 
-    let n_sessions = write_sessions(ctx, date, sessions, session_key)?;
+    let n_sessions = sessions::write_sessions(ctx, date, sessions, session_key)?;
     Ok(Built {
         windows: windows.height(),
         sessions: n_sessions,
@@ -212,56 +212,6 @@ fn template_counts(ctx: &Context, date: NaiveDate, k: usize) -> Result<(DataFram
         ),
     ])?;
     Ok((counts, top))
-}
-
-/// Commit `date`'s session features from `sessions` (or drop stale ones when sessions are not
-/// keyed); how many sessions there were.
-fn write_sessions(
-    ctx: &Context,
-    date: NaiveDate,
-    sessions: sessions::SessionBuckets,
-    session_key: Option<&SessionKey>,
-) -> Result<usize> {
-    let mut n_sessions = 0;
-    if session_key.is_none() {
-        // No sessions configured: make sure a re-run without a key leaves no stale sessions.
-        ctx.lake
-            .drop_partition(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, date)?;
-        ctx.lake.drop_partition(
-            Layer::Gold,
-            tables::SESSION_TEMPLATE_COUNTS,
-            &ctx.source,
-            date,
-        )?;
-    } else {
-        let t0 = std::time::Instant::now();
-        let mut features_out = ctx
-            .lake
-            .stage_partition(Layer::Gold, tables::SESSION_FEATURES)?;
-        let mut counts_out = ctx
-            .lake
-            .stage_partition(Layer::Gold, tables::SESSION_TEMPLATE_COUNTS)?;
-        sessions.finish(|mut features, mut counts| {
-            n_sessions += features.height();
-            features_out.write(&mut features)?;
-            counts_out.write(&mut counts)
-        })?;
-        features_out.commit(&ctx.source, date)?;
-        counts_out.commit(&ctx.source, date)?;
-        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "session features");
-        if let Some(field) = session_key.and_then(SessionKey::field)
-            && n_sessions == 0
-        {
-            // Silver keeps a field's value only while it keys sessions: set after 02-silver
-            // ran, it is not there yet.
-            tracing::warn!(
-                %date,
-                field,
-                "no event has a value for the session field: if session_key was set after 02-silver ran for this date, re-run 02-silver"
-            );
-        }
-    }
-    Ok(n_sessions)
 }
 
 /// The `k` most frequent templates (ties by id), which get their own window count column.

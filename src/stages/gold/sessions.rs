@@ -30,7 +30,11 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::lake::{Scratch, concat_rows, read_parquet};
+use chrono::NaiveDate;
+
+use crate::lake::{Layer, Scratch, concat_rows, read_parquet, tables};
+use crate::parse::SessionKey;
+use crate::stages::Context;
 
 /// Keyed events on their way to per-session features.
 pub struct SessionBuckets {
@@ -421,4 +425,54 @@ fn empty_sessions(ts_type: &DataType) -> Result<DataFrame> {
 
 fn empty_counts() -> Result<DataFrame> {
     CountColumns::default().finish()
+}
+
+/// Commit `date`'s session features from `sessions` (or drop stale ones when sessions are not
+/// keyed); how many sessions there were.
+pub(super) fn write_sessions(
+    ctx: &Context,
+    date: NaiveDate,
+    sessions: SessionBuckets,
+    session_key: Option<&SessionKey>,
+) -> Result<usize> {
+    let mut n_sessions = 0;
+    if session_key.is_none() {
+        // No sessions configured: make sure a re-run without a key leaves no stale sessions.
+        ctx.lake
+            .drop_partition(Layer::Gold, tables::SESSION_FEATURES, &ctx.source, date)?;
+        ctx.lake.drop_partition(
+            Layer::Gold,
+            tables::SESSION_TEMPLATE_COUNTS,
+            &ctx.source,
+            date,
+        )?;
+    } else {
+        let t0 = std::time::Instant::now();
+        let mut features_out = ctx
+            .lake
+            .stage_partition(Layer::Gold, tables::SESSION_FEATURES)?;
+        let mut counts_out = ctx
+            .lake
+            .stage_partition(Layer::Gold, tables::SESSION_TEMPLATE_COUNTS)?;
+        sessions.finish(|mut features, mut counts| {
+            n_sessions += features.height();
+            features_out.write(&mut features)?;
+            counts_out.write(&mut counts)
+        })?;
+        features_out.commit(&ctx.source, date)?;
+        counts_out.commit(&ctx.source, date)?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "session features");
+        if let Some(field) = session_key.and_then(SessionKey::field)
+            && n_sessions == 0
+        {
+            // Silver keeps a field's value only while it keys sessions: set after 02-silver
+            // ran, it is not there yet.
+            tracing::warn!(
+                %date,
+                field,
+                "no event has a value for the session field: if session_key was set after 02-silver ran for this date, re-run 02-silver"
+            );
+        }
+    }
+    Ok(n_sessions)
 }
