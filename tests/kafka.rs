@@ -473,3 +473,127 @@ fn a_topic_gives_the_anomalies_of_the_same_lines_in_a_file() {
     let found = common::lake_anomalies(from_file.to_str().unwrap(), "hdfs", &[DAY], &[]);
     assert!(found.height() > 20, "{found}");
 }
+
+/// A TCP relay to a broker that goes silent — holds every connection open and forwards
+/// nothing more — once `stall_after` bytes have come back through it after it is armed: a
+/// broker that stops answering in the middle of a fetch (killed, partitioned away).
+struct Relay {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(upstream: u16, stall_after: u64) -> Relay {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let (silent, passed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let flags = (armed.clone(), silent, passed);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                for (from, to, counted) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        false,
+                    ),
+                    (server, client, true),
+                ] {
+                    let (armed, silent, passed) = flags.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let (mut from, mut to) = (from, to);
+                        let mut buf = vec![0u8; 16 << 10];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            if counted && armed.load(Ordering::SeqCst) {
+                                let total = passed.fetch_add(n as u64, Ordering::SeqCst);
+                                if total + n as u64 > stall_after {
+                                    silent.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            if silent.load(Ordering::SeqCst) {
+                                continue; // read and dropped: the peer hears nothing more
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Relay { port, armed }
+    }
+}
+
+/// A broker that stops answering mid-fetch ends the batch within the documented 30 s, with
+/// one line that says so, and commits nothing of the topic. It needs a broker of its own
+/// (tansu from `LOGLAKE_TANSU_ROOT`, which CI sets with `TEST_KAFKA_BROKERS`) that advertises
+/// the relay's address, so that every request goes through the relay.
+#[test]
+fn a_broker_that_stops_answering_mid_fetch_ends_the_batch_in_time() {
+    let Some(_) = brokers() else { return };
+    let root = std::env::var("LOGLAKE_TANSU_ROOT")
+        .expect("CI sets LOGLAKE_TANSU_ROOT (the tansu build) with TEST_KAFKA_BROKERS");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let relay = Relay::start(port, 256 << 10);
+    let mut broker = Command::new(Path::new(&root).join("bin/tansu"))
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+        ])
+        .args([
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{}", relay.port),
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the test's own broker did not start");
+    let through = format!("127.0.0.1:{}", relay.port);
+    let (_dir, lake) = initialised_lake(&through);
+    let topic = Topic::create(&through, "stall", 1);
+    topic.lines(0, "stalled", 30_000);
+
+    relay.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let out = loglake(&lake, &through, &["01-bronze", "--kafka", &topic.name]);
+    let took = started.elapsed();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("did not answer within 30 s"), "{stderr}");
+    assert!(took < Duration::from_secs(75), "took {took:?}: {stderr}");
+    let errors = stderr
+        .lines()
+        .filter(|l| l.starts_with("loglake: error"))
+        .count();
+    assert_eq!(errors, 1, "{stderr}");
+    let committed = Lake::new(&lake)
+        .scan_partition(Layer::Bronze, tables::LINES, "app", DAY.parse().unwrap())
+        .unwrap();
+    assert!(committed.is_none(), "a part was committed");
+}
