@@ -369,3 +369,45 @@ fn standard_input_is_ingested_once_under_a_name_of_its_content() {
     // Nothing is left in staging.
     assert_eq!(std::fs::read_dir(lake.join("_staging")).unwrap().count(), 0);
 }
+
+/// Many small files go into few parts, each line once; a re-run finds them all, and one that
+/// grew is read from where it stopped, as a file of its own part would be.
+#[test]
+fn many_small_files_are_gathered_into_few_parts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for f in 0..400 {
+        append(&logs.join(format!("f{f:03}.log")), f * 10, f * 10 + 10);
+    }
+    common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
+    assert!(ingest(&lake, &logs));
+    let d = NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap();
+    let parts = Lake::new(&lake)
+        .part_files(Layer::Bronze, tables::LINES, "app", d)
+        .unwrap()
+        .len();
+    assert!(parts <= 4, "400 files of 10 lines in {parts} parts");
+    let all = rows(&lake);
+    assert_eq!(all.height(), 4000);
+    assert!(!ingest(&lake, &logs), "a re-run found something new");
+
+    append(&logs.join("f123.log"), 4000, 4005);
+    assert!(ingest(&lake, &logs));
+    let grown = rows(&lake);
+    assert_eq!(grown.height(), 4005, "only the 5 new lines");
+    let f123 = grown
+        .lazy()
+        .filter(col("file").str().ends_with(lit("f123.log")))
+        .collect()
+        .unwrap();
+    let numbers: Vec<u64> = f123
+        .column("line_no")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(numbers, (1..=15).collect::<Vec<_>>());
+}

@@ -12,6 +12,7 @@
 //! rewritten file is ingested again from its start with a warning. Each line lands once,
 //! whatever the schedule.
 
+mod gather;
 mod kafka;
 mod objects;
 mod segments;
@@ -275,6 +276,7 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
         return Ok(());
     }
     let mut known = ingested_of(ctx)?;
+    let mut gathered = gather::Gathered::default();
     let total = files.len() as u64;
     for (i, file) in files.iter().enumerate() {
         ctx.progress.step(format!(
@@ -331,32 +333,22 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
                 (segment, until_error)
             }
         };
-        let mut n = 0;
-        ctx.lake.commit_part_file(
-            Layer::Bronze,
-            tables::LINES,
-            &ctx.source,
-            date,
-            &format!("part-{}.parquet", &segment.prefix_sha[..32]),
-            |staged| {
-                n = writer::write_segment(
-                    file,
-                    staged,
-                    &segment,
-                    until_error,
-                    ctx.settings.lake.bronze_batch_rows,
-                )?;
-                Ok(())
-            },
-        )?;
-        tracing::info!(file = %crate::lake::shown(file), lines = n, from_line = segment.start_line + 1, "ingested");
+        // Known at once, so that a later input of the same content (a rotated copy given in
+        // the same run) is recognised before this one's part is written.
         known
             .part_names
             .insert(segment.prefix_sha[..32].to_string());
-        known.add(segment);
-        tally.ingested += 1;
-        tally.lines += n;
+        known.add(segment.clone());
+        if !until_error && gather::is_small(&segment) {
+            gathered.add(ctx, date, tally, file, segment)?;
+        } else {
+            // In file order: what waits goes first.
+            gathered.commit(ctx, date, tally)?;
+            tally.lines += gather::commit_one(ctx, date, file, &segment, until_error)?;
+            tally.ingested += 1;
+        }
     }
+    gathered.commit(ctx, date, tally)?;
     Ok(())
 }
 
@@ -427,6 +419,20 @@ fn ingested_of(ctx: &Context) -> Result<Ingested> {
                     "the segment record of bronze part {name} of {d} is unreadable: {e}"
                 )
             })?);
+        }
+    }
+    // Parts that gather small files record each file's segment; each is known by its own
+    // checksum, as a part of one file is by its name.
+    for (d, name, record) in footer_records(ctx, segments::SEGMENTS_KEY)? {
+        let Some(text) = record else { continue };
+        let gathered: Vec<segments::Segment> = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("the segment record of bronze part {name} of {d} is unreadable: {e}")
+        })?;
+        for segment in gathered {
+            known
+                .part_names
+                .insert(segment.prefix_sha[..32].to_string());
+            known.add(segment);
         }
     }
     Ok(known)

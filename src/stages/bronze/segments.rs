@@ -35,6 +35,8 @@ use super::writer::{hex, open_lines};
 
 /// Key of the segment record in a bronze part's Parquet footer.
 pub const SEGMENT_KEY: &str = "loglake.bronze.segment";
+/// The footer key of a part that holds several small files' segments: a JSON array of them.
+pub const SEGMENTS_KEY: &str = "loglake.bronze.segments";
 
 /// Bytes of a file's start used to find candidate segments before hashing whole prefixes.
 const HEAD: usize = 4096;

@@ -25,7 +25,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 
-use super::segments::{SEGMENT_KEY, Segment};
+use super::segments::{SEGMENT_KEY, SEGMENTS_KEY, Segment};
 
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -281,6 +281,41 @@ pub fn write_segment(
         let (lines, written) =
             read_segment(input, segment, until_error, batch_rows, &schema(), send)?;
         let record = KeyValue::new(SEGMENT_KEY.to_string(), serde_json::to_string(&written)?);
+        Ok((lines, record))
+    })
+}
+
+/// Write one bronze part at `out` holding the segments of several small files, in order, their
+/// rows gathered into batches of `batch_rows` (a row group per file would make a footer of
+/// thousands of row groups); the footer records every segment as written (`SEGMENTS_KEY`).
+/// Returns each segment's line count.
+pub fn write_segments(
+    inputs: &[(&Path, &Segment)],
+    out: &Path,
+    batch_rows: usize,
+) -> Result<Vec<u64>> {
+    let schema = schema();
+    write_part(out, batch_rows, |send| {
+        let (mut pending, mut rows) = (Vec::new(), 0usize);
+        let (mut lines, mut written) = (Vec::new(), Vec::new());
+        for (input, segment) in inputs {
+            let (n, as_written) =
+                read_segment(input, segment, false, batch_rows, &schema, &mut |batch| {
+                    rows += batch.num_rows();
+                    pending.push(batch);
+                    if rows >= batch_rows {
+                        send(arrow::compute::concat_batches(&schema, &pending)?)?;
+                        (pending, rows) = (Vec::new(), 0);
+                    }
+                    Ok(())
+                })?;
+            lines.push(n);
+            written.push(as_written);
+        }
+        if !pending.is_empty() {
+            send(arrow::compute::concat_batches(&schema, &pending)?)?;
+        }
+        let record = KeyValue::new(SEGMENTS_KEY.to_string(), serde_json::to_string(&written)?);
         Ok((lines, record))
     })
 }
