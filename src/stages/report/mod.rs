@@ -81,6 +81,32 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     })
 }
 
+/// Findings operators' verdicts suppressed: (detector, granularity, entity, window start ms).
+type Suppressed = HashSet<(String, String, String, i64)>;
+
+/// The suppressed rows of an anomalies table (their details name the verdict).
+fn suppressed_findings(anomalies: Option<&DataFrame>) -> Result<Suppressed> {
+    let Some(a) = anomalies else {
+        return Ok(Suppressed::new());
+    };
+    let details = features::strings(a, "details")?;
+    let detector = features::strings(a, "detector")?;
+    let granularity = features::strings(a, "granularity")?;
+    let entity = features::strings(a, "entity_key")?;
+    let start = features::millis(a, "window_start")?;
+    Ok((0..a.height())
+        .filter(|&i| crate::evaluate::is_suppressed(&details[i]))
+        .map(|i| {
+            (
+                detector[i].clone(),
+                granularity[i].clone(),
+                entity[i].clone(),
+                start[i],
+            )
+        })
+        .collect())
+}
+
 /// (detector, granularity) → how it did against the labels.
 type MetricsByDetector = BTreeMap<(String, String), Metrics>;
 
@@ -97,6 +123,7 @@ fn score_against(
     ctx: &Context,
     labels: &LabelSet,
     path: &std::path::Path,
+    suppressed: &Suppressed,
 ) -> Result<(MetricsByDetector, Option<ScoredSpan>)> {
     let window_ms = i64::from(ctx.resolved.gold.window_minutes) * 60_000;
     let (anomalous_windows, anomalous_sessions) = match labels {
@@ -132,7 +159,7 @@ fn score_against(
             start: DateTime::from_timestamp_millis(first).unwrap_or_default(),
             end: DateTime::from_timestamp_millis(last + window_ms.max(1)).unwrap_or_default(),
         });
-    let per = judge_scores(ctx, &scores, &truth)?;
+    let per = judge_scores(ctx, &scores, &truth, suppressed)?;
     let now = chrono::Utc::now();
     let rows: Vec<EvaluationRow> = per
         .iter()
@@ -198,7 +225,12 @@ fn entities_with_labelled_lines(ctx: &Context, labels: &LabelSet) -> Result<Labe
 /// the ensemble only those some detector flagged, the severity rule only lines at its level.
 /// An entity a detector did not score has score 0 from it; a granularity's entities are those
 /// of the detector that scored the most of them.
-fn judge_scores(ctx: &Context, scores: &DataFrame, truth: &Truth) -> Result<MetricsByDetector> {
+fn judge_scores(
+    ctx: &Context,
+    scores: &DataFrame,
+    truth: &Truth,
+    suppressed: &Suppressed,
+) -> Result<MetricsByDetector> {
     let granularity = features::strings(scores, "granularity")?;
     let entity = features::strings(scores, "entity_key")?;
     let detector = features::strings(scores, "detector")?;
@@ -233,9 +265,16 @@ fn judge_scores(ctx: &Context, scores: &DataFrame, truth: &Truth) -> Result<Metr
         let s = score.get(i).unwrap_or(0.0);
         let crossing =
             crate::detectors::find(&detector[i]).map_or(Crossing::AtOrAbove, |d| d.crossing());
+        // A finding an operator's verdict suppressed is no detection, as for "any detector".
+        let kept = !suppressed.contains(&(
+            detector[i].clone(),
+            granularity[i].clone(),
+            entity[i].clone(),
+            start[i],
+        ));
         (
             s,
-            crossing.crosses(s, threshold.get(i).unwrap_or(f64::INFINITY)),
+            kept && crossing.crosses(s, threshold.get(i).unwrap_or(f64::INFINITY)),
             y,
         )
     };
@@ -282,6 +321,15 @@ mod tests {
         )
         .unwrap();
         let detections = detections_from(&anomalies).unwrap();
+        let suppressed = suppressed_findings(Some(&anomalies)).unwrap();
+        // What 06-report's per-detector evaluation no longer counts as flagged.
+        let s1 = (
+            "zscore".to_string(),
+            "session".to_string(),
+            "s1".to_string(),
+            day,
+        );
+        assert_eq!(suppressed, Suppressed::from([s1]));
         let (by_detector, by_service_day) = anomaly_counts(&anomalies, &detections).unwrap();
         assert_eq!(
             by_detector.into_iter().collect::<Vec<_>>(),

@@ -204,7 +204,8 @@ impl Report {
             html: None,
         };
         if let Some(path) = &ctx.options.labels {
-            report.evaluate(ctx, path, &detections)?;
+            let suppressed = super::suppressed_findings(anomalies.as_ref())?;
+            report.evaluate(ctx, path, &detections, &suppressed)?;
         }
         Ok((
             report,
@@ -230,9 +231,10 @@ impl Report {
         ctx: &Context,
         path: &std::path::Path,
         detections: &[Detection],
+        suppressed: &super::Suppressed,
     ) -> Result<()> {
         let labels = LabelSet::read(path)?;
-        let (by_detector, span) = score_against(ctx, &labels, path)?;
+        let (by_detector, span) = score_against(ctx, &labels, path, suppressed)?;
         let per_detector = by_detector
             .iter()
             .map(|((detector, granularity), m)| DetectorMetrics {
