@@ -380,14 +380,11 @@ fn mistakes_fail_with_what_to_do() {
 fn a_topic_gives_the_anomalies_of_the_same_lines_in_a_file() {
     let Some(brokers) = brokers() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let log =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/hdfs-sessions-dev/HDFS.log");
-    let text = std::fs::read(&log).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the tests expect ../shared beside the checkout)",
-            log.display()
-        )
-    });
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let log = data.join("hdfs-sessions-dev/HDFS.log");
+    let text = std::fs::read(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     let topic = Topic::create(&brokers, "same", 3);
     let lines: Vec<&[u8]> = text
         .split(|b| *b == b'\n')

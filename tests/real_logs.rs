@@ -1,29 +1,22 @@
-//! The pipeline on real logs: the HDFS DataNode/NameNode sessions in `../shared/data`.
+//! The pipeline on real logs: the HDFS DataNode/NameNode sessions and the loghub samples in
+//! `../shared/data`, when it is beside the checkout (CI has it; a lone clone skips these).
 //!
 //! Checks what must hold on any real data: every line parses (HDFS has one format), every
 //! labelled block id becomes one session, and the anomalies raised explain themselves.
-
-use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use clap::Parser;
 use loglake::cli::{Cli, run};
 use loglake::lake::{Lake, Layer, tables};
 
-fn shared(rel: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: the tests expect ../shared beside the checkout",
-        p.display()
-    );
-    p
-}
+mod common;
 
 #[test]
 fn hdfs_sessions_run_end_to_end() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let shared = |rel: &str| data.join(rel);
     let log = shared("hdfs-sessions-dev/HDFS.log");
     let labels = std::fs::read_to_string(shared("hdfs-sessions-dev/anomaly_label.csv")).unwrap();
     let blocks = labels
@@ -175,6 +168,10 @@ fn hdfs_sessions_run_end_to_end() {
 /// as 1 or 3 twice, flagged two lines.)
 #[test]
 fn value_ranges_stay_quiet_on_routine_real_logs() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let shared = |rel: &str| data.join(rel);
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("loglake.toml");
     std::fs::write(&config, "[detectors.param_range]\nthreshold = 1.0\n").unwrap();
