@@ -97,6 +97,7 @@ pub fn run(settings: Settings, listen: Option<String>) -> Result<()> {
             unreadable: Mutex::new(None),
             metrics: Metrics::default(),
         });
+        let shutdown = shutdown_signal()?;
         // On stdout, for whoever started the service (and tests, which ask for port 0).
         println!("serve: listening on http://{addr}");
         tracing::info!(%addr, tokens, "serving");
@@ -105,7 +106,7 @@ pub fn run(settings: Settings, listen: Option<String>) -> Result<()> {
             router(state, max_body),
             Duration::from_secs(serve.header_timeout_seconds.max(1)),
             serve.max_connections,
-            shutdown_signal(),
+            shutdown,
         )
         .await
         .context("serving HTTP")?;
@@ -162,20 +163,19 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM or Ctrl-C, listened for from the moment this is called (before the service says
+/// it listens: a signal sent as soon as it has said so must stop it gracefully, not kill it).
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: finishing the requests in flight");
+        tracing::info!("shutting down: finishing the requests in flight");
+    })
 }
 
 struct Service {
