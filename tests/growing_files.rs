@@ -69,6 +69,21 @@ fn ingest(lake: &Path, input: &Path) -> bool {
     code == 0
 }
 
+/// The line numbers of `rows`' lines from files whose name ends with `suffix`, in order.
+fn line_numbers(rows: &DataFrame, suffix: &str) -> Vec<u64> {
+    rows.clone()
+        .lazy()
+        .filter(col("file").str().ends_with(lit(suffix)))
+        .collect()
+        .unwrap()
+        .column("line_no")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
 /// Bronze's (file, line_no, line) rows, sorted.
 fn rows(lake: &Path) -> DataFrame {
     let d = NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap();
@@ -108,14 +123,7 @@ fn each_line_lands_once_through_growth_rotation_and_rewrite() {
     assert!(ingest(&lake, &logs));
     let df = rows(&lake);
     assert_eq!(df.height(), 1_500);
-    let numbers: Vec<u64> = df
-        .column("line_no")
-        .unwrap()
-        .u64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    assert_eq!(numbers, (1..=1_500).collect::<Vec<u64>>());
+    assert_eq!(line_numbers(&df, ""), (1..=1_500).collect::<Vec<u64>>());
     let size_1000 = (0..1_000).map(|n| line(n).len() as u64).sum::<u64>();
     let offset_1001 = df
         .column("byte_offset")
@@ -180,19 +188,7 @@ fn each_line_lands_once_through_growth_rotation_and_rewrite() {
     assert!(ingest(&lake, &logs));
     let df = rows(&lake);
     assert_eq!(df.height(), 1_611);
-    let from_gz = df
-        .clone()
-        .lazy()
-        .filter(col("file").str().ends_with(lit(".gz")))
-        .collect()
-        .unwrap();
-    let gz_numbers: Vec<u64> = from_gz
-        .column("line_no")
-        .unwrap()
-        .u64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let gz_numbers = line_numbers(&df, ".gz");
     assert_eq!(gz_numbers, (1_504..=1_511).collect::<Vec<u64>>());
 
     // Truncated and rewritten: ingested again from its start.
@@ -397,17 +393,8 @@ fn many_small_files_are_gathered_into_few_parts() {
     assert!(ingest(&lake, &logs));
     let grown = rows(&lake);
     assert_eq!(grown.height(), 4005, "only the 5 new lines");
-    let f123 = grown
-        .lazy()
-        .filter(col("file").str().ends_with(lit("f123.log")))
-        .collect()
-        .unwrap();
-    let numbers: Vec<u64> = f123
-        .column("line_no")
-        .unwrap()
-        .u64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    assert_eq!(numbers, (1..=15).collect::<Vec<_>>());
+    assert_eq!(
+        line_numbers(&grown, "f123.log"),
+        (1..=15).collect::<Vec<_>>()
+    );
 }
