@@ -431,15 +431,15 @@ impl Lake {
         table: &str,
         source: &str,
         date: chrono::NaiveDate,
-        key: &str,
-    ) -> Result<Vec<(String, Option<String>)>> {
+        keys: &[&str],
+    ) -> Result<Vec<(String, Vec<Option<String>>)>> {
         if let Some(m) = &self.mirror {
             return Ok(self
                 .committed_files(m, layer, table, source, date)?
                 .into_iter()
                 .map(|f| {
-                    let value = f.footer.get(key).cloned();
-                    (f.name, value)
+                    let values = keys.iter().map(|k| f.footer.get(*k).cloned()).collect();
+                    (f.name, values)
                 })
                 .collect());
         }
@@ -450,7 +450,7 @@ impl Lake {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                Ok((name, Lake::footer_value(&path, key)?))
+                Ok((name, Lake::footer_value(&path, keys)?))
             })
             .collect()
     }

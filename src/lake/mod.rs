@@ -533,18 +533,21 @@ impl Lake {
         Ok(total)
     }
 
-    /// The value of `key` in a Parquet file's footer metadata, if it has one.
-    pub fn footer_value(path: &Path, key: &str) -> Result<Option<String>> {
+    /// The value of each of `keys` in a Parquet file's footer metadata, if it has one: the
+    /// footer read once for all of them.
+    pub fn footer_value(path: &Path, keys: &[&str]) -> Result<Vec<Option<String>>> {
         use parquet::file::reader::FileReader;
         let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let reader = parquet::file::reader::SerializedFileReader::new(file)
             .with_context(|| format!("reading the Parquet footer of {}", path.display()))?;
-        Ok(reader
-            .metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|e| e.key == key))
-            .and_then(|e| e.value.clone()))
+        let kv = reader.metadata().file_metadata().key_value_metadata();
+        Ok(keys
+            .iter()
+            .map(|key| {
+                kv.and_then(|kv| kv.iter().find(|e| e.key == *key))
+                    .and_then(|e| e.value.clone())
+            })
+            .collect())
     }
 
     /// Rows of `table` for a source over dates, from Parquet footers.

@@ -403,36 +403,34 @@ fn record_rejected(
     Ok(())
 }
 
-/// What bronze holds of this source: each part's segment (from its footer) and its name.
+/// What bronze holds of this source: each part's segment (from its footer) and its name; a
+/// part that gathers small files records each file's segment, each known by its own checksum
+/// as a part of one file is by its name.
 fn ingested_of(ctx: &Context) -> Result<Ingested> {
     let mut known = Ingested::default();
-    for (d, name, segment) in footer_records(ctx, segments::SEGMENT_KEY)? {
+    let keys = [segments::SEGMENT_KEY, segments::SEGMENTS_KEY];
+    for (d, name, mut records) in footer_records(ctx, &keys)? {
+        let unreadable = |e: serde_json::Error| {
+            anyhow::anyhow!("the segment record of bronze part {name} of {d} is unreadable: {e}")
+        };
         if let Some(stem) = name
             .strip_suffix(".parquet")
             .and_then(|s| s.strip_prefix("part-"))
         {
             known.part_names.insert(stem.to_string());
         }
-        if let Some(text) = segment {
-            known.add(serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "the segment record of bronze part {name} of {d} is unreadable: {e}"
-                )
-            })?);
+        if let Some(text) = records[0].take() {
+            known.add(serde_json::from_str(&text).map_err(unreadable)?);
         }
-    }
-    // Parts that gather small files record each file's segment; each is known by its own
-    // checksum, as a part of one file is by its name.
-    for (d, name, record) in footer_records(ctx, segments::SEGMENTS_KEY)? {
-        let Some(text) = record else { continue };
-        let gathered: Vec<segments::Segment> = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("the segment record of bronze part {name} of {d} is unreadable: {e}")
-        })?;
-        for segment in gathered {
-            known
-                .part_names
-                .insert(segment.prefix_sha[..32].to_string());
-            known.add(segment);
+        if let Some(text) = records[1].take() {
+            let gathered: Vec<segments::Segment> =
+                serde_json::from_str(&text).map_err(unreadable)?;
+            for segment in gathered {
+                known
+                    .part_names
+                    .insert(segment.prefix_sha[..32].to_string());
+                known.add(segment);
+            }
         }
     }
     Ok(known)
@@ -441,8 +439,8 @@ fn ingested_of(ctx: &Context) -> Result<Ingested> {
 /// The Kafka offset ranges bronze holds of this source, from its parts' footers.
 fn kafka_ranges(ctx: &Context) -> Result<Vec<kafka::offsets::Range>> {
     let mut ranges = Vec::new();
-    for (d, name, text) in footer_records(ctx, kafka::offsets::RANGE_KEY)? {
-        if let Some(text) = text {
+    for (d, name, mut records) in footer_records(ctx, &[kafka::offsets::RANGE_KEY])? {
+        if let Some(text) = records[0].take() {
             let held: Vec<kafka::offsets::Range> = serde_json::from_str(&text).map_err(|e| {
                 anyhow::anyhow!(
                     "the Kafka offset record of bronze part {name} of {d} is unreadable: {e}"
@@ -454,13 +452,14 @@ fn kafka_ranges(ctx: &Context) -> Result<Vec<kafka::offsets::Range>> {
     Ok(ranges)
 }
 
-/// Every bronze part of this source, by date, with its footer record `key` if it has one.
+/// A bronze part's date, file name and footer records (see [`footer_records`]).
+type FooterRecords = (chrono::NaiveDate, String, Vec<Option<String>>);
+
+/// Every bronze part of this source, by date, with its footer record of each of `keys` (in
+/// order) where it has one.
 /// Footer values only: a lake on object storage answers from its manifests, without fetching
 /// every earlier day's lines.
-fn footer_records(
-    ctx: &Context,
-    key: &str,
-) -> Result<Vec<(chrono::NaiveDate, String, Option<String>)>> {
+fn footer_records(ctx: &Context, keys: &[&str]) -> Result<Vec<FooterRecords>> {
     let mut records = Vec::new();
     for d in ctx
         .lake
@@ -468,7 +467,7 @@ fn footer_records(
     {
         for (name, value) in
             ctx.lake
-                .footer_values(Layer::Bronze, tables::LINES, &ctx.source, d, key)?
+                .footer_values(Layer::Bronze, tables::LINES, &ctx.source, d, keys)?
         {
             records.push((d, name, value));
         }
