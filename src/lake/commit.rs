@@ -104,6 +104,23 @@ impl Lake {
         Ok(())
     }
 
+    /// Empty one partition before it is written again part by part
+    /// ([`Lake::commit_part_file`]): for a shard, the files the day had when it was last
+    /// written whole go too, as a commit of the shard's partition would retire them.
+    pub fn clear_partition(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+    ) -> Result<()> {
+        self.drop_partition(layer, table, source, date)?;
+        if self.shard.is_some() {
+            self.retire_whole_day(&self.partition_dir(layer, table, source, date))?;
+        }
+        Ok(())
+    }
+
     pub(super) fn swap_into_place(&self, staging: &Path, target: &Path) -> Result<()> {
         match &self.mirror {
             // The bucket's commit comes first: the working copy only follows it.

@@ -88,7 +88,7 @@ pub type Templates = Vec<(String, String)>;
 /// Where an event's parameters are in its batch: the JSON text of a whole chunk of lines is
 /// one string, so a batch of a million events makes a few dozen allocations for them, not a
 /// million (small allocations, each on fresh memory, were a large part of silver's time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ParamsRef {
     chunk: u32,
     start: u32,
@@ -365,6 +365,16 @@ impl Parser {
                 self.stage_chunk(chunk, continues)
             })
             .collect()
+    }
+
+    /// Whether a line can add to the event before it (continuation lines, or the later
+    /// parts of a split line): if not, an event is complete as soon as its line is read.
+    pub fn joins_lines(&self) -> bool {
+        self.multiline
+            || match &self.reader {
+                HeaderReader::Format(_, slots) => slots.partial.is_some(),
+                HeaderReader::Structured(..) => false,
+            }
     }
 
     /// Whether `line` is the first part of a longer line (CRI's `P` tag).

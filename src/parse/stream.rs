@@ -77,13 +77,35 @@ impl Miner {
             .collect()
     }
 
+    /// A miner that goes on from the distinct messages (first-seen order) and their counts
+    /// an earlier run of the same batch kept: 02-silver parses a day's new lines on top of
+    /// the lines it parsed before, and the templates it mines are those of the whole day.
+    pub fn resume(order: Vec<String>, weights: Vec<u64>) -> Self {
+        let global = order
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.clone(), i))
+            .collect();
+        Self {
+            global,
+            order,
+            weights,
+        }
+    }
+
     /// The distinct masked messages so far, indexed as the staged events' `template` is.
     pub fn messages(&self) -> &[String] {
         &self.order
     }
 
-    /// Mine the templates: Drain over the distinct messages, then the refine pass.
-    pub fn finish(self, parser: &Parser) -> Mined {
+    /// Each distinct message's count of events so far (index as [`Miner::messages`]).
+    pub fn weights(&self) -> &[u64] {
+        &self.weights
+    }
+
+    /// Mine the templates: Drain over the distinct messages, then the refine pass. The miner
+    /// is left as it was, so later windows can still be added and mined again.
+    pub fn finish(&self, parser: &Parser) -> Mined {
         let mut drain = Drain::new(parser.drain.clone());
         let drain_cluster_of: Vec<usize> = self.order.iter().map(|m| drain.add(m)).collect();
         let order: Vec<&str> = self.order.iter().map(String::as_str).collect();

@@ -12,10 +12,17 @@
 use anyhow::{Context as _, Result};
 use polars::prelude::*;
 
+use rustc_hash::FxHashMap;
+
 use crate::lake::{Lake, Layer, tables, write_parquet};
 use crate::parse::drain::WILDCARD;
 
 pub const STORE_TABLE: &str = "template_store";
+
+/// `silver/template_successors`: per day, the template ids that day's events were written
+/// with but its templates no longer have (a later run of the day refined them), each with
+/// the template that holds its events now (`replaced_by`).
+pub const SUCCESSORS: &str = "template_successors";
 const STORE_FILE: &str = "store.parquet";
 
 /// Where the store of `source` is (the file may not exist yet).
@@ -59,11 +66,135 @@ pub fn rebuild(lake: &Lake, source: &str) -> Result<usize> {
         .collect();
     let replaced_by = replacements(&ids, &texts, &last_seen);
     let mut store = store.hstack(&[Column::new("replaced_by".into(), replaced_by)])?;
+    if let Some(retired) = retired(lake, source, &dates, &store)? {
+        store = crate::lake::concat_rows(vec![store, retired])?;
+    }
     let dir = lake
         .table_dir(Layer::Silver, STORE_TABLE)
         .join(format!("source={source}"));
     lake.commit_file_with(&dir, STORE_FILE, |path| write_parquet(&mut store, path))?;
     Ok(store.height())
+}
+
+/// Template ids that runs of a day wrote events with and later runs refined away, not among
+/// the store's templates: each with its successor (`replaced_by`), so events and anomalies
+/// that name it still resolve.
+fn retired(
+    lake: &Lake,
+    source: &str,
+    dates: &[chrono::NaiveDate],
+    store: &DataFrame,
+) -> Result<Option<DataFrame>> {
+    let Some(all) = lake.scan(Layer::Silver, SUCCESSORS, source, dates)? else {
+        return Ok(None);
+    };
+    let known = store
+        .column("template_id")?
+        .as_materialized_series()
+        .clone();
+    let retired = all
+        .filter(
+            col("template_id")
+                .is_in(lit(known).implode(false), false)
+                .not(),
+        )
+        .group_by([col("template_id")])
+        .agg([
+            col("template").first().alias("template"),
+            col("replaced_by").last().alias("replaced_by"),
+        ])
+        .sort(["template_id"], Default::default())
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading silver's template successors")?;
+    if retired.height() == 0 {
+        return Ok(None);
+    }
+    let n = retired.height();
+    let none_ts = Column::full_null("first_seen".into(), n, store.column("first_seen")?.dtype());
+    Ok(Some(DataFrame::new_infer_height(vec![
+        retired.column("template_id")?.clone(),
+        retired.column("template")?.clone(),
+        none_ts.clone(),
+        none_ts.with_name("last_seen".into()),
+        Column::new("count".into(), vec![0u64; n]).cast(store.column("count")?.dtype())?,
+        retired.column("replaced_by")?.clone(),
+    ])?))
+}
+
+/// Retired template ids of `date` (see [`SUCCESSORS`]) and the id and text of the template
+/// that holds their events now; empty when no run of the day refined a template away.
+pub fn successors_of(
+    lake: &Lake,
+    source: &str,
+    date: chrono::NaiveDate,
+) -> Result<FxHashMap<String, (String, String)>> {
+    let mut map = FxHashMap::default();
+    let Some(retired) = lake.scan_partition(Layer::Silver, SUCCESSORS, source, date)? else {
+        return Ok(map);
+    };
+    let retired = retired
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading silver's template successors")?;
+    let texts = lake
+        .scan_partition(Layer::Silver, tables::TEMPLATES, source, date)?
+        .map(|lf| lf.select([col("template_id"), col("template")]).collect())
+        .transpose()?
+        .unwrap_or_default();
+    let text_of: FxHashMap<&str, &str> = match texts.height() {
+        0 => FxHashMap::default(),
+        _ => texts
+            .column("template_id")?
+            .str()?
+            .iter()
+            .zip(texts.column("template")?.str()?.iter())
+            .filter_map(|(i, t)| Some((i?, t?)))
+            .collect(),
+    };
+    let old = retired.column("template_id")?.str()?;
+    let new = retired.column("replaced_by")?.str()?;
+    for (o, n) in old.iter().zip(new.iter()) {
+        if let (Some(o), Some(n)) = (o, n) {
+            let text = text_of.get(n).copied().unwrap_or_default().to_string();
+            map.insert(o.to_string(), (n.to_string(), text));
+        }
+    }
+    Ok(map)
+}
+
+/// `events` (silver rows) with each retired template id replaced by its successor, in
+/// `template_id` and, when the frame has it, `template`: what a single run over the whole
+/// day would have written.
+pub fn resolve(
+    events: DataFrame,
+    successors: &FxHashMap<String, (String, String)>,
+) -> Result<DataFrame> {
+    if successors.is_empty() {
+        return Ok(events);
+    }
+    let ids = events.column("template_id")?.str()?.clone();
+    if !ids.iter().flatten().any(|id| successors.contains_key(id)) {
+        return Ok(events);
+    }
+    let resolved_ids: StringChunked = ids
+        .iter()
+        .map(|id| id.map(|id| successors.get(id).map_or(id, |s| s.0.as_str())))
+        .collect();
+    let mut events = events;
+    if let Ok(texts) = events.column("template").and_then(|c| c.str().cloned()) {
+        let resolved_texts: StringChunked = ids
+            .iter()
+            .zip(texts.iter())
+            .map(|(id, t)| match id.and_then(|id| successors.get(id)) {
+                Some(s) => Some(s.1.as_str()),
+                None => t,
+            })
+            .collect();
+        events.with_column(resolved_texts.with_name("template".into()).into_column())?;
+    }
+    events.with_column(resolved_ids.with_name("template_id".into()).into_column())?;
+    Ok(events)
 }
 
 /// For each template, the id of a *different* template seen later that covers it (same

@@ -190,6 +190,8 @@ pub fn each_event_window(
             .collect()
     };
     let (gold, silver) = (with_place(gold), with_place(silver));
+    // Template ids a later run of 02-silver refined away, read as their successors.
+    let successors = crate::stages::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
     let read = |(start, rows): (usize, usize)| -> Result<DataFrame> {
         let slice = |layer, table: &str, columns: &[String]| {
             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -200,10 +202,15 @@ pub fn each_event_window(
             ctx.lake
                 .read_rows(layer, table, (&ctx.source, date), start, &read)
         };
+        let silver = slice(Layer::Silver, tables::EVENTS, &silver)?;
+        let silver = match silver.column("template_id") {
+            Ok(_) => crate::stages::template_store::resolve(silver, &successors)?,
+            Err(_) => silver,
+        };
         with_silver(
             date,
             slice(Layer::Gold, tables::EVENT_FEATURES, &gold)?,
-            slice(Layer::Silver, tables::EVENTS, &silver)?,
+            silver,
         )
     };
     each_prefetched(ranges.len(), |w| read(ranges[w]), &mut |_, events| {

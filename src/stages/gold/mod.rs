@@ -121,6 +121,8 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     let ranges = ctx
         .lake
         .row_ranges(Layer::Silver, tables::EVENTS, (&ctx.source, date), window)?;
+    // Template ids a later run of 02-silver refined away, read as their successors.
+    let successors = super::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
     let read = |w: usize| -> Result<DataFrame> {
         let (start, len) = ranges[w];
         let Some(silver) =
@@ -145,6 +147,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
             .collect()
             .map_err(anyhow::Error::from)
             .context("reading silver events")
+            .and_then(|events| super::template_store::resolve(events, &successors))
     };
     // Reading a window (decoding silver's messages, running the session-key regex) runs on
     // threads of its own while the window before is turned into features. It takes longer

@@ -5,122 +5,54 @@
 //! Parsing itself lives behind [`crate::parse::Parser`]; this stage moves data in and out of
 //! the lake and checks the row balance.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use polars::prelude::*;
 
 use super::Context;
-use crate::lake::{Layer, gathered, repeated_strings, tables};
+use crate::lake::{gathered, repeated_strings};
 use crate::parse::stream::{Detached, Mined};
-use crate::parse::{Batch, DETECTION_SAMPLE, Event, Parsed, Parser, ParserConfig, Templates};
+use crate::parse::{Batch, Event, Parsed, Parser, ParserConfig, Templates};
 
-mod windows;
+mod compact;
+mod day;
+pub mod state;
 use crate::stages::RunOutcome;
 use chrono::NaiveDate;
+use std::path::PathBuf;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
-    let config = &ctx.resolved.parse;
-    let settings = &config.settings;
     let mut outcome = RunOutcome::default();
-    let mut dates_done = 0;
+    let (mut dates_with_bronze, mut dates_written) = (0, 0);
     for &date in &ctx.dates {
         ctx.progress.step(format!("reading bronze {date}"));
-        if ctx
-            .lake
-            .part_files(Layer::Bronze, tables::LINES, &ctx.source, date)?
-            .is_empty()
-        {
+        let Some(done) = day::parse(ctx, date)? else {
             tracing::warn!(%date, "no bronze partition for this date; nothing to parse");
             continue;
+        };
+        dates_with_bronze += 1;
+        if done.wrote {
+            dates_written += 1;
         }
-        let lines = ctx
-            .lake
-            .table_rows(Layer::Bronze, tables::LINES, &ctx.source, &[date])?;
-        if lines > settings.window_lines as u64 {
-            let done = windows::parse(ctx, config, date, lines)?;
-            outcome.rows_in += done.lines;
-            outcome.rows_out += done.events;
-            outcome.rows_quarantined += done.quarantined;
-            dates_done += 1;
-            continue;
-        }
-        let bronze = read_bronze(ctx, date, None)?;
-        ctx.progress
-            .step(format!("parsing {date} ({} lines)", bronze.height()));
-        let parser = parser_for(config, date, &bronze)?;
-        let t0 = std::time::Instant::now();
-        let columns = BronzeColumns::of(&bronze)?;
-        let mut batch = parser.parse_batch(&columns.inputs());
-        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "parsed");
-        let far = check_skew(
-            &mut batch,
-            date,
-            settings.max_skew_days,
-            settings.quarantine_skewed,
-        );
-        warn_skew(date, settings.max_skew_days, far);
-        let (mut n_events, mut n_event_lines) = (0usize, 0u64);
-        for p in &batch.parsed {
-            if let Parsed::Event(e) = p {
-                n_events += 1;
-                n_event_lines += u64::from(e.lines);
-            }
-        }
-        let quarantined = quarantine_frame(&batch, &columns)?;
-        let (n_in, n_bad) = (bronze.height(), quarantined.height());
-        if n_in as u64 != n_event_lines + n_bad as u64 {
-            bail!(
-                "row balance broken for {date}: {n_in} bronze rows, {n_event_lines} lines in {n_events} events + {n_bad} quarantined"
-            );
-        }
-        let t0 = std::time::Instant::now();
-        ctx.progress.step(format!("writing silver {date}"));
-        let mut counts = TemplateCounts::new();
-        template_counts(&batch, &mut counts);
-        let templates = template_frame(&batch.templates, &counts)?;
-        // Events are built and written one slice of rows at a time (in parallel), so a
-        // slice's columns are freed as soon as its part file is written.
-        let slices = batch.parsed.len().div_ceil(EVENT_SLICE).max(1);
-        ctx.lake.commit_partition_parts_with(
-            Layer::Silver,
-            tables::EVENTS,
-            &ctx.source,
-            date,
-            slices,
-            |k| event_frame(&batch, &columns, k),
-        )?;
-        ctx.lake.commit_partition(
-            Layer::Silver,
-            tables::TEMPLATES,
-            &ctx.source,
-            date,
-            &templates,
-        )?;
-        ctx.lake.commit_partition(
-            Layer::Quarantine,
-            tables::UNPARSED,
-            &ctx.source,
-            date,
-            &quarantined,
-        )?;
-        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "written");
-        if n_bad > 0 {
-            tracing::warn!(%date, quarantined = n_bad, "lines quarantined (see quarantine/unparsed for reasons)");
-        }
-        outcome.rows_in += n_in as u64;
-        outcome.rows_out += n_events as u64;
-        outcome.rows_quarantined += n_bad as u64;
-        dates_done += 1;
-        tracing::info!(%date, events = n_events, templates = templates.height(), quarantined = n_bad, "silver partition written");
+        outcome.rows_in += done.lines;
+        outcome.rows_out += done.events;
+        outcome.rows_quarantined += done.quarantined;
     }
-    if dates_done > 0 {
+    if dates_written > 0 {
         // From every shard and date of the source, so from the lake's whole view.
         let n = ctx
             .with_source_lease(|| super::template_store::rebuild(&ctx.lake.whole(), &ctx.source))?;
         tracing::info!(templates = n, "template store rebuilt");
     }
-    if dates_done == 0 {
+    if dates_with_bronze == 0 {
         return Ok(RunOutcome::nothing_to_do(format!(
             "no bronze data for source {:?} on {} (run 01-bronze first, or no logs arrived)",
+            ctx.source,
+            ctx.dates_label()
+        )));
+    }
+    if dates_written == 0 {
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "every bronze line of source {:?} on {} is parsed already",
             ctx.source,
             ctx.dates_label()
         )));
@@ -132,15 +64,20 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     Ok(outcome)
 }
 
-/// Bronze lines of `date` with what silver reads of them; with `window`, only the rows
-/// `offset .. offset + len` (the lines of all files of the partition, in part order).
-fn read_bronze(ctx: &Context, date: NaiveDate, window: Option<(i64, usize)>) -> Result<DataFrame> {
-    let Some(mut bronze) =
-        ctx.lake
-            .scan_partition(Layer::Bronze, tables::LINES, &ctx.source, date)?
-    else {
-        bail!("the bronze partition of {date} disappeared while 02-silver was reading it");
+/// Bronze lines of `files` (parts of one day, in this order) with what silver reads of
+/// them; with `window`, only the rows `offset .. offset + len`.
+fn read_bronze(files: &[PathBuf], window: Option<(i64, usize)>) -> Result<DataFrame> {
+    let paths: Vec<PlRefPath> = files
+        .iter()
+        .map(|p| PlRefPath::new(p.to_string_lossy().to_string()))
+        .collect();
+    let args = ScanArgsParquet {
+        allow_missing_columns: true,
+        ..Default::default()
     };
+    let mut bronze = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+        .map_err(anyhow::Error::from)
+        .context("scanning bronze")?;
     if let Some((offset, len)) = window {
         bronze = bronze.slice(offset, len as IdxSize);
     }
@@ -169,12 +106,10 @@ fn read_bronze(ctx: &Context, date: NaiveDate, window: Option<(i64, usize)>) -> 
         .context("reading bronze")
 }
 
-/// The configured parser, or with `format = "auto"` the preset that reads most of the first
-/// lines of the batch (logged, so an operator can pin it in the config).
-fn parser_for(config: &ParserConfig, date: NaiveDate, bronze: &DataFrame) -> Result<Parser> {
-    let line = bronze.column("line")?.str()?;
-    let sample: Vec<&str> = line.iter().flatten().take(DETECTION_SAMPLE).collect();
-    let (parser, detection) = Parser::for_sample(config, date, &sample)?;
+/// The configured parser, or with `format = "auto"` the preset that reads most of the
+/// `sample` (the day's first lines; logged, so an operator can pin it in the config).
+fn parser_for(config: &ParserConfig, date: NaiveDate, sample: &[&str]) -> Result<Parser> {
+    let (parser, detection) = Parser::for_sample(config, date, sample)?;
     if let Some(d) = detection {
         tracing::info!(
             %date,
@@ -225,6 +160,7 @@ fn check_skew(batch: &mut Batch, date: NaiveDate, days: u32, quarantine: bool) -
 /// Say how many events of `date` are far from it: a wrong year in a format without one, a
 /// clock reset or a replayed archive shows up here rather than as odd windows later.
 fn warn_skew(date: NaiveDate, days: u32, n: u64) {
+    // (Each run of a day warns of the events it read.)
     if n > 0 {
         tracing::warn!(%date, events = n, max_skew_days = days, "events timed more than max_skew_days from the batch date (wrong year or time zone, clock reset, or an old archive?); kept at their own times unless [parse] quarantine_skewed = true");
     }
@@ -278,21 +214,6 @@ impl<'a> BronzeColumns<'a> {
             self.byte_offset.get(i).unwrap_or_default(),
         )
     }
-}
-
-/// The events of slice `k` (rows `k * EVENT_SLICE ..`) as a silver events frame.
-fn event_frame(batch: &Batch, bronze: &BronzeColumns, k: usize) -> Result<DataFrame> {
-    let base = k * EVENT_SLICE;
-    let end = (base + EVENT_SLICE).min(batch.parsed.len());
-    let slice = &batch.parsed[base.min(end)..end];
-    let mut ev = EventColumns::with_capacity(slice.len(), batch);
-    for (j, p) in slice.iter().enumerate() {
-        if let Parsed::Event(e) = p {
-            let (file, line_no, _) = bronze.provenance(base + j);
-            ev.push(file, line_no, e);
-        }
-    }
-    ev.finish(Some(&batch.templates))
 }
 
 /// The quarantined lines with their reasons.

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# What a day costs run as micro-batches against the same day run once.
+#
+#   scripts/bench_micro.sh [LINES] [STEPS...]     (default 400000 lines, 24 and 288 steps;
+#                                                 LOGLAKE_BIN: the binary, default the
+#                                                 release build, built here)
+#
+# Generates two days of shop logs (seed 3). The first day is run whole (all stages, 04-train
+# included), so the models are frozen from the day before. Then, on copies of that lake:
+# - whole: the second day's file ingested once, then 01-bronze, 02-silver, 03-gold, 05-detect;
+# - micro N: the same file growing in N equal steps, those four stages after each step, and
+#   one round more that finds nothing new.
+# Prints the CPU seconds (user + system, all child processes) of each way per stage, the
+# ratio micro / whole, the cost of the round with nothing new, and whether the final
+# anomalies (detector, granularity, entity, score) are the same.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines=${1:-400000}
+shift || true
+steps=("${@:-24 288}")
+read -r -a steps <<<"${steps[*]}"
+if [ -z "${LOGLAKE_BIN:-}" ]; then
+  cargo build --release --quiet
+  LOGLAKE_BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/loglake")
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export RUST_LOG=error LOGLAKE__SOURCES__SHOP__FORMAT=generator LOGLAKE__SOURCES__SHOP__SESSION_KEY='req=(\S+)'
+"$LOGLAKE_BIN" generate --out "$work/raw" --days 2 --start-date 2026-03-01 --lines-per-day "$lines" --seed 3 >/dev/null
+"$LOGLAKE_BIN" --lake "$work/trained" --source shop --date 2026-03-01 run \
+  --input "$work/raw/logs/shop-2026-03-01.log" >/dev/null
+
+python3 - "$LOGLAKE_BIN" "$work" "${steps[@]}" <<'PY'
+import os, resource, shutil, sqlite3, subprocess, sys
+
+binary, work, steps = sys.argv[1], sys.argv[2], [int(s) for s in sys.argv[3:]]
+day = "2026-03-02"
+log = f"{work}/raw/logs/shop-{day}.log"
+stages = ["01-bronze", "02-silver", "03-gold", "05-detect"]
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+def run(lake, stage, source_file, env, spent):
+    args = [binary, "--lake", lake, "--source", "shop", "--date", day, stage]
+    if stage == "01-bronze":
+        args += ["--input", source_file]
+    before = cpu()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, env=env)
+    spent[stage] = spent.get(stage, 0.0) + cpu() - before
+
+def anomalies(lake):
+    db = sqlite3.connect(f"{lake}/loglake.db")
+    rows = db.execute(
+        "select detector, granularity, entity_key, round(score, 9) from anomalies "
+        "where batch_date = ? order by 1, 2, 3", (day,)).fetchall()
+    db.close()
+    return rows
+
+def fresh(name):
+    lake = f"{work}/{name}"
+    shutil.copytree(f"{work}/trained", lake)
+    return lake
+
+# The day whole: a past day, closed at once.
+whole_lake, whole = fresh("whole"), {}
+for stage in stages:
+    run(whole_lake, stage, log, dict(os.environ), whole)
+total_whole = sum(whole.values())
+expected = anomalies(whole_lake)
+print(f"day of {sum(1 for _ in open(log))} lines, whole: {total_whole:.2f} CPU s  "
+      + "  ".join(f"{s} {v:.2f}" for s, v in whole.items()))
+
+# As micro-batches the day is still open (as today's is): its last event waits for a run
+# that finds nothing new.
+open_env = dict(os.environ, LOGLAKE__GOLD__ALLOWED_LATENESS_MINUTES="100000000")
+lines = open(log, "rb").read().splitlines(keepends=True)
+for n in steps:
+    lake, spent, idle = fresh(f"micro{n}"), {}, {}
+    os.makedirs(f"{work}/grow{n}", exist_ok=True)
+    growing = f"{work}/grow{n}/shop.log"
+    per = -(-len(lines) // n)
+    with open(growing, "wb") as out:
+        for k in range(0, len(lines), per):
+            out.write(b"".join(lines[k:k + per]))
+            out.flush()
+            for stage in stages:
+                run(lake, stage, growing, open_env, spent)
+    for stage in stages:
+        run(lake, stage, growing, open_env, idle)
+    total = sum(spent.values()) + sum(idle.values())
+    found = anomalies(lake)
+    same = found == expected
+    print(f"{n} micro-batches: {total:.2f} CPU s = {total / total_whole:.1f}x the day whole  "
+          + "  ".join(f"{s} {v:.2f} ({v / whole[s]:.1f}x)" for s, v in spent.items()))
+    print(f"  round with nothing new: {sum(idle.values()) * 1000:.0f} ms CPU  "
+          + "  ".join(f"{s} {v * 1000:.0f}" for s, v in idle.items())
+          + f";  final anomalies ({len(found)}) same as the day whole ({len(expected)}): {'yes' if same else 'NO'}")
+PY

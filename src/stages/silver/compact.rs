@@ -1,0 +1,68 @@
+//! Compaction: a day parsed as many micro-batches has a part file per run in silver's events
+//! and quarantine; once there are more than [`MAX_PARTS`], they are rewritten as few large
+//! parts, their template ids resolved to the day's current templates (so the compacted day
+//! is what one run over all of it writes). It runs on its own after a run of 02-silver, and
+//! from `vacuum`.
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use super::EVENT_SLICE;
+use crate::lake::{Lake, Layer, tables};
+use crate::stages::Context;
+use crate::stages::template_store::{resolve, successors_of};
+
+/// Part files a day's events (or quarantine) may have before they are compacted: a day of
+/// 5-minute runs compacts about every two hours, and a reader opens at most this many files.
+pub const MAX_PARTS: usize = 24;
+
+/// Compact `date`'s silver events and quarantine if they have more than [`MAX_PARTS`] files.
+pub fn when_due(ctx: &Context, date: NaiveDate) -> Result<()> {
+    day(&ctx.lake, &ctx.source, date, MAX_PARTS)
+}
+
+/// Compact one day's silver events and quarantine when either has more than `max_parts`
+/// files; returns whether anything was rewritten.
+pub fn day(lake: &Lake, source: &str, date: NaiveDate, max_parts: usize) -> Result<()> {
+    let events = lake.part_files(Layer::Silver, tables::EVENTS, source, date)?;
+    if events.len() > max_parts {
+        compact_events(lake, source, date)
+            .with_context(|| format!("compacting silver events of {date}"))?;
+    }
+    let quarantine = lake.part_files(Layer::Quarantine, tables::UNPARSED, source, date)?;
+    if quarantine.len() > max_parts
+        && let Some(all) = lake.scan_partition(Layer::Quarantine, tables::UNPARSED, source, date)?
+    {
+        let all = all
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading quarantine to compact it")?;
+        lake.commit_partition(Layer::Quarantine, tables::UNPARSED, source, date, &all)?;
+    }
+    Ok(())
+}
+
+/// Rewrite the day's events as parts of [`EVENT_SLICE`] rows, a part at a time, template ids
+/// resolved through the day's successors.
+fn compact_events(lake: &Lake, source: &str, date: NaiveDate) -> Result<()> {
+    let successors = successors_of(lake, source, date)?;
+    let ranges = lake.row_ranges(Layer::Silver, tables::EVENTS, (source, date), EVENT_SLICE)?;
+    // Ranges stop at file ends; joined up again into slices of the day's rows.
+    let rows: usize = ranges.iter().map(|r| r.1).sum();
+    let mut staged = lake.stage_partition(Layer::Silver, tables::EVENTS)?;
+    for start in (0..rows).step_by(EVENT_SLICE) {
+        let Some(all) = lake.scan_partition(Layer::Silver, tables::EVENTS, source, date)? else {
+            anyhow::bail!("the partition disappeared while it was compacted");
+        };
+        let slice = all
+            .slice(start as i64, EVENT_SLICE as IdxSize)
+            .collect()
+            .map_err(anyhow::Error::from)?;
+        let mut slice = resolve(slice, &successors)?;
+        staged.write(&mut slice)?;
+    }
+    staged.commit(source, date)?;
+    tracing::info!(%date, rows, "silver events compacted");
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! What 02-silver keeps of a day between runs, so that a run parses only the bronze parts it
+//! has not parsed yet: `silver/parse_state/source=<s>/date=<d>/`, one file of one row
+//! holding this JSON document.
+//!
+//! Templates are mined from a day's distinct masked messages in first-seen order with their
+//! counts (`parse::stream`), so those — not the lines — are what a later run needs to mine
+//! the templates of the whole day again: the day's templates after its last run are the ones
+//! a single run over all its lines would mine. What else carries over:
+//! - the bronze parts already parsed, in the order they were parsed;
+//! - the last event, when the format joins lines (its continuation lines may be in the next
+//!   part), held back until the next run shows where it ends;
+//! - every template id the day's events were written with, so that one a later run refines
+//!   away still names its successor (`silver/template_successors`) — parts already written
+//!   are not rewritten for it;
+//! - the parser's format sample (with `format = "auto"`), so each run reads lines alike;
+//! - a fingerprint of the parse settings: when they change, the day is parsed again whole.
+//!
+//! The state is committed last, after the parts it describes: a run that dies before it
+//! leaves the state of the run before, and the next run writes the same parts again under
+//! the same names.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::lake::{Lake, Layer};
+use crate::parse::stream::Detached;
+use crate::parse::{Event, Header, LEVELS, ParamsRef, ParserConfig};
+
+/// The table the state lives in (one file a day).
+pub const STATE_TABLE: &str = "parse_state";
+
+/// Bumped when the state's meaning changes: an older state then parses its day again.
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ParseState {
+    pub version: u32,
+    /// [`fingerprint`] of the parse settings the day was parsed with.
+    pub config: String,
+    /// Runs that wrote parts so far: run `n` writes `part-r<n>-<k>.parquet`.
+    pub runs: u32,
+    /// Bronze part file names parsed, in the order they were parsed.
+    pub parts: Vec<String>,
+    /// The first lines the format was detected from (`format = "auto"` only).
+    pub sample: Vec<String>,
+    /// The last line parsed: a split line's first part may end a run.
+    pub before: Option<String>,
+    /// Distinct masked messages in first-seen order, and their event counts (the miner's).
+    pub messages: Vec<String>,
+    pub weights: Vec<u64>,
+    /// Per message: events written (not quarantined), first and last event time.
+    pub stats: Vec<(u64, i64, i64)>,
+    /// Every template id the day's events were written with: its text and the messages of
+    /// the events written with it.
+    pub issued: BTreeMap<String, Issued>,
+    /// The last event, not written yet (see the module docs).
+    pub held: Option<HeldEvent>,
+    /// Bronze lines read, events written, lines quarantined, over all runs.
+    pub lines: u64,
+    pub events: u64,
+    pub event_lines: u64,
+    pub quarantined: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Issued {
+    pub text: String,
+    pub messages: Vec<u32>,
+}
+
+/// An event held back between runs, with its own text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldEvent {
+    pub file: String,
+    pub line_no: u64,
+    pub ts_ms: i64,
+    pub level: String,
+    pub level_raw: String,
+    pub service: String,
+    pub message: String,
+    pub session: Option<String>,
+    pub partial: bool,
+    pub params: String,
+    /// Its masked message's index in [`ParseState::messages`].
+    pub message_index: usize,
+    pub lines: u32,
+}
+
+impl HeldEvent {
+    pub fn of(file: &str, line_no: u64, d: &Detached) -> Self {
+        let h = &d.event.header;
+        Self {
+            file: file.to_string(),
+            line_no,
+            ts_ms: h.ts_ms,
+            level: h.level.to_string(),
+            level_raw: h.level_raw.to_string(),
+            service: h.service.to_string(),
+            message: h.message.to_string(),
+            session: h.session.as_ref().map(|s| s.to_string()),
+            partial: h.partial,
+            params: d.params.clone(),
+            message_index: d.event.template,
+            lines: d.event.lines,
+        }
+    }
+
+    pub fn detached(&self) -> Detached {
+        let level = LEVELS
+            .iter()
+            .copied()
+            .find(|l| *l == self.level)
+            .unwrap_or("INFO");
+        Detached {
+            event: Event {
+                header: Header {
+                    ts_ms: self.ts_ms,
+                    level,
+                    level_raw: self.level_raw.clone().into(),
+                    service: self.service.clone().into(),
+                    message: self.message.clone().into(),
+                    session: self.session.clone().map(Into::into),
+                    partial: self.partial,
+                },
+                params: ParamsRef::default(),
+                template: self.message_index,
+                lines: self.lines,
+            },
+            params: self.params.clone(),
+        }
+    }
+}
+
+/// The parse settings that decide what a line becomes, as a short digest: not
+/// `window_lines`, which only decides how much is held at once.
+pub fn fingerprint(config: &ParserConfig) -> String {
+    use sha2::Digest;
+    let mut settings = config.settings.clone();
+    settings.window_lines = 0;
+    let text = format!(
+        "{VERSION}|{:?}|{:?}|{}",
+        config.format,
+        config.session_key,
+        serde_json::to_string(&settings).unwrap_or_default()
+    );
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+impl ParseState {
+    /// A day not parsed yet, with these settings.
+    pub fn new(config: &ParserConfig) -> Self {
+        Self {
+            version: VERSION,
+            config: fingerprint(config),
+            ..Default::default()
+        }
+    }
+
+    /// The state of `date`, if a run left one.
+    pub fn load(lake: &Lake, source: &str, date: NaiveDate) -> Result<Option<Self>> {
+        // Only this lake's own state: a whole day does not carry on from one of its shards'
+        // (it is parsed again whole, and replaces them).
+        let own = lake.partition_dir(Layer::Silver, STATE_TABLE, source, date);
+        let files = lake.part_files(Layer::Silver, STATE_TABLE, source, date)?;
+        let Some(file) = files.iter().find(|f| f.parent() == Some(own.as_path())) else {
+            return Ok(None);
+        };
+        let read = || -> Result<Self> {
+            let df = LazyFrame::scan_parquet(
+                PlRefPath::new(file.to_string_lossy().to_string()),
+                Default::default(),
+            )?
+            .collect()?;
+            let text = df
+                .column("state")?
+                .str()?
+                .get(0)
+                .context("the state file has no row")?
+                .to_string();
+            Ok(serde_json::from_str(&text)?)
+        };
+        match read() {
+            Ok(state) => Ok(Some(state)),
+            Err(e) => {
+                // Only a cost, never a loss: the day is parsed again from its bronze.
+                tracing::warn!(%date, error = %format!("{e:#}"), "02-silver's state of this day cannot be read; parsing the day again whole");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Commit the state of `date` (after the parts it describes).
+    pub fn save(&self, lake: &Lake, source: &str, date: NaiveDate) -> Result<()> {
+        let text = serde_json::to_string(self)?;
+        let df = DataFrame::new_infer_height(vec![Column::new("state".into(), [text.as_str()])])?;
+        lake.commit_partition(Layer::Silver, STATE_TABLE, source, date, &df)?;
+        Ok(())
+    }
+
+    /// Whether this state can be carried on: same version and settings, and every part it
+    /// parsed still in bronze (a re-ingested day has new parts, and is parsed again whole).
+    pub fn carries_on(&self, config: &ParserConfig, bronze_parts: &[String]) -> bool {
+        self.version == VERSION
+            && self.config == fingerprint(config)
+            && self.parts.iter().all(|p| bronze_parts.contains(p))
+    }
+
+    /// The file name of part `k` of this run's output.
+    pub fn part_name(&self, k: usize) -> String {
+        format!("part-r{:06}-{k:04}.parquet", self.runs)
+    }
+}

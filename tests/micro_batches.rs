@@ -1,0 +1,231 @@
+//! A day ingested as many micro-batches — its file growing between runs of `01-bronze` and
+//! `02-silver` — must end with the silver a single run over the whole file writes: the same
+//! events in the same order with the same values and templates (a template id an earlier
+//! run wrote and a later one refined away read through its successor), the same templates
+//! with the same counts, the same quarantine; each run parsing only the lines that are new,
+//! and a run with nothing new writing nothing. Many runs' parts are compacted on their own.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use loglake::lake::{Lake, Layer, tables};
+use loglake::stages::template_store::{resolve, successors_of};
+use polars::prelude::*;
+
+/// A lateness no test outlives: the test's past dates stay open, as today's would.
+const OPEN: (&str, &str) = ("LOGLAKE__GOLD__ALLOWED_LATENESS_MINUTES", "100000000");
+
+fn loglake(lake: &Path, source: &str, date: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake.to_str().unwrap(), "--source", source])
+        .args(["--date", date])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Silver's events (retired template ids resolved), templates and quarantine of one day.
+fn silver(lake: &Path, source: &str, date: &str) -> (DataFrame, DataFrame, DataFrame) {
+    let lake = Lake::new(lake);
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+    let read = |layer, table| {
+        lake.scan_partition(layer, table, source, date)
+            .unwrap()
+            .map(|lf| lf.collect().unwrap())
+            .unwrap_or_default()
+    };
+    let events = resolve(
+        read(Layer::Silver, tables::EVENTS),
+        &successors_of(&lake, source, date).unwrap(),
+    )
+    .unwrap();
+    let templates = read(Layer::Silver, tables::TEMPLATES)
+        .sort(["template_id"], Default::default())
+        .unwrap();
+    let quarantine = read(Layer::Quarantine, tables::UNPARSED);
+    (events, templates, quarantine)
+}
+
+fn parts(lake: &Path, source: &str, date: &str) -> usize {
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+    Lake::new(lake)
+        .part_files(Layer::Silver, tables::EVENTS, source, date)
+        .unwrap()
+        .len()
+}
+
+/// `lines` ingested whole into one lake, and in `steps` growing micro-batches into another;
+/// returns both lakes' silver.
+fn whole_and_micro(
+    dir: &Path,
+    source: &str,
+    date: &str,
+    lines: &[String],
+    steps: usize,
+    env: &[(&str, &str)],
+) -> [(DataFrame, DataFrame, DataFrame); 2] {
+    let (whole, micro) = (dir.join("whole"), dir.join("micro"));
+    let whole_file = dir.join("whole.log");
+    std::fs::write(&whole_file, lines.concat()).unwrap();
+    for lake in [&whole, &micro] {
+        loglake(lake, source, date, &["00-init"], env);
+    }
+    let bronze = |lake: &Path, f: &Path| {
+        loglake(
+            lake,
+            source,
+            date,
+            &["01-bronze", "--input", f.to_str().unwrap()],
+            env,
+        )
+    };
+    bronze(&whole, &whole_file);
+    // The day is open: its last event waits for a run that finds nothing new.
+    loglake(&whole, source, date, &["02-silver"], env);
+    loglake(&whole, source, date, &["02-silver"], env);
+
+    std::fs::create_dir_all(dir.join("growing")).unwrap();
+    let growing = dir.join("growing").join("whole.log");
+    let mut file = std::fs::File::create(&growing).unwrap();
+    let per_step = lines.len().div_ceil(steps);
+    for (k, step) in lines.chunks(per_step).enumerate() {
+        file.write_all(step.concat().as_bytes()).unwrap();
+        file.flush().unwrap();
+        bronze(&micro, &growing);
+        let said = loglake(&micro, source, date, &["02-silver"], env);
+        assert!(
+            said.contains(&format!("02-silver: {} lines parsed", step.len())),
+            "run {k} parses only its own lines: {said}"
+        );
+    }
+    // A run with nothing new for the day writes nothing (but the last event, held back in
+    // case continuation lines followed it).
+    loglake(&micro, source, date, &["02-silver"], env);
+    let said = loglake(&micro, source, date, &["02-silver"], env);
+    assert!(said.contains("parsed already"), "{said}");
+    assert!(
+        parts(&micro, source, date) <= 24,
+        "{} parts: compacted",
+        parts(&micro, source, date)
+    );
+    [silver(&whole, source, date), silver(&micro, source, date)]
+}
+
+fn assert_same(
+    whole: &(DataFrame, DataFrame, DataFrame),
+    micro: &(DataFrame, DataFrame, DataFrame),
+) {
+    // Silver's file column names the file bronze read; the two lakes read it at different
+    // paths, so the column is compared by name.
+    let strip = |df: &DataFrame| {
+        let mut df = df.clone();
+        if let Ok(file) = df.column("file") {
+            let names: StringChunked = file
+                .str()
+                .unwrap()
+                .iter()
+                .map(|f| f.map(|f| f.rsplit('/').next().unwrap_or(f).to_string()))
+                .collect();
+            df.with_column(names.with_name("file".into()).into_column())
+                .unwrap();
+        }
+        df
+    };
+    assert_eq!(whole.0.height(), micro.0.height(), "events");
+    assert!(
+        strip(&whole.0).equals_missing(&strip(&micro.0)),
+        "events differ"
+    );
+    assert!(
+        whole.1.equals_missing(&micro.1),
+        "templates differ:\n{}\n{}",
+        whole.1,
+        micro.1
+    );
+    assert!(
+        strip(&whole.2).equals_missing(&strip(&micro.2)),
+        "quarantine differs"
+    );
+}
+
+#[test]
+fn a_generated_day_in_micro_batches_ends_as_the_whole_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-03-02", 1, 30_000, 11);
+    let text = std::fs::read_to_string(raw.join("logs").join("shop-2026-03-02.log")).unwrap();
+    let lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
+    let env = common::generator_source("shop");
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .chain([OPEN])
+        .collect();
+    // 30 runs: more parts than compaction allows.
+    let [whole, micro] = whole_and_micro(tmp.path(), "shop", "2026-03-02", &lines, 30, &env);
+    assert!(whole.0.height() > 25_000);
+    assert_same(&whole, &micro);
+    // What makes this day a test of successors: runs refined templates earlier runs wrote.
+    let micro_lake = Lake::new(tmp.path().join("micro"));
+    let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    assert!(!successors_of(&micro_lake, "shop", day).unwrap().is_empty());
+}
+
+#[test]
+fn stack_traces_cut_by_a_run_join_their_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lines = vec!["\tat com.example.Orphan.run(Orphan.java:1)\n".to_string()];
+    for n in 1..4_000 {
+        let mut line = String::new();
+        if n % 250 < 3 {
+            writeln!(line, "\tat com.example.Worker.run(Worker.java:{n})").unwrap();
+        } else if n == 3_000 {
+            line.push_str("garbage that no format reads\n");
+        } else if n % 7 == 0 {
+            writeln!(
+                line,
+                "2026-03-02 10:{:02}:{:02} ERROR api: request {n} failed after {} ms",
+                (n / 60) % 60,
+                n % 60,
+                n % 997
+            )
+            .unwrap();
+        } else {
+            writeln!(
+                line,
+                "2026-03-02 10:{:02}:{:02} INFO db: stored block blk_{n} size {}",
+                (n / 60) % 60,
+                n % 60,
+                n * 3
+            )
+            .unwrap();
+        }
+        lines.push(line);
+    }
+    let format = (
+        "LOGLAKE__PARSE__FORMAT",
+        "<Date> <Time> <Level> <Component>: <Content>",
+    );
+    // 16 steps of 250 lines: every run ends just before a stack trace's lines.
+    let [whole, micro] =
+        whole_and_micro(tmp.path(), "app", "2026-03-02", &lines, 16, &[OPEN, format]);
+    let messages = micro.0.column("message").unwrap().str().unwrap();
+    assert!(
+        messages
+            .iter()
+            .flatten()
+            .any(|m| m.contains("\n\tat com.example.Worker.run(Worker.java:500)")),
+        "a stack trace cut by a run joined its event"
+    );
+    assert_same(&whole, &micro);
+}
