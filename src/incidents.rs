@@ -204,6 +204,7 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap() + Duration::minutes(m as i64)
         };
         AnomalyRow {
+            provisional: false,
             anomaly_id: id.into(),
             run_id: "r".into(),
             detected_at: at(0),

@@ -41,6 +41,9 @@ pub struct AnomalyRow {
     /// What kind of finding it is beyond which entity (see [`finding_kind`]); incidents count
     /// a second finding of the same kind as a repeat. Not a column of the table.
     pub kind: String,
+    /// Its window or session had not closed when it was judged (`gold::closing`): the
+    /// verdict may change, so it belongs to no incident and raises no alert.
+    pub provisional: bool,
 }
 
 /// One row of the `evaluations` table: one detector at one granularity against one label set.

@@ -175,10 +175,14 @@ pub struct GoldSettings {
     /// with more is split into buckets by session key, spilled to the lake's staging area and
     /// aggregated one bucket at a time, so memory follows this number, not the day.
     pub session_bucket_events: usize,
-    /// How late a line may reach the lake and still belong to what it happened in. A day
-    /// closes whole once its end plus this is past by the wall clock: 02-silver then lets
-    /// go of the last event it held back for continuation lines.
+    /// How late a line may reach the lake and still belong to what it happened in: a window
+    /// closes (its verdict final) when the day's latest event time less this passes its
+    /// end, and a day closes whole once its end plus this is past by the wall clock
+    /// (02-silver then lets go of the last event it held back for continuation lines).
     pub allowed_lateness_minutes: u32,
+    /// A session is complete once the day's latest event time, less the allowed lateness,
+    /// is this many minutes past its last event: until then its verdict is provisional.
+    pub session_idle_minutes: u32,
 }
 
 impl GoldSettings {
@@ -205,6 +209,7 @@ impl Default for GoldSettings {
             // the same time (a million HDFS lines: 0.46 → 0.47 s, 379 → 327 MiB).
             session_bucket_events: 1 << 18,
             allowed_lateness_minutes: 10,
+            session_idle_minutes: 30,
         }
     }
 }

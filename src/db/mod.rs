@@ -217,6 +217,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "API tokens",
         include_str!("../../migrations/postgres/0009_api_tokens.sql"),
     ),
+    (
+        10,
+        "provisional verdicts",
+        include_str!("../../migrations/postgres/0010_provisional.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -263,6 +268,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "API tokens",
         include_str!("../../migrations/sqlite/0009_api_tokens.sql"),
+    ),
+    (
+        10,
+        "provisional verdicts",
+        include_str!("../../migrations/sqlite/0010_provisional.sql"),
     ),
 ];
 

@@ -5,6 +5,7 @@ use chrono::TimeZone;
 fn row(id: &str, score: f64) -> AnomalyRow {
     let t = Utc.with_ymd_and_hms(2026, 11, 20, 14, 5, 0).unwrap();
     AnomalyRow {
+        provisional: false,
         anomaly_id: id.into(),
         run_id: "r1".into(),
         detected_at: t,
@@ -200,6 +201,42 @@ fn incident(id: &str, batch_date: NaiveDate) -> Incident {
     }
 }
 
+/// `rows` written as a schema before 10 (no `provisional` column) let 05-detect write them.
+fn insert_before_provisional(db: &Database, rows: &[AnomalyRow]) {
+    let d = db.dialect;
+    for r in rows {
+        let incident = r
+            .incident_id
+            .as_ref()
+            .map_or("NULL".to_string(), |i| format!("'{i}'"));
+        db.execute(&format!(
+            "INSERT INTO anomalies (anomaly_id, run_id, detected_at, source, batch_date, \
+             granularity, entity_key, window_start, window_end, detector, score, threshold, \
+             severity, reason, details, model_version, incident_id, service) VALUES ('{}', \
+             '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', {}, {}, '{}', '{}', '{}', '{}', \
+             {incident}, '{}')",
+            r.anomaly_id,
+            r.run_id,
+            format_ts(d, r.detected_at),
+            r.source,
+            r.batch_date,
+            r.granularity,
+            r.entity_key,
+            format_ts(d, r.window_start),
+            format_ts(d, r.window_end),
+            r.detector,
+            r.score,
+            r.threshold,
+            r.severity,
+            r.reason,
+            r.details,
+            r.model_version,
+            r.service
+        ))
+        .unwrap();
+    }
+}
+
 fn with_incident(id: &str, incident: &str, batch_date: NaiveDate) -> AnomalyRow {
     AnomalyRow {
         incident_id: Some(incident.into()),
@@ -252,8 +289,7 @@ fn a_verdict_keeps_its_windows_start() {
 fn verdict_window_case(db: Database) {
     db.migrate_up_to(7).unwrap();
     let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-    db.replace_detections("s", day, &[row("a", 10.0), row("b", 9.0)], &[])
-        .unwrap();
+    insert_before_provisional(&db, &[row("a", 10.0), row("b", 9.0)]);
     db.execute(
         "INSERT INTO feedback (subject, subject_id, source, verdict, detector, granularity, \
          entity_key, kind, by_whom, at) VALUES ('anomaly', 'a', 's', 'normal', 'zscore', \
@@ -291,8 +327,9 @@ fn migration_5_case(db: Database) {
         with_incident("a1", "i1", day),
         with_incident("a2", "gone", day),
     ];
-    db.replace_detections("s", day, &rows, &[incident("i1", day)])
+    db.replace_detections("s", day, &[], &[incident("i1", day)])
         .unwrap();
+    insert_before_provisional(&db, &rows);
     db.migrate().unwrap();
     let links = "SELECT anomaly_id, coalesce(incident_id, '-') FROM anomalies ORDER BY 1";
     assert_eq!(
@@ -427,6 +464,7 @@ fn the_log_is_copied_into_the_database_file_after_a_detections_write() {
     let evidence = format!(r#"{{"top_features":["{}"]}}"#, "x".repeat(2000));
     let rows: Vec<AnomalyRow> = (0..600)
         .map(|i| AnomalyRow {
+            provisional: false,
             details: evidence.clone(),
             ..row(&format!("a{i:04}"), 1.0)
         })

@@ -1,7 +1,11 @@
 //! `04-train`: fit every enabled detector on gold and save versioned models.
 //!
 //! Training data is every gold partition of the source from `train.lookback_days` before the
-//! last batch date up to it. The window and session views are read once here
+//! last batch date up to it — up to the day before while the batch date is still open (its
+//! end plus `[gold] allowed_lateness_minutes` not yet past): models learn from closed days
+//! only, never from the micro-batch they are about to judge, and a run on an open day whose
+//! models already cover every closed day trains nothing. A source without any model trains
+//! its first on whatever it has, open day included, so that a first run detects at once. The window and session views are read once here
 //! ([`TrainingData`]) and each detector of [`DETECTORS`] that is enabled for a granularity the
 //! source has trains on them; which detector runs where is its own `[detectors.<name>]`
 //! section (`granularities`). Thresholds are unsupervised: a z limit, a distance past a
@@ -17,8 +21,15 @@ use crate::detectors::{DETECTORS, Granularity, SavedModel, Trained};
 use crate::lake::{Layer, tables};
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
-    let to = *ctx.dates.last().expect("at least one date");
-    let from = to - Duration::days(ctx.settings.train.lookback_days as i64);
+    let last = *ctx.dates.last().expect("at least one date");
+    // Models learn from closed days only: a day still being written is what they are about
+    // to judge, and a model refitted on every micro-batch would move its verdicts with it.
+    // A source with no model yet is the exception: its first models come from what there is
+    // (a first `run`, or a backfill into today's date, detects at once).
+    let has_model = SavedModel::latest_train_to(&ctx.lake, &ctx.source, last)?.is_some();
+    let open = has_model && !ctx.resolved.gold.day_closed(last, chrono::Utc::now());
+    let to = if open { last - Duration::days(1) } else { last };
+    let from = last - Duration::days(ctx.settings.train.lookback_days as i64);
     let dates: Vec<NaiveDate> = ctx
         .lake
         .partition_dates(Layer::Gold, tables::EVENT_FEATURES, &ctx.source)?
@@ -26,9 +37,25 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         .filter(|d| *d >= from && *d <= to)
         .collect();
     if dates.is_empty() {
+        return Ok(RunOutcome::nothing_to_do(if open {
+            format!(
+                "{last} is still open and source {:?} has no closed day before it to train on (models are trained once a day closes: its end plus [gold] allowed_lateness_minutes)",
+                ctx.source
+            )
+        } else {
+            format!(
+                "no gold data for source {:?} between {from} and {to} (run 03-gold first)",
+                ctx.source
+            )
+        }));
+    }
+    let newest = *dates.last().expect("not empty");
+    if open
+        && let Some(trained_to) = SavedModel::latest_train_to(&ctx.lake, &ctx.source, last)?
+        && trained_to >= newest
+    {
         return Ok(RunOutcome::nothing_to_do(format!(
-            "no gold data for source {:?} between {from} and {to} (run 03-gold first)",
-            ctx.source
+            "the latest models were trained on data up to {trained_to}: no day closed since ({last} is still open)"
         )));
     }
     let every = ctx.settings.train.retrain_every_days;

@@ -11,6 +11,7 @@
 //! window start, detector), so a re-run updates the same rows instead of adding new ones.
 
 mod chunks;
+mod open;
 mod rows;
 mod samples;
 
@@ -33,6 +34,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome_incidents = 0;
     let mut dates_done = 0;
     let mut suppressed_total = 0;
+    let mut provisional_total = 0;
     // Operators' "normal" verdicts, applied to every date's findings.
     let verdicts = ctx.db.normal_verdicts(&ctx.source)?;
     for &date in &ctx.dates {
@@ -47,6 +49,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         dates_done += 1;
         ctx.progress.step(format!("scoring {date}"));
         let models = latest_models(ctx, date)?;
+        if models.is_empty() && !ctx.resolved.gold.day_closed(date, Utc::now()) {
+            // A new source's first day: its first models come when the day closes.
+            tracing::warn!(%date, "no trained model yet, and the day is still open: its first models are trained once it closes");
+            dates_done -= 1;
+            continue;
+        }
         if models.is_empty() {
             bail!(
                 "no trained model for source {:?} on or before {date}: run 04-train first",
@@ -85,9 +93,25 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         let tails = crate::incidents::tails(others.iter().filter(|r| r.batch_date < date));
         let suppressed = rows::suppress(&mut anomalies, &verdicts);
         suppressed_total += suppressed.len();
+        // Findings about windows and sessions still open stand apart: no incident, no alert.
+        let open = open::OpenEntities::of(ctx, date)?;
+        let provisional: Vec<AnomalyRow> = if open.is_empty() {
+            Vec::new()
+        } else {
+            let (p, rest): (Vec<_>, Vec<_>) = anomalies.into_iter().partition(|a| open.holds(a));
+            anomalies = rest;
+            p.into_iter()
+                .map(|a| AnomalyRow {
+                    provisional: true,
+                    ..a
+                })
+                .collect()
+        };
+        provisional_total += provisional.len();
         crate::incidents::assign_ids(&mut anomalies, gap, &tails);
         let incidents = crate::incidents::summarize(&anomalies, &others);
         anomalies.extend(suppressed);
+        anomalies.extend(provisional);
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
         for a in &anomalies {
             *per_detector
@@ -119,7 +143,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         &outcome,
         &per_detector,
         outcome_incidents,
-        suppressed_total,
+        (suppressed_total, provisional_total),
         &alerts,
     );
     Ok(outcome)
@@ -163,7 +187,7 @@ fn summary(
     outcome: &RunOutcome,
     per_detector: &BTreeMap<String, usize>,
     incidents: usize,
-    suppressed_total: usize,
+    (suppressed_total, provisional_total): (usize, usize),
     alerts: &crate::alerts::Delivery,
 ) -> String {
     let breakdown: Vec<String> = per_detector
@@ -171,7 +195,7 @@ fn summary(
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
     format!(
-        "{} rows scored, {} anomalies in {incidents} incidents ({}){}{}",
+        "{} rows scored, {} anomalies in {incidents} incidents ({}){}{}{}",
         outcome.rows_in,
         outcome.rows_out,
         if breakdown.is_empty() {
@@ -181,6 +205,13 @@ fn summary(
         },
         if suppressed_total > 0 {
             format!("; {suppressed_total} suppressed by operators' normal verdicts")
+        } else {
+            String::new()
+        },
+        if provisional_total > 0 {
+            format!(
+                "; {provisional_total} provisional (windows or sessions still open: no incident, no alert yet)"
+            )
         } else {
             String::new()
         },

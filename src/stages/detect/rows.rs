@@ -53,6 +53,7 @@ pub fn anomaly_row(
     let details = serde_json::to_string(&details).expect("JSON values and strings serialise");
     let ts = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
     AnomalyRow {
+        provisional: false,
         anomaly_id,
         run_id: ctx.run_id.clone(),
         detected_at,
@@ -171,6 +172,12 @@ fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
     let score = df.column("score")?.f64()?;
     let threshold = df.column("threshold")?.f64()?;
     let incident = df.column("incident_id")?.str()?;
+    // Anomalies written before verdicts could be provisional have no such column: all final.
+    let provisional = df
+        .column("provisional")
+        .ok()
+        .map(|c| c.bool().cloned())
+        .transpose()?;
     (0..df.height())
         .map(|i| {
             let (service, kind) = service_and_kind(&grans[i], &dets[i], &details[i]);
@@ -195,6 +202,9 @@ fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
                 incident_id: incident.get(i).map(str::to_string),
                 service,
                 kind,
+                provisional: provisional
+                    .as_ref()
+                    .is_some_and(|p| p.get(i).unwrap_or(false)),
             })
         })
         .collect()
@@ -271,6 +281,10 @@ pub fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
             rows.iter()
                 .map(|r| r.incident_id.clone())
                 .collect::<Vec<Option<String>>>(),
+        ),
+        Column::new(
+            "provisional".into(),
+            rows.iter().map(|r| r.provisional).collect::<Vec<bool>>(),
         ),
     ])?)
 }

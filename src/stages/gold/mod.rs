@@ -2,22 +2,26 @@
 //!
 //! - `gold/window_features`: one row per service × fixed window (default 5 minutes): volume,
 //!   per-level counts and rates, distinct templates, templates never seen in earlier batches,
-//!   counts of the batch's most frequent templates (`tpl_<template id>`), hour and weekday, and
+//!   counts of the most frequent templates of the week before (`tpl_<template id>`; on a
+//!   source's first day, of that day), hour and weekday, whether it is `closed` (see
+//!   [`closing`]), and
 //!   the same service's median volume and errors per window at that hour over the previous
 //!   `baseline_days` days (`events_same_hour`, `errors_same_hour`; null without history).
 //! - `gold/session_features` (when a session key is configured): one row per session key:
 //!   service, start, end, duration, length, distinct templates, warnings, errors, and the
 //!   template sequence; `gold/session_template_counts` holds its template count vector in long
 //!   form (session, template, count), which any engine can pivot.
-//! - `gold/event_features`: one row per event: where it is in the lake, its template and how
-//!   often that template occurs in the batch, and the window and session it
+//! - `gold/event_features`: one row per event: where it is in the lake, how many events of
+//!   its template the day has had up to it (`template_count`), and the window and session it
 //!   belongs to (`window_start`, `session_key`), so that later stages find an event's window
 //!   and session in this table instead of re-deriving them from silver.
 //!
 //! Memory follows `[parse] window_lines` and `[gold] session_bucket_events`, not the day:
 //! silver is read once, a window of rows at a time, to write each window's event features,
 //! reduce it to partial window counts ([`windows`]) and hand its keyed events to the session
-//! buckets ([`sessions`]); each template's count comes from `silver/templates`. "New" templates (none of the
+//! buckets ([`sessions`]). Every feature of a window, session or event depends only on its
+//! own events and on earlier days, never on what comes later in its day, so a closed entity's
+//! features do not change as the day goes on. "New" templates (none of the
 //! earlier batches had them) count once in each service × time window they occur in, at their
 //! first line there.
 
@@ -31,6 +35,7 @@ use crate::lake::schema::with_session_field;
 use crate::lake::{Layer, each_read_ahead, tables};
 use crate::parse::SessionKey;
 
+mod closing;
 mod sessions;
 mod windows;
 
@@ -101,7 +106,8 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     let window = ctx.resolved.parse.settings.window_lines.max(1);
 
     let t0 = std::time::Instant::now();
-    let (counts, top) = template_counts(ctx, date, gold.top_templates)?;
+    let top = top_templates_for(ctx, date, gold.top_templates)?;
+    let mut seen_so_far = RunningCounts::default();
     let mut partials = windows::WindowPartials::new(window_ms, seen_before(ctx, date)?);
     let buckets = if session_key.is_some() {
         rows.div_ceil(gold.session_bucket_events.max(1)).max(1)
@@ -159,7 +165,8 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
             "building features for {date}, rows {start}..{}",
             start + len
         ));
-        let mut per_event = event_features(events.clone().lazy(), &counts, window_ms)?;
+        let counts = seen_so_far.add(&events)?;
+        let mut per_event = event_features(&events, counts, window_ms)?;
         events_out.write(&mut per_event)?;
         partials.add(&events)?;
         if session_key.is_some() {
@@ -175,7 +182,8 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     })?;
     events_out.commit(&ctx.source, date)?;
 
-    let windows = window_features(ctx, partials, &top, date)?;
+    let closing = closing::Closing::of(&ctx.lake, &ctx.source, date, gold)?;
+    let windows = window_features(ctx, partials, &top, date, &closing)?;
     tracing::debug!(
         ms = t0.elapsed().as_millis() as u64,
         "window and event features"
@@ -188,34 +196,40 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
         &windows,
     )?;
 
-    let n_sessions = sessions::write_sessions(ctx, date, sessions, session_key)?;
+    let n_sessions = sessions::write_sessions(ctx, date, sessions, session_key, &closing)?;
     Ok(Built {
         windows: windows.height(),
         sessions: n_sessions,
     })
 }
 
-/// `date`'s count of each template (from `silver/templates`) as a frame to join events with,
-/// and the `k` most frequent templates.
-fn template_counts(ctx: &Context, date: NaiveDate, k: usize) -> Result<(DataFrame, Vec<String>)> {
+/// The `k` most frequent templates, which get their own window count column: those of the
+/// [`TOP_TEMPLATE_DAYS`] days before `date` that have silver, so that a window's columns do
+/// not depend on what comes later in its day (a window judged at noon has the columns it
+/// has at midnight); on a source's first day, with nothing before it, the day's own.
+fn top_templates_for(ctx: &Context, date: NaiveDate, k: usize) -> Result<Vec<String>> {
+    let from = date - chrono::Duration::days(TOP_TEMPLATE_DAYS);
+    let earlier: Vec<NaiveDate> = ctx
+        .lake
+        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d >= from && *d < date)
+        .collect();
+    let days = if earlier.is_empty() {
+        vec![date]
+    } else {
+        earlier
+    };
     let totals: Vec<(String, u64)> =
-        crate::detectors::training::template_stats(&ctx.lake, &ctx.source, &[date])?
+        crate::detectors::training::template_stats(&ctx.lake, &ctx.source, &days)?
             .into_iter()
             .map(|(id, (_, n))| (id, n))
             .collect();
-    let top = top_templates(&totals, k);
-    let counts = DataFrame::new_infer_height(vec![
-        Column::new(
-            "template_id".into(),
-            totals.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "template_count".into(),
-            totals.iter().map(|&(_, n)| n as i64).collect::<Vec<_>>(),
-        ),
-    ])?;
-    Ok((counts, top))
+    Ok(top_templates(&totals, k))
 }
+
+/// Days of silver templates behind the top-template columns.
+const TOP_TEMPLATE_DAYS: i64 = 7;
 
 /// The `k` most frequent templates (ties by id), which get their own window count column.
 fn top_templates(totals: &[(String, u64)], k: usize) -> Vec<String> {
@@ -298,6 +312,7 @@ fn window_features(
     partials: windows::WindowPartials,
     top: &[String],
     date: NaiveDate,
+    closing: &closing::Closing,
 ) -> Result<DataFrame> {
     let gold = &ctx.resolved.gold;
     let window_ms = gold.window_minutes.max(1) as i64 * 60_000;
@@ -341,6 +356,7 @@ fn window_features(
             lit(NULL).cast(DataType::Float64).alias("errors_same_hour"),
         ]),
     }
+    .with_column(closing.window(col("window_end")))
     .sort(["service", "window_start"], Default::default())
     .collect()
     .map_err(anyhow::Error::from)
@@ -388,20 +404,38 @@ pub fn session_key_expr(session_key: Option<&SessionKey>) -> Expr {
     }
 }
 
+/// Events of each template so far in the day, in silver's order: an event's
+/// `template_count` is how many events of its template the day has had up to and including
+/// it, so it never changes once the event is in the lake, whatever comes after.
+#[derive(Default)]
+struct RunningCounts(rustc_hash::FxHashMap<String, i64>);
+
+impl RunningCounts {
+    /// The running count of each row of `events` (a window of silver rows, in order).
+    fn add(&mut self, events: &DataFrame) -> Result<Column> {
+        let ids = events.column("template_id")?.str()?;
+        let counts: Vec<Option<i64>> = ids
+            .iter()
+            .map(|id| {
+                id.map(|id| {
+                    let n = self.0.entry(id.to_string()).or_default();
+                    *n += 1;
+                    *n
+                })
+            })
+            .collect();
+        Ok(Column::new("template_count".into(), counts))
+    }
+}
+
 /// One row per event of `events` (a window of silver rows, in order), with its template's
-/// count over the day from `counts` (`template_id`, `template_count`).
-pub fn event_features(events: LazyFrame, counts: &DataFrame, window_ms: i64) -> Result<DataFrame> {
+/// running count (`counts`, see [`RunningCounts`]).
+fn event_features(events: &DataFrame, counts: Column, window_ms: i64) -> Result<DataFrame> {
     let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+    let mut events = events.clone();
+    events.with_column(counts)?;
     events
-        .join(
-            counts.clone().lazy(),
-            [col("template_id")],
-            [col("template_id")],
-            JoinArgs {
-                maintain_order: MaintainOrderJoin::Left,
-                ..JoinArgs::new(JoinType::Left)
-            },
-        )
+        .lazy()
         .select([
             // Which silver event this is (rows are in silver's order), and what gold adds to
             // it. Silver's own columns (time, level, template, values) are not copied: the
@@ -555,10 +589,9 @@ mod tests {
 
     #[test]
     fn event_features_count_templates_and_place_each_event() {
-        let counts =
-            df!("template_id" => ["t1", "t2", "t3", "t4"], "template_count" => [2i64, 1, 1, 1])
-                .unwrap();
-        let df = event_features(keyed(r"req=(\d+)"), &counts, 300_000).unwrap();
+        let events = keyed(r"req=(\d+)").collect().unwrap();
+        let counts = RunningCounts::default().add(&events).unwrap();
+        let df = event_features(&events, counts, 300_000).unwrap();
         let counts: Vec<i64> = df
             .column("template_count")
             .unwrap()
@@ -566,7 +599,8 @@ mod tests {
             .unwrap()
             .no_null_iter()
             .collect();
-        assert_eq!(counts, vec![2, 1, 1, 2, 1]);
+        // t1 t2 t3 t1 t4: the second t1 is the template's second event so far.
+        assert_eq!(counts, vec![1, 1, 1, 2, 1]);
         let sessions: Vec<Option<&str>> = df
             .column("session_key")
             .unwrap()

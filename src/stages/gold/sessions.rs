@@ -434,6 +434,7 @@ pub(super) fn write_sessions(
     date: NaiveDate,
     sessions: SessionBuckets,
     session_key: Option<&SessionKey>,
+    closing: &super::closing::Closing,
 ) -> Result<usize> {
     let mut n_sessions = 0;
     if session_key.is_none() {
@@ -454,8 +455,12 @@ pub(super) fn write_sessions(
         let mut counts_out = ctx
             .lake
             .stage_partition(Layer::Gold, tables::SESSION_TEMPLATE_COUNTS)?;
-        sessions.finish(|mut features, mut counts| {
+        sessions.finish(|features, mut counts| {
             n_sessions += features.height();
+            let mut features = features
+                .lazy()
+                .with_column(closing.session(col("end")))
+                .collect()?;
             features_out.write(&mut features)?;
             counts_out.write(&mut counts)
         })?;
