@@ -9,22 +9,39 @@ use std::io::Write as _;
 use std::path::Path;
 
 use loglake::db::Database;
+use polars::prelude::DataFrame;
 
 const DAY: &str = "2026-03-02";
 
 /// A lateness no test outlives: the test's past day stays open, as today's would.
 const OPEN: (&str, &str) = ("LOGLAKE__GOLD__ALLOWED_LATENESS_MINUTES", "100000000");
 
-fn loglake(lake: &Path, config: &Path, date: &str, args: &[&str], open: bool) -> String {
+/// A source as the commands see it: its name and the environment that configures it.
+struct Source {
+    name: &'static str,
+    env: Vec<(String, String)>,
+}
+
+impl Source {
+    fn shop() -> Self {
+        let env = common::generator_source("shop").map(|(k, v)| (k, v.to_string()));
+        Self {
+            name: "shop",
+            env: env.to_vec(),
+        }
+    }
+}
+
+fn loglake(lake: &Path, config: &Path, source: &Source, date: &str, args: &[&str], open: bool) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"));
-    cmd.args(["--lake", lake.to_str().unwrap(), "--source", "shop"])
+    cmd.args(["--lake", lake.to_str().unwrap(), "--source", source.name])
         .args(["--config", config.to_str().unwrap(), "--date", date])
         .args(args)
-        .envs(common::generator_source("shop"));
+        .envs(source.env.iter().map(|(k, v)| (k, v)));
     if open {
         cmd.env(OPEN.0, OPEN.1);
     }
-    common::stdout_ok(cmd.output().unwrap())
+    common::stdout_ok(cmd.output().unwrap());
 }
 
 fn copy_folder(from: &Path, to: &Path) {
@@ -46,6 +63,78 @@ fn database(lake: &Path) -> Database {
     db
 }
 
+/// Models trained on `first` (the day before, run whole) in one lake, copied into another;
+/// then `DAY`'s `lines` into the first lake as `steps` micro-batches of a growing file, the
+/// day open (`after_each` looks at the lake after each), then once more as the day has
+/// closed; and into the second lake whole, from the grown file at the same path, with the
+/// same models. Returns both lakes' anomalies of `DAY` and the provisional verdicts seen.
+fn micro_and_whole(
+    dir: &Path,
+    config: &Path,
+    source: &Source,
+    first: &Path,
+    lines: &[&str],
+    steps: usize,
+    after_each: &mut dyn FnMut(&Database),
+) -> (DataFrame, DataFrame, i64) {
+    let (micro, whole) = (dir.join("micro"), dir.join("whole"));
+    let input = ["run", "--input", first.to_str().unwrap()];
+    loglake(&micro, config, source, "2026-03-01", &input, false);
+    copy_folder(&micro, &whole);
+
+    std::fs::create_dir_all(dir.join("growing")).unwrap();
+    let growing = dir
+        .join("growing")
+        .join(format!("{}-{DAY}.log", source.name));
+    let mut file = std::fs::File::create(&growing).unwrap();
+    let mut provisional_seen = 0;
+    let stages = ["02-silver", "03-gold", "05-detect"];
+    for step in lines.chunks(lines.len().div_ceil(steps)) {
+        file.write_all(step.concat().as_bytes()).unwrap();
+        file.flush().unwrap();
+        let input = ["01-bronze", "--input", growing.to_str().unwrap()];
+        loglake(&micro, config, source, DAY, &input, true);
+        for stage in stages {
+            loglake(&micro, config, source, DAY, &[stage], true);
+        }
+        let db = database(&micro);
+        provisional_seen += db
+            .query_i64("SELECT COUNT(*) FROM anomalies WHERE provisional")
+            .unwrap();
+        assert_eq!(
+            db.query_i64(
+                "SELECT COUNT(*) FROM anomalies WHERE provisional AND incident_id IS NOT NULL"
+            )
+            .unwrap(),
+            0,
+            "a provisional verdict is in no incident"
+        );
+        after_each(&db);
+        db.close();
+    }
+    // The day closes (its end plus the lateness is past by the wall clock): the next run
+    // judges what was open, for good.
+    for stage in stages {
+        loglake(&micro, config, source, DAY, &[stage], false);
+    }
+    let db = database(&micro);
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM anomalies WHERE provisional")
+            .unwrap(),
+        0
+    );
+    db.close();
+
+    let input = ["01-bronze", "--input", growing.to_str().unwrap()];
+    loglake(&whole, config, source, DAY, &input, false);
+    for stage in stages {
+        loglake(&whole, config, source, DAY, &[stage], false);
+    }
+    let found =
+        |lake: &Path| common::lake_anomalies(lake.to_str().unwrap(), source.name, &[DAY], &[]);
+    (found(&micro), found(&whole), provisional_seen)
+}
+
 #[test]
 fn open_windows_and_sessions_raise_no_incident_and_no_alert() {
     let tmp = tempfile::tempdir().unwrap();
@@ -61,48 +150,15 @@ fn open_windows_and_sessions_raise_no_incident_and_no_alert() {
     )
     .unwrap();
     let logs = raw.join("logs");
-    let first = logs.join("shop-2026-03-01.log");
-    let second = logs.join(format!("shop-{DAY}.log"));
-    let (micro, whole) = (tmp.path().join("micro"), tmp.path().join("whole"));
-    // The models of both lakes come from the day before, run whole (one lake, copied).
-    loglake(
-        &micro,
-        &config,
-        "2026-03-01",
-        &["run", "--input", first.to_str().unwrap()],
-        false,
-    );
-    copy_folder(&micro, &whole);
-    got.lock().unwrap().clear();
-
-    let text = std::fs::read_to_string(&second).unwrap();
+    let text = std::fs::read_to_string(logs.join(format!("shop-{DAY}.log"))).unwrap();
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    std::fs::create_dir_all(tmp.path().join("growing")).unwrap();
-    let growing = tmp.path().join("growing").join(format!("shop-{DAY}.log"));
-    let mut file = std::fs::File::create(&growing).unwrap();
-    let mut provisional_seen = 0;
-    for step in lines.chunks(lines.len().div_ceil(6)) {
-        file.write_all(step.concat().as_bytes()).unwrap();
-        file.flush().unwrap();
-        let input = ["01-bronze", "--input", growing.to_str().unwrap()];
-        loglake(&micro, &config, DAY, &input, true);
-        for stage in ["02-silver", "03-gold", "05-detect"] {
-            loglake(&micro, &config, DAY, &[stage], true);
-        }
-        let db = database(&micro);
-        provisional_seen += db
-            .query_i64("SELECT COUNT(*) FROM anomalies WHERE provisional")
-            .unwrap();
-        assert_eq!(
-            db.query_i64(
-                "SELECT COUNT(*) FROM anomalies WHERE provisional AND incident_id IS NOT NULL"
-            )
-            .unwrap(),
-            0,
-            "a provisional verdict is in no incident"
-        );
-        // Every alert sent so far names an incident of final verdicts only.
-        for (_, body) in got.lock().unwrap().iter() {
+    let first = logs.join("shop-2026-03-01.log");
+    let mut alerts_checked = 0;
+    // Every alert sent so far names an incident of final verdicts only.
+    let mut no_provisional_alert = |db: &Database| {
+        let bodies: Vec<serde_json::Value> =
+            got.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+        for body in bodies {
             let id = body["incident"]["incident_id"]
                 .as_str()
                 .unwrap()
@@ -111,44 +167,60 @@ fn open_windows_and_sessions_raise_no_incident_and_no_alert() {
                 "SELECT COUNT(*) FROM anomalies WHERE incident_id = '{id}' AND provisional"
             );
             assert_eq!(db.query_i64(&q).unwrap(), 0, "alert for {id}");
+            alerts_checked += 1;
         }
-        db.close();
-    }
+    };
+    let (micro, whole, provisional) = micro_and_whole(
+        tmp.path(),
+        &config,
+        &Source::shop(),
+        &first,
+        &lines,
+        6,
+        &mut no_provisional_alert,
+    );
     assert!(
-        provisional_seen > 0,
+        provisional > 0,
         "open windows or sessions were judged (the case this checks)"
     );
-    let before_close = got.lock().unwrap().len();
-
-    // The day closes (its end plus the lateness is past by the wall clock): the next run
-    // judges what was open, for good.
-    for stage in ["02-silver", "03-gold", "05-detect"] {
-        loglake(&micro, &config, DAY, &[stage], false);
-    }
-    let db = database(&micro);
-    assert_eq!(
-        db.query_i64("SELECT COUNT(*) FROM anomalies WHERE provisional")
-            .unwrap(),
-        0
-    );
-    db.close();
+    assert!(alerts_checked > 0, "alerts were sent during the day");
+    assert!(whole.height() > 0);
     assert!(
-        got.lock().unwrap().len() >= before_close,
-        "closing the day may raise the incidents its last windows make"
+        micro.equals_missing(&whole),
+        "the day's final anomalies are the whole day's:\n{micro}\n{whole}"
     );
+}
 
-    // The same day whole — the grown file, at the same path — with the same models (no
-    // 04-train).
-    let input = ["01-bronze", "--input", growing.to_str().unwrap()];
-    loglake(&whole, &config, DAY, &input, false);
-    for stage in ["02-silver", "03-gold", "05-detect"] {
-        loglake(&whole, &config, DAY, &[stage], false);
-    }
-    let found = |lake: &Path| common::lake_anomalies(lake.to_str().unwrap(), "shop", &[DAY], &[]);
-    let (micro_found, whole_found) = (found(&micro), found(&whole));
-    assert!(whole_found.height() > 0);
+/// The HDFS dev sessions (`../shared/data`): the first half trains, the second half is the
+/// day judged, as micro-batches and whole.
+#[test]
+fn hdfs_sessions_in_micro_batches_end_as_the_whole_day() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(data.join("hdfs-sessions-dev/HDFS.log")).unwrap();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let (before, day) = lines.split_at(lines.len() / 2);
+    let first = tmp.path().join("hdfs-2026-03-01.log");
+    std::fs::write(&first, before.concat()).unwrap();
+    let config = tmp.path().join("loglake.toml");
+    std::fs::write(&config, "").unwrap();
+    let hdfs = Source {
+        name: "hdfs",
+        env: vec![
+            ("LOGLAKE__SOURCES__HDFS__FORMAT".into(), "hdfs".into()),
+            (
+                "LOGLAKE__SOURCES__HDFS__SESSION_KEY".into(),
+                r"blk_-?\d+".into(),
+            ),
+        ],
+    };
+    let (micro, whole, _) =
+        micro_and_whole(tmp.path(), &config, &hdfs, &first, day, 8, &mut |_| {});
+    assert!(whole.height() > 0);
     assert!(
-        micro_found.equals_missing(&whole_found),
-        "the day's final anomalies are the whole day's:\n{micro_found}\n{whole_found}"
+        micro.equals_missing(&whole),
+        "the day's final anomalies are the whole day's:\n{micro}\n{whole}"
     );
 }

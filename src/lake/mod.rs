@@ -18,6 +18,7 @@
 //! place (on object storage: published by a manifest), so readers and a killed stage never
 //! see a half-written partition (see [`commit`]).
 
+pub mod built_from;
 mod commit;
 mod frames;
 mod mirror;

@@ -35,6 +35,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut dates_done = 0;
     let mut suppressed_total = 0;
     let mut provisional_total = 0;
+    let mut up_to_date = 0;
     // Operators' "normal" verdicts, applied to every date's findings.
     let verdicts = ctx.db.normal_verdicts(&ctx.source)?;
     for &date in &ctx.dates {
@@ -60,6 +61,19 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 "no trained model for source {:?} on or before {date}: run 04-train first",
                 ctx.source
             );
+        }
+        let inputs = inputs_of(ctx, date, &models, &verdicts)?;
+        if inputs.is_some()
+            && ctx.lake.built_from(Layer::Detections, &ctx.source, date)? == inputs
+            && !ctx
+                .lake
+                .part_files(Layer::Detections, tables::ANOMALIES, &ctx.source, date)?
+                .is_empty()
+        {
+            tracing::info!(%date, "detections are up to date: gold, models and verdicts unchanged since the last run");
+            dates_done -= 1;
+            up_to_date += 1;
+            continue;
         }
         let (scored, findings, collected) = score_batch(ctx, date, &models)?;
         // Sample lines kept while events were read serve when they cover every finding;
@@ -119,9 +133,33 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .or_default() += 1;
         }
         write_detections(ctx, date, &anomalies, &incidents)?;
+        if let Some(inputs) = &inputs {
+            ctx.lake
+                .record_built_from(Layer::Detections, &ctx.source, date, inputs)?;
+        }
         outcome_incidents += incidents.len();
         outcome.rows_in += scored;
         outcome.rows_out += anomalies.len() as u64;
+    }
+    if dates_done == 0 && up_to_date > 0 {
+        // Notices a receiver missed are still tried again.
+        let alerts = crate::alerts::deliver(
+            &ctx.settings.alerts,
+            &ctx.db,
+            &ctx.lake.reports_location(),
+            &ctx.source,
+        )?;
+        let mut outcome = RunOutcome::nothing_to_do(format!(
+            "the detections of {} are up to date (gold, models and verdicts unchanged){}",
+            ctx.dates_label(),
+            if ctx.settings.alerts.receivers.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", alerts.summary())
+            }
+        ));
+        outcome.alerts_undelivered = alerts.failed as u64;
+        return Ok(outcome);
     }
     if dates_done == 0 {
         return Ok(RunOutcome::nothing_to_do(format!(
@@ -178,6 +216,35 @@ fn write_detections(
             .map_err(|_| anyhow::anyhow!("the thread writing detections/anomalies panicked"))??;
         database
     })
+}
+
+/// What `date`'s detections come from: what gold built the day from (`None` when gold
+/// recorded nothing, so the day is always scored), the models, operators' verdicts and the
+/// detection settings. Unchanged, the day's detections are too.
+fn inputs_of(
+    ctx: &Context,
+    date: NaiveDate,
+    models: &[SavedModel],
+    verdicts: &[crate::records::NormalVerdict],
+) -> Result<Option<String>> {
+    let Some(gold) = ctx.lake.built_from(Layer::Gold, &ctx.source, date)? else {
+        return Ok(None);
+    };
+    let models: Vec<&str> = models.iter().map(|m| m.model_version.as_str()).collect();
+    let verdicts: Vec<String> = verdicts.iter().map(|v| format!("{v:?}")).collect();
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(
+        format!(
+            "{gold}|{}|{}|{:?}|{:?}|{:?}",
+            models.join(","),
+            verdicts.join(","),
+            ctx.settings.detectors,
+            ctx.settings.detect,
+            ctx.resolved.granularities
+        )
+        .as_bytes(),
+    );
+    Ok(Some(digest.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 /// The stage's one-line message: rows scored, anomalies and incidents per detector, what

@@ -28,7 +28,6 @@
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use polars::prelude::*;
-use rustc_hash::FxHashSet;
 
 use super::{Context, RunOutcome};
 use crate::lake::schema::with_session_field;
@@ -36,8 +35,11 @@ use crate::lake::{Layer, each_read_ahead, tables};
 use crate::parse::SessionKey;
 
 mod closing;
+mod history;
 mod sessions;
 mod windows;
+
+use history::{inputs_of, same_hour_baselines, seen_before, top_templates_for};
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
@@ -70,7 +72,25 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             }
             continue;
         }
-        let built = build_date(ctx, date, rows as usize)?;
+        let closing = closing::Closing::of(&ctx.lake, &ctx.source, date, &ctx.resolved.gold)?;
+        let inputs = inputs_of(ctx, date, &closing)?;
+        let built = !ctx
+            .lake
+            .part_files(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, date)?
+            .is_empty();
+        if built
+            && ctx
+                .lake
+                .built_from(Layer::Gold, &ctx.source, date)?
+                .as_deref()
+                == Some(&inputs)
+        {
+            tracing::info!(%date, "gold is up to date: silver has nothing new and no window or session closed since");
+            continue;
+        }
+        let built = build_date(ctx, date, rows as usize, &closing)?;
+        ctx.lake
+            .record_built_from(Layer::Gold, &ctx.source, date, &inputs)?;
         outcome.rows_in += rows;
         outcome.rows_out += (built.windows + rows as usize) as u64;
         windows_total += built.windows;
@@ -78,7 +98,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     }
     if outcome.rows_in == 0 {
         return Ok(RunOutcome::nothing_to_do(format!(
-            "no silver data for source {:?} on {} (run 02-silver first, or no logs arrived)",
+            "no new silver data for source {:?} on {}, and nothing closed since the last run (run 02-silver first, or no logs arrived)",
             ctx.source,
             ctx.dates_label()
         )));
@@ -99,7 +119,12 @@ struct Built {
 /// The feature tables of `date` (`rows` silver events), read a window of rows at a time: each
 /// window's event features are written, the window is reduced to partial window counts, and
 /// its keyed events go to the session buckets. Template counts come from `silver/templates`.
-fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
+fn build_date(
+    ctx: &Context,
+    date: NaiveDate,
+    rows: usize,
+    closing: &closing::Closing,
+) -> Result<Built> {
     let session_key = ctx.resolved.parse.session_key.as_ref();
     let gold = &ctx.resolved.gold;
     let window_ms = i64::from(gold.window_minutes.max(1)) * 60_000;
@@ -182,8 +207,7 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
     })?;
     events_out.commit(&ctx.source, date)?;
 
-    let closing = closing::Closing::of(&ctx.lake, &ctx.source, date, gold)?;
-    let windows = window_features(ctx, partials, &top, date, &closing)?;
+    let windows = window_features(ctx, partials, &top, date, closing)?;
     tracing::debug!(
         ms = t0.elapsed().as_millis() as u64,
         "window and event features"
@@ -196,114 +220,11 @@ fn build_date(ctx: &Context, date: NaiveDate, rows: usize) -> Result<Built> {
         &windows,
     )?;
 
-    let n_sessions = sessions::write_sessions(ctx, date, sessions, session_key, &closing)?;
+    let n_sessions = sessions::write_sessions(ctx, date, sessions, session_key, closing)?;
     Ok(Built {
         windows: windows.height(),
         sessions: n_sessions,
     })
-}
-
-/// The `k` most frequent templates, which get their own window count column: those of the
-/// [`TOP_TEMPLATE_DAYS`] days before `date` that have silver, so that a window's columns do
-/// not depend on what comes later in its day (a window judged at noon has the columns it
-/// has at midnight); on a source's first day, with nothing before it, the day's own.
-fn top_templates_for(ctx: &Context, date: NaiveDate, k: usize) -> Result<Vec<String>> {
-    let from = date - chrono::Duration::days(TOP_TEMPLATE_DAYS);
-    let earlier: Vec<NaiveDate> = ctx
-        .lake
-        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
-        .into_iter()
-        .filter(|d| *d >= from && *d < date)
-        .collect();
-    let days = if earlier.is_empty() {
-        vec![date]
-    } else {
-        earlier
-    };
-    let totals: Vec<(String, u64)> =
-        crate::detectors::training::template_stats(&ctx.lake, &ctx.source, &days)?
-            .into_iter()
-            .map(|(id, (_, n))| (id, n))
-            .collect();
-    Ok(top_templates(&totals, k))
-}
-
-/// Days of silver templates behind the top-template columns.
-const TOP_TEMPLATE_DAYS: i64 = 7;
-
-/// The `k` most frequent templates (ties by id), which get their own window count column.
-fn top_templates(totals: &[(String, u64)], k: usize) -> Vec<String> {
-    let mut ranked: Vec<&(String, u64)> = totals.iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.into_iter().take(k).map(|(t, _)| t.clone()).collect()
-}
-
-/// The templates an earlier batch had: a template of this batch that is not among them is
-/// new.
-fn seen_before(ctx: &Context, date: NaiveDate) -> Result<FxHashSet<String>> {
-    let Some(prior) = templates_before(ctx, date)? else {
-        return Ok(FxHashSet::default());
-    };
-    let prior = prior
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading earlier templates")?;
-    Ok(prior
-        .column("template_id")?
-        .str()?
-        .iter()
-        .flatten()
-        .map(str::to_string)
-        .collect())
-}
-
-/// Template ids seen in this source's silver before `date`.
-fn templates_before(ctx: &Context, date: NaiveDate) -> Result<Option<LazyFrame>> {
-    let earlier: Vec<NaiveDate> = ctx
-        .lake
-        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
-        .into_iter()
-        .filter(|d| *d < date)
-        .collect();
-    Ok(ctx
-        .lake
-        .scan(Layer::Silver, tables::TEMPLATES, &ctx.source, &earlier)?
-        .map(|lf| {
-            lf.select([col("template_id")])
-                .unique(None, UniqueKeepStrategy::Any)
-        }))
-}
-
-/// Per service and hour of day, the median volume and error count of a window over the
-/// `days` days before `date` (the gold partitions present when this batch is built): what is
-/// usual at this time of day, beside each window, for SQL and reports. `None` with no history
-/// (or `days` = 0); the columns are then null.
-fn same_hour_baselines(ctx: &Context, date: NaiveDate, days: u32) -> Result<Option<LazyFrame>> {
-    if days == 0 {
-        return Ok(None);
-    }
-    let from = date - chrono::Duration::days(i64::from(days));
-    let earlier: Vec<NaiveDate> = ctx
-        .lake
-        .partition_dates(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source)?
-        .into_iter()
-        .filter(|d| *d >= from && *d < date)
-        .collect();
-    Ok(ctx
-        .lake
-        .scan(Layer::Gold, tables::WINDOW_FEATURES, &ctx.source, &earlier)?
-        .map(|lf| {
-            lf.group_by([col("service"), col("hour")]).agg([
-                col("n_events")
-                    .cast(DataType::Float64)
-                    .median()
-                    .alias("events_same_hour"),
-                col("n_error")
-                    .cast(DataType::Float64)
-                    .median()
-                    .alias("errors_same_hour"),
-            ])
-        }))
 }
 
 /// One row per service × time window (see the module docs), from the day's partial counts.
