@@ -55,9 +55,9 @@ def anomalies(lake):
     db = sqlite3.connect(f"{lake}/loglake.db")
     rows = db.execute(
         "select detector, granularity, entity_key, round(score, 9) from anomalies "
-        "where batch_date = ? order by 1, 2, 3", (day,)).fetchall()
+        "where batch_date = ? order by 1, 2, 3, 4", (day,)).fetchall()
     db.close()
-    return rows
+    return sorted(rows)
 
 def fresh(name):
     lake = f"{work}/{name}"

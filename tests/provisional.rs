@@ -77,6 +77,28 @@ fn micro_and_whole(
     steps: usize,
     after_each: &mut dyn FnMut(&Database),
 ) -> (DataFrame, DataFrame, i64) {
+    micro_and_whole_on(
+        dir,
+        config,
+        source,
+        (first, DAY, true),
+        lines,
+        steps,
+        after_each,
+    )
+}
+
+/// [`micro_and_whole`] for batch date `day`; with `open`, the micro-batches run as if the
+/// day and every window stayed open until the round that closes it.
+fn micro_and_whole_on(
+    dir: &Path,
+    config: &Path,
+    source: &Source,
+    (first, day, open): (&Path, &str, bool),
+    lines: &[&str],
+    steps: usize,
+    after_each: &mut dyn FnMut(&Database),
+) -> (DataFrame, DataFrame, i64) {
     let (micro, whole) = (dir.join("micro"), dir.join("whole"));
     let input = ["run", "--input", first.to_str().unwrap()];
     loglake(&micro, config, source, "2026-03-01", &input, false);
@@ -85,7 +107,7 @@ fn micro_and_whole(
     std::fs::create_dir_all(dir.join("growing")).unwrap();
     let growing = dir
         .join("growing")
-        .join(format!("{}-{DAY}.log", source.name));
+        .join(format!("{}-{day}.log", source.name));
     let mut file = std::fs::File::create(&growing).unwrap();
     let mut provisional_seen = 0;
     let stages = ["02-silver", "03-gold", "05-detect"];
@@ -93,9 +115,9 @@ fn micro_and_whole(
         file.write_all(step.concat().as_bytes()).unwrap();
         file.flush().unwrap();
         let input = ["01-bronze", "--input", growing.to_str().unwrap()];
-        loglake(&micro, config, source, DAY, &input, true);
+        loglake(&micro, config, source, day, &input, open);
         for stage in stages {
-            loglake(&micro, config, source, DAY, &[stage], true);
+            loglake(&micro, config, source, day, &[stage], open);
         }
         let db = database(&micro);
         provisional_seen += db
@@ -115,23 +137,25 @@ fn micro_and_whole(
     // The day closes (its end plus the lateness is past by the wall clock): the next run
     // judges what was open, for good.
     for stage in stages {
-        loglake(&micro, config, source, DAY, &[stage], false);
+        loglake(&micro, config, source, day, &[stage], false);
     }
-    let db = database(&micro);
-    assert_eq!(
-        db.query_i64("SELECT COUNT(*) FROM anomalies WHERE provisional")
-            .unwrap(),
-        0
-    );
-    db.close();
+    if open {
+        let db = database(&micro);
+        assert_eq!(
+            db.query_i64("SELECT COUNT(*) FROM anomalies WHERE provisional")
+                .unwrap(),
+            0
+        );
+        db.close();
+    }
 
     let input = ["01-bronze", "--input", growing.to_str().unwrap()];
-    loglake(&whole, config, source, DAY, &input, false);
+    loglake(&whole, config, source, day, &input, false);
     for stage in stages {
-        loglake(&whole, config, source, DAY, &[stage], false);
+        loglake(&whole, config, source, day, &[stage], false);
     }
     let found =
-        |lake: &Path| common::lake_anomalies(lake.to_str().unwrap(), source.name, &[DAY], &[]);
+        |lake: &Path| common::lake_anomalies(lake.to_str().unwrap(), source.name, &[day], &[]);
     (found(&micro), found(&whole), provisional_seen)
 }
 
@@ -223,4 +247,99 @@ fn hdfs_sessions_in_micro_batches_end_as_the_whole_day() {
         micro.equals_missing(&whole),
         "the day's final anomalies are the whole day's:\n{micro}\n{whole}"
     );
+}
+
+/// Windows and sessions close during the day (the batch date is tomorrow's, so the day itself
+/// stays open, and the watermark closes what it passes): a final verdict, once given, is the
+/// same at every later run — same row, score and first detection — and the day's anomalies,
+/// final and provisional, end as one run over it finds them.
+#[test]
+fn a_final_verdict_stands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-03-01", 2, 20_000, 7);
+    let logs = raw.join("logs");
+    let text = std::fs::read_to_string(logs.join(format!("shop-{DAY}.log"))).unwrap();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let config = tmp.path().join("loglake.toml");
+    std::fs::write(&config, "").unwrap();
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Duration::days(1)).to_string();
+    let verdict = "SELECT anomaly_id || ' ' || score || ' ' || detected_at FROM anomalies \
+                   WHERE NOT provisional AND granularity IN ('window', 'session') ORDER BY 1";
+    let mut given: Vec<Vec<String>> = Vec::new();
+    let mut check = |db: &Database| {
+        let now = db.query_strings(verdict).unwrap();
+        for row in &given {
+            assert!(now.contains(row), "a final verdict stands: {row:?}");
+        }
+        given = now;
+    };
+    let first = logs.join("shop-2026-03-01.log");
+    let (micro, whole, provisional) = micro_and_whole_on(
+        tmp.path(),
+        &config,
+        &Source::shop(),
+        (&first, &tomorrow, false),
+        &lines,
+        6,
+        &mut check,
+    );
+    assert!(provisional > 0, "open windows or sessions were judged");
+    assert!(
+        !given.is_empty(),
+        "windows or sessions were judged final during the day"
+    );
+    assert!(
+        micro.equals_missing(&whole),
+        "the day's anomalies are the whole day's:\n{micro}\n{whole}"
+    );
+
+    // Lines far later than the allowed lateness, into the day's first windows, which were
+    // judged closed long ago: a burst of errors there changes no verdict given.
+    let lake = tmp.path().join("micro");
+    let early = "SELECT COUNT(*) FROM anomalies WHERE granularity = 'window' \
+                 AND window_start < '2026-03-02 00:05'";
+    let db = database(&lake);
+    let (early_before, given) = (
+        db.query_i64(early).unwrap(),
+        db.query_strings(verdict).unwrap(),
+    );
+    db.close();
+    let growing = tmp
+        .path()
+        .join("growing")
+        .join(format!("shop-{tomorrow}.log"));
+    let mut late = String::new();
+    for i in 0..3_000 {
+        late.push_str(&format!(
+            "2026-03-02T00:0{}:{:02}.000Z ERROR checkout: payment gateway timeout after {i} ms\n",
+            i % 5,
+            i % 60
+        ));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&growing)
+        .unwrap();
+    file.write_all(late.as_bytes()).unwrap();
+    drop(file);
+    let source = Source::shop();
+    let input = ["01-bronze", "--input", growing.to_str().unwrap()];
+    loglake(&lake, &config, &source, &tomorrow, &input, false);
+    for stage in ["02-silver", "03-gold", "05-detect"] {
+        loglake(&lake, &config, &source, &tomorrow, &[stage], false);
+    }
+    let db = database(&lake);
+    let now = db.query_strings(verdict).unwrap();
+    for row in &given {
+        assert!(
+            now.contains(row),
+            "a final verdict stands after late lines: {row:?}"
+        );
+    }
+    assert_eq!(
+        db.query_i64(early).unwrap(),
+        early_before,
+        "no new verdict on the windows judged closed"
+    );
+    db.close();
 }

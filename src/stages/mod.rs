@@ -6,6 +6,7 @@
 //! dates.
 
 pub mod bronze;
+pub mod closing;
 pub mod detect;
 pub mod gold;
 pub mod init;

@@ -14,6 +14,7 @@ mod chunks;
 mod open;
 mod rows;
 mod samples;
+mod standing;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ use crate::detectors::scoring::ScoringInput;
 use crate::detectors::{AnyDetector, Finding, Granularity, SavedModel, Scored, ensemble};
 use crate::lake::{Layer, tables};
 use crate::records::{AnomalyRow, Incident};
+use crate::stages::closing::Closing;
 use samples::Samples;
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
@@ -100,6 +102,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         timed("05-detect: first detections", || {
             rows::keep_first_detection(ctx, date, &mut anomalies)
         })?;
+        // Windows and sessions closed when the last run judged them keep its verdicts.
+        let closing = Closing::of(&ctx.lake, &ctx.source, date, &ctx.resolved.gold)?;
+        let versions: Vec<&str> = models.iter().map(|m| m.model_version.as_str()).collect();
+        let versions = versions.join(",");
+        if let Some(previous) = standing::Previous::of(ctx, date, &versions)? {
+            anomalies = previous.keep(anomalies);
+        }
         let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
         // Incidents reach across batches: this batch's first anomalies of a service may
         // continue an earlier batch's incident, and later batches may already continue ours.
@@ -133,6 +142,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 .or_default() += 1;
         }
         write_detections(ctx, date, &anomalies, &incidents)?;
+        standing::record(ctx, date, &closing, &versions)?;
         if let Some(inputs) = &inputs {
             ctx.lake
                 .record_built_from(Layer::Detections, &ctx.source, date, inputs)?;

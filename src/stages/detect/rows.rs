@@ -122,6 +122,21 @@ pub fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyR
     Ok(())
 }
 
+/// The anomalies of `date` as the lake has them from the last run.
+pub fn this_batch_anomalies(ctx: &Context, date: NaiveDate) -> Result<Vec<AnomalyRow>> {
+    let Some(frame) = ctx
+        .lake
+        .scan(Layer::Detections, tables::ANOMALIES, &ctx.source, &[date])?
+    else {
+        return Ok(Vec::new());
+    };
+    let df = frame
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading the batch's detections/anomalies")?;
+    anomaly_rows(&df)
+}
+
 /// The anomalies of every other batch of the source, from the lake: what incidents across
 /// batch boundaries are assembled from. Small — anomalies are rare by construction — so read
 /// whole rather than filtered.

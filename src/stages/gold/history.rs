@@ -8,7 +8,6 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rustc_hash::FxHashSet;
 
-use super::closing;
 use crate::lake::{Layer, tables};
 use crate::stages::Context;
 
@@ -19,7 +18,7 @@ use crate::stages::Context;
 pub(super) fn inputs_of(
     ctx: &Context,
     date: NaiveDate,
-    closing: &closing::Closing,
+    closing: &crate::stages::closing::Closing,
 ) -> Result<String> {
     let lake = &ctx.lake;
     let earlier: Vec<String> = lake

@@ -34,7 +34,6 @@ use crate::lake::schema::with_session_field;
 use crate::lake::{Layer, each_read_ahead, tables};
 use crate::parse::SessionKey;
 
-mod closing;
 mod history;
 mod sessions;
 mod windows;
@@ -72,7 +71,8 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             }
             continue;
         }
-        let closing = closing::Closing::of(&ctx.lake, &ctx.source, date, &ctx.resolved.gold)?;
+        let closing =
+            crate::stages::closing::Closing::of(&ctx.lake, &ctx.source, date, &ctx.resolved.gold)?;
         let inputs = inputs_of(ctx, date, &closing)?;
         let built = !ctx
             .lake
@@ -123,7 +123,7 @@ fn build_date(
     ctx: &Context,
     date: NaiveDate,
     rows: usize,
-    closing: &closing::Closing,
+    closing: &crate::stages::closing::Closing,
 ) -> Result<Built> {
     let session_key = ctx.resolved.parse.session_key.as_ref();
     let gold = &ctx.resolved.gold;
@@ -233,7 +233,7 @@ fn window_features(
     partials: windows::WindowPartials,
     top: &[String],
     date: NaiveDate,
-    closing: &closing::Closing,
+    closing: &crate::stages::closing::Closing,
 ) -> Result<DataFrame> {
     let gold = &ctx.resolved.gold;
     let window_ms = gold.window_minutes.max(1) as i64 * 60_000;

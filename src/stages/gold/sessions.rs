@@ -434,7 +434,7 @@ pub(super) fn write_sessions(
     date: NaiveDate,
     sessions: SessionBuckets,
     session_key: Option<&SessionKey>,
-    closing: &super::closing::Closing,
+    closing: &crate::stages::closing::Closing,
 ) -> Result<usize> {
     let mut n_sessions = 0;
     if session_key.is_none() {

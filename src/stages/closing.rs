@@ -7,7 +7,8 @@
 //! end, a session once the watermark is `[gold] session_idle_minutes` past its last event.
 //! A day whose end plus the lateness is past by the wall clock is closed whole — a run over
 //! a past date judges everything at once. 05-detect gives open entities *provisional*
-//! verdicts only: no incident, no alert, until they close.
+//! verdicts only: no incident, no alert, until they close; and it keeps the closing it judged
+//! by, so that a verdict on an entity that was closed then stands at later runs.
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
@@ -16,7 +17,7 @@ use polars::prelude::*;
 use crate::config::GoldSettings;
 use crate::lake::{Lake, Layer, tables};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Closing {
     /// The whole day is closed (by the wall clock).
     pub day_closed: bool,
@@ -46,6 +47,16 @@ impl Closing {
                 - i64::from(gold.allowed_lateness_minutes) * 60_000,
             idle_ms: i64::from(gold.session_idle_minutes) * 60_000,
         })
+    }
+
+    /// Whether a window ending at `end_ms` is closed.
+    pub fn window_closed(&self, end_ms: i64) -> bool {
+        self.day_closed || end_ms <= self.watermark_ms
+    }
+
+    /// Whether a session whose last event is at `end_ms` is closed.
+    pub fn session_closed(&self, end_ms: i64) -> bool {
+        self.day_closed || end_ms + self.idle_ms <= self.watermark_ms
     }
 
     /// `closed` for rows whose window ends at `end` (a timestamp column).

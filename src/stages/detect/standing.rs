@@ -1,0 +1,101 @@
+//! Verdicts that stand. A run every few minutes scores the day's windows and sessions again;
+//! an entity that was already closed when an earlier run judged it keeps that run's verdict —
+//! its anomaly row as it was, or no anomaly — even if events that arrived later than
+//! `[gold] allowed_lateness_minutes` would now score it otherwise. 05-detect records the
+//! closing it judged by and the models it judged with (`detections/judged`) to know which
+//! entities those were. New models (a retrain, say after operators' verdicts) judge the day
+//! afresh: what stands is a verdict of the same models.
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::lake::Layer;
+use crate::records::AnomalyRow;
+use crate::stages::Context;
+use crate::stages::closing::Closing;
+
+/// The table of the closing each day was last judged by (one row a day).
+const JUDGED: &str = "judged";
+
+/// The last run's judgement of a day: the closing it used and its final anomalies.
+pub struct Previous {
+    closing: Closing,
+    final_rows: Vec<AnomalyRow>,
+}
+
+impl Previous {
+    /// What the last run of 05-detect judged `date` by; `None` when none recorded it, or
+    /// when it judged with other `models` (their versions, as [`record`] takes them).
+    pub fn of(ctx: &Context, date: NaiveDate, models: &str) -> Result<Option<Self>> {
+        let Some(judged) = ctx
+            .lake
+            .scan_partition(Layer::Detections, JUDGED, &ctx.source, date)?
+        else {
+            return Ok(None);
+        };
+        let judged = judged
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading detections/judged")?;
+        let same_models = judged
+            .column("models")
+            .ok()
+            .and_then(|c| c.str().ok()?.get(0).map(|m| m == models));
+        if same_models != Some(true) {
+            return Ok(None);
+        }
+        let text = judged.column("closing")?.str()?.get(0).unwrap_or_default();
+        let Ok(closing) = serde_json::from_str::<Closing>(text) else {
+            return Ok(None);
+        };
+        let final_rows = super::rows::this_batch_anomalies(ctx, date)?
+            .into_iter()
+            .filter(|r| !r.provisional)
+            .collect();
+        Ok(Some(Self {
+            closing,
+            final_rows,
+        }))
+    }
+
+    /// This run's `found` with every window and session the last run judged closed as that
+    /// run had it: its anomaly row as it was, or none.
+    pub fn keep(self, found: Vec<AnomalyRow>) -> Vec<AnomalyRow> {
+        let closing = self.closing;
+        let mut rows: Vec<AnomalyRow> = found
+            .into_iter()
+            .filter(|r| !judged_final(&closing, r))
+            .collect();
+        rows.extend(
+            self.final_rows
+                .into_iter()
+                .filter(|r| judged_final(&closing, r)),
+        );
+        rows.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
+        rows
+    }
+}
+
+/// Whether a run that judged by `closing` judged `row`'s window or session closed (events are
+/// always judged as they come, and score the same at every run).
+fn judged_final(closing: &Closing, row: &AnomalyRow) -> bool {
+    let end = row.window_end.timestamp_millis();
+    match row.granularity.as_str() {
+        "window" => closing.window_closed(end),
+        "session" => closing.session_closed(end),
+        _ => false,
+    }
+}
+
+/// Record the closing `date` was judged by, and the `models` (versions, comma-separated).
+pub fn record(ctx: &Context, date: NaiveDate, closing: &Closing, models: &str) -> Result<()> {
+    let text = serde_json::to_string(closing)?;
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("closing".into(), [text.as_str()]),
+        Column::new("models".into(), [models]),
+    ])?;
+    ctx.lake
+        .commit_partition(Layer::Detections, JUDGED, &ctx.source, date, &df)?;
+    Ok(())
+}
