@@ -177,8 +177,7 @@ pub struct GoldSettings {
     pub session_bucket_events: usize,
     /// How late a line may reach the lake and still belong to what it happened in: a window
     /// closes (its verdict final) when the day's latest event time less this passes its
-    /// end, and a day closes whole once its end plus this is past by the wall clock
-    /// (02-silver then lets go of the last event it held back for continuation lines).
+    /// end, and a day closes whole once its end plus this is past by the wall clock.
     pub allowed_lateness_minutes: u32,
     /// A session is complete once the day's latest event time, less the allowed lateness,
     /// is this many minutes past its last event: until then its verdict is provisional.

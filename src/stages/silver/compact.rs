@@ -17,17 +17,25 @@ use crate::stages::template_store::{resolve, successors_of};
 /// 5-minute runs compacts about every two hours, and a reader opens at most this many files.
 pub const MAX_PARTS: usize = 24;
 
-/// Compact `date`'s silver events and quarantine if they have more than [`MAX_PARTS`] files.
-pub fn when_due(ctx: &Context, date: NaiveDate) -> Result<()> {
-    day(&ctx.lake, &ctx.source, date, MAX_PARTS)
+/// Compact `date`'s silver events and quarantine if they have more than [`MAX_PARTS`] files;
+/// `keep` is the part holding the day's last event, which the next run may write again (a
+/// stack trace it continues): it is left as it is.
+pub fn when_due(ctx: &Context, date: NaiveDate, keep: Option<&str>) -> Result<()> {
+    day(&ctx.lake, &ctx.source, date, MAX_PARTS, keep)
 }
 
 /// Compact one day's silver events and quarantine when either has more than `max_parts`
-/// files; returns whether anything was rewritten.
-pub fn day(lake: &Lake, source: &str, date: NaiveDate, max_parts: usize) -> Result<()> {
+/// files (the events part named `keep` aside).
+pub fn day(
+    lake: &Lake,
+    source: &str,
+    date: NaiveDate,
+    max_parts: usize,
+    keep: Option<&str>,
+) -> Result<()> {
     let events = lake.part_files(Layer::Silver, tables::EVENTS, source, date)?;
     if events.len() > max_parts {
-        compact_events(lake, source, date)
+        compact_events(lake, source, date, events, keep)
             .with_context(|| format!("compacting silver events of {date}"))?;
     }
     let quarantine = lake.part_files(Layer::Quarantine, tables::UNPARSED, source, date)?;
@@ -44,18 +52,27 @@ pub fn day(lake: &Lake, source: &str, date: NaiveDate, max_parts: usize) -> Resu
 }
 
 /// Rewrite the day's events as parts of [`EVENT_SLICE`] rows, a part at a time, template ids
-/// resolved through the day's successors.
-fn compact_events(lake: &Lake, source: &str, date: NaiveDate) -> Result<()> {
+/// resolved through the day's successors; the part `keep` is put back as it was.
+fn compact_events(
+    lake: &Lake,
+    source: &str,
+    date: NaiveDate,
+    files: Vec<std::path::PathBuf>,
+    keep: Option<&str>,
+) -> Result<()> {
+    let is_kept = |f: &std::path::PathBuf| {
+        keep.is_some_and(|k| f.file_name().is_some_and(|n| n.to_string_lossy() == k))
+    };
+    let (kept, files): (Vec<_>, Vec<_>) = files.into_iter().partition(is_kept);
+    let kept = match kept.first() {
+        Some(f) => Some(Lake::scan_files(std::slice::from_ref(f))?.collect()?),
+        None => None,
+    };
     let successors = successors_of(lake, source, date)?;
-    let ranges = lake.row_ranges(Layer::Silver, tables::EVENTS, (source, date), EVENT_SLICE)?;
-    // Ranges stop at file ends; joined up again into slices of the day's rows.
-    let rows: usize = ranges.iter().map(|r| r.1).sum();
+    let rows = Lake::row_count(&files)? as usize;
     let mut staged = lake.stage_partition(Layer::Silver, tables::EVENTS)?;
     for start in (0..rows).step_by(EVENT_SLICE) {
-        let Some(all) = lake.scan_partition(Layer::Silver, tables::EVENTS, source, date)? else {
-            anyhow::bail!("the partition disappeared while it was compacted");
-        };
-        let slice = all
+        let slice = Lake::scan_files(&files)?
             .slice(start as i64, EVENT_SLICE as IdxSize)
             .collect()
             .map_err(anyhow::Error::from)?;
@@ -63,6 +80,11 @@ fn compact_events(lake: &Lake, source: &str, date: NaiveDate) -> Result<()> {
         staged.write(&mut slice)?;
     }
     staged.commit(source, date)?;
+    if let (Some(mut frame), Some(name)) = (kept, keep) {
+        lake.commit_part_file(Layer::Silver, tables::EVENTS, source, date, name, |path| {
+            crate::lake::write_parquet(&mut frame, path)
+        })?;
+    }
     tracing::info!(%date, rows, "silver events compacted");
     Ok(())
 }

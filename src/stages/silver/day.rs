@@ -12,8 +12,10 @@
 //! mined, and each spilled file becomes one part of the partition with its templates named
 //! (only the template columns are encoded again; see [`Pending`]). The one thing a window
 //! cannot see is a continuation line at its start, which belongs to the last event of an
-//! earlier window: that event is held back until the next window — or the next run — shows
-//! whether lines follow it.
+//! earlier window: that event is held back until the next window shows whether lines follow
+//! it. A run's last event is written in a part of its own (`part-r<n>-last`) and kept in the
+//! state: when the next run's first lines continue it (a stack trace cut by the run), that
+//! part is written again with the event whole.
 //!
 //! (Parsing every window twice — once to mine, once to write — kept nothing on disk, but
 //! parsing is the stage's work: on a million HDFS lines the second pass cost 0.4 s of 1.35.)
@@ -42,7 +44,7 @@ pub struct Written {
     pub lines: u64,
     pub events: u64,
     pub quarantined: u64,
-    /// Whether the run wrote anything (new lines, or a held event let go).
+    /// Whether the run wrote anything.
     pub wrote: bool,
 }
 
@@ -51,6 +53,14 @@ struct Held {
     file: String,
     line_no: u64,
     event: Detached,
+}
+
+/// The last event of the run before, in its part.
+struct Carried {
+    held: Held,
+    part: String,
+    /// Lines it had when that part was written; it has more when this run joined some.
+    lines: u32,
 }
 
 /// Parse the bronze parts of `date` that earlier runs did not, and commit their events,
@@ -82,7 +92,7 @@ pub fn parse(ctx: &Context, date: NaiveDate) -> Result<Option<Written>> {
         .filter(|(_, n)| !state.parts.contains(n))
         .map(|(f, _)| f.clone())
         .collect();
-    if new.is_empty() && state.held.is_none() {
+    if new.is_empty() {
         return Ok(Some(Written::default()));
     }
     if state.sample.is_empty() && !new.is_empty() {
@@ -107,28 +117,19 @@ pub fn parse(ctx: &Context, date: NaiveDate) -> Result<Option<Written>> {
         let bronze = read_bronze(&new, Some(((w * window) as i64, window)))?;
         run.add_window(&parser, &bronze, date)?;
     }
-    // The event held back is complete when no line can join it (the format joins none),
-    // when a run found no more lines for the day, or when the day is closed.
-    if new.is_empty()
-        || !parser.joins_lines()
-        || ctx.resolved.gold.day_closed(date, chrono::Utc::now())
-    {
-        run.let_go()?;
-    }
     let written = run.finish(ctx, &parser, date, &mut state)?;
     state.parts.extend(new.iter().map(|f| file_name(f)));
-    if state.lines != state.event_lines + state.quarantined + held_lines(&state) {
+    if state.lines != state.event_lines + state.quarantined {
         bail!(
-            "row balance broken for {date}: {} bronze rows, {} lines in {} events + {} held back + {} quarantined",
+            "row balance broken for {date}: {} bronze rows, {} lines in {} events + {} quarantined",
             state.lines,
             state.event_lines,
             state.events,
-            held_lines(&state),
             state.quarantined
         );
     }
     state.save(&ctx.lake, &ctx.source, date)?;
-    compact::when_due(ctx, date)?;
+    compact::when_due(ctx, date, state.held_part.as_deref())?;
     Ok(Some(written))
 }
 
@@ -141,10 +142,6 @@ const DAY_TABLES: [(Layer, &str); 4] = [
     (Layer::Quarantine, tables::UNPARSED),
 ];
 
-fn held_lines(state: &ParseState) -> u64 {
-    state.held.as_ref().map_or(0, |h| u64::from(h.lines))
-}
-
 fn file_name(path: &std::path::Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -154,9 +151,15 @@ fn file_name(path: &std::path::Path) -> String {
 /// One run's parse of a day: the day's miner and counts carried on from the state, and this
 /// run's events waiting for their templates.
 struct Run {
+    /// This run's number (its parts are `part-r<n>-…`).
+    number: u32,
     miner: Miner,
     counts: TemplateCounts,
+    /// The last event seen in this run, held back until the next window.
     held: Option<Held>,
+    /// The last event of the run before, written in its own part: continuation lines at
+    /// this run's start join it, and its part is written again (`joined`).
+    carried: Option<Carried>,
     before: Option<String>,
     pending: Pending,
     quarantined: Vec<DataFrame>,
@@ -173,18 +176,28 @@ struct Run {
 
 impl Run {
     fn resume(ctx: &Context, state: &mut ParseState) -> Result<Self> {
-        let held = state.held.take().map(|h| Held {
-            event: h.detached(),
-            file: h.file,
-            line_no: h.line_no,
-        });
+        let carried = state
+            .held
+            .take()
+            .zip(state.held_part.take())
+            .map(|(h, part)| Carried {
+                lines: h.lines,
+                held: Held {
+                    event: h.detached(),
+                    file: h.file,
+                    line_no: h.line_no,
+                },
+                part,
+            });
         Ok(Self {
+            number: state.runs + 1,
+            carried,
             miner: Miner::resume(
                 std::mem::take(&mut state.messages),
                 std::mem::take(&mut state.weights),
             ),
             counts: std::mem::take(&mut state.stats),
-            held,
+            held: None,
             before: state.before.take(),
             pending: Pending::new(ctx.lake.scratch("silver-windows")?),
             quarantined: Vec::new(),
@@ -216,30 +229,61 @@ impl Run {
             .map(|l| l.to_string());
         self.skewed += super::check_skew(&mut win.batch, date, settings.0, settings.1);
         for c in &win.orphans {
-            match self.held.as_mut() {
+            let before = self
+                .held
+                .as_mut()
+                .or(self.carried.as_mut().map(|c| &mut c.held));
+            match before {
                 Some(h) => join_line(&mut h.event.event, c),
                 None => win.batch.parsed[c.line] = Parsed::Quarantined(NO_EVENT_BEFORE.into()),
             }
         }
         template_counts(&win.batch, &mut self.counts);
         let frame = self.window_events(&win.batch, &columns)?;
-        self.pending.add(frame)?;
+        let name = self.part_name(self.pending.frames);
+        self.pending.add(frame, name)?;
         let bad = quarantine_frame(&win.batch, &columns)?;
         self.bad += bad.height() as u64;
         self.quarantined.push(bad);
         Ok(())
     }
 
-    /// Write the held event now: nothing can join it any more.
-    fn let_go(&mut self) -> Result<()> {
-        if let Some(h) = self.held.take() {
+    /// The name of this run's part `k`.
+    fn part_name(&self, k: usize) -> String {
+        format!("part-r{:06}-{k:04}.parquet", self.number)
+    }
+
+    /// The run's last event, in a part of its own (named to sort after the run's other
+    /// parts), and the run before's last event again if this run's first lines joined it.
+    fn write_last(&mut self) -> Result<Option<String>> {
+        let single = |h: &Held| -> Result<DataFrame> {
             let empty = Batch::empty(Vec::new());
             let mut ev = EventColumns::with_capacity(1, &empty);
             ev.push_detached(&h.file, h.line_no, &h.event);
-            self.count_written(&h.event.event);
-            self.pending.add(ev.finish(None)?)?;
+            ev.finish(None)
+        };
+        if let Some(c) = &self.carried
+            && c.held.event.event.lines > c.lines
+        {
+            let added = c.held.event.event.lines - c.lines;
+            self.event_lines += u64::from(added);
+            self.written_messages.insert(c.held.event.event.template);
+            let frame = single(&c.held)?;
+            self.pending.add(frame, c.part.clone())?;
         }
-        Ok(())
+        let Some(h) = self.held.take() else {
+            return Ok(None);
+        };
+        self.count_written(&h.event.event);
+        let name = format!("part-r{:06}-last.parquet", self.number);
+        self.pending.add(single(&h)?, name.clone())?;
+        // The carried event is now the run's last: its part and lines as written.
+        self.carried = Some(Carried {
+            lines: h.event.event.lines,
+            held: h,
+            part: name.clone(),
+        });
+        Ok(Some(name))
     }
 
     fn count_written(&mut self, e: &crate::parse::Event<'_>) {
@@ -292,14 +336,15 @@ impl Run {
         state: &mut ParseState,
     ) -> Result<Written> {
         super::warn_skew(date, self.skew.0, self.skewed);
+        self.write_last()?;
         ctx.progress.step(format!("mining the templates of {date}"));
         let mined = self.miner.finish(parser);
-        state.runs += 1;
-        let frames = self.pending.finish()?;
-        write_events(ctx, date, &mined, &self.pending, frames, state)?;
+        state.runs = self.number;
+        self.pending.finish()?;
+        write_events(ctx, date, &mined, &self.pending)?;
         let bad = crate::lake::concat_rows(std::mem::take(&mut self.quarantined))?;
         if bad.height() > 0 {
-            let name = state.part_name(0);
+            let name = self.part_name(0);
             ctx.lake.commit_part_file(
                 Layer::Quarantine,
                 tables::UNPARSED,
@@ -348,10 +393,12 @@ impl Run {
         state.weights = self.miner.weights().to_vec();
         state.stats = self.counts;
         state.before = self.before;
-        state.held = self
-            .held
+        // Only a format that joins lines can continue an event in the next run.
+        let carried = self.carried.filter(|_| parser.joins_lines());
+        state.held = carried
             .as_ref()
-            .map(|h| HeldEvent::of(&h.file, h.line_no, &h.event));
+            .map(|c| HeldEvent::of(&c.held.file, c.held.line_no, &c.held.event));
+        state.held_part = carried.map(|c| c.part);
         state.lines += self.lines;
         state.events += self.events;
         state.event_lines += self.event_lines;
@@ -368,15 +415,9 @@ impl Run {
 
 /// Name the templates of this run's waiting events and add them to `date`'s silver events
 /// as parts of their own, on every core at once.
-fn write_events(
-    ctx: &Context,
-    date: NaiveDate,
-    mined: &Mined,
-    pending: &Pending,
-    frames: usize,
-    state: &ParseState,
-) -> Result<()> {
+fn write_events(ctx: &Context, date: NaiveDate, mined: &Mined, pending: &Pending) -> Result<()> {
     use rayon::prelude::*;
+    let frames = pending.names.len();
     ctx.progress
         .step(format!("writing silver {date}: {frames} parts"));
     (0..frames).into_par_iter().try_for_each(|k| {
@@ -395,7 +436,7 @@ fn write_events(
                 tables::EVENTS,
                 &ctx.source,
                 date,
-                &state.part_name(k),
+                &pending.names[k],
                 |path| {
                     let file = std::fs::File::create(path)?;
                     replace_column(
@@ -464,6 +505,8 @@ struct Pending {
     writer: Option<FrameWriter>,
     scratch: Scratch,
     frames: usize,
+    /// The part each frame becomes.
+    names: Vec<String>,
 }
 
 impl Pending {
@@ -472,6 +515,7 @@ impl Pending {
             writer: None,
             scratch,
             frames: 0,
+            names: Vec::new(),
         }
     }
 
@@ -479,11 +523,12 @@ impl Pending {
         self.scratch.path(&format!("window-{k:05}.parquet"))
     }
 
-    /// The next window's frame (an empty one is left out).
-    fn add(&mut self, frame: DataFrame) -> Result<()> {
+    /// The next window's frame, to become part `name` (an empty one is left out).
+    fn add(&mut self, frame: DataFrame, name: String) -> Result<()> {
         if frame.height() == 0 {
             return Ok(());
         }
+        self.names.push(name);
         let path = self.path(self.frames);
         self.writer
             .get_or_insert_with(FrameWriter::start)

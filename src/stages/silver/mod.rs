@@ -67,17 +67,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 /// Bronze lines of `files` (parts of one day, in this order) with what silver reads of
 /// them; with `window`, only the rows `offset .. offset + len`.
 fn read_bronze(files: &[PathBuf], window: Option<(i64, usize)>) -> Result<DataFrame> {
-    let paths: Vec<PlRefPath> = files
-        .iter()
-        .map(|p| PlRefPath::new(p.to_string_lossy().to_string()))
-        .collect();
-    let args = ScanArgsParquet {
-        allow_missing_columns: true,
-        ..Default::default()
-    };
-    let mut bronze = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
-        .map_err(anyhow::Error::from)
-        .context("scanning bronze")?;
+    let mut bronze = crate::lake::Lake::scan_files(files).context("scanning bronze")?;
     if let Some((offset, len)) = window {
         bronze = bronze.slice(offset, len as IdxSize);
     }

@@ -8,7 +8,8 @@
 //! a single run over all its lines would mine. What else carries over:
 //! - the bronze parts already parsed, in the order they were parsed;
 //! - the last event, when the format joins lines (its continuation lines may be in the next
-//!   part), held back until the next run shows where it ends;
+//!   part), and the part it was written in, which the next run writes again if it continues
+//!   the event;
 //! - every template id the day's events were written with, so that one a later run refines
 //!   away still names its successor (`silver/template_successors`) — parts already written
 //!   are not rewritten for it;
@@ -34,7 +35,7 @@ use crate::parse::{Event, Header, LEVELS, ParamsRef, ParserConfig};
 pub const STATE_TABLE: &str = "parse_state";
 
 /// Bumped when the state's meaning changes: an older state then parses its day again.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ParseState {
@@ -57,8 +58,10 @@ pub struct ParseState {
     /// Every template id the day's events were written with: its text and the messages of
     /// the events written with it.
     pub issued: BTreeMap<String, Issued>,
-    /// The last event, not written yet (see the module docs).
+    /// The last event, and the part it is written in: a run whose first lines continue it
+    /// writes that part again (see the module docs).
     pub held: Option<HeldEvent>,
+    pub held_part: Option<String>,
     /// Bronze lines read, events written, lines quarantined, over all runs.
     pub lines: u64,
     pub events: u64,
@@ -72,7 +75,7 @@ pub struct Issued {
     pub messages: Vec<u32>,
 }
 
-/// An event held back between runs, with its own text.
+/// The day's last event as the state keeps it, with its own text.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeldEvent {
     pub file: String,
@@ -208,10 +211,5 @@ impl ParseState {
         self.version == VERSION
             && self.config == fingerprint(config)
             && self.parts.iter().all(|p| bronze_parts.contains(p))
-    }
-
-    /// The file name of part `k` of this run's output.
-    pub fn part_name(&self, k: usize) -> String {
-        format!("part-r{:06}-{k:04}.parquet", self.runs)
     }
 }
