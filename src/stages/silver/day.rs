@@ -420,6 +420,10 @@ fn write_events(ctx: &Context, date: NaiveDate, mined: &Mined, pending: &Pending
     let frames = pending.names.len();
     ctx.progress
         .step(format!("writing silver {date}: {frames} parts"));
+    // Named on every core at once, into the scratch folder; then committed one at a time: a
+    // lake on object storage records each part in the partition's manifest, and two commits
+    // at once would each write it without the other's part.
+    let named = |k: usize| pending.scratch.path(&format!("named-{k:05}.parquet"));
     (0..frames).into_par_iter().try_for_each(|k| {
         let name = |index: &Column| -> Result<Vec<Column>> {
             template_columns(
@@ -430,25 +434,25 @@ fn write_events(ctx: &Context, date: NaiveDate, mined: &Mined, pending: &Pending
                     .map(|m| mined.template_of(m as usize)),
             )
         };
-        ctx.lake
-            .commit_part_file(
-                Layer::Silver,
-                tables::EVENTS,
-                &ctx.source,
-                date,
-                &pending.names[k],
-                |path| {
-                    let file = std::fs::File::create(path)?;
-                    replace_column(
-                        &pending.path(k),
-                        TEMPLATE_INDEX,
-                        name,
-                        std::io::BufWriter::new(file),
-                    )
-                },
-            )
-            .map(|_| ())
-    })
+        let file = std::fs::File::create(named(k))?;
+        replace_column(
+            &pending.path(k),
+            TEMPLATE_INDEX,
+            name,
+            std::io::BufWriter::new(file),
+        )
+    })?;
+    for (k, part) in pending.names.iter().enumerate() {
+        ctx.lake.commit_part_file(
+            Layer::Silver,
+            tables::EVENTS,
+            &ctx.source,
+            date,
+            part,
+            |path| std::fs::rename(named(k), path).map_err(anyhow::Error::from),
+        )?;
+    }
+    Ok(())
 }
 
 /// Template ids the day's events were written with that the day's templates no longer
