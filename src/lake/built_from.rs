@@ -13,6 +13,9 @@ use super::{Lake, Layer};
 /// The table the record lives in (one row a day).
 pub const BUILT_FROM: &str = "built_from";
 
+/// The column a day record's text is in.
+const RECORD: &str = "record";
+
 impl Lake {
     /// What `layer`'s stage last built `date` of `source` from, if it recorded it.
     pub fn built_from(
@@ -21,25 +24,11 @@ impl Lake {
         source: &str,
         date: NaiveDate,
     ) -> Result<Option<String>> {
-        let own = self.partition_dir(layer, BUILT_FROM, source, date);
-        let files = self.part_files(layer, BUILT_FROM, source, date)?;
-        let Some(file) = files.iter().find(|f| f.parent() == Some(own.as_path())) else {
-            return Ok(None);
-        };
-        let read = LazyFrame::scan_parquet(
-            PlRefPath::new(file.to_string_lossy().to_string()),
-            Default::default(),
-        )
-        .and_then(|lf| lf.collect());
         // An unreadable record only costs a rebuild.
-        Ok(read.ok().and_then(|df| {
-            df.column("inputs")
-                .ok()?
-                .str()
-                .ok()?
-                .get(0)
-                .map(str::to_string)
-        }))
+        Ok(self
+            .day_record(layer, BUILT_FROM, source, date)
+            .ok()
+            .flatten())
     }
 
     /// Record what `date` of `source` was just built from (after the outputs are committed).
@@ -50,8 +39,39 @@ impl Lake {
         date: NaiveDate,
         inputs: &str,
     ) -> Result<()> {
-        let df = DataFrame::new_infer_height(vec![Column::new("inputs".into(), [inputs])])?;
-        self.commit_partition(layer, BUILT_FROM, source, date, &df)?;
+        self.commit_day_record(layer, BUILT_FROM, source, date, inputs)
+    }
+
+    /// A stage's record of one day (its state, what it built the day from, what it judged
+    /// by): one text in table `table`, one row a day. Only this lake's own: a whole day does
+    /// not read a record one of its shards left. `None` when there is none.
+    pub fn day_record(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+    ) -> Result<Option<String>> {
+        let own = self.partition_dir(layer, table, source, date);
+        let files = self.part_files(layer, table, source, date)?;
+        let Some(file) = files.iter().find(|f| f.parent() == Some(own.as_path())) else {
+            return Ok(None);
+        };
+        let df = Self::scan_files(std::slice::from_ref(file))?.collect()?;
+        Ok(df.column(RECORD)?.str()?.get(0).map(str::to_string))
+    }
+
+    /// Commit a stage's record of one day (see [`Lake::day_record`]).
+    pub fn commit_day_record(
+        &self,
+        layer: Layer,
+        table: &str,
+        source: &str,
+        date: NaiveDate,
+        text: &str,
+    ) -> Result<()> {
+        let df = DataFrame::new_infer_height(vec![Column::new(RECORD.into(), [text])])?;
+        self.commit_partition(layer, table, source, date, &df)?;
         Ok(())
     }
 

@@ -449,22 +449,12 @@ impl Lake {
         if files.is_empty() {
             return Ok(None);
         }
-        let paths: Vec<PlRefPath> = files
-            .iter()
-            .map(|p| PlRefPath::new(p.to_string_lossy().to_string()))
-            .collect();
-        let args = ScanArgsParquet {
-            allow_missing_columns: true,
-            ..Default::default()
-        };
-        let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "scanning {}",
-                    self.partition_dir(layer, table, source, date).display()
-                )
-            })?;
+        let lf = Self::scan_files(&files).with_context(|| {
+            format!(
+                "scanning {}",
+                self.partition_dir(layer, table, source, date).display()
+            )
+        })?;
         Ok(Some(lf))
     }
 

@@ -21,52 +21,10 @@ use crate::detectors::{DETECTORS, Granularity, SavedModel, Trained};
 use crate::lake::{Layer, tables};
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
-    let last = *ctx.dates.last().expect("at least one date");
-    // Models learn from closed days only: a day still being written is what they are about
-    // to judge, and a model refitted on every micro-batch would move its verdicts with it.
-    // A source with no model yet is the exception: its first models come from what there is
-    // (a first `run`, or a backfill into today's date, detects at once).
-    let has_model = SavedModel::latest_train_to(&ctx.lake, &ctx.source, last)?.is_some();
-    let open = has_model && !ctx.resolved.gold.day_closed(last, chrono::Utc::now());
-    let to = if open { last - Duration::days(1) } else { last };
-    let from = last - Duration::days(ctx.settings.train.lookback_days as i64);
-    let dates: Vec<NaiveDate> = ctx
-        .lake
-        .partition_dates(Layer::Gold, tables::EVENT_FEATURES, &ctx.source)?
-        .into_iter()
-        .filter(|d| *d >= from && *d <= to)
-        .collect();
-    if dates.is_empty() {
-        return Ok(RunOutcome::nothing_to_do(if open {
-            format!(
-                "{last} is still open and source {:?} has no closed day before it to train on (models are trained once a day closes: its end plus [gold] allowed_lateness_minutes)",
-                ctx.source
-            )
-        } else {
-            format!(
-                "no gold data for source {:?} between {from} and {to} (run 03-gold first)",
-                ctx.source
-            )
-        }));
-    }
-    let newest = *dates.last().expect("not empty");
-    if open
-        && let Some(trained_to) = SavedModel::latest_train_to(&ctx.lake, &ctx.source, last)?
-        && trained_to >= newest
-    {
-        return Ok(RunOutcome::nothing_to_do(format!(
-            "the latest models were trained on data up to {trained_to}: no day closed since ({last} is still open)"
-        )));
-    }
-    let every = ctx.settings.train.retrain_every_days;
-    if every > 0
-        && let Some(last) = SavedModel::latest_train_to(&ctx.lake, &ctx.source, to)?
-        && (to - last).num_days() < i64::from(every)
-    {
-        return Ok(RunOutcome::nothing_to_do(format!(
-            "the latest models were trained on data up to {last}, less than [train] retrain_every_days = {every} days before {to}"
-        )));
-    }
+    let dates = match training_dates(ctx)? {
+        Ok(dates) => dates,
+        Err(reason) => return Ok(RunOutcome::nothing_to_do(reason)),
+    };
     let data = timed("04-train: training views read", || {
         training_data(ctx, &dates)
     })?;
@@ -154,6 +112,54 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         ),
         ..Default::default()
     })
+}
+
+/// The gold dates to train on, or why there is nothing to train.
+///
+/// Models learn from closed days only: a day still being written is what they are about to
+/// judge, and a model refitted on every micro-batch would move its verdicts with it. A source
+/// with no model yet is the exception: its first models come from what there is (a first
+/// `run`, or a backfill into today's date, detects at once).
+fn training_dates(ctx: &Context) -> Result<Result<Vec<NaiveDate>, String>> {
+    let last = *ctx.dates.last().expect("at least one date");
+    let trained_to = SavedModel::latest_train_to(&ctx.lake, &ctx.source, last)?;
+    let open = trained_to.is_some() && !ctx.resolved.gold.day_closed(last, chrono::Utc::now());
+    let to = if open { last - Duration::days(1) } else { last };
+    let from = last - Duration::days(ctx.settings.train.lookback_days as i64);
+    let dates: Vec<NaiveDate> = ctx
+        .lake
+        .partition_dates(Layer::Gold, tables::EVENT_FEATURES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d >= from && *d <= to)
+        .collect();
+    let Some(&newest) = dates.last() else {
+        return Ok(Err(if open {
+            format!(
+                "{last} is still open and source {:?} has no closed day before it to train on (models are trained once a day closes: its end plus [gold] allowed_lateness_minutes)",
+                ctx.source
+            )
+        } else {
+            format!(
+                "no gold data for source {:?} between {from} and {to} (run 03-gold first)",
+                ctx.source
+            )
+        }));
+    };
+    if open && let Some(trained_to) = trained_to.filter(|t| *t >= newest) {
+        return Ok(Err(format!(
+            "the latest models were trained on data up to {trained_to}: no day closed since ({last} is still open)"
+        )));
+    }
+    let every = ctx.settings.train.retrain_every_days;
+    if every > 0
+        && let Some(latest) = SavedModel::latest_train_to(&ctx.lake, &ctx.source, to)?
+        && (to - latest).num_days() < i64::from(every)
+    {
+        return Ok(Err(format!(
+            "the latest models were trained on data up to {latest}, less than [train] retrain_every_days = {every} days before {to}"
+        )));
+    }
+    Ok(Ok(dates))
 }
 
 /// Whether the training range has rows of `granularity` to train on (events always: the

@@ -33,168 +33,209 @@ use samples::Samples;
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let mut per_detector: BTreeMap<String, usize> = BTreeMap::new();
-    let mut outcome_incidents = 0;
-    let mut dates_done = 0;
-    let mut suppressed_total = 0;
-    let mut provisional_total = 0;
-    let mut up_to_date = 0;
+    let (mut incidents, mut suppressed, mut provisional) = (0, 0, 0);
+    let (mut dates_done, mut up_to_date) = (0, 0);
     // Operators' "normal" verdicts, applied to every date's findings.
     let verdicts = ctx.db.normal_verdicts(&ctx.source)?;
     for &date in &ctx.dates {
-        if ctx
-            .lake
-            .part_files(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, date)?
-            .is_empty()
-        {
-            tracing::warn!(%date, "no gold partition for this date; nothing to score");
-            continue;
-        }
-        dates_done += 1;
-        ctx.progress.step(format!("scoring {date}"));
-        let models = latest_models(ctx, date)?;
-        if models.is_empty() && !ctx.resolved.gold.day_closed(date, Utc::now()) {
-            // A new source's first day: its first models come when the day closes.
-            tracing::warn!(%date, "no trained model yet, and the day is still open: its first models are trained once it closes");
-            dates_done -= 1;
-            continue;
-        }
-        if models.is_empty() {
-            bail!(
-                "no trained model for source {:?} on or before {date}: run 04-train first",
-                ctx.source
-            );
-        }
-        let inputs = inputs_of(ctx, date, &models, &verdicts)?;
-        if inputs.is_some()
-            && ctx.lake.built_from(Layer::Detections, &ctx.source, date)? == inputs
-            && !ctx
-                .lake
-                .part_files(Layer::Detections, tables::ANOMALIES, &ctx.source, date)?
-                .is_empty()
-        {
-            tracing::info!(%date, "detections are up to date: gold, models and verdicts unchanged since the last run");
-            dates_done -= 1;
-            up_to_date += 1;
-            continue;
-        }
-        let (scored, findings, collected) = score_batch(ctx, date, &models)?;
-        // Sample lines kept while events were read serve when they cover every finding;
-        // otherwise (no event models, or a finding wanting other lines) they are read now, into
-        // the memory the batch's views and scores held.
-        let samples = timed("05-detect: load sample lines", || {
-            match collected {
-                Some(c) => c.finish(&findings, samples::partition_of(ctx, date))?,
-                None => None,
+        let judged = match detect_date(ctx, date, &verdicts)? {
+            DateOutcome::Skipped => continue,
+            DateOutcome::UpToDate => {
+                up_to_date += 1;
+                continue;
             }
-            .map_or_else(|| Samples::load(ctx, date, &findings), Ok)
-        })?;
-        let detected_at = Utc::now();
-        let mut anomalies: Vec<AnomalyRow> = timed("05-detect: anomaly rows", || {
-            // Each finding's row (reason, evidence, sample lines) is its own: built in
-            // parallel, collected in findings' order.
-            findings
-                .into_par_iter()
-                .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
-                .collect()
-        });
-        drop(samples);
-        anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
-        timed("05-detect: first detections", || {
-            rows::keep_first_detection(ctx, date, &mut anomalies)
-        })?;
-        // Windows and sessions closed when the last run judged them keep its verdicts.
-        let closing = Closing::of(&ctx.lake, &ctx.source, date, &ctx.resolved.gold)?;
-        let versions: Vec<&str> = models.iter().map(|m| m.model_version.as_str()).collect();
-        let versions = versions.join(",");
-        if let Some(previous) = standing::Previous::of(ctx, date, &versions)? {
-            anomalies = previous.keep(anomalies);
-        }
-        let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
-        // Incidents reach across batches: this batch's first anomalies of a service may
-        // continue an earlier batch's incident, and later batches may already continue ours.
-        let others = rows::other_batches_anomalies(ctx, date)?;
-        let tails = crate::incidents::tails(others.iter().filter(|r| r.batch_date < date));
-        let suppressed = rows::suppress(&mut anomalies, &verdicts);
-        suppressed_total += suppressed.len();
-        // Findings about windows and sessions still open stand apart: no incident, no alert.
-        let open = open::OpenEntities::of(ctx, date)?;
-        let provisional: Vec<AnomalyRow> = if open.is_empty() {
-            Vec::new()
-        } else {
-            let (p, rest): (Vec<_>, Vec<_>) = anomalies.into_iter().partition(|a| open.holds(a));
-            anomalies = rest;
-            p.into_iter()
-                .map(|a| AnomalyRow {
-                    provisional: true,
-                    ..a
-                })
-                .collect()
+            DateOutcome::Judged(j) => j,
         };
-        provisional_total += provisional.len();
-        crate::incidents::assign_ids(&mut anomalies, gap, &tails);
-        let incidents = crate::incidents::summarize(&anomalies, &others);
-        anomalies.extend(suppressed);
-        anomalies.extend(provisional);
-        anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
-        for a in &anomalies {
+        dates_done += 1;
+        for a in &judged.anomalies {
             *per_detector
                 .entry(format!("{}/{}", a.granularity, a.detector))
                 .or_default() += 1;
         }
-        write_detections(ctx, date, &anomalies, &incidents)?;
-        standing::record(ctx, date, &closing, &versions)?;
-        if let Some(inputs) = &inputs {
-            ctx.lake
-                .record_built_from(Layer::Detections, &ctx.source, date, inputs)?;
-        }
-        outcome_incidents += incidents.len();
-        outcome.rows_in += scored;
-        outcome.rows_out += anomalies.len() as u64;
+        incidents += judged.incidents;
+        suppressed += judged.suppressed;
+        provisional += judged.provisional;
+        outcome.rows_in += judged.scored;
+        outcome.rows_out += judged.anomalies.len() as u64;
     }
-    if dates_done == 0 && up_to_date > 0 {
-        // Notices a receiver missed are still tried again.
-        let alerts = crate::alerts::deliver(
-            &ctx.settings.alerts,
-            &ctx.db,
-            &ctx.lake.reports_location(),
-            &ctx.source,
-        )?;
-        let mut outcome = RunOutcome::nothing_to_do(format!(
-            "the detections of {} are up to date (gold, models and verdicts unchanged){}",
-            ctx.dates_label(),
-            if ctx.settings.alerts.receivers.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", alerts.summary())
-            }
-        ));
-        outcome.alerts_undelivered = alerts.failed as u64;
-        return Ok(outcome);
-    }
-    if dates_done == 0 {
+    if dates_done == 0 && up_to_date == 0 {
         return Ok(RunOutcome::nothing_to_do(format!(
             "no gold data for source {:?} on {} (run 03-gold first, or no logs arrived)",
             ctx.source,
             ctx.dates_label()
         )));
     }
-    // Alerts are about the database's incidents, so they go after every date is written.
+    // Alerts are about the database's incidents, so they go after every date is written;
+    // notices a receiver missed are tried again even when every date was up to date.
     let alerts = crate::alerts::deliver(
         &ctx.settings.alerts,
         &ctx.db,
         &ctx.lake.reports_location(),
         &ctx.source,
     )?;
+    if dates_done == 0 {
+        let mut outcome = RunOutcome::nothing_to_do(format!(
+            "the detections of {} are up to date (gold, models and verdicts unchanged){}",
+            ctx.dates_label(),
+            alerts_part(ctx, &alerts)
+        ));
+        outcome.alerts_undelivered = alerts.failed as u64;
+        return Ok(outcome);
+    }
     outcome.alerts_undelivered = alerts.failed as u64;
     outcome.message = summary(
-        ctx,
         &outcome,
         &per_detector,
-        outcome_incidents,
-        (suppressed_total, provisional_total),
-        &alerts,
+        incidents,
+        (suppressed, provisional),
+        &alerts_part(ctx, &alerts),
     );
     Ok(outcome)
+}
+
+/// What 05-detect did with one date.
+enum DateOutcome {
+    /// No gold, or no model yet on an open day.
+    Skipped,
+    /// Gold, models and verdicts as they were when the date was last judged.
+    UpToDate,
+    Judged(Judged),
+}
+
+/// A date scored and written.
+struct Judged {
+    scored: u64,
+    anomalies: Vec<AnomalyRow>,
+    incidents: usize,
+    suppressed: usize,
+    provisional: usize,
+}
+
+/// Score `date` with the latest models and write its anomalies and incidents, unless its
+/// inputs are unchanged since it was last judged.
+fn detect_date(
+    ctx: &Context,
+    date: NaiveDate,
+    verdicts: &[crate::records::NormalVerdict],
+) -> Result<DateOutcome> {
+    if ctx
+        .lake
+        .part_files(Layer::Gold, tables::EVENT_FEATURES, &ctx.source, date)?
+        .is_empty()
+    {
+        tracing::warn!(%date, "no gold partition for this date; nothing to score");
+        return Ok(DateOutcome::Skipped);
+    }
+    ctx.progress.step(format!("scoring {date}"));
+    let models = latest_models(ctx, date)?;
+    if models.is_empty() && !ctx.resolved.gold.day_closed(date, Utc::now()) {
+        // A new source's first day: its first models come when the day closes.
+        tracing::warn!(%date, "no trained model yet, and the day is still open: its first models are trained once it closes");
+        return Ok(DateOutcome::Skipped);
+    }
+    if models.is_empty() {
+        bail!(
+            "no trained model for source {:?} on or before {date}: run 04-train first",
+            ctx.source
+        );
+    }
+    let versions: Vec<&str> = models.iter().map(|m| m.model_version.as_str()).collect();
+    let versions = versions.join(",");
+    let inputs = inputs_of(ctx, date, &versions, verdicts)?;
+    if inputs.is_some()
+        && ctx.lake.built_from(Layer::Detections, &ctx.source, date)? == inputs
+        && !ctx
+            .lake
+            .part_files(Layer::Detections, tables::ANOMALIES, &ctx.source, date)?
+            .is_empty()
+    {
+        tracing::info!(%date, "detections are up to date: gold, models and verdicts unchanged since the last run");
+        return Ok(DateOutcome::UpToDate);
+    }
+    let (scored, findings, collected) = score_batch(ctx, date, &models)?;
+    // Sample lines kept while events were read serve when they cover every finding;
+    // otherwise (no event models, or a finding wanting other lines) they are read now, into
+    // the memory the batch's views and scores held.
+    let samples = timed("05-detect: load sample lines", || {
+        match collected {
+            Some(c) => c.finish(&findings, samples::partition_of(ctx, date))?,
+            None => None,
+        }
+        .map_or_else(|| Samples::load(ctx, date, &findings), Ok)
+    })?;
+    let detected_at = Utc::now();
+    let mut anomalies: Vec<AnomalyRow> = timed("05-detect: anomaly rows", || {
+        // Each finding's row (reason, evidence, sample lines) is its own: built in
+        // parallel, collected in findings' order.
+        findings
+            .into_par_iter()
+            .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
+            .collect()
+    });
+    drop(samples);
+    anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
+    timed("05-detect: first detections", || {
+        rows::keep_first_detection(ctx, date, &mut anomalies)
+    })?;
+    // Windows and sessions closed when the last run judged them keep its verdicts.
+    let closing = Closing::of(&ctx.lake, &ctx.source, date, &ctx.resolved.gold)?;
+    if let Some(previous) = standing::Previous::of(ctx, date, &versions)? {
+        anomalies = previous.keep(anomalies);
+    }
+    let (anomalies, incidents, suppressed, provisional) =
+        into_incidents(ctx, date, anomalies, verdicts)?;
+    write_detections(ctx, date, &anomalies, &incidents)?;
+    standing::record(ctx, date, &closing, &versions)?;
+    if let Some(inputs) = &inputs {
+        ctx.lake
+            .record_built_from(Layer::Detections, &ctx.source, date, inputs)?;
+    }
+    Ok(DateOutcome::Judged(Judged {
+        scored,
+        anomalies,
+        incidents: incidents.len(),
+        suppressed,
+        provisional,
+    }))
+}
+
+/// The date's anomalies with their incidents: operators' verdicts suppress some, findings
+/// about windows and sessions still open are provisional, and the rest form incidents, which
+/// reach across batches (this batch's first anomalies of a service may continue an earlier
+/// batch's incident, and later batches may already continue ours). Returns every anomaly, the
+/// incidents, and how many were suppressed and provisional.
+fn into_incidents(
+    ctx: &Context,
+    date: NaiveDate,
+    mut anomalies: Vec<AnomalyRow>,
+    verdicts: &[crate::records::NormalVerdict],
+) -> Result<(Vec<AnomalyRow>, Vec<Incident>, usize, usize)> {
+    let gap = chrono::Duration::minutes(ctx.settings.detect.incident_gap_minutes.into());
+    let others = rows::other_batches_anomalies(ctx, date)?;
+    let tails = crate::incidents::tails(others.iter().filter(|r| r.batch_date < date));
+    let suppressed = rows::suppress(&mut anomalies, verdicts);
+    let open = open::OpenEntities::of(ctx, date)?;
+    let (provisional, rest): (Vec<_>, Vec<_>) = anomalies.into_iter().partition(|a| open.holds(a));
+    anomalies = rest;
+    crate::incidents::assign_ids(&mut anomalies, gap, &tails);
+    let incidents = crate::incidents::summarize(&anomalies, &others);
+    let counts = (suppressed.len(), provisional.len());
+    anomalies.extend(suppressed);
+    anomalies.extend(provisional.into_iter().map(|a| AnomalyRow {
+        provisional: true,
+        ..a
+    }));
+    anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
+    Ok((anomalies, incidents, counts.0, counts.1))
+}
+
+/// How the alerts went, for the stage's message (nothing when no receiver is configured).
+fn alerts_part(ctx: &Context, alerts: &crate::alerts::Delivery) -> String {
+    if ctx.settings.alerts.receivers.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", alerts.summary())
+    }
 }
 
 /// Commit `date`'s anomalies to the lake and replace them (and the incidents) in the
@@ -229,24 +270,23 @@ fn write_detections(
 }
 
 /// What `date`'s detections come from: what gold built the day from (`None` when gold
-/// recorded nothing, so the day is always scored), the models, operators' verdicts and the
+/// recorded nothing, so the day is always scored), the models' versions, operators' verdicts and the
 /// detection settings. Unchanged, the day's detections are too.
 fn inputs_of(
     ctx: &Context,
     date: NaiveDate,
-    models: &[SavedModel],
+    models: &str,
     verdicts: &[crate::records::NormalVerdict],
 ) -> Result<Option<String>> {
     let Some(gold) = ctx.lake.built_from(Layer::Gold, &ctx.source, date)? else {
         return Ok(None);
     };
-    let models: Vec<&str> = models.iter().map(|m| m.model_version.as_str()).collect();
     let verdicts: Vec<String> = verdicts.iter().map(|v| format!("{v:?}")).collect();
     use sha2::Digest;
     let digest = sha2::Sha256::digest(
         format!(
             "{gold}|{}|{}|{:?}|{:?}|{:?}",
-            models.join(","),
+            models,
             verdicts.join(","),
             ctx.settings.detectors,
             ctx.settings.detect,
@@ -260,19 +300,18 @@ fn inputs_of(
 /// The stage's one-line message: rows scored, anomalies and incidents per detector, what
 /// operators' verdicts suppressed, how the alerts went.
 fn summary(
-    ctx: &Context,
     outcome: &RunOutcome,
     per_detector: &BTreeMap<String, usize>,
     incidents: usize,
     (suppressed_total, provisional_total): (usize, usize),
-    alerts: &crate::alerts::Delivery,
+    alerts: &str,
 ) -> String {
     let breakdown: Vec<String> = per_detector
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
     format!(
-        "{} rows scored, {} anomalies in {incidents} incidents ({}){}{}{}",
+        "{} rows scored, {} anomalies in {incidents} incidents ({}){}{}{alerts}",
         outcome.rows_in,
         outcome.rows_out,
         if breakdown.is_empty() {
@@ -292,11 +331,6 @@ fn summary(
         } else {
             String::new()
         },
-        if ctx.settings.alerts.receivers.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", alerts.summary())
-        }
     )
 }
 

@@ -66,10 +66,6 @@ impl OpenEntities {
         Ok(open)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.windows.is_empty() && self.sessions.is_empty()
-    }
-
     /// Whether `row` judges an entity that is still open.
     pub fn holds(&self, row: &AnomalyRow) -> bool {
         match row.granularity.as_str() {

@@ -124,17 +124,7 @@ pub fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyR
 
 /// The anomalies of `date` as the lake has them from the last run.
 pub fn this_batch_anomalies(ctx: &Context, date: NaiveDate) -> Result<Vec<AnomalyRow>> {
-    let Some(frame) = ctx
-        .lake
-        .scan(Layer::Detections, tables::ANOMALIES, &ctx.source, &[date])?
-    else {
-        return Ok(Vec::new());
-    };
-    let df = frame
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading the batch's detections/anomalies")?;
-    anomaly_rows(&df)
+    lake_anomalies(ctx, &[date])
 }
 
 /// The anomalies of every other batch of the source, from the lake: what incidents across
@@ -147,19 +137,24 @@ pub fn other_batches_anomalies(ctx: &Context, date: NaiveDate) -> Result<Vec<Ano
         .into_iter()
         .filter(|d| *d != date)
         .collect();
+    lake_anomalies(ctx, &dates)
+}
+
+/// The lake's anomalies of `dates`.
+fn lake_anomalies(ctx: &Context, dates: &[NaiveDate]) -> Result<Vec<AnomalyRow>> {
     if dates.is_empty() {
         return Ok(Vec::new());
     }
     let Some(frame) = ctx
         .lake
-        .scan(Layer::Detections, tables::ANOMALIES, &ctx.source, &dates)?
+        .scan(Layer::Detections, tables::ANOMALIES, &ctx.source, dates)?
     else {
         return Ok(Vec::new());
     };
     let df = frame
         .collect()
         .map_err(anyhow::Error::from)
-        .context("reading other batches' detections/anomalies")?;
+        .context("reading detections/anomalies")?;
     anomaly_rows(&df)
 }
 

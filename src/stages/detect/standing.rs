@@ -6,9 +6,8 @@
 //! entities those were. New models (a retrain, say after operators' verdicts) judge the day
 //! afresh: what stands is a verdict of the same models.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
-use polars::prelude::*;
 
 use crate::lake::Layer;
 use crate::records::AnomalyRow;
@@ -28,33 +27,24 @@ impl Previous {
     /// What the last run of 05-detect judged `date` by; `None` when none recorded it, or
     /// when it judged with other `models` (their versions, as [`record`] takes them).
     pub fn of(ctx: &Context, date: NaiveDate, models: &str) -> Result<Option<Self>> {
-        let Some(judged) = ctx
+        let Some(text) = ctx
             .lake
-            .scan_partition(Layer::Detections, JUDGED, &ctx.source, date)?
+            .day_record(Layer::Detections, JUDGED, &ctx.source, date)?
         else {
             return Ok(None);
         };
-        let judged = judged
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("reading detections/judged")?;
-        let same_models = judged
-            .column("models")
-            .ok()
-            .and_then(|c| c.str().ok()?.get(0).map(|m| m == models));
-        if same_models != Some(true) {
-            return Ok(None);
-        }
-        let text = judged.column("closing")?.str()?.get(0).unwrap_or_default();
-        let Ok(closing) = serde_json::from_str::<Closing>(text) else {
+        let Ok(judged) = serde_json::from_str::<Judged>(&text) else {
             return Ok(None);
         };
+        if judged.models != models {
+            return Ok(None);
+        }
         let final_rows = super::rows::this_batch_anomalies(ctx, date)?
             .into_iter()
             .filter(|r| !r.provisional)
             .collect();
         Ok(Some(Self {
-            closing,
+            closing: judged.closing,
             final_rows,
         }))
     }
@@ -88,14 +78,25 @@ fn judged_final(closing: &Closing, row: &AnomalyRow) -> bool {
     }
 }
 
+/// What a day was judged by, as `detections/judged` keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Judged {
+    closing: Closing,
+    /// The models' versions, comma-separated.
+    models: String,
+}
+
 /// Record the closing `date` was judged by, and the `models` (versions, comma-separated).
 pub fn record(ctx: &Context, date: NaiveDate, closing: &Closing, models: &str) -> Result<()> {
-    let text = serde_json::to_string(closing)?;
-    let df = DataFrame::new_infer_height(vec![
-        Column::new("closing".into(), [text.as_str()]),
-        Column::new("models".into(), [models]),
-    ])?;
-    ctx.lake
-        .commit_partition(Layer::Detections, JUDGED, &ctx.source, date, &df)?;
-    Ok(())
+    let judged = Judged {
+        closing: *closing,
+        models: models.to_string(),
+    };
+    ctx.lake.commit_day_record(
+        Layer::Detections,
+        JUDGED,
+        &ctx.source,
+        date,
+        &serde_json::to_string(&judged)?,
+    )
 }

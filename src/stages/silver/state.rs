@@ -1,5 +1,5 @@
 //! What 02-silver keeps of a day between runs, so that a run parses only the bronze parts it
-//! has not parsed yet: `silver/parse_state/source=<s>/date=<d>/`, one file of one row
+//! has not parsed yet: `silver/parse_state/source=<s>/date=<d>/`, one day record
 //! holding this JSON document.
 //!
 //! Templates are mined from a day's distinct masked messages in first-seen order with their
@@ -22,9 +22,8 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::lake::{Lake, Layer};
@@ -168,27 +167,14 @@ impl ParseState {
     pub fn load(lake: &Lake, source: &str, date: NaiveDate) -> Result<Option<Self>> {
         // Only this lake's own state: a whole day does not carry on from one of its shards'
         // (it is parsed again whole, and replaces them).
-        let own = lake.partition_dir(Layer::Silver, STATE_TABLE, source, date);
-        let files = lake.part_files(Layer::Silver, STATE_TABLE, source, date)?;
-        let Some(file) = files.iter().find(|f| f.parent() == Some(own.as_path())) else {
-            return Ok(None);
-        };
-        let read = || -> Result<Self> {
-            let df = LazyFrame::scan_parquet(
-                PlRefPath::new(file.to_string_lossy().to_string()),
-                Default::default(),
-            )?
-            .collect()?;
-            let text = df
-                .column("state")?
-                .str()?
-                .get(0)
-                .context("the state file has no row")?
-                .to_string();
-            Ok(serde_json::from_str(&text)?)
+        let read = || -> Result<Option<Self>> {
+            match lake.day_record(Layer::Silver, STATE_TABLE, source, date)? {
+                Some(text) => Ok(Some(serde_json::from_str(&text)?)),
+                None => Ok(None),
+            }
         };
         match read() {
-            Ok(state) => Ok(Some(state)),
+            Ok(state) => Ok(state),
             Err(e) => {
                 // Only a cost, never a loss: the day is parsed again from its bronze.
                 tracing::warn!(%date, error = %format!("{e:#}"), "02-silver's state of this day cannot be read; parsing the day again whole");
@@ -200,9 +186,7 @@ impl ParseState {
     /// Commit the state of `date` (after the parts it describes).
     pub fn save(&self, lake: &Lake, source: &str, date: NaiveDate) -> Result<()> {
         let text = serde_json::to_string(self)?;
-        let df = DataFrame::new_infer_height(vec![Column::new("state".into(), [text.as_str()])])?;
-        lake.commit_partition(Layer::Silver, STATE_TABLE, source, date, &df)?;
-        Ok(())
+        lake.commit_day_record(Layer::Silver, STATE_TABLE, source, date, &text)
     }
 
     /// Whether this state can be carried on: same version and settings, and every part it
