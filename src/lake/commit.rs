@@ -234,3 +234,37 @@ impl Lake {
         Ok(target)
     }
 }
+
+impl Lake {
+    /// Rewrite the part files `files` of one partition (all of them, or all but one the
+    /// caller puts back) as parts of at most `slice_rows` rows, in the same row order, each
+    /// slice passed through `map` (silver resolves refined template ids there). A day run as
+    /// many micro-batches gains a part per run; this keeps the files a reader opens few. Only
+    /// one slice is in memory at a time; the partition is replaced at once.
+    pub fn compact_parts(
+        &self,
+        (layer, table): (Layer, &str),
+        (source, date): (&str, NaiveDate),
+        files: &[PathBuf],
+        slice_rows: usize,
+        map: impl Fn(DataFrame) -> Result<DataFrame>,
+    ) -> Result<u64> {
+        let rows = Self::row_count(files)?;
+        let mut staged = self.stage_partition(layer, table)?;
+        for start in (0..rows as usize).step_by(slice_rows.max(1)) {
+            let slice = Self::scan_files(files)?
+                .slice(start as i64, slice_rows.max(1) as IdxSize)
+                .collect()
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "reading {}/{table} of {date} to compact it",
+                        layer.dir_name()
+                    )
+                })?;
+            staged.write(&mut map(slice)?)?;
+        }
+        staged.commit(source, date)?;
+        Ok(rows)
+    }
+}

@@ -111,6 +111,14 @@ pub mod tables {
     /// Every detector's score for every entity it judged, flagged or not: what the ensemble
     /// and the ROC/PR curves of `06-report` read.
     pub const SCORES: &str = "scores";
+    /// 02-silver's record of a day's parse (its state between runs of an open day).
+    pub const PARSE_STATE: &str = "parse_state";
+    /// 03-gold's record of how far it has read an open day's silver, and what it carries.
+    pub const BUILD_STATE: &str = "build_state";
+    /// 03-gold's partial window counts of an open day (see `gold::windows`).
+    pub const WINDOW_PARTIALS: &str = "window_partials";
+    /// 03-gold's keyed events of an open day, which sessions touched again are rebuilt from.
+    pub const SESSION_EVENTS: &str = "session_events";
 }
 
 /// Text as a log line or message shows it: control characters (a newline or an escape code in

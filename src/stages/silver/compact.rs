@@ -6,7 +6,6 @@
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
-use polars::prelude::*;
 
 use super::EVENT_SLICE;
 use crate::lake::{Lake, Layer, tables};
@@ -69,17 +68,13 @@ fn compact_events(
         None => None,
     };
     let successors = successors_of(lake, source, date)?;
-    let rows = Lake::row_count(&files)? as usize;
-    let mut staged = lake.stage_partition(Layer::Silver, tables::EVENTS)?;
-    for start in (0..rows).step_by(EVENT_SLICE) {
-        let slice = Lake::scan_files(&files)?
-            .slice(start as i64, EVENT_SLICE as IdxSize)
-            .collect()
-            .map_err(anyhow::Error::from)?;
-        let mut slice = resolve(slice, &successors)?;
-        staged.write(&mut slice)?;
-    }
-    staged.commit(source, date)?;
+    let rows = lake.compact_parts(
+        (Layer::Silver, tables::EVENTS),
+        (source, date),
+        &files,
+        EVENT_SLICE,
+        |slice| resolve(slice, &successors),
+    )?;
     if let (Some(mut frame), Some(name)) = (kept, keep) {
         lake.commit_part_file(Layer::Silver, tables::EVENTS, source, date, name, |path| {
             crate::lake::write_parquet(&mut frame, path)

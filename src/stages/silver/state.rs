@@ -31,7 +31,7 @@ use crate::parse::stream::Detached;
 use crate::parse::{Event, Header, LEVELS, ParamsRef, ParserConfig};
 
 /// The table the state lives in (one file a day).
-pub const STATE_TABLE: &str = "parse_state";
+pub const STATE_TABLE: &str = crate::lake::tables::PARSE_STATE;
 
 /// Bumped when the state's meaning changes: an older state then parses its day again.
 const VERSION: u32 = 2;
@@ -41,6 +41,11 @@ pub struct ParseState {
     pub version: u32,
     /// [`fingerprint`] of the parse settings the day was parsed with.
     pub config: String,
+    /// Names this parse of the day, from its first run on: a day parsed again whole gets a
+    /// new one, so that 03-gold, which carries on from the rows it has read, knows that the
+    /// rows before are not the ones it read.
+    #[serde(default)]
+    pub epoch: String,
     /// Runs that wrote parts so far: run `n` writes `part-r<n>-<k>.parquet`.
     pub runs: u32,
     /// Bronze part file names parsed, in the order they were parsed.
@@ -156,9 +161,16 @@ pub fn fingerprint(config: &ParserConfig) -> String {
 impl ParseState {
     /// A day not parsed yet, with these settings.
     pub fn new(config: &ParserConfig) -> Self {
+        let now = chrono::Utc::now();
         Self {
             version: VERSION,
             config: fingerprint(config),
+            epoch: format!(
+                "{}-{}-{}",
+                now.timestamp_nanos_opt().unwrap_or_default(),
+                std::process::id(),
+                rand::random::<u32>()
+            ),
             ..Default::default()
         }
     }
