@@ -4,6 +4,9 @@
 //! run wrote and a later one refined away read through its successor), the same templates
 //! with the same counts, the same quarantine; each run parsing only the lines that are new,
 //! and a run with nothing new writing nothing. Many runs' parts are compacted on their own.
+//!
+//! The same for gold: `03-gold` after each run reads only the new events, and once the day
+//! has closed its features are those of the day built whole at once, row for row.
 
 mod common;
 
@@ -65,6 +68,43 @@ fn parts(lake: &Path, source: &str, date: &str) -> usize {
         .len()
 }
 
+/// One day's gold tables, in a fixed order: window features by service and window, sessions
+/// and their template counts by key, event features in silver's order.
+fn gold(lake: &Path, source: &str, date: &str) -> [DataFrame; 4] {
+    let lake = Lake::new(lake);
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+    let read = |table, by: &[&str]| {
+        let df = lake
+            .scan_partition(Layer::Gold, table, source, date)
+            .unwrap()
+            .map(|lf| lf.collect().unwrap())
+            .unwrap_or_default();
+        if by.is_empty() || df.width() == 0 {
+            df
+        } else {
+            df.sort(by.to_vec(), Default::default()).unwrap()
+        }
+    };
+    [
+        read(tables::WINDOW_FEATURES, &["service", "window_start"]),
+        read(tables::SESSION_FEATURES, &["session_key"]),
+        read(
+            tables::SESSION_TEMPLATE_COUNTS,
+            &["session_key", "template_id"],
+        ),
+        read(tables::EVENT_FEATURES, &[]),
+    ]
+}
+
+/// Events a run of `03-gold` says it read.
+fn gold_read(said: &str) -> usize {
+    said.split("03-gold: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("03-gold said: {said}"))
+}
+
 /// `lines` ingested whole into one lake, and in `steps` growing micro-batches into another;
 /// returns both lakes' silver.
 fn whole_and_micro(
@@ -97,6 +137,7 @@ fn whole_and_micro(
     let growing = dir.join("growing").join("whole.log");
     let mut file = std::fs::File::create(&growing).unwrap();
     let per_step = lines.len().div_ceil(steps);
+    let mut gold_events = 0;
     for (k, step) in lines.chunks(per_step).enumerate() {
         file.write_all(step.concat().as_bytes()).unwrap();
         file.flush().unwrap();
@@ -106,6 +147,7 @@ fn whole_and_micro(
             said.contains(&format!("02-silver: {} lines parsed", step.len())),
             "run {k} parses only its own lines: {said}"
         );
+        gold_events += gold_read(&loglake(&micro, source, date, &["03-gold"], env));
     }
     // A run with nothing new for the day writes nothing.
     let said = loglake(&micro, source, date, &["02-silver"], env);
@@ -115,29 +157,54 @@ fn whole_and_micro(
         "{} parts: compacted",
         parts(&micro, source, date)
     );
+    // Gold, once the day has closed: the micro-batches' lake carries on, the other builds
+    // the day whole at once.
+    let closed: Vec<(&str, &str)> = env.iter().copied().filter(|e| *e != OPEN).collect();
+    gold_events += gold_read(&loglake(&micro, source, date, &["03-gold"], &closed));
+    loglake(&whole, source, date, &["03-gold"], &closed);
+    let events = silver(&whole, source, date).0.height();
+    // Each event read about once (a day built again at every run would read it ~steps/2 times);
+    // a run that refines templates makes gold build the day again.
+    assert!(
+        gold_events < 3 * events,
+        "03-gold read {gold_events} events for a day of {events}"
+    );
+    let (g_whole, g_micro) = (gold(&whole, source, date), gold(&micro, source, date));
+    for (table, (w, m)) in ["window", "session", "session count", "event"]
+        .iter()
+        .zip(g_whole.iter().zip(&g_micro))
+    {
+        assert_eq!(w.height(), m.height(), "gold {table} rows");
+        assert!(
+            strip_file(w).equals_missing(&strip_file(m)),
+            "gold {table} features differ:\n{w}\n{m}"
+        );
+    }
     [silver(&whole, source, date), silver(&micro, source, date)]
+}
+
+/// Silver's file column names the file bronze read; the two lakes read it at different paths,
+/// so the column is compared by name.
+fn strip_file(df: &DataFrame) -> DataFrame {
+    let mut df = df.clone();
+    if let Ok(file) = df.column("file") {
+        let names: StringChunked = file
+            .str()
+            .unwrap()
+            .iter()
+            .map(|f| f.map(|f| f.rsplit('/').next().unwrap_or(f).to_string()))
+            .collect();
+        df.with_column(names.with_name("file".into()).into_column())
+            .unwrap();
+    }
+    df
 }
 
 fn assert_same(
     whole: &(DataFrame, DataFrame, DataFrame),
     micro: &(DataFrame, DataFrame, DataFrame),
 ) {
-    // Silver's file column names the file bronze read; the two lakes read it at different
-    // paths, so the column is compared by name.
-    let strip = |df: &DataFrame| {
-        let mut df = df.clone();
-        if let Ok(file) = df.column("file") {
-            let names: StringChunked = file
-                .str()
-                .unwrap()
-                .iter()
-                .map(|f| f.map(|f| f.rsplit('/').next().unwrap_or(f).to_string()))
-                .collect();
-            df.with_column(names.with_name("file".into()).into_column())
-                .unwrap();
-        }
-        df
-    };
+    let strip = strip_file;
     assert_eq!(whole.0.height(), micro.0.height(), "events");
     assert!(
         strip(&whole.0).equals_missing(&strip(&micro.0)),

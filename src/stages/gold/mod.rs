@@ -35,14 +35,17 @@ use crate::lake::{Layer, each_read_ahead, tables};
 use crate::parse::SessionKey;
 
 mod history;
+mod increment;
+mod session_delta;
 mod sessions;
+mod state;
 mod windows;
 
 use history::{inputs_of, same_hour_baselines, seen_before, top_templates_for};
 
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
-    let (mut sessions_total, mut windows_total) = (0usize, 0usize);
+    let (mut sessions_total, mut windows_total, mut dates_built) = (0usize, 0usize, 0usize);
     for &date in &ctx.dates {
         ctx.progress.step(format!("building features for {date}"));
         let rows = ctx
@@ -88,15 +91,22 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tracing::info!(%date, "gold is up to date: silver has nothing new and no window or session closed since");
             continue;
         }
-        let built = build_date(ctx, date, rows as usize, &closing)?;
+        let built = match increment::build(ctx, date, &closing)? {
+            Some(built) => built,
+            None => {
+                state::BuildState::drop_all(&ctx.lake, &ctx.source, date)?;
+                build_date(ctx, date, rows as usize, &closing)?
+            }
+        };
         ctx.lake
             .record_built_from(Layer::Gold, &ctx.source, date, &inputs)?;
-        outcome.rows_in += rows;
-        outcome.rows_out += (built.windows + rows as usize) as u64;
+        outcome.rows_in += built.read;
+        outcome.rows_out += built.windows as u64 + built.read;
         windows_total += built.windows;
         sessions_total += built.sessions;
+        dates_built += 1;
     }
-    if outcome.rows_in == 0 {
+    if dates_built == 0 {
         return Ok(RunOutcome::nothing_to_do(format!(
             "no new silver data for source {:?} on {}, and nothing closed since the last run (run 02-silver first, or no logs arrived)",
             ctx.source,
@@ -104,7 +114,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         )));
     }
     outcome.message = format!(
-        "{} events → {windows_total} service windows, {sessions_total} sessions",
+        "{} new events → {windows_total} service windows, {sessions_total} sessions",
         outcome.rows_in
     );
     Ok(outcome)
@@ -112,6 +122,8 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
 
 /// What one date's features came to.
 struct Built {
+    /// Silver rows read (on an open day, those earlier runs had not).
+    read: u64,
     windows: usize,
     sessions: usize,
 }
@@ -154,32 +166,7 @@ fn build_date(
         .row_ranges(Layer::Silver, tables::EVENTS, (&ctx.source, date), window)?;
     // Template ids a later run of 02-silver refined away, read as their successors.
     let successors = super::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
-    let read = |w: usize| -> Result<DataFrame> {
-        let (start, len) = ranges[w];
-        let Some(silver) =
-            ctx.lake
-                .scan_partition(Layer::Silver, tables::EVENTS, &ctx.source, date)?
-        else {
-            anyhow::bail!(
-                "the silver partition of {date} disappeared while 03-gold was reading it"
-            );
-        };
-        with_session_field(silver.slice(start as i64, len as IdxSize))?
-            .with_column(session_key_expr(session_key).alias("session_key"))
-            .select([
-                col("file"),
-                col("line_no"),
-                col("ts"),
-                col("service"),
-                col("level"),
-                col("template_id"),
-                col("session_key"),
-            ])
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("reading silver events")
-            .and_then(|events| super::template_store::resolve(events, &successors))
-    };
+    let read = |w: usize| read_silver(ctx, date, ranges[w], session_key, &successors);
     // Reading a window (decoding silver's messages, running the session-key regex) runs on
     // threads of its own while the window before is turned into features. It takes longer
     // than the features (on a million HDFS lines ~40 ms a window against ~25 ms): two
@@ -222,9 +209,42 @@ fn build_date(
 
     let n_sessions = sessions::write_sessions(ctx, date, sessions, session_key, closing)?;
     Ok(Built {
+        read: rows as u64,
         windows: windows.height(),
         sessions: n_sessions,
     })
+}
+
+/// Silver rows `start .. start + len` of `date`: what features are made of (file, line,
+/// time, service, level, template with refined ids read as their successors, session key).
+fn read_silver(
+    ctx: &Context,
+    date: NaiveDate,
+    (start, len): (usize, usize),
+    session_key: Option<&SessionKey>,
+    successors: &rustc_hash::FxHashMap<String, (String, String)>,
+) -> Result<DataFrame> {
+    let Some(silver) = ctx
+        .lake
+        .scan_partition(Layer::Silver, tables::EVENTS, &ctx.source, date)?
+    else {
+        anyhow::bail!("the silver partition of {date} disappeared while 03-gold was reading it");
+    };
+    let events = with_session_field(silver.slice(start as i64, len as IdxSize))?
+        .with_column(session_key_expr(session_key).alias("session_key"))
+        .select([
+            col("file"),
+            col("line_no"),
+            col("ts"),
+            col("service"),
+            col("level"),
+            col("template_id"),
+            col("session_key"),
+        ])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading silver events")?;
+    super::template_store::resolve(events, successors)
 }
 
 /// One row per service × time window (see the module docs), from the day's partial counts.
@@ -332,6 +352,15 @@ pub fn session_key_expr(session_key: Option<&SessionKey>) -> Expr {
 struct RunningCounts(rustc_hash::FxHashMap<String, i64>);
 
 impl RunningCounts {
+    /// Counts carried over from the runs before.
+    fn from_saved(saved: &std::collections::BTreeMap<String, i64>) -> Self {
+        Self(saved.iter().map(|(k, v)| (k.clone(), *v)).collect())
+    }
+
+    fn saved(&self) -> std::collections::BTreeMap<String, i64> {
+        self.0.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     /// The running count of each row of `events` (a window of silver rows, in order).
     fn add(&mut self, events: &DataFrame) -> Result<Column> {
         let ids = events.column("template_id")?.str()?;

@@ -14,6 +14,21 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::window_start_ms;
 
+/// A partial's columns, in the order [`WindowPartials::add`] makes them.
+const PARTIAL_COLUMNS: [&str; 11] = [
+    "service",
+    "window_start_ms",
+    "template_id",
+    "n",
+    "n_debug",
+    "n_info",
+    "n_warn",
+    "n_error",
+    "is_new",
+    "first_ts",
+    "n_first",
+];
+
 /// Partial window counts of the rows seen so far.
 pub struct WindowPartials {
     window_ms: i64,
@@ -144,19 +159,41 @@ impl WindowPartials {
         Ok(())
     }
 
-    /// One row per service × time window: counts, distinct and new templates, and a
-    /// `tpl_<id>` count for each of `top` (ordered by `service`, then `window_start_ms`).
-    pub fn finish(self, top: &[String]) -> Result<LazyFrame> {
+    /// Partials carried over from the runs before (see [`Self::saved`]), as read back from
+    /// the lake (with its partition columns).
+    pub fn restore(&mut self, saved: DataFrame) -> Result<()> {
+        if saved.height() > 0 {
+            self.parts.insert(0, saved.select(PARTIAL_COLUMNS)?);
+        }
+        Ok(())
+    }
+
+    /// The partials so far, one row per service × time window × template: what 03-gold
+    /// keeps of an open day between runs, a few thousand rows however long the day.
+    pub fn saved(&self) -> Result<DataFrame> {
+        if self.parts.is_empty() {
+            return Ok(DataFrame::default());
+        }
+        Ok(self
+            .per_template()?
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("summing window partials")?
+            .select(PARTIAL_COLUMNS)?)
+    }
+
+    /// Across row windows (and runs), one service × time window × template may have several
+    /// partials: first time, and events at it, over all of them.
+    fn per_template(&self) -> Result<LazyFrame> {
         let partials = concat(
             self.parts
-                .into_iter()
+                .iter()
+                .cloned()
                 .map(IntoLazy::lazy)
                 .collect::<Vec<_>>(),
             UnionArgs::default(),
         )?;
-        // Across row windows, one service × time window × template may have several partials:
-        // first time, and events at it, over all of them.
-        let per_template = partials
+        Ok(partials
             .group_by([col("service"), col("window_start_ms"), col("template_id")])
             .agg([
                 col("n").sum(),
@@ -169,7 +206,14 @@ impl WindowPartials {
                     .filter(col("first_ts").eq(col("first_ts").min()))
                     .sum()
                     .alias("n_first"),
-            ]);
+                col("first_ts").min(),
+            ]))
+    }
+
+    /// One row per service × time window: counts, distinct and new templates, and a
+    /// `tpl_<id>` count for each of `top` (ordered by `service`, then `window_start_ms`).
+    pub fn finish(self, top: &[String]) -> Result<LazyFrame> {
+        let per_template = self.per_template()?;
         let mut aggs = vec![
             col("n").sum().alias("n_events"),
             col("n_debug").sum(),
