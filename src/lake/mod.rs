@@ -119,6 +119,10 @@ pub mod tables {
     pub const WINDOW_PARTIALS: &str = "window_partials";
     /// 03-gold's keyed events of an open day, which sessions touched again are rebuilt from.
     pub const SESSION_EVENTS: &str = "session_events";
+    /// The part of `gold/event_features` holding the events of the day's last silver part
+    /// while 02-silver may still write it again: written again at every run of 03-gold, so
+    /// 05-detect scores its events again too.
+    pub const EVENT_TAIL_PART: &str = "part-tail.parquet";
 }
 
 /// Text as a log line or message shows it: control characters (a newline or an escape code in

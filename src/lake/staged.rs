@@ -134,9 +134,27 @@ impl<'l> StagedPartition<'l> {
         Ok(())
     }
 
+    /// Write the next part as a copy of `from`, a part of this or another partition carried
+    /// over as it is.
+    pub fn copy(&mut self, from: &std::path::Path) -> Result<()> {
+        use std::io::Write as _;
+        self.write_files(1, |_, mut file| {
+            let mut source =
+                std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
+            std::io::copy(&mut source, &mut file)?;
+            file.flush()?;
+            Ok(())
+        })
+    }
+
     /// Where part `k` (from 0) is staged.
     fn part_path(&self, k: usize) -> PathBuf {
         self.staging.join(format!("part-{k:05}.parquet"))
+    }
+
+    /// Parts written so far (the next part's position).
+    pub fn len(&self) -> usize {
+        self.parts
     }
 
     /// Whether no part has been written yet.

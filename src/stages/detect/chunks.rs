@@ -31,7 +31,7 @@ pub type Scorer<'s> = dyn FnMut(&ScoringInput<'_>, Option<&DataFrame>) -> Result
 pub fn each_chunk(
     ctx: &Context,
     date: NaiveDate,
-    granularity: Granularity,
+    (granularity, events_from): (Granularity, usize),
     samples: bool,
     score: &mut Scorer<'_>,
 ) -> Result<()> {
@@ -50,7 +50,7 @@ pub fn each_chunk(
             )
         }
         Granularity::Session => session_chunks(ctx, date, score),
-        Granularity::Event => event_chunks(ctx, date, samples, score),
+        Granularity::Event => event_chunks(ctx, date, events_from, samples, score),
     }
 }
 
@@ -128,9 +128,11 @@ fn session_chunks(ctx: &Context, date: NaiveDate, score: &mut Scorer<'_>) -> Res
     Ok(())
 }
 
+/// Events from row `from` on (the events an earlier run scored for good are not read).
 fn event_chunks(
     ctx: &Context,
     date: NaiveDate,
+    from: usize,
     samples: bool,
     score: &mut Scorer<'_>,
 ) -> Result<()> {
@@ -140,7 +142,8 @@ fn event_chunks(
         gold_columns.extend(COLLECTED_GOLD);
         silver_columns.push("message");
     }
-    each_event_window(ctx, date, &gold_columns, &silver_columns, &mut |events| {
+    let columns = (&gold_columns[..], &silver_columns[..]);
+    each_event_window_from(ctx, (date, from), columns, &mut |events| {
         let columns = EventColumns::of(&events)?;
         score(
             &ScoringInput {
@@ -163,6 +166,16 @@ pub fn each_event_window(
     date: NaiveDate,
     gold: &[&str],
     silver: &[&str],
+    each: &mut dyn FnMut(DataFrame) -> Result<()>,
+) -> Result<()> {
+    each_event_window_from(ctx, (date, 0), (gold, silver), each)
+}
+
+/// [`each_event_window`] from row `from` of the day on.
+pub fn each_event_window_from(
+    ctx: &Context,
+    (date, from): (NaiveDate, usize),
+    (gold, silver): (&[&str], &[&str]),
     each: &mut dyn FnMut(DataFrame) -> Result<()>,
 ) -> Result<()> {
     let rows = ctx
@@ -190,6 +203,13 @@ pub fn each_event_window(
             .collect()
     };
     let (gold, silver) = (with_place(gold), with_place(silver));
+    let ranges: Vec<(usize, usize)> = ranges
+        .into_iter()
+        .filter_map(|(start, len)| {
+            let s = start.max(from);
+            (s < start + len).then(|| (s, start + len - s))
+        })
+        .collect();
     // Template ids a later run of 02-silver refined away, read as their successors.
     let successors = crate::stages::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
     let read = |(start, rows): (usize, usize)| -> Result<DataFrame> {

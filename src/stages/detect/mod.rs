@@ -12,6 +12,7 @@
 
 mod chunks;
 mod open;
+mod progress;
 mod rows;
 mod samples;
 mod standing;
@@ -93,6 +94,39 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     Ok(outcome)
 }
 
+/// Where scoring `date`'s events starts: after the events earlier runs scored for good under
+/// the same models, settings, verdicts and build of gold (see [`progress`]), or at the first.
+/// Returns what this run's scoring is recorded under (`None`: gold built the day whole).
+fn resume_of(
+    ctx: &Context,
+    date: NaiveDate,
+    models: &str,
+    verdicts: &[crate::records::NormalVerdict],
+) -> Result<(Option<String>, Resume)> {
+    let verdicts: Vec<String> = verdicts.iter().map(|v| format!("{v:?}")).collect();
+    let Some(key) = progress::key_of(ctx, date, models, &verdicts.join(","))? else {
+        // Every event is scored, and none is kept for a later run.
+        let all = Resume {
+            stable: u64::MAX,
+            ..Default::default()
+        };
+        return Ok((None, all));
+    };
+    let stable = progress::stable_events(ctx, date)?;
+    let resume = match progress::EventsScored::of(ctx, date, &key, stable)? {
+        Some(scored) => Resume {
+            from: scored.events,
+            stable,
+            score_parts: scored.score_parts,
+        },
+        None => Resume {
+            stable,
+            ..Default::default()
+        },
+    };
+    Ok((Some(key), resume))
+}
+
 /// What 05-detect did with one date.
 enum DateOutcome {
     /// No gold, or no model yet on an open day.
@@ -152,12 +186,20 @@ fn detect_date(
         tracing::info!(%date, "detections are up to date: gold, models and verdicts unchanged since the last run");
         return Ok(DateOutcome::UpToDate);
     }
-    let (scored, findings, collected) = score_batch(ctx, date, &models)?;
+    let (key, resume) = resume_of(ctx, date, &versions, verdicts)?;
+    let Scoring {
+        scored,
+        findings,
+        collected,
+        event_keys,
+        score_parts,
+    } = score_batch(ctx, date, &models, &resume)?;
     // Sample lines kept while events were read serve when they cover every finding;
     // otherwise (no event models, or a finding wanting other lines) they are read now, into
     // the memory the batch's views and scores held.
     let samples = timed("05-detect: load sample lines", || {
-        match collected {
+        // A run that read only the new events kept only their lines.
+        match collected.filter(|_| resume.from == 0) {
             Some(c) => c.finish(&findings, samples::partition_of(ctx, date))?,
             None => None,
         }
@@ -177,6 +219,17 @@ fn detect_date(
     timed("05-detect: first detections", || {
         rows::keep_first_detection(ctx, date, &mut anomalies)
     })?;
+    if resume.from > 0 {
+        // Events scored for good by earlier runs keep their verdicts.
+        anomalies.extend(
+            rows::this_batch_anomalies(ctx, date)?
+                .into_iter()
+                .filter(|r| {
+                    r.granularity == "event" && !event_keys.contains(r.entity_key.as_str())
+                }),
+        );
+        anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
+    }
     // Windows and sessions closed when the last run judged them keep its verdicts.
     let closing = Closing::of(&ctx.lake, &ctx.source, date, &ctx.resolved.gold)?;
     if let Some(previous) = standing::Previous::of(ctx, date, &versions)? {
@@ -186,6 +239,14 @@ fn detect_date(
         into_incidents(ctx, date, anomalies, verdicts)?;
     write_detections(ctx, date, &anomalies, &incidents)?;
     standing::record(ctx, date, &closing, &versions)?;
+    if let Some(key) = key {
+        progress::EventsScored {
+            key,
+            events: resume.stable,
+            score_parts,
+        }
+        .save(ctx, date)?;
+    }
     if let Some(inputs) = &inputs {
         ctx.lake
             .record_built_from(Layer::Detections, &ctx.source, date, inputs)?;
@@ -374,19 +435,54 @@ fn score_chunk<'m>(
         .collect()
 }
 
+/// Where a run's scoring of events starts, and what it carries over (see [`progress`]).
+#[derive(Default)]
+struct Resume {
+    /// Events scored for good by earlier runs, not read again.
+    from: u64,
+    /// Events gold has written for good (the rest, its tail, are scored but not kept).
+    stable: u64,
+    /// Positions of the scores parts holding the scores of the first `from` events.
+    score_parts: Vec<usize>,
+}
+
+/// What scoring the batch came to.
+struct Scoring {
+    scored: u64,
+    findings: Vec<Finding>,
+    collected: Option<samples::Collector>,
+    /// The events scored (their keys), when the run resumed: earlier verdicts on them go.
+    event_keys: rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    /// Positions of the scores parts holding the scores of events scored for good.
+    score_parts: Vec<usize>,
+}
+
 /// Score the batch with every model, a chunk at a time ([`chunks`]), and the ensemble; write
 /// `detections/scores` part by part as chunks are scored, and return how many rows were
 /// scored, the findings, and the sample lines kept while events were read (when events were
 /// scored). Only a chunk's views and scores are in memory at once, with the ensemble's
-/// ballots, the findings (a few per thousand entities) and their sample lines.
+/// ballots, the findings (a few per thousand entities) and their sample lines. Events before
+/// `resume.from` are not read: their scores parts are carried over as they are.
 fn score_batch(
     ctx: &Context,
     date: NaiveDate,
     models: &[SavedModel],
-) -> Result<(u64, Vec<Finding>, Option<samples::Collector>)> {
+    resume: &Resume,
+) -> Result<Scoring> {
     let mut scores_out = ctx
         .lake
         .stage_partition(Layer::Detections, tables::SCORES)?;
+    let mut score_parts = Vec::new();
+    let old = ctx
+        .lake
+        .part_files(Layer::Detections, tables::SCORES, &ctx.source, date)?;
+    for &p in &resume.score_parts {
+        score_parts.push(scores_out.len());
+        scores_out.copy(&old[p])?;
+    }
+    let mut event_keys = rustc_hash::FxHashSet::default();
+    let mut tail_keys = rustc_hash::FxHashSet::default();
+    let mut event_row = resume.from;
     let mut ballots = ensemble::Ballots::default();
     let mut findings = Vec::new();
     let mut scored = 0u64;
@@ -407,9 +503,15 @@ fn score_batch(
         if collecting {
             collector = Some(samples::Collector::new(&findings));
         }
-        chunks::each_chunk(ctx, date, granularity, collecting, &mut |input, events| {
+        let chunk_of = (granularity, resume.from as usize);
+        chunks::each_chunk(ctx, date, chunk_of, collecting, &mut |input, events| {
             let Some(rows) = input.rows(granularity) else {
                 return Ok(());
+            };
+            // An event chunk lies wholly in gold's events written for good, or in its tail.
+            let stable_events = granularity == Granularity::Event && {
+                event_row += rows;
+                event_row <= resume.stable
             };
             // Detectors judge a chunk independently, so they score it in parallel; their
             // outputs are gathered in registry order, as if they had run one after another.
@@ -457,7 +559,20 @@ fn score_batch(
                 *spent.entry("keep samples".into()).or_default() += took;
             }
             if let Some(mut frame) = frame? {
+                if stable_events {
+                    score_parts.push(scores_out.len());
+                }
                 scores_out.write(&mut frame)?;
+            }
+            if granularity == Granularity::Event {
+                let keys = if stable_events {
+                    &mut event_keys
+                } else {
+                    &mut tail_keys
+                };
+                if resume.from > 0 || !stable_events {
+                    keys.extend(out.scores.iter().map(|s| s.entity_key.clone()));
+                }
             }
             findings.extend(out.findings);
             Ok(())
@@ -477,13 +592,27 @@ fn score_batch(
         findings.extend(verdicts);
         last = ensemble_scores;
     }
-    // The last part holds the ensemble's scores; an empty one keeps a batch with nothing
-    // scored from looking unscored.
+    // The ensemble's scores of events written for good are kept with theirs; the last part
+    // holds the others; an empty one keeps a batch with nothing scored from looking unscored.
+    let (kept, last): (Vec<_>, Vec<_>) = last
+        .into_iter()
+        .partition(|s| s.granularity == Granularity::Event && !tail_keys.contains(&s.entity_key));
+    if !kept.is_empty() {
+        score_parts.push(scores_out.len());
+        scores_out.write(&mut rows::scores_frame(&kept)?)?;
+    }
     if !last.is_empty() || scores_out.is_empty() {
         scores_out.write(&mut rows::scores_frame(&last)?)?;
     }
     timed("05-detect: write scores", || {
         scores_out.commit(&ctx.source, date)
     })?;
-    Ok((scored, findings, collector))
+    event_keys.extend(tail_keys);
+    Ok(Scoring {
+        scored,
+        findings,
+        collected: collector,
+        event_keys,
+        score_parts,
+    })
 }

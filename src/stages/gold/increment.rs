@@ -152,7 +152,7 @@ fn write_tail(
 }
 
 /// The event features part of the rows 03-gold has not read for good (see [`write_tail`]).
-const TAIL_PART: &str = "part-tail.parquet";
+const TAIL_PART: &str = tables::EVENT_TAIL_PART;
 
 /// Read silver rows `state.rows_done .. stable_end`: write their event features and keyed
 /// events as run `run`'s parts, count their templates into `state`, and add their partial

@@ -12,8 +12,7 @@
 //! again whole: merged into one part, a run at the end of a day wrote the whole day's
 //! sessions again. Memory: the touched sessions' events, and one part at a time.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use chrono::NaiveDate;
@@ -170,19 +169,11 @@ impl Out<'_> {
     }
 
     /// An unchanged part, copied as it is.
-    fn copy(&mut self, features: &PathBuf, counts: &PathBuf) -> Result<()> {
+    fn copy(&mut self, features: &Path, counts: &Path) -> Result<()> {
         self.flush()?;
-        self.sessions += Lake::row_count(std::slice::from_ref(features))? as usize;
-        for (from, to) in [(features, &mut self.features), (counts, &mut self.counts)] {
-            to.write_files(1, |_, mut file| {
-                let mut source = std::fs::File::open(from)
-                    .with_context(|| format!("opening {}", from.display()))?;
-                std::io::copy(&mut source, &mut file)?;
-                file.flush()?;
-                Ok(())
-            })?;
-        }
-        Ok(())
+        self.sessions += Lake::row_count(&[features.to_path_buf()])? as usize;
+        self.features.copy(features)?;
+        self.counts.copy(counts)
     }
 
     fn finish(mut self, source: &str, date: NaiveDate) -> Result<usize> {

@@ -26,7 +26,7 @@ use crate::lake::{Lake, Layer, tables};
 use crate::stages::Context;
 
 /// Bumped when the state's meaning changes: an older state builds its day again.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BuildState {
@@ -41,6 +41,9 @@ pub struct BuildState {
     /// Silver's held part (a multi-line event a later run may continue), as
     /// `name:rows:bytes`, when it was read because the day had closed.
     pub held_read: Option<String>,
+    /// Names this build of the day, from its first run on: 05-detect, which scores only the
+    /// events it has not scored, scores them all again when gold built the day again.
+    pub build_id: String,
     /// Runs that wrote parts so far: run `n` writes `part-g<n>-<k>.parquet`.
     pub runs: u32,
     /// Events of each template so far (see `RunningCounts`).
@@ -70,10 +73,17 @@ impl SilverProgress {
 impl BuildState {
     /// A day not built yet.
     pub fn new(base: String, silver_epoch: String) -> Self {
+        let now = chrono::Utc::now();
         Self {
             version: VERSION,
             base,
             silver_epoch,
+            build_id: format!(
+                "{}-{}-{}",
+                now.timestamp_nanos_opt().unwrap_or_default(),
+                std::process::id(),
+                rand::random::<u32>()
+            ),
             ..Default::default()
         }
     }
