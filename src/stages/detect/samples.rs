@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use chrono::{NaiveDate, TimeZone, Utc};
 use polars::prelude::*;
 
-use super::chunks::each_event_window;
+use super::chunks::each_event_window_from;
 use crate::detectors::{Finding, SampleQuery};
 use crate::features;
 use crate::lake::tables;
@@ -68,7 +68,9 @@ impl Samples {
     pub fn load(ctx: &Context, date: NaiveDate, findings: &[Finding]) -> Result<Self> {
         let mut collector = Collector::new(findings);
         if !findings.is_empty() {
-            each_event_window(ctx, date, &COLLECTED_GOLD, &COLUMNS, &mut |events| {
+            let from = first_row_wanted(ctx, date, findings)?;
+            let columns = (&COLLECTED_GOLD[..], &COLUMNS[..]);
+            each_event_window_from(ctx, (date, from), columns, &mut |events| {
                 let marked = collector.mark(&events)?;
                 collector.keep(&events, marked, &[])
             })
@@ -197,6 +199,45 @@ impl Samples {
             })
             .collect()
     }
+}
+
+/// The first event of `date` that may be a sample line of some finding: every sample lies in
+/// its finding's time range, so an event whose time window ends before the earliest finding
+/// starts is none, and neither is any event before the first that is not. A run every few
+/// minutes mostly explains recent windows and sessions: it reads the day's last events only.
+fn first_row_wanted(ctx: &Context, date: NaiveDate, findings: &[Finding]) -> Result<usize> {
+    let earliest = findings
+        .iter()
+        .map(|f| f.start_ms)
+        .min()
+        .unwrap_or(i64::MIN);
+    let window_ms = i64::from(ctx.resolved.gold.window_minutes.max(1)) * 60_000;
+    // An event without a time reads as 1970 (see `features::millis`).
+    if earliest <= 0 {
+        return Ok(0);
+    }
+    let Some(events) = ctx.lake.scan_partition(
+        crate::lake::Layer::Gold,
+        tables::EVENT_FEATURES,
+        &ctx.source,
+        date,
+    )?
+    else {
+        return Ok(0);
+    };
+    let first = events
+        .select([col("window_start").cast(DataType::Int64)])
+        .with_row_index("row", None)
+        .filter((col("window_start") + lit(window_ms)).gt(lit(earliest)))
+        .select([col("row").first()])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("finding the first event a sample line may come from")?;
+    Ok(first
+        .column("row")?
+        .idx()?
+        .get(0)
+        .map_or(usize::MAX, |r| r as usize))
 }
 
 /// One sample line as `details.samples[]` holds it. Its fields are in name order, as a JSON
