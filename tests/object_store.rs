@@ -326,9 +326,11 @@ fn killed_at_each_commit(lake: &str, db: Option<&str>, source: &str) {
             .unwrap()
             .is_empty();
         if remote || present {
+            let found = common::lake_anomalies(lake, source, &DAYS[..1], &[]);
             assert!(
-                common::lake_anomalies(lake, source, &DAYS[..1], &[]).equals_missing(&expected),
-                "killed at commit {k}: readers see the last committed anomalies, whole"
+                found.equals_missing(&expected),
+                "killed at commit {k}: readers see the last committed anomalies, whole; {}",
+                common::first_difference(&found, &expected)
             );
         }
     }

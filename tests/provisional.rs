@@ -154,9 +154,9 @@ fn micro_and_whole_on(
     for stage in stages {
         loglake(&whole, config, source, day, &[stage], false);
     }
-    // Each micro-batch scored only the events no run had scored for good, and carried the
-    // earlier ones' scores over: in the end every event has its scores once, as the day run
-    // whole gives them.
+    // Each micro-batch scored only the events no run had scored for good and the session
+    // parts gold changed, and carried the earlier ones' scores over: in the end every entity
+    // has its scores once, as the day run whole gives them.
     let (micro_scores, whole_scores) = (
         event_scores(&micro, source, day),
         event_scores(&whole, source, day),
@@ -164,23 +164,22 @@ fn micro_and_whole_on(
     assert!(whole_scores.height() > 0);
     assert!(
         micro_scores.equals_missing(&whole_scores),
-        "event scores differ:\n{micro_scores}\n{whole_scores}"
+        "scores differ: {}",
+        common::first_difference(&micro_scores, &whole_scores)
     );
     let found =
         |lake: &Path| common::lake_anomalies(lake.to_str().unwrap(), source.name, &[day], &[]);
     (found(&micro), found(&whole), provisional_seen)
 }
 
-/// Every detector's score of every event of `day`, sorted.
+/// Every detector's score of every entity of `day`, sorted.
 fn event_scores(lake: &Path, source: &Source, day: &str) -> DataFrame {
     use loglake::lake::{Lake, Layer, tables};
-    use polars::prelude::*;
     let date = day.parse().unwrap();
     let scores = Lake::new(lake)
         .scan_partition(Layer::Detections, tables::SCORES, source.name, date)
         .unwrap()
         .expect("scores were written")
-        .filter(col("granularity").eq(lit("event")))
         .collect()
         .unwrap();
     let by: Vec<String> = scores

@@ -206,3 +206,24 @@ pub fn shared_data() -> Option<PathBuf> {
     );
     None
 }
+
+/// Where two frames first differ (column, row, both values), for a failing comparison's
+/// message.
+pub fn first_difference(a: &polars::prelude::DataFrame, b: &polars::prelude::DataFrame) -> String {
+    if a.height() != b.height() || a.width() != b.width() {
+        return format!("shapes {:?} and {:?}", a.shape(), b.shape());
+    }
+    for c in a.get_column_names() {
+        let (x, y) = match (a.column(c), b.column(c)) {
+            (Ok(x), Ok(y)) => (x, y),
+            _ => return format!("column {c} is missing from one"),
+        };
+        for i in 0..x.len() {
+            let (u, v) = (x.get(i).ok(), y.get(i).ok());
+            if u != v {
+                return format!("first difference: column {c}, row {i}: {u:?} and {v:?}");
+            }
+        }
+    }
+    "no difference found".into()
+}

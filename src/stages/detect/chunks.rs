@@ -7,6 +7,8 @@
 //! window of at most `[parse] window_lines` rows inside one silver part at a time, joined with
 //! silver by position. Every entity lies in exactly one chunk.
 
+use std::path::PathBuf;
+
 use anyhow::{Context as _, Result, bail};
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -69,13 +71,22 @@ fn read_whole(ctx: &Context, date: NaiveDate, table: &str) -> Result<Option<Data
 }
 
 fn session_chunks(ctx: &Context, date: NaiveDate, score: &mut Scorer<'_>) -> Result<()> {
+    for part in session_parts(ctx, date)? {
+        session_part_chunks(ctx, &part, score)?;
+    }
+    Ok(())
+}
+
+/// `date`'s session parts: each file of `gold/session_features` with its twin in
+/// `gold/session_template_counts`.
+pub fn session_parts(ctx: &Context, date: NaiveDate) -> Result<Vec<(PathBuf, PathBuf)>> {
     let parts = |table| ctx.lake.part_files(Layer::Gold, table, &ctx.source, date);
     let (features, counts) = (
         parts(tables::SESSION_FEATURES)?,
         parts(tables::SESSION_TEMPLATE_COUNTS)?,
     );
     if features.is_empty() || counts.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     if features.len() != counts.len() {
         bail!(
@@ -84,10 +95,19 @@ fn session_chunks(ctx: &Context, date: NaiveDate, score: &mut Scorer<'_>) -> Res
             counts.len()
         );
     }
+    Ok(features.into_iter().zip(counts).collect())
+}
+
+/// One session part's chunks (slices of its sessions with their template counts).
+pub fn session_part_chunks(
+    ctx: &Context,
+    (f, c): &(PathBuf, PathBuf),
+    score: &mut Scorer<'_>,
+) -> Result<()> {
     let slice_rows = ((ctx.resolved.parse.settings.window_lines as f64 * SESSIONS_PER_WINDOW_LINE)
         as usize)
         .max(1);
-    for (f, c) in features.iter().zip(&counts) {
+    {
         let sessions = read_parquet(f)?;
         let counts = read_parquet(c)?;
         let keys = sessions.column("session_key")?.str()?;
@@ -156,22 +176,11 @@ fn event_chunks(
     })
 }
 
-/// `date`'s events a window at a time, in order (at most `[parse] window_lines` rows inside
-/// one silver part; see `Lake::row_ranges`): silver's `silver` columns and gold's `gold`
-/// columns ([`with_silver`]), with `file` and `line_no`.
+/// `date`'s events from row `from` on, a window at a time, in order (at most
+/// `[parse] window_lines` rows inside one silver part; see `Lake::row_ranges`): silver's
+/// `silver` columns and gold's `gold` columns ([`with_silver`]), with `file` and `line_no`.
 /// Reading and decoding a window (about 40 % of the event phase) runs on a thread of its
 /// own, one window ahead of `each`: at most two windows are in memory.
-pub fn each_event_window(
-    ctx: &Context,
-    date: NaiveDate,
-    gold: &[&str],
-    silver: &[&str],
-    each: &mut dyn FnMut(DataFrame) -> Result<()>,
-) -> Result<()> {
-    each_event_window_from(ctx, (date, 0), (gold, silver), each)
-}
-
-/// [`each_event_window`] from row `from` of the day on.
 pub fn each_event_window_from(
     ctx: &Context,
     (date, from): (NaiveDate, usize),

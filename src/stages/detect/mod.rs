@@ -10,6 +10,7 @@
 //! and carries the evidence in `details`. Its id is a hash of (source, granularity, entity,
 //! window start, detector), so a re-run updates the same rows instead of adding new ones.
 
+mod batch;
 mod chunks;
 mod open;
 mod progress;
@@ -19,13 +20,12 @@ mod standing;
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use chrono::{NaiveDate, Utc};
 use rayon::prelude::*;
 
 use super::{Context, RunOutcome, timed};
-use crate::detectors::scoring::ScoringInput;
-use crate::detectors::{AnyDetector, Finding, Granularity, SavedModel, Scored, ensemble};
+use crate::detectors::{Granularity, SavedModel};
 use crate::lake::{Layer, tables};
 use crate::records::{AnomalyRow, Incident};
 use crate::stages::closing::Closing;
@@ -102,11 +102,11 @@ fn resume_of(
     date: NaiveDate,
     models: &str,
     verdicts: &[crate::records::NormalVerdict],
-) -> Result<(Option<String>, Resume)> {
+) -> Result<(Option<String>, batch::Resume)> {
     let verdicts: Vec<String> = verdicts.iter().map(|v| format!("{v:?}")).collect();
     let Some(key) = progress::key_of(ctx, date, models, &verdicts.join(","))? else {
         // Every event is scored, and none is kept for a later run.
-        let all = Resume {
+        let all = batch::Resume {
             stable: u64::MAX,
             ..Default::default()
         };
@@ -114,12 +114,13 @@ fn resume_of(
     };
     let stable = progress::stable_events(ctx, date)?;
     let resume = match progress::EventsScored::of(ctx, date, &key, stable)? {
-        Some(scored) => Resume {
+        Some(scored) => batch::Resume {
             from: scored.events,
             stable,
-            score_parts: scored.score_parts,
+            event_parts: scored.score_parts,
+            sessions: scored.sessions,
         },
-        None => Resume {
+        None => batch::Resume {
             stable,
             ..Default::default()
         },
@@ -187,13 +188,16 @@ fn detect_date(
         return Ok(DateOutcome::UpToDate);
     }
     let (key, resume) = resume_of(ctx, date, &versions, verdicts)?;
-    let Scoring {
+    let batch::Scoring {
         scored,
         findings,
         collected,
         event_keys,
-        score_parts,
-    } = score_batch(ctx, date, &models, &resume)?;
+        session_keys,
+        sessions_carried,
+        event_parts,
+        sessions,
+    } = batch::score_batch(ctx, date, &models, &resume)?;
     // Sample lines kept while events were read serve when they cover every finding;
     // otherwise (no event models, or a finding wanting other lines) they are read now, into
     // the memory the batch's views and scores held.
@@ -219,14 +223,17 @@ fn detect_date(
     timed("05-detect: first detections", || {
         rows::keep_first_detection(ctx, date, &mut anomalies)
     })?;
-    if resume.from > 0 {
-        // Events scored for good by earlier runs keep their verdicts.
+    if resume.from > 0 || sessions_carried {
+        // Events and sessions scored for good by earlier runs keep their verdicts.
+        let carried = |r: &AnomalyRow| match r.granularity.as_str() {
+            "event" => resume.from > 0 && !event_keys.contains(r.entity_key.as_str()),
+            "session" => sessions_carried && !session_keys.contains(r.entity_key.as_str()),
+            _ => false,
+        };
         anomalies.extend(
             rows::this_batch_anomalies(ctx, date)?
                 .into_iter()
-                .filter(|r| {
-                    r.granularity == "event" && !event_keys.contains(r.entity_key.as_str())
-                }),
+                .filter(carried),
         );
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
     }
@@ -243,7 +250,8 @@ fn detect_date(
         progress::EventsScored {
             key,
             events: resume.stable,
-            score_parts,
+            score_parts: event_parts,
+            sessions,
         }
         .save(ctx, date)?;
     }
@@ -410,209 +418,4 @@ fn latest_models(ctx: &Context, date: NaiveDate) -> Result<Vec<SavedModel>> {
         }
     }
     Ok(models)
-}
-
-/// Every model of `judging` scores one chunk, in parallel: each one's scores and findings,
-/// with the time it took, in `judging`'s order.
-fn score_chunk<'m>(
-    judging: &[(&'m SavedModel, &'static dyn AnyDetector)],
-    input: &ScoringInput<'_>,
-    rows: u64,
-) -> Result<Vec<(Scored<'m>, std::time::Duration)>> {
-    judging
-        .par_iter()
-        .map(|&(model, detector)| {
-            let t = std::time::Instant::now();
-            let mut one = Scored {
-                scores: Vec::with_capacity(rows as usize),
-                findings: Vec::new(),
-            };
-            detector.score(model, input, &mut one).with_context(|| {
-                format!("scoring with {}/{}", model.granularity, model.detector)
-            })?;
-            Ok((one, t.elapsed()))
-        })
-        .collect()
-}
-
-/// Where a run's scoring of events starts, and what it carries over (see [`progress`]).
-#[derive(Default)]
-struct Resume {
-    /// Events scored for good by earlier runs, not read again.
-    from: u64,
-    /// Events gold has written for good (the rest, its tail, are scored but not kept).
-    stable: u64,
-    /// Positions of the scores parts holding the scores of the first `from` events.
-    score_parts: Vec<usize>,
-}
-
-/// What scoring the batch came to.
-struct Scoring {
-    scored: u64,
-    findings: Vec<Finding>,
-    collected: Option<samples::Collector>,
-    /// The events scored (their keys), when the run resumed: earlier verdicts on them go.
-    event_keys: rustc_hash::FxHashSet<std::sync::Arc<str>>,
-    /// Positions of the scores parts holding the scores of events scored for good.
-    score_parts: Vec<usize>,
-}
-
-/// Score the batch with every model, a chunk at a time ([`chunks`]), and the ensemble; write
-/// `detections/scores` part by part as chunks are scored, and return how many rows were
-/// scored, the findings, and the sample lines kept while events were read (when events were
-/// scored). Only a chunk's views and scores are in memory at once, with the ensemble's
-/// ballots, the findings (a few per thousand entities) and their sample lines. Events before
-/// `resume.from` are not read: their scores parts are carried over as they are.
-fn score_batch(
-    ctx: &Context,
-    date: NaiveDate,
-    models: &[SavedModel],
-    resume: &Resume,
-) -> Result<Scoring> {
-    let mut scores_out = ctx
-        .lake
-        .stage_partition(Layer::Detections, tables::SCORES)?;
-    let mut score_parts = Vec::new();
-    let old = ctx
-        .lake
-        .part_files(Layer::Detections, tables::SCORES, &ctx.source, date)?;
-    for &p in &resume.score_parts {
-        score_parts.push(scores_out.len());
-        scores_out.copy(&old[p])?;
-    }
-    let mut event_keys = rustc_hash::FxHashSet::default();
-    let mut tail_keys = rustc_hash::FxHashSet::default();
-    let mut event_row = resume.from;
-    let mut ballots = ensemble::Ballots::default();
-    let mut findings = Vec::new();
-    let mut scored = 0u64;
-    let mut spent: BTreeMap<String, std::time::Duration> = BTreeMap::new();
-    let mut collector: Option<samples::Collector> = None;
-    for granularity in Granularity::ALL {
-        let judging: Vec<_> = models
-            .iter()
-            .filter(|m| m.granularity == granularity)
-            .filter_map(|m| crate::detectors::find(&m.detector).map(|d| (m, d)))
-            .collect();
-        if judging.is_empty() {
-            continue;
-        }
-        let t0 = std::time::Instant::now();
-        // Events come last: the window and session findings are known by then.
-        let collecting = granularity == Granularity::Event;
-        if collecting {
-            collector = Some(samples::Collector::new(&findings));
-        }
-        let chunk_of = (granularity, resume.from as usize);
-        chunks::each_chunk(ctx, date, chunk_of, collecting, &mut |input, events| {
-            let Some(rows) = input.rows(granularity) else {
-                return Ok(());
-            };
-            // An event chunk lies wholly in gold's events written for good, or in its tail.
-            let stable_events = granularity == Granularity::Event && {
-                event_row += rows;
-                event_row <= resume.stable
-            };
-            // Detectors judge a chunk independently, so they score it in parallel; their
-            // outputs are gathered in registry order, as if they had run one after another.
-            // Sample lines are marked meanwhile, from what was flagged before the chunk.
-            let (each, marked) = rayon::join(
-                || score_chunk(&judging, input, rows),
-                || match (collector.as_ref(), events) {
-                    (Some(c), Some(events)) => c.mark(events).map(|m| Some((m, events))),
-                    _ => Ok(None),
-                },
-            );
-            let each = each?;
-            let mut out = Scored {
-                scores: Vec::with_capacity(rows as usize * judging.len()),
-                findings: Vec::new(),
-            };
-            for (&(model, _), (one, took)) in judging.iter().zip(each) {
-                scored += rows;
-                out.scores.extend(one.scores);
-                out.findings.extend(one.findings);
-                *spent
-                    .entry(format!("score {}/{}", model.granularity, model.detector))
-                    .or_default() += took;
-            }
-            // The chunk's score rows are laid out on one core while the other keeps its
-            // sample lines and files its ballots: each alone kept the other core idle.
-            let marked = marked?;
-            let (kept, frame) = rayon::join(
-                || -> Result<Option<std::time::Duration>> {
-                    ballots.add(&out.findings, &out.scores);
-                    let Some((c, (marked, events))) = collector.as_mut().zip(marked) else {
-                        return Ok(None);
-                    };
-                    let t = std::time::Instant::now();
-                    c.keep(events, marked, &out.findings)?;
-                    Ok(Some(t.elapsed()))
-                },
-                || {
-                    (!out.scores.is_empty())
-                        .then(|| rows::scores_frame(&out.scores))
-                        .transpose()
-                },
-            );
-            if let Some(took) = kept? {
-                *spent.entry("keep samples".into()).or_default() += took;
-            }
-            if let Some(mut frame) = frame? {
-                if stable_events {
-                    score_parts.push(scores_out.len());
-                }
-                scores_out.write(&mut frame)?;
-            }
-            if granularity == Granularity::Event {
-                let keys = if stable_events {
-                    &mut event_keys
-                } else {
-                    &mut tail_keys
-                };
-                if resume.from > 0 || !stable_events {
-                    keys.extend(out.scores.iter().map(|s| s.entity_key.clone()));
-                }
-            }
-            findings.extend(out.findings);
-            Ok(())
-        })?;
-        tracing::debug!(
-            ms = t0.elapsed().as_millis() as u64,
-            "05-detect: {granularity} views read and scored"
-        );
-    }
-    for (what, t) in spent {
-        tracing::debug!(ms = t.as_millis() as u64, "05-detect: {what}");
-    }
-    let (enabled, params) = ctx.settings.detectors.ensemble();
-    let mut last = Vec::new();
-    if enabled {
-        let (verdicts, ensemble_scores) = ballots.combine(params, &findings);
-        findings.extend(verdicts);
-        last = ensemble_scores;
-    }
-    // The ensemble's scores of events written for good are kept with theirs; the last part
-    // holds the others; an empty one keeps a batch with nothing scored from looking unscored.
-    let (kept, last): (Vec<_>, Vec<_>) = last
-        .into_iter()
-        .partition(|s| s.granularity == Granularity::Event && !tail_keys.contains(&s.entity_key));
-    if !kept.is_empty() {
-        score_parts.push(scores_out.len());
-        scores_out.write(&mut rows::scores_frame(&kept)?)?;
-    }
-    if !last.is_empty() || scores_out.is_empty() {
-        scores_out.write(&mut rows::scores_frame(&last)?)?;
-    }
-    timed("05-detect: write scores", || {
-        scores_out.commit(&ctx.source, date)
-    })?;
-    event_keys.extend(tail_keys);
-    Ok(Scoring {
-        scored,
-        findings,
-        collected: collector,
-        event_keys,
-        score_parts,
-    })
 }

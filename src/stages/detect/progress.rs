@@ -6,9 +6,10 @@
 //! frozen model, so the verdict on an event scored once stands for as long as the models,
 //! the settings, operators' verdicts and gold's build of the day are the same. The record
 //! names those ([`key_of`]), how many events were scored for good, and which parts of
-//! `detections/scores` hold their scores, which the next run carries over unread. Windows
-//! and sessions — a few thousand rows, and the sessions new events touched — are scored again
-//! at every run.
+//! `detections/scores` hold their scores, which the next run carries over unread. The same
+//! for sessions, a part of `gold/session_features` at a time: a part 03-gold left as it was
+//! (the same bytes: none of its sessions touched, none closed since) is not scored again.
+//! Windows — a few thousand rows — are scored again at every run.
 
 use anyhow::Result;
 use chrono::NaiveDate;
@@ -28,6 +29,17 @@ pub struct EventsScored {
     pub events: u64,
     /// The parts of `detections/scores` (their positions in the partition) that hold those
     /// events' scores.
+    pub score_parts: Vec<usize>,
+    /// The session parts scored, each with the scores parts that hold its sessions' scores.
+    #[serde(default)]
+    pub sessions: Vec<ScoredSessions>,
+}
+
+/// A session part of gold scored by a run: its content's digest, and the scores parts of
+/// its sessions (the ensemble's included).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScoredSessions {
+    pub digest: String,
     pub score_parts: Vec<usize>,
 }
 
@@ -96,7 +108,11 @@ impl EventsScored {
             .len();
         Ok((scored.key == key
             && scored.events <= stable_events
-            && scored.score_parts.iter().all(|&p| p < parts))
+            && scored
+                .score_parts
+                .iter()
+                .chain(scored.sessions.iter().flat_map(|s| &s.score_parts))
+                .all(|&p| p < parts))
         .then_some(scored))
     }
 
