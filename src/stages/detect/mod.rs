@@ -25,7 +25,7 @@ use chrono::{NaiveDate, Utc};
 use rayon::prelude::*;
 
 use super::{Context, RunOutcome, timed};
-use crate::detectors::{Granularity, SavedModel};
+use crate::detectors::{Finding, Granularity, SavedModel};
 use crate::lake::{Layer, tables};
 use crate::records::{AnomalyRow, Incident};
 use crate::stages::closing::Closing;
@@ -201,13 +201,27 @@ fn detect_date(
     // Sample lines kept while events were read serve when they cover every finding;
     // otherwise (no event models, or a finding wanting other lines) they are read now, into
     // the memory the batch's views and scores held.
+    let previous = standing::Previous::of(ctx, date, &versions)?;
     let samples = timed("05-detect: load sample lines", || {
         // A run that read only the new events kept only their lines.
         match collected.filter(|_| resume.from == 0) {
             Some(c) => c.finish(&findings, samples::partition_of(ctx, date))?,
             None => None,
         }
-        .map_or_else(|| Samples::load(ctx, date, &findings), Ok)
+        .map_or_else(
+            || match &previous {
+                // Windows and sessions an earlier run judged closed keep that run's rows:
+                // their findings need no lines (on a day run every few minutes, most of
+                // the day's).
+                Some(p) => {
+                    let wanted: Vec<Finding> =
+                        findings.iter().filter(|f| !p.stands(f)).cloned().collect();
+                    Samples::load(ctx, date, &wanted)
+                }
+                None => Samples::load(ctx, date, &findings),
+            },
+            Ok,
+        )
     })?;
     let detected_at = Utc::now();
     let mut anomalies: Vec<AnomalyRow> = timed("05-detect: anomaly rows", || {
@@ -239,7 +253,7 @@ fn detect_date(
     }
     // Windows and sessions closed when the last run judged them keep its verdicts.
     let closing = Closing::of(&ctx.lake, &ctx.source, date, &ctx.resolved.gold)?;
-    if let Some(previous) = standing::Previous::of(ctx, date, &versions)? {
+    if let Some(previous) = previous {
         anomalies = previous.keep(anomalies);
     }
     let (anomalies, incidents, suppressed, provisional) =

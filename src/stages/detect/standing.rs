@@ -67,6 +67,19 @@ impl Previous {
     }
 }
 
+impl Previous {
+    /// Whether the last run's verdict on `finding`'s window or session stands (it judged it
+    /// closed): this run's finding on it gives way to that verdict.
+    pub fn stands(&self, finding: &crate::detectors::Finding) -> bool {
+        use crate::detectors::Granularity;
+        match finding.granularity {
+            Granularity::Window => self.closing.window_closed(finding.end_ms),
+            Granularity::Session => self.closing.session_closed(finding.end_ms),
+            Granularity::Event => false,
+        }
+    }
+}
+
 /// Whether a run that judged by `closing` judged `row`'s window or session closed (events are
 /// always judged as they come, and score the same at every run).
 fn judged_final(closing: &Closing, row: &AnomalyRow) -> bool {
