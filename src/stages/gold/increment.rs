@@ -56,9 +56,18 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
             stable_end -= crate::lake::Lake::row_count(std::slice::from_ref(last))?;
         }
     }
-    let base = base_of(ctx, date)?;
-    let state = match BuildState::load(&ctx.lake, &ctx.source, date) {
-        Some(s) if carries_on(ctx, date, &s, (&base, &silver.epoch), stable_end, &files)? => s,
+    let base = timed("03-gold: what the day is built with", || base_of(ctx, date))?;
+    let loaded = timed("03-gold: state", || {
+        BuildState::load(&ctx.lake, &ctx.source, date)
+            .map(|s| {
+                carries_on(ctx, date, &s, (&base, &silver.epoch), stable_end, &files)
+                    .map(|ok| ok.then_some(s))
+            })
+            .transpose()
+    })?
+    .flatten();
+    let state = match loaded {
+        Some(s) => s,
         _ if closing.day_closed => return Ok(None),
         _ => {
             for table in [
@@ -85,23 +94,26 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
     timed("03-gold: tail", || {
         write_tail(ctx, date, &state, (stable_end, total))
     })?;
-    let saved = partials.saved()?;
-    ctx.lake.commit_partition(
-        Layer::Gold,
-        tables::WINDOW_PARTIALS,
-        &ctx.source,
-        date,
-        &saved,
-    )?;
-    let top = history::top_templates_for(ctx, date, ctx.resolved.gold.top_templates)?;
-    let windows = window_features(ctx, partials, &top, date, closing)?;
-    ctx.lake.commit_partition(
-        Layer::Gold,
-        tables::WINDOW_FEATURES,
-        &ctx.source,
-        date,
-        &windows,
-    )?;
+    let windows = timed("03-gold: windows", || -> Result<DataFrame> {
+        let saved = partials.saved()?;
+        ctx.lake.commit_partition(
+            Layer::Gold,
+            tables::WINDOW_PARTIALS,
+            &ctx.source,
+            date,
+            &saved,
+        )?;
+        let top = history::top_templates_for(ctx, date, ctx.resolved.gold.top_templates)?;
+        let windows = window_features(ctx, partials, &top, date, closing)?;
+        ctx.lake.commit_partition(
+            Layer::Gold,
+            tables::WINDOW_FEATURES,
+            &ctx.source,
+            date,
+            &windows,
+        )?;
+        Ok(windows)
+    })?;
     let sessions = if ctx.resolved.parse.session_key.is_some() {
         timed("03-gold: sessions", || {
             session_delta::update(ctx, date, &touched, closing)
@@ -121,9 +133,11 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
     state.held_read = held_read;
     state.runs = run;
     state.save(&ctx.lake, &ctx.source, date)?;
-    for table in [tables::EVENT_FEATURES, tables::SESSION_EVENTS] {
-        compact(ctx, date, table)?;
-    }
+    timed("03-gold: compaction", || {
+        [tables::EVENT_FEATURES, tables::SESSION_EVENTS]
+            .into_iter()
+            .try_for_each(|table| compact(ctx, date, table))
+    })?;
     Ok(Some(Built {
         read,
         windows: windows.height(),
