@@ -236,11 +236,32 @@ impl Lake {
 }
 
 impl Lake {
-    /// Rewrite the part files `files` of one partition (all of them, or all but one the
-    /// caller puts back) as parts of at most `slice_rows` rows, in the same row order, each
-    /// slice passed through `map` (silver resolves refined template ids there). A day run as
-    /// many micro-batches gains a part per run; this keeps the files a reader opens few. Only
-    /// one slice is in memory at a time; the partition is replaced at once.
+    /// How many of a partition's part files `files` (in order) are small: every one after
+    /// the first with fewer than half of `slice_rows` rows. What [`Lake::compact_parts`]
+    /// rewrites; a stage compacts once there are many.
+    pub fn small_parts(files: &[PathBuf], slice_rows: usize) -> Result<usize> {
+        Ok(files.len() - Self::settled(files, slice_rows)?)
+    }
+
+    /// The leading files of `files` with at least half of `slice_rows` rows each.
+    fn settled(files: &[PathBuf], slice_rows: usize) -> Result<usize> {
+        let mut settled = 0;
+        for file in files {
+            if (Self::row_count(std::slice::from_ref(file))? as usize) < slice_rows.max(2) / 2 {
+                break;
+            }
+            settled += 1;
+        }
+        Ok(settled)
+    }
+
+    /// Rewrite the small part files of one partition ([`Lake::small_parts`] of `files`, all
+    /// of them or all but one the caller puts back) as parts of at most `slice_rows` rows, in
+    /// the same row order, each slice passed through `map` (silver resolves refined template
+    /// ids there); the large parts before them are carried over as they are. A day run as
+    /// many micro-batches gains a small part per run; this keeps the files a reader opens
+    /// few, without rewriting the day at every compaction. Only one slice is in memory at a
+    /// time; the partition is replaced at once.
     pub fn compact_parts(
         &self,
         (layer, table): (Layer, &str),
@@ -249,10 +270,15 @@ impl Lake {
         slice_rows: usize,
         map: impl Fn(DataFrame) -> Result<DataFrame>,
     ) -> Result<u64> {
-        let rows = Self::row_count(files)?;
+        let settled = Self::settled(files, slice_rows)?;
+        let (kept, small) = files.split_at(settled);
+        let rows = Self::row_count(small)?;
         let mut staged = self.stage_partition(layer, table)?;
+        for file in kept {
+            staged.copy(file)?;
+        }
         for start in (0..rows as usize).step_by(slice_rows.max(1)) {
-            let slice = Self::scan_files(files)?
+            let slice = Self::scan_files(small)?
                 .slice(start as i64, slice_rows.max(1) as IdxSize)
                 .collect()
                 .map_err(anyhow::Error::from)

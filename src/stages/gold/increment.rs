@@ -25,7 +25,7 @@ use crate::lake::{Layer, each_read_ahead, tables};
 use crate::stages::closing::Closing;
 use crate::stages::{Context, timed};
 
-/// Part files an incrementally built table may have before it is compacted.
+/// Small part files an incrementally built table may have before they are compacted.
 const MAX_PARTS: usize = 24;
 
 /// Rows a compacted part holds at most.
@@ -247,15 +247,15 @@ fn commit_part(
     Ok(())
 }
 
-/// Compact `table`'s parts of `date` once there are more than [`MAX_PARTS`], the tail part
-/// put back as it was.
+/// Compact `table`'s small parts of `date` once there are more than [`MAX_PARTS`] (see
+/// `Lake::compact_parts`), the tail part put back as it was.
 fn compact(ctx: &Context, date: NaiveDate, table: &str) -> Result<()> {
     let files = ctx.lake.part_files(Layer::Gold, table, &ctx.source, date)?;
-    if files.len() <= MAX_PARTS {
-        return Ok(());
-    }
     let is_tail = |f: &std::path::PathBuf| f.file_name().is_some_and(|n| n == TAIL_PART);
     let (tail, files): (Vec<_>, Vec<_>) = files.into_iter().partition(is_tail);
+    if crate::lake::Lake::small_parts(&files, COMPACT_ROWS)? <= MAX_PARTS {
+        return Ok(());
+    }
     let tail = match tail.first() {
         Some(f) => Some(crate::lake::read_parquet(f)?),
         None => None,

@@ -1,8 +1,8 @@
 //! Compaction: a day parsed as many micro-batches has a part file per run in silver's events
-//! and quarantine; once there are more than [`MAX_PARTS`], they are rewritten as few large
-//! parts, their template ids resolved to the day's current templates (so the compacted day
-//! is what one run over all of it writes). It runs on its own after a run of 02-silver, and
-//! from `vacuum`.
+//! and quarantine; once its events have more than [`MAX_PARTS`] small parts, those are
+//! rewritten as few large ones, their template ids resolved to the day's current templates;
+//! the large parts before them stay as they are (see `Lake::compact_parts`), so a long day
+//! is not rewritten whole at every compaction. It runs on its own after a run of 02-silver.
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
@@ -33,7 +33,11 @@ pub fn day(
     keep: Option<&str>,
 ) -> Result<()> {
     let events = lake.part_files(Layer::Silver, tables::EVENTS, source, date)?;
-    if events.len() > max_parts {
+    let is_kept = |f: &std::path::PathBuf| {
+        keep.is_some_and(|k| f.file_name().is_some_and(|n| n.to_string_lossy() == k))
+    };
+    let unkept: Vec<_> = events.iter().filter(|f| !is_kept(f)).cloned().collect();
+    if Lake::small_parts(&unkept, EVENT_SLICE)? > max_parts {
         compact_events(lake, source, date, events, keep)
             .with_context(|| format!("compacting silver events of {date}"))?;
     }
