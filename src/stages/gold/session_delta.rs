@@ -109,9 +109,9 @@ pub(super) fn update(
             part = part.lazy().filter(is_touched().not()).collect()?;
             part_counts = part_counts.lazy().filter(is_touched().not()).collect()?;
         }
-        out.emit(with_closed(part, closing)?, part_counts, merge)?;
+        out.emit_split(with_closed(part, closing)?, part_counts, merge)?;
     }
-    out.emit(fresh, fresh_counts, merging)?;
+    out.emit_split(fresh, fresh_counts, merging)?;
     out.finish(&ctx.source, date)
 }
 
@@ -132,6 +132,30 @@ struct Out<'l> {
 }
 
 impl Out<'_> {
+    /// A part's sessions and their counts, its closed sessions apart from its open ones: the
+    /// next run's events mostly touch open sessions (and every one that closes has its part
+    /// written again), so they are kept in parts of their own, small ones, rather than
+    /// scattered by key over the day's parts. Closed ones are merged with the small parts
+    /// around them when `merge`; open ones never are.
+    fn emit_split(&mut self, features: DataFrame, counts: DataFrame, merge: bool) -> Result<()> {
+        let closed = features.column("closed")?.bool()?.clone();
+        if closed.all() || features.height() == 0 {
+            return self.emit(features, counts, merge);
+        }
+        let open_keys = features
+            .filter(&!&closed)?
+            .column("session_key")?
+            .as_materialized_series()
+            .clone();
+        let is_open = || col("session_key").is_in(lit(open_keys.clone()).implode(false), false);
+        let split = |df: &DataFrame, open: bool| -> Result<DataFrame> {
+            let keep = if open { is_open() } else { is_open().not() };
+            Ok(df.clone().lazy().filter(keep).collect()?)
+        };
+        self.emit(split(&features, false)?, split(&counts, false)?, merge)?;
+        self.emit(split(&features, true)?, split(&counts, true)?, false)
+    }
+
     /// A part's sessions and their counts (sorted by session key), merged with the small
     /// parts around it when `merge`.
     fn emit(&mut self, mut features: DataFrame, mut counts: DataFrame, merge: bool) -> Result<()> {
