@@ -125,6 +125,21 @@ pub mod tables {
     pub const EVENT_TAIL_PART: &str = "part-tail.parquet";
 }
 
+/// Row windows ([`Lake::row_ranges`]) clipped to the rows `rows`: a stage that reads only
+/// what is new reads the windows of its parts from where it stopped.
+pub fn clip_ranges(
+    ranges: Vec<(usize, usize)>,
+    rows: std::ops::Range<usize>,
+) -> Vec<(usize, usize)> {
+    ranges
+        .into_iter()
+        .filter_map(|(start, len)| {
+            let (s, e) = (start.max(rows.start), (start + len).min(rows.end));
+            (s < e).then(|| (s, e - s))
+        })
+        .collect()
+}
+
 /// Text as a log line or message shows it: control characters (a newline or an escape code in
 /// a file's name) written as escapes, so that a name cannot forge a log line or drive the
 /// operator's terminal.

@@ -212,13 +212,7 @@ pub fn each_event_window_from(
             .collect()
     };
     let (gold, silver) = (with_place(gold), with_place(silver));
-    let ranges: Vec<(usize, usize)> = ranges
-        .into_iter()
-        .filter_map(|(start, len)| {
-            let s = start.max(from);
-            (s < start + len).then(|| (s, start + len - s))
-        })
-        .collect();
+    let ranges = crate::lake::clip_ranges(ranges, from..usize::MAX);
     // Template ids a later run of 02-silver refined away, read as their successors.
     let successors = crate::stages::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
     let read = |(start, rows): (usize, usize)| -> Result<DataFrame> {

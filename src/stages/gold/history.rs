@@ -21,11 +21,9 @@ pub(super) fn inputs_of(
     closing: &crate::stages::closing::Closing,
 ) -> Result<String> {
     let lake = &ctx.lake;
-    let earlier: Vec<String> = lake
-        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
-        .into_iter()
-        .filter(|d| *d < date)
-        .map(|d| d.to_string())
+    let earlier: Vec<String> = earlier_days(ctx, date)?
+        .iter()
+        .map(NaiveDate::to_string)
         .collect();
     Ok(format!(
         "v1|{:?}|{:?}|{closing:?}|events={}|successors={}|earlier={}",
@@ -42,17 +40,26 @@ pub(super) fn inputs_of(
     ))
 }
 
+/// The source's days before `date` that have silver templates: what a day's top templates,
+/// new templates and baselines come from.
+pub(super) fn earlier_days(ctx: &Context, date: NaiveDate) -> Result<Vec<NaiveDate>> {
+    Ok(ctx
+        .lake
+        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
+        .into_iter()
+        .filter(|d| *d < date)
+        .collect())
+}
+
 /// The `k` most frequent templates, which get their own window count column: those of the
 /// [`TOP_TEMPLATE_DAYS`] days before `date` that have silver, so that a window's columns do
 /// not depend on what comes later in its day (a window judged at noon has the columns it
 /// has at midnight); on a source's first day, with nothing before it, the day's own.
 pub(super) fn top_templates_for(ctx: &Context, date: NaiveDate, k: usize) -> Result<Vec<String>> {
     let from = date - chrono::Duration::days(TOP_TEMPLATE_DAYS);
-    let earlier: Vec<NaiveDate> = ctx
-        .lake
-        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
+    let earlier: Vec<NaiveDate> = earlier_days(ctx, date)?
         .into_iter()
-        .filter(|d| *d >= from && *d < date)
+        .filter(|d| *d >= from)
         .collect();
     let days = if earlier.is_empty() {
         vec![date]
@@ -98,12 +105,7 @@ pub(super) fn seen_before(ctx: &Context, date: NaiveDate) -> Result<FxHashSet<St
 
 /// Template ids seen in this source's silver before `date`.
 fn templates_before(ctx: &Context, date: NaiveDate) -> Result<Option<LazyFrame>> {
-    let earlier: Vec<NaiveDate> = ctx
-        .lake
-        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
-        .into_iter()
-        .filter(|d| *d < date)
-        .collect();
+    let earlier = earlier_days(ctx, date)?;
     Ok(ctx
         .lake
         .scan(Layer::Silver, tables::TEMPLATES, &ctx.source, &earlier)?

@@ -86,13 +86,14 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
     };
     let mut state = state;
     let run = state.runs + 1;
+    let successors = crate::stages::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
     let read = stable_end - state.rows_done;
     let (touched, partials) = timed("03-gold: new rows", || {
-        read_new_rows(ctx, date, &mut state, (run, stable_end))
+        read_new_rows(ctx, (date, &successors), &mut state, (run, stable_end))
     })?;
 
     timed("03-gold: tail", || {
-        write_tail(ctx, date, &state, (stable_end, total))
+        write_tail(ctx, (date, &successors), &state, (stable_end, total))
     })?;
     let windows = timed("03-gold: windows", || -> Result<DataFrame> {
         let saved = partials.saved()?;
@@ -151,19 +152,21 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
 /// silver row. They count in no window or session until a later run reads them for good.
 fn write_tail(
     ctx: &Context,
-    date: NaiveDate,
+    (date, successors): (NaiveDate, &Successors),
     state: &BuildState,
     (stable_end, total): (u64, u64),
 ) -> Result<()> {
-    let successors = crate::stages::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
     let session_key = ctx.resolved.parse.session_key.as_ref();
     let window_ms = i64::from(ctx.resolved.gold.window_minutes.max(1)) * 60_000;
     let range = (stable_end as usize, (total - stable_end) as usize);
-    let events = read_silver(ctx, date, range, session_key, &successors)?;
+    let events = read_silver(ctx, date, range, session_key, successors)?;
     let counts = RunningCounts::from_saved(&state.counts).add(&events)?;
     let mut per_event = event_features(&events, counts, window_ms)?;
     commit_part(ctx, date, tables::EVENT_FEATURES, TAIL_PART, &mut per_event)
 }
+
+/// Template ids a later run of 02-silver refined away, and their successors.
+type Successors = rustc_hash::FxHashMap<String, (String, String)>;
 
 /// The event features part of the rows 03-gold has not read for good (see [`write_tail`]).
 const TAIL_PART: &str = tables::EVENT_TAIL_PART;
@@ -173,7 +176,7 @@ const TAIL_PART: &str = tables::EVENT_TAIL_PART;
 /// window counts to the day's. Returns the session keys they touch, and the day's partials.
 fn read_new_rows(
     ctx: &Context,
-    date: NaiveDate,
+    (date, successors): (NaiveDate, &Successors),
     state: &mut BuildState,
     (run, stable_end): (u32, u64),
 ) -> Result<(FxHashSet<String>, windows::WindowPartials)> {
@@ -189,24 +192,18 @@ fn read_new_rows(
     let from = state.rows_done as usize;
     let to = stable_end as usize;
     // Windows inside silver's parts, clipped to the new rows.
-    let ranges: Vec<(usize, usize)> = ctx
-        .lake
-        .row_ranges(
+    let ranges = crate::lake::clip_ranges(
+        ctx.lake.row_ranges(
             Layer::Silver,
             tables::EVENTS,
             (&ctx.source, date),
             ctx.resolved.parse.settings.window_lines.max(1),
-        )?
-        .into_iter()
-        .filter_map(|(start, len)| {
-            let (s, e) = (start.max(from), (start + len).min(to));
-            (s < e).then(|| (s, e - s))
-        })
-        .collect();
-    let successors = crate::stages::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
+        )?,
+        from..to,
+    );
     let mut counts = RunningCounts::from_saved(&state.counts);
     let mut touched = FxHashSet::default();
-    let read = |w: usize| read_silver(ctx, date, ranges[w], session_key, &successors);
+    let read = |w: usize| read_silver(ctx, date, ranges[w], session_key, successors);
     each_read_ahead(ranges.len(), 2, read, &mut |k, events| {
         let name = format!("part-g{run:06}-{k:04}.parquet");
         let mut per_event = event_features(&events, counts.add(&events)?, window_ms)?;

@@ -124,11 +124,9 @@ impl BuildState {
 /// ones is not carried on.
 pub fn base_of(ctx: &Context, date: NaiveDate) -> Result<String> {
     let lake = &ctx.lake;
-    let earlier: Vec<String> = lake
-        .partition_dates(Layer::Silver, tables::TEMPLATES, &ctx.source)?
-        .into_iter()
-        .filter(|d| *d < date)
-        .map(|d| d.to_string())
+    let earlier: Vec<String> = super::history::earlier_days(ctx, date)?
+        .iter()
+        .map(NaiveDate::to_string)
         .collect();
     // The lateness and the idle time only decide which windows and sessions are closed,
     // which every run works out again.
