@@ -182,12 +182,7 @@ fn event_scores(lake: &Path, source: &Source, day: &str) -> DataFrame {
         .expect("scores were written")
         .collect()
         .unwrap();
-    let by: Vec<String> = scores
-        .get_column_names()
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    scores.sort(by, Default::default()).unwrap()
+    common::sorted_by_every_column(scores)
 }
 
 #[test]

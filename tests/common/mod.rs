@@ -164,12 +164,17 @@ pub fn lake_anomalies(
         .unwrap()
         .drop_many(["run_id", "detected_at"])
         .drop_many(without.iter().copied());
-    let by: Vec<String> = found
+    sorted_by_every_column(found)
+}
+
+/// `df`'s rows sorted by all its columns, in order: a table compared as a set of rows.
+pub fn sorted_by_every_column(df: polars::prelude::DataFrame) -> polars::prelude::DataFrame {
+    let by: Vec<String> = df
         .get_column_names()
         .iter()
         .map(|c| c.to_string())
         .collect();
-    found.sort(by, Default::default()).unwrap()
+    df.sort(by, Default::default()).unwrap()
 }
 
 /// A generated day of `lines` lines (source `shop`, starting `day`) split into `n` files of

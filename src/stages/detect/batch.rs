@@ -99,7 +99,7 @@ pub fn score_batch(
     };
     let mut tail_keys = FxHashSet::default();
     // The session part of each session scored now: its ensemble score goes with it.
-    let mut part_of_session: FxHashMap<Arc<str>, usize> = FxHashMap::default();
+    let mut part_of_session = FxHashMap::default();
     for granularity in Granularity::ALL {
         let judging: Vec<Judge<'_>> = models
             .iter()
@@ -118,32 +118,11 @@ pub fn score_batch(
                 })?;
             }
             Granularity::Session => {
-                for (k, part) in chunks::session_parts(ctx, date)?.iter().enumerate() {
-                    let digest = digest_of(part)?;
-                    if let Some(scored) = resume.sessions.iter().find(|s| s.digest == digest) {
-                        let score_parts = batch.copy_parts(&old, &scored.score_parts)?;
-                        out.sessions.push(ScoredSessions {
-                            digest,
-                            score_parts,
-                        });
-                        out.sessions_carried = true;
-                        continue;
-                    }
-                    let mut keys = FxHashSet::default();
-                    let mut score_parts = Vec::new();
-                    chunks::session_part_chunks(ctx, part, &mut |input, _| {
-                        let written =
-                            batch.chunk(&judging, granularity, input, None, Some(&mut keys))?;
-                        score_parts.extend(written);
-                        Ok(())
-                    })?;
-                    part_of_session.extend(keys.iter().map(|key| (key.clone(), k)));
-                    out.session_keys.extend(keys);
-                    out.sessions.push(ScoredSessions {
-                        digest,
-                        score_parts,
-                    });
-                }
+                let sessions = batch.sessions(ctx, date, &judging, (&old, &resume.sessions))?;
+                part_of_session = sessions.part_of_session;
+                out.session_keys = sessions.keys;
+                out.sessions = sessions.parts;
+                out.sessions_carried = sessions.carried;
             }
             Granularity::Event => {
                 // Events come last: the window and session findings are known by then.
@@ -176,33 +155,7 @@ pub fn score_batch(
         tracing::debug!(ms = t.as_millis() as u64, "05-detect: {what}");
     }
     let ensemble_scores = batch.ensemble(ctx);
-    // The ensemble's scores go with their entities' scores where those are carried over:
-    // events written for good, and each session part; the last part holds the others (an
-    // empty one keeps a batch with nothing scored from looking unscored).
-    let mut by_part: BTreeMap<usize, Vec<EntityScore<'_>>> = BTreeMap::new();
-    let mut events = Vec::new();
-    let mut last = Vec::new();
-    for s in ensemble_scores {
-        match s.granularity {
-            Granularity::Event if !tail_keys.contains(&s.entity_key) => events.push(s),
-            Granularity::Session => match part_of_session.get(&s.entity_key) {
-                Some(&k) => by_part.entry(k).or_default().push(s),
-                None => last.push(s),
-            },
-            _ => last.push(s),
-        }
-    }
-    if !events.is_empty() {
-        out.event_parts.push(batch.scores_out.len());
-        batch.scores_out.write(&mut rows::scores_frame(&events)?)?;
-    }
-    for (k, scores) in by_part {
-        out.sessions[k].score_parts.push(batch.scores_out.len());
-        batch.scores_out.write(&mut rows::scores_frame(&scores)?)?;
-    }
-    if !last.is_empty() || batch.scores_out.is_empty() {
-        batch.scores_out.write(&mut rows::scores_frame(&last)?)?;
-    }
+    batch.write_ensemble(ensemble_scores, &tail_keys, &part_of_session, &mut out)?;
     timed("05-detect: write scores", || {
         batch.scores_out.commit(&ctx.source, date)
     })?;
@@ -213,7 +166,101 @@ pub fn score_batch(
     Ok(out)
 }
 
+/// The session parts as one run scored or carried them over.
+struct SessionsScored {
+    /// Every part's digest and scores parts, in the partition's order.
+    parts: Vec<ScoredSessions>,
+    /// Whether some part was carried over.
+    carried: bool,
+    /// The sessions scored now, and the part each is in.
+    keys: FxHashSet<Arc<str>>,
+    part_of_session: FxHashMap<Arc<str>, usize>,
+}
+
 impl<'m> Batch<'_, 'm> {
+    /// Score `date`'s session parts with `judging`, but for those scored by an earlier run
+    /// (`scored`, by digest), whose scores parts are copied from the last run's (`old`).
+    fn sessions(
+        &mut self,
+        ctx: &Context,
+        date: NaiveDate,
+        judging: &[Judge<'m>],
+        (old, scored): (&[PathBuf], &[ScoredSessions]),
+    ) -> Result<SessionsScored> {
+        let mut out = SessionsScored {
+            parts: Vec::new(),
+            carried: false,
+            keys: FxHashSet::default(),
+            part_of_session: FxHashMap::default(),
+        };
+        for (k, part) in chunks::session_parts(ctx, date)?.iter().enumerate() {
+            let digest = digest_of(part)?;
+            if let Some(earlier) = scored.iter().find(|s| s.digest == digest) {
+                let score_parts = self.copy_parts(old, &earlier.score_parts)?;
+                out.parts.push(ScoredSessions {
+                    digest,
+                    score_parts,
+                });
+                out.carried = true;
+                continue;
+            }
+            let mut keys = FxHashSet::default();
+            let mut score_parts = Vec::new();
+            chunks::session_part_chunks(ctx, part, &mut |input, _| {
+                let written =
+                    self.chunk(judging, Granularity::Session, input, None, Some(&mut keys))?;
+                score_parts.extend(written);
+                Ok(())
+            })?;
+            out.part_of_session
+                .extend(keys.iter().map(|key| (key.clone(), k)));
+            out.keys.extend(keys);
+            out.parts.push(ScoredSessions {
+                digest,
+                score_parts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Write the ensemble's scores with their entities' scores where those are carried over
+    /// (events written for good, each session part scored now), recording their positions in
+    /// `out`; the last part holds the others (an empty one keeps a batch with nothing scored
+    /// from looking unscored).
+    fn write_ensemble(
+        &mut self,
+        scores: Vec<EntityScore<'m>>,
+        tail_keys: &FxHashSet<Arc<str>>,
+        part_of_session: &FxHashMap<Arc<str>, usize>,
+        out: &mut Scoring,
+    ) -> Result<()> {
+        let mut by_part: BTreeMap<usize, Vec<EntityScore<'_>>> = BTreeMap::new();
+        let mut events = Vec::new();
+        let mut last = Vec::new();
+        for s in scores {
+            match s.granularity {
+                Granularity::Event if !tail_keys.contains(&s.entity_key) => events.push(s),
+                Granularity::Session => match part_of_session.get(&s.entity_key) {
+                    Some(&k) => by_part.entry(k).or_default().push(s),
+                    None => last.push(s),
+                },
+                _ => last.push(s),
+            }
+        }
+        if !events.is_empty() {
+            out.event_parts.push(self.scores_out.len());
+            self.scores_out.write(&mut rows::scores_frame(&events)?)?;
+        }
+        for (k, scores) in by_part {
+            out.sessions[k].score_parts.push(self.scores_out.len());
+            self.scores_out.write(&mut rows::scores_frame(&scores)?)?;
+        }
+        if !last.is_empty() || self.scores_out.is_empty() {
+            self.scores_out.write(&mut rows::scores_frame(&last)?)?;
+        }
+        Ok(())
+    }
+
     /// Copy the scores parts at `positions` of the last run's partition (`old`); their
     /// positions in this run's.
     fn copy_parts(&mut self, old: &[PathBuf], positions: &[usize]) -> Result<Vec<usize>> {

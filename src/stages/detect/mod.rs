@@ -198,57 +198,24 @@ fn detect_date(
         event_parts,
         sessions,
     } = batch::score_batch(ctx, date, &models, &resume)?;
-    // Sample lines kept while events were read serve when they cover every finding;
-    // otherwise (no event models, or a finding wanting other lines) they are read now, into
-    // the memory the batch's views and scores held.
-    let previous = standing::Previous::of(ctx, date, &versions)?;
-    let samples = timed("05-detect: load sample lines", || {
-        // A run that read only the new events kept only their lines.
-        match collected.filter(|_| resume.from == 0) {
-            Some(c) => c.finish(&findings, samples::partition_of(ctx, date))?,
-            None => None,
-        }
-        .map_or_else(
-            || match &previous {
-                // Windows and sessions an earlier run judged closed keep that run's rows:
-                // their findings need no lines (on a day run every few minutes, most of
-                // the day's).
-                Some(p) => {
-                    let wanted: Vec<Finding> =
-                        findings.iter().filter(|f| !p.stands(f)).cloned().collect();
-                    Samples::load(ctx, date, &wanted)
-                }
-                None => Samples::load(ctx, date, &findings),
-            },
-            Ok,
-        )
-    })?;
-    let detected_at = Utc::now();
-    let mut anomalies: Vec<AnomalyRow> = timed("05-detect: anomaly rows", || {
-        // Each finding's row (reason, evidence, sample lines) is its own: built in
-        // parallel, collected in findings' order.
-        findings
-            .into_par_iter()
-            .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
-            .collect()
-    });
-    drop(samples);
-    anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
-    timed("05-detect: first detections", || {
-        rows::keep_first_detection(ctx, date, &mut anomalies)
-    })?;
+    // The anomalies the last run left: the verdicts that stand, and those carried over.
+    let last = rows::this_batch_anomalies(ctx, date)?;
+    let previous = standing::Previous::of(ctx, date, &versions, &last)?;
+    let mut anomalies = anomaly_rows(
+        ctx,
+        date,
+        (findings, collected),
+        &resume,
+        (&last, previous.as_ref()),
+    )?;
     if resume.from > 0 || sessions_carried {
         // Events and sessions scored for good by earlier runs keep their verdicts.
-        let carried = |r: &AnomalyRow| match r.granularity.as_str() {
+        let carried = |r: &&AnomalyRow| match r.granularity.as_str() {
             "event" => resume.from > 0 && !event_keys.contains(r.entity_key.as_str()),
             "session" => sessions_carried && !session_keys.contains(r.entity_key.as_str()),
             _ => false,
         };
-        anomalies.extend(
-            rows::this_batch_anomalies(ctx, date)?
-                .into_iter()
-                .filter(carried),
-        );
+        anomalies.extend(last.iter().filter(carried).cloned());
         anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
     }
     // Windows and sessions closed when the last run judged them keep its verdicts.
@@ -280,6 +247,51 @@ fn detect_date(
         suppressed,
         provisional,
     }))
+}
+
+/// This run's findings as anomaly rows, with their sample lines and first detections, sorted
+/// by id. Sample lines kept while events were read (`collected`) serve when they cover every
+/// finding; otherwise (no event models, a run that read only the new events, or a finding
+/// wanting other lines) they are read now, into the memory the batch's views and scores held
+/// — only for findings whose verdict does not stand: windows and sessions an earlier run
+/// judged closed keep that run's rows (on a day run every few minutes, most of the day's).
+fn anomaly_rows(
+    ctx: &Context,
+    date: NaiveDate,
+    (findings, collected): (Vec<Finding>, Option<samples::Collector>),
+    resume: &batch::Resume,
+    (last, previous): (&[AnomalyRow], Option<&standing::Previous>),
+) -> Result<Vec<AnomalyRow>> {
+    let samples = timed("05-detect: load sample lines", || {
+        match collected.filter(|_| resume.from == 0) {
+            Some(c) => c.finish(&findings, samples::partition_of(ctx, date))?,
+            None => None,
+        }
+        .map_or_else(
+            || match previous {
+                Some(p) => {
+                    let wanted: Vec<Finding> =
+                        findings.iter().filter(|f| !p.stands(f)).cloned().collect();
+                    Samples::load(ctx, date, &wanted)
+                }
+                None => Samples::load(ctx, date, &findings),
+            },
+            Ok,
+        )
+    })?;
+    let detected_at = Utc::now();
+    let mut anomalies: Vec<AnomalyRow> = timed("05-detect: anomaly rows", || {
+        // Each finding's row (reason, evidence, sample lines) is its own: built in
+        // parallel, collected in findings' order.
+        findings
+            .into_par_iter()
+            .map(|f| rows::anomaly_row(ctx, date, f, &samples, detected_at))
+            .collect()
+    });
+    drop(samples);
+    anomalies.sort_by(|a, b| a.anomaly_id.cmp(&b.anomaly_id));
+    rows::keep_first_detection(last, &mut anomalies);
+    Ok(anomalies)
 }
 
 /// The date's anomalies with their incidents: operators' verdicts suppress some, findings

@@ -90,36 +90,18 @@ struct Details<'a> {
     top_features: &'a [serde_json::Value],
 }
 
-/// An anomaly raised again by a re-run keeps when, and by which run, it was first detected:
-/// re-running a batch leaves the lake and the table as they were.
-pub fn keep_first_detection(ctx: &Context, date: NaiveDate, rows: &mut [AnomalyRow]) -> Result<()> {
-    let Some(previous) =
-        ctx.lake
-            .scan(Layer::Detections, tables::ANOMALIES, &ctx.source, &[date])?
-    else {
-        return Ok(());
-    };
-    let previous = previous
-        .select([col("anomaly_id"), col("run_id"), col("detected_at")])
-        .collect()?;
-    let ids = features::strings(&previous, "anomaly_id")?;
-    let runs = features::strings(&previous, "run_id")?;
-    let at = features::millis(&previous, "detected_at")?;
-    let first: std::collections::HashMap<&str, (usize, i64)> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), (i, at[i])))
-        .collect();
+/// An anomaly raised again by a re-run keeps when, and by which run, it was first detected
+/// (in `last`, the anomalies the last run left): re-running a batch leaves the lake and the
+/// table as they were.
+pub fn keep_first_detection(last: &[AnomalyRow], rows: &mut [AnomalyRow]) {
+    let first: std::collections::HashMap<&str, &AnomalyRow> =
+        last.iter().map(|r| (r.anomaly_id.as_str(), r)).collect();
     for r in rows.iter_mut() {
-        if let Some(&(i, ms)) = first.get(r.anomaly_id.as_str()) {
-            r.run_id = runs[i].clone();
-            r.detected_at = Utc
-                .timestamp_millis_opt(ms)
-                .single()
-                .unwrap_or(r.detected_at);
+        if let Some(earlier) = first.get(r.anomaly_id.as_str()) {
+            r.run_id = earlier.run_id.clone();
+            r.detected_at = earlier.detected_at;
         }
     }
-    Ok(())
 }
 
 /// The anomalies of `date` as the lake has them from the last run.

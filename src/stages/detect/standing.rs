@@ -24,9 +24,15 @@ pub struct Previous {
 }
 
 impl Previous {
-    /// What the last run of 05-detect judged `date` by; `None` when none recorded it, or
-    /// when it judged with other `models` (their versions, as [`record`] takes them).
-    pub fn of(ctx: &Context, date: NaiveDate, models: &str) -> Result<Option<Self>> {
+    /// What the last run of 05-detect judged `date` by, from its record and the anomalies it
+    /// left (`last`); `None` when none recorded it, or when it judged with other `models`
+    /// (their versions, as [`record`] takes them).
+    pub fn of(
+        ctx: &Context,
+        date: NaiveDate,
+        models: &str,
+        last: &[AnomalyRow],
+    ) -> Result<Option<Self>> {
         let Some(text) = ctx
             .lake
             .day_record(Layer::Detections, JUDGED, &ctx.source, date)?
@@ -39,10 +45,7 @@ impl Previous {
         if judged.models != models {
             return Ok(None);
         }
-        let final_rows = super::rows::this_batch_anomalies(ctx, date)?
-            .into_iter()
-            .filter(|r| !r.provisional)
-            .collect();
+        let final_rows = last.iter().filter(|r| !r.provisional).cloned().collect();
         Ok(Some(Self {
             closing: judged.closing,
             final_rows,
