@@ -567,6 +567,36 @@ impl Lake {
         Ok(total)
     }
 
+    /// A Parquet file's rows and, from its footer's statistics, whether every value of the
+    /// boolean column `column` is true (`None` when a row group has no statistics for it).
+    /// No data is read: a stage can tell which parts it must open from their footers.
+    pub fn rows_and_all_true(path: &Path, column: &str) -> Result<(u64, Option<bool>)> {
+        use parquet::file::reader::FileReader;
+        use parquet::file::statistics::Statistics;
+        let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let reader = parquet::file::reader::SerializedFileReader::new(file)
+            .with_context(|| format!("reading the Parquet footer of {}", path.display()))?;
+        let metadata = reader.metadata();
+        let rows = metadata.file_metadata().num_rows() as u64;
+        let mut all_true = Some(true);
+        for group in metadata.row_groups() {
+            let chunk = group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == column);
+            let min = match chunk.and_then(|c| c.statistics()) {
+                Some(Statistics::Boolean(stats)) => stats.min_opt().copied(),
+                _ => None,
+            };
+            all_true = match (all_true, min) {
+                (Some(true), Some(min)) => Some(min),
+                (Some(false), _) => Some(false),
+                _ => None,
+            };
+        }
+        Ok((rows, all_true))
+    }
+
     /// The value of each of `keys` in a Parquet file's footer metadata, if it has one: the
     /// footer read once for all of them.
     pub fn footer_value(path: &Path, keys: &[&str]) -> Result<Vec<Option<String>>> {

@@ -69,6 +69,11 @@ impl Samples {
         let mut collector = Collector::new(findings);
         if !findings.is_empty() {
             let from = first_row_wanted(ctx, date, findings)?;
+            tracing::debug!(
+                findings = findings.len(),
+                from,
+                "sample lines read from row"
+            );
             let columns = (&COLLECTED_GOLD[..], &COLUMNS[..]);
             each_event_window_from(ctx, (date, from), columns, &mut |events| {
                 let marked = collector.mark(&events)?;

@@ -16,7 +16,7 @@
 use anyhow::Result;
 use chrono::NaiveDate;
 use polars::prelude::*;
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 
 use super::state::{BuildState, SilverProgress, base_of, silver_row};
 use super::{Built, RunningCounts, event_features, read_silver, session_delta, windows};
@@ -166,7 +166,7 @@ fn write_tail(
 }
 
 /// Template ids a later run of 02-silver refined away, and their successors.
-type Successors = rustc_hash::FxHashMap<String, (String, String)>;
+type Successors = FxHashMap<String, (String, String)>;
 
 /// The event features part of the rows 03-gold has not read for good (see [`write_tail`]).
 const TAIL_PART: &str = tables::EVENT_TAIL_PART;
@@ -179,7 +179,7 @@ fn read_new_rows(
     (date, successors): (NaiveDate, &Successors),
     state: &mut BuildState,
     (run, stable_end): (u32, u64),
-) -> Result<(FxHashSet<String>, windows::WindowPartials)> {
+) -> Result<(FxHashMap<String, usize>, windows::WindowPartials)> {
     let session_key = ctx.resolved.parse.session_key.as_ref();
     let window_ms = i64::from(ctx.resolved.gold.window_minutes.max(1)) * 60_000;
     let mut partials = windows::WindowPartials::new(window_ms, history::seen_before(ctx, date)?);
@@ -202,7 +202,7 @@ fn read_new_rows(
         from..to,
     );
     let mut counts = RunningCounts::from_saved(&state.counts);
-    let mut touched = FxHashSet::default();
+    let mut touched: FxHashMap<String, usize> = FxHashMap::default();
     let read = |w: usize| read_silver(ctx, date, ranges[w], session_key, successors);
     each_read_ahead(ranges.len(), 2, read, &mut |k, events| {
         let name = format!("part-g{run:06}-{k:04}.parquet");
@@ -212,14 +212,14 @@ fn read_new_rows(
         if session_key.is_some() {
             let keyed = events.select(["session_key", "service", "ts", "level", "template_id"])?;
             let mut keyed = keyed.filter(&keyed.column("session_key")?.str()?.is_not_null())?;
-            touched.extend(
-                keyed
-                    .column("session_key")?
-                    .str()?
-                    .iter()
-                    .flatten()
-                    .map(str::to_string),
-            );
+            for key in keyed.column("session_key")?.str()?.iter().flatten() {
+                match touched.get_mut(key) {
+                    Some(n) => *n += 1,
+                    None => {
+                        touched.insert(key.to_string(), 1);
+                    }
+                }
+            }
             if keyed.height() > 0 {
                 commit_part(ctx, date, tables::SESSION_EVENTS, &name, &mut keyed)?;
             }
