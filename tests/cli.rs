@@ -152,3 +152,55 @@ fn every_argument_has_help_text() {
     check(&loglake::cli::Cli::command(), "loglake", &mut missing);
     assert!(missing.is_empty(), "arguments without help: {missing:?}");
 }
+
+/// A reader that stops early (`| head`) is no crash: the command finishes quietly, exit 0,
+/// where `print!` used to panic with "failed printing to stdout: Broken pipe" (exit 101).
+/// The pipe's reading end is closed before the command writes, so every write finds it gone.
+#[test]
+fn a_reader_that_leaves_early_is_no_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let raw = tmp.path().join("raw");
+    common::stdout_ok(
+        Command::new(BIN)
+            .args([
+                "--lake", lake, "--source", "shop", "generate", "--days", "1",
+            ])
+            .args(["--lines-per-day", "2000", "--out", raw.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    let input = raw.join("logs");
+    let runs: [&[&str]; 5] = [
+        &["completions", "bash"],
+        &["man"],
+        &["--lake", lake, "--source", "shop", "00-init"],
+        &[
+            "--lake",
+            lake,
+            "--source",
+            "shop",
+            "01-bronze",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        &["--lake", lake, "--source", "shop", "status"],
+    ];
+    for args in runs {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // The stage did its work though nobody read what it said.
+    let status = stdout_of(&["--lake", lake, "--source", "shop", "status"]);
+    assert!(status.contains("shop"), "{status}");
+}

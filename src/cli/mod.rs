@@ -17,6 +17,7 @@ use crate::stages::{self, Context, Stage, StageOptions};
 use crate::workspace::Access;
 
 mod operator;
+pub mod output;
 mod stage_args;
 pub use operator::{AnomalyAction, IncidentAction, IncidentStatus, TokenAction, WhoArgs};
 pub use stage_args::{IngestArgs, ParseArgs, ReportArgs, SessionArgs, ShardArgs};
@@ -404,12 +405,18 @@ pub fn run(cli: Cli) -> Result<Completion> {
     match &cli.command {
         // Generated from the parser's own definitions, so they cannot drift from it.
         Command::Completions { shell } => {
-            let mut command = Cli::command();
-            clap_complete::generate(*shell, &mut command, "loglake", &mut std::io::stdout());
+            // Rendered first, then written: clap_complete panics on a write error.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "loglake", &mut script);
+            output::write_bytes(&script)?;
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .context("writing the man page")?,
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .context("rendering the man page")?;
+            output::write_bytes(&page)?;
+        }
         Command::Generate {
             out,
             days,
@@ -437,7 +444,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
         } => {
             let (from, overrides, settings) = load_settings(g)?;
             let shown = crate::config::show::show(&settings, &from, &overrides)?;
-            print!("{}", crate::config::show::render(&from, &shown));
+            output::print(&crate::config::show::render(&from, &shown))?;
         }
         Command::Vacuum {
             keep_days,
@@ -448,29 +455,27 @@ pub fn run(cli: Cli) -> Result<Completion> {
                 keep_days: *keep_days,
                 unreferenced_after: chrono::Duration::hours(i64::from(*unreferenced_after_hours)),
             };
-            print!(
-                "{}",
-                crate::vacuum::run(&load_settings(g)?.2, &retention, *yes)?
-            );
+            output::print(&crate::vacuum::run(&load_settings(g)?.2, &retention, *yes)?)?;
         }
         Command::Incidents { action } => {
-            print!(
-                "{}",
-                operator::incidents(&load_settings(g)?.2, only_source, action)?
-            );
+            output::print(&operator::incidents(
+                &load_settings(g)?.2,
+                only_source,
+                action,
+            )?)?;
         }
         Command::Anomalies { action } => {
-            print!("{}", operator::anomalies(&load_settings(g)?.2, action)?);
+            output::print(&operator::anomalies(&load_settings(g)?.2, action)?)?;
         }
         Command::Tokens { action } => {
-            print!("{}", operator::tokens(&load_settings(g)?.2, action)?);
+            output::print(&operator::tokens(&load_settings(g)?.2, action)?)?;
         }
         Command::Serve { listen } => crate::serve::run(load_settings(g)?.2, listen.clone())?,
         Command::Status { output } => {
             let status = crate::status::collect(&load_settings(g)?.2, only_source)?;
             match output {
-                Output::Text => print!("{}", crate::status::render(&status)),
-                Output::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+                Output::Text => output::print(&crate::status::render(&status))?,
+                Output::Json => output::println(&serde_json::to_string_pretty(&status)?)?,
             }
         }
         Command::ParseAccuracy {
@@ -516,15 +521,14 @@ fn load_settings(g: &GlobalArgs) -> Result<(ConfigFrom, Overrides, Settings)> {
 
 fn write_generated(options: &GenerateOptions) -> Result<()> {
     let summary = generate(options)?;
-    println!(
+    output::println(&format!(
         "generate: {} lines in {} file(s) under {}, {} labelled anomalies in {}",
         summary.lines,
         summary.files.len(),
         options.out_dir.join("logs").display(),
         summary.labels,
         summary.labels_path.display()
-    );
-    Ok(())
+    ))
 }
 
 /// `parse-accuracy`: the parser's template groups against ground truth, printed.
@@ -538,23 +542,23 @@ fn parse_accuracy(
     let truth = accuracy::read_truth(truth)?;
     let m = accuracy::evaluate_parser(&resolved.parse, date, log, &truth)?;
     if let Some(d) = &m.detection {
-        println!(
+        output::println(&format!(
             "parse-accuracy: format auto-detected: {} {:?} ({} of the first {} lines)",
             d.preset, d.format, d.matched, d.sampled
-        );
+        ))?;
     }
     let text = match m.template_accuracy {
         Some((pa, fta)) => format!(", PA {pa:.4}, FTA {fta:.4}"),
         None => String::new(),
     };
-    println!(
+    output::println(&format!(
         "parse-accuracy: {} lines, {} quarantined, {} templates ({} true events), FGA {:.4}{text}, grouping accuracy {:.4}",
         m.lines, m.quarantined, m.templates, m.true_events, m.group_f1, m.accuracy
-    );
+    ))?;
     for (event, templates) in m.mistakes.iter().take(show_mistakes) {
-        println!("  true event {event}:");
+        output::println(&format!("  true event {event}:"))?;
         for (template, n) in templates {
-            println!("    {n:>6}  {template}");
+            output::println(&format!("    {n:>6}  {template}"))?;
         }
     }
     Ok(())

@@ -99,7 +99,7 @@ pub fn run(settings: Settings, listen: Option<String>) -> Result<()> {
         });
         let shutdown = shutdown_signal()?;
         // On stdout, for whoever started the service (and tests, which ask for port 0).
-        println!("serve: listening on http://{addr}");
+        crate::cli::output::println(&format!("serve: listening on http://{addr}"))?;
         tracing::info!(%addr, tokens, "serving");
         listen::serve(
             listener,

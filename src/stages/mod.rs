@@ -388,7 +388,7 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
         tracing::info!(stage = stage.name(), source = %ctx.source, rows_in = outcome.rows_in, rows_out = outcome.rows_out, rows_quarantined = outcome.rows_quarantined, seconds, skipped = outcome.nothing_to_do, "stage finished");
         // A JSON report is the whole of stdout: a script parses it.
         if !(stage == Stage::Report && ctx.options.report_json) {
-            println!("{}: {}", stage.name(), outcome.message);
+            crate::cli::output::println(&format!("{}: {}", stage.name(), outcome.message))?;
         }
     }
     result.map_err(|e| e.context(format!("{} failed", stage.name())))

@@ -68,9 +68,9 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         report.html = Some(path.display().to_string());
     }
     if ctx.options.report_json {
-        println!("{}", report.json()?);
+        crate::cli::output::println(&report.json()?)?;
     } else {
-        print!("{}", report.text());
+        crate::cli::output::print(&report.text())?;
     }
     Ok(RunOutcome {
         rows_in: report.rows_of(Layer::Bronze, tables::LINES),
