@@ -29,7 +29,10 @@ pub fn list(
     limit: i64,
     json: bool,
 ) -> Result<String> {
-    let (db, _) = open(settings)?;
+    let (db, lake) = open(settings)?;
+    if let Some(source) = source {
+        crate::stages::known_source(&lake, settings, source)?;
+    }
     let rows = db.incidents_matching(source, status, None, limit)?;
     db.close();
     if json {

@@ -46,6 +46,9 @@ pub struct TableStatus {
 pub fn collect(settings: &Settings, source: Option<&str>) -> Result<Status> {
     let ws = Workspace::open(settings, Access::Read)?;
     let lake = &ws.lake;
+    if let Some(source) = source {
+        crate::stages::known_source(lake, settings, source)?;
+    }
     let mut tables = Vec::new();
     for layer in Layer::ALL {
         for table in lake.tables(layer)? {

@@ -204,3 +204,57 @@ fn a_reader_that_leaves_early_is_no_crash() {
     let status = stdout_of(&["--lake", lake, "--source", "shop", "status"]);
     assert!(status.contains("shop"), "{status}");
 }
+
+/// A misspelled `--source` on a read-only command is an error that names the sources there
+/// are, not an empty report that succeeds; and it leaves no trace (no phantom source in
+/// `status`).
+#[test]
+fn an_unknown_source_is_named_with_the_ones_there_are() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let raw = tmp.path().join("raw");
+    let ok = |args: &[&str]| common::stdout_ok(Command::new(BIN).args(args).output().unwrap());
+    ok(&[
+        "--source",
+        "shop",
+        "generate",
+        "--days",
+        "1",
+        "--lines-per-day",
+        "500",
+    ]
+    .iter()
+    .copied()
+    .chain(["--out", raw.to_str().unwrap()])
+    .collect::<Vec<_>>());
+    let input = raw.join("logs");
+    ok(&["--lake", lake, "--source", "shop", "00-init"]);
+    ok(&[
+        "--lake",
+        lake,
+        "--source",
+        "shop",
+        "01-bronze",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    for args in [
+        &["--lake", lake, "--source", "shpo", "06-report"][..],
+        &["--lake", lake, "--source", "shpo", "status"],
+        &["--lake", lake, "--source", "shpo", "incidents", "list"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no source \"shpo\"") && stderr.contains("(it has: shop)"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let status = ok(&["--lake", lake, "status"]);
+    assert!(!status.contains("shpo"), "{status}");
+    // The source that is there reports.
+    let report = ok(&["--lake", lake, "--source", "shop", "06-report"]);
+    assert!(report.contains("06-report"), "{report}");
+}

@@ -565,7 +565,7 @@ fn parse_accuracy(
 }
 
 /// Which stages a stage command runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stages {
     /// A stage command (`02-silver`).
     One(Stage),
@@ -632,6 +632,13 @@ fn run_stages(g: &GlobalArgs, command: &Command, stages: Stages) -> Result<Compl
             Context::open(settings, resolved, g.source.clone(), dates, options, access)
         })
         .with_context(|| format!("{name} could not start"))?;
+    if stages == Stages::One(Stage::Report) {
+        // A report alone only reads: on a source with no data it would say "0 rows" and
+        // succeed, and a misspelled --source would look like an empty day.
+        ctx.require_lake()
+            .and_then(|()| stages::known_source(&ctx.lake, &ctx.settings, &ctx.source))
+            .context("06-report could not start")?;
+    }
     let nothing_to_do = match stages {
         Stages::One(stage) => stages::run_stage(&ctx, stage).map(|o| o.nothing_to_do),
         Stages::Range(from, to) => stages::run_range(&ctx, from, to),

@@ -344,6 +344,11 @@ impl Lake {
         }
     }
 
+    /// The sources the lake holds data of: those with lines in bronze.
+    pub fn sources_with_data(&self) -> Result<Vec<String>> {
+        self.sources(Layer::Bronze, tables::LINES)
+    }
+
     /// Dates that have a partition of `table` for `source`, ascending.
     pub fn partition_dates(
         &self,

@@ -352,6 +352,7 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
         if stage == Stage::Train {
             ctx.hold_source_lease()?;
         }
+
         // A lake initialised by an older loglake gets this version's schema before the first
         // write, so upgrading the binary never leaves a stage writing to tables it predates.
         ctx.db.migrate()?;
@@ -392,6 +393,30 @@ pub fn run_stage(ctx: &Context, stage: Stage) -> Result<RunOutcome> {
         }
     }
     result.map_err(|e| e.context(format!("{} failed", stage.name())))
+}
+
+/// Refuse `source` when the lake holds no data of it and no `[sources.<name>]` configures
+/// it, naming the sources there are: a read-only command on a misspelled source would
+/// otherwise succeed with nothing to show.
+pub fn known_source(lake: &Lake, settings: &Settings, source: &str) -> Result<()> {
+    let mut known = lake.sources_with_data()?;
+    if known.iter().any(|s| s == source) || settings.sources.contains_key(source) {
+        return Ok(());
+    }
+    known.extend(settings.sources.keys().cloned());
+    known.sort();
+    known.dedup();
+    if known.is_empty() {
+        bail!(
+            "the lake at {} holds no data yet, of source \"{source}\" or any other: ingest some first (`loglake --source {source} run --input <logs>`)",
+            lake.location()
+        );
+    }
+    bail!(
+        "no source \"{source}\" in the lake at {} (it has: {}): check --source",
+        lake.location(),
+        known.join(", ")
+    )
 }
 
 /// Run stages `from..=to` in order, stopping at the first failure. Returns whether every
