@@ -19,6 +19,7 @@ fn rows(n: usize, generation: &str) -> Vec<AnomalyRow> {
             let start = t0 + Duration::seconds(i as i64);
             AnomalyRow {
                 provisional: false,
+                vote: false,
                 anomaly_id: format!("{generation}-{i:08}"),
                 run_id: "bench".into(),
                 detected_at: t0,

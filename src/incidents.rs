@@ -205,6 +205,7 @@ mod tests {
         };
         AnomalyRow {
             provisional: false,
+            vote: false,
             anomaly_id: id.into(),
             run_id: "r".into(),
             detected_at: at(0),

@@ -44,6 +44,12 @@ pub struct AnomalyRow {
     /// Its window or session had not closed when it was judged (`gold::closing`): the
     /// verdict may change, so it belongs to no incident and raises no alert.
     pub provisional: bool,
+    /// A detector's finding where the ensemble judges: evidence for the ensemble's verdict
+    /// on the same entity (its row, `detector = 'ensemble'`, is the anomaly), not an anomaly
+    /// of its own. Kept so that each detector can be evaluated and its evidence read, but
+    /// counted nowhere, in no incident, and it raises no alert. With the ensemble turned off
+    /// every finding is a verdict.
+    pub vote: bool,
 }
 
 /// One row of the `evaluations` table: one detector at one granularity against one label set.

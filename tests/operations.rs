@@ -461,7 +461,7 @@ fn an_outage_across_midnight_is_one_incident_across_two_batches() {
     // One incident holds anomalies of both batches, dated by the batch it began in.
     let spanning = sqlite(
         &lake,
-        "SELECT incident_id FROM anomalies WHERE source = 'shop' GROUP BY incident_id \
+        "SELECT incident_id FROM anomalies WHERE source = 'shop' AND NOT vote GROUP BY incident_id \
          HAVING COUNT(DISTINCT batch_date) = 2",
     );
     assert_eq!(spanning.len(), 1, "{spanning:?}");
@@ -492,7 +492,7 @@ fn an_outage_across_midnight_is_one_incident_across_two_batches() {
     // No anomaly points at an incident that does not exist.
     let dangling = sqlite(
         &lake,
-        "SELECT COUNT(*) FROM anomalies a WHERE NOT EXISTS \
+        "SELECT COUNT(*) FROM anomalies a WHERE NOT vote AND NOT EXISTS \
          (SELECT 1 FROM incidents i WHERE i.incident_id = a.incident_id)",
     );
     assert_eq!(dangling[0][0], "0");

@@ -82,8 +82,11 @@ impl Database {
         if let Some(id) = &filter.incident_id {
             conditions.push(format!("incident_id = ${}", bind(id.clone())));
         }
-        if let Some(det) = &filter.detector {
-            conditions.push(format!("detector = ${}", bind(det.clone())));
+        match &filter.detector {
+            Some(det) => conditions.push(format!("detector = ${}", bind(det.clone()))),
+            // One anomaly per verdict; a detector's own findings (the ensemble's votes) are
+            // listed when that detector is asked for.
+            None => conditions.push("NOT vote".to_string()),
         }
         if let Some(min) = &filter.min_severity {
             let words = serde_json::to_string(&SEVERITIES[severity_rank(min)..])

@@ -144,16 +144,16 @@ async fn write_anomalies(
 ) -> Result<(), sqlx::Error> {
     let into = "anomalies (anomaly_id, run_id, detected_at, source, batch_date, granularity, \
          entity_key, window_start, window_end, detector, score, threshold, severity, reason, details, \
-         model_version, incident_id, service, provisional)";
+         model_version, incident_id, service, provisional, vote)";
     let conflict = "ON CONFLICT (anomaly_id) DO UPDATE SET score = excluded.score, threshold = excluded.threshold, \
          severity = excluded.severity, reason = excluded.reason, details = excluded.details, \
          model_version = excluded.model_version, window_start = excluded.window_start, \
          window_end = excluded.window_end, incident_id = excluded.incident_id, service = excluded.service, \
-         provisional = excluded.provisional";
+         provisional = excluded.provisional, vote = excluded.vote";
     use Param::{Date, Json, Plain, Ts};
     let params = [
         Plain, Plain, Ts, Plain, Date, Plain, Plain, Ts, Ts, Plain, Plain, Plain, Plain, Plain,
-        Json, Plain, Plain, Plain, Plain,
+        Json, Plain, Plain, Plain, Plain, Plain,
     ];
     insert_rows(tx, d, into, conflict, &params, rows, |q, r| {
         q.bind(r.anomaly_id.clone())
@@ -175,6 +175,7 @@ async fn write_anomalies(
             .bind(r.incident_id.clone())
             .bind(r.service.clone())
             .bind(r.provisional)
+            .bind(r.vote)
     })
     .await
 }

@@ -222,6 +222,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "provisional verdicts",
         include_str!("../../migrations/postgres/0010_provisional.sql"),
     ),
+    (
+        11,
+        "detectors' findings as votes of the ensemble's verdict",
+        include_str!("../../migrations/postgres/0011_votes.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -273,6 +278,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "provisional verdicts",
         include_str!("../../migrations/sqlite/0010_provisional.sql"),
+    ),
+    (
+        11,
+        "detectors' findings as votes of the ensemble's verdict",
+        include_str!("../../migrations/sqlite/0011_votes.sql"),
     ),
 ];
 
@@ -464,7 +474,7 @@ impl Database {
 
     pub fn top_anomalies(&self, source: &str, limit: i64) -> Result<Vec<[String; 5]>> {
         let sql = format!(
-            "SELECT {}, granularity, detector, severity, reason FROM anomalies WHERE source = $1 \
+            "SELECT {}, granularity, detector, severity, reason FROM anomalies WHERE source = $1 AND NOT vote \
              ORDER BY score / CASE WHEN threshold = 0 THEN 1 ELSE threshold END DESC, anomaly_id LIMIT $2",
             self.dialect.text("window_start")
         );

@@ -6,6 +6,7 @@ fn row(id: &str, score: f64) -> AnomalyRow {
     let t = Utc.with_ymd_and_hms(2026, 11, 20, 14, 5, 0).unwrap();
     AnomalyRow {
         provisional: false,
+        vote: false,
         anomaly_id: id.into(),
         run_id: "r1".into(),
         detected_at: t,
@@ -465,6 +466,7 @@ fn the_log_is_copied_into_the_database_file_after_a_detections_write() {
     let rows: Vec<AnomalyRow> = (0..600)
         .map(|i| AnomalyRow {
             provisional: false,
+            vote: false,
             details: evidence.clone(),
             ..row(&format!("a{i:04}"), 1.0)
         })

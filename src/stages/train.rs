@@ -85,10 +85,13 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 "no detector could be trained: enable one in [detectors] (and a session key for session detectors)"
             );
         }
-        bail!(
-            "no detector could be trained yet ({}); ingest more days, or lower the minimums in [detectors.*]",
+        // A new source, a small log: not a failure. Under cron a failure here would mail
+        // every day until history builds up; the pipeline goes on ingesting, 05-detect
+        // skips, and the first run with enough history trains.
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "not enough history yet to train any detector ({}); the next runs keep ingesting and train once there is enough (or lower the minimums in [detectors.*])",
             skipped.join("; ")
-        );
+        )));
     }
     let mut summary = Vec::new();
     let mut rows = 0u64;

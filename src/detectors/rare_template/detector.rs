@@ -59,10 +59,10 @@ impl Detector for RareTemplateDetector {
         let total: u64 = counts.values().sum();
         let model = match s.fit(&counts) {
             Ok(m) => m,
-            Err(RareTemplateError::TooFewEvents { .. }) => {
-                return Ok(Trained::TooLittleData(
-                    "rare_template: too few events to judge template rarity yet".into(),
-                ));
+            Err(RareTemplateError::TooFewEvents { got, need }) => {
+                return Ok(Trained::TooLittleData(format!(
+                    "rare_template: too few events to judge template rarity yet ({got} of {need})"
+                )));
             }
             Err(e) => return Err(e.into()),
         };

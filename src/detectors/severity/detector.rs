@@ -77,8 +77,10 @@ impl Detector for SeverityDetector {
         }
         let mut rule = match s.fit(&counts) {
             Ok(r) => r,
-            Err(SeverityError::TooFewEvents { .. }) => {
-                return Ok(Trained::TooLittleData(too_few.into()));
+            Err(SeverityError::TooFewEvents { got, need }) => {
+                return Ok(Trained::TooLittleData(format!(
+                    "{too_few} ({got} of {need})"
+                )));
             }
             Err(e) => return Err(e.into()),
         };

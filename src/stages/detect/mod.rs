@@ -20,7 +20,7 @@ mod standing;
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use chrono::{NaiveDate, Utc};
 use rayon::prelude::*;
 
@@ -34,13 +34,18 @@ use samples::Samples;
 pub fn run(ctx: &Context) -> Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let mut per_detector: BTreeMap<String, usize> = BTreeMap::new();
+    let mut votes_per_detector: BTreeMap<String, usize> = BTreeMap::new();
     let (mut incidents, mut suppressed, mut provisional) = (0, 0, 0);
-    let (mut dates_done, mut up_to_date) = (0, 0);
+    let (mut dates_done, mut up_to_date, mut no_model) = (0, 0, 0);
     // Operators' "normal" verdicts, applied to every date's findings.
     let verdicts = ctx.db.normal_verdicts(&ctx.source)?;
     for &date in &ctx.dates {
         let judged = match detect_date(ctx, date, &verdicts)? {
             DateOutcome::Skipped => continue,
+            DateOutcome::NoModel => {
+                no_model += 1;
+                continue;
+            }
             DateOutcome::UpToDate => {
                 up_to_date += 1;
                 continue;
@@ -49,7 +54,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         };
         dates_done += 1;
         for a in &judged.anomalies {
-            *per_detector
+            let counts = if a.vote {
+                &mut votes_per_detector
+            } else {
+                &mut per_detector
+            };
+            *counts
                 .entry(format!("{}/{}", a.granularity, a.detector))
                 .or_default() += 1;
         }
@@ -57,7 +67,14 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
         suppressed += judged.suppressed;
         provisional += judged.provisional;
         outcome.rows_in += judged.scored;
-        outcome.rows_out += judged.anomalies.len() as u64;
+        // One anomaly per verdict: the detectors' votes are its evidence.
+        outcome.rows_out += judged.anomalies.iter().filter(|a| !a.vote).count() as u64;
+    }
+    if dates_done == 0 && up_to_date == 0 && no_model > 0 {
+        return Ok(RunOutcome::nothing_to_do(format!(
+            "no trained model for source {:?} yet: 04-train trains the first once there is enough history (run 04-train to see what it lacks)",
+            ctx.source
+        )));
     }
     if dates_done == 0 && up_to_date == 0 {
         return Ok(RunOutcome::nothing_to_do(format!(
@@ -86,7 +103,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     outcome.alerts_undelivered = alerts.failed as u64;
     outcome.message = summary(
         &outcome,
-        &per_detector,
+        (&per_detector, &votes_per_detector),
         incidents,
         (suppressed, provisional),
         &alerts_part(ctx, &alerts),
@@ -132,6 +149,9 @@ fn resume_of(
 enum DateOutcome {
     /// No gold, or no model yet on an open day.
     Skipped,
+    /// No model yet: 04-train had too little history (a source's first models are trained
+    /// on what it has, its open day included).
+    NoModel,
     /// Gold, models and verdicts as they were when the date was last judged.
     UpToDate,
     Judged(Judged),
@@ -163,16 +183,11 @@ fn detect_date(
     }
     ctx.progress.step(format!("scoring {date}"));
     let models = latest_models(ctx, date)?;
-    if models.is_empty() && !ctx.resolved.gold.day_closed(date, Utc::now()) {
-        // A new source's first day: its first models come when the day closes.
-        tracing::warn!(%date, "no trained model yet, and the day is still open: its first models are trained once it closes");
-        return Ok(DateOutcome::Skipped);
-    }
     if models.is_empty() {
-        bail!(
-            "no trained model for source {:?} on or before {date}: run 04-train first",
-            ctx.source
-        );
+        // 04-train had too little history for any detector (a new source, a small log):
+        // nothing to score with yet, which is no failure.
+        tracing::warn!(%date, "no trained model yet: 04-train trains the first once there is enough history");
+        return Ok(DateOutcome::NoModel);
     }
     let versions: Vec<&str> = models.iter().map(|m| m.model_version.as_str()).collect();
     let versions = versions.join(",");
@@ -311,10 +326,14 @@ fn into_incidents(
     let suppressed = rows::suppress(&mut anomalies, verdicts);
     let open = open::OpenEntities::of(ctx, date)?;
     let (provisional, rest): (Vec<_>, Vec<_>) = anomalies.into_iter().partition(|a| open.holds(a));
+    // Votes are evidence of a verdict, which is what incidents are made of.
+    let (votes, rest): (Vec<_>, Vec<_>) = rest.into_iter().partition(|a| a.vote);
     anomalies = rest;
     crate::incidents::assign_ids(&mut anomalies, gap, &tails);
     let incidents = crate::incidents::summarize(&anomalies, &others);
-    let counts = (suppressed.len(), provisional.len());
+    let verdicts = |rows: &[AnomalyRow]| rows.iter().filter(|a| !a.vote).count();
+    let counts = (verdicts(&suppressed), verdicts(&provisional));
+    anomalies.extend(votes);
     anomalies.extend(suppressed);
     anomalies.extend(provisional.into_iter().map(|a| AnomalyRow {
         provisional: true,
@@ -392,27 +411,37 @@ fn inputs_of(
     Ok(Some(digest.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
-/// The stage's one-line message: rows scored, anomalies and incidents per detector, what
-/// operators' verdicts suppressed, how the alerts went.
+/// The stage's one-line message: rows scored, anomalies (the ensemble's verdicts) and
+/// incidents, the detectors' votes behind them, what operators' verdicts suppressed, how the
+/// alerts went.
 fn summary(
     outcome: &RunOutcome,
-    per_detector: &BTreeMap<String, usize>,
+    (per_detector, votes_per_detector): (&BTreeMap<String, usize>, &BTreeMap<String, usize>),
     incidents: usize,
     (suppressed_total, provisional_total): (usize, usize),
     alerts: &str,
 ) -> String {
-    let breakdown: Vec<String> = per_detector
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    format!(
-        "{} rows scored, {} anomalies in {incidents} incidents ({}){}{}{alerts}",
-        outcome.rows_in,
-        outcome.rows_out,
-        if breakdown.is_empty() {
+    let breakdown = |counts: &BTreeMap<String, usize>| -> String {
+        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        if parts.is_empty() {
             "none".to_string()
         } else {
-            breakdown.join(", ")
+            parts.join(", ")
+        }
+    };
+    let votes: usize = votes_per_detector.values().sum();
+    format!(
+        "{} rows scored, {} anomalies in {incidents} incidents ({}){}{}{}{alerts}",
+        outcome.rows_in,
+        outcome.rows_out,
+        breakdown(per_detector),
+        if votes > 0 {
+            format!(
+                "; the detectors' {votes} findings are the ensemble's votes, its evidence ({})",
+                breakdown(votes_per_detector)
+            )
+        } else {
+            String::new()
         },
         if suppressed_total > 0 {
             format!("; {suppressed_total} suppressed by operators' normal verdicts")

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::samples::{SampleLine, Samples};
 use crate::db::feedback::NormalVerdict;
-use crate::detectors::{EntityScore, Finding, severity};
+use crate::detectors::{EntityScore, Finding, ensemble, severity};
 use crate::features;
 use crate::lake::{Layer, repeated_strings, tables};
 use crate::records::{AnomalyRow, finding_kind, service_and_kind};
@@ -54,6 +54,7 @@ pub fn anomaly_row(
     let ts = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
     AnomalyRow {
         provisional: false,
+        vote: ctx.settings.detectors.ensemble().0 && f.detector != ensemble::NAME,
         anomaly_id,
         run_id: ctx.run_id.clone(),
         detected_at,
@@ -164,12 +165,19 @@ fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
     let score = df.column("score")?.f64()?;
     let threshold = df.column("threshold")?.f64()?;
     let incident = df.column("incident_id")?.str()?;
-    // Anomalies written before verdicts could be provisional have no such column: all final.
-    let provisional = df
-        .column("provisional")
-        .ok()
-        .map(|c| c.bool().cloned())
-        .transpose()?;
+    // Anomalies written before verdicts could be provisional, or before detectors' findings
+    // were votes, have no such column: all final, all verdicts.
+    let flag = |name: &str| -> Result<Option<BooleanChunked>> {
+        Ok(df
+            .column(name)
+            .ok()
+            .map(|c| c.bool().cloned())
+            .transpose()?)
+    };
+    let (provisional, vote) = (flag("provisional")?, flag("vote")?);
+    let set = |flags: &Option<BooleanChunked>, i: usize| {
+        flags.as_ref().is_some_and(|p| p.get(i).unwrap_or(false))
+    };
     (0..df.height())
         .map(|i| {
             let (service, kind) = service_and_kind(&grans[i], &dets[i], &details[i]);
@@ -194,9 +202,8 @@ fn anomaly_rows(df: &DataFrame) -> Result<Vec<AnomalyRow>> {
                 incident_id: incident.get(i).map(str::to_string),
                 service,
                 kind,
-                provisional: provisional
-                    .as_ref()
-                    .is_some_and(|p| p.get(i).unwrap_or(false)),
+                provisional: set(&provisional, i),
+                vote: set(&vote, i),
             })
         })
         .collect()
@@ -277,6 +284,10 @@ pub fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
         Column::new(
             "provisional".into(),
             rows.iter().map(|r| r.provisional).collect::<Vec<bool>>(),
+        ),
+        Column::new(
+            "vote".into(),
+            rows.iter().map(|r| r.vote).collect::<Vec<bool>>(),
         ),
     ])?)
 }

@@ -92,7 +92,8 @@ pub fn write(ctx: &Context, read: &BatchRead) -> Result<PathBuf> {
     } = templates(ctx)?;
     let incidents = ctx.db.incidents_between(src, first, last)?;
     let (lines, events, quarantined) = (read.lines, read.events, read.quarantined);
-    let n_anomalies: usize = per_detector.iter().map(|(_, n)| *n as usize).sum();
+    // One per verdict (the marks): the detectors' rows behind a verdict are its votes.
+    let n_anomalies = marks.len();
 
     let mut page = String::new();
     let title = format!("loglake report — {src}, {batch}");
@@ -121,7 +122,7 @@ td code {{ font-size: 12px; word-break: break-all; }}
 <div class="card"><b>{lines}</b>raw lines</div>
 <div class="card"><b>{events}</b>events</div>
 <div class="card"><b>{quarantined}</b>quarantined</div>
-<div class="card"><b>{n_anomalies}</b>anomaly rows</div>
+<div class="card"><b>{n_anomalies}</b>anomalies</div>
 <div class="card"><b>{n_incidents}</b>incidents</div>
 </div>
 "#,
@@ -138,7 +139,10 @@ td code {{ font-size: 12px; word-break: break-all; }}
         &mut page,
         ("detectors", "Anomalies per detector"),
         "No anomalies in this batch.",
-        ("chart-detectors", "anomaly rows per granularity/detector"),
+        (
+            "chart-detectors",
+            "findings per granularity/detector: the ensemble's verdicts and the detectors' votes",
+        ),
         &per_detector,
         svg::RED,
     );

@@ -23,7 +23,8 @@ use crate::features;
 use crate::lake::{Layer, tables};
 use crate::records::EvaluationRow;
 
-/// Anomalies per detector, and anomalies per (day, service).
+/// Anomalies per detector, and anomalies per (day, service): the verdicts, not the votes
+/// behind them (see `AnomalyRow::vote`).
 type AnomalyCounts = (BTreeMap<String, usize>, BTreeMap<(String, String), usize>);
 
 /// [`AnomalyCounts`] of an anomalies table's `detections` (its rows that no verdict
@@ -32,16 +33,25 @@ fn anomaly_counts(
     anomalies: &DataFrame,
     detections: &[crate::evaluate::Detection],
 ) -> Result<AnomalyCounts> {
-    // Each detection's row: the details of suppressed rows are not theirs.
+    // Each detection's row: the details of suppressed rows are not theirs. Tables written
+    // before findings were votes have no `vote` column: every row a verdict.
+    let votes: Vec<bool> = match anomalies.column("vote") {
+        Ok(v) => v.bool()?.iter().map(|v| v.unwrap_or(false)).collect(),
+        Err(_) => vec![false; anomalies.height()],
+    };
     let kept = anomalies
         .column("details")?
         .str()?
         .iter()
         .map(Option::unwrap_or_default)
-        .filter(|d| !crate::evaluate::is_suppressed(d));
+        .zip(votes)
+        .filter(|(d, _)| !crate::evaluate::is_suppressed(d));
     let mut by_detector: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_service_day: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for (d, details) in detections.iter().zip(kept) {
+    for (d, (details, vote)) in detections.iter().zip(kept) {
+        if vote {
+            continue;
+        }
         *by_detector
             .entry(format!("{}/{}", d.granularity, d.detector))
             .or_default() += 1;

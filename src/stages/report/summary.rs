@@ -192,7 +192,13 @@ impl Report {
         let mut report = Report {
             source: src.clone(),
             batch: ctx.dates_label(),
-            summary: format!("{} bronze rows, {} anomalies", rows[0].1, detections.len()),
+            summary: format!(
+                "{} bronze rows, {} anomalies",
+                rows[0].1,
+                per_detector
+                    .as_ref()
+                    .map_or(0, |d| d.values().sum::<usize>())
+            ),
             rows,
             quarantine_reasons: quarantine_reasons(ctx)?,
             anomalies_per_detector: per_detector,
