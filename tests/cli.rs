@@ -254,6 +254,22 @@ fn an_unknown_source_is_named_with_the_ones_there_are() {
     }
     let status = ok(&["--lake", lake, "status"]);
     assert!(!status.contains("shpo"), "{status}");
+    // The names the Airflow DAGs use are read by the binary too.
+    let from_env = Command::new(BIN)
+        .arg("status")
+        .env("LOGLAKE_LAKE", lake)
+        .env("LOGLAKE_SOURCE", "shpo")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&from_env.stderr);
+    assert!(stderr.contains("no source \"shpo\""), "{stderr}");
+    let from_env = Command::new(BIN)
+        .arg("status")
+        .env("LOGLAKE_LAKE", lake)
+        .env("LOGLAKE_SOURCE", "shop")
+        .output()
+        .unwrap();
+    assert!(common::stdout_ok(from_env).contains("bronze/lines"));
     // The source that is there reports.
     let report = ok(&["--lake", lake, "--source", "shop", "06-report"]);
     assert!(report.contains("06-report"), "{report}");

@@ -53,15 +53,29 @@ pub struct GlobalArgs {
     /// to its folder.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Lake root folder (overrides lake.path).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Lake root folder (overrides lake.path) [env: LOGLAKE_LAKE, the name the Airflow DAGs
+    /// use].
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "LOGLAKE_LAKE",
+        hide_env = true
+    )]
     pub lake: Option<PathBuf>,
     /// postgres://… or sqlite://… (overrides database.url; prefer LOGLAKE__DATABASE__URL for
     /// URLs with passwords, which would otherwise show in process listings).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
-    /// Source name: names the lake partitions (`source=<name>`) and picks `[sources.<name>]`.
-    #[arg(long, global = true, default_value = "default")]
+    /// Source name: names the lake partitions (`source=<name>`) and picks `[sources.<name>]`
+    /// [env: LOGLAKE_SOURCE].
+    #[arg(
+        long,
+        global = true,
+        default_value = "default",
+        env = "LOGLAKE_SOURCE",
+        hide_env = true
+    )]
     pub source: String,
     /// Batch date (YYYY-MM-DD), e.g. Airflow's {{ ds }} [default: today, UTC].
     #[arg(long, global = true, value_name = "DATE", value_parser = parse_date, conflicts_with_all = ["from_date", "to_date"])]
@@ -334,13 +348,19 @@ impl clap::ValueEnum for Stage {
     }
 }
 
+/// Colour on stderr only for a terminal, and not when `NO_COLOR` is set to anything
+/// (<https://no-color.org>): cron mails, CI logs and a user who asked for none get plain text.
+pub fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,loglake=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::secrets::ScrubbingWriter(crate::stages::progress::LogWriter))
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(colour_on_stderr());
     let _ = if json {
         builder.json().try_init()
     } else {

@@ -44,10 +44,13 @@ impl Progress {
     pub fn new(json_logs: bool) -> Self {
         let bar = if std::io::stderr().is_terminal() && !json_logs {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} [{elapsed}]")
-                    .expect("static template"),
-            );
+            // Bold only where colour is wanted (`NO_COLOR`).
+            let template = if crate::cli::colour_on_stderr() {
+                "{spinner} {prefix:.bold} {msg} [{elapsed}]"
+            } else {
+                "{spinner} {prefix} {msg} [{elapsed}]"
+            };
+            bar.set_style(ProgressStyle::with_template(template).expect("static template"));
             if let Ok(mut on_screen) = ON_SCREEN.lock() {
                 *on_screen = Some(bar.clone());
             }
