@@ -140,6 +140,21 @@ pub fn clip_ranges(
         .collect()
 }
 
+/// `ranges` (start, rows) with neighbours that follow on from each other joined while a
+/// joined range holds at most `max_rows`: a day run every few minutes has a small part per
+/// run, and reading each on its own read the footers and planned a scan over the partition
+/// once per part.
+pub fn coalesce_ranges(ranges: Vec<(usize, usize)>, max_rows: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (start, len) in ranges {
+        match out.last_mut() {
+            Some(last) if last.0 + last.1 == start && last.1 + len <= max_rows => last.1 += len,
+            _ => out.push((start, len)),
+        }
+    }
+    out
+}
+
 /// Text as a log line or message shows it: control characters (a newline or an escape code in
 /// a file's name) written as escapes, so that a name cannot forge a log line or drive the
 /// operator's terminal.
@@ -549,10 +564,36 @@ impl Lake {
         read: &RowWindows<'_>,
     ) -> Result<DataFrame> {
         let what = || format!("{}/{table} of {date}", layer.dir_name());
-        let Some(lf) = self.scan_partition(layer, table, source, date)? else {
+        let files = self.part_files(layer, table, source, date)?;
+        if files.is_empty() {
             bail!("{} disappeared while it was being read", what());
+        }
+        // Only the parts the rows lie in, found from their footers: a scan of every part
+        // reads every footer and plans over them all, which on a day of many parts read a
+        // few rows at a time (a run every few minutes) cost more than the rows.
+        let end = start + read.rows.max(1);
+        let (mut first_row, mut skip, mut chosen) = (0usize, None, Vec::new());
+        for file in &files {
+            let rows = Self::row_count(std::slice::from_ref(file))? as usize;
+            if first_row + rows > start && first_row < end {
+                if skip.is_none() {
+                    skip = Some(start - first_row);
+                }
+                chosen.push(file.clone());
+            }
+            first_row += rows;
+            if first_row >= end {
+                break;
+            }
+        }
+        let (chosen, skip) = match skip {
+            Some(skip) => (chosen, skip),
+            // Past the last row: an empty frame with the partition's columns.
+            None => (files, start),
         };
-        lf.slice(start as i64, read.rows.max(1) as IdxSize)
+        Self::scan_files(&chosen)
+            .with_context(what)?
+            .slice(skip as i64, read.rows.max(1) as IdxSize)
             .select(read.columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
             .collect()
             .map_err(anyhow::Error::from)
@@ -570,6 +611,37 @@ impl Lake {
             total += reader.metadata().file_metadata().num_rows() as u64;
         }
         Ok(total)
+    }
+
+    /// A Parquet file's rows and, from its footer's statistics, the largest value of the
+    /// integer or timestamp column `column` (`None` when a row group has no statistics for
+    /// it, or the file no rows).
+    pub fn rows_and_max(path: &Path, column: &str) -> Result<(u64, Option<i64>)> {
+        use parquet::file::reader::FileReader;
+        use parquet::file::statistics::Statistics;
+        let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let reader = parquet::file::reader::SerializedFileReader::new(file)
+            .with_context(|| format!("reading the Parquet footer of {}", path.display()))?;
+        let metadata = reader.metadata();
+        let rows = metadata.file_metadata().num_rows() as u64;
+        let mut max: Option<i64> = None;
+        for group in metadata.row_groups() {
+            let chunk = group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == column);
+            let group_max = match chunk.and_then(|c| c.statistics()) {
+                Some(Statistics::Int64(stats)) => stats.max_opt().copied(),
+                Some(Statistics::Int32(stats)) => stats.max_opt().map(|v| i64::from(*v)),
+                _ => None,
+            };
+            match group_max {
+                Some(m) => max = Some(max.map_or(m, |x| x.max(m))),
+                None if group.num_rows() > 0 => return Ok((rows, None)),
+                None => {}
+            }
+        }
+        Ok((rows, max))
     }
 
     /// A Parquet file's rows and, from its footer's statistics, whether every value of the

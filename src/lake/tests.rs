@@ -91,3 +91,48 @@ fn names_with_control_characters_are_shown_escaped() {
     assert!(!shown(Path::new("x\ry.log")).contains('\r'));
     assert!(is_folder_name("web-1_a") && !is_folder_name("..") && !is_folder_name("a/b"));
 }
+
+#[test]
+fn small_neighbouring_ranges_are_read_together() {
+    // Three small parts that follow on, a large one, and one after a gap.
+    let ranges = vec![(0, 10), (10, 5), (15, 5), (20, 100), (130, 3)];
+    assert_eq!(
+        coalesce_ranges(ranges.clone(), 30),
+        [(0, 20), (20, 100), (130, 3)]
+    );
+    assert_eq!(
+        coalesce_ranges(ranges.clone(), 12),
+        [(0, 10), (10, 10), (20, 100), (130, 3)]
+    );
+    assert_eq!(coalesce_ranges(ranges, 1000), [(0, 120), (130, 3)]);
+}
+
+#[test]
+fn rows_are_read_from_the_parts_they_lie_in() {
+    let (_tmp, lake, date) = empty_lake();
+    let mut staged = lake.stage_partition(Layer::Silver, "events").unwrap();
+    for part in 0..4i64 {
+        let mut df = df!("n" => (part * 10..part * 10 + 10).collect::<Vec<i64>>()).unwrap();
+        staged.write(&mut df).unwrap();
+    }
+    staged.commit("app", date).unwrap();
+    let read = |start: usize, rows: usize| -> Vec<i64> {
+        let windows = RowWindows {
+            rows,
+            columns: &["n"],
+        };
+        let df = lake
+            .read_rows(Layer::Silver, "events", ("app", date), start, &windows)
+            .unwrap();
+        df.column("n")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    };
+    assert_eq!(read(8, 5), [8, 9, 10, 11, 12]);
+    assert_eq!(read(25, 20), (25..40).collect::<Vec<_>>());
+    assert_eq!(read(0, 3), [0, 1, 2]);
+    assert!(read(40, 5).is_empty(), "past the last row");
+}

@@ -112,7 +112,7 @@ pub fn score_batch(
         let t0 = std::time::Instant::now();
         match granularity {
             Granularity::Window => {
-                chunks::each_chunk(ctx, date, (granularity, 0), false, &mut |input, _| {
+                chunks::each_chunk(ctx, date, (granularity, 0..0), false, &mut |input, _| {
                     batch.chunk(&judging, granularity, input, None, None)?;
                     Ok(())
                 })?;
@@ -128,7 +128,8 @@ pub fn score_batch(
                 // Events come last: the window and session findings are known by then.
                 batch.collector = Some(samples::Collector::new(&batch.findings));
                 let mut row = resume.from;
-                let chunk_of = (granularity, resume.from as usize);
+                let stable = usize::try_from(resume.stable).unwrap_or(usize::MAX);
+                let chunk_of = (granularity, resume.from as usize..stable);
                 chunks::each_chunk(ctx, date, chunk_of, true, &mut |input, events| {
                     // A chunk lies wholly in the events gold wrote for good, or in its tail.
                     row += input.rows(granularity).unwrap_or(0);

@@ -33,7 +33,7 @@ pub type Scorer<'s> = dyn FnMut(&ScoringInput<'_>, Option<&DataFrame>) -> Result
 pub fn each_chunk(
     ctx: &Context,
     date: NaiveDate,
-    (granularity, events_from): (Granularity, usize),
+    (granularity, events_from): (Granularity, std::ops::Range<usize>),
     samples: bool,
     score: &mut Scorer<'_>,
 ) -> Result<()> {
@@ -148,11 +148,13 @@ pub fn session_part_chunks(
     Ok(())
 }
 
-/// Events from row `from` on (the events an earlier run scored for good are not read).
+/// Events from row `events.start` on (the events an earlier run scored for good are not
+/// read); no chunk holds rows on both sides of `events.end` (the events gold wrote for good,
+/// and its tail).
 fn event_chunks(
     ctx: &Context,
     date: NaiveDate,
-    from: usize,
+    events: std::ops::Range<usize>,
     samples: bool,
     score: &mut Scorer<'_>,
 ) -> Result<()> {
@@ -163,7 +165,7 @@ fn event_chunks(
         silver_columns.push("message");
     }
     let columns = (&gold_columns[..], &silver_columns[..]);
-    each_event_window_from(ctx, (date, from), columns, &mut |events| {
+    each_event_window_from(ctx, (date, events), columns, &mut |events| {
         let columns = EventColumns::of(&events)?;
         score(
             &ScoringInput {
@@ -176,14 +178,34 @@ fn event_chunks(
     })
 }
 
-/// `date`'s events from row `from` on, a window at a time, in order (at most
-/// `[parse] window_lines` rows inside one silver part; see `Lake::row_ranges`): silver's
+/// The windows events are read in: silver's row ranges (`Lake::row_ranges`: inside one part,
+/// at most `window` rows) from row `rows.start` on, small neighbours joined up to `window`
+/// rows (a day run every few minutes has a small part per run), none across `rows.end` —
+/// 05-detect keeps the scores of the events gold wrote for good apart from its tail's.
+fn windows_of(
+    ranges: Vec<(usize, usize)>,
+    rows: std::ops::Range<usize>,
+    window: usize,
+) -> Vec<(usize, usize)> {
+    use crate::lake::{clip_ranges, coalesce_ranges};
+    let split = rows.end.max(rows.start);
+    let mut windows = coalesce_ranges(clip_ranges(ranges.clone(), rows.start..split), window);
+    windows.extend(coalesce_ranges(
+        clip_ranges(ranges, split..usize::MAX),
+        window,
+    ));
+    windows
+}
+
+/// `date`'s events from row `wanted.start` on, a window at a time, in order (at most
+/// `[parse] window_lines` rows: a large silver part's windows, or small parts joined, none
+/// across `wanted.end`; see [`windows_of`]): silver's
 /// `silver` columns and gold's `gold` columns ([`with_silver`]), with `file` and `line_no`.
 /// Reading and decoding a window (about 40 % of the event phase) runs on a thread of its
 /// own, one window ahead of `each`: at most two windows are in memory.
 pub fn each_event_window_from(
     ctx: &Context,
-    (date, from): (NaiveDate, usize),
+    (date, wanted): (NaiveDate, std::ops::Range<usize>),
     (gold, silver): (&[&str], &[&str]),
     each: &mut dyn FnMut(DataFrame) -> Result<()>,
 ) -> Result<()> {
@@ -212,7 +234,7 @@ pub fn each_event_window_from(
             .collect()
     };
     let (gold, silver) = (with_place(gold), with_place(silver));
-    let ranges = crate::lake::clip_ranges(ranges, from..usize::MAX);
+    let ranges = windows_of(ranges, wanted, window);
     // Template ids a later run of 02-silver refined away, read as their successors.
     let successors = crate::stages::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
     let read = |(start, rows): (usize, usize)| -> Result<DataFrame> {

@@ -75,7 +75,7 @@ impl Samples {
                 "sample lines read from row"
             );
             let columns = (&COLLECTED_GOLD[..], &COLUMNS[..]);
-            each_event_window_from(ctx, (date, from), columns, &mut |events| {
+            each_event_window_from(ctx, (date, from..usize::MAX), columns, &mut |events| {
                 let marked = collector.mark(&events)?;
                 collector.keep(&events, marked, &[])
             })
@@ -221,15 +221,29 @@ fn first_row_wanted(ctx: &Context, date: NaiveDate, findings: &[Finding]) -> Res
     if earliest <= 0 {
         return Ok(0);
     }
-    let Some(events) = ctx.lake.scan_partition(
+    // Parts whose latest window ends before the earliest finding starts hold no sample:
+    // skipped from their footers, so a run every few minutes reads the day's last parts
+    // only. (The parts are in silver's order, which is time order but for late lines: a
+    // part is skipped only when all of it is too early.)
+    let files = ctx.lake.part_files(
         crate::lake::Layer::Gold,
         tables::EVENT_FEATURES,
         &ctx.source,
         date,
-    )?
-    else {
-        return Ok(0);
-    };
+    )?;
+    let (mut before, mut from_file) = (0usize, files.len());
+    for (k, file) in files.iter().enumerate() {
+        let (rows, latest) = crate::lake::Lake::rows_and_max(file, "window_start")?;
+        if latest.is_none_or(|w| w + window_ms > earliest) {
+            from_file = k;
+            break;
+        }
+        before += rows as usize;
+    }
+    if from_file == files.len() {
+        return Ok(usize::MAX);
+    }
+    let events = crate::lake::Lake::scan_files(&files[from_file..])?;
     let first = events
         .select([col("window_start").cast(DataType::Int64)])
         .with_row_index("row", None)
@@ -242,7 +256,7 @@ fn first_row_wanted(ctx: &Context, date: NaiveDate, findings: &[Finding]) -> Res
         .column("row")?
         .idx()?
         .get(0)
-        .map_or(usize::MAX, |r| r as usize))
+        .map_or(usize::MAX, |r| before + r as usize))
 }
 
 /// One sample line as `details.samples[]` holds it. Its fields are in name order, as a JSON
