@@ -101,6 +101,22 @@ fn serve_scores_lines_answers_queries_and_reloads_models() {
         .map(|r| r["window_start"].as_str().unwrap())
         .collect();
     assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
+    // Instants as RFC 3339 in UTC, as a sample line's `ts` is.
+    for start in &starts {
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(start).is_ok() && start.ends_with('Z'),
+            "{start}"
+        );
+    }
+    // A misspelled filter is refused, naming the ones there are, not ignored.
+    let (status, _, text) = server.ask("GET", "/v1/anomalies?severity=high", b"");
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("severity") && text.contains("min_severity"),
+        "{text}"
+    );
+    let (status, _, text) = server.ask("GET", "/v1/incidents?state=open", b"");
+    assert_eq!(status, 400, "{text}");
     // An operator's verdict through the service, as `loglake anomalies mark` records it.
     let id = rows[0]["anomaly_id"].as_str().unwrap();
     let verdict = br#"{"verdict": "normal", "by": "ana", "note": "known batch job"}"#;

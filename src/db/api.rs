@@ -167,6 +167,25 @@ fn select_list(d: super::Dialect, columns: &[&str]) -> String {
         .join(", ")
 }
 
+/// The columns that are instants: shown as RFC 3339 in UTC, as a sample line's `ts` is.
+const TIMESTAMPS: [&str; 4] = ["window_start", "window_end", "started_at", "ended_at"];
+
+/// A timestamp as the database gives it as text — `2026-11-20 14:05:00.120` (SQLite, UTC) or
+/// `2026-11-20 14:05:00.12+00` (PostgreSQL) — as RFC 3339 in UTC with milliseconds
+/// (`2026-11-20T14:05:00.120Z`); text that is neither is left as it is.
+fn rfc3339(text: String) -> String {
+    use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+    let utc = DateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f%#z")
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
+        });
+    match utc {
+        Ok(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        Err(_) => text,
+    }
+}
+
 /// A row as a JSON object named by `columns`: numbers as numbers, `details` as JSON, NULL as
 /// null.
 fn to_json(row: &AnyRow, columns: &[&str]) -> Result<Value> {
@@ -184,6 +203,7 @@ fn to_json(row: &AnyRow, columns: &[&str]) -> Result<Value> {
                 Some(text) if *name == "details" => {
                     serde_json::from_str(&text).unwrap_or(Value::String(text))
                 }
+                Some(text) if TIMESTAMPS.contains(name) => Value::String(rfc3339(text)),
                 Some(text) => Value::String(text),
             }
         };

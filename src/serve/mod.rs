@@ -337,7 +337,10 @@ async fn score_lines(state: &Arc<Service>, source: String, body: Bytes) -> Respo
     }
 }
 
+/// Unknown parameters are refused (400, naming the ones there are): a misspelled filter
+/// (`severity=high` for `min_severity`) would otherwise return everything.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AnomalyParams {
     source: Option<String>,
     since: Option<String>,
@@ -408,6 +411,7 @@ fn instant(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IncidentParams {
     source: Option<String>,
     status: Option<String>,
