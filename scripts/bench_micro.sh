@@ -14,7 +14,8 @@
 # - micro N: the same file growing in N equal steps, those four stages after each step, and
 #   one round more that finds nothing new.
 # Prints the CPU seconds (user + system, all child processes) of each way per stage, the
-# ratio micro / whole, the cost of the round with nothing new, and whether the anomalies
+# ratio micro / whole, the cost of the round with nothing new (four stage commands, and one
+# `run --from 01-bronze --to 05-detect`), and whether the anomalies
 # (detector, granularity, entity, score, provisional) are the same. Do not run it across
 # midnight UTC: the day would close half-way.
 set -euo pipefail
@@ -95,6 +96,12 @@ for n in steps:
                 run(lake, stage, live, env, spent)
     for stage in stages:
         run(lake, stage, live, env, idle)
+    # The same, as one `run` command (what cron runs every few minutes).
+    before = cpu()
+    subprocess.run([binary, "--lake", lake, "--source", "shop", "--date", day, "run",
+                    "--from", "01-bronze", "--to", "05-detect", "--input", live],
+                   check=True, stdout=subprocess.DEVNULL, env=env)
+    idle_run = cpu() - before
     total = sum(spent.values())
     found = anomalies(lake)
     same = found == expected
@@ -103,6 +110,7 @@ for n in steps:
           + "  ".join(f"{s} {spent[s]:.2f} ({spent[s] / whole[s]:.1f}x)" for s in stages))
     print(f"  a round with nothing new: {sum(idle.values()) * 1000:.0f} ms CPU ("
           + ", ".join(f"{s} {v * 1000:.0f}" for s, v in idle.items())
+          + f"; as one `run` command {idle_run * 1000:.0f} ms"
           + f"); anomalies ({len(found)}, {final} final) the same as the day whole's "
           + f"({len(expected)}): " + ("yes" if same else "NO"))
 if datetime.datetime.now(datetime.timezone.utc).date().isoformat() != day:
