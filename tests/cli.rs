@@ -129,6 +129,9 @@ fn config_show_says_where_each_value_came_from() {
     assert!(line("train.lookback_days").ends_with("# default"));
     assert!(text.starts_with("# config file: none"), "{text}");
     assert!(!text.contains("s3cret-canary"), "{text}");
+    // TOML has no null: an unset key is shown commented out, and every other line parses.
+    assert!(text.contains("# parse.year = (not set)"), "{text}");
+    assert!(!text.contains("= null"), "{text}");
 }
 
 /// Every flag and positional argument of every command says what it is in `--help`.

@@ -328,9 +328,12 @@ impl Settings {
             builder = builder.set_override("run.skip_exit_code", i64::from(code))?;
         }
         let merged = builder.build().context("reading configuration")?;
-        let settings: Settings = merged.try_deserialize().context(
-            "invalid configuration (see config/loglake.toml for every key and its default)",
-        )?;
+        let settings: Settings = merged.try_deserialize().map_err(|e| {
+            let place = where_in_file(from.path(), &e.to_string());
+            anyhow::Error::new(e).context(format!(
+                "invalid configuration{place} (see config/loglake.toml for every key and its default)"
+            ))
+        })?;
         crate::secrets::register_url(&settings.database.url);
         // Every detector's section was read and checked as the settings were deserialised,
         // before any stage writes anything.
@@ -345,9 +348,57 @@ impl Settings {
     }
 }
 
+/// Where the unknown key a settings error names is in the config file, if it is there:
+/// ` in FILE, line N`. (The settings are merged from the file, the environment and flags
+/// before they are read, so the error itself knows neither.)
+fn where_in_file(file: Option<&std::path::Path>, error: &str) -> String {
+    let Some(file) = file else {
+        return String::new();
+    };
+    let key = error
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next());
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let line = key.and_then(|key| {
+        text.lines().position(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+    });
+    match line {
+        Some(n) => format!(" in {}, line {}", file.display(), n + 1),
+        None if key.is_some() => format!(
+            " (not in {}: set in the environment, LOGLAKE__…?)",
+            file.display()
+        ),
+        None => format!(" in {} or the environment", file.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loglake.toml");
+        std::fs::write(
+            &path,
+            "[gold]\nwindow_minutes = 15\n\n[parse]\n  formatt = \"x\"\n",
+        )
+        .unwrap();
+        let err = Settings::load_from(&file::ConfigFrom::Flag(path.clone()), &Overrides::default())
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("in {}, line 5", path.display()))
+                && text.contains("unknown field `formatt`"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn shipped_config_matches_the_defaults() {

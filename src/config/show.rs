@@ -109,7 +109,12 @@ pub fn render(from: &ConfigFrom, shown: &[Shown]) -> String {
         .unwrap_or(0)
         .min(72);
     for s in shown {
-        let line = format!("{} = {}", s.key, s.value);
+        // TOML has no null: an unset optional key is shown commented out.
+        let line = if s.value == "null" {
+            format!("# {} = (not set)", s.key)
+        } else {
+            format!("{} = {}", s.key, s.value)
+        };
         out.push_str(&format!("{line:<width$}  # {}\n", s.origin));
     }
     out
