@@ -46,6 +46,26 @@ fn the_man_page_is_roff_with_every_command() {
     for word in ["00\\-init", "05\\-detect", "completions"] {
         assert!(man.contains(word), "the man page lacks {word}");
     }
+    // Every page the top page names is written by `man --dir`.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("man1");
+    let said = stdout_of(&["man", "--dir", dir.to_str().unwrap()]);
+    assert!(said.starts_with("man: "), "{said}");
+    let named: Vec<String> = man
+        .split("loglake\\-")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split_once("(1)")
+                .map(|(name, _)| name.replace("\\-", "-"))
+        })
+        .filter(|name| !name.contains(char::is_whitespace))
+        .collect();
+    assert!(named.iter().any(|n| n == "run"), "{named:?}");
+    for name in &named {
+        let page = dir.join(format!("loglake-{name}.1"));
+        let text = std::fs::read_to_string(&page).unwrap_or_else(|_| panic!("{page:?} missing"));
+        assert!(text.contains(".TH"), "{page:?}");
+    }
 }
 
 fn usage_error(args: &[&str]) -> String {

@@ -237,8 +237,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout: `loglake man > /usr/local/share/man/man1/loglake.1`.
-    Man,
+    /// Print the man page (roff) to stdout: `loglake man > /usr/local/share/man/man1/loglake.1`;
+    /// with --dir, write it and one page per command (`loglake-run.1`, …) there.
+    Man {
+        /// Write every page (`loglake.1`, `loglake-<command>.1`, …) into this folder
+        /// (created if missing), e.g. /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Settings: `loglake config show` prints the merged settings and where each came from.
     Config {
         #[command(subcommand)]
@@ -430,9 +436,20 @@ pub fn run(cli: Cli) -> Result<Completion> {
             clap_complete::generate(*shell, &mut Cli::command(), "loglake", &mut script);
             output::write_bytes(&script)?;
         }
-        Command::Man => {
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            let pages = std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".1"))
+                .count();
+            output::println(&format!("man: {pages} pages in {}", dir.display()))?;
+        }
+        Command::Man { dir: None } => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
+            // As `--dir` writes it: no page for clap's `help` command, so none named.
+            clap_mangen::Man::new(Cli::command().disable_help_subcommand(true))
                 .render(&mut page)
                 .context("rendering the man page")?;
             output::write_bytes(&page)?;
