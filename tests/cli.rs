@@ -297,3 +297,36 @@ fn an_unknown_source_is_named_with_the_ones_there_are() {
     let report = ok(&["--lake", lake, "--source", "shop", "06-report"]);
     assert!(report.contains("06-report"), "{report}");
 }
+
+/// Empty files are counted as empty, not as "already in bronze".
+#[test]
+fn empty_files_are_said_to_be_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("empty.log"), "").unwrap();
+    std::fs::write(logs.join("also-empty.log"), "").unwrap();
+    std::fs::write(
+        logs.join("app.log"),
+        "2026-11-21T10:00:00.000Z INFO api: request served in 12 ms\n",
+    )
+    .unwrap();
+    let lake = tmp.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let ok = |args: &[&str]| common::stdout_ok(Command::new(BIN).args(args).output().unwrap());
+    ok(&["--lake", lake, "00-init"]);
+    let input = [
+        "--lake",
+        lake,
+        "01-bronze",
+        "--input",
+        logs.to_str().unwrap(),
+    ];
+    let said = ok(&input);
+    assert!(said.contains("0 already in bronze, 2 empty"), "{said}");
+    let said = ok(&input);
+    assert!(
+        said.contains("nothing new: 1 file(s) already in bronze, 2 empty"),
+        "{said}"
+    );
+}

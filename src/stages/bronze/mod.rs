@@ -181,7 +181,12 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
     }
     record_rejected(ctx, date, &files.rejected)?;
     let unreadable = files.unreadable;
-    if unreadable > 0 && files.ingested == 0 && files.skipped == 0 && topics.is_empty() {
+    if unreadable > 0
+        && files.ingested == 0
+        && files.skipped == 0
+        && files.empty == 0
+        && topics.is_empty()
+    {
         bail!(
             "none of the {unreadable} input file(s) could be read (see the warnings above): check their permissions"
         );
@@ -194,11 +199,18 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
                 ctx.options.inputs
             )
         } else if files.ingested == 0 {
-            format!("nothing new: {} file(s) already in bronze", files.skipped)
+            format!(
+                "nothing new: {} file(s) already in bronze{}",
+                files.skipped,
+                empty_note(files.empty)
+            )
         } else {
             format!(
-                "{} file(s) or new parts of files ingested ({} lines), {} already in bronze",
-                files.ingested, files.lines, files.skipped
+                "{} file(s) or new parts of files ingested ({} lines), {} already in bronze{}",
+                files.ingested,
+                files.lines,
+                files.skipped,
+                empty_note(files.empty)
             )
         });
     }
@@ -239,11 +251,20 @@ struct Files {
     found: usize,
     ingested: usize,
     skipped: usize,
+    /// Empty files: nothing to ingest, and not "already in bronze".
+    empty: usize,
     /// Files and folder entries that could not be read.
     unreadable: usize,
     lines: u64,
     /// What could not be read (or was lost upstream), for `quarantine/inputs`.
     rejected: Rejected,
+}
+
+fn empty_note(empty: usize) -> String {
+    match empty {
+        0 => String::new(),
+        n => format!(", {n} empty"),
+    }
 }
 
 fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Result<()> {
@@ -316,6 +337,11 @@ fn ingest_files(ctx: &Context, date: chrono::NaiveDate, tally: &mut Files) -> Re
             Plan::Skip { why } => {
                 tracing::info!(file = %crate::lake::shown(file), "{why}; skipped");
                 tally.skipped += 1;
+                continue;
+            }
+            Plan::Empty => {
+                tracing::info!(file = %crate::lake::shown(file), "empty; skipped");
+                tally.empty += 1;
                 continue;
             }
             Plan::Ingest {

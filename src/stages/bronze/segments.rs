@@ -107,6 +107,8 @@ impl Ingested {
 pub enum Plan {
     /// Everything it holds is in bronze already (`why` says how it was recognised).
     Skip { why: String },
+    /// It holds nothing: counted as empty, not as "already in bronze".
+    Empty,
     /// Ingest `segment`; `rewritten` when a file of that path was ingested before with other
     /// content; `until_error` when the file cannot be read to its end (see the writer).
     Ingest {
@@ -175,9 +177,7 @@ pub fn plan(
         );
     }
     if at == 0 {
-        return Ok(Plan::Skip {
-            why: "it is empty".into(),
-        });
+        return Ok(Plan::Empty);
     }
     let whole = hex(&hasher.clone().finalize());
     if ingested.part_names.contains(&whole[..32]) {
