@@ -200,6 +200,15 @@ fn pipeline_case(source: &str, database_url: Option<&str>) {
             "no sample lines for: {reason}"
         );
     }
+    // The lake's anomalies name their service, as the database's do.
+    let services = a.column("service").unwrap().str().unwrap();
+    for (service, details) in services
+        .iter()
+        .zip(a.column("details").unwrap().str().unwrap().iter())
+    {
+        let details: serde_json::Value = serde_json::from_str(details.unwrap()).unwrap();
+        assert_eq!(Some(service.unwrap()), details["service"].as_str());
+    }
     let db =
         Database::connect(database_url.unwrap_or(""), &lake.default_database_path(), 2).unwrap();
     let first = db.anomaly_fingerprint(source).unwrap();

@@ -281,6 +281,7 @@ pub fn anomalies_frame(rows: &[AnomalyRow]) -> Result<DataFrame> {
                 .map(|r| r.incident_id.clone())
                 .collect::<Vec<Option<String>>>(),
         ),
+        text(|r| &r.service, "service"),
         Column::new(
             "provisional".into(),
             rows.iter().map(|r| r.provisional).collect::<Vec<bool>>(),
