@@ -44,7 +44,7 @@ cat <<EOF
   the HTML report:     $demo/lake/reports/$date/index.html
   what the lake holds: $bin --lake $demo/lake status
   incidents:           $bin --lake $demo/lake incidents list
-  the HTTP API:        $bin --lake $demo/lake serve --listen 127.0.0.1:8080
-                       (then GET http://127.0.0.1:8080/v1/anomalies; see the README's "serve")
+  the HTTP API:        $bin --lake $demo/lake serve --listen 127.0.0.1:8765
+                       (then GET http://127.0.0.1:8765/v1/anomalies; see the README's "serve")
   your own logs:       $bin --lake $demo/lake --source myapp run --input /var/log/myapp/
 EOF

@@ -27,12 +27,14 @@ trap 'rm -rf "$work"' EXIT
 "$compose" -f docker-compose.yml config --format json >"$work/default.json"
 "$compose" -f docker-compose.yml --profile airflow config --format json >"$work/airflow.json"
 "$compose" -f docker-compose.yml --profile grafana config --format json >"$work/grafana.json"
+"$compose" -f docker-compose.yml --profile serve config --format json >"$work/serve.json"
 
-python3 - "$work/default.json" "$work/airflow.json" Dockerfile "$work/grafana.json" <<'PY'
+python3 - "$work/default.json" "$work/airflow.json" Dockerfile "$work/grafana.json" "$work/serve.json" <<'PY'
 import json, os, re, sys
 default, with_airflow = (json.load(open(p)) for p in sys.argv[1:3])
 dockerfile = open(sys.argv[3]).read()
 with_grafana = json.load(open(sys.argv[4]))
+with_serve = json.load(open(sys.argv[5]))
 
 def check(cond, what):
     if not cond:
@@ -40,7 +42,7 @@ def check(cond, what):
     print(f"compose-test: ok: {what}")
 
 s = default["services"]
-check(set(s) == {"postgres", "loglake"}, "default services are postgres and loglake (airflow, grafana only with their profiles)")
+check(set(s) == {"postgres", "loglake"}, "default services are postgres and loglake (airflow, grafana, serve only with their profiles)")
 g = with_grafana["services"]["grafana"]
 check(g.get("profiles") == ["grafana"], "grafana service under the `grafana` profile")
 check(g["depends_on"]["postgres"]["condition"] == "service_healthy", "grafana waits for a healthy postgres")
@@ -49,6 +51,11 @@ check(any(str(src).endswith("deploy/grafana/provisioning") for t, src in gmounts
 check(any(str(src).endswith("deploy/grafana/dashboards") for t, src in gmounts.items() if t == "/var/lib/grafana/dashboards"), "dashboards mounted")
 for src in gmounts.values():
     check(os.path.isdir(src), f"{src} exists")
+sv = with_serve["services"]["serve"]
+check(sv.get("profiles") == ["serve"], "serve under the `serve` profile")
+check(sv["command"][0] == "serve" and "0.0.0.0:8765" in sv["command"], "serve listens on 8765 in the container")
+check(any(p.get("published") == "8765" and p.get("host_ip") == "127.0.0.1" for p in sv["ports"]), "serve published on loopback 8765, not Airflow's 8080")
+check({v["target"]: v.get("source") for v in sv["volumes"]}.get("/app/lake") == "lake", "serve reads the shared lake")
 pg = s["postgres"]
 check(pg["image"].split(":")[1].startswith("16"), "PostgreSQL 16")
 check("pg_isready" in " ".join(pg["healthcheck"]["test"]), "postgres healthcheck runs pg_isready")

@@ -396,12 +396,15 @@ fn pipeline_on_postgres() {
     pipeline_case(&source, Some(&url));
     analysts_read_but_cannot_write(&url, &source);
     status_reads_postgres(&url, &source);
-    dashboard_queries_run(&url);
+    dashboard_queries_run(&url, &source);
 }
 
-/// Every panel query of the Grafana dashboard runs on the PostgreSQL views, and the ones that
-/// should show this run's anomalies and stage runs do.
-fn dashboard_queries_run(url: &str) {
+/// Every panel query of the Grafana dashboard runs on the PostgreSQL views with its
+/// variables and time range as Grafana fills them in (this run's source, every service, the
+/// last ten years), and the ones that should show this run's anomalies and stage runs do;
+/// the variables' own queries run too, and the data source variable defaults to the
+/// provisioned one.
+fn dashboard_queries_run(url: &str, source: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{root}/deploy/grafana/dashboards/loglake.json")).unwrap(),
@@ -411,25 +414,56 @@ fn dashboard_queries_run(url: &str) {
         "{root}/deploy/grafana/provisioning/datasources/loglake.yml"
     ))
     .unwrap();
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let variable = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no variable {name}"))
+    };
+    let default_source = variable("datasource")["current"]["value"].as_str().unwrap();
+    assert!(provisioned.contains(&format!("uid: {default_source}")));
+    let time_filter = regex::Regex::new(r"\$__timeFilter\(([^)]*)\)").unwrap();
+    let fill = |sql: &str| -> String {
+        let sql = sql
+            .replace("${source:sqlstring}", &format!("'{source}'"))
+            .replace("${service:sqlstring}", "SELECT service FROM anomalies");
+        time_filter
+            .replace_all(
+                &sql,
+                "$1 BETWEEN now() - interval '3650 days' AND now() + interval '1 day'",
+            )
+            .into_owned()
+    };
     let tmp = tempfile::tempdir().unwrap();
     let db = Database::connect(url, &tmp.path().join("unused.db"), 1).unwrap();
+    let count = |what: &str, sql: &str| -> i64 {
+        let sql = fill(sql);
+        assert!(
+            !sql.contains('$'),
+            "{what}: a variable or macro left: {sql}"
+        );
+        // Counted rather than fetched: sqlx's Any driver decodes no TIMESTAMPTZ.
+        db.query_i64(&format!("SELECT COUNT(*) FROM ({sql}) AS panel"))
+            .unwrap_or_else(|e| panic!("{what}: {e:#}\n{sql}"))
+    };
+    for name in ["source", "service"] {
+        let rows = count(name, variable(name)["query"].as_str().unwrap());
+        assert!(rows > 0, "variable {name} lists nothing");
+    }
     let panels = dashboard["panels"].as_array().unwrap();
     assert!(panels.len() >= 6);
     let mut with_rows = Vec::new();
     for panel in panels {
         let title = panel["title"].as_str().unwrap();
-        let uid = panel["datasource"]["uid"].as_str().unwrap();
-        assert!(
-            provisioned.contains(&format!("uid: {uid}")),
-            "{title}: data source {uid}"
-        );
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
         for target in panel["targets"].as_array().unwrap() {
             let sql = target["rawSql"].as_str().unwrap();
-            // Counted rather than fetched: sqlx's Any driver decodes no TIMESTAMPTZ.
-            let rows = db
-                .query_i64(&format!("SELECT COUNT(*) FROM ({sql}) AS panel"))
-                .unwrap_or_else(|e| panic!("panel {title:?}: {e:#}\n{sql}"));
-            if rows > 0 {
+            assert!(
+                sql.contains("$__timeFilter") || title == "Last run of each stage",
+                "{title}: the time picker does not filter it"
+            );
+            if count(title, sql) > 0 {
                 with_rows.push(title.to_string());
             }
         }
@@ -438,6 +472,8 @@ fn dashboard_queries_run(url: &str) {
         "Anomalies per day",
         "Stage durations (seconds)",
         "Last run of each stage",
+        "Top anomalies",
+        "Detectors' votes behind the anomalies",
     ] {
         assert!(
             with_rows.iter().any(|t| t == title),

@@ -279,8 +279,8 @@ pub enum Command {
         POST /v1/anomalies/{id}/feedback  {\"verdict\": \"normal\"|\"anomaly\", \"by\": …}\n  \
         GET  /healthz, /metrics, /v1/openapi.json\n\n\
         Example:\n  \
-        loglake serve --listen 127.0.0.1:8080 &\n  \
-        curl --data-binary @app.log http://127.0.0.1:8080/v1/sources/app/score")]
+        loglake serve --listen 127.0.0.1:8765 &\n  \
+        curl --data-binary @app.log http://127.0.0.1:8765/v1/sources/app/score")]
     Serve {
         /// Address and port to listen on (overrides [serve] listen); port 0 picks a free one.
         #[arg(long, value_name = "ADDR")]

@@ -67,7 +67,7 @@ pub struct ServeSettings {
 impl Default for ServeSettings {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:8080".into(),
+            listen: "127.0.0.1:8765".into(),
             max_body_bytes: 16 << 20,
             max_line_bytes: 64 << 10,
             max_rows: 10_000,
