@@ -213,3 +213,57 @@ fn serve_reads_postgres() {
     );
     assert!(server.stop().success());
 }
+
+/// A source whose batches were given their format on the command line (its config says
+/// `format = "auto"`): the service reads new lines with the format the batches recorded, not
+/// one guessed from a request's few lines — which for a layout of its own finds none.
+#[test]
+fn serve_reads_lines_with_the_format_the_batches_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let format = "<Level>|<Date> <Time>|<Component>|<Content>";
+    let mut log = String::new();
+    for n in 0..3_000u32 {
+        let (level, what) = match n % 50 {
+            0 => ("WARN", format!("slow response {} ms", 900 + n % 7)),
+            _ => ("INFO", format!("served request {n} in {} ms", n % 13)),
+        };
+        log.push_str(&format!(
+            "{level}|2026-11-19 {:02}:{:02}:{:02}|api|{what}\n",
+            n / 3600 % 24,
+            n / 60 % 60,
+            n % 60
+        ));
+    }
+    let input = tmp.path().join("app.log");
+    std::fs::write(&input, &log).unwrap();
+    let lake = tmp.path().join("lake");
+    let small = [
+        ("LOGLAKE__DETECTORS__RARE_TEMPLATE__MIN_EVENTS", "100"),
+        ("LOGLAKE__DETECTORS__SEVERITY__MIN_EVENTS", "100"),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_loglake"))
+        .args(["--lake", lake.to_str().unwrap(), "--source", "app"])
+        .args([
+            "--date",
+            "2026-11-19",
+            "run",
+            "--to",
+            "04-train",
+            "--format",
+            format,
+        ])
+        .args(["--input", input.to_str().unwrap()])
+        .envs(small)
+        .output()
+        .unwrap();
+    let said = common::stdout_ok(out);
+    assert!(said.contains("event/rare_template"), "{said}");
+
+    let mut server = Server::start(&lake, &small);
+    let line = b"INFO|2026-11-20 10:00:00|api|served request 7 in 3 ms\n";
+    let (status, answer, text) = server.ask("POST", "/v1/sources/app/score", line);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(answer["lines"], 1, "{answer}");
+    assert_eq!(answer["quarantined"], 0, "{answer}");
+    assert!(server.stop().success());
+}

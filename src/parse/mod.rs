@@ -172,7 +172,36 @@ pub struct Parser {
     time: TimeContext,
 }
 
+/// The format a batch was parsed with, as silver records it (see [`Parser::recorded`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedFormat {
+    /// A preset's name or a format string.
+    pub format: String,
+    /// The generic layout's rule that lines without a header continue the event before.
+    pub headerless_lines_continue: bool,
+}
+
 impl Parser {
+    /// The format this parser reads, to record with the batch.
+    pub fn recorded(&self) -> RecordedFormat {
+        RecordedFormat {
+            format: self.format_name.clone(),
+            headerless_lines_continue: self.headerless_lines_continue,
+        }
+    }
+
+    /// A parser for the format a batch recorded, with `config`'s other settings.
+    pub fn from_recorded(
+        config: &ParserConfig,
+        recorded: &RecordedFormat,
+        batch_date: NaiveDate,
+    ) -> Result<Self> {
+        let format = Format::parse(&recorded.format)?;
+        let mut parser = Self::new(&config.with_format(format), batch_date)?;
+        parser.headerless_lines_continue = recorded.headerless_lines_continue;
+        Ok(parser)
+    }
+
     /// A parser for a configured format. `format = "auto"` needs lines to look at: use
     /// [`Parser::for_sample`].
     pub fn new(config: &ParserConfig, batch_date: NaiveDate) -> Result<Self> {

@@ -26,7 +26,9 @@ use crate::detectors::{DETECTORS, Granularity, SampleQuery, SavedModel, Scored};
 use crate::lake::{Lake, read_parquet};
 use crate::parse::drain::WILDCARD;
 use crate::parse::stream::Miner;
-use crate::parse::{DETECTION_SAMPLE, NO_EVENT_BEFORE, Parsed, Parser, ParserConfig, template_id};
+use crate::parse::{
+    DETECTION_SAMPLE, NO_EVENT_BEFORE, Parsed, Parser, ParserConfig, RecordedFormat, template_id,
+};
 use crate::stages::template_store;
 
 /// The `file` of a request's events: their keys read `request:<line number>`.
@@ -102,6 +104,9 @@ pub struct SourceModels {
     /// day) and again on a new day; `None` when the format is `auto`, which is detected on
     /// each request's lines.
     parser: Option<std::sync::RwLock<(NaiveDate, std::sync::Arc<Parser>)>>,
+    /// The format `parser` reads: the configured one, or with `format = "auto"` the one the
+    /// source's latest batch recorded; `None`: detected on each request's lines.
+    format: Option<RecordedFormat>,
     templates: TemplateIndex,
     models: Vec<SavedModel>,
     pub model_version: String,
@@ -125,13 +130,25 @@ impl SourceModels {
         }
         // The source's settings as a batch reads them (no command-line overrides here).
         let parse = Resolved::new(settings, source, &SourceOverrides::default())?.parse;
-        let parser = if parse.format.is_auto() {
-            None
-        } else {
-            let day = today();
-            let parser = Parser::new(&parse, day)
-                .with_context(|| format!("format {:?}", parse.format.spec()))?;
-            Some(std::sync::RwLock::new((day, std::sync::Arc::new(parser))))
+        // With `format = "auto"`, the format the source's batches were parsed with (given on
+        // the command line, or detected): a request's few lines are too few to guess from
+        // (one line of a syslog source read as CRI). Guessed per request only when no batch
+        // recorded one.
+        let format = match parse.format.is_auto() {
+            true => crate::stages::silver::state::ParseState::latest_format(lake, source)?,
+            false => Some(RecordedFormat {
+                format: parse.format.spec().to_string(),
+                headerless_lines_continue: false,
+            }),
+        };
+        let day = today();
+        let parser = match &format {
+            Some(format) => {
+                let parser = Parser::from_recorded(&parse, format, day)
+                    .with_context(|| format!("format {:?}", format.format))?;
+                Some(std::sync::RwLock::new((day, std::sync::Arc::new(parser))))
+            }
+            None => None,
         };
         let model_version = models
             .iter()
@@ -141,6 +158,7 @@ impl SourceModels {
         Ok(Some(Self {
             source: source.to_string(),
             parse,
+            format,
             parser,
             templates: TemplateIndex::load(&template_store::path(lake, source))?,
             models,
@@ -161,7 +179,11 @@ impl SourceModels {
                 return Ok(parser.clone());
             }
         }
-        let parser = std::sync::Arc::new(Parser::new(&self.parse, day)?);
+        let format = self
+            .format
+            .as_ref()
+            .expect("a cached parser has its format");
+        let parser = std::sync::Arc::new(Parser::from_recorded(&self.parse, format, day)?);
         *cached.write().expect("parser lock") = (day, parser.clone());
         Ok(parser)
     }

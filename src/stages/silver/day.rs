@@ -107,6 +107,7 @@ pub fn parse(ctx: &Context, date: NaiveDate) -> Result<Option<Written>> {
     }
     let sample: Vec<&str> = state.sample.iter().map(String::as_str).collect();
     let parser = super::parser_for(config, date, &sample)?;
+    state.format = Some(parser.recorded());
     let lines = crate::lake::Lake::row_count(&new)?;
     let mut run = Run::resume(ctx, &mut state)?;
     let windows = (lines as usize).div_ceil(config.settings.window_lines);

@@ -52,6 +52,10 @@ pub struct ParseState {
     pub parts: Vec<String>,
     /// The first lines the format was detected from (`format = "auto"` only).
     pub sample: Vec<String>,
+    /// The format the day was parsed with, as configured, given on the command line or
+    /// detected: what `serve` reads the source's new lines with.
+    #[serde(default)]
+    pub format: Option<crate::parse::RecordedFormat>,
     /// The last line parsed: a split line's first part may end a run.
     pub before: Option<String>,
     /// Distinct masked messages in first-seen order, and their event counts (the miner's).
@@ -176,6 +180,23 @@ impl ParseState {
     }
 
     /// The state of `date`, if a run left one.
+    /// The format `source`'s latest parsed day was read with, if silver recorded one.
+    pub fn latest_format(
+        lake: &Lake,
+        source: &str,
+    ) -> Result<Option<crate::parse::RecordedFormat>> {
+        for date in lake
+            .partition_dates(Layer::Silver, STATE_TABLE, source)?
+            .into_iter()
+            .rev()
+        {
+            if let Some(format) = Self::load(lake, source, date)?.and_then(|s| s.format) {
+                return Ok(Some(format));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn load(lake: &Lake, source: &str, date: NaiveDate) -> Result<Option<Self>> {
         // Only this lake's own state: a whole day does not carry on from one of its shards'
         // (it is parsed again whole, and replaces them).
