@@ -131,6 +131,13 @@ fn serve_scores_lines_answers_queries_and_reloads_models() {
     let (status, open, _) = server.ask("GET", "/v1/incidents?status=open&source=shop", b"");
     assert_eq!(status, 200);
     assert!(!open["incidents"].as_array().unwrap().is_empty(), "{open}");
+    let detectors = &open["incidents"][0]["detectors"];
+    assert!(
+        detectors
+            .as_array()
+            .is_some_and(|d| !d.is_empty() && d.iter().all(Value::is_string)),
+        "detectors as a list: {detectors}"
+    );
 
     // The next day's training writes newer models; the running service picks them up.
     common::run_each_day(&lake, &raw, &["2026-11-20"], "04-train");

@@ -127,6 +127,46 @@ fn without_tokens_only_this_machine_is_answered() {
         "feedback"
     );
     assert_eq!(doc["paths"]["/v1/anomalies"]["get"]["x-scope"], "read");
+    // And each query route's parameters are the ones its handler takes: a parameter the
+    // document names is accepted, and the handler's refusal of an unknown one lists exactly
+    // the document's.
+    for route in ["/v1/anomalies", "/v1/incidents"] {
+        let documented: std::collections::BTreeSet<String> =
+            doc["paths"][route]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_string())
+                .collect();
+        let example = |name: &str| match name {
+            "source" => "shop",
+            "since" => "2026-11-19",
+            "until" => "2026-11-21",
+            "detector" => "zscore",
+            "min_severity" => "high",
+            "limit" => "5",
+            "status" => "open",
+            other => panic!("no example for {other}"),
+        };
+        for name in &documented {
+            let path = format!("{route}?{name}={}", example(name));
+            let (status, _, text) = server.ask("GET", &path, b"");
+            assert_eq!(status, 200, "{path}: {text}");
+        }
+        let (status, _, text) = server.ask("GET", &format!("{route}?zzz=1"), b"");
+        assert_eq!(status, 400, "{text}");
+        // "… unknown field `zzz`, expected one of `a`, `b`, …" (or "expected `a` or `b`").
+        let taken: std::collections::BTreeSet<String> = text
+            .split("expected ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"))
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        assert_eq!(taken, documented, "{route}: {text}");
+    }
 
     // A damaged old model version: skipped (scoring still answers), and said by /healthz.
     let damaged = lake.join("models/shop/event/rare_template/20200101-x");

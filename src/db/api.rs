@@ -204,6 +204,13 @@ fn to_json(row: &AnyRow, columns: &[&str]) -> Result<Value> {
                     serde_json::from_str(&text).unwrap_or(Value::String(text))
                 }
                 Some(text) if TIMESTAMPS.contains(name) => Value::String(rfc3339(text)),
+                // Stored comma-separated; a list to a client.
+                Some(text) if *name == "detectors" => Value::Array(
+                    text.split(',')
+                        .filter(|d| !d.is_empty())
+                        .map(|d| Value::String(d.to_string()))
+                        .collect(),
+                ),
                 Some(text) => Value::String(text),
             }
         };
