@@ -330,3 +330,15 @@ fn empty_files_are_said_to_be_empty() {
         "{said}"
     );
 }
+
+/// A command's help lists its own flags apart from the flags every command takes.
+#[test]
+fn a_commands_help_shows_its_own_flags_first() {
+    let help = stdout_of(&["run", "-h"]);
+    let (own, global) = help
+        .split_once("Global options:")
+        .unwrap_or_else(|| panic!("{help}"));
+    assert!(own.contains("--input") && own.contains("--from"), "{help}");
+    assert!(!own.contains("--lake") && !own.contains("--database-url"), "{help}");
+    assert!(global.contains("--lake") && global.contains("--source"), "{help}");
+}

@@ -46,7 +46,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Flags every command takes; shown under their own heading in each command's help, apart
+/// from the command's own.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file [default: $LOGLAKE_CONFIG, else config/loglake.toml here, else
     /// /etc/loglake/loglake.toml, else built-in defaults]. Relative paths in it are relative
