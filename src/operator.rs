@@ -105,6 +105,88 @@ pub fn show(settings: &Settings, incident_id: &str, json: bool) -> Result<String
     Ok(out)
 }
 
+/// `anomalies list`: a table for people, or the rows as JSON.
+pub fn list_anomalies(
+    settings: &Settings,
+    source: Option<&str>,
+    filter: &AnomalyFilter,
+    json: bool,
+) -> Result<String> {
+    let (db, lake) = open(settings)?;
+    if let Some(source) = source {
+        crate::stages::known_source(&lake, settings, source)?;
+    }
+    let rows = db.anomalies_matching(filter)?;
+    db.close();
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?));
+    }
+    let mut out = format!(
+        "{:<16}  {:<24}  {:<8}  {:<20}  {:<8}  reason\n",
+        "anomaly", "window_start", "severity", "service", "of"
+    );
+    for r in &rows {
+        out.push_str(&format!(
+            "{:<16}  {:<24}  {:<8}  {:<20}  {:<8}  {}\n",
+            text(&r["anomaly_id"]),
+            text(&r["window_start"]),
+            text(&r["severity"]),
+            text(&r["service"]),
+            text(&r["granularity"]),
+            text(&r["reason"]),
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str("(none)\n");
+    }
+    Ok(out)
+}
+
+/// `anomalies show ID`: one anomaly in full.
+pub fn show_anomaly(settings: &Settings, anomaly_id: &str, json: bool) -> Result<String> {
+    let (db, _) = open(settings)?;
+    let row = db
+        .anomalies_matching(&AnomalyFilter {
+            anomaly_id: Some(anomaly_id.to_string()),
+            limit: 1,
+            ..Default::default()
+        })?
+        .pop()
+        .ok_or_else(|| {
+            anyhow::anyhow!("no anomaly {anomaly_id:?} (see `loglake anomalies list`)")
+        })?;
+    db.close();
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&row)?));
+    }
+    let mut out = format!(
+        "anomaly {} ({}, {}) in {}/{}: {} {} {} to {}\n  {}\n  detector {}, score {} against threshold {}, incident {}\n",
+        text(&row["anomaly_id"]),
+        text(&row["severity"]),
+        text(&row["batch_date"]),
+        text(&row["source"]),
+        text(&row["service"]),
+        text(&row["granularity"]),
+        text(&row["entity_key"]),
+        text(&row["window_start"]),
+        text(&row["window_end"]),
+        text(&row["reason"]),
+        text(&row["detector"]),
+        text(&row["score"]),
+        text(&row["threshold"]),
+        text(&row["incident_id"]),
+    );
+    for sample in row["details"]["samples"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {}:{}  {}\n",
+            text(&sample["file"]),
+            text(&sample["line_no"]),
+            text(&sample["message"])
+        ));
+    }
+    Ok(out)
+}
+
 /// `incidents ack|close ID`.
 pub fn set_status(
     settings: &Settings,

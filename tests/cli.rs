@@ -339,6 +339,12 @@ fn a_commands_help_shows_its_own_flags_first() {
         .split_once("Global options:")
         .unwrap_or_else(|| panic!("{help}"));
     assert!(own.contains("--input") && own.contains("--from"), "{help}");
-    assert!(!own.contains("--lake") && !own.contains("--database-url"), "{help}");
-    assert!(global.contains("--lake") && global.contains("--source"), "{help}");
+    assert!(
+        !own.contains("--lake") && !own.contains("--database-url"),
+        "{help}"
+    );
+    assert!(
+        global.contains("--lake") && global.contains("--source"),
+        "{help}"
+    );
 }

@@ -83,6 +83,52 @@ fn operators_triage_incidents_and_give_verdicts() {
     );
     let anomaly = anomalies[0]["anomaly_id"].as_str().unwrap().to_string();
 
+    // The anomalies themselves: listed (verdicts; a detector's findings with --detector),
+    // and one shown in full.
+    let listed: serde_json::Value = serde_json::from_str(&common::stdout_ok(loglake(&[
+        "anomalies",
+        "list",
+        "--limit",
+        "500",
+        "--output",
+        "json",
+    ])))
+    .unwrap();
+    let listed = listed.as_array().unwrap();
+    assert!(
+        listed.iter().any(|a| a["anomaly_id"] == anomaly.as_str()),
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().all(|a| a["detector"] == "ensemble"),
+        "verdicts only"
+    );
+    let votes: serde_json::Value = serde_json::from_str(&common::stdout_ok(loglake(&[
+        "anomalies",
+        "list",
+        "--detector",
+        "zscore",
+        "--output",
+        "json",
+    ])))
+    .unwrap();
+    assert!(
+        votes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["detector"] == "zscore")
+    );
+    let shown_one = common::stdout_ok(loglake(&["anomalies", "show", &anomaly]));
+    assert!(
+        shown_one.starts_with(&format!("anomaly {anomaly}"))
+            && shown_one.contains(anomalies[0]["reason"].as_str().unwrap()),
+        "{shown_one}"
+    );
+    let out = loglake(&["anomalies", "show", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no anomaly \"nosuch\""));
+
     let out = common::stdout_ok(loglake(&["incidents", "ack", &id, "--note", "looking"]));
     assert!(out.contains("acknowledged by ana"), "{out}");
     let out = common::stdout_ok(loglake(&["incidents", "close", &id, "--by", "bo"]));

@@ -379,7 +379,7 @@ fn init_logging(json: bool) {
 
 /// A batch date as YYYY-MM-DD, with a message that says what was expected (chrono's own are
 /// "trailing input" and "input is out of range").
-fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
+pub(crate) fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
     let shaped = text.len() == 10
         && text.bytes().enumerate().all(|(i, b)| match i {
             4 | 7 => b == b'-',
@@ -505,7 +505,11 @@ pub fn run(cli: Cli) -> Result<Completion> {
             )?)?;
         }
         Command::Anomalies { action } => {
-            output::print(&operator::anomalies(&load_settings(g)?.2, action)?)?;
+            output::print(&operator::anomalies(
+                &load_settings(g)?.2,
+                only_source,
+                action,
+            )?)?;
         }
         Command::Tokens { action } => {
             output::print(&operator::tokens(&load_settings(g)?.2, action)?)?;

@@ -47,6 +47,33 @@ pub enum IncidentAction {
 
 #[derive(Debug, Subcommand)]
 pub enum AnomalyAction {
+    /// Anomalies, newest window first (of `--source` when given): the ensemble's verdicts, or
+    /// with --detector that detector's findings (its votes).
+    List {
+        /// Only windows starting on or after this date.
+        #[arg(long, value_name = "DATE", value_parser = super::parse_date)]
+        since: Option<chrono::NaiveDate>,
+        /// Only this severity and worse.
+        #[arg(long, value_enum)]
+        min_severity: Option<Severity>,
+        /// Only this detector's findings.
+        #[arg(long, value_name = "NAME")]
+        detector: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// text for people, json for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// One anomaly in full: its reason, evidence and sample lines.
+    Show {
+        /// The anomaly's id (`anomalies list`, `incidents show`).
+        id: String,
+        /// text for people, json for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Record a verdict on an anomaly: --normal (a false alarm) or --anomaly (confirmed).
     Mark {
         /// The anomaly's id (`anomalies.anomaly_id`).
@@ -94,6 +121,26 @@ pub(super) fn tokens(settings: &Settings, action: &TokenAction) -> Result<String
         TokenAction::Create { name, scope } => operator::create_token(settings, name, scope),
         TokenAction::List { output } => operator::list_tokens(settings, *output == Output::Json),
         TokenAction::Revoke { id } => operator::revoke_token(settings, id),
+    }
+}
+
+/// A severity word, for `--min-severity` (see `detectors::SEVERITIES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
     }
 }
 
@@ -171,10 +218,37 @@ pub(super) fn incidents(
 }
 
 /// Run an `anomalies` command; what it prints.
-pub(super) fn anomalies(settings: &Settings, action: &AnomalyAction) -> Result<String> {
-    let AnomalyAction::Mark {
-        id, normal, who, ..
-    } = action;
-    let verdict = if *normal { "normal" } else { "anomaly" };
-    crate::operator::mark(settings, id, verdict, &who.verdict())
+pub(super) fn anomalies(
+    settings: &Settings,
+    only_source: Option<&str>,
+    action: &AnomalyAction,
+) -> Result<String> {
+    match action {
+        AnomalyAction::List {
+            since,
+            min_severity,
+            detector,
+            limit,
+            output,
+        } => {
+            let filter = crate::db::api::AnomalyFilter {
+                source: only_source.map(str::to_string),
+                since: since.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
+                detector: detector.clone(),
+                min_severity: min_severity.map(|s| s.as_str().to_string()),
+                limit: *limit,
+                ..Default::default()
+            };
+            crate::operator::list_anomalies(settings, only_source, &filter, *output == Output::Json)
+        }
+        AnomalyAction::Show { id, output } => {
+            crate::operator::show_anomaly(settings, id, *output == Output::Json)
+        }
+        AnomalyAction::Mark {
+            id, normal, who, ..
+        } => {
+            let verdict = if *normal { "normal" } else { "anomaly" };
+            crate::operator::mark(settings, id, verdict, &who.verdict())
+        }
+    }
 }

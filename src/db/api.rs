@@ -22,6 +22,8 @@ pub struct AnomalyFilter {
     /// One of [`SEVERITIES`]: that word and the more severe ones are kept.
     pub min_severity: Option<String>,
     pub incident_id: Option<String>,
+    /// One anomaly (a verdict or a vote).
+    pub anomaly_id: Option<String>,
     pub limit: i64,
 }
 
@@ -82,11 +84,15 @@ impl Database {
         if let Some(id) = &filter.incident_id {
             conditions.push(format!("incident_id = ${}", bind(id.clone())));
         }
-        match &filter.detector {
-            Some(det) => conditions.push(format!("detector = ${}", bind(det.clone()))),
+        if let Some(id) = &filter.anomaly_id {
+            conditions.push(format!("anomaly_id = ${}", bind(id.clone())));
+        }
+        match (&filter.detector, &filter.anomaly_id) {
+            (Some(det), _) => conditions.push(format!("detector = ${}", bind(det.clone()))),
+            (None, Some(_)) => {}
             // One anomaly per verdict; a detector's own findings (the ensemble's votes) are
             // listed when that detector is asked for.
-            None => conditions.push("NOT vote".to_string()),
+            (None, None) => conditions.push("NOT vote".to_string()),
         }
         if let Some(min) = &filter.min_severity {
             let words = serde_json::to_string(&SEVERITIES[severity_rank(min)..])

@@ -394,6 +394,7 @@ fn filter(state: &Service, p: AnomalyParams) -> Result<AnomalyFilter, String> {
         detector: p.detector,
         min_severity: p.min_severity,
         incident_id: None,
+        anomaly_id: None,
         limit,
     })
 }
