@@ -236,32 +236,52 @@ impl Lake {
 }
 
 impl Lake {
-    /// How many of a partition's part files `files` (in order) are small: every one after
-    /// the first with fewer than half of `slice_rows` rows. What [`Lake::compact_parts`]
-    /// rewrites; a stage compacts once there are many.
+    /// How many of a partition's part files `files` are small: fewer than half of
+    /// `slice_rows` rows. A stage compacts ([`Lake::compact_parts`]) once there are many.
     pub fn small_parts(files: &[PathBuf], slice_rows: usize) -> Result<usize> {
-        Ok(files.len() - Self::settled(files, slice_rows)?)
-    }
-
-    /// The leading files of `files` with at least half of `slice_rows` rows each.
-    fn settled(files: &[PathBuf], slice_rows: usize) -> Result<usize> {
-        let mut settled = 0;
+        let mut small = 0;
         for file in files {
             if (Self::row_count(std::slice::from_ref(file))? as usize) < slice_rows.max(2) / 2 {
-                break;
+                small += 1;
             }
-            settled += 1;
         }
-        Ok(settled)
+        Ok(small)
     }
 
-    /// Rewrite the small part files of one partition ([`Lake::small_parts`] of `files`, all
-    /// of them or all but one the caller puts back) as parts of at most `slice_rows` rows, in
-    /// the same row order, each slice passed through `map` (silver resolves refined template
-    /// ids there); the large parts before them are carried over as they are. A day run as
-    /// many micro-batches gains a small part per run; this keeps the files a reader opens
-    /// few, without rewriting the day at every compaction. Only one slice is in memory at a
-    /// time; the partition is replaced at once.
+    /// `files` (in order) as groups of neighbours whose rows together stay within one and a
+    /// half `slice_rows`: a group of several is written again as one part, a group of one is
+    /// carried over as it is. (Half a slice more than a slice, so that a full part takes in
+    /// the few rows after it — a run's last event, in a part of its own — rather than being
+    /// left beside it for ever.)
+    fn merge_groups(files: &[PathBuf], slice_rows: usize) -> Result<Vec<Vec<PathBuf>>> {
+        let limit = slice_rows + slice_rows / 2;
+        let mut groups: Vec<Vec<PathBuf>> = Vec::new();
+        let mut rows_in_last = usize::MAX;
+        for file in files {
+            let rows = Self::row_count(std::slice::from_ref(file))? as usize;
+            match groups.last_mut() {
+                Some(group) if rows_in_last.saturating_add(rows) <= limit => {
+                    group.push(file.clone());
+                    rows_in_last += rows;
+                }
+                _ => {
+                    groups.push(vec![file.clone()]);
+                    rows_in_last = rows;
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Rewrite one partition's part files `files` (all of them, or all but one the caller
+    /// puts back) with neighbouring parts that together hold at most one and a half
+    /// `slice_rows` rows joined into one, in the same row order, each joined part passed through `map` (silver
+    /// resolves refined template ids there); parts that join no neighbour are carried over as
+    /// they are. A day run as many micro-batches gains a part or two per run, a few rows in
+    /// the last (the event a later run may continue): this keeps the files a reader opens
+    /// few, and writes again only the small parts and the neighbours they join — not, as when
+    /// everything after the first small part was rewritten, the whole day at every
+    /// compaction. The partition is replaced at once; one joined part is in memory at a time.
     pub fn compact_parts(
         &self,
         (layer, table): (Layer, &str),
@@ -270,16 +290,14 @@ impl Lake {
         slice_rows: usize,
         map: impl Fn(DataFrame) -> Result<DataFrame>,
     ) -> Result<u64> {
-        let settled = Self::settled(files, slice_rows)?;
-        let (kept, small) = files.split_at(settled);
-        let rows = Self::row_count(small)?;
         let mut staged = self.stage_partition(layer, table)?;
-        for file in kept {
-            staged.copy(file)?;
-        }
-        for start in (0..rows as usize).step_by(slice_rows.max(1)) {
-            let slice = Self::scan_files(small)?
-                .slice(start as i64, slice_rows.max(1) as IdxSize)
+        let mut rows = 0u64;
+        for group in Self::merge_groups(files, slice_rows.max(1))? {
+            if let [file] = &group[..] {
+                staged.copy(file)?;
+                continue;
+            }
+            let joined = Self::scan_files(&group)?
                 .collect()
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
@@ -288,7 +306,8 @@ impl Lake {
                         layer.dir_name()
                     )
                 })?;
-            staged.write(&mut map(slice)?)?;
+            rows += joined.height() as u64;
+            staged.write(&mut map(joined)?)?;
         }
         staged.commit(source, date)?;
         Ok(rows)

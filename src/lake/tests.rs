@@ -136,3 +136,47 @@ fn rows_are_read_from_the_parts_they_lie_in() {
     assert_eq!(read(0, 3), [0, 1, 2]);
     assert!(read(40, 5).is_empty(), "past the last row");
 }
+
+#[test]
+fn compaction_joins_small_parts_to_their_neighbours_only() {
+    let (_tmp, lake, date) = empty_lake();
+    // A day of runs: each a full part (10 rows, the slice) and its last event (1 row).
+    let mut staged = lake.stage_partition(Layer::Silver, "events").unwrap();
+    let mut n = 0i64;
+    for _ in 0..4 {
+        for rows in [10, 1] {
+            let mut df = df!("n" => (n..n + rows).collect::<Vec<i64>>()).unwrap();
+            staged.write(&mut df).unwrap();
+            n += rows;
+        }
+    }
+    staged.commit("app", date).unwrap();
+    let files = lake
+        .part_files(Layer::Silver, "events", "app", date)
+        .unwrap();
+    assert_eq!(Lake::small_parts(&files, 10).unwrap(), 4);
+    let rewritten = lake
+        .compact_parts((Layer::Silver, "events"), ("app", date), &files, 10, Ok)
+        .unwrap();
+    // Each full part took in the row after it: 4 parts of 11, every row in order.
+    assert_eq!(rewritten, 44);
+    let files = lake
+        .part_files(Layer::Silver, "events", "app", date)
+        .unwrap();
+    assert_eq!(files.len(), 4);
+    assert_eq!(Lake::small_parts(&files, 10).unwrap(), 0);
+    let all = Lake::scan_files(&files).unwrap().collect().unwrap();
+    let got: Vec<i64> = all
+        .column("n")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(got, (0..44).collect::<Vec<_>>());
+    // Compacted again, nothing is written: every part is carried over.
+    let rewritten = lake
+        .compact_parts((Layer::Silver, "events"), ("app", date), &files, 10, Ok)
+        .unwrap();
+    assert_eq!(rewritten, 0);
+}
