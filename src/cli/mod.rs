@@ -424,6 +424,27 @@ pub fn main() -> Result<Completion> {
     run(cli)
 }
 
+/// `man`: the top page to stdout, or with `dir` every page (`loglake-run.1`, …) there.
+/// Generated from the parser's own definitions, so they cannot drift from it.
+fn write_man(dir: Option<&std::path::Path>) -> Result<()> {
+    let Some(dir) = dir else {
+        let mut page = Vec::new();
+        // As `--dir` writes it: no page for clap's `help` command, so none named.
+        clap_mangen::Man::new(Cli::command().disable_help_subcommand(true))
+            .render(&mut page)
+            .context("rendering the man page")?;
+        return output::write_bytes(&page);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing man pages into {}", dir.display()))?;
+    let pages = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".1"))
+        .count();
+    output::println(&format!("man: {pages} pages in {}", dir.display()))
+}
+
 /// Run the command: one arm per command, each handing typed values to the module that does
 /// the work.
 pub fn run(cli: Cli) -> Result<Completion> {
@@ -439,24 +460,7 @@ pub fn run(cli: Cli) -> Result<Completion> {
             clap_complete::generate(*shell, &mut Cli::command(), "loglake", &mut script);
             output::write_bytes(&script)?;
         }
-        Command::Man { dir: Some(dir) } => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            clap_mangen::generate_to(Cli::command(), dir)
-                .with_context(|| format!("writing man pages into {}", dir.display()))?;
-            let pages = std::fs::read_dir(dir)?
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".1"))
-                .count();
-            output::println(&format!("man: {pages} pages in {}", dir.display()))?;
-        }
-        Command::Man { dir: None } => {
-            let mut page = Vec::new();
-            // As `--dir` writes it: no page for clap's `help` command, so none named.
-            clap_mangen::Man::new(Cli::command().disable_help_subcommand(true))
-                .render(&mut page)
-                .context("rendering the man page")?;
-            output::write_bytes(&page)?;
-        }
+        Command::Man { dir } => write_man(dir.as_deref())?,
         Command::Generate {
             out,
             days,

@@ -20,6 +20,7 @@
 
 pub mod built_from;
 mod commit;
+mod footers;
 mod frames;
 mod mirror;
 mod parquet_dictionary;
@@ -598,97 +599,6 @@ impl Lake {
             .collect()
             .map_err(anyhow::Error::from)
             .with_context(|| format!("reading {}", what()))
-    }
-
-    /// Rows in a set of Parquet files, from their footers only (no data is read).
-    pub fn row_count(files: &[PathBuf]) -> Result<u64> {
-        let mut total = 0u64;
-        for f in files {
-            let file = fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
-            let reader = parquet::file::reader::SerializedFileReader::new(file)
-                .with_context(|| format!("reading the Parquet footer of {}", f.display()))?;
-            use parquet::file::reader::FileReader;
-            total += reader.metadata().file_metadata().num_rows() as u64;
-        }
-        Ok(total)
-    }
-
-    /// A Parquet file's rows and, from its footer's statistics, the largest value of the
-    /// integer or timestamp column `column` (`None` when a row group has no statistics for
-    /// it, or the file no rows).
-    pub fn rows_and_max(path: &Path, column: &str) -> Result<(u64, Option<i64>)> {
-        use parquet::file::reader::FileReader;
-        use parquet::file::statistics::Statistics;
-        let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let reader = parquet::file::reader::SerializedFileReader::new(file)
-            .with_context(|| format!("reading the Parquet footer of {}", path.display()))?;
-        let metadata = reader.metadata();
-        let rows = metadata.file_metadata().num_rows() as u64;
-        let mut max: Option<i64> = None;
-        for group in metadata.row_groups() {
-            let chunk = group
-                .columns()
-                .iter()
-                .find(|c| c.column_path().string() == column);
-            let group_max = match chunk.and_then(|c| c.statistics()) {
-                Some(Statistics::Int64(stats)) => stats.max_opt().copied(),
-                Some(Statistics::Int32(stats)) => stats.max_opt().map(|v| i64::from(*v)),
-                _ => None,
-            };
-            match group_max {
-                Some(m) => max = Some(max.map_or(m, |x| x.max(m))),
-                None if group.num_rows() > 0 => return Ok((rows, None)),
-                None => {}
-            }
-        }
-        Ok((rows, max))
-    }
-
-    /// A Parquet file's rows and, from its footer's statistics, whether every value of the
-    /// boolean column `column` is true (`None` when a row group has no statistics for it).
-    /// No data is read: a stage can tell which parts it must open from their footers.
-    pub fn rows_and_all_true(path: &Path, column: &str) -> Result<(u64, Option<bool>)> {
-        use parquet::file::reader::FileReader;
-        use parquet::file::statistics::Statistics;
-        let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let reader = parquet::file::reader::SerializedFileReader::new(file)
-            .with_context(|| format!("reading the Parquet footer of {}", path.display()))?;
-        let metadata = reader.metadata();
-        let rows = metadata.file_metadata().num_rows() as u64;
-        let mut all_true = Some(true);
-        for group in metadata.row_groups() {
-            let chunk = group
-                .columns()
-                .iter()
-                .find(|c| c.column_path().string() == column);
-            let min = match chunk.and_then(|c| c.statistics()) {
-                Some(Statistics::Boolean(stats)) => stats.min_opt().copied(),
-                _ => None,
-            };
-            all_true = match (all_true, min) {
-                (Some(true), Some(min)) => Some(min),
-                (Some(false), _) => Some(false),
-                _ => None,
-            };
-        }
-        Ok((rows, all_true))
-    }
-
-    /// The value of each of `keys` in a Parquet file's footer metadata, if it has one: the
-    /// footer read once for all of them.
-    pub fn footer_value(path: &Path, keys: &[&str]) -> Result<Vec<Option<String>>> {
-        use parquet::file::reader::FileReader;
-        let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let reader = parquet::file::reader::SerializedFileReader::new(file)
-            .with_context(|| format!("reading the Parquet footer of {}", path.display()))?;
-        let kv = reader.metadata().file_metadata().key_value_metadata();
-        Ok(keys
-            .iter()
-            .map(|key| {
-                kv.and_then(|kv| kv.iter().find(|e| e.key == *key))
-                    .and_then(|e| e.value.clone())
-            })
-            .collect())
     }
 
     /// Rows of `table` for a source over dates, from Parquet footers.
