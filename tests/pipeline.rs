@@ -54,7 +54,10 @@ fn lake_snapshot(root: &Path) -> BTreeMap<String, String> {
                     .to_string();
                 out.insert(
                     rel,
-                    format!("{:x}", Sha256::digest(std::fs::read(&path).unwrap())),
+                    Sha256::digest(std::fs::read(&path).unwrap())
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>(),
                 );
             }
         }

@@ -46,8 +46,14 @@ impl Gathered {
         date: NaiveDate,
         tally: &mut Files,
         file: &Path,
-        segment: Segment,
+        mut segment: Segment,
     ) -> Result<()> {
+        // A small file is read whole again at little cost: its room in the footer's record
+        // is better spent on more files. A big file's small new segment (a growing log
+        // picked up every few minutes) keeps where it picks up.
+        if segment.end < SMALL {
+            segment.resume = None;
+        }
         let size = serde_json::to_string(&segment)?.len() + 1;
         let bytes = segment.end - segment.start;
         if !self.waiting.is_empty()

@@ -99,6 +99,25 @@ pub fn open_lines(path: &Path) -> Result<(Box<dyn BufRead>, bool)> {
     }
 }
 
+/// `path`'s (decompressed) stream from byte `start` on: a plain file is sought there; a
+/// compressed stream can only be read through to it.
+pub fn open_lines_at(path: &Path, start: u64) -> Result<Box<dyn BufRead>> {
+    let (mut stream, compressed) = open_lines(path)?;
+    if start == 0 {
+        return Ok(stream);
+    }
+    if !compressed {
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        file.seek(SeekFrom::Start(start))
+            .with_context(|| format!("seeking to byte {start} of {}", path.display()))?;
+        return Ok(Box::new(BufReader::with_capacity(1 << 20, file)));
+    }
+    std::io::copy(&mut (&mut stream).take(start), &mut std::io::sink())
+        .with_context(|| format!("skipping the part of {} ingested before", path.display()))?;
+    Ok(stream)
+}
+
 /// The rows of one record batch as they are read.
 pub struct BatchBuilder {
     line: StringBuilder,
@@ -447,9 +466,7 @@ fn read_segment(
     schema: &SchemaRef,
     send: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<(u64, Segment)> {
-    let (mut stream, _) = open_lines(input)?;
-    std::io::copy(&mut (&mut stream).take(segment.start), &mut std::io::sink())
-        .with_context(|| format!("skipping the part of {} ingested before", input.display()))?;
+    let stream = open_lines_at(input, segment.start)?;
     let limit = if until_error {
         u64::MAX
     } else {
@@ -516,6 +533,10 @@ fn read_segment(
     }
     let lines = line_no - segment.start_line;
     let mut written = segment.clone();
+    if offset != segment.end {
+        // Read to an error: the checksum state was planned for another end.
+        written.resume = None;
+    }
     written.end = offset;
     written.end_line = line_no;
     Ok((lines, written))
