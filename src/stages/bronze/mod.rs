@@ -15,6 +15,7 @@
 mod gather;
 mod kafka;
 mod objects;
+mod resume;
 mod segments;
 mod writer;
 
