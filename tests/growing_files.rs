@@ -224,6 +224,10 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
     std::os::unix::fs::symlink(logs.join("gone.log"), logs.join("dangling.log")).unwrap();
     // A link to a device that never ends: named, never read.
     std::os::unix::fs::symlink("/dev/zero", logs.join("zeros.log")).unwrap();
+    // A link out of the folder (as /var/log/README links to documentation): named, not read.
+    let elsewhere = tmp.path().join("README.logs");
+    std::fs::write(&elsewhere, line(99)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, logs.join("README")).unwrap();
     common::loglake(&["--lake", lake.to_str().unwrap(), "--date", DATE, "00-init"]).unwrap();
 
     let out = bronze(&lake, &logs, &[]);
@@ -232,7 +236,7 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(rows(&lake).height(), 30, "plain and zstd lines: {stdout}");
     assert!(
-        stdout.contains("5 file(s) or folder entries could not be read"),
+        stdout.contains("6 file(s) or folder entries could not be read"),
         "{stdout}"
     );
     // Each is recorded in quarantine/inputs with its reason; a second run adds no copy.
@@ -245,7 +249,7 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
         .expect("quarantine/inputs")
         .collect()
         .unwrap();
-    assert_eq!(recorded.height(), 5, "{recorded:?}");
+    assert_eq!(recorded.height(), 6, "{recorded:?}");
     let reasons: Vec<String> = recorded
         .column("reason")
         .unwrap()
@@ -260,6 +264,7 @@ fn odd_inputs_are_read_or_reported_never_dropped_silently() {
         "symbolic link loop",
         "dangling symbolic link",
         "not a regular file",
+        "symbolic link out of",
     ] {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
         assert!(

@@ -21,7 +21,7 @@ mod writer;
 
 pub use writer::schema;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -34,8 +34,12 @@ use segments::{Ingested, Plan};
 pub type Rejected = Vec<(String, String)>;
 
 /// The input files: files as given, folders walked recursively (hidden entries skipped,
-/// symbolic links followed), sorted so that ingestion order is stable; and the entries that
-/// could not be followed (a link loop, a dangling link, an unreadable folder) with why.
+/// symbolic links followed within the folder), sorted so that ingestion order is stable;
+/// and the entries not read (a link loop, a dangling link, a link out of the folder, an
+/// unreadable folder) with why.
+///
+/// A link in a folder that points out of it is named, not read: `/var/log/README` links to
+/// systemd's documentation, which is no log. A link given as an input is followed.
 pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
@@ -47,6 +51,7 @@ pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
                 input.display()
             );
         }
+        let root = input.canonicalize().unwrap_or_else(|_| input.clone());
         let walk = walkdir::WalkDir::new(input)
             .follow_links(true)
             .sort_by_file_name()
@@ -54,6 +59,23 @@ pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walk {
             match entry {
+                Ok(e)
+                    if e.file_type().is_file()
+                        && e.depth() > 0
+                        && e.path_is_symlink()
+                        && !within(&root, e.path()) =>
+                {
+                    skipped.push((
+                        e.path().display().to_string(),
+                        format!(
+                            "a symbolic link out of {} (to {}): name it as an input to read it",
+                            input.display(),
+                            std::fs::canonicalize(e.path())
+                                .map(|t| t.display().to_string())
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
                 Ok(e) if e.file_type().is_file() => files.push(e.into_path()),
                 Ok(e) if e.file_type().is_dir() => {}
                 // A device, a FIFO or a socket (or a link to one, /dev/zero): reading it would
@@ -87,6 +109,11 @@ pub fn list_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Rejected)> {
     files.sort();
     files.dedup();
     Ok((files, skipped))
+}
+
+/// Whether `path` (a link) resolves to somewhere under `root` (canonical).
+fn within(root: &Path, path: &Path) -> bool {
+    std::fs::canonicalize(path).is_ok_and(|target| target.starts_with(root))
 }
 
 /// Standard input, spooled to a file in the lake's staging area for as long as the stage runs.
