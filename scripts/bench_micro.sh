@@ -15,7 +15,9 @@
 #   one round more that finds nothing new.
 # Prints the CPU seconds (user + system, all child processes) of each way per stage, the
 # ratio micro / whole, the cost of the round with nothing new (four stage commands, and one
-# `run --from 01-bronze --to 05-detect`), and whether the anomalies
+# `run --from 01-bronze --to 05-detect`), the cost of the N steps each run as that one
+# command (the anomalies of the last run, with nothing more to close, compared as well), and
+# whether the anomalies
 # (detector, granularity, entity, score, provisional) are the same. Do not run it across
 # midnight UTC: the day would close half-way.
 set -euo pipefail
@@ -104,6 +106,20 @@ for n in steps:
     idle_run = cpu() - before
     total = sum(spent.values())
     found = anomalies(lake)
+    # The same steps, each as one `run` command (what cron runs every few minutes): one
+    # process a step instead of four.
+    one_lake = fresh(f"run{n}")
+    os.remove(live)
+    before = cpu()
+    with open(live, "wb") as out:
+        for k in range(0, len(lines), per):
+            out.write(b"".join(lines[k:k + per]))
+            out.flush()
+            subprocess.run([binary, "--lake", one_lake, "--source", "shop", "--date", day, "run",
+                            "--from", "01-bronze", "--to", "05-detect", "--input", live],
+                           check=True, stdout=subprocess.DEVNULL, env=env)
+    one_run = cpu() - before
+    same_one = anomalies(one_lake) == expected
     same = found == expected
     final = sum(1 for a in found if not a[4])
     print(f"{n} micro-batches: {total:.2f} CPU s = {total / total_whole:.1f}x the day whole  "
@@ -113,6 +129,8 @@ for n in steps:
           + f"; as one `run` command {idle_run * 1000:.0f} ms"
           + f"); anomalies ({len(found)}, {final} final) the same as the day whole's "
           + f"({len(expected)}): " + ("yes" if same else "NO"))
+    print(f"  each step as one `run` command: {one_run:.2f} CPU s = {one_run / total_whole:.1f}x "
+          + "the day whole; anomalies the same: " + ("yes" if same_one else "NO"))
 if datetime.datetime.now(datetime.timezone.utc).date().isoformat() != day:
     print(f"midnight UTC passed during the run: {day} closed half-way, the figures do not hold")
 PY
