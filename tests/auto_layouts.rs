@@ -128,3 +128,114 @@ fn logs_without_a_preset_parse_with_the_generic_layout() {
         "the blank lines between records, counted"
     );
 }
+
+/// `--input` a folder of logs in several formats, one of which no format reads: each file is
+/// read in the format detected on its own first lines; the odd file's lines are quarantined
+/// with why, and the run goes on. A later run reads the files' new lines in the formats
+/// recorded for them.
+#[test]
+fn each_file_of_a_folder_is_read_in_its_own_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("log");
+    std::fs::create_dir_all(&logs).unwrap();
+    let dpkg = |from: usize, to: usize| -> String {
+        (from..to)
+            .map(|i| {
+                format!(
+                    "2025-06-24 14:36:{:02} status installed libc-bin:amd64 2.36-9+deb12u{i}\n",
+                    i % 60
+                )
+            })
+            .collect()
+    };
+    std::fs::write(logs.join("dpkg.log"), dpkg(0, 40)).unwrap();
+    let auth: String = (0..25)
+        .map(|i| {
+            format!(
+                "Jun 24 14:38:{:02} host sshd[{}]: Accepted publickey for admin from 10.0.0.{i} port 22 ssh2\n",
+                i % 60,
+                100 + i
+            )
+        })
+        .collect();
+    std::fs::write(logs.join("auth.log"), auth).unwrap();
+    let term: String = (0..15)
+        .map(|i| format!("Unpacking libfoo{i}:amd64 (1.{i}-1) over (1.{i}-0) ...\n"))
+        .collect();
+    std::fs::write(logs.join("term.log"), term).unwrap();
+
+    let lake_dir = tmp.path().join("lake");
+    let run = || {
+        common::loglake(&[
+            "--lake",
+            lake_dir.to_str().unwrap(),
+            "--source",
+            "host",
+            "--date",
+            "2025-06-24",
+            "run",
+            "--to",
+            "02-silver",
+            "--input",
+            logs.to_str().unwrap(),
+            "--format",
+            "auto",
+        ])
+        .unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    run();
+    let lake = Lake::new(&lake_dir);
+    let d = [NaiveDate::from_ymd_opt(2025, 6, 24).unwrap()];
+    let read = |layer, table| {
+        lake.scan(layer, table, "host", &d)
+            .unwrap()
+            .unwrap()
+            .collect()
+            .unwrap()
+    };
+    let events = read(Layer::Silver, tables::EVENTS);
+    let by_file = |df: &DataFrame, name: &str| -> Vec<usize> {
+        strings(df, "file")
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.ends_with(name))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    assert_eq!(by_file(&events, "dpkg.log").len(), 40);
+    assert_eq!(by_file(&events, "auth.log").len(), 25);
+    assert!(by_file(&events, "term.log").is_empty());
+    let services = strings(&events, "service");
+    let messages = strings(&events, "message");
+    let first_auth = by_file(&events, "auth.log")[0];
+    assert_eq!(services[first_auth], "sshd", "auth.log read as syslog");
+    assert!(messages[first_auth].starts_with("Accepted publickey for admin"));
+    let first_dpkg = by_file(&events, "dpkg.log")[0];
+    assert!(
+        messages[first_dpkg].starts_with("status installed libc-bin:amd64"),
+        "dpkg.log read in its own layout: {}",
+        messages[first_dpkg]
+    );
+    let quarantined = read(Layer::Quarantine, tables::UNPARSED);
+    let term_rows = by_file(&quarantined, "term.log");
+    assert_eq!((quarantined.height(), term_rows.len()), (15, 15));
+    assert!(
+        strings(&quarantined, "reason")[term_rows[0]].contains("no preset reads"),
+        "{:?}",
+        strings(&quarantined, "reason")
+    );
+
+    // New lines of dpkg.log, read as its first were.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(logs.join("dpkg.log"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, dpkg(40, 50).as_bytes()).unwrap();
+    drop(file);
+    run();
+    let events = read(Layer::Silver, tables::EVENTS);
+    assert_eq!(by_file(&events, "dpkg.log").len(), 50);
+    let messages = strings(&events, "message");
+    let last_dpkg = *by_file(&events, "dpkg.log").last().unwrap();
+    assert!(messages[last_dpkg].starts_with("status installed libc-bin:amd64 2.36-9+deb12u49"));
+}

@@ -111,6 +111,19 @@ impl Parser {
         Ok((parser, Some(detection)))
     }
 
+    /// The start of the batch date in the parser's time zone, in ms since the epoch: where
+    /// events whose time does not read are kept.
+    pub(super) fn start_of_batch_date(&self) -> i64 {
+        let at = self
+            .time
+            .batch_date
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists");
+        TimestampParser::new(self.time)
+            .local(at)
+            .unwrap_or_else(|| at.and_utc().timestamp_millis())
+    }
+
     /// Whether the format's time reads on `sample`: when lines match the format but not one
     /// of their times reads, the time is in a shape the parser does not know; say so, and
     /// keep those lines as events at the start of the batch date (see `unreadable_time_at`).
@@ -135,15 +148,7 @@ impl Parser {
             }
         }
         if matched > 0 && timed == 0 {
-            let at = self
-                .time
-                .batch_date
-                .and_hms_opt(0, 0, 0)
-                .expect("midnight exists");
-            self.unreadable_time_at = Some(
-                ts.local(at)
-                    .unwrap_or_else(|| at.and_utc().timestamp_millis()),
-            );
+            self.unreadable_time_at = Some(self.start_of_batch_date());
             let example = example.unwrap_or_default();
             tracing::warn!(
                 format = %format.source,

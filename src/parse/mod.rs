@@ -173,12 +173,16 @@ pub struct Parser {
 }
 
 /// The format a batch was parsed with, as silver records it (see [`Parser::recorded`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct RecordedFormat {
     /// A preset's name or a format string.
     pub format: String,
     /// The generic layout's rule that lines without a header continue the event before.
     pub headerless_lines_continue: bool,
+    /// No line that matched the format had a time loglake reads: events are kept at the
+    /// start of the batch date (see `Parser::check_time_on`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreadable_time: bool,
 }
 
 impl Parser {
@@ -187,6 +191,7 @@ impl Parser {
         RecordedFormat {
             format: self.format_name.clone(),
             headerless_lines_continue: self.headerless_lines_continue,
+            unreadable_time: self.unreadable_time_at.is_some(),
         }
     }
 
@@ -199,6 +204,9 @@ impl Parser {
         let format = Format::parse(&recorded.format)?;
         let mut parser = Self::new(&config.with_format(format), batch_date)?;
         parser.headerless_lines_continue = recorded.headerless_lines_continue;
+        if recorded.unreadable_time {
+            parser.unreadable_time_at = Some(parser.start_of_batch_date());
+        }
         Ok(parser)
     }
 
@@ -529,12 +537,22 @@ fn assemble<'a>(
     chunks: Vec<StagedChunk<'a>>,
     global_of_local: &[Vec<usize>],
 ) -> (Vec<Parsed<'a>>, Vec<String>, Vec<Continuation<'a>>) {
+    // Where each chunk starts: chunks are CHUNK lines but the last of a run of lines, and a
+    // window read in several formats has a run per file.
+    let starts: Vec<usize> = chunks
+        .iter()
+        .scan(0, |at, c| {
+            let start = *at;
+            *at += c.staged.len();
+            Some(start)
+        })
+        .collect();
     let continuations: Vec<Continuation<'a>> = chunks
         .iter()
-        .enumerate()
-        .flat_map(|(k, c)| {
+        .zip(&starts)
+        .flat_map(|(c, &start)| {
             c.continuations.iter().map(move |&c| Continuation {
-                line: k * CHUNK + c.line,
+                line: start + c.line,
                 ..c
             })
         })

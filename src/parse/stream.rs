@@ -36,7 +36,23 @@ impl Miner {
         lines: &[Result<&'a str, String>],
         before: Option<&str>,
     ) -> Window<'a> {
-        let mut chunks = parser.stage(lines, before);
+        self.stage_window_by(&[(parser, 0..lines.len())], lines, before)
+    }
+
+    /// [`Miner::stage_window`] with a parser for each run of lines (`runs`: in order, covering
+    /// `lines`): a window of lines from several files, each read in its own format. A run
+    /// after the first starts a file: no line before it can make its first a continuation.
+    pub fn stage_window_by<'a>(
+        &mut self,
+        runs: &[(&Parser, std::ops::Range<usize>)],
+        lines: &[Result<&'a str, String>],
+        before: Option<&str>,
+    ) -> Window<'a> {
+        let mut chunks = Vec::new();
+        for (k, (parser, range)) in runs.iter().enumerate() {
+            let before = if k == 0 { before } else { None };
+            chunks.extend(parser.stage(&lines[range.clone()], before));
+        }
         let global_of_local: Vec<Vec<usize>> =
             chunks.iter_mut().map(|c| self.add_chunk(c)).collect();
         let (mut parsed, params, continuations) = assemble(chunks, &global_of_local);

@@ -139,6 +139,7 @@ impl SourceModels {
             false => Some(RecordedFormat {
                 format: parse.format.spec().to_string(),
                 headerless_lines_continue: false,
+                unreadable_time: false,
             }),
         };
         let day = today();

@@ -27,6 +27,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rustc_hash::FxHashSet;
 
+use super::formats::Formats;
 use super::state::{HeldEvent, ParseState};
 use super::{
     BronzeColumns, EventColumns, TEMPLATE_INDEX, TemplateCounts, compact, counts_per_template,
@@ -34,7 +35,7 @@ use super::{
 };
 use crate::lake::{FrameWriter, Layer, Scratch, replace_column, tables};
 use crate::parse::stream::{Detached, Mined, Miner, detach};
-use crate::parse::{Batch, DETECTION_SAMPLE, NO_EVENT_BEFORE, Parsed, Parser, join_line};
+use crate::parse::{Batch, NO_EVENT_BEFORE, Parsed, Parser, join_line};
 use crate::stages::Context;
 use crate::stages::template_store::SUCCESSORS;
 
@@ -95,19 +96,7 @@ pub fn parse(ctx: &Context, date: NaiveDate) -> Result<Option<Written>> {
     if new.is_empty() {
         return Ok(Some(Written::default()));
     }
-    if state.sample.is_empty() && !new.is_empty() {
-        let first = read_bronze(&new, Some((0, DETECTION_SAMPLE)))?;
-        state.sample = first
-            .column("line")?
-            .str()?
-            .iter()
-            .flatten()
-            .map(str::to_string)
-            .collect();
-    }
-    let sample: Vec<&str> = state.sample.iter().map(String::as_str).collect();
-    let parser = super::parser_for(config, date, &sample)?;
-    state.format = Some(parser.recorded());
+    let formats = Formats::for_new(config, date, &mut state, &new)?;
     let lines = crate::lake::Lake::row_count(&new)?;
     let mut run = Run::resume(ctx, &mut state)?;
     let windows = (lines as usize).div_ceil(config.settings.window_lines);
@@ -116,9 +105,9 @@ pub fn parse(ctx: &Context, date: NaiveDate) -> Result<Option<Written>> {
             .step(format!("parsing {date}, window {}/{windows}", w + 1));
         let window = config.settings.window_lines;
         let bronze = read_bronze(&new, Some(((w * window) as i64, window)))?;
-        run.add_window(&parser, &bronze, date)?;
+        run.add_window(&formats, &bronze, date)?;
     }
-    let written = run.finish(ctx, &parser, date, &mut state)?;
+    let written = run.finish(ctx, &formats, date, &mut state)?;
     state.parts.extend(new.iter().map(|f| file_name(f)));
     if state.lines != state.event_lines + state.quarantined {
         bail!(
@@ -216,14 +205,29 @@ impl Run {
     }
 
     /// Parse one window of new bronze lines.
-    fn add_window(&mut self, parser: &Parser, bronze: &DataFrame, date: NaiveDate) -> Result<()> {
+    fn add_window(&mut self, formats: &Formats, bronze: &DataFrame, date: NaiveDate) -> Result<()> {
         let settings = self.skew;
         self.lines += bronze.height() as u64;
         let columns = BronzeColumns::of(bronze)?;
-        let inputs = columns.inputs();
+        let mut inputs = columns.inputs();
+        let runs = formats.runs(columns.file);
+        // A file no format reads: each of its lines quarantined with why.
+        for run in &runs {
+            if let Err(why) = run.read {
+                for input in &mut inputs[run.lines.clone()] {
+                    if input.is_ok() {
+                        *input = Err(why.to_string());
+                    }
+                }
+            }
+        }
+        let by: Vec<(&Parser, std::ops::Range<usize>)> = runs
+            .iter()
+            .map(|run| (run.read.unwrap_or(formats.first()), run.lines.clone()))
+            .collect();
         let mut win = self
             .miner
-            .stage_window(parser, &inputs, self.before.as_deref());
+            .stage_window_by(&by, &inputs, self.before.as_deref());
         self.before = inputs
             .last()
             .and_then(|l| l.as_ref().ok())
@@ -332,14 +336,14 @@ impl Run {
     fn finish(
         mut self,
         ctx: &Context,
-        parser: &Parser,
+        formats: &Formats,
         date: NaiveDate,
         state: &mut ParseState,
     ) -> Result<Written> {
         super::warn_skew(date, self.skew.0, self.skewed);
         self.write_last()?;
         ctx.progress.step(format!("mining the templates of {date}"));
-        let mined = self.miner.finish(parser);
+        let mined = self.miner.finish(formats.first());
         state.runs = self.number;
         self.pending.finish()?;
         write_events(ctx, date, &mined, &self.pending)?;
@@ -395,7 +399,9 @@ impl Run {
         state.stats = self.counts;
         state.before = self.before;
         // Only a format that joins lines can continue an event in the next run.
-        let carried = self.carried.filter(|_| parser.joins_lines());
+        let carried = self
+            .carried
+            .filter(|c| formats.of_file(&c.held.file).joins_lines());
         state.held = carried
             .as_ref()
             .map(|c| HeldEvent::of(&c.held.file, c.held.line_no, &c.held.event));

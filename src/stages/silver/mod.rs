@@ -15,6 +15,7 @@ use crate::parse::{Batch, Event, Parsed, Parser, ParserConfig, Templates};
 
 mod compact;
 mod day;
+mod formats;
 pub mod state;
 use crate::stages::RunOutcome;
 use chrono::NaiveDate;

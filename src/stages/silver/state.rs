@@ -34,7 +34,7 @@ use crate::parse::{Event, Header, LEVELS, ParamsRef, ParserConfig};
 pub const STATE_TABLE: &str = crate::lake::tables::PARSE_STATE;
 
 /// Bumped when the state's meaning changes: an older state then parses its day again.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ParseState {
@@ -50,8 +50,11 @@ pub struct ParseState {
     pub runs: u32,
     /// Bronze part file names parsed, in the order they were parsed.
     pub parts: Vec<String>,
-    /// The first lines the format was detected from (`format = "auto"` only).
+    /// The day's first lines, on which a configured format's time is checked.
     pub sample: Vec<String>,
+    /// With `format = "auto"`: how each file is read, detected on its own first lines.
+    #[serde(default)]
+    pub file_formats: BTreeMap<String, super::formats::FileFormat>,
     /// The format the day was parsed with, as configured, given on the command line or
     /// detected: what `serve` reads the source's new lines with.
     #[serde(default)]
