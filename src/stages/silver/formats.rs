@@ -76,7 +76,7 @@ impl Formats {
                 Ok(parser) => FileFormat::Read(parser.recorded()),
                 Err(e) => {
                     tracing::warn!(%date, file, "{e:#}: its lines are quarantined");
-                    FileFormat::Unread(format!("{e:#}"))
+                    FileFormat::Unread(format!("{file}: {e:#}"))
                 }
             };
             state.file_formats.insert(file, format);
