@@ -89,16 +89,25 @@ fn without_tokens_only_this_machine_is_answered() {
     let origin = [("Origin", "http://evil.example")];
     let (status, _, text) = server.ask_with("GET", "/v1/anomalies", &origin, b"");
     assert_eq!(status, 403, "{text}");
-    // A verdict is JSON, says who gives it, and is of bounded size.
+    // A verdict is JSON and of bounded size; who gives it is optional without tokens, as on
+    // the command line.
     let id = some_anomaly(&server, &[]);
     let feedback = format!("/v1/anomalies/{id}/feedback");
     let verdict = br#"{"verdict": "normal", "by": "ana"}"#;
     let plain = [("Content-Type", "text/plain")];
     let (status, _, text) = server.ask_with("POST", &feedback, &plain, verdict);
     assert_eq!(status, 415, "{text}");
-    let anonymous = br#"{"verdict": "normal"}"#;
+    let anonymous = br#"{"verdict": "anomaly"}"#;
     let (status, _, text) = server.ask_with("POST", &feedback, &[JSON], anonymous);
-    assert_eq!(status, 400, "{text}");
+    assert_eq!(status, 200, "{text}");
+    let db = loglake::db::Database::connect("", &lake.join("loglake.db"), 1).unwrap();
+    let by = db
+        .query_strings(&format!(
+            "SELECT by_whom FROM feedback WHERE subject_id = '{id}'"
+        ))
+        .unwrap();
+    assert_eq!(by, vec![vec!["local (HTTP)".to_string()]]);
+    drop(db);
     let huge = format!(
         r#"{{"verdict": "normal", "by": "ana", "note": "{}"}}"#,
         "x".repeat(5000)

@@ -452,10 +452,14 @@ async fn incidents(
 struct FeedbackBody {
     /// `normal` (a false alarm) or `anomaly` (confirmed).
     verdict: String,
-    /// Who gives it: required without tokens; with a token, the token's name is recorded.
+    /// Who gives it, without tokens (default [`LOCAL_CALLER`]); with a token, the token's
+    /// name is recorded.
     by: Option<String>,
     note: Option<String>,
 }
+
+/// Who a verdict sent without a token and without `by` is recorded as given by.
+const LOCAL_CALLER: &str = "local (HTTP)";
 
 /// Longest `by` and `note` of a verdict, in characters.
 const MAX_BY: usize = 100;
@@ -538,14 +542,12 @@ fn verdict_of(
     }
     let by = match caller {
         auth::Caller::Token { name } => name.clone(),
+        // Without tokens the service listens on loopback only, as `loglake anomalies mark`
+        // runs on the machine: `by` is optional in both, and a verdict without it is
+        // recorded as given locally (the command line records $USER).
         auth::Caller::Local => match b.by.as_deref().map(str::trim) {
             Some(by) if !by.is_empty() => by.to_string(),
-            _ => {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    "say who gives the verdict: \"by\": \"name\"".into(),
-                ));
-            }
+            _ => LOCAL_CALLER.to_string(),
         },
     };
     Ok((b.verdict, crate::db::feedback::Verdict { by, note: b.note }))
