@@ -19,7 +19,9 @@ use polars::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::state::{BuildState, SilverProgress, base_of, silver_row};
-use super::{Built, RunningCounts, event_features, read_silver, session_delta, windows};
+use super::{
+    Built, RunningCounts, event_features, read_silver, session_delta, session_merge, windows,
+};
 use super::{history, window_features};
 use crate::lake::{Layer, each_read_ahead, tables};
 use crate::stages::closing::Closing;
@@ -77,6 +79,7 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
                 tables::SESSION_TEMPLATE_COUNTS,
                 tables::WINDOW_PARTIALS,
                 tables::SESSION_EVENTS,
+                session_merge::SESSION_KEYS,
             ] {
                 ctx.lake
                     .clear_partition(Layer::Gold, table, &ctx.source, date)?;
@@ -88,7 +91,7 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
     let run = state.runs + 1;
     let successors = crate::stages::template_store::successors_of(&ctx.lake, &ctx.source, date)?;
     let read = stable_end - state.rows_done;
-    let (touched, partials) = timed("03-gold: new rows", || {
+    let (touched, new_events, partials) = timed("03-gold: new rows", || {
         read_new_rows(ctx, (date, &successors), &mut state, (run, stable_end))
     })?;
 
@@ -117,7 +120,7 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
     })?;
     let sessions = if ctx.resolved.parse.session_key.is_some() {
         timed("03-gold: sessions", || {
-            session_delta::update(ctx, date, &touched, closing)
+            session_delta::update(ctx, date, (&touched, &new_events), closing, run)
         })?
     } else {
         for table in [tables::SESSION_FEATURES, tables::SESSION_TEMPLATE_COUNTS] {
@@ -173,13 +176,14 @@ const TAIL_PART: &str = tables::EVENT_TAIL_PART;
 
 /// Read silver rows `state.rows_done .. stable_end`: write their event features and keyed
 /// events as run `run`'s parts, count their templates into `state`, and add their partial
-/// window counts to the day's. Returns the session keys they touch, and the day's partials.
+/// window counts to the day's. Returns the session keys they touch (with how many of their
+/// events were read), the keyed events read, and the day's partials.
 fn read_new_rows(
     ctx: &Context,
     (date, successors): (NaiveDate, &Successors),
     state: &mut BuildState,
     (run, stable_end): (u32, u64),
-) -> Result<(FxHashMap<String, usize>, windows::WindowPartials)> {
+) -> Result<(FxHashMap<String, usize>, DataFrame, windows::WindowPartials)> {
     let session_key = ctx.resolved.parse.session_key.as_ref();
     let window_ms = i64::from(ctx.resolved.gold.window_minutes.max(1)) * 60_000;
     let mut partials = windows::WindowPartials::new(window_ms, history::seen_before(ctx, date)?);
@@ -203,6 +207,7 @@ fn read_new_rows(
     );
     let mut counts = RunningCounts::from_saved(&state.counts);
     let mut touched: FxHashMap<String, usize> = FxHashMap::default();
+    let mut keyed_read: Vec<DataFrame> = Vec::new();
     let read = |w: usize| read_silver(ctx, date, ranges[w], session_key, successors);
     each_read_ahead(ranges.len(), 2, read, &mut |k, events| {
         let name = format!("part-g{run:06}-{k:04}.parquet");
@@ -222,12 +227,13 @@ fn read_new_rows(
             }
             if keyed.height() > 0 {
                 commit_part(ctx, date, tables::SESSION_EVENTS, &name, &mut keyed)?;
+                keyed_read.push(keyed);
             }
         }
         Ok(())
     })?;
     state.counts = counts.saved();
-    Ok((touched, partials))
+    Ok((touched, crate::lake::concat_rows(keyed_read)?, partials))
 }
 
 fn commit_part(

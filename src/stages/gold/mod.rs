@@ -37,6 +37,7 @@ use crate::parse::SessionKey;
 mod history;
 mod increment;
 mod session_delta;
+mod session_merge;
 mod sessions;
 mod state;
 mod windows;

@@ -21,6 +21,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::session_merge::{self, KeySet};
 use super::sessions;
 use crate::lake::{Lake, Layer, StagedPartition, concat_rows, read_parquet, tables};
 use crate::stages::Context;
@@ -33,32 +34,24 @@ const MAX_SMALL_PARTS: usize = 8;
 const PART_SESSIONS: usize = 16 * 1024;
 
 /// Replace the sessions `touched` names (with how many of their events this run read) with
-/// their new aggregates and write the day's `closed` columns for `closing`; how many sessions
-/// the day has.
+/// their new aggregates — each old row followed by this run's events (`new_events`, see
+/// [`session_merge`]) where that is exact, else aggregated from all their events — and
+/// write the day's `closed` columns for `closing`; how many sessions the day has. `run`:
+/// this run's number.
 pub(super) fn update(
     ctx: &Context,
     date: NaiveDate,
-    touched: &FxHashMap<String, usize>,
+    (touched, new_events): (&FxHashMap<String, usize>, &DataFrame),
     closing: &Closing,
+    run: u32,
 ) -> Result<usize> {
     let lake = &ctx.lake;
     let keys = key_series(touched.keys().map(String::as_str));
     let is_touched = || col("session_key").is_in(lit(keys.clone()).implode(false), false);
-    let (fresh, fresh_counts) = match (
-        touched.is_empty(),
-        lake.scan_partition(Layer::Gold, tables::SESSION_EVENTS, &ctx.source, date)?,
-    ) {
-        (false, Some(events)) => {
-            let events = events
-                .filter(is_touched())
-                .collect()
-                .map_err(anyhow::Error::from)
-                .context("reading the events of the sessions new events touch")?;
-            sessions::aggregate(&events)?
-        }
-        _ => sessions::aggregate(&DataFrame::default())?,
-    };
-    let fresh = with_closed(fresh, closing)?;
+    let seen = KeySet::load(lake, &ctx.source, date)?;
+    // An earlier attempt of this run may have written the session parts already: then
+    // nothing is merged onto them (see `KeySet`).
+    let may_merge = seen.run < run;
 
     let parts = |table| lake.part_files(Layer::Gold, table, &ctx.source, date);
     let (features, counts) = (
@@ -87,9 +80,14 @@ pub(super) fn update(
         open: Vec::new(),
         sessions: 0,
     };
-    let drop_touched = |df: DataFrame| -> Result<DataFrame> {
-        Ok(df.lazy().filter(is_touched().not()).collect()?)
+    let split_touched = |df: DataFrame| -> Result<(DataFrame, DataFrame)> {
+        Ok((
+            df.clone().lazy().filter(is_touched()).collect()?,
+            df.lazy().filter(is_touched().not()).collect()?,
+        ))
     };
+    // The touched sessions' old rows and counts, from the parts they are in.
+    let mut old: Vec<(DataFrame, DataFrame)> = Vec::new();
     // The parts with open sessions (the day's open part; any part a whole build wrote) are
     // written again at every run.
     let mut in_open_parts: FxHashSet<String> = FxHashSet::default();
@@ -97,23 +95,30 @@ pub(super) fn update(
         if !holds_open(*footer) {
             continue;
         }
-        let part = read_parquet(&features[i])?;
+        let (was, part) = split_touched(read_parquet(&features[i])?)?;
         in_open_parts.extend(
-            part.column("session_key")?
+            was.column("session_key")?
                 .str()?
                 .iter()
                 .flatten()
-                .filter(|k| touched.contains_key(*k))
                 .map(str::to_string),
         );
-        let part = with_closed(drop_touched(part)?, closing)?;
-        let part_counts = drop_touched(read_parquet(&counts[i])?)?;
-        out.emit_split(part, part_counts, merging && is_small(footer.0))?;
+        let (was_counts, part_counts) = split_touched(read_parquet(&counts[i])?)?;
+        old.push((was, was_counts));
+        out.emit_split(
+            with_closed(part, closing)?,
+            part_counts,
+            merging && is_small(footer.0),
+        )?;
     }
-    // A closed part holds a touched session only when the session had events before this
-    // run and is in no open part: it had closed and is taken up again. Only then are closed
-    // parts read, and only for those sessions.
-    let taken_up = taken_up_again(&fresh, touched, &in_open_parts)?;
+    // A closed part holds a touched session only when the session is in no open part and
+    // the day has its key: it had closed and is taken up again. Only then are closed parts
+    // read, and only for those sessions.
+    let taken_up: Vec<String> = touched
+        .keys()
+        .filter(|k| !in_open_parts.contains(*k) && seen.has(k))
+        .cloned()
+        .collect();
     let taken_up_keys = key_series(taken_up.iter().map(String::as_str));
     for (i, footer) in footers.iter().enumerate() {
         if holds_open(*footer) {
@@ -137,36 +142,91 @@ pub(super) fn update(
         }
         let (mut part, mut part_counts) = (read_parquet(f)?, read_parquet(c)?);
         if hit {
-            (part, part_counts) = (drop_touched(part)?, drop_touched(part_counts)?);
+            let (was, rest) = split_touched(part)?;
+            let (was_counts, rest_counts) = split_touched(part_counts)?;
+            old.push((was, was_counts));
+            (part, part_counts) = (rest, rest_counts);
         }
         out.emit_split(with_closed(part, closing)?, part_counts, merge)?;
     }
+    let (fresh, fresh_counts) = fresh_sessions(ctx, date, old, new_events, may_merge, touched)?;
+    let fresh = with_closed(fresh, closing)?;
     out.emit_split(fresh, fresh_counts, merging)?;
+    // The set, with this run's keys and number, before the parts (see `KeySet`).
+    seen.save(
+        lake,
+        (&ctx.source, date),
+        run,
+        touched.keys().map(String::as_str),
+    )?;
     out.finish(&ctx.source, date)
+}
+
+/// The touched sessions' new rows and counts: merged from their old rows (`old`) and this
+/// run's events where that is exact (and `may_merge`), the rest aggregated from all their
+/// events in `gold/session_events`.
+fn fresh_sessions(
+    ctx: &Context,
+    date: NaiveDate,
+    old: Vec<(DataFrame, DataFrame)>,
+    new_events: &DataFrame,
+    may_merge: bool,
+    touched: &FxHashMap<String, usize>,
+) -> Result<(DataFrame, DataFrame)> {
+    if touched.is_empty() {
+        return sessions::aggregate(&DataFrame::default());
+    }
+    let (old, old_counts): (Vec<_>, Vec<_>) = old.into_iter().unzip();
+    let (old, old_counts) = (concat_rows(old)?, concat_rows(old_counts)?);
+    let (merged, again) = if may_merge && old.width() > 0 {
+        let (new, new_counts) = sessions::aggregate(new_events)?;
+        let untimed: FxHashSet<String> = new_events
+            .clone()
+            .lazy()
+            .filter(col("ts").is_null())
+            .select([col("session_key")])
+            .collect()?
+            .column("session_key")?
+            .str()?
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        let old = old.drop("closed")?;
+        let m = session_merge::merge((&old, &old_counts), (&new, &new_counts), &untimed)?;
+        (Some((m.sessions, m.counts)), m.again)
+    } else if may_merge {
+        // No touched session had a row: all are new, and this run's events are all theirs.
+        (Some(sessions::aggregate(new_events)?), Vec::new())
+    } else {
+        (None, touched.keys().cloned().collect())
+    };
+    let aggregated = if again.is_empty() {
+        None
+    } else {
+        let keys = key_series(again.iter().map(String::as_str));
+        let events = ctx
+            .lake
+            .scan_partition(Layer::Gold, tables::SESSION_EVENTS, &ctx.source, date)?
+            .context("gold/session_events is missing: re-run 03-gold, which builds the day again")?
+            .filter(col("session_key").is_in(lit(keys).implode(false), false))
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading the events of the sessions new events touch")?;
+        Some(sessions::aggregate(&events)?)
+    };
+    let (sessions, counts): (Vec<_>, Vec<_>) = merged.into_iter().chain(aggregated).unzip();
+    let by = |df: DataFrame, keys: &[&str]| -> Result<DataFrame> {
+        Ok(df.sort(keys.to_vec(), SortMultipleOptions::default())?)
+    };
+    Ok((
+        by(concat_rows(sessions)?, &["session_key"])?,
+        by(concat_rows(counts)?, &["session_key", "template_id"])?,
+    ))
 }
 
 fn key_series<'a>(keys: impl Iterator<Item = &'a str>) -> Series {
     Series::new("session_key".into(), keys.collect::<Vec<_>>())
-}
-
-/// The touched sessions (`fresh`, aggregated from all their events) that had events before
-/// this run (more events than the run read of them) and are in none of the open parts.
-fn taken_up_again(
-    fresh: &DataFrame,
-    touched: &FxHashMap<String, usize>,
-    in_open_parts: &FxHashSet<String>,
-) -> Result<Vec<String>> {
-    let keys = fresh.column("session_key")?.str()?;
-    let events = fresh.column("n_events")?.i64()?;
-    Ok(keys
-        .iter()
-        .zip(events.iter())
-        .filter_map(|(key, n)| {
-            let key = key?;
-            let new = touched.get(key).copied().unwrap_or(0) as i64;
-            (n.unwrap_or(0) > new && !in_open_parts.contains(key)).then(|| key.to_string())
-        })
-        .collect())
 }
 
 fn with_closed(sessions: DataFrame, closing: &Closing) -> Result<DataFrame> {

@@ -26,7 +26,7 @@ use crate::lake::{Lake, Layer, tables};
 use crate::stages::Context;
 
 /// Bumped when the state's meaning changes: an older state builds its day again.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BuildState {
@@ -111,6 +111,7 @@ impl BuildState {
             tables::BUILD_STATE,
             tables::WINDOW_PARTIALS,
             tables::SESSION_EVENTS,
+            super::session_merge::SESSION_KEYS,
         ] {
             lake.drop_partition(Layer::Gold, table, source, date)?;
         }
