@@ -150,6 +150,27 @@ fn whole_and_micro(
             said.contains(&format!("02-silver: {} lines parsed", step.len())),
             "run {k} parses only its own lines: {said}"
         );
+        if k == steps / 2 {
+            // A run of 03-gold that dies after committing its parts, before its state: done
+            // again, it must not count its events twice.
+            // (Its state and its record of what it built from are committed after its parts.)
+            let records: Vec<_> = ["build_state", "built_from"]
+                .iter()
+                .map(|table| {
+                    let at = micro
+                        .join("gold")
+                        .join(table)
+                        .join(format!("source={source}"))
+                        .join(format!("date={date}"));
+                    (copy_dir(&at, &dir.join(format!("{table}-before"))), at)
+                })
+                .collect();
+            loglake(&micro, source, date, &["03-gold"], env);
+            for (before, at) in &records {
+                std::fs::remove_dir_all(at).unwrap();
+                copy_dir(before, at);
+            }
+        }
         gold_events += gold_read(&loglake(&micro, source, date, &["03-gold"], env));
     }
     // A run with nothing new for the day writes nothing.
@@ -184,6 +205,16 @@ fn whole_and_micro(
         );
     }
     [silver(&whole, source, date), silver(&micro, source, date)]
+}
+
+/// Copy the files of folder `from` into a new folder `to`; `to`.
+fn copy_dir(from: &Path, to: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    to.to_path_buf()
 }
 
 /// Silver's file column names the file bronze read; the two lakes read it at different paths,

@@ -29,7 +29,8 @@ pub const SESSION_KEYS: &str = "session_keys";
 /// them. The set is committed before the session parts: when it names the run about to be
 /// done, an earlier attempt of that run may have written the session parts already, and
 /// merging would count its events twice, so every touched session is aggregated from all
-/// its events instead.
+/// its events instead. (Today such a run finds more event features than its state counts
+/// and builds the day again anyway; the set does not rely on that.)
 pub struct KeySet {
     hashes: FxHashSet<u64>,
     pub run: u32,
