@@ -62,7 +62,12 @@ impl MatrixRows {
             Granularity::Session => match input.sessions {
                 Some((s, c)) => {
                     session_frame = features::session_frame(s, c, &model.vocabulary)?;
-                    (&session_frame, "session_key", "start", "end")
+                    (
+                        &session_frame,
+                        "session_key",
+                        crate::stages::gold::sessions::START,
+                        crate::stages::gold::sessions::END,
+                    )
                 }
                 None => return Ok(None),
             },
@@ -307,8 +312,8 @@ impl SessionColumns {
             keys: features::strings(df, "session_key")?,
             services: features::strings(df, "service")?,
             sequences: features::strings(df, "template_sequence")?,
-            starts: features::millis(df, "start")?,
-            ends: features::millis(df, "end")?,
+            starts: features::millis(df, crate::stages::gold::sessions::START)?,
+            ends: features::millis(df, crate::stages::gold::sessions::END)?,
         }))
     }
 

@@ -108,7 +108,7 @@ pub fn session_part_chunks(
         as usize)
         .max(1);
     {
-        let sessions = read_parquet(f)?;
+        let sessions = crate::stages::gold::sessions::with_current_names(read_parquet(f)?)?;
         let counts = read_parquet(c)?;
         let keys = sessions.column("session_key")?.str()?;
         let count_keys = counts.column("session_key")?.str()?;

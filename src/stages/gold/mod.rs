@@ -38,7 +38,7 @@ mod history;
 mod increment;
 mod session_delta;
 mod session_merge;
-mod sessions;
+pub(crate) mod sessions;
 mod state;
 mod windows;
 
@@ -445,8 +445,8 @@ mod tests {
             .group_by([col("session_key")])
             .agg([
                 col("service").first().alias("service"),
-                col("ts").min().alias("start"),
-                col("ts").max().alias("end"),
+                col("ts").min().alias(sessions::START),
+                col("ts").max().alias(sessions::END),
                 len().cast(DataType::Int64).alias("n_events"),
                 col("template_id")
                     .n_unique()
@@ -463,8 +463,9 @@ mod tests {
                     .alias("template_sequence"),
             ])
             .with_column(
-                (col("end").cast(DataType::Int64) - col("start").cast(DataType::Int64))
-                    .alias("duration_ms"),
+                (col(sessions::END).cast(DataType::Int64)
+                    - col(sessions::START).cast(DataType::Int64))
+                .alias("duration_ms"),
             )
             .sort(["session_key"], Default::default())
             .collect()

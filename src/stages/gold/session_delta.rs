@@ -232,7 +232,7 @@ fn key_series<'a>(keys: impl Iterator<Item = &'a str>) -> Series {
 fn with_closed(sessions: DataFrame, closing: &Closing) -> Result<DataFrame> {
     Ok(sessions
         .lazy()
-        .with_column(closing.session(col("end")))
+        .with_column(closing.session(col(sessions::END)))
         .collect()?)
 }
 

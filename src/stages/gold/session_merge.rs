@@ -20,6 +20,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::sessions;
 use crate::lake::{Lake, Layer, read_parquet};
 
 /// The table of an open day's session key set.
@@ -134,7 +135,7 @@ pub fn merge(
     (new, new_counts): (&DataFrame, &DataFrame),
     untimed: &FxHashSet<String>,
 ) -> Result<Merged> {
-    let ts_type = new.column("start")?.dtype().clone();
+    let ts_type = new.column(sessions::START)?.dtype().clone();
     let old_rows = Rows::of(old)?;
     let new_rows = Rows::of(new)?;
     let old_at: FxHashMap<&str, usize> = old_rows
@@ -259,8 +260,8 @@ impl<'a> Rows<'a> {
         Ok(Self {
             key: df.column("session_key")?.str()?.iter().collect(),
             service: df.column("service")?.str()?.iter().collect(),
-            start: times("start")?,
-            end: times("end")?,
+            start: times(sessions::START)?,
+            end: times(sessions::END)?,
             n_events: ints("n_events")?,
             n_distinct: ints("n_distinct_templates")?,
             n_warn: ints("n_warn")?,
@@ -313,8 +314,8 @@ impl Columns {
         Ok(DataFrame::new_infer_height(vec![
             Column::new("session_key".into(), self.key),
             Column::new("service".into(), self.service),
-            Column::new("start".into(), self.start).cast(ts_type)?,
-            Column::new("end".into(), self.end).cast(ts_type)?,
+            Column::new(sessions::START.into(), self.start).cast(ts_type)?,
+            Column::new(sessions::END.into(), self.end).cast(ts_type)?,
             Column::new("n_events".into(), self.n_events),
             Column::new("n_distinct_templates".into(), self.n_distinct),
             Column::new("n_warn".into(), self.n_warn),

@@ -265,6 +265,22 @@ fn session_order(key: &[&str], ts: &[Option<i64>]) -> (Vec<u32>, Vec<u32>) {
     (order, group_of)
 }
 
+/// A session's first and last event time: `session_start` and `session_end` (`end` is a
+/// reserved word in SQL, which DuckDB and PostgreSQL readers of the lake had to quote).
+pub const START: &str = "session_start";
+pub const END: &str = "session_end";
+
+/// A session frame with the names above: gold written before them called the columns
+/// `start` and `end` (a day 05-detect scores again may be one).
+pub fn with_current_names(mut df: DataFrame) -> Result<DataFrame> {
+    for (old, new) in [("start", START), ("end", END)] {
+        if df.column(new).is_err() && df.column(old).is_ok() {
+            df.rename(old, new.into())?;
+        }
+    }
+    Ok(df)
+}
+
 /// Per session of `rows`: service (of its first event), start, end, events, distinct
 /// templates, warnings, errors, the template sequence in time order (ties in silver order)
 /// and duration; and its template counts. Both sorted by session key.
@@ -388,8 +404,8 @@ impl SessionColumns<'_> {
         Ok(DataFrame::new_infer_height(vec![
             Column::new("session_key".into(), self.key),
             Column::new("service".into(), self.service),
-            Column::new("start".into(), self.start).cast(ts_type)?,
-            Column::new("end".into(), self.end).cast(ts_type)?,
+            Column::new(START.into(), self.start).cast(ts_type)?,
+            Column::new(END.into(), self.end).cast(ts_type)?,
             Column::new("n_events".into(), self.n_events),
             Column::new("n_distinct_templates".into(), self.n_distinct),
             Column::new("n_warn".into(), self.n_warn),
@@ -459,7 +475,7 @@ pub(super) fn write_sessions(
             n_sessions += features.height();
             let mut features = features
                 .lazy()
-                .with_column(closing.session(col("end")))
+                .with_column(closing.session(col(END)))
                 .collect()?;
             features_out.write(&mut features)?;
             counts_out.write(&mut counts)
@@ -480,4 +496,35 @@ pub(super) fn write_sessions(
         }
     }
     Ok(n_sessions)
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    /// Sessions come out with `session_start` and `session_end`; a frame of gold written with
+    /// the old names reads as if written with these.
+    #[test]
+    fn sessions_are_named_for_sql_and_old_names_read_alike() {
+        let rows = df!(
+            "session_key" => ["a", "a"],
+            "service" => ["api", "api"],
+            "ts" => [1_000i64, 3_000],
+            "level" => ["INFO", "WARN"],
+            "template_id" => ["t1", "t2"],
+        )
+        .unwrap();
+        let (sessions, _) = aggregate(&rows).unwrap();
+        let names: Vec<&str> = sessions
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        assert!(names.contains(&START) && names.contains(&END), "{names:?}");
+        assert!(!names.contains(&"end"), "{names:?}");
+        let mut old = sessions.clone();
+        old.rename(START, "start".into()).unwrap();
+        old.rename(END, "end".into()).unwrap();
+        assert!(with_current_names(old).unwrap().equals_missing(&sessions));
+    }
 }
