@@ -276,3 +276,63 @@ fn session_buckets_and_row_windows_build_the_same_features() {
         "staging not cleaned"
     );
 }
+
+/// `gold/window_template_counts` is the long form of the windows' counts: one row per
+/// service × window × template, summing to each window's events, in one schema whatever the
+/// source (the wide table's `tpl_<id>` columns differ by source and by day).
+#[test]
+fn window_template_counts_are_the_windows_counts_in_long_form() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::generated(tmp.path(), "2026-11-16", 2, 20_000, 5);
+    let lake_dir = tmp.path().join("lake");
+    common::run_each_day(&lake_dir, &raw, &["2026-11-16", "2026-11-17"], "03-gold");
+    let lake = Lake::new(&lake_dir);
+    let d = NaiveDate::from_ymd_opt(2026, 11, 17).unwrap();
+    let counts = lake
+        .scan(Layer::Gold, tables::WINDOW_TEMPLATE_COUNTS, "shop", &[d])
+        .unwrap()
+        .expect("gold/window_template_counts")
+        .collect()
+        .unwrap();
+    let names: Vec<String> = counts
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .filter(|n| n != "source" && n != "date")
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "service",
+            "window_start",
+            "window_end",
+            "template_id",
+            "count"
+        ]
+    );
+    let summed = counts
+        .clone()
+        .lazy()
+        .group_by([col("service"), col("window_start")])
+        .agg([col("count").sum().alias("n_events")])
+        .sort(["service", "window_start"], Default::default())
+        .collect()
+        .unwrap();
+    let wide = windows(&lake, "2026-11-17")
+        .lazy()
+        .select([col("service"), col("window_start"), col("n_events")])
+        .sort(["service", "window_start"], Default::default())
+        .collect()
+        .unwrap();
+    assert!(wide.height() > 100);
+    assert!(summed.equals_missing(&wide), "{summed}\n{wide}");
+    // Each template of a window once.
+    let distinct = counts
+        .clone()
+        .lazy()
+        .select([col("service"), col("window_start"), col("template_id")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+        .unwrap();
+    assert_eq!(distinct.height(), counts.height());
+}

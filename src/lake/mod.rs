@@ -106,6 +106,9 @@ pub mod tables {
     pub const INPUTS: &str = "inputs";
     pub const WINDOW_FEATURES: &str = "window_features";
     pub const SESSION_FEATURES: &str = "session_features";
+    /// Events per service × time window × template, one row each: the same schema for every
+    /// source (window_features' `tpl_<id>` columns differ by source).
+    pub const WINDOW_TEMPLATE_COUNTS: &str = "window_template_counts";
     pub const SESSION_TEMPLATE_COUNTS: &str = "session_template_counts";
     pub const EVENT_FEATURES: &str = "event_features";
     pub const ANOMALIES: &str = "anomalies";

@@ -75,6 +75,7 @@ pub(super) fn build(ctx: &Context, date: NaiveDate, closing: &Closing) -> Result
             for table in [
                 tables::EVENT_FEATURES,
                 tables::WINDOW_FEATURES,
+                tables::WINDOW_TEMPLATE_COUNTS,
                 tables::SESSION_FEATURES,
                 tables::SESSION_TEMPLATE_COUNTS,
                 tables::WINDOW_PARTIALS,

@@ -66,6 +66,7 @@ pub fn run(ctx: &Context) -> Result<RunOutcome> {
             tracing::warn!(%date, "silver holds no events for this date (every line was quarantined); no features built");
             for table in [
                 tables::WINDOW_FEATURES,
+                tables::WINDOW_TEMPLATE_COUNTS,
                 tables::SESSION_FEATURES,
                 tables::SESSION_TEMPLATE_COUNTS,
                 tables::EVENT_FEATURES,
@@ -259,6 +260,35 @@ fn window_features(
     let gold = &ctx.resolved.gold;
     let window_ms = gold.window_minutes.max(1) as i64 * 60_000;
     let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+    // The long table beside the wide one: one schema for every source, so analysts can read
+    // every source's counts at once.
+    let counts = partials
+        .template_counts()?
+        .with_columns([
+            col("window_start_ms")
+                .cast(utc.clone())
+                .alias("window_start"),
+            (col("window_start_ms") + lit(window_ms))
+                .cast(utc.clone())
+                .alias("window_end"),
+        ])
+        .select([
+            col("service"),
+            col("window_start"),
+            col("window_end"),
+            col("template_id"),
+            col("count"),
+        ])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("counting events per window and template")?;
+    ctx.lake.commit_partition(
+        Layer::Gold,
+        tables::WINDOW_TEMPLATE_COUNTS,
+        &ctx.source,
+        date,
+        &counts,
+    )?;
     let windows = partials
         .finish(top)?
         .with_columns([

@@ -182,6 +182,32 @@ impl WindowPartials {
             .select(PARTIAL_COLUMNS)?)
     }
 
+    /// Events per service × time window × template (`service`, `window_start_ms`,
+    /// `template_id`, `count`), sorted by them: `gold/window_template_counts`.
+    pub fn template_counts(&self) -> Result<LazyFrame> {
+        if self.parts.is_empty() {
+            return Ok(DataFrame::new_infer_height(vec![
+                Column::new("service".into(), Vec::<Option<String>>::new()),
+                Column::new("window_start_ms".into(), Vec::<Option<i64>>::new()),
+                Column::new("template_id".into(), Vec::<Option<String>>::new()),
+                Column::new("count".into(), Vec::<i64>::new()),
+            ])?
+            .lazy());
+        }
+        Ok(self
+            .per_template()?
+            .select([
+                col("service"),
+                col("window_start_ms"),
+                col("template_id"),
+                col("n").alias("count"),
+            ])
+            .sort(
+                ["service", "window_start_ms", "template_id"],
+                SortMultipleOptions::default(),
+            ))
+    }
+
     /// Across row windows (and runs), one service × time window × template may have several
     /// partials: first time, and events at it, over all of them.
     fn per_template(&self) -> Result<LazyFrame> {
