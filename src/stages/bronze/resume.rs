@@ -32,17 +32,16 @@ pub struct Resume {
 /// Bytes before a segment's end checked before a file is picked up there.
 const TAIL: u64 = 64 * 1024;
 
-/// The identity of the file at `path` (`dev:ino`), where the platform has one.
-fn file_id(path: &Path) -> Option<String> {
+/// The identity of the file `meta` describes (`dev:ino`), where the platform has one.
+fn file_id(meta: &std::fs::Metadata) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
         Some(format!("{}:{}", meta.dev(), meta.ino()))
     }
     #[cfg(not(unix))]
     {
-        let _ = path;
+        let _ = meta;
         None
     }
 }
@@ -86,14 +85,11 @@ pub(super) fn grown_in_place<'s>(
 ) -> Option<(&'s Segment, Sha256)> {
     let last = *candidates.last()?;
     let resume = last.resume.as_ref()?;
-    if last.file != name || file_id(path)? != resume.file_id {
+    let meta = std::fs::metadata(path).ok()?;
+    if last.file != name || file_id(&meta)? != resume.file_id || meta.len() < last.end {
         return None;
     }
-    if std::fs::metadata(path).ok()?.len() < last.end {
-        return None;
-    }
-    let tail = tail_before(path, last.end)?;
-    if tail.last() != Some(&b'\n') || hex(&Sha256::digest(&tail)) != resume.tail_sha {
+    if tail_sha(path, last.end)? != resume.tail_sha {
         return None;
     }
     Some((last, deserialize_state(&resume.state)?))
@@ -102,13 +98,15 @@ pub(super) fn grown_in_place<'s>(
 /// What lets a later run pick the plain file at `path` up at `end` (see [`Resume`]): none
 /// when the bytes before `end` do not end a line (the last line was taken whole).
 pub(super) fn resume_at(path: &Path, end: u64, state: String) -> Option<Resume> {
-    let tail = tail_before(path, end)?;
-    if tail.last() != Some(&b'\n') {
-        return None;
-    }
     Some(Resume {
         state,
-        file_id: file_id(path)?,
-        tail_sha: hex(&Sha256::digest(&tail)),
+        file_id: file_id(&std::fs::metadata(path).ok()?)?,
+        tail_sha: tail_sha(path, end)?,
     })
+}
+
+/// The checksum of the (at most [`TAIL`]) bytes of `path` before `end`, when they end a line.
+fn tail_sha(path: &Path, end: u64) -> Option<String> {
+    let tail = tail_before(path, end)?;
+    (tail.last() == Some(&b'\n')).then(|| hex(&Sha256::digest(&tail)))
 }

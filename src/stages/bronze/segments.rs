@@ -154,30 +154,7 @@ pub fn plan(
     candidates.sort_by_key(|s| s.end);
     candidates.dedup_by_key(|s| (s.end, s.prefix_sha.clone()));
 
-    // A plain file that grew in place is picked up at its last segment's end; any other is
-    // read (and hashed) from its start, checked against every candidate on the way.
-    let resumed = if compressed {
-        None
-    } else {
-        grown_in_place(path, name, &candidates)
-    };
-    let pass = match resumed {
-        Some((segment, hasher)) => {
-            let mut rest = open_lines_at(path, segment.end)?;
-            read_through(
-                &mut *rest,
-                Checksums::resumed(segment, hasher),
-                Lines::resumed(segment),
-            )
-        }
-        None => {
-            let mut checksums = Checksums::new(candidates);
-            checksums.feed(&head, memchr_last(&head));
-            let mut lines = Lines::default();
-            lines.count(&head);
-            read_through(&mut *stream, checksums, lines)
-        }
-    };
+    let pass = pass_over(path, name, (&mut *stream, &head), candidates, compressed)?;
     let Pass {
         checksums:
             Checksums {
@@ -261,6 +238,40 @@ pub fn plan(
         rewritten,
         until_error: read_error,
         held_back,
+    })
+}
+
+/// The pass [`plan`] makes over `path`: a plain file that grew in place is picked up at its
+/// last segment's end; any other is read (and hashed) from its start — `stream`, whose
+/// first bytes, `head`, are read already — and checked against every candidate on the way.
+fn pass_over<'s>(
+    path: &Path,
+    name: &str,
+    (stream, head): (&mut dyn Read, &[u8]),
+    candidates: Vec<&'s Segment>,
+    compressed: bool,
+) -> Result<Pass<'s>> {
+    let resumed = if compressed {
+        None
+    } else {
+        grown_in_place(path, name, &candidates)
+    };
+    Ok(match resumed {
+        Some((segment, hasher)) => {
+            let mut rest = open_lines_at(path, segment.end)?;
+            read_through(
+                &mut *rest,
+                Checksums::resumed(segment, hasher),
+                Lines::resumed(segment),
+            )
+        }
+        None => {
+            let mut checksums = Checksums::new(candidates);
+            checksums.feed(head, memchr_last(head));
+            let mut lines = Lines::default();
+            lines.count(head);
+            read_through(stream, checksums, lines)
+        }
     })
 }
 
