@@ -20,8 +20,8 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::sessions;
-use crate::lake::{Lake, Layer, read_parquet};
+use super::sessions::{self, SessionColumns};
+use crate::lake::{Lake, Layer, concat_rows, read_parquet};
 
 /// The table of an open day's session key set.
 pub const SESSION_KEYS: &str = "session_keys";
@@ -142,7 +142,7 @@ pub fn merge(
         .key
         .iter()
         .enumerate()
-        .filter_map(|(i, k)| Some((*k.as_ref()?, i)))
+        .map(|(i, k)| (*k, i))
         .collect();
     let mut counts: BTreeMap<(String, Option<String>), i64> = BTreeMap::new();
     let mut add_counts = |df: &DataFrame, keep: &dyn Fn(&str) -> bool| -> Result<()> {
@@ -159,13 +159,12 @@ pub fn merge(
         }
         Ok(())
     };
-    let mut out = Columns::default();
+    // The merged sessions; a new session's row is its new aggregate as it is.
+    let mut out = SessionColumns::default();
     let mut again = Vec::new();
     let mut merged_keys: FxHashSet<&str> = FxHashSet::default();
-    for i in 0..new_rows.len() {
-        let key = new_rows.key[i].unwrap_or_default();
+    for (i, key) in new_rows.key.iter().enumerate() {
         let Some(&o) = old_at.get(key) else {
-            out.push_row(&new_rows, i);
             continue;
         };
         let in_order = match (old_rows.end[o], new_rows.start[i]) {
@@ -173,13 +172,13 @@ pub fn merge(
             (None, Some(_)) => true,
             (Some(last), Some(first)) => first >= last,
         };
-        if !in_order || untimed.contains(key) {
+        if !in_order || untimed.contains(*key) {
             again.push(key.to_string());
             continue;
         }
         merged_keys.insert(key);
-        out.key.push(Some(key.to_string()));
-        out.service.push(old_rows.service[o].map(str::to_string));
+        out.key.push(key);
+        out.service.push(old_rows.service[o]);
         let start = old_rows.start[o].or(new_rows.start[i]);
         let end = new_rows.end[i].or(old_rows.end[o]);
         out.start.push(start);
@@ -204,13 +203,15 @@ pub fn merge(
     for (k, _) in counts.keys() {
         *distinct.entry(k.as_str()).or_default() += 1;
     }
-    for (i, key) in out.key.iter().enumerate() {
-        if let Some(key) = key.as_deref().filter(|k| merged_keys.contains(k)) {
-            out.n_distinct[i] = distinct.get(key).copied().unwrap_or(0);
-        }
+    for (n, key) in out.n_distinct.iter_mut().zip(&out.key) {
+        *n = distinct.get(key).copied().unwrap_or(0);
     }
-    let sessions = out
-        .finish(&ts_type)?
+    let is_new: BooleanChunked = new_rows
+        .key
+        .iter()
+        .map(|k| !old_at.contains_key(k))
+        .collect();
+    let sessions = concat_rows(vec![out.finish(&ts_type)?, new.filter(&is_new)?])?
         .sort(["session_key"], SortMultipleOptions::default())?;
     let (keys, rest): (Vec<_>, Vec<_>) = counts.into_iter().unzip();
     let (count_keys, templates): (Vec<String>, Vec<Option<String>>) = keys.into_iter().unzip();
@@ -228,12 +229,11 @@ pub fn merge(
 
 /// A session frame's columns, read once.
 struct Rows<'a> {
-    key: Vec<Option<&'a str>>,
+    key: Vec<&'a str>,
     service: Vec<Option<&'a str>>,
     start: Vec<Option<i64>>,
     end: Vec<Option<i64>>,
     n_events: Vec<i64>,
-    n_distinct: Vec<i64>,
     n_warn: Vec<i64>,
     n_error: Vec<i64>,
     sequence: Vec<&'a str>,
@@ -258,12 +258,16 @@ impl<'a> Rows<'a> {
                 .collect())
         };
         Ok(Self {
-            key: df.column("session_key")?.str()?.iter().collect(),
+            key: df
+                .column("session_key")?
+                .str()?
+                .iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
             service: df.column("service")?.str()?.iter().collect(),
             start: times(sessions::START)?,
             end: times(sessions::END)?,
             n_events: ints("n_events")?,
-            n_distinct: ints("n_distinct_templates")?,
             n_warn: ints("n_warn")?,
             n_error: ints("n_error")?,
             sequence: df
@@ -273,56 +277,6 @@ impl<'a> Rows<'a> {
                 .map(Option::unwrap_or_default)
                 .collect(),
         })
-    }
-
-    fn len(&self) -> usize {
-        self.key.len()
-    }
-}
-
-/// Session columns being built (the layout of `sessions::aggregate`).
-#[derive(Default)]
-struct Columns {
-    key: Vec<Option<String>>,
-    service: Vec<Option<String>>,
-    start: Vec<Option<i64>>,
-    end: Vec<Option<i64>>,
-    n_events: Vec<i64>,
-    n_distinct: Vec<i64>,
-    n_warn: Vec<i64>,
-    n_error: Vec<i64>,
-    sequence: Vec<String>,
-    duration: Vec<Option<i64>>,
-}
-
-impl Columns {
-    fn push_row(&mut self, rows: &Rows<'_>, i: usize) {
-        self.key.push(rows.key[i].map(str::to_string));
-        self.service.push(rows.service[i].map(str::to_string));
-        self.start.push(rows.start[i]);
-        self.end.push(rows.end[i]);
-        self.n_events.push(rows.n_events[i]);
-        self.n_distinct.push(rows.n_distinct[i]);
-        self.n_warn.push(rows.n_warn[i]);
-        self.n_error.push(rows.n_error[i]);
-        self.sequence.push(rows.sequence[i].to_string());
-        self.duration
-            .push(rows.start[i].zip(rows.end[i]).map(|(s, e)| e - s));
-    }
-
-    fn finish(self, ts_type: &DataType) -> Result<DataFrame> {
-        Ok(DataFrame::new_infer_height(vec![
-            Column::new("session_key".into(), self.key),
-            Column::new("service".into(), self.service),
-            Column::new(sessions::START.into(), self.start).cast(ts_type)?,
-            Column::new(sessions::END.into(), self.end).cast(ts_type)?,
-            Column::new("n_events".into(), self.n_events),
-            Column::new("n_distinct_templates".into(), self.n_distinct),
-            Column::new("n_warn".into(), self.n_warn),
-            Column::new("n_error".into(), self.n_error),
-            Column::new("template_sequence".into(), self.sequence),
-            Column::new("duration_ms".into(), self.duration),
-        ])?)
     }
 }
 

@@ -385,22 +385,23 @@ enum Severity {
     Other,
 }
 
+/// Session rows being built, as columns (also by `session_merge`).
 #[derive(Default)]
-struct SessionColumns<'a> {
-    key: Vec<&'a str>,
-    service: Vec<Option<&'a str>>,
-    start: Vec<Option<i64>>,
-    end: Vec<Option<i64>>,
-    n_events: Vec<i64>,
-    n_distinct: Vec<i64>,
-    n_warn: Vec<i64>,
-    n_error: Vec<i64>,
-    sequence: Vec<String>,
-    duration: Vec<Option<i64>>,
+pub(super) struct SessionColumns<'a> {
+    pub(super) key: Vec<&'a str>,
+    pub(super) service: Vec<Option<&'a str>>,
+    pub(super) start: Vec<Option<i64>>,
+    pub(super) end: Vec<Option<i64>>,
+    pub(super) n_events: Vec<i64>,
+    pub(super) n_distinct: Vec<i64>,
+    pub(super) n_warn: Vec<i64>,
+    pub(super) n_error: Vec<i64>,
+    pub(super) sequence: Vec<String>,
+    pub(super) duration: Vec<Option<i64>>,
 }
 
 impl SessionColumns<'_> {
-    fn finish(self, ts_type: &DataType) -> Result<DataFrame> {
+    pub(super) fn finish(self, ts_type: &DataType) -> Result<DataFrame> {
         Ok(DataFrame::new_infer_height(vec![
             Column::new("session_key".into(), self.key),
             Column::new("service".into(), self.service),
