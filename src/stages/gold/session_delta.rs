@@ -14,7 +14,7 @@
 //! them: merged parts stayed small, and every run merged the whole day again.) Memory: the
 //! touched sessions' events, the open sessions, and one part at a time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use chrono::NaiveDate;
@@ -47,29 +47,12 @@ pub(super) fn update(
 ) -> Result<usize> {
     let lake = &ctx.lake;
     let keys = key_series(touched.keys().map(String::as_str));
-    let is_touched = || col("session_key").is_in(lit(keys.clone()).implode(false), false);
     let seen = KeySet::load(lake, &ctx.source, date)?;
     // An earlier attempt of this run may have written the session parts already: then
     // nothing is merged onto them (see `KeySet`).
     let may_merge = seen.run < run;
 
-    let parts = |table| lake.part_files(Layer::Gold, table, &ctx.source, date);
-    let (features, counts) = (
-        parts(tables::SESSION_FEATURES)?,
-        parts(tables::SESSION_TEMPLATE_COUNTS)?,
-    );
-    if features.len() != counts.len() {
-        bail!(
-            "gold/session_features and gold/session_template_counts of {date} have different parts ({} and {}): re-run 03-gold, which builds the day again",
-            features.len(),
-            counts.len()
-        );
-    }
-    // Which parts hold open sessions, from their footers: only those are read at every run.
-    let footers: Vec<(u64, Option<bool>)> = features
-        .iter()
-        .map(|f| Lake::rows_and_all_true(f, "closed"))
-        .collect::<Result<_>>()?;
+    let (features, counts, footers) = day_parts(ctx, date)?;
     let is_small = |rows: u64| (rows as usize) < PART_SESSIONS / 2;
     let merging = footers.iter().filter(|(rows, _)| is_small(*rows)).count() + 1 > MAX_SMALL_PARTS;
     let holds_open = |(rows, all_closed): (u64, Option<bool>)| rows > 0 && all_closed != Some(true);
@@ -80,12 +63,7 @@ pub(super) fn update(
         open: Vec::new(),
         sessions: 0,
     };
-    let split_touched = |df: DataFrame| -> Result<(DataFrame, DataFrame)> {
-        Ok((
-            df.clone().lazy().filter(is_touched()).collect()?,
-            df.lazy().filter(is_touched().not()).collect()?,
-        ))
-    };
+    let split_touched = |df: DataFrame| split_by(df, &keys);
     // The touched sessions' old rows and counts, from the parts they are in.
     let mut old: Vec<(DataFrame, DataFrame)> = Vec::new();
     // The parts with open sessions (the day's open part; any part a whole build wrote) are
@@ -126,16 +104,7 @@ pub(super) fn update(
         }
         let (f, c) = (&features[i], &counts[i]);
         let merge = merging && is_small(footer.0);
-        let hit = !taken_up.is_empty() && {
-            let probe = Lake::scan_files(std::slice::from_ref(f))?
-                .select([col("session_key")
-                    .is_in(lit(taken_up_keys.clone()).implode(false), false)
-                    .any(true)])
-                .collect()
-                .map_err(anyhow::Error::from)
-                .context("reading gold/session_features")?;
-            probe.columns()[0].bool()?.get(0).unwrap_or(false)
-        };
+        let hit = !taken_up.is_empty() && holds_any(f, &taken_up_keys)?;
         if !hit && !merge {
             out.copy(f, c, footer.0)?;
             continue;
@@ -223,6 +192,53 @@ fn fresh_sessions(
         by(concat_rows(sessions)?, &["session_key"])?,
         by(concat_rows(counts)?, &["session_key", "template_id"])?,
     ))
+}
+
+/// A session features part's rows, and whether all its sessions are closed.
+type Footer = (u64, Option<bool>);
+
+/// `date`'s session parts: features and counts files, in twos, and each features part's
+/// rows and whether all its sessions are closed (from its footer: only the parts that hold
+/// open sessions are read at every run).
+fn day_parts(ctx: &Context, date: NaiveDate) -> Result<(Vec<PathBuf>, Vec<PathBuf>, Vec<Footer>)> {
+    let parts = |table| ctx.lake.part_files(Layer::Gold, table, &ctx.source, date);
+    let (features, counts) = (
+        parts(tables::SESSION_FEATURES)?,
+        parts(tables::SESSION_TEMPLATE_COUNTS)?,
+    );
+    if features.len() != counts.len() {
+        bail!(
+            "gold/session_features and gold/session_template_counts of {date} have different parts ({} and {}): re-run 03-gold, which builds the day again",
+            features.len(),
+            counts.len()
+        );
+    }
+    let footers = features
+        .iter()
+        .map(|f| Lake::rows_and_all_true(f, "closed"))
+        .collect::<Result<_>>()?;
+    Ok((features, counts, footers))
+}
+
+/// `df`'s rows of the sessions `keys` names, and the others.
+fn split_by(df: DataFrame, keys: &Series) -> Result<(DataFrame, DataFrame)> {
+    let named = || col("session_key").is_in(lit(keys.clone()).implode(false), false);
+    Ok((
+        df.clone().lazy().filter(named()).collect()?,
+        df.lazy().filter(named().not()).collect()?,
+    ))
+}
+
+/// Whether the session part `file` holds any of the sessions `keys` names.
+fn holds_any(file: &Path, keys: &Series) -> Result<bool> {
+    let probe = Lake::scan_files(&[file.to_path_buf()])?
+        .select([col("session_key")
+            .is_in(lit(keys.clone()).implode(false), false)
+            .any(true)])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading gold/session_features")?;
+    Ok(probe.columns()[0].bool()?.get(0).unwrap_or(false))
 }
 
 fn key_series<'a>(keys: impl Iterator<Item = &'a str>) -> Series {
