@@ -33,19 +33,21 @@ fn run_auto(dir: &Path, name: &str, log: &str) -> (DataFrame, DataFrame) {
         "auto",
     ])
     .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-    let lake = Lake::new(&lake_dir);
-    let d = [NaiveDate::from_ymd_opt(2025, 6, 24).unwrap()];
-    let read = |layer, table| {
-        lake.scan(layer, table, "debian", &d)
-            .unwrap()
-            .unwrap()
-            .collect()
-            .unwrap()
-    };
     (
-        read(Layer::Silver, tables::EVENTS),
-        read(Layer::Quarantine, tables::UNPARSED),
+        table(&lake_dir, "debian", Layer::Silver, tables::EVENTS),
+        table(&lake_dir, "debian", Layer::Quarantine, tables::UNPARSED),
     )
+}
+
+/// `source`'s `table` of 2025-06-24 in the lake at `lake_dir`.
+fn table(lake_dir: &Path, source: &str, layer: Layer, table: &str) -> DataFrame {
+    let d = [NaiveDate::from_ymd_opt(2025, 6, 24).unwrap()];
+    Lake::new(lake_dir)
+        .scan(layer, table, source, &d)
+        .unwrap()
+        .unwrap()
+        .collect()
+        .unwrap()
 }
 
 fn strings(df: &DataFrame, column: &str) -> Vec<String> {
@@ -184,15 +186,7 @@ fn each_file_of_a_folder_is_read_in_its_own_format() {
         .unwrap_or_else(|e| panic!("{e:#}"))
     };
     run();
-    let lake = Lake::new(&lake_dir);
-    let d = [NaiveDate::from_ymd_opt(2025, 6, 24).unwrap()];
-    let read = |layer, table| {
-        lake.scan(layer, table, "host", &d)
-            .unwrap()
-            .unwrap()
-            .collect()
-            .unwrap()
-    };
+    let read = |layer, name| table(&lake_dir, "host", layer, name);
     let events = read(Layer::Silver, tables::EVENTS);
     let by_file = |df: &DataFrame, name: &str| -> Vec<usize> {
         strings(df, "file")

@@ -100,14 +100,7 @@ fn without_tokens_only_this_machine_is_answered() {
     let anonymous = br#"{"verdict": "anomaly"}"#;
     let (status, _, text) = server.ask_with("POST", &feedback, &[JSON], anonymous);
     assert_eq!(status, 200, "{text}");
-    let db = loglake::db::Database::connect("", &lake.join("loglake.db"), 1).unwrap();
-    let by = db
-        .query_strings(&format!(
-            "SELECT by_whom FROM feedback WHERE subject_id = '{id}'"
-        ))
-        .unwrap();
-    assert_eq!(by, vec![vec!["local (HTTP)".to_string()]]);
-    drop(db);
+    assert_eq!(recorded_by(&lake, &id), ["local (HTTP)"]);
     let huge = format!(
         r#"{{"verdict": "normal", "by": "ana", "note": "{}"}}"#,
         "x".repeat(5000)
@@ -231,13 +224,7 @@ fn tokens_decide_who_may_do_what() {
     // The verdict is recorded under the token's name, whatever the body claims.
     let (status, _, text) = server.ask_with("POST", &feedback, &as_judge, forged_by);
     assert_eq!(status, 200, "{text}");
-    let db = loglake::db::Database::connect("", &lake.join("loglake.db"), 1).unwrap();
-    let by = db
-        .query_strings(&format!(
-            "SELECT by_whom FROM feedback WHERE subject_id = '{id}'"
-        ))
-        .unwrap();
-    assert_eq!(by, vec![vec!["alice".to_string()]]);
+    assert_eq!(recorded_by(&lake, &id), ["alice"]);
     // /healthz needs nothing.
     assert_eq!(server.ask("GET", "/healthz", b"").0, 200);
 
@@ -319,4 +306,16 @@ fn slow_and_idle_connections_are_closed() {
         server.ask("GET", "/healthz", b"").1["database"],
         Value::from("ok")
     );
+}
+
+/// Who the verdicts on anomaly `id` are recorded as given by, in the lake's database.
+fn recorded_by(lake: &std::path::Path, id: &str) -> Vec<String> {
+    let db = loglake::db::Database::connect("", &lake.join("loglake.db"), 1).unwrap();
+    db.query_strings(&format!(
+        "SELECT by_whom FROM feedback WHERE subject_id = '{id}'"
+    ))
+    .unwrap()
+    .into_iter()
+    .flatten()
+    .collect()
 }
