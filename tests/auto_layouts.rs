@@ -17,11 +17,20 @@ fn run_auto(dir: &Path, name: &str, log: &str) -> (DataFrame, DataFrame) {
     let input = dir.join(name);
     std::fs::write(&input, log).unwrap();
     let lake_dir = dir.join(format!("lake-{name}"));
+    to_silver(&lake_dir, "debian", &input).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    (
+        table(&lake_dir, "debian", Layer::Silver, tables::EVENTS),
+        table(&lake_dir, "debian", Layer::Quarantine, tables::UNPARSED),
+    )
+}
+
+/// `run --to 02-silver --format auto` of `input` for `source` on 2025-06-24.
+fn to_silver(lake_dir: &Path, source: &str, input: &Path) -> anyhow::Result<()> {
     common::loglake(&[
         "--lake",
         lake_dir.to_str().unwrap(),
         "--source",
-        "debian",
+        source,
         "--date",
         "2025-06-24",
         "run",
@@ -32,11 +41,6 @@ fn run_auto(dir: &Path, name: &str, log: &str) -> (DataFrame, DataFrame) {
         "--format",
         "auto",
     ])
-    .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-    (
-        table(&lake_dir, "debian", Layer::Silver, tables::EVENTS),
-        table(&lake_dir, "debian", Layer::Quarantine, tables::UNPARSED),
-    )
 }
 
 /// `source`'s `table` of 2025-06-24 in the lake at `lake_dir`.
@@ -167,24 +171,7 @@ fn each_file_of_a_folder_is_read_in_its_own_format() {
     std::fs::write(logs.join("term.log"), term).unwrap();
 
     let lake_dir = tmp.path().join("lake");
-    let run = || {
-        common::loglake(&[
-            "--lake",
-            lake_dir.to_str().unwrap(),
-            "--source",
-            "host",
-            "--date",
-            "2025-06-24",
-            "run",
-            "--to",
-            "02-silver",
-            "--input",
-            logs.to_str().unwrap(),
-            "--format",
-            "auto",
-        ])
-        .unwrap_or_else(|e| panic!("{e:#}"))
-    };
+    let run = || to_silver(&lake_dir, "host", &logs).unwrap_or_else(|e| panic!("{e:#}"));
     run();
     let read = |layer, name| table(&lake_dir, "host", layer, name);
     let events = read(Layer::Silver, tables::EVENTS);
