@@ -133,7 +133,7 @@ impl Formats {
         let mut last: Option<&str> = None;
         for (i, file) in files.iter().enumerate() {
             match runs.last_mut() {
-                Some(run) if i > 0 && file == last => run.lines.end = i + 1,
+                Some(run) if file == last => run.lines.end = i + 1,
                 _ => runs.push(Run {
                     lines: i..i + 1,
                     read: read_of(file),
