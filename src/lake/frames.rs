@@ -2,9 +2,10 @@
 //! string columns built for writing.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 
 /// Write a DataFrame as one Parquet file of the lake (encoded as `parquet_write` explains).
@@ -111,11 +112,42 @@ pub fn keep_rows(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
 
 /// Read one Parquet file eagerly.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
-    let lf = LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().to_string()),
-        Default::default(),
-    )?;
-    Ok(lf.collect()?)
+    Ok(scan_lake_files(&[path.to_path_buf()], false)?.collect()?)
+}
+
+/// Lake files read as one lazy frame, in the order given, with their times as the stages
+/// hold them: UTC, without a zone. Lake files mark their times as UTC (see
+/// `parquet_write::utc_times`); files written before that did not, and Polars, built without
+/// time-zone support, can neither compare a zoned time with a plain one nor turn a plain
+/// file's column into a zoned one. So the scan is given the first file's schema with the
+/// zones taken off: every file's times are read into plain columns (the same milliseconds
+/// since the epoch), whichever kind of file comes first. With `allow_missing_columns`, a
+/// column missing from an older file reads as null.
+pub fn scan_lake_files(files: &[PathBuf], allow_missing_columns: bool) -> Result<LazyFrame> {
+    let path = |p: &PathBuf| PlRefPath::new(p.to_string_lossy().to_string());
+    let Some(first) = files.first() else {
+        bail!("no lake files to read");
+    };
+    let mut schema = LazyFrame::scan_parquet(path(first), Default::default())?
+        .collect_schema()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("reading the schema of {}", first.display()))?
+        .as_ref()
+        .clone();
+    for dtype in schema.iter_values_mut() {
+        if let DataType::Datetime(unit, Some(_)) = dtype {
+            *dtype = DataType::Datetime(unit.to_owned(), None);
+        }
+    }
+    let args = ScanArgsParquet {
+        allow_missing_columns,
+        schema: Some(Arc::new(schema)),
+        ..Default::default()
+    };
+    Ok(LazyFrame::scan_parquet_files(
+        files.iter().map(path).collect(),
+        args,
+    )?)
 }
 
 /// Frames read or built piece by piece, as one frame of a single chunk (by column name: a

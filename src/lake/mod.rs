@@ -472,17 +472,7 @@ impl Lake {
     /// Some files of a table read as one lazy frame, in the order given (columns missing
     /// from older files read as null).
     pub fn scan_files(files: &[PathBuf]) -> Result<LazyFrame> {
-        let paths: Vec<PlRefPath> = files
-            .iter()
-            .map(|p| PlRefPath::new(p.to_string_lossy().to_string()))
-            .collect();
-        let args = ScanArgsParquet {
-            allow_missing_columns: true,
-            ..Default::default()
-        };
-        LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
-            .map_err(anyhow::Error::from)
-            .context("scanning lake files")
+        frames::scan_lake_files(files, true).context("scanning lake files")
     }
 
     /// One partition of `table` as a lazy frame (no `date` column), `None` when it has no

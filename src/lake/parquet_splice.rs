@@ -22,7 +22,9 @@ use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
 use polars_parquet::read::infer_schema;
 use polars_parquet::write::{CompressedPage, FileWriter};
 
-use super::parquet_write::{column_encoding, encode_column, write_options, write_row_group};
+use super::parquet_write::{
+    column_encoding, encode_column, utc_times, write_options, write_row_group,
+};
 
 /// Write to `out` the lake file `from` (written by `write_frame`) with its column
 /// `replaced` swapped, in its place, for the columns `with` makes of it — whole-file columns,
@@ -83,6 +85,7 @@ pub fn replace_column<W: Write>(
         .map(Option::unwrap_or_default)
         .collect();
     let schema: ArrowSchema = fields.into_iter().map(|f| (f.name.clone(), f)).collect();
+    let schema = utc_times(schema);
     let mut writer = FileWriter::try_new(out, schema, options)?;
     let leaves = writer.parquet_schema().fields().to_vec();
     let mut offset = 0usize;

@@ -43,7 +43,7 @@ const DESCENTS_TOLERATED: usize = 100;
 pub fn write_frame<W: Write>(df: &mut DataFrame, out: W) -> Result<()> {
     let options = write_options()?;
     let df = chunk_df_for_writing(df, ROW_GROUP_ROWS)?;
-    let schema = df.schema().to_arrow(CompatLevel::newest());
+    let schema = utc_times(df.schema().to_arrow(CompatLevel::newest()));
     let encodings: Vec<Vec<Encoding>> = df
         .columns()
         .iter()
@@ -71,6 +71,28 @@ pub fn write_frame<W: Write>(df: &mut DataFrame, out: W) -> Result<()> {
     }
     writer.end(None)?;
     Ok(())
+}
+
+/// `schema` with its times marked as UTC. Every time in the lake is UTC (a line's time is
+/// turned into UTC when it is parsed, in the zone `[parse] timezone` names), but the frames
+/// hold them without a zone, and Polars, built without its time-zone support, cannot attach
+/// one. Written without a zone, a Parquet timestamp says "local time, zone unknown"
+/// (`isAdjustedToUTC = false`): DuckDB read `ts` as `TIMESTAMP` and pyarrow as a naive time,
+/// so a query comparing it with `now()` or joining it to a zoned time was off by the
+/// analyst's offset. Marked here, in the one place lake files are encoded, every table says
+/// what its times are; [`crate::lake::read_parquet`] and the lake's scans take the mark off
+/// again, so the stages keep working on plain UTC times, and parts written before it read the
+/// same.
+pub(super) fn utc_times(schema: ArrowSchema) -> ArrowSchema {
+    schema
+        .into_iter()
+        .map(|(name, mut field)| {
+            if let ArrowDataType::Timestamp(unit, None) = field.dtype {
+                field.dtype = ArrowDataType::Timestamp(unit, Some("UTC".into()));
+            }
+            (name, field)
+        })
+        .collect()
 }
 
 /// Append one row group of `rows` rows, each column's pages ready (encoded and compressed).
@@ -246,5 +268,45 @@ mod tests {
         df.vstack_mut(&piece(400_000)).unwrap();
         let (back, _) = written(&mut df.clone());
         assert!(back.equals(&df));
+    }
+
+    #[test]
+    fn times_are_marked_utc_on_disk_and_read_back_plain_beside_older_parts() {
+        let times = |from: i64| {
+            let ts = Column::new("ts".into(), vec![from, from + 1_000])
+                .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+                .unwrap();
+            DataFrame::new_infer_height(vec![ts]).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new.parquet");
+        write_frame(&mut times(2_000), std::fs::File::create(&new).unwrap()).unwrap();
+        // On disk: a UTC-adjusted timestamp, which is what readers outside loglake look at.
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&new).unwrap())
+                .unwrap();
+        use parquet::file::reader::FileReader as _;
+        let logical = reader.metadata().file_metadata().schema_descr().column(0);
+        let logical = format!("{:?}", logical.logical_type_ref());
+        assert!(logical.contains("is_adjusted_to_u_t_c: true"), "{logical}");
+        // A part written before times were marked (Polars' own writer, no zone), first in
+        // the scan so it sets the scan's type; then the marked one. Both read as plain times.
+        let old = dir.path().join("old.parquet");
+        ParquetWriter::new(std::fs::File::create(&old).unwrap())
+            .finish(&mut times(0))
+            .unwrap();
+        let plain = DataType::Datetime(TimeUnit::Milliseconds, None);
+        let back = read_parquet(&new).unwrap();
+        assert_eq!(back.column("ts").unwrap().dtype(), &plain);
+        assert!(back.equals(&times(2_000)));
+        for order in [[&old, &new], [&new, &old]] {
+            let files: Vec<_> = order.iter().map(|p| p.to_path_buf()).collect();
+            let both = crate::lake::Lake::scan_files(&files)
+                .unwrap()
+                .collect()
+                .unwrap();
+            assert_eq!(both.column("ts").unwrap().dtype(), &plain);
+            assert_eq!(both.height(), 4);
+        }
     }
 }
