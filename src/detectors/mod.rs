@@ -2,6 +2,8 @@
 //! `ParamGuard::check`), `algorithm.rs` (`Fit`, `Predict`), `errors.rs`.
 //!
 //! - [`clustering`]: k-means (linfa-clustering) on session count vectors: rare or distant clusters.
+//! - [`lof`]: local outlier factor on session or window vectors: rows in a sparser region than
+//!   their nearest training rows (off by default).
 //! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
 //! - [`percentile`]: counts outside the range (low/high quantile) the training rows kept to.
@@ -45,6 +47,7 @@ pub use saved_model::SavedModel;
 pub mod clustering;
 pub mod invariants;
 pub mod isolation_forest;
+pub mod lof;
 pub mod param_range;
 pub mod percentile;
 pub mod rare_template;
@@ -62,6 +65,7 @@ pub static DETECTORS: &[&dyn AnyDetector] = &[
     &sequence::SequenceDetector,
     &invariants::InvariantsDetector,
     &clustering::ClusteringDetector,
+    &lof::LofDetector,
     &rare_template::RareTemplateDetector,
     &severity::SeverityDetector,
     &param_range::ParamRangeDetector,

@@ -1,0 +1,143 @@
+//! The detectors that are off by default, switched on: each trains on both granularities it
+//! supports, saves a model, and its findings carry their score, threshold and reason.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use loglake::db::Database;
+use loglake::lake::{Lake, Layer, tables};
+
+const DATE: &str = "2026-11-21";
+
+fn date() -> NaiveDate {
+    NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap()
+}
+
+/// Generated days up to [`DATE`], run to 05-detect with `[detectors.<detector>]` enabled and
+/// its other settings as given: the lake and what the run printed.
+fn run_with(dir: &Path, detector: &str, settings: &[(&str, &str)]) -> (PathBuf, String) {
+    let raw = common::generated(dir, "2026-11-18", 1, 30_000, 3);
+    let lake_dir = dir.join("lake");
+    let section = format!("LOGLAKE__DETECTORS__{}__", detector.to_uppercase());
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_loglake"));
+    command
+        .args([
+            "--lake",
+            lake_dir.to_str().unwrap(),
+            "--source",
+            "shop",
+            "--date",
+            DATE,
+        ])
+        .args([
+            "run",
+            "--to",
+            "05-detect",
+            "--input",
+            raw.join("logs").to_str().unwrap(),
+        ])
+        .args(["--format", "generator", "--session-key", r"req=(\S+)"])
+        .env(format!("{section}ENABLED"), "true");
+    for (key, value) in settings {
+        command.env(format!("{section}{key}"), value);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (lake_dir, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One model saved per granularity under `models/shop/<granularity>/<detector>`.
+fn assert_one_model_each(lake_dir: &Path, detector: &str) {
+    for granularity in ["session", "window"] {
+        let dir = lake_dir
+            .join("models/shop")
+            .join(granularity)
+            .join(detector);
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "{}",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn isolation_forest_trains_scores_and_explains_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake_dir, stdout) = run_with(
+        tmp.path(),
+        "isolation_forest",
+        &[
+            ("GRANULARITIES", "session,window"),
+            ("CONTAMINATION", "0.01"),
+        ],
+    );
+    assert!(stdout.contains("session/isolation_forest"), "{stdout}");
+    assert!(stdout.contains("window/isolation_forest"), "{stdout}");
+
+    let lake = Lake::new(&lake_dir);
+    assert_one_model_each(&lake_dir, "isolation_forest");
+    // With contamination 0.01 the forest flags about 1 % of the rows it was trained on, each
+    // with its score, the threshold and the most unusual features.
+    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
+    let sessions = db
+        .query_i64("SELECT COUNT(*) FROM anomalies WHERE detector = 'isolation_forest' AND granularity = 'session'")
+        .unwrap();
+    let total = lake
+        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
+        .unwrap() as i64;
+    assert!(
+        sessions > 0 && (sessions - total / 100).abs() <= total / 200 + 2,
+        "{sessions} of {total}"
+    );
+    let unexplained = db
+        .query_i64(
+            "SELECT COUNT(*) FROM anomalies WHERE detector = 'isolation_forest' \
+             AND (reason NOT LIKE 'isolation score % > %' OR score <= threshold)",
+        )
+        .unwrap();
+    assert_eq!(unexplained, 0);
+    db.close();
+}
+
+#[test]
+fn local_outlier_factor_trains_scores_and_explains_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake_dir, stdout) = run_with(tmp.path(), "lof", &[("GRANULARITIES", "session,window")]);
+    assert!(stdout.contains("session/lof"), "{stdout}");
+    assert!(stdout.contains("window/lof"), "{stdout}");
+    assert_one_model_each(&lake_dir, "lof");
+    // Every entity is scored; the threshold is at least the 97th percentile of the training
+    // rows' own factors, so at most about 3 % of the sessions it was trained on are flagged
+    // (the day scored is the day trained on), and each finding says why.
+    let lake = Lake::new(&lake_dir);
+    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
+    let sessions = lake
+        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
+        .unwrap() as i64;
+    let flagged = db
+        .query_i64(
+            "SELECT COUNT(*) FROM anomalies WHERE detector = 'lof' AND granularity = 'session'",
+        )
+        .unwrap();
+    assert!(
+        flagged > 0 && flagged * 100 <= sessions * 4,
+        "{flagged} of {sessions}"
+    );
+    let unexplained = db
+        .query_i64(
+            "SELECT COUNT(*) FROM anomalies WHERE detector = 'lof' AND (reason NOT LIKE \
+             'its neighbourhood is %× sparser than its 20 nearest training rows%' \
+             OR score < threshold OR threshold < 1.5)",
+        )
+        .unwrap();
+    assert_eq!(unexplained, 0);
+    db.close();
+}
