@@ -141,3 +141,40 @@ fn local_outlier_factor_trains_scores_and_explains_when_enabled() {
     assert_eq!(unexplained, 0);
     db.close();
 }
+
+#[test]
+fn dbscan_trains_scores_and_explains_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake_dir, stdout) = run_with(tmp.path(), "dbscan", &[]);
+    assert!(stdout.contains("session/dbscan"), "{stdout}");
+    let dir = lake_dir.join("models/shop/session/dbscan");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "{}",
+        dir.display()
+    );
+    // The generator's sessions follow a few workflows with varying counts: almost all of
+    // them fall in a dense cluster; what is flagged is noise or a rare cluster, and says so.
+    let lake = Lake::new(&lake_dir);
+    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
+    let sessions = lake
+        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
+        .unwrap() as i64;
+    let flagged = db
+        .query_i64("SELECT COUNT(*) FROM anomalies WHERE detector = 'dbscan'")
+        .unwrap();
+    assert!(
+        flagged > 0 && flagged * 100 <= sessions,
+        "{flagged} of {sessions}"
+    );
+    let unexplained = db
+        .query_i64(
+            "SELECT COUNT(*) FROM anomalies WHERE detector = 'dbscan' AND ((reason NOT LIKE \
+             'its template counts are in no dense cluster%' AND reason NOT LIKE \
+             'its template counts fall in a rare dense cluster%') OR score < threshold)",
+        )
+        .unwrap();
+    assert_eq!(unexplained, 0);
+    db.close();
+}

@@ -2,6 +2,8 @@
 //! `ParamGuard::check`), `algorithm.rs` (`Fit`, `Predict`), `errors.rs`.
 //!
 //! - [`clustering`]: k-means (linfa-clustering) on session count vectors: rare or distant clusters.
+//! - [`dbscan`]: DBSCAN (linfa-clustering) on session count vectors: noise and rare dense
+//!   clusters (off by default).
 //! - [`lof`]: local outlier factor on session or window vectors: rows in a sparser region than
 //!   their nearest training rows (off by default).
 //! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
@@ -25,6 +27,7 @@
 
 pub mod baseline;
 pub mod contract;
+pub mod distinct_rows;
 pub mod ensemble;
 pub mod explain;
 pub mod grouped;
@@ -45,6 +48,7 @@ pub use saved_model::SavedModel;
 // The detectors' folders. Declared as plain modules (not by a macro) so that rustfmt, which
 // follows only `mod` items it can see, formats them.
 pub mod clustering;
+pub mod dbscan;
 pub mod invariants;
 pub mod isolation_forest;
 pub mod lof;
@@ -66,6 +70,7 @@ pub static DETECTORS: &[&dyn AnyDetector] = &[
     &invariants::InvariantsDetector,
     &clustering::ClusteringDetector,
     &lof::LofDetector,
+    &dbscan::DbscanDetector,
     &rare_template::RareTemplateDetector,
     &severity::SeverityDetector,
     &param_range::ParamRangeDetector,

@@ -1,15 +1,12 @@
-use std::collections::HashMap;
-
 use linfa::dataset::{DatasetBase, Records};
 use linfa::traits::{Fit, PredictInplace};
 use ndarray::{Array1, ArrayBase, ArrayView1, Data, Ix2};
-use rand::SeedableRng;
-use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::LofError;
 use super::hyperparams::{LofParams, LofValidParams};
+use crate::detectors::distinct_rows::{DistinctRows, distance, scaled};
 
 /// A fitted local outlier factor: the distinct training vectors (on the scale distances are
 /// measured on) with their multiplicity, each one's k-distance and local reachability
@@ -33,19 +30,6 @@ pub struct Neighbourhood {
     pub density: f64,
 }
 
-fn distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f64>()
-        .sqrt()
-}
-
-/// The bits of a vector, to find identical rows.
-fn key(row: &[f64]) -> Vec<u64> {
-    row.iter().map(|v| v.to_bits()).collect()
-}
-
 impl LocalOutlierFactor {
     pub fn params() -> LofParams {
         LofParams::default()
@@ -64,7 +48,7 @@ impl LocalOutlierFactor {
     }
 
     fn scaled(&self, row: ArrayView1<f64>) -> Vec<f64> {
-        scale(row, self.params.log_counts)
+        scaled(row, self.params.log_counts)
     }
 
     /// The k nearest training vectors of `q` (multiplicities counting towards k; `own`, a
@@ -146,14 +130,6 @@ impl LocalOutlierFactor {
     }
 }
 
-fn scale(row: ArrayView1<f64>, log_counts: bool) -> Vec<f64> {
-    if log_counts {
-        row.iter().map(|v| v.max(0.0).ln_1p()).collect()
-    } else {
-        row.to_vec()
-    }
-}
-
 /// The weighted `q` quantile of `values` (value, weight).
 fn weighted_quantile(mut values: Vec<(f64, f64)>, q: f64) -> f64 {
     values.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -180,32 +156,8 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, LofError> for LofValidPar
         if n <= self.n_neighbors {
             return Err(LofError::NotEnoughRows(n));
         }
-        // Identical rows become one vector with a multiplicity, in first-seen order.
-        let mut index: HashMap<Vec<u64>, usize> = HashMap::new();
-        let mut points: Vec<Vec<f64>> = Vec::new();
-        let mut weights: Vec<f64> = Vec::new();
-        for row in x.rows() {
-            let row = scale(row, self.log_counts);
-            match index.get(&key(&row)) {
-                Some(&i) => weights[i] += 1.0,
-                None => {
-                    index.insert(key(&row), points.len());
-                    points.push(row);
-                    weights.push(1.0);
-                }
-            }
-        }
-        if points.len() > self.max_points {
-            let mut rng = Xoshiro256Plus::seed_from_u64(self.seed);
-            let mut keep =
-                rand::seq::index::sample(&mut rng, points.len(), self.max_points).into_vec();
-            keep.sort_unstable();
-            points = keep
-                .iter()
-                .map(|&i| std::mem::take(&mut points[i]))
-                .collect();
-            weights = keep.iter().map(|&i| weights[i]).collect();
-        }
+        let DistinctRows { points, weights } =
+            DistinctRows::of(x, self.log_counts, self.max_points, self.seed);
         let mut model = LocalOutlierFactor {
             k_distance: vec![0.0; points.len()],
             density: vec![0.0; points.len()],

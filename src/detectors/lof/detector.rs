@@ -2,15 +2,13 @@
 //! their counts and rates, judged by how much sparser their neighbourhood is than their
 //! neighbours' (off by default until it earns its place; see the README's HDFS table).
 
-use std::collections::HashMap;
-
 use anyhow::{Context as _, Result};
 use linfa::ParamGuard;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{LocalOutlierFactor, LofError, LofParams, Neighbourhood};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
+use crate::detectors::distinct_rows::per_distinct_row;
 use crate::detectors::explain::top_features;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
@@ -153,29 +151,8 @@ impl Detector for LofDetector {
         let Some(rows) = MatrixRows::of(model, input, &[])? else {
             return Ok(());
         };
-        // Rows repeat (most sessions share a handful of count vectors): each distinct row is
-        // placed once.
-        let mut distinct: HashMap<Vec<u64>, usize> = HashMap::new();
-        let mut first_of: Vec<usize> = Vec::new();
-        let slot: Vec<usize> = rows
-            .x
-            .rows()
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let key: Vec<u64> = r.iter().map(|v| v.to_bits()).collect();
-                *distinct.entry(key).or_insert_with(|| {
-                    first_of.push(i);
-                    first_of.len() - 1
-                })
-            })
-            .collect();
-        let placed: Vec<Neighbourhood> = first_of
-            .par_iter()
-            .map(|&i| lof.place(rows.x.row(i)))
-            .collect();
-        for (i, &s) in slot.iter().enumerate() {
-            let p = placed[s];
+        let placed: Vec<Neighbourhood> = per_distinct_row(&rows.x, |r| lof.place(r));
+        for (i, p) in placed.into_iter().enumerate() {
             out.scores.push(rows.score(i, model, p.score));
             if !Self::CROSSING.crosses(p.score, model.threshold) {
                 continue;
