@@ -178,3 +178,43 @@ fn dbscan_trains_scores_and_explains_when_enabled() {
     assert_eq!(unexplained, 0);
     db.close();
 }
+
+/// Built with `--features lstm` only (candle is too heavy for the default build; `.ci/run`
+/// builds and runs this).
+#[cfg(feature = "lstm")]
+#[test]
+fn next_event_lstm_trains_scores_and_explains_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake_dir, stdout) = run_with(tmp.path(), "lstm", &[]);
+    assert!(stdout.contains("session/lstm"), "{stdout}");
+    let dir = lake_dir.join("models/shop/session/lstm");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "{}",
+        dir.display()
+    );
+    // The generator's broken sessions stop early or skip a step; the LSTM flags some
+    // sessions, few of all, each with the step, the event seen and the events expected.
+    let lake = Lake::new(&lake_dir);
+    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
+    let sessions = lake
+        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
+        .unwrap() as i64;
+    let flagged = db
+        .query_i64("SELECT COUNT(*) FROM anomalies WHERE detector = 'lstm'")
+        .unwrap();
+    assert!(
+        flagged > 0 && flagged * 20 <= sessions,
+        "{flagged} of {sessions}"
+    );
+    let unexplained = db
+        .query_i64(
+            "SELECT COUNT(*) FROM anomalies WHERE detector = 'lstm' AND (reason NOT LIKE \
+             'step % of session %: % was not among the 7 events expected after the 10 before it; most expected: %' \
+             OR score < threshold)",
+        )
+        .unwrap();
+    assert_eq!(unexplained, 0);
+    db.close();
+}

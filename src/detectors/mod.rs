@@ -14,6 +14,9 @@
 //! - [`rare_template`]: events whose template the training data has (almost) never seen.
 //! - [`severity`]: ERROR-or-worse events that are not routine at that level in training.
 //! - [`sequence`]: sessions that make a transition between events normal sessions never make.
+//! - [`lstm`]: a DeepLog-style next-event LSTM (candle, CPU) over session sequences: a step
+//!   outside the g events the model expects after its history (cargo feature `lstm`; off by
+//!   default).
 //! - [`invariants`]: sessions that break the count relations normal sessions keep, or have an
 //!   event almost no session has.
 //! - [`ensemble`]: one verdict per entity from the others' scores, each calibrated against its
@@ -52,6 +55,8 @@ pub mod dbscan;
 pub mod invariants;
 pub mod isolation_forest;
 pub mod lof;
+#[cfg(feature = "lstm")]
+pub mod lstm;
 pub mod param_range;
 pub mod percentile;
 pub mod rare_template;
@@ -67,6 +72,8 @@ pub static DETECTORS: &[&dyn AnyDetector] = &[
     &percentile::PercentileDetector,
     &isolation_forest::IsolationForestDetector,
     &sequence::SequenceDetector,
+    #[cfg(feature = "lstm")]
+    &lstm::LstmDetector,
     &invariants::InvariantsDetector,
     &clustering::ClusteringDetector,
     &lof::LofDetector,
