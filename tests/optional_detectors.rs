@@ -52,6 +52,23 @@ fn run_with(dir: &Path, detector: &str, settings: &[(&str, &str)]) -> (PathBuf, 
     (lake_dir, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Of `detector`'s session anomalies: how many there are, how many sessions the day has, and
+/// how many break `explained` (an SQL condition on a row: its reason's form, its score).
+fn session_findings(lake_dir: &Path, detector: &str, explained: &str) -> (i64, i64, i64) {
+    let lake = Lake::new(lake_dir);
+    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
+    let sessions = lake
+        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
+        .unwrap() as i64;
+    let of = format!("FROM anomalies WHERE detector = '{detector}' AND granularity = 'session'");
+    let flagged = db.query_i64(&format!("SELECT COUNT(*) {of}")).unwrap();
+    let unexplained = db
+        .query_i64(&format!("SELECT COUNT(*) {of} AND NOT ({explained})"))
+        .unwrap();
+    db.close();
+    (flagged, sessions, unexplained)
+}
+
 /// One model saved per granularity under `models/shop/<granularity>/<detector>`.
 fn assert_one_model_each(lake_dir: &Path, detector: &str) {
     for granularity in ["session", "window"] {
@@ -111,35 +128,25 @@ fn isolation_forest_trains_scores_and_explains_when_enabled() {
 fn local_outlier_factor_trains_scores_and_explains_when_enabled() {
     let tmp = tempfile::tempdir().unwrap();
     let (lake_dir, stdout) = run_with(tmp.path(), "lof", &[("GRANULARITIES", "session,window")]);
-    assert!(stdout.contains("session/lof"), "{stdout}");
-    assert!(stdout.contains("window/lof"), "{stdout}");
+    assert!(
+        stdout.contains("session/lof") && stdout.contains("window/lof"),
+        "{stdout}"
+    );
     assert_one_model_each(&lake_dir, "lof");
     // Every entity is scored; the threshold is at least the 97th percentile of the training
     // rows' own factors, so at most about 3 % of the sessions it was trained on are flagged
     // (the day scored is the day trained on), and each finding says why.
-    let lake = Lake::new(&lake_dir);
-    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
-    let sessions = lake
-        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
-        .unwrap() as i64;
-    let flagged = db
-        .query_i64(
-            "SELECT COUNT(*) FROM anomalies WHERE detector = 'lof' AND granularity = 'session'",
-        )
-        .unwrap();
+    let (flagged, sessions, unexplained) = session_findings(
+        &lake_dir,
+        "lof",
+        "reason LIKE 'its neighbourhood is %× sparser than its 20 nearest training rows%' \
+         AND score >= threshold AND threshold >= 1.5",
+    );
     assert!(
         flagged > 0 && flagged * 100 <= sessions * 4,
         "{flagged} of {sessions}"
     );
-    let unexplained = db
-        .query_i64(
-            "SELECT COUNT(*) FROM anomalies WHERE detector = 'lof' AND (reason NOT LIKE \
-             'its neighbourhood is %× sparser than its 20 nearest training rows%' \
-             OR score < threshold OR threshold < 1.5)",
-        )
-        .unwrap();
     assert_eq!(unexplained, 0);
-    db.close();
 }
 
 #[test]
@@ -156,27 +163,18 @@ fn dbscan_trains_scores_and_explains_when_enabled() {
     );
     // The generator's sessions follow a few workflows with varying counts: almost all of
     // them fall in a dense cluster; what is flagged is noise or a rare cluster, and says so.
-    let lake = Lake::new(&lake_dir);
-    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
-    let sessions = lake
-        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
-        .unwrap() as i64;
-    let flagged = db
-        .query_i64("SELECT COUNT(*) FROM anomalies WHERE detector = 'dbscan'")
-        .unwrap();
+    let (flagged, sessions, unexplained) = session_findings(
+        &lake_dir,
+        "dbscan",
+        "(reason LIKE 'its template counts are in no dense cluster%' \
+          OR reason LIKE 'its template counts fall in a rare dense cluster%') \
+         AND score >= threshold",
+    );
     assert!(
         flagged > 0 && flagged * 100 <= sessions,
         "{flagged} of {sessions}"
     );
-    let unexplained = db
-        .query_i64(
-            "SELECT COUNT(*) FROM anomalies WHERE detector = 'dbscan' AND ((reason NOT LIKE \
-             'its template counts are in no dense cluster%' AND reason NOT LIKE \
-             'its template counts fall in a rare dense cluster%') OR score < threshold)",
-        )
-        .unwrap();
     assert_eq!(unexplained, 0);
-    db.close();
 }
 
 /// Built with `--features lstm` only (candle is too heavy for the default build; `.ci/run`
@@ -196,25 +194,15 @@ fn next_event_lstm_trains_scores_and_explains_when_enabled() {
     );
     // The generator's broken sessions stop early or skip a step; the LSTM flags some
     // sessions, few of all, each with the step, the event seen and the events expected.
-    let lake = Lake::new(&lake_dir);
-    let db = Database::connect("", &lake.default_database_path(), 1).unwrap();
-    let sessions = lake
-        .table_rows(Layer::Gold, tables::SESSION_FEATURES, "shop", &[date()])
-        .unwrap() as i64;
-    let flagged = db
-        .query_i64("SELECT COUNT(*) FROM anomalies WHERE detector = 'lstm'")
-        .unwrap();
+    let (flagged, sessions, unexplained) = session_findings(
+        &lake_dir,
+        "lstm",
+        "reason LIKE 'step % of session %: % was not among the 7 events expected after the \
+         10 before it; most expected: %' AND score >= threshold",
+    );
     assert!(
         flagged > 0 && flagged * 20 <= sessions,
         "{flagged} of {sessions}"
     );
-    let unexplained = db
-        .query_i64(
-            "SELECT COUNT(*) FROM anomalies WHERE detector = 'lstm' AND (reason NOT LIKE \
-             'step % of session %: % was not among the 7 events expected after the 10 before it; most expected: %' \
-             OR score < threshold)",
-        )
-        .unwrap();
     assert_eq!(unexplained, 0);
-    db.close();
 }

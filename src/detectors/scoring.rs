@@ -110,6 +110,36 @@ impl MatrixRows {
         self.x.row(i).to_vec()
     }
 
+    /// What a matrix detector does with its rows' scores: every row's score into `out`, and
+    /// for each row past `model`'s threshold (by `crossing`) a finding with the row's most
+    /// unusual features, its reason `reason(i, what, lead)` — row `i`, where it is, and the
+    /// most unusual feature.
+    pub fn judge_all<'m>(
+        &self,
+        model: &'m SavedModel,
+        scores: &[f64],
+        crossing: crate::detectors::Crossing,
+        out: &mut crate::detectors::Scored<'m>,
+        reason: impl Fn(usize, &str, &str) -> String,
+    ) {
+        for (i, &score) in scores.iter().enumerate() {
+            out.scores.push(self.score(i, model, score));
+            if !crossing.crosses(score, model.threshold) {
+                continue;
+            }
+            let top = crate::detectors::explain::top_features(
+                &self.row(i),
+                &model.features,
+                &model.explain,
+                &model.templates,
+            );
+            out.findings
+                .push(self.finding(i, model, score, top, None, |what, lead| {
+                    reason(i, what, lead)
+                }));
+        }
+    }
+
     pub fn score<'m>(&self, i: usize, model: &'m SavedModel, score: f64) -> EntityScore<'m> {
         EntityScore::new(model, self.keys[i].as_str(), self.starts[i], score)
     }

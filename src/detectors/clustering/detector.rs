@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Clustering, ClusteringError, ClusteringParams, Placement};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
-use crate::detectors::explain::top_features;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
@@ -124,17 +123,9 @@ impl Detector for ClusteringDetector {
             .into_iter()
             .map(|r| clustering.place(r))
             .collect();
-        for (i, p) in placements.iter().enumerate() {
-            out.scores.push(rows.score(i, model, p.score));
-            if !Self::CROSSING.crosses(p.score, model.threshold) {
-                continue;
-            }
-            let top = top_features(
-                &rows.row(i),
-                &model.features,
-                &model.explain,
-                &model.templates,
-            );
+        let scores: Vec<f64> = placements.iter().map(|p| p.score).collect();
+        rows.judge_all(model, &scores, Self::CROSSING, out, |i, what, lead| {
+            let p = &placements[i];
             let why = if p.share < clustering.min_cluster_share() {
                 format!(
                     "its template counts fall in a rare cluster ({:.3} % of training sessions)",
@@ -153,11 +144,8 @@ impl Detector for ClusteringDetector {
                     p.distance_z
                 )
             };
-            out.findings
-                .push(rows.finding(i, model, p.score, top, None, |what, lead| {
-                    format!("{why} {what}; most unusual: {lead}")
-                }));
-        }
+            format!("{why} {what}; most unusual: {lead}")
+        });
         Ok(())
     }
 }

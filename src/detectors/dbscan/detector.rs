@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::{DbscanError, DbscanParams, DensityClusters, Membership};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::distinct_rows::per_distinct_row;
-use crate::detectors::explain::top_features;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
@@ -139,17 +138,9 @@ impl Detector for DbscanDetector {
         } else {
             ""
         };
-        for (i, p) in placed.into_iter().enumerate() {
-            out.scores.push(rows.score(i, model, p.score));
-            if !Self::CROSSING.crosses(p.score, model.threshold) {
-                continue;
-            }
-            let top = top_features(
-                &rows.row(i),
-                &model.features,
-                &model.explain,
-                &model.templates,
-            );
+        let scores: Vec<f64> = placed.iter().map(|p| p.score).collect();
+        rows.judge_all(model, &scores, Self::CROSSING, out, |i, what, lead| {
+            let p = &placed[i];
             let why = match p.cluster {
                 None => format!(
                     "its template counts are in no dense cluster: the nearest clustered training \
@@ -162,11 +153,8 @@ impl Detector for DbscanDetector {
                     p.share * 100.0
                 ),
             };
-            out.findings
-                .push(rows.finding(i, model, p.score, top, None, |what, lead| {
-                    format!("{why} {what}; most unusual: {lead}")
-                }));
-        }
+            format!("{why} {what}; most unusual: {lead}")
+        });
         Ok(())
     }
 }

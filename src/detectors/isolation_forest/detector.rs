@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Contamination, IsolationForest, IsolationForestError};
 use crate::detectors::contract::{Crossing, Detector, Granularity, Scored, Trained};
-use crate::detectors::explain::top_features;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
@@ -128,27 +127,13 @@ impl Detector for IsolationForestDetector {
         let Some(rows) = MatrixRows::of(model, input, &[])? else {
             return Ok(());
         };
-        let scores = forest.predict(&rows.x);
-        for i in 0..rows.len() {
-            let score = scores[i];
-            out.scores.push(rows.score(i, model, score));
-            if !Self::CROSSING.crosses(score, model.threshold) {
-                continue;
-            }
-            let top = top_features(
-                &rows.row(i),
-                &model.features,
-                &model.explain,
-                &model.templates,
-            );
-            out.findings
-                .push(rows.finding(i, model, score, top, None, |what, lead| {
-                    format!(
-                        "isolation score {score:.2} > {:.2} {what}; most unusual: {lead}",
-                        model.threshold
-                    )
-                }));
-        }
+        let scores = forest.predict(&rows.x).to_vec();
+        rows.judge_all(model, &scores, Self::CROSSING, out, |i, what, lead| {
+            format!(
+                "isolation score {:.2} > {:.2} {what}; most unusual: {lead}",
+                scores[i], model.threshold
+            )
+        });
         Ok(())
     }
 }

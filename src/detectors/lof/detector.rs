@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::{LocalOutlierFactor, LofError, LofParams, Neighbourhood};
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::distinct_rows::per_distinct_row;
-use crate::detectors::explain::top_features;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
@@ -152,32 +151,20 @@ impl Detector for LofDetector {
             return Ok(());
         };
         let placed: Vec<Neighbourhood> = per_distinct_row(&rows.x, |r| lof.place(r));
-        for (i, p) in placed.into_iter().enumerate() {
-            out.scores.push(rows.score(i, model, p.score));
-            if !Self::CROSSING.crosses(p.score, model.threshold) {
-                continue;
-            }
-            let top = top_features(
-                &rows.row(i),
-                &model.features,
-                &model.explain,
-                &model.templates,
-            );
-            let k = lof.n_neighbors();
-            let scale = if lof.log_counts() {
-                " on the log scale"
-            } else {
-                ""
-            };
-            out.findings
-                .push(rows.finding(i, model, p.score, top, None, |what, lead| {
-                    format!(
-                        "its neighbourhood is {:.1}× sparser than its {k} nearest training rows' \
-                         (threshold {:.1}; nearest {:.2} away{scale}) {what}; most unusual: {lead}",
-                        p.score, model.threshold, p.nearest
-                    )
-                }));
-        }
+        let scores: Vec<f64> = placed.iter().map(|p| p.score).collect();
+        let k = lof.n_neighbors();
+        let scale = if lof.log_counts() {
+            " on the log scale"
+        } else {
+            ""
+        };
+        rows.judge_all(model, &scores, Self::CROSSING, out, |i, what, lead| {
+            format!(
+                "its neighbourhood is {:.1}× sparser than its {k} nearest training rows' \
+                 (threshold {:.1}; nearest {:.2} away{scale}) {what}; most unusual: {lead}",
+                placed[i].score, model.threshold, placed[i].nearest
+            )
+        });
         Ok(())
     }
 }
