@@ -247,11 +247,29 @@ impl<'de> Deserialize<'de> for DetectorsConfig {
     }
 }
 
+/// Detectors behind a cargo feature this binary was built without. Their sections are
+/// accepted, so that the shipped config (which documents them) serves every build, but they
+/// may not be enabled.
+pub(crate) const NOT_BUILT: &[&str] = if cfg!(feature = "lstm") {
+    &[]
+} else {
+    &["lstm"]
+};
+
 impl DetectorsConfig {
     /// Read and check every section: known names, known keys, values in range.
     fn read(written: BTreeMap<String, Value>) -> Result<Self> {
         static EMPTY: Value = Value::Null;
-        for name in written.keys() {
+        for (name, section) in &written {
+            if NOT_BUILT.contains(&name.as_str()) {
+                if section.get("enabled") == Some(&Value::Bool(true)) {
+                    bail!(
+                        "[detectors.{name}] is enabled, but this loglake was built without it: \
+                         build it with `cargo build --release --features {name}`, or set enabled = false"
+                    );
+                }
+                continue;
+            }
             if name != ENSEMBLE && super::find(name).is_none() {
                 bail!(
                     "unknown detector section [detectors.{name}]: known are {}, {ENSEMBLE}",
