@@ -110,9 +110,28 @@ pub fn keep_rows(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
-/// Read one Parquet file eagerly.
+/// Read one Parquet file eagerly, its times as the stages hold them (see
+/// [`scan_lake_files`]). One file mixes no kinds of part, so it is read as written and its
+/// zoned times cast after: its footer is read once, not once more for a schema.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
-    Ok(scan_lake_files(&[path.to_path_buf()], false)?.collect()?)
+    let mut df = LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().to_string()),
+        Default::default(),
+    )?
+    .collect()?;
+    let zoned: Vec<(PlSmallStr, TimeUnit)> = df
+        .schema()
+        .iter()
+        .filter_map(|(name, dtype)| match dtype {
+            DataType::Datetime(unit, Some(_)) => Some((name.clone(), *unit)),
+            _ => None,
+        })
+        .collect();
+    for (name, unit) in zoned {
+        let plain = df.column(&name)?.cast(&DataType::Datetime(unit, None))?;
+        df.with_column(plain)?;
+    }
+    Ok(df)
 }
 
 /// Lake files read as one lazy frame, in the order given, with their times as the stages
