@@ -54,113 +54,107 @@ impl NextEvent {
         self.params.window
     }
 
-    fn index(&self) -> FxHashMap<&str, u32> {
-        self.vocabulary
+    /// The network's input ids of `events`: an event it has not seen is `v`.
+    fn ids(&self, index: &FxHashMap<&str, u32>, events: &[&str]) -> Vec<u32> {
+        let v = self.vocabulary.len() as u32;
+        events
             .iter()
-            .enumerate()
-            .map(|(i, t)| (t.as_str(), i as u32))
+            .map(|e| index.get(e).copied().unwrap_or(v))
             .collect()
     }
 
-    /// The least expected step of each session (`None` for an empty session), scored in
-    /// batches through the network.
+    /// The least expected step of each session (every session has one: even an empty
+    /// session has its END), scored in batches through the network. The events expected
+    /// are listed for that step only.
     pub fn judge(&self, sessions: &[Vec<&str>]) -> Result<Vec<Option<Step>>, LstmError> {
         let net = Network::load(&self.weights, self.shape())?;
-        let index = self.index();
+        let index = index_of(&self.vocabulary);
         let v = self.vocabulary.len();
         let w = self.params.window;
         let mut out = Vec::with_capacity(sessions.len());
         for chunk in sessions.chunks(512) {
-            let mut histories = Vec::new();
-            let mut next = Vec::new();
-            let mut owner = Vec::new();
+            let (mut histories, mut next, mut owner) = (Vec::new(), Vec::new(), Vec::new());
             for (s, events) in chunk.iter().enumerate() {
-                let ids: Vec<u32> = events
-                    .iter()
-                    .map(|e| index.get(e).copied().unwrap_or(v as u32))
-                    .collect();
-                for (history, event) in pairs(&ids, w, v) {
+                for (history, event) in pairs(&self.ids(&index, events), w, v) {
                     histories.extend(history);
                     next.push(event);
                     owner.push(s);
                 }
             }
-            let mut worst: Vec<Option<Step>> = vec![None; chunk.len()];
-            if !next.is_empty() {
-                let scores = net.forward(&histories, w)?.to_vec2::<f32>()?;
-                let mut position = vec![0usize; chunk.len()];
-                for (k, row) in scores.iter().enumerate() {
-                    let s = owner[k];
-                    let at = position[s];
-                    let history = &histories[k * w..(k + 1) * w];
-                    let step = self.step(row, (history, next[k]), chunk[s].get(at).copied(), at);
-                    position[s] += 1;
-                    if worst[s].as_ref().is_none_or(|old| step.score > old.score) {
-                        worst[s] = Some(step);
-                    }
+            let scores = net.forward(&histories, w)?.to_vec2::<f32>()?;
+            // Per session: its worst step's (rank, row, position).
+            let mut worst: Vec<Option<(usize, usize, usize)>> = vec![None; chunk.len()];
+            let mut position = vec![0usize; chunk.len()];
+            for (k, row) in scores.iter().enumerate() {
+                let s = owner[k];
+                let rank = self.rank(row, &histories[k * w..(k + 1) * w], next[k]);
+                if worst[s].is_none_or(|(old, ..)| rank > old) {
+                    worst[s] = Some((rank, k, position[s]));
                 }
+                position[s] += 1;
             }
-            out.extend(worst);
+            out.extend(worst.into_iter().enumerate().map(|(s, worst)| {
+                worst.map(|(rank, k, at)| self.step(&scores[k], rank, chunk[s].get(at), at))
+            }));
         }
         Ok(out)
     }
 
-    /// One step judged from the network's scores `row` for the event `next` (an output id,
-    /// or [`UNSEEN`]) after `history`; `seen` names the event (`None`: END).
-    fn step(
-        &self,
-        row: &[f32],
-        (history, next): (&[u32], u32),
-        seen: Option<&str>,
-        position: usize,
-    ) -> Step {
-        let v = self.vocabulary.len();
-        let name = |class: usize| (class < v).then(|| self.vocabulary[class].clone());
-        let rank = if self.accepted.contains(&step_key(history, next)) {
+    /// The rank of the event `next` (an output id, or [`UNSEEN`]) among the network's
+    /// scores `row` after `history`: 0 for the most likely, and for a step operators
+    /// vouched for; past every event for an unseen one.
+    fn rank(&self, row: &[f32], history: &[u32], next: u32) -> usize {
+        if !self.accepted.is_empty() && self.accepted.contains(&step_key(history, next)) {
             0
         } else if next == UNSEEN {
             row.len()
         } else {
             row.iter().filter(|&&x| x > row[next as usize]).count()
-        };
+        }
+    }
+
+    /// The step at `position` with its `rank` among the scores `row`; `seen` names the
+    /// event (`None`: END).
+    fn step(&self, row: &[f32], rank: usize, seen: Option<&&str>, position: usize) -> Step {
+        let v = self.vocabulary.len();
+        let name = |class: usize| (class < v).then(|| self.vocabulary[class].clone());
         let mut order: Vec<usize> = (0..row.len()).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
         Step {
             position,
-            seen: seen.map(str::to_string),
+            seen: seen.map(|s| s.to_string()),
             rank,
-            expected: order
-                .into_iter()
-                .take(self.params.top_g)
-                .map(name)
-                .collect(),
-            score: rank as f64 / self.params.top_g as f64,
+            expected: order.into_iter().take(self.g).map(name).collect(),
+            score: rank as f64 / self.g as f64,
         }
     }
 
     /// Learn an operator's "normal" verdict on a session: each step outside the top g
     /// becomes an expected one after that history. Whether anything changed.
     pub fn accept_session(&mut self, events: &[&str]) -> Result<bool, LstmError> {
-        let Some(Some(_)) = self.judge(&[events.to_vec()])?.pop() else {
-            return Ok(false);
-        };
-        let index = self.index();
-        let v = self.vocabulary.len();
-        let ids: Vec<u32> = events
-            .iter()
-            .map(|e| index.get(e).copied().unwrap_or(v as u32))
-            .collect();
+        let (v, w) = (self.vocabulary.len(), self.params.window);
+        let ids = self.ids(&index_of(&self.vocabulary), events);
+        let steps: Vec<(Vec<u32>, u32)> = pairs(&ids, w, v).collect();
+        let histories: Vec<u32> = steps.iter().flat_map(|s| s.0.iter().copied()).collect();
         let net = Network::load(&self.weights, self.shape())?;
-        let w = self.params.window;
+        let scores = net.forward(&histories, w)?.to_vec2::<f32>()?;
         let mut changed = false;
-        for (history, event) in pairs(&ids, w, v) {
-            let row = net.forward(&history, w)?.to_vec2::<f32>()?.remove(0);
-            if self.step(&row, (&history, event), None, 0).score >= 1.0 {
-                changed |= self.accepted.insert(step_key(&history, event));
+        for ((history, event), row) in steps.iter().zip(&scores) {
+            if self.rank(row, history, *event) >= self.g {
+                changed |= self.accepted.insert(step_key(history, *event));
             }
         }
         Ok(changed)
     }
+}
+
+/// Each event's id: its place in the vocabulary.
+fn index_of(vocabulary: &[String]) -> FxHashMap<&str, u32> {
+    vocabulary
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i as u32))
+        .collect()
 }
 
 impl NextEvent {
@@ -243,11 +237,7 @@ impl LstmValidParams {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let index: FxHashMap<&str, u32> = vocabulary
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.as_str(), i as u32))
-            .collect();
+        let index = index_of(&vocabulary);
         let v = vocabulary.len();
         let mut counts: BTreeMap<(Vec<u32>, u32), f32> = BTreeMap::new();
         for s in sessions {
