@@ -177,6 +177,35 @@ fn dbscan_trains_scores_and_explains_when_enabled() {
     assert_eq!(unexplained, 0);
 }
 
+#[test]
+fn autoencoder_trains_scores_and_explains_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake_dir, stdout) = run_with(
+        tmp.path(),
+        "autoencoder",
+        &[("GRANULARITIES", "session,window")],
+    );
+    assert!(
+        stdout.contains("session/autoencoder") && stdout.contains("window/autoencoder"),
+        "{stdout}"
+    );
+    assert_one_model_each(&lake_dir, "autoencoder");
+    // The threshold is at least the 97th percentile of the training rows' own errors, so at
+    // most about 3 % of the sessions trained on are flagged (the day scored is the day
+    // trained on), and each finding names the feature the network rebuilt worst.
+    let (flagged, sessions, unexplained) = session_findings(
+        &lake_dir,
+        "autoencoder",
+        "reason LIKE 'rebuilt with error % (threshold %) in session %; most unusual: %where the network expected about %' \
+         AND score >= threshold AND threshold >= 0.01",
+    );
+    assert!(
+        flagged > 0 && flagged * 100 <= sessions * 4,
+        "{flagged} of {sessions}"
+    );
+    assert_eq!(unexplained, 0);
+}
+
 /// Built with `--features lstm` only (candle is too heavy for the default build; `.ci/run`
 /// builds and runs this).
 #[cfg(feature = "lstm")]

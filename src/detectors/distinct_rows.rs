@@ -31,6 +31,21 @@ pub fn distance(a: &[f64], b: &[f64]) -> f64 {
         .sqrt()
 }
 
+/// The weighted `q` quantile of `values` (value, weight): the training distribution a
+/// threshold is drawn from, each distinct row counting as often as it occurs.
+pub fn weighted_quantile(mut values: Vec<(f64, f64)>, q: f64) -> f64 {
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = values.iter().map(|v| v.1).sum();
+    let mut seen = 0.0;
+    for (v, w) in &values {
+        seen += w;
+        if seen >= q * total {
+            return *v;
+        }
+    }
+    values.last().map_or(0.0, |v| v.0)
+}
+
 /// The bits of a vector, to find identical rows.
 fn key(row: impl IntoIterator<Item = f64>) -> Vec<u64> {
     row.into_iter().map(f64::to_bits).collect()

@@ -6,6 +6,8 @@
 //!   clusters (off by default).
 //! - [`lof`]: local outlier factor on session or window vectors: rows in a sparser region than
 //!   their nearest training rows (off by default).
+//! - [`autoencoder`]: a dense autoencoder on session or window vectors: rows the network
+//!   rebuilds badly (off by default).
 //! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
 //! - [`percentile`]: counts outside the range (low/high quantile) the training rows kept to.
@@ -50,6 +52,7 @@ pub use saved_model::SavedModel;
 
 // The detectors' folders. Declared as plain modules (not by a macro) so that rustfmt, which
 // follows only `mod` items it can see, formats them.
+pub mod autoencoder;
 pub mod clustering;
 pub mod dbscan;
 pub mod invariants;
@@ -77,6 +80,7 @@ pub static DETECTORS: &[&dyn AnyDetector] = &[
     &invariants::InvariantsDetector,
     &clustering::ClusteringDetector,
     &lof::LofDetector,
+    &autoencoder::AutoencoderDetector,
     &dbscan::DbscanDetector,
     &rare_template::RareTemplateDetector,
     &severity::SeverityDetector,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LofError;
 use super::hyperparams::{LofParams, LofValidParams};
-use crate::detectors::distinct_rows::{DistinctRows, distance, scaled};
+use crate::detectors::distinct_rows::{DistinctRows, distance, scaled, weighted_quantile};
 
 /// A fitted local outlier factor: the distinct training vectors (on the scale distances are
 /// measured on) with their multiplicity, each one's k-distance and local reachability
@@ -128,20 +128,6 @@ impl LocalOutlierFactor {
         self.density.push(1.0 / resolution);
         true
     }
-}
-
-/// The weighted `q` quantile of `values` (value, weight).
-fn weighted_quantile(mut values: Vec<(f64, f64)>, q: f64) -> f64 {
-    values.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total: f64 = values.iter().map(|v| v.1).sum();
-    let mut seen = 0.0;
-    for (v, w) in &values {
-        seen += w;
-        if seen >= q * total {
-            return *v;
-        }
-    }
-    values.last().map_or(0.0, |v| v.0)
 }
 
 impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, LofError> for LofValidParams {
