@@ -206,6 +206,34 @@ fn autoencoder_trains_scores_and_explains_when_enabled() {
     assert_eq!(unexplained, 0);
 }
 
+#[test]
+fn one_class_svm_trains_scores_and_explains_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake_dir, stdout) = run_with(
+        tmp.path(),
+        "one_class_svm",
+        &[("GRANULARITIES", "session,window")],
+    );
+    assert!(
+        stdout.contains("session/one_class_svm") && stdout.contains("window/one_class_svm"),
+        "{stdout}"
+    );
+    assert_one_model_each(&lake_dir, "one_class_svm");
+    // nu = 0.05 leaves about 5 % of the rows it trained on outside its region (the day
+    // scored is the day trained on), and each finding says where it lies.
+    let (flagged, sessions, unexplained) = session_findings(
+        &lake_dir,
+        "one_class_svm",
+        "reason LIKE 'outside the region the one-class SVM drew around the training rows (ρ / Σαk = %, the boundary is 1; % support vectors) in session %' \
+         AND score >= threshold AND threshold > 1",
+    );
+    assert!(
+        flagged > 0 && flagged * 100 <= sessions * 8,
+        "{flagged} of {sessions}"
+    );
+    assert_eq!(unexplained, 0);
+}
+
 /// Built with `--features lstm` only (candle is too heavy for the default build; `.ci/run`
 /// builds and runs this).
 #[cfg(feature = "lstm")]

@@ -8,6 +8,8 @@
 //!   their nearest training rows (off by default).
 //! - [`autoencoder`]: a dense autoencoder on session or window vectors: rows the network
 //!   rebuilds badly (off by default).
+//! - [`one_class_svm`]: a one-class SVM (linfa-svm, Gaussian kernel) on session or window
+//!   vectors: rows outside the region it draws around the training rows (off by default).
 //! - [`isolation_forest`]: scikit-learn-compatible isolation forest on feature vectors.
 //! - [`zscore`]: per-feature z-scores against mean/std or median/MAD baselines; explainable.
 //! - [`percentile`]: counts outside the range (low/high quantile) the training rows kept to.
@@ -60,6 +62,7 @@ pub mod isolation_forest;
 pub mod lof;
 #[cfg(feature = "lstm")]
 pub mod lstm;
+pub mod one_class_svm;
 pub mod param_range;
 pub mod percentile;
 pub mod rare_template;
@@ -81,6 +84,7 @@ pub static DETECTORS: &[&dyn AnyDetector] = &[
     &clustering::ClusteringDetector,
     &lof::LofDetector,
     &autoencoder::AutoencoderDetector,
+    &one_class_svm::OneClassSvmDetector,
     &dbscan::DbscanDetector,
     &rare_template::RareTemplateDetector,
     &severity::SeverityDetector,
