@@ -263,3 +263,34 @@ fn next_event_lstm_trains_scores_and_explains_when_enabled() {
     );
     assert_eq!(unexplained, 0);
 }
+
+/// Built with `--features lstm` only, like the next-event LSTM.
+#[cfg(feature = "lstm")]
+#[test]
+fn lstm_autoencoder_trains_scores_and_explains_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake_dir, stdout) = run_with(tmp.path(), "lstm_autoencoder", &[]);
+    assert!(stdout.contains("session/lstm_autoencoder"), "{stdout}");
+    let dir = lake_dir.join("models/shop/session/lstm_autoencoder");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "{}",
+        dir.display()
+    );
+    // The threshold is at least the 97th percentile of the training sessions' own errors
+    // (the day scored is the day trained on): a few sessions are flagged, each with the chunk,
+    // its error and the event the network rebuilt in place of the one seen.
+    let (flagged, sessions, unexplained) = session_findings(
+        &lake_dir,
+        "lstm_autoencoder",
+        "reason LIKE 'events %–% of session % rebuilt with % nats per event (threshold %); \
+         worst at step %: % where the network rebuilt %' AND score >= threshold \
+         AND threshold >= 0.5",
+    );
+    assert!(
+        flagged > 0 && flagged * 100 <= sessions * 4,
+        "{flagged} of {sessions}"
+    );
+    assert_eq!(unexplained, 0);
+}

@@ -21,6 +21,8 @@
 //! - [`lstm`]: a DeepLog-style next-event LSTM (candle, CPU) over session sequences: a step
 //!   outside the g events the model expects after its history (cargo feature `lstm`; off by
 //!   default).
+//! - [`lstm_autoencoder`]: an LSTM autoencoder over session sequences: sessions whose events
+//!   the network cannot rebuild (cargo feature `lstm`; off by default).
 //! - [`invariants`]: sessions that break the count relations normal sessions keep, or have an
 //!   event almost no session has.
 //! - [`ensemble`]: one verdict per entity from the others' scores, each calibrated against its
@@ -62,6 +64,8 @@ pub mod isolation_forest;
 pub mod lof;
 #[cfg(feature = "lstm")]
 pub mod lstm;
+#[cfg(feature = "lstm")]
+pub mod lstm_autoencoder;
 pub mod one_class_svm;
 pub mod param_range;
 pub mod percentile;
@@ -80,6 +84,8 @@ pub static DETECTORS: &[&dyn AnyDetector] = &[
     &sequence::SequenceDetector,
     #[cfg(feature = "lstm")]
     &lstm::LstmDetector,
+    #[cfg(feature = "lstm")]
+    &lstm_autoencoder::LstmAutoencoderDetector,
     &invariants::InvariantsDetector,
     &clustering::ClusteringDetector,
     &lof::LofDetector,

@@ -249,11 +249,11 @@ impl<'de> Deserialize<'de> for DetectorsConfig {
 
 /// Detectors behind a cargo feature this binary was built without. Their sections are
 /// accepted, so that the shipped config (which documents them) serves every build, but they
-/// may not be enabled.
-pub(crate) const NOT_BUILT: &[&str] = if cfg!(feature = "lstm") {
+/// may not be enabled. Each with the feature that builds it.
+pub(crate) const NOT_BUILT: &[(&str, &str)] = if cfg!(feature = "lstm") {
     &[]
 } else {
-    &["lstm"]
+    &[("lstm", "lstm"), ("lstm_autoencoder", "lstm")]
 };
 
 impl DetectorsConfig {
@@ -261,11 +261,11 @@ impl DetectorsConfig {
     fn read(written: BTreeMap<String, Value>) -> Result<Self> {
         static EMPTY: Value = Value::Null;
         for (name, section) in &written {
-            if NOT_BUILT.contains(&name.as_str()) {
+            if let Some((_, feature)) = NOT_BUILT.iter().find(|(n, _)| n == name) {
                 if section.get("enabled") == Some(&Value::Bool(true)) {
                     bail!(
                         "[detectors.{name}] is enabled, but this loglake was built without it: \
-                         build it with `cargo build --release --features {name}`, or set enabled = false"
+                         build it with `cargo build --release --features {feature}`, or set enabled = false"
                     );
                 }
                 continue;

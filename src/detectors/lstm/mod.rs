@@ -15,7 +15,7 @@ mod algorithm;
 mod detector;
 mod errors;
 mod hyperparams;
-mod network;
+pub(crate) mod network;
 
 pub use algorithm::{NextEvent, Step};
 pub use detector::LstmDetector;

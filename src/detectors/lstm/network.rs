@@ -50,19 +50,7 @@ impl Network {
 
     /// The network with saved weights.
     pub fn load(weights: &BTreeMap<String, Weights>, s: Shape) -> candle_core::Result<Self> {
-        let tensors = weights
-            .iter()
-            .map(|(name, w)| {
-                Ok((
-                    name.clone(),
-                    Tensor::from_slice(&w.values, w.shape.as_slice(), &Device::Cpu)?,
-                ))
-            })
-            .collect::<candle_core::Result<std::collections::HashMap<_, _>>>()?;
-        Self::build(
-            VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
-            s,
-        )
+        Self::build(loaded(weights)?, s)
     }
 
     /// Scores of every next event (rows) after each history (`batch` × `window` input ids).
@@ -151,7 +139,12 @@ pub fn train(
         }
         last_loss = total / weight.max(1.0);
     }
-    let weights = varmap
+    Ok((saved(&varmap)?, last_loss))
+}
+
+/// The trained weights of `varmap`, as they are saved.
+pub(crate) fn saved(varmap: &VarMap) -> candle_core::Result<BTreeMap<String, Weights>> {
+    varmap
         .data()
         .lock()
         .expect("the weights' lock")
@@ -166,48 +159,74 @@ pub fn train(
                 },
             ))
         })
-        .collect::<candle_core::Result<BTreeMap<_, _>>>()?;
-    Ok((weights, last_loss))
+        .collect()
+}
+
+/// Saved weights as a variable builder that layers read them from.
+pub(crate) fn loaded(
+    weights: &BTreeMap<String, Weights>,
+) -> candle_core::Result<VarBuilder<'static>> {
+    let tensors = weights
+        .iter()
+        .map(|(name, w)| {
+            Ok((
+                name.clone(),
+                Tensor::from_slice(&w.values, w.shape.as_slice(), &Device::Cpu)?,
+            ))
+        })
+        .collect::<candle_core::Result<std::collections::HashMap<_, _>>>()?;
+    Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
 }
 
 /// Every weight drawn from `rng` before the layers are built (which then find them in the
 /// map rather than drawing their own from candle's unseeded generator): uniform in ±1/√fan,
 /// PyTorch's scheme for LSTM and linear layers; embeddings standard normal-ish (uniform ±√3).
 fn seeded_weights(varmap: &VarMap, s: Shape, rng: &mut Xoshiro256Plus) -> candle_core::Result<()> {
-    let k = |fan: usize| 1.0 / (fan as f32).sqrt();
-    let lstm = |name: &str, input: usize| {
-        vec![
-            (
-                format!("{name}.weight_ih_l0"),
-                vec![4 * s.hidden, input],
-                k(s.hidden),
-            ),
-            (
-                format!("{name}.weight_hh_l0"),
-                vec![4 * s.hidden, s.hidden],
-                k(s.hidden),
-            ),
-            (
-                format!("{name}.bias_ih_l0"),
-                vec![4 * s.hidden],
-                k(s.hidden),
-            ),
-            (
-                format!("{name}.bias_hh_l0"),
-                vec![4 * s.hidden],
-                k(s.hidden),
-            ),
-        ]
-    };
-    let mut all = vec![(
-        "embed.weight".to_string(),
-        vec![s.inputs, s.embedding],
-        3f32.sqrt(),
-    )];
-    all.extend(lstm("first", s.embedding));
-    all.extend(lstm("second", s.hidden));
-    all.push(("out.weight".into(), vec![s.outputs, s.hidden], k(s.hidden)));
-    all.push(("out.bias".into(), vec![s.outputs], k(s.hidden)));
+    let mut all = vec![embedding_weights("embed", s.inputs, s.embedding)];
+    all.extend(lstm_weights("first", s.embedding, s.hidden));
+    all.extend(lstm_weights("second", s.hidden, s.hidden));
+    all.extend(linear_weights("out", s.hidden, s.outputs));
+    insert_seeded(varmap, all, rng)
+}
+
+/// A weight to draw: its name, shape and the bound of its uniform draw.
+pub(crate) type Draw = (String, Vec<usize>, f32);
+
+fn fan_bound(fan: usize) -> f32 {
+    1.0 / (fan as f32).sqrt()
+}
+
+/// An LSTM layer's weights as candle names them, each uniform in ±1/√hidden.
+pub(crate) fn lstm_weights(name: &str, input: usize, hidden: usize) -> Vec<Draw> {
+    let k = fan_bound(hidden);
+    vec![
+        (format!("{name}.weight_ih_l0"), vec![4 * hidden, input], k),
+        (format!("{name}.weight_hh_l0"), vec![4 * hidden, hidden], k),
+        (format!("{name}.bias_ih_l0"), vec![4 * hidden], k),
+        (format!("{name}.bias_hh_l0"), vec![4 * hidden], k),
+    ]
+}
+
+/// An embedding's weights, uniform in ±√3 (unit variance).
+pub(crate) fn embedding_weights(name: &str, inputs: usize, size: usize) -> Draw {
+    (format!("{name}.weight"), vec![inputs, size], 3f32.sqrt())
+}
+
+/// A linear layer's weights and bias, uniform in ±1/√input.
+pub(crate) fn linear_weights(name: &str, input: usize, output: usize) -> Vec<Draw> {
+    let k = fan_bound(input);
+    vec![
+        (format!("{name}.weight"), vec![output, input], k),
+        (format!("{name}.bias"), vec![output], k),
+    ]
+}
+
+/// Every weight of `all` drawn from `rng`, in order, into `varmap`.
+pub(crate) fn insert_seeded(
+    varmap: &VarMap,
+    all: Vec<Draw>,
+    rng: &mut Xoshiro256Plus,
+) -> candle_core::Result<()> {
     let mut data = varmap.data().lock().expect("the weights' lock");
     for (name, shape, bound) in all {
         let n: usize = shape.iter().product();
