@@ -69,6 +69,17 @@ fn session_findings(lake_dir: &Path, detector: &str, explained: &str) -> (i64, i
     (flagged, sessions, unexplained)
 }
 
+/// `detector` flagged some sessions, at most `max_percent` % of the day's, and every finding
+/// meets `explained` (an SQL condition on its row).
+fn some_explained_findings(lake_dir: &Path, detector: &str, explained: &str, max_percent: i64) {
+    let (flagged, sessions, unexplained) = session_findings(lake_dir, detector, explained);
+    assert!(
+        flagged > 0 && flagged * 100 <= sessions * max_percent,
+        "{detector}: {flagged} of {sessions}"
+    );
+    assert_eq!(unexplained, 0, "{detector}");
+}
+
 /// One model saved per granularity under `models/shop/<granularity>/<detector>`.
 fn assert_one_model_each(lake_dir: &Path, detector: &str) {
     for granularity in ["session", "window"] {
@@ -136,17 +147,13 @@ fn local_outlier_factor_trains_scores_and_explains_when_enabled() {
     // Every entity is scored; the threshold is at least the 97th percentile of the training
     // rows' own factors, so at most about 3 % of the sessions it was trained on are flagged
     // (the day scored is the day trained on), and each finding says why.
-    let (flagged, sessions, unexplained) = session_findings(
+    some_explained_findings(
         &lake_dir,
         "lof",
         "reason LIKE 'its neighbourhood is %× sparser than its 20 nearest training rows%' \
          AND score >= threshold AND threshold >= 1.5",
+        4,
     );
-    assert!(
-        flagged > 0 && flagged * 100 <= sessions * 4,
-        "{flagged} of {sessions}"
-    );
-    assert_eq!(unexplained, 0);
 }
 
 #[test]
@@ -163,18 +170,14 @@ fn dbscan_trains_scores_and_explains_when_enabled() {
     );
     // The generator's sessions follow a few workflows with varying counts: almost all of
     // them fall in a dense cluster; what is flagged is noise or a rare cluster, and says so.
-    let (flagged, sessions, unexplained) = session_findings(
+    some_explained_findings(
         &lake_dir,
         "dbscan",
         "(reason LIKE 'its template counts are in no dense cluster%' \
           OR reason LIKE 'its template counts fall in a rare dense cluster%') \
          AND score >= threshold",
+        1,
     );
-    assert!(
-        flagged > 0 && flagged * 100 <= sessions,
-        "{flagged} of {sessions}"
-    );
-    assert_eq!(unexplained, 0);
 }
 
 #[test]
@@ -193,17 +196,13 @@ fn autoencoder_trains_scores_and_explains_when_enabled() {
     // The threshold is at least the 97th percentile of the training rows' own errors, so at
     // most about 3 % of the sessions trained on are flagged (the day scored is the day
     // trained on), and each finding names the feature the network rebuilt worst.
-    let (flagged, sessions, unexplained) = session_findings(
+    some_explained_findings(
         &lake_dir,
         "autoencoder",
         "reason LIKE 'rebuilt with error % (threshold %) in session %; most unusual: %where the network expected about %' \
          AND score >= threshold AND threshold >= 0.01",
+        4,
     );
-    assert!(
-        flagged > 0 && flagged * 100 <= sessions * 4,
-        "{flagged} of {sessions}"
-    );
-    assert_eq!(unexplained, 0);
 }
 
 #[test]
@@ -221,17 +220,13 @@ fn one_class_svm_trains_scores_and_explains_when_enabled() {
     assert_one_model_each(&lake_dir, "one_class_svm");
     // nu = 0.05 leaves about 5 % of the rows it trained on outside its region (the day
     // scored is the day trained on), and each finding says where it lies.
-    let (flagged, sessions, unexplained) = session_findings(
+    some_explained_findings(
         &lake_dir,
         "one_class_svm",
         "reason LIKE 'outside the region the one-class SVM drew around the training rows (ρ / Σαk = %, the boundary is 1; % support vectors) in session %' \
          AND score >= threshold AND threshold > 1",
+        8,
     );
-    assert!(
-        flagged > 0 && flagged * 100 <= sessions * 8,
-        "{flagged} of {sessions}"
-    );
-    assert_eq!(unexplained, 0);
 }
 
 /// Built with `--features lstm` only (candle is too heavy for the default build; `.ci/run`
@@ -251,17 +246,13 @@ fn next_event_lstm_trains_scores_and_explains_when_enabled() {
     );
     // The generator's broken sessions stop early or skip a step; the LSTM flags some
     // sessions, few of all, each with the step, the event seen and the events expected.
-    let (flagged, sessions, unexplained) = session_findings(
+    some_explained_findings(
         &lake_dir,
         "lstm",
         "reason LIKE 'step % of session %: % was not among the 7 events expected after the \
          10 before it; most expected: %' AND score >= threshold",
+        5,
     );
-    assert!(
-        flagged > 0 && flagged * 20 <= sessions,
-        "{flagged} of {sessions}"
-    );
-    assert_eq!(unexplained, 0);
 }
 
 /// Built with `--features lstm` only, like the next-event LSTM.
@@ -281,16 +272,12 @@ fn lstm_autoencoder_trains_scores_and_explains_when_enabled() {
     // The threshold is at least the 97th percentile of the training sessions' own errors
     // (the day scored is the day trained on): a few sessions are flagged, each with the chunk,
     // its error and the event the network rebuilt in place of the one seen.
-    let (flagged, sessions, unexplained) = session_findings(
+    some_explained_findings(
         &lake_dir,
         "lstm_autoencoder",
         "reason LIKE 'events %–% of session % rebuilt with % nats per event (threshold %); \
          worst at step %: % where the network rebuilt %' AND score >= threshold \
          AND threshold >= 0.5",
+        4,
     );
-    assert!(
-        flagged > 0 && flagged * 100 <= sessions * 4,
-        "{flagged} of {sessions}"
-    );
-    assert_eq!(unexplained, 0);
 }

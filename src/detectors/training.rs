@@ -47,7 +47,66 @@ pub struct TrainingData<'a> {
     pub step: Box<dyn Fn(String) + Sync + 'a>,
 }
 
+/// What the count-vector detectors (`lof`, `autoencoder`, `one_class_svm`) learn from: sessions
+/// by their template counts, windows by their counts and rates.
+pub struct CountVectors {
+    pub x: Array2<f64>,
+    pub features: Vec<String>,
+    /// The templates the session features count (none for windows).
+    pub vocabulary: Vec<String>,
+}
+
 impl TrainingData<'_> {
+    /// The count vectors of `granularity`, or why there are none: `detector` names the
+    /// detector in that message.
+    pub fn count_vectors(
+        &self,
+        granularity: Granularity,
+        detector: &str,
+    ) -> Result<std::result::Result<CountVectors, String>> {
+        let (frame, features, vocabulary) = match (granularity, &self.windows, &self.sessions) {
+            (Granularity::Window, Some(w), _) => (w, features::window_forest_features(w), vec![]),
+            (Granularity::Session, _, Some(s)) => (
+                &s.frame,
+                s.vocabulary
+                    .iter()
+                    .map(|t| format!("{}{t}", features::TEMPLATE_COUNT_PREFIX))
+                    .collect(),
+                s.vocabulary.clone(),
+            ),
+            _ => {
+                return Ok(Err(format!(
+                    "{granularity} {detector}: no {granularity} rows"
+                )));
+            }
+        };
+        let x = features::matrix(frame, &features)?;
+        Ok(Ok(CountVectors {
+            x,
+            features,
+            vocabulary,
+        }))
+    }
+
+    /// A count-vector detector's saved model (see [`TrainingData::matrix_model`]), with the
+    /// vocabulary its features count.
+    pub fn count_vector_model(
+        &self,
+        (granularity, detector): (Granularity, &str),
+        vectors: CountVectors,
+        threshold: f64,
+        model: impl serde::Serialize,
+    ) -> Result<SavedModel> {
+        let CountVectors {
+            x,
+            features,
+            vocabulary,
+        } = vectors;
+        let mut saved = self.matrix_model(granularity, detector, &x, features, threshold, model)?;
+        saved.vocabulary = vocabulary;
+        Ok(saved)
+    }
+
     /// The value after feature `key` in the evidence of the findings operators marked normal whose
     /// kind is `granularity` led by `detector` (the detector's own, or an ensemble it led):
     /// rare_template's `template_id` gives the templates marked normal.

@@ -13,7 +13,6 @@ use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
 use crate::detectors::training::TrainingData;
-use crate::features;
 
 pub struct LofDetector;
 
@@ -101,23 +100,11 @@ impl Detector for LofDetector {
         granularity: Granularity,
         data: &TrainingData<'_>,
     ) -> Result<Trained> {
-        let (frame, features, vocabulary) = match (granularity, &data.windows, &data.sessions) {
-            (Granularity::Window, Some(w), _) => (w, features::window_forest_features(w), vec![]),
-            (Granularity::Session, _, Some(s)) => (
-                &s.frame,
-                s.vocabulary
-                    .iter()
-                    .map(|t| format!("{}{t}", features::TEMPLATE_COUNT_PREFIX))
-                    .collect(),
-                s.vocabulary.clone(),
-            ),
-            _ => {
-                return Ok(Trained::TooLittleData(format!(
-                    "{granularity} lof: no {granularity} rows"
-                )));
-            }
+        let vectors = match data.count_vectors(granularity, Self::NAME)? {
+            Ok(v) => v,
+            Err(why) => return Ok(Trained::TooLittleData(why)),
         };
-        let x = features::matrix(frame, &features)?;
+        let x = &vectors.x;
         if x.nrows() <= s.n_neighbors {
             return Ok(Trained::TooLittleData(format!(
                 "{granularity} lof: {} rows, need more than n_neighbors = {}",
@@ -128,15 +115,14 @@ impl Detector for LofDetector {
         (data.step)(format!("training {granularity}/{}", Self::NAME));
         let mut model = s
             .params()
-            .fit_matrix(&x)
+            .fit_matrix(x)
             .with_context(|| format!("{granularity} local outlier factor"))?;
         for i in data.normal_rows(granularity)? {
             model.accept_row(x.row(i));
         }
         let threshold = model.threshold();
-        let mut saved =
-            data.matrix_model(granularity, Self::NAME, &x, features, threshold, model)?;
-        saved.vocabulary = vocabulary;
+        let saved =
+            data.count_vector_model((granularity, Self::NAME), vectors, threshold, model)?;
         Ok(Trained::Model(Box::new(saved)))
     }
 
