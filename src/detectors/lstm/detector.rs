@@ -36,7 +36,8 @@ impl Params for LstmValidParams {
     }
 }
 
-fn events(sequence: &str) -> Vec<&str> {
+/// A session's template ids, from gold's space-separated sequence.
+pub(crate) fn events(sequence: &str) -> Vec<&str> {
     sequence.split(' ').filter(|t| !t.is_empty()).collect()
 }
 

@@ -12,7 +12,7 @@
 //! seeded order, so a seed gives the same model. The network runs on the CPU with candle.
 
 mod algorithm;
-mod detector;
+pub(crate) mod detector;
 mod errors;
 mod hyperparams;
 pub(crate) mod network;

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::detectors::contract::{Detector, Granularity, Scored, Trained};
 use crate::detectors::explain::template_name;
+use crate::detectors::lstm::detector::events;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{ScoringInput, SessionColumns};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
@@ -36,10 +37,6 @@ impl Params for LstmAutoencoderValidParams {
             _ => "learning_rate",
         })
     }
-}
-
-fn events(sequence: &str) -> Vec<&str> {
-    sequence.split(' ').filter(|t| !t.is_empty()).collect()
 }
 
 impl Detector for LstmAutoencoderDetector {
