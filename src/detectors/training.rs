@@ -47,6 +47,13 @@ pub struct TrainingData<'a> {
     pub step: Box<dyn Fn(String) + Sync + 'a>,
 }
 
+/// A fitted count-vector model: its threshold, and how it learns an operator's "normal"
+/// verdict on a row (whether anything changed).
+pub trait LearnsNormalRows {
+    fn threshold(&self) -> f64;
+    fn accept_row(&mut self, row: ndarray::ArrayView1<f64>) -> bool;
+}
+
 /// What the count-vector detectors (`lof`, `autoencoder`, `one_class_svm`) learn from: sessions
 /// by their template counts, windows by their counts and rates.
 pub struct CountVectors {
@@ -89,19 +96,22 @@ impl TrainingData<'_> {
     }
 
     /// A count-vector detector's saved model (see [`TrainingData::matrix_model`]), with the
-    /// vocabulary its features count.
+    /// vocabulary its features count, once it has learned the rows operators marked normal.
     pub fn count_vector_model(
         &self,
         (granularity, detector): (Granularity, &str),
         vectors: CountVectors,
-        threshold: f64,
-        model: impl serde::Serialize,
+        mut model: impl LearnsNormalRows + serde::Serialize,
     ) -> Result<SavedModel> {
         let CountVectors {
             x,
             features,
             vocabulary,
         } = vectors;
+        for i in self.normal_rows(granularity)? {
+            model.accept_row(x.row(i));
+        }
+        let threshold = model.threshold();
         let mut saved = self.matrix_model(granularity, detector, &x, features, threshold, model)?;
         saved.vocabulary = vocabulary;
         Ok(saved)

@@ -135,20 +135,6 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, AutoencoderError>
             .into_iter()
             .map(|v| v.sqrt().max(self.min_scale))
             .collect();
-        let mut model = Autoencoder {
-            centre,
-            spread,
-            network: Network::new(&[], self.seed),
-            threshold: f64::INFINITY,
-            accepted: Vec::new(),
-            training_error: f64::NAN,
-            params: self.clone(),
-        };
-        let rows: Vec<f64> = points.iter().flat_map(|p| model.standardised(p)).collect();
-        let z = Array2::from_shape_vec((points.len(), d), rows).expect("rows of d features");
-        let mut train_weights =
-            Array1::from_iter(weights.iter().map(|w| w.powf(self.count_weight)));
-        train_weights /= train_weights.sum();
         let mut sizes = vec![d];
         if self.hidden > 0 {
             sizes.push(self.hidden);
@@ -160,7 +146,20 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, AutoencoderError>
             sizes.push(self.hidden);
         }
         sizes.push(d);
-        model.network = Network::new(&sizes, self.seed);
+        let mut model = Autoencoder {
+            centre,
+            spread,
+            network: Network::new(&sizes, self.seed),
+            threshold: f64::INFINITY,
+            accepted: Vec::new(),
+            training_error: f64::NAN,
+            params: self.clone(),
+        };
+        let rows: Vec<f64> = points.iter().flat_map(|p| model.standardised(p)).collect();
+        let z = Array2::from_shape_vec((points.len(), d), rows).expect("rows of d features");
+        let mut train_weights =
+            Array1::from_iter(weights.iter().map(|w| w.powf(self.count_weight)));
+        train_weights /= train_weights.sum();
         model.training_error =
             model
                 .network

@@ -12,7 +12,7 @@ use crate::detectors::distinct_rows::per_distinct_row;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
-use crate::detectors::training::TrainingData;
+use crate::detectors::training::{LearnsNormalRows, TrainingData};
 
 pub struct AutoencoderDetector;
 
@@ -133,7 +133,7 @@ impl Detector for AutoencoderDetector {
         }
         (data.step)(format!("training {granularity}/{}", Self::NAME));
         let started = std::time::Instant::now();
-        let mut model = s
+        let model = s
             .params()
             .fit_matrix(x)
             .with_context(|| format!("{granularity} autoencoder"))?;
@@ -146,12 +146,7 @@ impl Detector for AutoencoderDetector {
             threshold = model.threshold(),
             "autoencoder trained"
         );
-        for i in data.normal_rows(granularity)? {
-            model.accept_row(x.row(i));
-        }
-        let threshold = model.threshold();
-        let saved =
-            data.count_vector_model((granularity, Self::NAME), vectors, threshold, model)?;
+        let saved = data.count_vector_model((granularity, Self::NAME), vectors, model)?;
         Ok(Trained::Model(Box::new(saved)))
     }
 
@@ -198,4 +193,14 @@ fn worst_feature(row: &ndarray::ArrayView1<f64>, rebuilt: &Rebuilt, model: &Save
         "{name}: {} where the network expected about {expected:.1}",
         crate::detectors::explain::fmt_num(*seen)
     )
+}
+
+impl LearnsNormalRows for Autoencoder {
+    fn threshold(&self) -> f64 {
+        Autoencoder::threshold(self)
+    }
+
+    fn accept_row(&mut self, row: ndarray::ArrayView1<f64>) -> bool {
+        Autoencoder::accept_row(self, row)
+    }
 }

@@ -12,7 +12,7 @@ use crate::detectors::distinct_rows::per_distinct_row;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
-use crate::detectors::training::TrainingData;
+use crate::detectors::training::{LearnsNormalRows, TrainingData};
 
 pub struct LofDetector;
 
@@ -113,16 +113,11 @@ impl Detector for LofDetector {
             )));
         }
         (data.step)(format!("training {granularity}/{}", Self::NAME));
-        let mut model = s
+        let model = s
             .params()
             .fit_matrix(x)
             .with_context(|| format!("{granularity} local outlier factor"))?;
-        for i in data.normal_rows(granularity)? {
-            model.accept_row(x.row(i));
-        }
-        let threshold = model.threshold();
-        let saved =
-            data.count_vector_model((granularity, Self::NAME), vectors, threshold, model)?;
+        let saved = data.count_vector_model((granularity, Self::NAME), vectors, model)?;
         Ok(Trained::Model(Box::new(saved)))
     }
 
@@ -152,5 +147,15 @@ impl Detector for LofDetector {
             )
         });
         Ok(())
+    }
+}
+
+impl LearnsNormalRows for LocalOutlierFactor {
+    fn threshold(&self) -> f64 {
+        LocalOutlierFactor::threshold(self)
+    }
+
+    fn accept_row(&mut self, row: ndarray::ArrayView1<f64>) -> bool {
+        LocalOutlierFactor::accept_row(self, row)
     }
 }

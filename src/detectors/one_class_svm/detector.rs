@@ -12,7 +12,7 @@ use crate::detectors::distinct_rows::per_distinct_row;
 use crate::detectors::saved_model::SavedModel;
 use crate::detectors::scoring::{MatrixRows, ScoringInput};
 use crate::detectors::settings::{Common, Params, SettingError, guarded};
-use crate::detectors::training::TrainingData;
+use crate::detectors::training::{LearnsNormalRows, TrainingData};
 
 pub struct OneClassSvmDetector;
 
@@ -101,7 +101,7 @@ impl Detector for OneClassSvmDetector {
         }
         (data.step)(format!("training {granularity}/{}", Self::NAME));
         let started = std::time::Instant::now();
-        let mut model = s
+        let model = s
             .params()
             .fit_matrix(x)
             .with_context(|| format!("{granularity} one-class SVM"))?;
@@ -113,12 +113,7 @@ impl Detector for OneClassSvmDetector {
             seconds = started.elapsed().as_secs_f64(),
             "one-class SVM trained"
         );
-        for i in data.normal_rows(granularity)? {
-            model.accept_row(x.row(i));
-        }
-        let threshold = model.threshold();
-        let saved =
-            data.count_vector_model((granularity, Self::NAME), vectors, threshold, model)?;
+        let saved = data.count_vector_model((granularity, Self::NAME), vectors, model)?;
         Ok(Trained::Model(Box::new(saved)))
     }
 
@@ -143,5 +138,15 @@ impl Detector for OneClassSvmDetector {
             )
         });
         Ok(())
+    }
+}
+
+impl LearnsNormalRows for OneClassSvm {
+    fn threshold(&self) -> f64 {
+        OneClassSvm::threshold(self)
+    }
+
+    fn accept_row(&mut self, row: ndarray::ArrayView1<f64>) -> bool {
+        OneClassSvm::accept_row(self, row)
     }
 }
